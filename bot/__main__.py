@@ -1,0 +1,101 @@
+"""`python -m bot`: load settings, set up logging, run. `python -m bot backup PATH`: back up the DB.
+
+A missing or invalid setting prints one line naming the variable and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+from bot.logging_setup import setup_logging
+
+log = logging.getLogger("bot")
+
+
+def config_error(exc: ValidationError) -> str:
+    """One line that names each bad variable and what is wrong with it."""
+    problems = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+        if error["type"] == "missing":
+            problems.append(f"{name} is not set")
+        else:
+            problems.append(f"{name}: {error['msg']}")
+    return "Configuration error: " + "; ".join(problems) + " (set it in .env or the environment)"
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        print(config_error(exc), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def run(settings: Settings) -> None:
+    from bot.app import ImagineBot, apply_discord_endpoints
+
+    apply_discord_endpoints(settings)
+    bot = ImagineBot(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with bot:
+        runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            log.info("Signal received; shutting down")
+            await bot.close()
+        stopper.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        if runner.done() and not runner.cancelled() and runner.exception() is not None:
+            raise runner.exception()  # type: ignore[misc]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "backup":
+        if len(args) != 2:
+            print("usage: python -m bot backup PATH", file=sys.stderr)
+            return 2
+        settings = load_settings()
+        from bot.store.database import backup
+
+        backup(settings.database_path, args[1])
+        print(f"Backed up {settings.database_path} to {args[1]}")
+        return 0
+    if args:
+        print("usage: python -m bot [backup PATH]", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    setup_logging(settings.log_level, secrets=(settings.discord_token, settings.openai_api_key))
+    try:
+        asyncio.run(run(settings))
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # a start-up failure: say what, without a traceback
+        import discord
+
+        if isinstance(exc, discord.LoginFailure):
+            print("Discord rejected DISCORD_TOKEN (login failed)", file=sys.stderr)
+            return 2
+        if isinstance(exc, discord.PrivilegedIntentsRequired):
+            print("The Message Content intent is not enabled for this application: enable it in "
+                  "the Developer Portal or set MESSAGE_CONTENT_INTENT=false", file=sys.stderr)
+            return 2
+        log.exception("The bot stopped with an error")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,216 @@
+"""The bot: a `commands.AutoShardedBot` whose `setup_hook` builds the core and loads the cogs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+from openai import AsyncOpenAI
+
+from bot.config import Settings
+from bot.core.conversations import ConversationService
+from bot.core.errors import UserFacingError
+from bot.core.image_client import ImageClient, RetryPolicy
+from bot.core.options import ImageOptions
+from bot.core.policy import Ceilings
+from bot.store.repositories import Store
+from bot.ui.attachments import AttachmentReader
+from bot.ui.buttons import TurnButton
+from bot.ui.i18n import Translator
+from bot.ui.presenter import DiscordPresenter
+from bot.ui.render import error_text
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("bot.exts.imagine",)
+COMMANDS_HASH_KEY = "commands_hash"
+
+
+def apply_discord_endpoints(settings: Settings) -> None:
+    """Point discord.py at a REST/gateway proxy or a local fake (process-wide by design)."""
+    if settings.discord_api_base:
+        discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+def intents_for(settings: Settings) -> discord.Intents:
+    intents = discord.Intents.default()
+    intents.message_content = settings.message_content_intent
+    return intents
+
+
+class ImagineBot(commands.AutoShardedBot):
+    """The Discord client. Everything it needs is built in `setup_hook` from `settings`."""
+
+    service: ConversationService
+    store: Store
+    openai: AsyncOpenAI
+    presenter: DiscordPresenter
+    attachments: AttachmentReader
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents_for(settings),
+            shard_count=settings.shard_count,
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+            **kwargs,
+        )
+        self.settings = settings
+        self._closing = False
+        self.ready_once = asyncio.Event()
+
+    async def setup_hook(self) -> None:
+        s = self.settings
+        self.store = await Store.open(s.database_path)
+        self.openai = AsyncOpenAI(
+            api_key=s.openai_api_key.get_secret_value(),
+            base_url=s.openai_base_url,
+            max_retries=0,  # our own retry loop never re-creates a generation it already started
+            timeout=s.request_timeout_seconds,
+        )
+        image_client = ImageClient(
+            self.openai,
+            model=s.openai_model,
+            image_model=s.image_model,
+            store=s.store_responses,
+            background=s.background_responses,
+            retry=RetryPolicy(
+                max_attempts=s.retry_max_attempts,
+                max_seconds=s.retry_max_seconds,
+                base_delay=s.retry_base_delay,
+            ),
+        )
+        ceilings = Ceilings(
+            default_options=ImageOptions(
+                size=s.default_size,
+                quality=s.default_quality,
+                output_format=s.default_format,
+                moderation=s.default_moderation,
+                partial_images=s.default_partial_images,
+            ),
+            max_quality=s.max_quality,
+            allow_low_moderation=s.allow_low_moderation,
+            user_daily_images=s.user_daily_images,
+            guild_daily_spend_usd=s.guild_daily_spend_usd,
+            guild_monthly_spend_usd=s.guild_monthly_spend_usd,
+        )
+        self.service = ConversationService(
+            self.store,
+            image_client,
+            ceilings=ceilings,
+            prices=s.price_table,
+            max_prompt_chars=s.max_prompt_chars,
+            max_input_images=s.max_input_images,
+            max_concurrent=s.max_concurrent_generations,
+            per_user_concurrent=s.per_user_concurrent,
+            per_user_queued=s.per_user_queued,
+        )
+        self.presenter = DiscordPresenter(self, edit_interval=s.progress_edit_interval)
+        self.service.presenter = self.presenter
+        extra_hosts = set()
+        if s.discord_api_base:
+            host = urlsplit(s.discord_api_base).hostname
+            if host:
+                extra_hosts.add(host)
+        self.attachments = AttachmentReader(
+            max_bytes=s.max_attachment_bytes, extra_hosts=frozenset(extra_hosts)
+        )
+        await self.tree.set_translator(Translator())
+        self.tree.on_error = self.on_app_command_error
+        self.add_dynamic_items(TurnButton)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands_if_changed()
+        if not s.message_content_intent:
+            log.warning(
+                "MESSAGE_CONTENT intent is off: plain thread replies can't be read. Users can "
+                "refine with /refine, by @mentioning the bot, or by replying to a result."
+            )
+        self.service.tasks.spawn(self._recover_when_ready(), name="recover-turns")
+
+    async def _recover_when_ready(self) -> None:
+        await self.wait_until_ready()
+        await self.service.recover()
+
+    async def on_ready(self) -> None:
+        log.info("Logged in as %s (%s) in %d guild(s)", self.user, getattr(self.user, "id", "?"),
+                 len(self.guilds))
+        self.ready_once.set()
+
+    async def command_payload(self) -> list[dict[str, Any]]:
+        translator = self.tree.translator
+        payload = []
+        for command in self.tree.get_commands():
+            if translator is not None:
+                payload.append(await command.get_translated_payload(self.tree, translator))
+            else:
+                payload.append(command.to_dict(self.tree))
+        return payload
+
+    async def sync_commands_if_changed(self) -> bool:
+        """Sync app commands only when their definition changed since the last sync."""
+        guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = await self.command_payload()
+        digest = hashlib.sha256(
+            json.dumps(payload, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        key = f"{COMMANDS_HASH_KEY}:{guild.id if guild else 'global'}"
+        if await self.store.meta.get(key) == digest:
+            log.info("App commands unchanged; not syncing")
+            return False
+        await self.tree.sync(guild=guild)
+        await self.store.meta.put(key, digest)
+        log.info("Synced %d app command(s)", len(payload))
+        return True
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, UserFacingError):
+            text = error_text(original, str(interaction.locale))
+        else:
+            log.error("Command %s failed", getattr(interaction.command, "name", "?"),
+                      exc_info=original)
+            from bot.ui.i18n import t
+
+            text = t("generic.unexpected", str(interaction.locale))
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            pass
+
+    async def close(self) -> None:
+        """Graceful shutdown: no new turns, running ones get a grace period, then clean up."""
+        if self._closing:
+            return
+        self._closing = True
+        service = getattr(self, "service", None)
+        if service is not None:
+            log.info("Shutting down: letting running turns finish (up to %.0fs)",
+                     self.settings.shutdown_grace_seconds)
+            await service.shutdown(self.settings.shutdown_grace_seconds)
+        presenter = getattr(self, "presenter", None)
+        if presenter is not None:
+            await presenter.tasks.cancel_all()
+        await super().close()
+        if getattr(self, "openai", None) is not None:
+            await self.openai.close()
+        if getattr(self, "store", None) is not None:
+            await self.store.close()

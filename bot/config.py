@@ -1,0 +1,106 @@
+"""Typed settings for the whole process, read from the environment and `.env`.
+
+`Settings()` is created once in `bot.__main__` and passed down; nothing reads the environment
+anywhere else. Secrets are `SecretStr` so they never show up in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Quality = Literal["auto", "low", "medium", "high"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+Moderation = Literal["auto", "low"]
+
+# USD per 1M tokens. Image output tokens dominate the bill; defaults follow the published
+# gpt-image-2 prices. Operators override them with PRICE_TABLE='{"model": {...}}'.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "default": {
+        "text_input": 1.25,
+        "text_output": 10.0,
+        "image_input": 8.0,
+        "image_output": 30.0,
+    },
+}
+
+
+class Settings(BaseSettings):
+    """Every knob of the bot. Environment variables use the upper-case field names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- secrets (required) ---
+    discord_token: SecretStr = Field(min_length=1)
+    openai_api_key: SecretStr = Field(min_length=1)
+
+    # --- endpoints ---
+    openai_base_url: str | None = None
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+
+    # --- models and generation defaults ---
+    openai_model: str = "gpt-5.5"
+    image_model: str | None = None
+    default_size: str = "auto"
+    default_quality: Quality = "auto"
+    default_format: OutputFormat = "png"
+    default_partial_images: int = Field(default=2, ge=0, le=3)
+    default_moderation: Moderation = "auto"
+    allow_low_moderation: bool = True
+    max_quality: Quality = "high"
+    max_input_images: int = Field(default=4, ge=0, le=10)
+    max_attachment_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_prompt_chars: int = Field(default=4000, ge=1)
+    store_responses: bool = True
+    background_responses: bool = True
+    request_timeout_seconds: float = Field(default=600.0, gt=0)
+
+    # --- storage and logging ---
+    database_path: Path = Path("data/imagine.db")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- Discord ---
+    message_content_intent: bool = True
+    shard_count: int | None = Field(default=None, ge=1)
+    dev_guild_id: int | None = None
+    progress_edit_interval: float = Field(default=1.5, ge=0.0)
+
+    # --- scheduling, retries, shutdown ---
+    max_concurrent_generations: int = Field(default=4, ge=1)
+    per_user_concurrent: int = Field(default=1, ge=1)
+    per_user_queued: int = Field(default=3, ge=0)
+    retry_max_attempts: int = Field(default=4, ge=0)
+    retry_max_seconds: float = Field(default=120.0, ge=0)
+    retry_base_delay: float = Field(default=1.0, ge=0)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+
+    # --- quotas and cost (0 = unlimited); server settings may only lower these ---
+    user_daily_images: int = Field(default=0, ge=0)
+    guild_daily_spend_usd: float = Field(default=0.0, ge=0)
+    guild_monthly_spend_usd: float = Field(default=0.0, ge=0)
+    price_table: dict[str, dict[str, float]] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+
+    # --- metrics ---
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+
+    @field_validator("default_size")
+    @classmethod
+    def _check_size(cls, value: str) -> str:
+        from bot.core.options import parse_size  # local import: config must stay import-light
+
+        parse_size(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_background(self) -> Settings:
+        if self.background_responses and not self.store_responses:
+            # Background responses need store=true; quietly fall back to foreground streaming.
+            self.background_responses = False
+        return self

@@ -1,0 +1,597 @@
+"""The rules of a conversation: which turn a request continues from, how the chain is carried to
+the API, the order turns run in, and the record of every step.
+
+The service knows nothing about Discord. The Discord layer hands it `TurnRequest`s and gives it a
+`Presenter` that shows turns to users; the service persists first and reports through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+import unicodedata
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.core.costs import estimate_cost
+from bot.core.errors import (
+    DeliveryError,
+    ErrorKind,
+    GenerationError,
+    PreviousResponseNotFound,
+    UserFacingError,
+)
+from bot.core.image_client import GenerationRequest, ImageClient
+from bot.core.jobs import Job, JobScheduler
+from bot.core.models import (
+    Conversation,
+    ImageRef,
+    InputImage,
+    Progress,
+    Stage,
+    Turn,
+    TurnKind,
+    TurnRequest,
+    TurnResult,
+    TurnStatus,
+)
+from bot.core.options import ImageOptions
+from bot.core.policy import (
+    Actor,
+    Ceilings,
+    EffectivePolicy,
+    GuildPolicy,
+    month_start,
+    next_day,
+    next_month,
+)
+from bot.core.tasks import BackgroundTasks
+from bot.store.repositories import Store
+
+log = logging.getLogger(__name__)
+
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
+
+
+class Presenter(Protocol):
+    """How the service shows turns to people (implemented by the Discord layer)."""
+
+    async def show_queued(self, turn: Turn, position: int | None) -> int | None:
+        """Post the turn's progress message; return its id."""
+
+    async def show_progress(self, turn: Turn, progress: Progress) -> None: ...
+
+    async def show_result(self, turn: Turn, result: TurnResult) -> list[int]:
+        """Show the finished turn; return the ids of the messages that show it."""
+
+    async def show_failure(self, turn: Turn, error: UserFacingError) -> None: ...
+
+    async def fetch_result_images(self, turn: Turn) -> list[InputImage]:
+        """The images a finished turn showed, downloaded again (for rebuilding a chain)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    images_today: int
+    cost_today: float
+    images_month: int
+    cost_month: float
+
+
+def clean_prompt(text: str, *, max_chars: int) -> str:
+    """Strip invisible characters and whitespace; refuse empty or over-long prompts."""
+    cleaned = _INVISIBLE.sub("", unicodedata.normalize("NFC", text)).strip()
+    if not cleaned:
+        raise UserFacingError(ErrorKind.empty_prompt)
+    if len(cleaned) > max_chars:
+        raise UserFacingError(ErrorKind.prompt_too_long, limit=max_chars, length=len(cleaned))
+    return cleaned
+
+
+class Turnstile:
+    """Keeps requests of one conversation in arrival order across awaits.
+
+    `ticket(conversation)` is called synchronously when an event arrives; `await ticket.wait()`
+    returns once every earlier ticket of that conversation is done; `ticket.done()` releases it.
+    """
+
+    def __init__(self) -> None:
+        self._queues: dict[int, deque[Ticket]] = {}
+
+    def ticket(self, conversation_id: int) -> Ticket:
+        queue = self._queues.setdefault(conversation_id, deque())
+        ticket = Ticket(self, conversation_id)
+        queue.append(ticket)
+        if len(queue) == 1:
+            ticket.ready.set()
+        return ticket
+
+    def _release(self, ticket: Ticket) -> None:
+        queue = self._queues.get(ticket.conversation_id)
+        if not queue or ticket not in queue:
+            return
+        was_first = queue[0] is ticket
+        queue.remove(ticket)
+        if not queue:
+            del self._queues[ticket.conversation_id]
+        elif was_first:
+            queue[0].ready.set()
+
+
+class Ticket:
+    def __init__(self, turnstile: Turnstile, conversation_id: int) -> None:
+        self._turnstile = turnstile
+        self.conversation_id = conversation_id
+        self.ready = asyncio.Event()
+
+    async def wait(self) -> None:
+        await self.ready.wait()
+
+    def done(self) -> None:
+        self._turnstile._release(self)
+
+    async def __aenter__(self) -> Ticket:
+        await self.wait()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.done()
+
+
+class ConversationService:
+    """Creates, runs and records turns."""
+
+    def __init__(
+        self,
+        store: Store,
+        image_client: ImageClient,
+        *,
+        ceilings: Ceilings,
+        prices: dict[str, dict[str, float]],
+        max_prompt_chars: int = 4000,
+        max_input_images: int = 4,
+        max_concurrent: int = 4,
+        per_user_concurrent: int = 1,
+        per_user_queued: int = 3,
+    ) -> None:
+        self.store = store
+        self.images = image_client
+        self.ceilings = ceilings
+        self.prices = prices
+        self.max_prompt_chars = max_prompt_chars
+        self.max_input_images = max_input_images
+        self.presenter: Presenter | None = None
+        self.scheduler = JobScheduler(
+            max_concurrent=max_concurrent,
+            per_user_concurrent=per_user_concurrent,
+            per_user_queued=per_user_queued,
+            on_position=self._on_position,
+        )
+        self.turnstile = Turnstile()
+        self.tasks = BackgroundTasks()
+        self._queued_turns: dict[int, Turn] = {}
+        self.listeners: list[TurnListener] = []
+
+    # ------------------------------------------------------------------ settings and policy
+    async def policy_for(self, guild_id: int | None) -> EffectivePolicy:
+        data = await self.store.guild_settings.get(guild_id) if guild_id else {}
+        return EffectivePolicy(GuildPolicy.from_dict(data), self.ceilings)
+
+    async def update_policy(self, guild_id: int, **changes: object) -> GuildPolicy:
+        current = await self.store.guild_settings.get(guild_id)
+        current.update({k: v for k, v in changes.items()})
+        policy = GuildPolicy.from_dict({k: v for k, v in current.items() if v is not None})
+        await self.store.guild_settings.put(guild_id, policy.to_dict())
+        return policy
+
+    # ------------------------------------------------------------------ conversations
+    async def open_conversation(
+        self,
+        conversation_id: int,
+        *,
+        guild_id: int | None,
+        parent_channel_id: int | None,
+        owner_id: int,
+    ) -> Conversation:
+        await self.store.conversations.create(
+            conversation_id,
+            guild_id=guild_id,
+            parent_channel_id=parent_channel_id,
+            owner_id=owner_id,
+            options=ImageOptions(),
+        )
+        conversation = await self.store.conversations.get(conversation_id)
+        assert conversation is not None
+        return conversation
+
+    async def conversation(self, conversation_id: int) -> Conversation | None:
+        return await self.store.conversations.get(conversation_id)
+
+    async def head(self, conversation: Conversation) -> Turn | None:
+        """The turn a plain reply continues from: the pinned head, else the latest result."""
+        if conversation.head_turn_id is not None:
+            turn = await self.store.turns.get(conversation.head_turn_id)
+            if turn is not None and turn.status is TurnStatus.done and not turn.deleted:
+                return turn
+        return await self.store.turns.latest_done(conversation.id)
+
+    async def turn_for_message(self, message_id: int) -> Turn | None:
+        return await self.store.turns.by_message(message_id)
+
+    async def turn(self, turn_id: int) -> Turn | None:
+        return await self.store.turns.get(turn_id)
+
+    async def lineage(self, turn: Turn) -> list[Turn]:
+        return await self.store.turns.lineage(turn.id)
+
+    # ------------------------------------------------------------------ submitting
+    async def submit(self, request: TurnRequest, actor: Actor) -> Turn:
+        """Validate a request, record it as a queued turn, and schedule it."""
+        if request.conversation_id is None:
+            raise UserFacingError(ErrorKind.unknown_conversation)
+        conversation = await self.store.conversations.get(request.conversation_id)
+        if conversation is None:
+            raise UserFacingError(ErrorKind.unknown_conversation)
+        policy = await self.policy_for(conversation.guild_id)
+        policy.check_access(actor)
+        if request.kind is not TurnKind.root:
+            policy.check_refine(actor, conversation.owner_id)
+
+        inputs = list(request.input_images)
+        request_options = request.options
+        if request.kind is TurnKind.reroll:
+            source = await self._existing_turn(request.parent_turn_id, conversation)
+            parent = await self.store.turns.get(source.parent_id) if source.parent_id else None
+            prompt = source.prompt
+            request_options = source.options
+            inputs = await self.store.turns.inputs(source.id)
+        else:
+            prompt = clean_prompt(request.prompt, max_chars=self.max_prompt_chars)
+            if request.kind is TurnKind.root:
+                parent = None
+            elif request.parent_turn_id is not None:
+                parent = await self._existing_turn(request.parent_turn_id, conversation)
+            else:
+                parent = await self.head(conversation)
+
+        if len(inputs) > self.max_input_images:
+            raise UserFacingError(ErrorKind.too_many_images, limit=self.max_input_images)
+        options = request_options.merged_over(conversation.options).merged_over(policy.defaults())
+        options = policy.clamp(options)
+        if options.action == "edit" and not inputs and not (parent and parent.images):
+            raise UserFacingError(ErrorKind.edit_needs_image)
+        self._check_queue_room(actor.user_id)
+        await self._check_limits(policy, actor)
+
+        turn_id = await self.store.turns.create(
+            conversation_id=conversation.id,
+            parent_id=parent.id if parent else None,
+            kind=request.kind,
+            guild_id=conversation.guild_id,
+            author_id=request.author_id,
+            prompt=prompt,
+            options=options,
+            locale=request.locale,
+            source_message_id=request.source_message_id,
+            inputs=inputs,
+        )
+        sticky = request.options.sticky()
+        if request.kind is not TurnKind.reroll and sticky.chosen():
+            await self.store.conversations.set_options(
+                conversation.id, sticky.merged_over(conversation.options)
+            )
+        turn = await self.store.turns.get(turn_id)
+        assert turn is not None
+        return await self._enqueue(turn)
+
+    def _check_queue_room(self, user_id: int) -> None:
+        if not self.scheduler.has_room_for(user_id):
+            raise UserFacingError(ErrorKind.queue_full, limit=self.scheduler.per_user_queued)
+
+    async def _enqueue(self, turn: Turn, *, recovered: bool = False) -> Turn:
+        if self.presenter is not None and turn.progress_message_id is None:
+            try:
+                message_id = await self.presenter.show_queued(turn, None)
+            except DeliveryError as error:
+                await self.store.turns.finish_failed(
+                    turn.id, status=TurnStatus.failed, error_kind=error.kind.name,
+                    error_detail=("orphaned: " if error.orphaned else "") + error.detail,
+                )
+                raise UserFacingError(error.kind) from error
+            if message_id is not None:
+                await self.store.turns.set_progress_message(turn.id, message_id)
+                refreshed = await self.store.turns.get(turn.id)
+                assert refreshed is not None
+                turn = refreshed
+        self._queued_turns[turn.id] = turn
+        self.scheduler.submit(
+            Job(turn.id, turn.author_id, turn.conversation_id, self._run_job), force=recovered
+        )
+        self._notify("queued", turn)
+        return turn
+
+    async def _existing_turn(self, turn_id: int | None, conversation: Conversation) -> Turn:
+        turn = await self.store.turns.get(turn_id) if turn_id is not None else None
+        if turn is None or turn.conversation_id != conversation.id:
+            raise UserFacingError(ErrorKind.unknown_conversation)
+        return turn
+
+    async def _check_limits(self, policy: EffectivePolicy, actor: Actor) -> None:
+        if policy.is_exempt(actor):
+            return
+        now = dt.datetime.now(dt.UTC)
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        daily_images = policy.user_daily_images()
+        if daily_images:
+            totals = await self.store.usage.totals(since=today, author_id=actor.user_id)
+            pending = await self.store.usage.pending(author_id=actor.user_id)
+            if totals.images + pending >= daily_images:
+                raise UserFacingError(
+                    ErrorKind.limit_reached, limit="user_daily_images", value=daily_images,
+                    reset=int(next_day(now).timestamp()),
+                )
+        if actor.guild_id is None:
+            return
+        daily_spend = policy.daily_spend()
+        if daily_spend:
+            totals = await self.store.usage.totals(since=today, guild_id=actor.guild_id)
+            if totals.cost_usd >= daily_spend:
+                raise UserFacingError(
+                    ErrorKind.limit_reached, limit="guild_daily_spend", value=f"${daily_spend:.2f}",
+                    reset=int(next_day(now).timestamp()),
+                )
+        monthly_spend = policy.monthly_spend()
+        if monthly_spend:
+            totals = await self.store.usage.totals(
+                since=month_start(now).timestamp(), guild_id=actor.guild_id
+            )
+            if totals.cost_usd >= monthly_spend:
+                raise UserFacingError(
+                    ErrorKind.limit_reached, limit="guild_monthly_spend",
+                    value=f"${monthly_spend:.2f}", reset=int(next_month(now).timestamp()),
+                )
+
+    # ------------------------------------------------------------------ running
+    def _on_position(self, turn_id: int, position: int) -> None:
+        turn = self._queued_turns.get(turn_id)
+        if turn is None or self.presenter is None:
+            return
+        self.tasks.spawn(
+            self.presenter.show_progress(turn, Progress(Stage.queued, position=position)),
+            name=f"position-{turn_id}",
+        )
+
+    async def _run_job(self, job: Job) -> None:
+        self._queued_turns.pop(job.turn_id, None)
+        turn = await self.store.turns.get(job.turn_id)
+        if turn is None or turn.status.terminal:
+            return
+        try:
+            await self.store.turns.mark_running(turn.id)
+            self._notify("running", turn)
+            await self._progress(turn, Progress(Stage.started))
+            result = await self._generate(turn)
+            await self._deliver(turn, result)
+        except asyncio.CancelledError:
+            if not job.cancelled_by_user:
+                raise  # shutting down: the turn stays resumable
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
+        except UserFacingError as error:
+            await self._fail(turn, error)
+        except DeliveryError as error:
+            await self._fail(turn, UserFacingError(error.kind), show=not error.orphaned,
+                             detail=("orphaned: " if error.orphaned else "") + error.detail)
+        except Exception as exc:
+            log.exception("Turn %s crashed", turn.id)
+            await self._fail(turn, UserFacingError(ErrorKind.server), detail=repr(exc))
+
+    async def _progress(self, turn: Turn, progress: Progress) -> None:
+        if self.presenter is None:
+            return
+        try:
+            await self.presenter.show_progress(turn, progress)
+        except Exception:
+            log.warning("Could not show progress of turn %s", turn.id, exc_info=True)
+
+    async def _generate(self, turn: Turn) -> TurnResult:
+        async def on_progress(progress: Progress) -> None:
+            await self._progress(turn, progress)
+
+        async def on_response_id(response_id: str, sequence: int | None) -> None:
+            await self.store.turns.set_response_id(turn.id, response_id, sequence)
+
+        if turn.response_id and turn.status is TurnStatus.running:
+            # Recovered after a restart: the generation already exists server-side.
+            if not self.images.background:
+                raise GenerationError(ErrorKind.connection, detail="interrupted by a restart")
+            return await self.images.resume(
+                turn.response_id, turn.last_sequence, on_progress=on_progress
+            )
+
+        parent = await self.store.turns.get(turn.parent_id) if turn.parent_id else None
+        request = GenerationRequest(
+            prompt=turn.prompt,
+            options=turn.options,
+            input_images=await self.store.turns.inputs(turn.id) if turn.input_image_count else [],
+            user_id=turn.author_id,
+        )
+        rerooted = False
+        if parent is not None:
+            if parent.response_id and self.images.store:
+                request.previous_response_id = parent.response_id
+            else:
+                await self._reroot(request, parent)
+                rerooted = True
+        try:
+            result = await self.images.generate(
+                request, on_progress=on_progress, on_response_id=on_response_id
+            )
+        except PreviousResponseNotFound:
+            assert parent is not None
+            log.info("Turn %s: parent response %s is gone; rebuilding the chain",
+                     turn.id, parent.response_id)
+            await self._reroot(request, parent)
+            rerooted = True
+            await self.store.turns.set_rerooted(turn.id)
+            result = await self.images.generate(
+                request, on_progress=on_progress, on_response_id=on_response_id
+            )
+        if rerooted:
+            result = TurnResult(result.response_id, result.images, result.text, result.usage, True)
+        return result
+
+    async def _reroot(self, request: GenerationRequest, parent: Turn) -> None:
+        """Carry the chain without the API's memory: the parent image plus the prompt lineage."""
+        request.previous_response_id = None
+        lineage = await self.store.turns.lineage(parent.id)
+        images: list[InputImage] = []
+        if self.presenter is not None and parent.images:
+            try:
+                images = await self.presenter.fetch_result_images(parent)
+            except Exception:
+                log.warning("Could not fetch the images of turn %s", parent.id, exc_info=True)
+        if not images and request.options.action == "edit" and not request.input_images:
+            raise UserFacingError(ErrorKind.edit_needs_image)
+        steps = "\n".join(f"{n}. {t.prompt}" for n, t in enumerate(lineage, 1))
+        request.context_text = (
+            "This continues an image conversation. The earlier instructions, oldest first:\n"
+            f"{steps}\n"
+            + ("The attached image is the latest result; apply the next instruction to it."
+               if images else "")
+        ).strip()
+        request.input_images = images + request.input_images
+
+    async def _deliver(self, turn: Turn, result: TurnResult) -> None:
+        message_ids: list[int] = []
+        current = await self.store.turns.get(turn.id) or turn
+        if self.presenter is not None:
+            message_ids = await self.presenter.show_result(current, result)
+        cost = estimate_cost(result.usage, self.images.image_model or self.images.model, self.prices)
+        refs = [
+            ImageRef(img.call_id, img.size, img.output_format, len(img.data))
+            for img in result.images
+        ]
+        revised = next((img.revised_prompt for img in result.images if img.revised_prompt), None)
+        async with self.store.db.transaction():
+            await self.store.turns.finish_done(
+                turn.id,
+                response_id=result.response_id,
+                images=refs,
+                revised_prompt=revised,
+                text=result.text,
+                usage=result.usage,
+                cost_usd=cost,
+                rerooted=result.rerooted,
+            )
+            if message_ids:
+                await self.store.turns.add_messages(turn.id, message_ids)
+            if refs:
+                await self.store.conversations.set_head(turn.conversation_id, turn.id)
+        done = await self.store.turns.get(turn.id)
+        self._notify("done", done or turn)
+
+    async def _fail(
+        self,
+        turn: Turn,
+        error: UserFacingError,
+        status: TurnStatus = TurnStatus.failed,
+        *,
+        show: bool = True,
+        detail: str = "",
+    ) -> None:
+        detail = detail or getattr(error, "detail", "") or ""
+        if error.kind is ErrorKind.quota:
+            log.error("OpenAI reports insufficient quota: check the account's billing")
+        elif error.kind is ErrorKind.auth:
+            log.error("OpenAI rejected the API key (401/403)")
+        else:
+            log.info("Turn %s %s: %s %s", turn.id, status.value, error.kind.name, detail[:200])
+        await self.store.turns.finish_failed(
+            turn.id, status=status, error_kind=error.kind.name, error_detail=detail
+        )
+        self._notify(status.value, turn, error)
+        if show and self.presenter is not None:
+            current = await self.store.turns.get(turn.id) or turn
+            try:
+                await self.presenter.show_failure(current, error)
+            except Exception:
+                log.warning("Could not show the failure of turn %s", turn.id, exc_info=True)
+
+    def _notify(self, event: str, turn: Turn, error: UserFacingError | None = None) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, turn, error)
+            except Exception:
+                log.exception("Turn listener failed")
+
+    # ------------------------------------------------------------------ actions on turns
+    async def cancel(self, turn: Turn, actor: Actor) -> bool:
+        """Cancel a queued or running turn (its author or a moderator). False if already over."""
+        self._check_owner(turn, actor)
+        outcome = self.scheduler.cancel(turn.id)
+        if outcome == "queued":
+            self._queued_turns.pop(turn.id, None)
+            await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
+            return True
+        return outcome == "running"
+
+    async def delete(self, turn: Turn, actor: Actor) -> None:
+        """Mark a turn deleted. Its children keep their chain; the head moves back if needed."""
+        self._check_owner(turn, actor)
+        async with self.store.db.transaction():
+            await self.store.turns.mark_deleted(turn.id)
+            conversation = await self.store.conversations.get(turn.conversation_id)
+            if conversation and conversation.head_turn_id == turn.id:
+                await self.store.conversations.set_head(turn.conversation_id, None)
+
+    async def continue_from(self, turn: Turn, actor: Actor) -> None:
+        conversation = await self.store.conversations.get(turn.conversation_id)
+        policy = await self.policy_for(turn.guild_id)
+        if conversation is not None:
+            policy.check_refine(actor, conversation.owner_id)
+        if turn.status is not TurnStatus.done or turn.deleted:
+            raise UserFacingError(ErrorKind.unknown_conversation)
+        await self.store.conversations.set_head(turn.conversation_id, turn.id)
+
+    def _check_owner(self, turn: Turn, actor: Actor) -> None:
+        if actor.user_id != turn.author_id and not actor.is_moderator:
+            raise UserFacingError(ErrorKind.not_allowed, reason="not_author")
+
+    async def usage_of(self, *, user_id: int | None = None, guild_id: int | None = None) -> UsageReport:
+        now = dt.datetime.now(dt.UTC)
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        month = month_start(now).timestamp()
+        day = await self.store.usage.totals(since=today, author_id=user_id, guild_id=guild_id)
+        mon = await self.store.usage.totals(since=month, author_id=user_id, guild_id=guild_id)
+        return UsageReport(day.images, day.cost_usd, mon.images, mon.cost_usd)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def recover(self) -> int:
+        """Pick up every turn a previous run left queued or running, in order."""
+        turns = await self.store.turns.unfinished()
+        for turn in turns:
+            if turn.status is TurnStatus.running and turn.response_id and not self.images.background:
+                await self._fail(turn, GenerationError(ErrorKind.connection),
+                                 detail="interrupted by a restart")
+                continue
+            try:
+                await self._enqueue(turn, recovered=True)
+            except Exception:
+                log.exception("Could not resume turn %s", turn.id)
+        if turns:
+            log.info("Resumed %d unfinished turn(s)", len(turns))
+        return len(turns)
+
+    async def shutdown(self, grace: float) -> None:
+        await self.scheduler.shutdown(grace)
+        await self.tasks.cancel_all()
+
+
+class TurnListener(Protocol):
+    def __call__(self, event: str, turn: Turn, error: UserFacingError | None) -> None: ...

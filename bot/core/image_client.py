@@ -1,0 +1,427 @@
+"""The only code that talks to OpenAI: builds Responses requests, streams them, classifies errors.
+
+A generation is one streamed Responses call with the `image_generation` tool. With stored
+responses it runs as a *background* response, so that a broken stream (or a restarted bot) resumes
+the same generation with `retrieve(stream=True, starting_after=…)` instead of paying for a new one.
+The response id is handed to the caller the moment `response.created` arrives.
+
+Retries are ours, not the SDK's (`max_retries=0`): a create is retried only while no response id
+is known, so a generation is never requested twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from bot.core.errors import ErrorKind, GenerationError, PreviousResponseNotFound
+from bot.core.models import GeneratedImage, InputImage, Progress, Stage, TurnResult, Usage
+from bot.core.options import ImageOptions
+
+log = logging.getLogger(__name__)
+
+_EDIT_RE = re.compile(r"\bedit", re.IGNORECASE)
+
+ProgressSink = Callable[[Progress], Awaitable[None]]
+ResponseIdSink = Callable[[str, int | None], Awaitable[None]]
+
+
+async def _ignore_progress(_: Progress) -> None:
+    return None
+
+
+async def _ignore_response_id(_: str, __: int | None) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded exponential backoff with full jitter, honouring the server's retry-after."""
+
+    max_attempts: int = 4
+    max_seconds: float = 120.0
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        jittered = random.uniform(backoff / 2, backoff)
+        return max(jittered, retry_after or 0.0)
+
+
+@dataclass(slots=True)
+class GenerationRequest:
+    """Everything one generation needs, already validated."""
+
+    prompt: str
+    options: ImageOptions
+    previous_response_id: str | None = None
+    input_images: list[InputImage] = field(default_factory=list)
+    reference_ids: list[str] = field(default_factory=list)  # earlier image_generation_call ids
+    context_text: str | None = None  # the prompt lineage, when the chain had to be rebuilt
+    user_id: int | None = None
+
+
+def data_url(image: InputImage) -> str:
+    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
+
+
+def safety_identifier(user_id: int) -> str:
+    """A stable, non-reversible id for OpenAI's abuse monitoring (never the raw Discord id)."""
+    return hashlib.sha256(f"imagine-bot:{user_id}".encode()).hexdigest()[:32]
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    headers = exc.response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return float(headers["retry-after-ms"]) / 1000
+        if "retry-after" in headers:
+            return float(headers["retry-after"])
+    except ValueError:
+        return None
+    return None
+
+
+def _error_fields(body: object) -> tuple[str, str, str, str]:
+    """(code, type, param, message) from an API error body or a failed item's error object."""
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        return (
+            str(inner.get("code") or ""),
+            str(inner.get("type") or ""),
+            str(inner.get("param") or ""),
+            str(inner.get("message") or ""),
+        )
+    code = getattr(body, "code", None) or ""
+    return str(code), str(getattr(body, "type", "") or ""), "", str(getattr(body, "message", "") or "")
+
+
+def classify_error_body(body: object) -> GenerationError:
+    """Classify an error that arrived as data (an `error` event, a failed item or response)."""
+    code, type_, param, message = _error_fields(body)
+    if code == "moderation_blocked" or type_ == "image_generation_user_error":
+        return GenerationError(ErrorKind.moderation, detail=message)
+    if code in ("rate_limit_exceeded",):
+        return GenerationError(ErrorKind.rate_limited, retryable=True, detail=message)
+    if code in ("server_error", "internal_error"):
+        return GenerationError(ErrorKind.server, retryable=True, detail=message)
+    if code == "insufficient_quota":
+        return GenerationError(ErrorKind.quota, detail=message)
+    return GenerationError(ErrorKind.invalid_request, detail=message, reason=message[:200])
+
+
+def classify(exc: BaseException) -> GenerationError | PreviousResponseNotFound:
+    """Map an SDK exception to our error kinds."""
+    if isinstance(exc, openai.APITimeoutError):
+        return GenerationError(ErrorKind.timeout, retryable=True, detail=str(exc))
+    if isinstance(exc, openai.APIConnectionError):
+        return GenerationError(ErrorKind.connection, retryable=True, detail=str(exc))
+    if isinstance(exc, openai.APIStatusError):
+        code, type_, param, message = _error_fields(exc.body)
+        status = exc.status_code
+        if status == 429:
+            if code == "insufficient_quota" or type_ == "insufficient_quota":
+                return GenerationError(ErrorKind.quota, detail=message)
+            return GenerationError(
+                ErrorKind.rate_limited, retryable=True, retry_after=_retry_after(exc), detail=message
+            )
+        if status in (401, 403):
+            return GenerationError(ErrorKind.auth, detail=message)
+        if code == "previous_response_not_found" or (
+            param == "previous_response_id" and status in (400, 404)
+        ):
+            return PreviousResponseNotFound(message)
+        if code == "moderation_blocked" or type_ == "image_generation_user_error":
+            return GenerationError(ErrorKind.moderation, detail=message)
+        if status == 400 and (
+            "action" in param or code == "image_edit_requires_image" or _EDIT_RE.search(message)
+        ):
+            return GenerationError(ErrorKind.edit_needs_image, detail=message)
+        if status in (408, 409) or status >= 500:
+            return GenerationError(
+                ErrorKind.server, retryable=True, retry_after=_retry_after(exc), detail=message
+            )
+        return GenerationError(ErrorKind.invalid_request, detail=message, reason=message[:200])
+    if isinstance(exc, openai.APIError):  # an `error` event inside the stream
+        return classify_error_body(exc.body)
+    return GenerationError(ErrorKind.connection, retryable=True, detail=repr(exc))
+
+
+def _decode(b64: str) -> bytes:
+    return base64.b64decode(b64)
+
+
+class _StreamState:
+    """What one generation has received so far (survives a resumed stream)."""
+
+    def __init__(self) -> None:
+        self.response_id: str | None = None
+        self.sequence: int | None = None
+        self.images: dict[str, GeneratedImage] = {}
+        self.text_parts: list[str] = []
+        self.usage = Usage()
+        self.finished = False
+
+
+class ImageClient:
+    """Generates images through the Responses API. One instance per process."""
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        *,
+        model: str,
+        image_model: str | None = None,
+        store: bool = True,
+        background: bool = True,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self.model = model
+        self.image_model = image_model
+        self.store = store
+        self.background = background and store
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+
+    def build_params(self, request: GenerationRequest) -> dict[str, Any]:
+        """The `responses.create` arguments for a request (without `stream`)."""
+        tool: dict[str, Any] = {"type": "image_generation", **request.options.tool_params()}
+        if self.image_model:
+            tool["model"] = self.image_model
+        content: list[dict[str, Any]] = []
+        if request.context_text:
+            content.append({"type": "input_text", "text": request.context_text})
+        for image in request.input_images:
+            content.append({"type": "input_image", "image_url": data_url(image), "detail": "auto"})
+        content.append({"type": "input_text", "text": request.prompt})
+        items: list[dict[str, Any]] = [
+            {"type": "image_generation_call", "id": ref} for ref in request.reference_ids
+        ]
+        items.append({"role": "user", "content": content})
+        params: dict[str, Any] = {
+            "model": self.model,
+            "input": items,
+            "tools": [tool],
+            "tool_choice": {"type": "image_generation"},
+            "store": self.store,
+        }
+        if self.background:
+            params["background"] = True
+        if request.previous_response_id:
+            params["previous_response_id"] = request.previous_response_id
+        if request.user_id is not None:
+            params["safety_identifier"] = safety_identifier(request.user_id)
+        return params
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        on_progress: ProgressSink = _ignore_progress,
+        on_response_id: ResponseIdSink = _ignore_response_id,
+    ) -> TurnResult:
+        """Run one generation to the end, retrying what may safely be retried.
+
+        Raises `GenerationError` (classified, user-facing) or `PreviousResponseNotFound`.
+        """
+        state = _StreamState()
+        params = self.build_params(request)
+        return await self._run(state, params, on_progress, on_response_id)
+
+    async def resume(
+        self,
+        response_id: str,
+        after_sequence: int | None,
+        *,
+        on_progress: ProgressSink = _ignore_progress,
+    ) -> TurnResult:
+        """Pick up a background generation started earlier (e.g. before a restart)."""
+        state = _StreamState()
+        state.response_id = response_id
+        state.sequence = after_sequence
+        return await self._run(state, None, on_progress, _ignore_response_id)
+
+    async def cancel(self, response_id: str) -> None:
+        """Stop a background generation server-side; best effort."""
+        try:
+            await self._client.responses.cancel(response_id)
+        except openai.OpenAIError as exc:
+            log.info("Could not cancel response %s: %s", response_id, type(exc).__name__)
+
+    async def _run(
+        self,
+        state: _StreamState,
+        params: dict[str, Any] | None,
+        on_progress: ProgressSink,
+        on_response_id: ResponseIdSink,
+    ) -> TurnResult:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._stream_once(state, params, on_progress, on_response_id)
+                if not state.finished:
+                    raise GenerationError(ErrorKind.connection, retryable=True, detail="stream ended early")
+                return self._result(state)
+            except asyncio.CancelledError:
+                if state.response_id and self.background:
+                    await asyncio.shield(self.cancel(state.response_id))
+                raise
+            except (openai.OpenAIError, GenerationError) as exc:
+                error = exc if isinstance(exc, GenerationError) else classify(exc)
+                if isinstance(error, PreviousResponseNotFound):
+                    raise error from exc
+                can_resume = state.response_id is not None and self.background
+                if state.response_id is not None and not can_resume:
+                    # A foreground response that broke mid-way cannot be picked up again, and a
+                    # new request would generate (and bill) a second time.
+                    raise error from exc
+                elapsed = time.monotonic() - started
+                if not error.retryable or attempt > self.retry.max_attempts:
+                    raise error from exc
+                delay = self.retry.delay(attempt, error.retry_after)
+                if elapsed + delay > self.retry.max_seconds:
+                    raise error from exc
+                log.warning(
+                    "Image API %s (attempt %d/%d); retrying in %.1fs",
+                    error.kind.name, attempt, self.retry.max_attempts, delay,
+                )
+                await on_progress(Progress(Stage.retrying, attempt=attempt, retry_in=delay))
+                await self._sleep(delay)
+
+    async def _stream_once(
+        self,
+        state: _StreamState,
+        params: dict[str, Any] | None,
+        on_progress: ProgressSink,
+        on_response_id: ResponseIdSink,
+    ) -> None:
+        if state.response_id is None:
+            assert params is not None
+            stream = await self._client.responses.create(**params, stream=True)
+        else:
+            kwargs: dict[str, Any] = {"stream": True}
+            if state.sequence is not None:
+                kwargs["starting_after"] = state.sequence
+            stream = await self._client.responses.retrieve(state.response_id, **kwargs)
+        async with stream:
+            async for event in stream:
+                await self._handle(event, state, on_progress, on_response_id)
+                if state.finished:
+                    return
+
+    async def _handle(
+        self,
+        event: Any,
+        state: _StreamState,
+        on_progress: ProgressSink,
+        on_response_id: ResponseIdSink,
+    ) -> None:
+        kind = event.type
+        sequence = getattr(event, "sequence_number", None)
+        if sequence is not None:
+            state.sequence = sequence
+        if kind == "response.created":
+            if state.response_id is None:
+                state.response_id = event.response.id
+                await on_response_id(event.response.id, sequence)
+        elif kind == "response.image_generation_call.generating":
+            await on_progress(Progress(Stage.generating))
+        elif kind == "response.image_generation_call.partial_image":
+            data = await asyncio.to_thread(_decode, event.partial_image_b64)
+            await on_progress(
+                Progress(Stage.partial, partial_image=data, partial_index=event.partial_image_index)
+            )
+        elif kind == "response.output_item.done":
+            await self._take_item(event.item, state)
+        elif kind == "response.completed":
+            response = event.response
+            for item in response.output or ():
+                if item.id not in state.images:
+                    await self._take_item(item, state, from_completed=True)
+            state.usage = usage_of(response)
+            state.finished = True
+        elif kind in ("response.failed", "response.incomplete"):
+            response = event.response
+            error = getattr(response, "error", None)
+            for item in response.output or ():
+                if item.type == "image_generation_call" and item.status == "failed":
+                    raise classify_error_body(item.error or {})
+            if error is not None:
+                raise classify_error_body(error)
+            raise GenerationError(ErrorKind.no_output, detail=f"{kind}")
+        elif kind == "response.cancelled":
+            raise GenerationError(ErrorKind.cancelled)
+        elif kind == "error":
+            raise classify_error_body({"code": event.code, "message": event.message})
+
+    async def _take_item(self, item: Any, state: _StreamState, *, from_completed: bool = False) -> None:
+        if item.type == "image_generation_call":
+            if item.status == "failed" or item.error is not None:
+                raise classify_error_body(item.error or {"code": "server_error"})
+            if item.result and item.id not in state.images:
+                data = await asyncio.to_thread(_decode, item.result)
+                state.images[item.id] = GeneratedImage(
+                    call_id=item.id,
+                    data=data,
+                    output_format=item.output_format or "png",
+                    size=item.size,
+                    revised_prompt=item.revised_prompt,
+                )
+        elif item.type == "message" and not from_completed:
+            for part in item.content or ():
+                text = getattr(part, "text", None)
+                if text:
+                    state.text_parts.append(text)
+        elif item.type == "message" and from_completed and not state.text_parts:
+            for part in item.content or ():
+                text = getattr(part, "text", None)
+                if text:
+                    state.text_parts.append(text)
+
+    def _result(self, state: _StreamState) -> TurnResult:
+        text = "\n".join(state.text_parts).strip() or None
+        if not state.images and not text:
+            raise GenerationError(ErrorKind.no_output)
+        return TurnResult(
+            response_id=state.response_id if self.store else None,
+            images=tuple(state.images.values()),
+            text=text,
+            usage=state.usage,
+        )
+
+
+def usage_of(response: Any) -> Usage:
+    """Token usage of a finished response: the mainline model plus the image tool."""
+    usage = getattr(response, "usage", None)
+    text_in = getattr(usage, "input_tokens", 0) or 0
+    text_out = getattr(usage, "output_tokens", 0) or 0
+    image_in = image_out = 0
+    tool_usage = getattr(response, "tool_usage", None)
+    image_gen = getattr(tool_usage, "image_gen", None)
+    if image_gen is not None:
+        details = getattr(image_gen, "input_tokens_details", None)
+        image_in = getattr(details, "image_tokens", None) or 0
+        text_in += getattr(details, "text_tokens", None) or 0
+        out_details = getattr(image_gen, "output_tokens_details", None)
+        image_out = (
+            getattr(out_details, "image_tokens", None)
+            if out_details is not None
+            else getattr(image_gen, "output_tokens", 0)
+        ) or 0
+    return Usage(text_input=text_in, text_output=text_out, image_input=image_in, image_output=image_out)

@@ -1,0 +1,104 @@
+"""Pillow work on images: checking what users attach, previews, and fitting the upload limit.
+
+Everything here is blocking CPU work; callers run it with `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.models import InputImage
+
+ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+MAX_INPUT_PIXELS = 50_000_000  # far above any real photo; protects against decompression bombs
+MAX_INPUT_EDGE = 8192
+PREVIEW_EDGE = 512
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+
+
+def inspect_input(data: bytes, filename: str) -> InputImage:
+    """Check an attached file is a usable still image; convert exotic formats to PNG.
+
+    Raises `UserFacingError(bad_attachment, problem=…)` with the reason.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > MAX_INPUT_PIXELS or max(width, height) > MAX_INPUT_EDGE:
+                    raise UserFacingError(ErrorKind.bad_attachment, problem="too_large_pixels",
+                                          name=filename)
+                if getattr(image, "is_animated", False) and getattr(image, "n_frames", 1) > 1:
+                    raise UserFacingError(ErrorKind.bad_attachment, problem="animated", name=filename)
+                fmt = image.format or ""
+                image.load()  # decode fully: truncated or corrupt data fails here
+                if fmt in ACCEPTED_FORMATS and fmt != "GIF":
+                    return InputImage(data=data, mime=ACCEPTED_FORMATS[fmt], filename=filename)
+                converted = io.BytesIO()
+                image.convert("RGBA" if "A" in image.getbands() else "RGB").save(converted, "PNG")
+                return InputImage(data=converted.getvalue(), mime="image/png", filename=filename)
+        except UserFacingError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise UserFacingError(ErrorKind.bad_attachment, problem="too_large_pixels",
+                                  name=filename) from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            raise UserFacingError(ErrorKind.bad_attachment, problem="not_image",
+                                  name=filename) from None
+
+
+def make_preview(data: bytes) -> bytes:
+    """A small JPEG of a partial image, cheap to upload on every progress edit."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE))
+        out = io.BytesIO()
+        image.convert("RGB").save(out, "JPEG", quality=70)
+        return out.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class FittedImage:
+    data: bytes
+    extension: str
+    reencoded: bool
+    size: tuple[int, int] | None = None
+
+
+def fit_to_limit(data: bytes, output_format: str, limit: int) -> FittedImage:
+    """Return the image as is if it fits `limit` bytes, else re-encode until it does.
+
+    Steps: WebP (or JPEG for opaque images) at falling quality, then downscaling by 0.75 a step.
+    Raises `UserFacingError(upload_failed)` if even a small version cannot fit.
+    """
+    ext = EXTENSIONS.get(output_format, "png")
+    if len(data) <= limit:
+        return FittedImage(data, ext, False)
+    with Image.open(io.BytesIO(data)) as original:
+        original.load()
+        image = original
+        has_alpha = "A" in image.getbands()
+        target = "WEBP" if has_alpha else "JPEG"
+        if not has_alpha:
+            image = image.convert("RGB")
+        scale = 1.0
+        while True:
+            candidate = image
+            if scale < 1.0:
+                w, h = image.size
+                candidate = image.resize((max(16, int(w * scale)), max(16, int(h * scale))),
+                                         Image.Resampling.LANCZOS)
+            for quality in (90, 80, 70, 55, 40):
+                out = io.BytesIO()
+                candidate.save(out, target, quality=quality)
+                if out.tell() <= limit:
+                    return FittedImage(out.getvalue(), "webp" if target == "WEBP" else "jpg", True,
+                                       candidate.size)
+            scale *= 0.75
+            if min(image.size) * scale < 64:
+                raise UserFacingError(ErrorKind.upload_failed, problem="too_large")

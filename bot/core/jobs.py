@@ -1,0 +1,257 @@
+"""Scheduling generations: a global limit, per-user limits, strict order inside a thread, and
+round-robin fairness between users so that one person's burst cannot starve the others.
+
+The scheduler only decides *when* a job runs. What a job does is the caller's coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.core.errors import ErrorKind, UserFacingError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Job:
+    """One turn waiting for, or holding, a generation slot."""
+
+    turn_id: int
+    user_id: int
+    conversation_id: int
+    run: Callable[[Job], Awaitable[None]]
+    cancelled_by_user: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+PositionListener = Callable[[int, int], None]
+
+
+class JobScheduler:
+    """Fair queue in front of the image API."""
+
+    def __init__(
+        self,
+        *,
+        max_concurrent: int,
+        per_user_concurrent: int = 1,
+        per_user_queued: int = 3,
+        on_position: PositionListener | None = None,
+    ) -> None:
+        self.max_concurrent = max_concurrent
+        self.per_user_concurrent = per_user_concurrent
+        self.per_user_queued = per_user_queued
+        self._on_position = on_position
+        self._queues: OrderedDict[int, deque[Job]] = OrderedDict()  # user -> jobs, rotation order
+        self._jobs: dict[int, Job] = {}  # turn id -> job (queued or running)
+        self._running: dict[int, Job] = {}
+        self._running_per_user: dict[int, int] = {}
+        self._busy_conversations: set[int] = set()
+        self._conversation_order: dict[int, deque[int]] = {}  # conversation -> queued turn ids
+        self._positions: dict[int, int] = {}
+        self._closed = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ----- queries -----
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    @property
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def queued_for(self, user_id: int) -> int:
+        return len(self._queues.get(user_id, ()))
+
+    def has_room_for(self, user_id: int) -> bool:
+        """Whether a user may queue one more job."""
+        waiting = self.queued_for(user_id) + self._running_per_user.get(user_id, 0)
+        return waiting < self.per_user_queued + self.per_user_concurrent
+
+    def position(self, turn_id: int) -> int | None:
+        return self._positions.get(turn_id)
+
+    def has(self, turn_id: int) -> bool:
+        return turn_id in self._jobs
+
+    # ----- commands -----
+    def submit(self, job: Job, *, force: bool = False) -> int:
+        """Queue a job; returns its position (0 = started at once).
+
+        Raises `UserFacingError(queue_full)` when the user already has too many waiting, unless
+        `force` (jobs recovered after a restart are always taken back).
+        """
+        if self._closed:
+            raise UserFacingError(ErrorKind.shutting_down)
+        if job.turn_id in self._jobs:
+            return self._positions.get(job.turn_id, 0)
+        if not force and not self.has_room_for(job.user_id):
+            raise UserFacingError(ErrorKind.queue_full, limit=self.per_user_queued)
+        self._jobs[job.turn_id] = job
+        self._queues.setdefault(job.user_id, deque()).append(job)
+        self._conversation_order.setdefault(job.conversation_id, deque()).append(job.turn_id)
+        self._idle.clear()
+        self._pump()
+        return self._positions.get(job.turn_id, 0)
+
+    def cancel(self, turn_id: int) -> str | None:
+        """Cancel a job at the user's request.
+
+        Returns "queued" (removed; the caller records the outcome), "running" (its task is
+        cancelled and records the outcome itself), or None when the job is not here.
+        """
+        job = self._jobs.get(turn_id)
+        if job is None:
+            return None
+        job.cancelled_by_user = True
+        if job.task is not None:
+            job.task.cancel()
+            return "running"
+        self._remove_queued(job)
+        self._jobs.pop(turn_id, None)
+        self._positions.pop(turn_id, None)
+        self._pump()
+        return "queued"
+
+    async def shutdown(self, grace: float) -> None:
+        """Take no new jobs; let running ones finish for `grace` seconds, then cancel them.
+
+        Queued and cancelled-at-shutdown jobs are left for the next start (their turns are still
+        queued/running in the store).
+        """
+        self._closed = True
+        for queue in self._queues.values():
+            for job in queue:
+                self._jobs.pop(job.turn_id, None)
+        self._queues.clear()
+        self._conversation_order.clear()
+        self._positions.clear()
+        tasks = [job.task for job in self._running.values() if job.task is not None]
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    # ----- internals -----
+    def _remove_queued(self, job: Job) -> None:
+        queue = self._queues.get(job.user_id)
+        if queue is not None and job in queue:
+            queue.remove(job)
+            if not queue:
+                del self._queues[job.user_id]
+        order = self._conversation_order.get(job.conversation_id)
+        if order is not None and job.turn_id in order:
+            order.remove(job.turn_id)
+            if not order:
+                del self._conversation_order[job.conversation_id]
+
+    def _eligible(self, job: Job, busy: set[int], check_user: bool = True) -> bool:
+        if job.conversation_id in busy:
+            return False
+        order = self._conversation_order.get(job.conversation_id)
+        if order and order[0] != job.turn_id:
+            return False
+        return not (
+            check_user
+            and self._running_per_user.get(job.user_id, 0) >= self.per_user_concurrent
+        )
+
+    def _pick(self) -> Job | None:
+        for user_id in list(self._queues):
+            for job in self._queues[user_id]:
+                if self._eligible(job, self._busy_conversations):
+                    self._queues.move_to_end(user_id)  # round robin: this user goes last
+                    return job
+        return None
+
+    def _pump(self) -> None:
+        while len(self._running) < self.max_concurrent:
+            job = self._pick()
+            if job is None:
+                break
+            self._remove_queued(job)
+            self._start(job)
+        self._update_positions()
+        if not self._jobs:
+            self._idle.set()
+
+    def _start(self, job: Job) -> None:
+        self._running[job.turn_id] = job
+        self._running_per_user[job.user_id] = self._running_per_user.get(job.user_id, 0) + 1
+        self._busy_conversations.add(job.conversation_id)
+        self._positions.pop(job.turn_id, None)
+        job.task = asyncio.get_running_loop().create_task(
+            self._run(job), name=f"turn-{job.turn_id}"
+        )
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await job.run(job)
+        except asyncio.CancelledError:
+            log.debug("Turn %s cancelled", job.turn_id)
+        except Exception:
+            log.exception("Turn %s failed unexpectedly", job.turn_id)
+        finally:
+            self._running.pop(job.turn_id, None)
+            self._jobs.pop(job.turn_id, None)
+            count = self._running_per_user.get(job.user_id, 1) - 1
+            if count:
+                self._running_per_user[job.user_id] = count
+            else:
+                self._running_per_user.pop(job.user_id, None)
+            self._busy_conversations.discard(job.conversation_id)
+            if not self._closed:
+                self._pump()
+            elif not self._running:
+                self._idle.set()
+
+    def _simulated_order(self) -> list[int]:
+        """The order queued jobs would start in if each ran alone, for queue positions."""
+        queues = OrderedDict((u, deque(q)) for u, q in self._queues.items())
+        order_by_conv = {c: deque(o) for c, o in self._conversation_order.items()}
+        busy = set(self._busy_conversations)
+        result: list[int] = []
+        while queues:
+            picked = None
+            for user_id in list(queues):
+                for job in queues[user_id]:
+                    conv = order_by_conv.get(job.conversation_id)
+                    if conv and conv[0] == job.turn_id:
+                        picked = job
+                        break
+                if picked:
+                    queues.move_to_end(user_id)
+                    break
+            if picked is None:
+                break
+            queues[picked.user_id].remove(picked)
+            if not queues[picked.user_id]:
+                del queues[picked.user_id]
+            order_by_conv[picked.conversation_id].popleft()
+            busy.discard(picked.conversation_id)
+            result.append(picked.turn_id)
+        return result
+
+    def _update_positions(self) -> None:
+        order = self._simulated_order()
+        new = {turn_id: index + 1 for index, turn_id in enumerate(order)}
+        changed = [(t, p) for t, p in new.items() if self._positions.get(t) != p]
+        self._positions = new
+        if self._on_position is not None:
+            for turn_id, position in changed:
+                try:
+                    self._on_position(turn_id, position)
+                except Exception:
+                    log.exception("Position listener failed")

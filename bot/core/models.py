@@ -1,0 +1,169 @@
+"""Plain data that flows through the core. No discord.py, no OpenAI types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bot.core.options import ImageOptions
+
+
+class TurnStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TurnStatus.done, TurnStatus.failed, TurnStatus.cancelled)
+
+
+class TurnKind(StrEnum):
+    """How a turn relates to the conversation: what the user did to ask for it."""
+
+    root = "root"  # /imagine
+    reply = "reply"  # a plain message or /refine in the thread: continues from the head
+    branch = "branch"  # a reply to an earlier result, or Refine on a result
+    reroll = "reroll"  # same parent, same prompt
+
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """An image the user attached, already downloaded and checked."""
+
+    data: bytes
+    mime: str
+    filename: str = "image.png"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """One generated image as we remember it (the bytes live in Discord)."""
+
+    call_id: str
+    size: str | None = None
+    output_format: str = "png"
+    byte_size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage of one response: the mainline model and the image tool."""
+
+    text_input: int = 0
+    text_output: int = 0
+    image_input: int = 0
+    image_output: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "text_input": self.text_input,
+            "text_output": self.text_output,
+            "image_input": self.image_input,
+            "image_output": self.image_output,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Usage:
+        return cls(**{k: int(v) for k, v in (data or {}).items() if k in cls.__slots__})
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: int  # the Discord thread (or DM channel) id
+    guild_id: int | None
+    parent_channel_id: int | None
+    owner_id: int
+    head_turn_id: int | None
+    options: ImageOptions
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    id: int
+    conversation_id: int
+    parent_id: int | None
+    kind: TurnKind
+    guild_id: int | None
+    author_id: int
+    prompt: str
+    options: ImageOptions
+    status: TurnStatus
+    locale: str = "en-US"
+    response_id: str | None = None
+    images: tuple[ImageRef, ...] = ()
+    message_ids: tuple[int, ...] = ()
+    progress_message_id: int | None = None
+    source_message_id: int | None = None
+    revised_prompt: str | None = None
+    text: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    error_kind: str | None = None
+    error_detail: str | None = None
+    rerooted: bool = False
+    deleted: bool = False
+    input_image_count: int = 0
+    last_sequence: int | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(slots=True)
+class TurnRequest:
+    """What the Discord layer asks the core for. Ids are Discord snowflakes."""
+
+    kind: TurnKind
+    author_id: int
+    prompt: str
+    options: ImageOptions = field(default_factory=ImageOptions)
+    guild_id: int | None = None
+    conversation_id: int | None = None  # None for a root turn: the adapter opens the thread
+    parent_turn_id: int | None = None  # an explicit parent (reply to a result, buttons)
+    input_images: list[InputImage] = field(default_factory=list)
+    source_message_id: int | None = None
+    locale: str = "en-US"
+    is_moderator: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImage:
+    call_id: str
+    data: bytes
+    output_format: str
+    size: str | None
+    revised_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    response_id: str | None
+    images: tuple[GeneratedImage, ...]
+    text: str | None
+    usage: Usage
+    rerooted: bool = False
+
+
+class Stage(StrEnum):
+    queued = "queued"
+    started = "started"
+    generating = "generating"
+    partial = "partial"
+    retrying = "retrying"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A step of a running turn, for the progress message."""
+
+    stage: Stage
+    position: int | None = None  # queue position, 1 = next
+    partial_image: bytes | None = None
+    partial_index: int | None = None
+    attempt: int | None = None
+    retry_in: float | None = None

@@ -1,0 +1,170 @@
+"""Who may do what, and how much: server settings bounded by the instance's ceilings.
+
+Every permission and limit decision lives here, used alike by commands, thread replies and
+buttons. The environment (`Settings`) sets instance-wide defaults and hard ceilings; a server's
+own settings may only narrow them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.options import QUALITIES, ImageOptions
+
+RefineMode = Literal["anyone", "starter"]
+_QUALITY_RANK = {q: i for i, q in enumerate(QUALITIES)}
+
+
+@dataclass(frozen=True, slots=True)
+class GuildPolicy:
+    """A server's settings as stored (JSON) in the database."""
+
+    allowed_channels: tuple[int, ...] = ()  # empty = everywhere
+    allowed_roles: tuple[int, ...] = ()  # empty = everyone
+    blocked_users: tuple[int, ...] = ()
+    exempt_roles: tuple[int, ...] = ()  # not subject to usage limits
+    refine_mode: RefineMode = "anyone"
+    default_quality: str | None = None
+    max_quality: str | None = None
+    default_size: str | None = None
+    default_partial_images: int | None = None
+    moderation: str | None = None  # "auto" forces auto; "low" allows low
+    user_daily_images: int | None = None
+    daily_spend_usd: float | None = None
+    monthly_spend_usd: float | None = None
+    locale: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GuildPolicy:
+        names = {f.name for f in dataclasses.fields(cls)}
+        clean: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in names:
+                continue
+            clean[key] = tuple(value) if isinstance(value, list) else value
+        return cls(**clean)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(self).items()
+            if v not in (None, ())
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Ceilings:
+    """Instance-wide defaults and limits from the environment."""
+
+    default_options: ImageOptions
+    max_quality: str = "high"
+    allow_low_moderation: bool = True
+    user_daily_images: int = 0  # 0 = unlimited
+    guild_daily_spend_usd: float = 0.0
+    guild_monthly_spend_usd: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is asking, in Discord terms the core understands."""
+
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None  # the text channel (a thread's parent)
+    role_ids: tuple[int, ...] = ()
+    is_moderator: bool = False  # Manage Messages / Manage Server / Manage Threads
+
+
+@dataclass(frozen=True, slots=True)
+class EffectivePolicy:
+    policy: GuildPolicy
+    ceilings: Ceilings
+    limits: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def max_quality(self) -> str:
+        return _min_quality(self.policy.max_quality, self.ceilings.max_quality)
+
+    @property
+    def allow_low_moderation(self) -> bool:
+        return self.ceilings.allow_low_moderation and self.policy.moderation == "low"
+
+    def defaults(self) -> ImageOptions:
+        base = self.ceilings.default_options
+        return ImageOptions(
+            size=self.policy.default_size or base.size,
+            quality=self.policy.default_quality or base.quality,
+            output_format=base.output_format,
+            moderation=base.moderation,
+            partial_images=self.policy.default_partial_images
+            if self.policy.default_partial_images is not None
+            else base.partial_images,
+        )
+
+    def user_daily_images(self) -> int:
+        return _min_limit(self.policy.user_daily_images, self.ceilings.user_daily_images)
+
+    def daily_spend(self) -> float:
+        return _min_limit(self.policy.daily_spend_usd, self.ceilings.guild_daily_spend_usd)
+
+    def monthly_spend(self) -> float:
+        return _min_limit(self.policy.monthly_spend_usd, self.ceilings.guild_monthly_spend_usd)
+
+    def check_access(self, actor: Actor) -> None:
+        """Raise `not_allowed` with the reason if the actor may not generate here."""
+        p = self.policy
+        if actor.user_id in p.blocked_users:
+            raise UserFacingError(ErrorKind.not_allowed, reason="blocked")
+        if actor.is_moderator:
+            return
+        if p.allowed_channels and actor.channel_id not in p.allowed_channels:
+            raise UserFacingError(ErrorKind.not_allowed, reason="channel")
+        if p.allowed_roles and not set(actor.role_ids) & set(p.allowed_roles):
+            raise UserFacingError(ErrorKind.not_allowed, reason="role")
+
+    def check_refine(self, actor: Actor, conversation_owner: int) -> None:
+        if self.policy.refine_mode == "starter" and not actor.is_moderator:
+            if actor.user_id != conversation_owner:
+                raise UserFacingError(ErrorKind.not_allowed, reason="starter_only")
+
+    def is_exempt(self, actor: Actor) -> bool:
+        return bool(set(actor.role_ids) & set(self.policy.exempt_roles))
+
+    def clamp(self, options: ImageOptions) -> ImageOptions:
+        """Validate a complete set of options against this server's ceilings."""
+        return options.validated(
+            max_quality=self.max_quality, allow_low_moderation=self.allow_low_moderation
+        )
+
+
+def _min_quality(a: str | None, b: str) -> str:
+    if a is None or a not in _QUALITY_RANK:
+        return b
+    return a if _QUALITY_RANK[a] < _QUALITY_RANK[b] else b
+
+
+def _min_limit(server: float | None, instance: float) -> Any:
+    """The tighter of two limits where 0/None means unlimited."""
+    values = [v for v in (server, instance) if v]
+    return min(values) if values else 0
+
+
+def day_start(now: dt.datetime) -> dt.datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_start(now: dt.datetime) -> dt.datetime:
+    return day_start(now).replace(day=1)
+
+
+def next_day(now: dt.datetime) -> dt.datetime:
+    return day_start(now) + dt.timedelta(days=1)
+
+
+def next_month(now: dt.datetime) -> dt.datetime:
+    start = month_start(now)
+    return (start + dt.timedelta(days=32)).replace(day=1)

@@ -1,0 +1,486 @@
+"""`/imagine`, `/refine`, thread replies and result buttons: read the event, acknowledge, call the
+core, render. No generation logic lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice, locale_str
+from discord.ext import commands
+
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.models import InputImage, Turn, TurnKind, TurnRequest
+from bot.core.options import SIZE_PRESETS, ImageOptions, parse_size
+from bot.core.policy import Actor
+from bot.ui.buttons import RefineModal
+from bot.ui.i18n import t
+from bot.ui.render import error_text, quote, thread_name
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+ACTION_CHOICES = [
+    Choice(name=locale_str("let the model decide"), value="auto"),
+    Choice(name=locale_str("generate a new image"), value="generate"),
+    Choice(name=locale_str("edit the current image"), value="edit"),
+]
+QUALITY_CHOICES = [
+    Choice(name=locale_str("auto"), value="auto"),
+    Choice(name=locale_str("low (fast, cheap)"), value="low"),
+    Choice(name=locale_str("medium"), value="medium"),
+    Choice(name=locale_str("high (slow, costly)"), value="high"),
+]
+BACKGROUND_CHOICES = [
+    Choice(name=locale_str("auto"), value="auto"),
+    Choice(name=locale_str("opaque"), value="opaque"),
+    Choice(name=locale_str("transparent"), value="transparent"),
+]
+FORMAT_CHOICES = [Choice(name=f, value=f) for f in ("png", "jpeg", "webp")]
+MODERATION_CHOICES = [
+    Choice(name=locale_str("auto"), value="auto"),
+    Choice(name=locale_str("low (less strict)"), value="low"),
+]
+SIZE_SUGGESTIONS = [*SIZE_PRESETS, "1536x864", "864x1536", "2048x2048", "2560x1440", "3840x2160"]
+
+OPTION_DESCRIPTIONS = {
+    "prompt": locale_str("What to draw, or what to change"),
+    "action": locale_str("generate a new image, edit the current one, or let the model decide"),
+    "size": locale_str("auto, a preset, or WIDTHxHEIGHT (multiples of 16)"),
+    "quality": locale_str("Rendering quality (higher costs more)"),
+    "background": locale_str("Background (transparent needs png or webp)"),
+    "format": locale_str("Output file format"),
+    "compression": locale_str("0-100, jpeg and webp only"),
+    "moderation": locale_str("Content moderation level"),
+    "previews": locale_str("Live previews while generating (0-3)"),
+    "image": locale_str("An image to start from or to use as a reference"),
+    "image2": locale_str("Another reference image"),
+    "image3": locale_str("Another reference image"),
+}
+OPTION_RENAMES = {name: locale_str(name) for name in OPTION_DESCRIPTIONS}
+
+
+def actor_of(user: discord.abc.User, channel: Any) -> Actor:
+    """Who is acting, in the terms the core's policy understands."""
+    parent_id = getattr(channel, "parent_id", None) or getattr(channel, "id", None)
+    if isinstance(user, discord.Member):
+        perms = user.guild_permissions
+        return Actor(
+            user_id=user.id,
+            guild_id=user.guild.id,
+            channel_id=parent_id,
+            role_ids=tuple(role.id for role in user.roles),
+            is_moderator=perms.manage_messages or perms.manage_guild or perms.manage_threads,
+        )
+    return Actor(user_id=user.id, guild_id=None, channel_id=parent_id)
+
+
+def options_from(
+    *,
+    action: str | None = None,
+    size: str | None = None,
+    quality: str | None = None,
+    background: str | None = None,
+    format: str | None = None,  # noqa: A002 - the option's public name
+    compression: int | None = None,
+    moderation: str | None = None,
+    previews: int | None = None,
+) -> ImageOptions:
+    """Options a user chose, checked on their own (the full set is checked by the core)."""
+    options = ImageOptions(
+        action=action,
+        size=parse_size(size) if size else None,
+        quality=quality,
+        background=background,
+        output_format=format,
+        compression=compression,
+        moderation=moderation,
+        partial_images=previews,
+    )
+    if options.background == "transparent" and options.output_format == "jpeg":
+        options.validated()  # raises the specific message
+    if options.compression is not None:
+        ImageOptions(output_format=options.output_format or "webp",
+                     compression=options.compression).validated()
+    return options
+
+
+async def send_error(interaction: discord.Interaction, error: UserFacingError) -> None:
+    """Tell the user what went wrong, privately, whatever state the interaction is in."""
+    text = error_text(error, str(interaction.locale))
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.info("Could not tell %s about %s: %s", interaction.user.id, error.kind.name, exc)
+
+
+class Imagine(commands.Cog):
+    """Image conversations: starting them, refining them, and the buttons on results."""
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        self.service = bot.service
+
+    # ------------------------------------------------------------------ /imagine
+    @app_commands.command(
+        name=locale_str("imagine"),
+        description=locale_str("Create an image and start a conversation thread"),
+    )
+    @app_commands.describe(**OPTION_DESCRIPTIONS)
+    @app_commands.rename(**OPTION_RENAMES)
+    @app_commands.choices(
+        action=ACTION_CHOICES, quality=QUALITY_CHOICES, background=BACKGROUND_CHOICES,
+        format=FORMAT_CHOICES, moderation=MODERATION_CHOICES,
+    )
+    async def imagine(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, 4000],
+        action: str | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        format: str | None = None,  # noqa: A002
+        compression: app_commands.Range[int, 0, 100] | None = None,
+        moderation: str | None = None,
+        previews: app_commands.Range[int, 0, 3] | None = None,
+        image: discord.Attachment | None = None,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+    ) -> None:
+        try:
+            options = options_from(
+                action=action, size=size, quality=quality, background=background, format=format,
+                compression=compression, moderation=moderation, previews=previews,
+            )
+            attachments = [a for a in (image, image2, image3) if a is not None]
+            for attachment in attachments:
+                self.bot.attachments._check(attachment)
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        await interaction.response.defer(thinking=True)
+        try:
+            inputs = await self.bot.attachments.read(attachments)
+            conversation_id = await self._open_conversation(interaction, prompt)
+            await self._submit(
+                interaction, TurnKind.root, prompt, options, inputs, conversation_id
+            )
+        except UserFacingError as error:
+            await self._show_start_error(interaction, error)
+
+    async def _open_conversation(self, interaction: discord.Interaction, prompt: str) -> int:
+        """Find or create the thread (or DM) that holds the conversation; return its id."""
+        channel = interaction.channel
+        user = interaction.user
+        guild_id = interaction.guild_id
+        if channel is None:
+            raise UserFacingError(ErrorKind.unknown_conversation)
+        if guild_id is None:  # a DM: the DM channel is the conversation
+            await self.service.open_conversation(
+                channel.id, guild_id=None, parent_channel_id=None, owner_id=user.id
+            )
+            await interaction.edit_original_response(content=quote(prompt))
+            return channel.id
+        if isinstance(channel, discord.Thread):
+            known = await self.service.conversation(channel.id)
+            if known is None:
+                await self.service.open_conversation(
+                    channel.id, guild_id=guild_id, parent_channel_id=channel.parent_id,
+                    owner_id=user.id,
+                )
+            await interaction.edit_original_response(content=quote(prompt))
+            return channel.id
+        self._check_parent_channel(channel)
+        try:
+            if isinstance(channel, discord.ForumChannel):
+                created = await channel.create_thread(
+                    name=thread_name(prompt), content=quote(prompt),
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+                thread = created.thread
+            else:
+                original = await interaction.original_response()
+                thread = await channel.create_thread(  # type: ignore[union-attr]
+                    name=thread_name(prompt), message=original, auto_archive_duration=1440,
+                )
+        except discord.Forbidden:
+            raise UserFacingError(ErrorKind.missing_permissions) from None
+        await self.service.open_conversation(
+            thread.id, guild_id=guild_id, parent_channel_id=channel.id, owner_id=user.id
+        )
+        await interaction.edit_original_response(
+            content=t("thread.started", str(interaction.locale), thread=thread.mention)
+            + "\n" + quote(prompt, 300),
+        )
+        if not self.bot.intents.message_content:
+            await thread.send(t("thread.hint_no_content", str(interaction.guild_locale)))
+        return thread.id
+
+    def _check_parent_channel(self, channel: Any) -> None:
+        if not isinstance(channel, discord.TextChannel | discord.ForumChannel):
+            raise UserFacingError(ErrorKind.unknown_conversation)
+
+    async def _show_start_error(self, interaction: discord.Interaction, error: UserFacingError) -> None:
+        text = error_text(error, str(interaction.locale))
+        try:
+            await interaction.edit_original_response(content=text)
+        except discord.HTTPException:
+            await send_error(interaction, error)
+
+    async def _submit(
+        self,
+        interaction: discord.Interaction,
+        kind: TurnKind,
+        prompt: str,
+        options: ImageOptions,
+        inputs: list[InputImage],
+        conversation_id: int,
+        parent_turn_id: int | None = None,
+    ) -> Turn:
+        request = TurnRequest(
+            kind=kind,
+            author_id=interaction.user.id,
+            prompt=prompt,
+            options=options,
+            guild_id=interaction.guild_id,
+            conversation_id=conversation_id,
+            parent_turn_id=parent_turn_id,
+            input_images=inputs,
+            locale=str(interaction.locale),
+        )
+        async with self.service.turnstile.ticket(conversation_id):
+            return await self.service.submit(request, actor_of(interaction.user, interaction.channel))
+
+    # ------------------------------------------------------------------ /refine
+    @app_commands.command(
+        name=locale_str("refine"),
+        description=locale_str("Refine the latest image in this conversation"),
+    )
+    @app_commands.describe(**OPTION_DESCRIPTIONS)
+    @app_commands.rename(**OPTION_RENAMES)
+    @app_commands.choices(
+        action=ACTION_CHOICES, quality=QUALITY_CHOICES, background=BACKGROUND_CHOICES,
+        format=FORMAT_CHOICES, moderation=MODERATION_CHOICES,
+    )
+    async def refine(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, 4000],
+        action: str | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        format: str | None = None,  # noqa: A002
+        compression: app_commands.Range[int, 0, 100] | None = None,
+        moderation: str | None = None,
+        previews: app_commands.Range[int, 0, 3] | None = None,
+        image: discord.Attachment | None = None,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+    ) -> None:
+        try:
+            options = options_from(
+                action=action, size=size, quality=quality, background=background, format=format,
+                compression=compression, moderation=moderation, previews=previews,
+            )
+            attachments = [a for a in (image, image2, image3) if a is not None]
+            for attachment in attachments:
+                self.bot.attachments._check(attachment)
+            channel_id = interaction.channel_id or 0
+            if await self.service.conversation(channel_id) is None:
+                raise UserFacingError(ErrorKind.unknown_conversation)
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            inputs = await self.bot.attachments.read(attachments)
+            await self._submit(interaction, TurnKind.reply, prompt, options, inputs, channel_id)
+            await interaction.followup.send(
+                t("ack.queued", str(interaction.locale), prompt=prompt[:200]), ephemeral=True
+            )
+        except UserFacingError as error:
+            await send_error(interaction, error)
+
+    @imagine.autocomplete("size")
+    @refine.autocomplete("size")
+    async def _size_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[Choice[str]]:
+        text = current.strip().lower()
+        suggestions = [s for s in SIZE_SUGGESTIONS if text in s]
+        if text and text not in suggestions:
+            try:
+                suggestions.insert(0, parse_size(text))
+            except UserFacingError:
+                pass
+        return [Choice(name=s, value=s) for s in suggestions[:25]]
+
+    # ------------------------------------------------------------------ thread replies
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.webhook_id is not None:
+            return
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return
+        ticket = self.service.turnstile.ticket(message.channel.id)
+        try:
+            await self._on_user_message(message, ticket)
+        except UserFacingError as error:
+            await self._reply_error(message, error)
+        finally:
+            ticket.done()
+
+    async def _on_user_message(self, message: discord.Message, ticket: Any) -> None:
+        channel = message.channel
+        me = self.bot.user
+        mentioned = me is not None and me in message.mentions
+        conversation = await self.service.conversation(channel.id)
+        is_dm = message.guild is None
+        if conversation is None:
+            if is_dm:
+                await self.service.open_conversation(
+                    channel.id, guild_id=None, parent_channel_id=None, owner_id=message.author.id
+                )
+                kind = TurnKind.root
+            else:
+                if mentioned and isinstance(channel, discord.Thread):
+                    raise UserFacingError(ErrorKind.unknown_conversation)
+                return
+        else:
+            kind = TurnKind.reply
+        prompt = message.content
+        if me is not None:
+            prompt = prompt.replace(f"<@{me.id}>", "").replace(f"<@!{me.id}>", "")
+        if not prompt.strip() and not message.attachments:
+            if not self.bot.intents.message_content and not mentioned and not is_dm:
+                return  # we cannot see what they wrote; the thread hint explains /refine
+        parent_turn_id = None
+        if message.reference is not None and message.reference.message_id is not None:
+            replied = await self.service.turn_for_message(message.reference.message_id)
+            if replied is not None and replied.conversation_id == channel.id:
+                parent_turn_id = replied.id
+                kind = TurnKind.branch
+        inputs = await self.bot.attachments.read(list(message.attachments))
+        request = TurnRequest(
+            kind=kind,
+            author_id=message.author.id,
+            prompt=prompt,
+            guild_id=message.guild.id if message.guild else None,
+            conversation_id=channel.id,
+            parent_turn_id=parent_turn_id,
+            input_images=inputs,
+            source_message_id=message.id,
+            locale=self._locale_of(message),
+        )
+        await ticket.wait()
+        await self.service.submit(request, actor_of(message.author, channel))
+
+    def _locale_of(self, message: discord.Message) -> str:
+        guild = message.guild
+        return str(guild.preferred_locale) if guild is not None else "en-US"
+
+    async def _reply_error(self, message: discord.Message, error: UserFacingError) -> None:
+        try:
+            await message.reply(
+                error_text(error, self._locale_of(message)),
+                mention_author=False, allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            log.info("Could not reply in %s: %s", message.channel.id, exc)
+
+    # ------------------------------------------------------------------ buttons
+    async def on_turn_button(self, interaction: discord.Interaction, action: str, turn_id: int) -> None:
+        locale = str(interaction.locale)
+        try:
+            turn = await self.service.turn(turn_id)
+            if turn is None:
+                raise UserFacingError(ErrorKind.unknown_conversation)
+            actor = actor_of(interaction.user, interaction.channel)
+            if action == "refine":
+                policy = await self.service.policy_for(turn.guild_id)
+                conversation = await self.service.conversation(turn.conversation_id)
+                if conversation is not None:
+                    policy.check_refine(actor, conversation.owner_id)
+                await interaction.response.send_modal(RefineModal(self, turn.id, locale))
+            elif action == "reroll":
+                await interaction.response.defer()
+                await self._submit_turn_action(interaction, turn, TurnKind.reroll, turn.prompt)
+            elif action == "continue":
+                await self.service.continue_from(turn, actor)
+                await interaction.response.send_message(t("ack.continue", locale), ephemeral=True)
+            elif action == "details":
+                embed = await self._details_embed(turn, locale)
+                await interaction.response.send_message(embed=embed, ephemeral=True)
+            elif action == "delete":
+                await self.service.delete(turn, actor)
+                await interaction.response.send_message(t("ack.deleted", locale), ephemeral=True)
+                await self._delete_messages(turn)
+            elif action == "cancel":
+                cancelled = await self.service.cancel(turn, actor)
+                key = "ack.cancelled" if cancelled else "ack.already_over"
+                await interaction.response.send_message(t(key, locale), ephemeral=True)
+        except UserFacingError as error:
+            await send_error(interaction, error)
+
+    async def on_refine_submit(
+        self, interaction: discord.Interaction, turn_id: int, instruction: str
+    ) -> None:
+        try:
+            turn = await self.service.turn(turn_id)
+            if turn is None:
+                raise UserFacingError(ErrorKind.unknown_conversation)
+            await interaction.response.defer()
+            await self._submit_turn_action(interaction, turn, TurnKind.branch, instruction)
+        except UserFacingError as error:
+            await send_error(interaction, error)
+
+    async def _submit_turn_action(
+        self, interaction: discord.Interaction, turn: Turn, kind: TurnKind, prompt: str
+    ) -> None:
+        await self._submit(
+            interaction, kind, prompt, ImageOptions(), [], turn.conversation_id,
+            parent_turn_id=turn.id,
+        )
+
+    async def _delete_messages(self, turn: Turn) -> None:
+        channel = self.bot.get_partial_messageable(turn.conversation_id, guild_id=turn.guild_id)
+        for message_id in {*turn.message_ids, *([turn.progress_message_id] if turn.progress_message_id else [])}:
+            try:
+                await channel.get_partial_message(message_id).delete()
+            except discord.HTTPException as exc:
+                log.info("Could not delete message %s: %s", message_id, exc)
+
+    async def _details_embed(self, turn: Turn, locale: str) -> discord.Embed:
+        none = t("details.none", locale)
+        embed = discord.Embed(title=t("details.title", locale, turn=turn.id))
+        embed.add_field(name=t("details.prompt", locale), value=turn.prompt[:1024], inline=False)
+        if turn.revised_prompt:
+            embed.add_field(name=t("details.revised", locale), value=turn.revised_prompt[:1024],
+                            inline=False)
+        embed.add_field(name=t("details.settings", locale), value=turn.options.summary())
+        embed.add_field(name=t("details.status", locale), value=turn.status.value)
+        embed.add_field(name=t("details.parent", locale),
+                        value=f"#{turn.parent_id}" if turn.parent_id else none)
+        ids = [turn.response_id or none, *(img.call_id for img in turn.images)]
+        embed.add_field(name=t("details.ids", locale), value="\n".join(ids)[:1024], inline=False)
+        u = turn.usage
+        embed.add_field(
+            name=t("details.usage", locale),
+            value=f"{u.text_input}/{u.text_output}, {u.image_input}/{u.image_output}",
+        )
+        embed.add_field(name=t("details.cost", locale), value=f"${turn.cost_usd:.4f}")
+        return embed
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Imagine(bot))

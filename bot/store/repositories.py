@@ -1,0 +1,421 @@
+"""Repositories: one class per aggregate, returning dataclasses, never rows."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from bot.core.models import (
+    Conversation,
+    ImageRef,
+    InputImage,
+    Turn,
+    TurnKind,
+    TurnStatus,
+    Usage,
+)
+from bot.core.options import ImageOptions
+from bot.store.database import Database
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _conversation(row: aiosqlite.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        guild_id=row["guild_id"],
+        parent_channel_id=row["parent_channel_id"],
+        owner_id=row["owner_id"],
+        head_turn_id=row["head_turn_id"],
+        options=ImageOptions.from_dict(json.loads(row["options"])),
+        created_at=row["created_at"],
+    )
+
+
+def _turn(row: aiosqlite.Row) -> Turn:
+    return Turn(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        parent_id=row["parent_id"],
+        kind=TurnKind(row["kind"]),
+        guild_id=row["guild_id"],
+        author_id=row["author_id"],
+        prompt=row["prompt"],
+        options=ImageOptions.from_dict(json.loads(row["options"])),
+        status=TurnStatus(row["status"]),
+        locale=row["locale"],
+        response_id=row["response_id"],
+        images=tuple(ImageRef(**item) for item in json.loads(row["images"])),
+        message_ids=tuple(json.loads(row["message_ids"])),
+        progress_message_id=row["progress_message_id"],
+        source_message_id=row["source_message_id"],
+        revised_prompt=row["revised_prompt"],
+        text=row["text"],
+        usage=Usage.from_dict(json.loads(row["usage"])),
+        cost_usd=row["cost_usd"],
+        error_kind=row["error_kind"],
+        error_detail=row["error_detail"],
+        rerooted=bool(row["rerooted"]),
+        deleted=bool(row["deleted"]),
+        input_image_count=row["input_count"],
+        last_sequence=row["last_sequence"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+_TURN_SELECT = (
+    "SELECT t.*, (SELECT COUNT(*) FROM turn_inputs i WHERE i.turn_id = t.id) AS input_count "
+    "FROM turns t"
+)
+
+
+class ConversationRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self,
+        conversation_id: int,
+        *,
+        guild_id: int | None,
+        parent_channel_id: int | None,
+        owner_id: int,
+        options: ImageOptions,
+    ) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO conversations "
+            "(id, guild_id, parent_channel_id, owner_id, options, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (conversation_id, guild_id, parent_channel_id, owner_id,
+             _dumps(options.sticky().chosen()), time.time()),
+        )
+
+    async def get(self, conversation_id: int) -> Conversation | None:
+        row = await self._db.fetchone("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        return _conversation(row) if row else None
+
+    async def set_head(self, conversation_id: int, turn_id: int | None) -> None:
+        await self._db.execute(
+            "UPDATE conversations SET head_turn_id = ? WHERE id = ?", (turn_id, conversation_id)
+        )
+
+    async def set_options(self, conversation_id: int, options: ImageOptions) -> None:
+        await self._db.execute(
+            "UPDATE conversations SET options = ? WHERE id = ?",
+            (_dumps(options.sticky().chosen()), conversation_id),
+        )
+
+
+class TurnRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self,
+        *,
+        conversation_id: int,
+        parent_id: int | None,
+        kind: TurnKind,
+        guild_id: int | None,
+        author_id: int,
+        prompt: str,
+        options: ImageOptions,
+        locale: str,
+        source_message_id: int | None,
+        inputs: Iterable[InputImage] = (),
+    ) -> int:
+        async with self._db.transaction():
+            turn_id = await self._db.execute(
+                "INSERT INTO turns (conversation_id, parent_id, kind, guild_id, author_id, prompt, "
+                "options, locale, status, source_message_id, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (conversation_id, parent_id, kind.value, guild_id, author_id, prompt,
+                 _dumps(options.chosen()), locale, source_message_id, time.time()),
+            )
+            for position, image in enumerate(inputs):
+                await self._db.execute(
+                    "INSERT INTO turn_inputs (turn_id, position, mime, filename, data) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (turn_id, position, image.mime, image.filename, image.data),
+                )
+        return turn_id
+
+    async def get(self, turn_id: int) -> Turn | None:
+        row = await self._db.fetchone(f"{_TURN_SELECT} WHERE t.id = ?", (turn_id,))
+        return _turn(row) if row else None
+
+    async def by_message(self, message_id: int) -> Turn | None:
+        row = await self._db.fetchone(
+            f"{_TURN_SELECT} JOIN turn_messages m ON m.turn_id = t.id WHERE m.message_id = ?",
+            (message_id,),
+        )
+        return _turn(row) if row else None
+
+    async def inputs(self, turn_id: int) -> list[InputImage]:
+        rows = await self._db.fetchall(
+            "SELECT mime, filename, data FROM turn_inputs WHERE turn_id = ? ORDER BY position",
+            (turn_id,),
+        )
+        return [InputImage(data=r["data"], mime=r["mime"], filename=r["filename"]) for r in rows]
+
+    async def unfinished(self) -> list[Turn]:
+        """Turns left queued or running (after a crash or shutdown), oldest first."""
+        rows = await self._db.fetchall(
+            f"{_TURN_SELECT} WHERE t.status IN ('queued', 'running') ORDER BY t.id"
+        )
+        return [_turn(r) for r in rows]
+
+    async def in_conversation(self, conversation_id: int) -> list[Turn]:
+        rows = await self._db.fetchall(
+            f"{_TURN_SELECT} WHERE t.conversation_id = ? ORDER BY t.id", (conversation_id,)
+        )
+        return [_turn(r) for r in rows]
+
+    async def latest_done(self, conversation_id: int) -> Turn | None:
+        row = await self._db.fetchone(
+            f"{_TURN_SELECT} WHERE t.conversation_id = ? AND t.status = 'done' AND t.deleted = 0 "
+            "AND t.images != '[]' ORDER BY t.finished_at DESC, t.id DESC LIMIT 1",
+            (conversation_id,),
+        )
+        return _turn(row) if row else None
+
+    async def lineage(self, turn_id: int) -> list[Turn]:
+        """The turn and its ancestors, root first."""
+        rows = await self._db.fetchall(
+            "WITH RECURSIVE chain(id, depth) AS ("
+            "  SELECT ?, 0 UNION ALL"
+            "  SELECT t.parent_id, chain.depth + 1 FROM turns t JOIN chain ON t.id = chain.id"
+            "  WHERE t.parent_id IS NOT NULL"
+            f") {_TURN_SELECT} JOIN chain ON chain.id = t.id ORDER BY chain.depth DESC",
+            (turn_id,),
+        )
+        return [_turn(r) for r in rows]
+
+    async def mark_running(self, turn_id: int) -> None:
+        await self._db.execute(
+            "UPDATE turns SET status = 'running', started_at = COALESCE(started_at, ?) "
+            "WHERE id = ? AND status IN ('queued', 'running')",
+            (time.time(), turn_id),
+        )
+
+    async def set_progress_message(self, turn_id: int, message_id: int) -> None:
+        async with self._db.transaction():
+            await self._db.execute(
+                "UPDATE turns SET progress_message_id = ? WHERE id = ?", (message_id, turn_id)
+            )
+            await self._db.execute(
+                "INSERT OR REPLACE INTO turn_messages (message_id, turn_id) VALUES (?, ?)",
+                (message_id, turn_id),
+            )
+
+    async def set_response_id(self, turn_id: int, response_id: str, sequence: int | None) -> None:
+        await self._db.execute(
+            "UPDATE turns SET response_id = ?, last_sequence = ? WHERE id = ?",
+            (response_id, sequence, turn_id),
+        )
+
+    async def set_rerooted(self, turn_id: int) -> None:
+        await self._db.execute(
+            "UPDATE turns SET rerooted = 1, response_id = NULL WHERE id = ?", (turn_id,)
+        )
+
+    async def finish_done(
+        self,
+        turn_id: int,
+        *,
+        response_id: str | None,
+        images: list[ImageRef],
+        revised_prompt: str | None,
+        text: str | None,
+        usage: Usage,
+        cost_usd: float,
+        rerooted: bool,
+    ) -> None:
+        await self._db.execute(
+            "UPDATE turns SET status = 'done', response_id = ?, images = ?, revised_prompt = ?, "
+            "text = ?, usage = ?, cost_usd = ?, image_count = ?, rerooted = ?, finished_at = ?, "
+            "error_kind = NULL, error_detail = NULL WHERE id = ?",
+            (response_id, _dumps([_image_dict(img) for img in images]),
+             revised_prompt, text, _dumps(usage.to_dict()), cost_usd, len(images), int(rerooted),
+             time.time(), turn_id),
+        )
+
+    async def finish_failed(
+        self, turn_id: int, *, status: TurnStatus, error_kind: str, error_detail: str = ""
+    ) -> None:
+        await self._db.execute(
+            "UPDATE turns SET status = ?, error_kind = ?, error_detail = ?, finished_at = ? "
+            "WHERE id = ?",
+            (status.value, error_kind, error_detail[:500], time.time(), turn_id),
+        )
+
+    async def add_messages(self, turn_id: int, message_ids: Iterable[int]) -> None:
+        ids = list(message_ids)
+        async with self._db.transaction():
+            row = await self._db.fetchone("SELECT message_ids FROM turns WHERE id = ?", (turn_id,))
+            existing = json.loads(row["message_ids"]) if row else []
+            merged = existing + [m for m in ids if m not in existing]
+            await self._db.execute(
+                "UPDATE turns SET message_ids = ? WHERE id = ?", (_dumps(merged), turn_id)
+            )
+            for message_id in ids:
+                await self._db.execute(
+                    "INSERT OR REPLACE INTO turn_messages (message_id, turn_id) VALUES (?, ?)",
+                    (message_id, turn_id),
+                )
+
+    async def mark_deleted(self, turn_id: int) -> None:
+        await self._db.execute("UPDATE turns SET deleted = 1 WHERE id = ?", (turn_id,))
+
+
+def _image_dict(image: ImageRef) -> dict[str, Any]:
+    return {
+        "call_id": image.call_id,
+        "size": image.size,
+        "output_format": image.output_format,
+        "byte_size": image.byte_size,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    turns: int
+    images: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class DailyUsage:
+    day: str  # YYYY-MM-DD (UTC)
+    images: int
+    cost_usd: float
+
+
+class UsageRepository:
+    """Aggregates over finished turns: what a user or a server has spent."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def totals(
+        self, *, since: float, author_id: int | None = None, guild_id: int | None = None
+    ) -> UsageTotals:
+        clauses, params = ["created_at >= ?"], [since]
+        if author_id is not None:
+            clauses.append("author_id = ?")
+            params.append(author_id)
+        if guild_id is not None:
+            clauses.append("guild_id = ?")
+            params.append(guild_id)
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS turns, COALESCE(SUM(image_count), 0) AS images, "
+            "COALESCE(SUM(cost_usd), 0) AS cost FROM turns WHERE status IN ('done', 'queued', "
+            f"'running') AND {' AND '.join(clauses)}",
+            params,
+        )
+        assert row is not None
+        return UsageTotals(turns=row["turns"], images=row["images"], cost_usd=row["cost"])
+
+    async def pending(self, *, author_id: int | None = None, guild_id: int | None = None) -> int:
+        """Turns not yet finished (they will make at least one image each)."""
+        clauses, params = ["status IN ('queued', 'running')"], []
+        if author_id is not None:
+            clauses.append("author_id = ?")
+            params.append(author_id)
+        if guild_id is not None:
+            clauses.append("guild_id = ?")
+            params.append(guild_id)
+        row = await self._db.fetchone(
+            f"SELECT COUNT(*) AS n FROM turns WHERE {' AND '.join(clauses)}", params
+        )
+        return int(row["n"]) if row else 0
+
+    async def top_users(self, guild_id: int, *, since: float, limit: int = 5) -> list[tuple[int, int, float]]:
+        rows = await self._db.fetchall(
+            "SELECT author_id, SUM(image_count) AS images, SUM(cost_usd) AS cost FROM turns "
+            "WHERE guild_id = ? AND created_at >= ? AND status = 'done' "
+            "GROUP BY author_id ORDER BY cost DESC, images DESC LIMIT ?",
+            (guild_id, since, limit),
+        )
+        return [(r["author_id"], r["images"], r["cost"]) for r in rows]
+
+    async def daily(
+        self, *, since: float, guild_id: int | None = None, author_id: int | None = None
+    ) -> list[DailyUsage]:
+        clauses, params = ["created_at >= ?", "status = 'done'"], [since]
+        if guild_id is not None:
+            clauses.append("guild_id = ?")
+            params.append(guild_id)
+        if author_id is not None:
+            clauses.append("author_id = ?")
+            params.append(author_id)
+        rows = await self._db.fetchall(
+            "SELECT date(created_at, 'unixepoch') AS day, SUM(image_count) AS images, "
+            f"SUM(cost_usd) AS cost FROM turns WHERE {' AND '.join(clauses)} "
+            "GROUP BY day ORDER BY day",
+            params,
+        )
+        return [DailyUsage(day=r["day"], images=r["images"], cost_usd=r["cost"]) for r in rows]
+
+
+class GuildSettingsRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, guild_id: int) -> dict[str, Any]:
+        row = await self._db.fetchone(
+            "SELECT settings FROM guild_settings WHERE guild_id = ?", (guild_id,)
+        )
+        return json.loads(row["settings"]) if row else {}
+
+    async def put(self, guild_id: int, settings: dict[str, Any]) -> None:
+        await self._db.execute(
+            "INSERT INTO guild_settings (guild_id, settings, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(guild_id) DO UPDATE SET settings = excluded.settings, "
+            "updated_at = excluded.updated_at",
+            (guild_id, _dumps(settings), time.time()),
+        )
+
+
+class MetaRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, key: str) -> str | None:
+        row = await self._db.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    async def put(self, key: str, value: str) -> None:
+        await self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+class Store:
+    """All repositories over one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.conversations = ConversationRepository(db)
+        self.turns = TurnRepository(db)
+        self.usage = UsageRepository(db)
+        self.guild_settings = GuildSettingsRepository(db)
+        self.meta = MetaRepository(db)
+
+    @classmethod
+    async def open(cls, path: Any) -> Store:
+        return cls(await Database.open(path))
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -1,0 +1,99 @@
+"""Persistent buttons on results and progress messages.
+
+Each button is a `ui.DynamicItem` whose `custom_id` carries its state (`imagine:<action>:<turn>`),
+so buttons keep working after a restart without any view being re-registered per message. The
+click is handed to the `Imagine` cog, which checks who may act and calls the core.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import discord
+
+from bot.ui.i18n import t
+
+ACTIONS = ("reroll", "refine", "continue", "details", "delete", "cancel")
+_STYLES = {
+    "reroll": (discord.ButtonStyle.secondary, "🔁"),
+    "refine": (discord.ButtonStyle.primary, "✏️"),
+    "continue": (discord.ButtonStyle.secondary, "➡️"),
+    "details": (discord.ButtonStyle.secondary, "ℹ️"),
+    "delete": (discord.ButtonStyle.danger, "🗑️"),
+    "cancel": (discord.ButtonStyle.danger, "✖️"),
+}
+
+
+class TurnButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"imagine:(?P<action>[a-z]+):(?P<turn>[0-9]+)",
+):
+    """One action on one turn."""
+
+    def __init__(self, action: str, turn_id: int, locale: str | None = None) -> None:
+        style, emoji = _STYLES[action]
+        super().__init__(
+            discord.ui.Button(
+                style=style,
+                label=t(f"button.{action}", locale),
+                emoji=emoji,
+                custom_id=f"imagine:{action}:{turn_id}",
+            )
+        )
+        self.action = action
+        self.turn_id = turn_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> TurnButton:
+        action = match["action"]
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}")
+        return cls(action, int(match["turn"]), str(interaction.locale))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        cog = interaction.client.get_cog("Imagine")  # type: ignore[attr-defined]
+        if cog is None:
+            return
+        await cog.on_turn_button(interaction, self.action, self.turn_id)
+
+
+def result_view(turn_id: int, locale: str | None) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for action in ("reroll", "refine", "continue", "details", "delete"):
+        view.add_item(TurnButton(action, turn_id, locale))
+    return view
+
+
+def cancel_view(turn_id: int, locale: str | None) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(TurnButton("cancel", turn_id, locale))
+    return view
+
+
+def retry_view(turn_id: int, locale: str | None) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(TurnButton("reroll", turn_id, locale))
+    return view
+
+
+class RefineModal(discord.ui.Modal):
+    """Asks for the instruction that branches from one image."""
+
+    def __init__(self, cog: Any, turn_id: int, locale: str | None) -> None:
+        super().__init__(title=t("modal.title", locale), custom_id=f"imagine:refine-modal:{turn_id}")
+        self.cog = cog
+        self.turn_id = turn_id
+        self.instruction: discord.ui.TextInput[RefineModal] = discord.ui.TextInput(
+            label=t("modal.label", locale),
+            placeholder=t("modal.placeholder", locale),
+            style=discord.TextStyle.paragraph,
+            max_length=2000,
+            custom_id="instruction",
+        )
+        self.add_item(self.instruction)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self.cog.on_refine_submit(interaction, self.turn_id, self.instruction.value)

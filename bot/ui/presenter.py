@@ -1,0 +1,245 @@
+"""Shows turns in Discord: one progress message per turn, edited as the turn advances and finally
+turned into the result (so a result is shown exactly once, even when delivery is repeated after a
+restart). Edits are coalesced and throttled per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+
+import discord
+
+from bot.core.errors import DeliveryError, ErrorKind, UserFacingError
+from bot.core.imaging import FittedImage, fit_to_limit, make_preview
+from bot.core.models import InputImage, Progress, Stage, Turn, TurnResult
+from bot.core.tasks import BackgroundTasks
+from bot.ui.buttons import cancel_view, result_view, retry_view
+from bot.ui.render import failure_text, progress_text, result_caption
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+MAX_FILES = 10
+NO_MENTIONS = discord.AllowedMentions.none()
+RETRYABLE_FAILURES = {
+    ErrorKind.rate_limited, ErrorKind.server, ErrorKind.timeout, ErrorKind.connection,
+    ErrorKind.no_output, ErrorKind.cancelled, ErrorKind.upload_failed,
+}
+
+
+@dataclass
+class _Live:
+    """The progress message of one running turn."""
+
+    started: float = field(default_factory=time.monotonic)
+    last_edit: float = 0.0
+    pending: Progress | None = None
+    flusher: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    closed: bool = False
+
+
+def delivery_error(exc: discord.HTTPException) -> DeliveryError:
+    """Classify a Discord refusal."""
+    if exc.code == 160005:
+        return DeliveryError(ErrorKind.thread_locked, detail=str(exc.text))
+    if exc.code == 50013 or isinstance(exc, discord.Forbidden):
+        return DeliveryError(ErrorKind.missing_permissions, detail=str(exc.text))
+    if isinstance(exc, discord.NotFound):
+        return DeliveryError(ErrorKind.upload_failed, orphaned=True, detail=str(exc.text))
+    return DeliveryError(ErrorKind.upload_failed, detail=f"{exc.status} {exc.code} {exc.text}")
+
+
+class DiscordPresenter:
+    """The core's `Presenter`, implemented with discord.py."""
+
+    def __init__(self, bot: discord.Client, *, edit_interval: float = 1.5) -> None:
+        self.bot = bot
+        self.edit_interval = edit_interval
+        self.tasks = BackgroundTasks()
+        self._live: dict[int, _Live] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _channel(self, turn: Turn) -> discord.PartialMessageable:
+        return self.bot.get_partial_messageable(turn.conversation_id, guild_id=turn.guild_id)
+
+    def upload_limit(self, guild_id: int | None) -> int:
+        guild = self.bot.get_guild(guild_id) if guild_id else None
+        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+
+    def _live_for(self, turn_id: int) -> _Live:
+        live = self._live.get(turn_id)
+        if live is None:
+            live = self._live[turn_id] = _Live()
+        return live
+
+    async def _retrying(self, call, attempts: int = 3):  # type: ignore[no-untyped-def]
+        """Run a Discord call, retrying 5xx failures (429s are retried by discord.py itself)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return await call()
+            except discord.DiscordServerError:
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(0.5 * attempt)
+        return None
+
+    # ------------------------------------------------------------------ Presenter protocol
+    async def show_queued(self, turn: Turn, position: int | None) -> int | None:
+        channel = self._channel(turn)
+        reference = None
+        if turn.source_message_id:
+            reference = discord.MessageReference(
+                message_id=turn.source_message_id, channel_id=turn.conversation_id,
+                fail_if_not_exists=False,
+            )
+        content = progress_text(turn, Progress(Stage.queued, position=position), 0, turn.locale)
+        try:
+            message = await self._retrying(lambda: channel.send(
+                content, view=cancel_view(turn.id, turn.locale), reference=reference,
+                allowed_mentions=NO_MENTIONS,
+            ))
+        except discord.HTTPException as exc:
+            raise delivery_error(exc) from exc
+        self._live_for(turn.id)
+        return message.id
+
+    async def show_progress(self, turn: Turn, progress: Progress) -> None:
+        if turn.progress_message_id is None:
+            return
+        live = self._live_for(turn.id)
+        if live.closed:
+            return
+        if progress.stage is Stage.started:
+            live.started = time.monotonic()
+        live.pending = progress
+        if live.flusher is None or live.flusher.done():
+            live.flusher = self.tasks.spawn(self._flush(turn, live), name=f"progress-{turn.id}")
+
+    async def _flush(self, turn: Turn, live: _Live) -> None:
+        while live.pending is not None and not live.closed:
+            wait = live.last_edit + self.edit_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            async with live.lock:
+                progress, live.pending = live.pending, None
+                if progress is None or live.closed:
+                    return
+                await self._edit_progress(turn, live, progress)
+                live.last_edit = time.monotonic()
+
+    async def _edit_progress(self, turn: Turn, live: _Live, progress: Progress) -> None:
+        assert turn.progress_message_id is not None
+        message = self._channel(turn).get_partial_message(turn.progress_message_id)
+        content = progress_text(turn, progress, time.monotonic() - live.started, turn.locale)
+        try:
+            if progress.partial_image is not None:
+                preview = await asyncio.to_thread(make_preview, progress.partial_image)
+                await message.edit(
+                    content=content,
+                    attachments=[discord.File(io.BytesIO(preview), filename="preview.jpg")],
+                    allowed_mentions=NO_MENTIONS,
+                )
+            else:
+                await message.edit(content=content, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:
+            log.info("Progress edit for turn %s failed: %s %s", turn.id, exc.status, exc.code)
+
+    async def _close_live(self, turn_id: int) -> _Live:
+        live = self._live.pop(turn_id, None) or _Live()
+        live.closed = True
+        if live.flusher is not None and not live.flusher.done():
+            live.flusher.cancel()
+            await asyncio.wait([live.flusher], timeout=5)
+        return live
+
+    async def show_result(self, turn: Turn, result: TurnResult) -> list[int]:
+        await self._close_live(turn.id)
+        limit = self.upload_limit(turn.guild_id)
+        fitted: list[FittedImage] = [
+            await asyncio.to_thread(fit_to_limit, image.data, image.output_format, limit)
+            for image in result.images
+        ]
+        revised = next((img.revised_prompt for img in result.images if img.revised_prompt), None)
+        caption = result_caption(
+            turn,
+            revised_prompt=revised,
+            text=result.text,
+            reencoded=any(f.reencoded for f in fitted),
+            rerooted=result.rerooted,
+            has_images=bool(fitted),
+        )
+        files = [
+            discord.File(io.BytesIO(f.data), filename=f"imagine-{turn.id}-{n}.{f.extension}")
+            for n, f in enumerate(fitted, 1)
+        ]
+        channel = self._channel(turn)
+        view = result_view(turn.id, turn.locale)
+        first, rest = files[:MAX_FILES], files[MAX_FILES:]
+        ids: list[int] = []
+        try:
+            message_id = await self._replace_progress(turn, caption, first, view)
+            ids.append(message_id)
+            for start in range(0, len(rest), MAX_FILES):
+                extra = await self._retrying(
+                    lambda chunk=rest[start : start + MAX_FILES]: channel.send(files=chunk)
+                )
+                ids.append(extra.id)
+        except discord.HTTPException as exc:
+            raise delivery_error(exc) from exc
+        return ids
+
+    async def _replace_progress(
+        self, turn: Turn, content: str, files: list[discord.File], view: discord.ui.View | None
+    ) -> int:
+        """Edit the progress message into `content`; post anew if it is gone."""
+        channel = self._channel(turn)
+        if turn.progress_message_id is not None:
+            message = channel.get_partial_message(turn.progress_message_id)
+            try:
+                for file in files:
+                    file.reset()
+                await self._retrying(lambda: message.edit(
+                    content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS
+                ))
+                return turn.progress_message_id
+            except discord.NotFound as exc:
+                if exc.code == 10003:  # the thread itself is gone
+                    raise
+                log.info("Progress message of turn %s is gone; posting anew", turn.id)
+        for file in files:
+            file.reset()
+        sent = await self._retrying(lambda: channel.send(
+            content=content, files=files, view=view, allowed_mentions=NO_MENTIONS
+        ))
+        return sent.id
+
+    async def show_failure(self, turn: Turn, error: UserFacingError) -> None:
+        await self._close_live(turn.id)
+        view = retry_view(turn.id, turn.locale) if error.kind in RETRYABLE_FAILURES else None
+        try:
+            await self._replace_progress(turn, failure_text(turn, error), [], view)
+        except discord.HTTPException as exc:
+            log.info("Could not show the failure of turn %s: %s", turn.id, exc)
+
+    async def fetch_result_images(self, turn: Turn) -> list[InputImage]:
+        channel = self._channel(turn)
+        images: list[InputImage] = []
+        for message_id in turn.message_ids:
+            try:
+                message = await channel.fetch_message(message_id)
+            except discord.HTTPException:
+                continue
+            for attachment in message.attachments:
+                if attachment.content_type and not attachment.content_type.startswith("image/"):
+                    continue
+                data = await attachment.read()
+                images.append(InputImage(
+                    data=data, mime=attachment.content_type or "image/png",
+                    filename=attachment.filename,
+                ))
+        return images

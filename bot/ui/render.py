@@ -1,0 +1,107 @@
+"""Text that users see: errors, progress lines, result captions. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.models import Progress, Stage, Turn
+from bot.ui.i18n import t
+
+MAX_CONTENT = 2000
+
+
+def error_text(error: UserFacingError, locale: str | None) -> str:
+    """A short, specific sentence for a domain error, in the user's language."""
+    params = dict(error.params)
+    if "problem" in params:
+        params["problem_text"] = t(f"problem.{params['problem']}", locale, **params)
+    else:
+        params.setdefault("problem_text", "")
+    if "reason" in params and error.kind is ErrorKind.not_allowed:
+        params["reason_text"] = t(f"reason.{params['reason']}", locale)
+    if "limit" in params and error.kind is ErrorKind.limit_reached:
+        params["limit_name"] = t(f"limit.{params['limit']}", locale)
+    if error.kind is ErrorKind.invalid_request:
+        params["reason"] = clip(str(params.get("reason") or "invalid request"), 200)
+    return clip(t(error.kind.value, locale, **params), MAX_CONTENT)
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def quote(text: str, limit: int = 300) -> str:
+    """A prompt shown as a block quote, clipped, with mentions defused."""
+    body = clip(text.replace("@", "@\u200b"), limit)
+    return "\n".join(f"> {line}" if line else ">" for line in body.splitlines() or [""])
+
+
+def progress_text(turn: Turn, progress: Progress, elapsed: float, locale: str | None) -> str:
+    header = f"{quote(turn.prompt, 200)}\n"
+    if progress.stage is Stage.queued:
+        line = (
+            t("progress.queued", locale, position=progress.position)
+            if progress.position
+            else t("progress.queued_now", locale)
+        )
+    elif progress.stage is Stage.retrying:
+        line = t("progress.retrying", locale, seconds=f"{progress.retry_in or 0:.0f}",
+                 attempt=progress.attempt)
+    elif progress.stage is Stage.partial:
+        line = t("progress.partial", locale, elapsed=int(elapsed),
+                 index=(progress.partial_index or 0) + 1)
+    elif progress.stage is Stage.generating:
+        line = t("progress.generating", locale, elapsed=int(elapsed))
+    else:
+        line = t("progress.started", locale)
+    return clip(f"{header}{line} · {t('result.by', locale, user=turn.author_id)}", MAX_CONTENT)
+
+
+def result_caption(
+    turn: Turn,
+    *,
+    revised_prompt: str | None,
+    text: str | None,
+    reencoded: bool,
+    rerooted: bool,
+    has_images: bool,
+) -> str:
+    """The message shown with a result: the prompt, any model text, and a compact footer."""
+    locale = turn.locale
+    parts = [quote(turn.prompt, 300)]
+    if text:
+        parts.append(clip(text, 1000))
+    elif not has_images:
+        parts.append(t("result.text_only", locale))
+    footer = [t("result.by", locale, user=turn.author_id), turn.options.summary()]
+    if turn.options.action and turn.options.action != "auto":
+        footer.insert(1, turn.options.action)
+    if reencoded:
+        footer.append(t("result.reencoded", locale))
+    if rerooted:
+        footer.append(t("result.rerooted", locale))
+    footer.append(f"#{turn.id}")
+    parts.append("-# " + " · ".join(footer))
+    if revised_prompt and revised_prompt.strip() != turn.prompt.strip():
+        parts.append("-# " + t("result.revised", locale, text=clip(revised_prompt, 300)))
+    return clip("\n".join(parts), MAX_CONTENT)
+
+
+def failure_text(turn: Turn, error: UserFacingError) -> str:
+    return clip(
+        f"{quote(turn.prompt, 200)}\n"
+        + t("progress.failed", turn.locale, message=error_text(error, turn.locale))
+        + f"\n-# {t('result.by', turn.locale, user=turn.author_id)} · #{turn.id}",
+        MAX_CONTENT,
+    )
+
+
+def thread_name(prompt: str) -> str:
+    """A thread name from a prompt: one line, cut cleanly at a word within 100 characters."""
+    line = " ".join(prompt.split())
+    if len(line) <= 100:
+        return line or "image"
+    cut = line[:99]
+    space = cut.rfind(" ")
+    if space >= 60:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:-") + "…"

@@ -1,0 +1,1211 @@
+"""A local fake of OpenAI's Responses API with the ``image_generation`` tool (aiohttp).
+
+Point the real SDK at it — ``openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test")`` —
+and the bot runs its production code path against 127.0.0.1, with no network.
+
+Faithful (checked against the installed ``openai`` 3.57 types, which must parse everything sent):
+
+* ``POST /v1/responses`` (streaming and not), ``GET /v1/responses/{id}`` (incl.
+  ``?stream=true&starting_after=N`` for background responses), ``POST /v1/responses/{id}/cancel``,
+  ``DELETE /v1/responses/{id}``; Bearer auth (401 without it); JSON error bodies
+  ``{"error": {message, type, param, code}}``; an ``x-request-id`` header on every answer.
+* The SSE event sequence, fields and ``sequence_number`` numbering of a real image generation,
+  including partial images, the completed ``image_generation_call`` item, an optional assistant
+  message, ``usage`` and ``tool_usage.image_gen``.
+* Tool-parameter validation (size rules, format/background/compression/partials), unknown
+  ``previous_response_id`` and item references, input images as data URLs, ``store`` and
+  ``background`` semantics (a background generation runs server-side, independent of the
+  client connection, and its stream can be resumed).
+* Faults: HTTP errors, rate limits with ``retry-after``/``retry-after-ms``, hangs, connections
+  dropped mid-stream, the three shapes of ``moderation_blocked``, text-only answers.
+
+Simplified or invented (good enough for the bot's tests, not the real service):
+
+* Images are synthetic: a solid colour plus the prompt text. Each carries its prompt *lineage*
+  (see :mod:`tests.fakes.images`), so tests can check conversation chaining from the bytes alone.
+* There is no model: the prompt is the last ``input_text`` of the last user message, the
+  ``revised_prompt`` is that prompt unchanged, ``action: auto`` resolves to ``edit`` when an
+  image is in context and ``generate`` otherwise, token counts are rough estimates.
+* Limits are not enforced (no real rate limiting, no minimum image size); ``file_id`` inputs,
+  masks and non-image tools are not supported (other tools are echoed back, never called).
+* Every ``POST /v1/responses`` consumes the next queued :class:`Fault`, if any, *before*
+  validation. ``http`` faults answer without validating; ``hang`` handles the request normally
+  once the pause is over (if the client is still there); a moderation ``http`` block comes
+  after validation; ``cut_after`` on a non-streaming background create has nothing to cut.
+* A non-background request whose client disconnects before the generation finishes is
+  abandoned: the generation is cancelled and the response forgotten (``previous_response_id``
+  → 400). Cancelling a background response ends its streams without a terminal event.
+* The model's choices are fixed: a moderation ``item`` block yields a completed response whose
+  image item failed (no apology text unless ``text_reply`` is set); ``response_failed`` sends
+  ``response.created``, ``response.in_progress``, then ``response.failed``. A request without
+  an ``image_generation`` tool gets a short text answer. Background streams start with
+  ``response.created`` (status ``queued``), then ``response.in_progress`` (no
+  ``response.queued`` event). Referencing a still-running response as ``previous_response_id``
+  is accepted.
+* Partial images have the final size and format but are pixelated and carry no lineage.
+* ``RecordedRequest.time`` is ``time.monotonic()``; header names are lower-cased.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import math
+import re
+import secrets
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+from tests.fakes.images import FORMATS, decode_data_url, inspect_image, read_lineage, render_image
+
+__all__ = ["FakeOpenAI", "Fault", "RecordedRequest", "read_lineage"]
+
+JSON = dict[str, Any]
+ModerationShape = Literal["http", "item", "response_failed"]
+FaultKind = Literal["http", "hang", "cut_after", "moderation", "text_only"]
+
+DEFAULT_IMAGE_MODEL = "gpt-image-2.6-sunburst"
+PRESET_SIZES = ("1024x1024", "1024x1536", "1536x1024")
+MAX_EDGE = 3840
+MAX_PIXELS = 3840 * 2160
+MODERATION_MESSAGE = (
+    "Your request was rejected by the safety system. "
+    "It may contain content that is not allowed by our safety system."
+)
+# Approximate image output tokens for a 1024x1024 image at each quality; other sizes scale
+# with their pixel count. Each streamed partial image adds 100 tokens.
+_QUALITY_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320}
+_SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
+_BODY = web.RequestKey("json_body", object)  # the parsed JSON body, stored by the middleware
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(25)}"
+
+
+def _text_tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+# --------------------------------------------------------------------------- public helpers
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One HTTP request as the fake received it (recorded before any validation)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-cased names
+    json: Any  # parsed JSON body, or None if there was none / it was not JSON
+    time: float  # time.monotonic() at arrival
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A misbehaviour for the next ``POST /v1/responses``; build one with the classmethods."""
+
+    kind: FaultKind
+    status: int = 0
+    body: JSON | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    event_type: str | None = None
+    shape: ModerationShape | None = None
+    text: str | None = None
+    categories: tuple[str, ...] = ()
+
+    @classmethod
+    def http(
+        cls,
+        status: int,
+        *,
+        code: str | None,
+        type: str = "invalid_request_error",
+        message: str = "The fake was told to fail this request.",
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fault:
+        """Answer with ``status`` and an OpenAI-style JSON error body."""
+        error = {"message": message, "type": type, "param": param, "code": code}
+        return cls("http", status=status, body={"error": error}, headers=dict(headers or {}))
+
+    @classmethod
+    def rate_limit(cls, retry_after: float = 0.05) -> Fault:
+        """429 ``rate_limit_exceeded`` with ``retry-after`` (seconds) and ``retry-after-ms``."""
+        message = (
+            f"Rate limit reached for {DEFAULT_IMAGE_MODEL} in organization org-fake on images "
+            f"per min (IPM): Limit 5, Used 5, Requested 1. "
+            f"Please try again in {retry_after:g}s."
+        )
+        headers = {
+            "retry-after": f"{retry_after:g}",
+            "retry-after-ms": str(round(retry_after * 1000)),
+            "x-ratelimit-limit-requests": "5",
+            "x-ratelimit-remaining-requests": "0",
+        }
+        return cls.http(
+            429, code="rate_limit_exceeded", type="requests", message=message, headers=headers
+        )
+
+    @classmethod
+    def insufficient_quota(cls) -> Fault:
+        """429 ``insufficient_quota`` (billing problem: retrying does not help)."""
+        message = (
+            "You exceeded your current quota, please check your plan and billing details. For "
+            "more information on this error, read the docs: "
+            "https://platform.openai.com/docs/guides/error-codes/api-errors."
+        )
+        return cls.http(429, code="insufficient_quota", type="insufficient_quota", message=message)
+
+    @classmethod
+    def server_error(cls, status: int = 500) -> Fault:
+        """A 5xx with a ``server_error`` body."""
+        message = "The server had an error while processing your request. Sorry about that!"
+        return cls.http(status, code=None, type="server_error", message=message)
+
+    @classmethod
+    def hang(cls, seconds: float) -> Fault:
+        """Accept the request, then send nothing for ``seconds`` (provokes client timeouts)."""
+        return cls("hang", seconds=seconds)
+
+    @classmethod
+    def cut_after(cls, event_type: str) -> Fault:
+        """Drop the TCP connection right after the first event of ``event_type``.
+
+        Background generations carry on server-side (retrieve / resume them later); other
+        generations are cancelled and lost. On a non-streaming request the connection drops,
+        without any answer, when the generation reaches that point.
+        """
+        return cls("cut_after", event_type=event_type)
+
+    @classmethod
+    def moderation(
+        cls, shape: ModerationShape, *, categories: tuple[str, ...] = ("violence",)
+    ) -> Fault:
+        """``moderation_blocked`` as an HTTP 400, a failed image item, or ``response.failed``."""
+        return cls("moderation", shape=shape, categories=categories)
+
+    @classmethod
+    def text_only(cls, text: str) -> Fault:
+        """The model answers with a text message and calls no tool."""
+        return cls("text_only", text=text)
+
+
+class _ApiError(Exception):
+    """An OpenAI-style error answer."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        extra: JSON | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error: JSON = {"message": message, "type": type, "param": param, "code": code}
+        self.error.update(extra or {})
+
+
+# --------------------------------------------------------------------------- internal state
+
+
+@dataclass(frozen=True)
+class _ImageSpec:
+    """The resolved ``image_generation`` tool configuration of one request."""
+
+    width: int
+    height: int
+    fmt: str
+    background: str  # resolved: transparent | opaque
+    quality: str  # resolved
+    compression: int | None
+    partial_images: int
+    action: str  # as requested: generate | edit | auto
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @property
+    def image_tokens(self) -> int:
+        scale = (self.width * self.height) / (1024 * 1024)
+        return round(_QUALITY_TOKENS.get(self.quality, 1056) * scale)
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    final_b64: str
+    partials_b64: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _StoredItem:
+    response_id: str
+    kind: str  # "image_generation_call" | "message"
+    lineage: list[str] | None
+
+
+@dataclass(eq=False)
+class _Run:
+    """One response: its stored JSON, its event log and the task producing it."""
+
+    id: str
+    response: JSON
+    store: bool
+    background: bool
+    prev_id: str | None
+    spec: _ImageSpec | None
+    prompt: str
+    lineage: list[str]  # lineage of the images this response makes
+    has_context_image: bool
+    input_image_lineages: list[list[str]]
+    input_text_tokens: int
+    fault: Fault | None
+    events: list[tuple[str, bytes]] = field(default_factory=list)
+    output_lineages: list[list[str]] = field(default_factory=list)
+    finished: bool = False
+    cancel_requested: bool = False
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+def _json_response(
+    status: int, payload: object, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    all_headers = {"Content-Type": "application/json", "x-request-id": _new_id("req")}
+    all_headers.update(headers or {})
+    return web.Response(status=status, body=json.dumps(payload).encode(), headers=all_headers)
+
+
+def _error_response(error: _ApiError) -> web.Response:
+    return _json_response(error.status, {"error": error.error})
+
+
+class FakeOpenAI:
+    """The fake server. ``await start()``, use ``base_url``, ``await stop()``.
+
+    Knobs (settable at any time; read when a generation starts):
+        latency: seconds one generation takes, spread over its event stream.
+        images_per_response: how many ``image_generation_call`` items a response carries.
+        text_reply: if set, every response also ends with an assistant message of this text.
+
+    Observations:
+        requests: every HTTP request, recorded before validation.
+        responses: stored responses by id (the live Response JSON).
+        generations: images actually delivered (completed items), e.g. to spot duplicates.
+        api_key_seen: bearer tokens seen.
+    """
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        static_images: bool = False,
+    ) -> None:
+        self.latency = latency
+        self.host = host
+        self.port = port
+        self.static_images = static_images
+        self.base_url = ""
+        self.requests: list[RecordedRequest] = []
+        self.responses: dict[str, JSON] = {}
+        self.generations = 0
+        self.images_per_response = 1
+        self.text_reply: str | None = None
+        self.api_key_seen: set[str] = set()
+        self._faults: deque[Fault] = deque()
+        self._runs: dict[str, _Run] = {}  # stored runs only
+        self._items: dict[str, _StoredItem] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._static_cache: dict[tuple[Any, ...], asyncio.Task[_Rendered]] = {}
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    async def start(self) -> None:
+        """Bind and serve; afterwards ``base_url`` is ``http://<host>:<port>/v1``."""
+        app = web.Application(middlewares=[self._middleware], client_max_size=256 * 1024**2)
+        app.router.add_post("/v1/responses", self._handle_create)
+        app.router.add_get("/v1/responses/{id}", self._handle_retrieve)
+        app.router.add_delete("/v1/responses/{id}", self._handle_delete)
+        app.router.add_post("/v1/responses/{id}/cancel", self._handle_cancel)
+        app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.base_url = f"http://{self.host}:{self.port}/v1"
+
+    async def stop(self) -> None:
+        """Cancel running generations and close the server (open streams are cut)."""
+        tasks = list(self._tasks) + list(self._static_cache.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def create_requests(self) -> list[JSON]:
+        """JSON bodies of every ``POST /v1/responses``, in arrival order."""
+        return [r.json for r in self.requests if r.method == "POST" and r.path == "/v1/responses"]
+
+    def add_fault(self, fault: Fault) -> None:
+        """Queue a fault; each ``POST /v1/responses`` consumes one (FIFO) if any is queued."""
+        self._faults.append(fault)
+
+    def forget(self, response_id: str) -> None:
+        """Drop a stored response (expiry/deletion): later references to it get a 400."""
+        run = self._runs.pop(response_id, None)
+        self.responses.pop(response_id, None)
+        if run is not None:
+            run.store = False
+        for item_id in [k for k, v in self._items.items() if v.response_id == response_id]:
+            del self._items[item_id]
+
+    def forget_all(self) -> None:
+        """Forget every stored response."""
+        for response_id in list(self._runs):
+            self.forget(response_id)
+
+    # ------------------------------------------------------------------ plumbing
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        raw = await request.read()
+        parsed: Any = None
+        if raw:
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(raw)
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=dict(request.query),
+                headers={k.lower(): v for k, v in request.headers.items()},
+                json=parsed,
+                time=time.monotonic(),
+            )
+        )
+        request[_BODY] = parsed
+        auth = request.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _error_response(
+                _ApiError(
+                    401,
+                    "You didn't provide an API key. You need to provide your API key in an "
+                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                )
+            )
+        self.api_key_seen.add(token.strip())
+        try:
+            return await handler(request)
+        except _ApiError as exc:
+            return _error_response(exc)
+
+    async def _handle_unknown(self, request: web.Request) -> web.StreamResponse:
+        raise _ApiError(404, f"Invalid URL ({request.method} {request.path})")
+
+    def _stored_run(self, response_id: str) -> _Run:
+        run = self._runs.get(response_id)
+        if run is None:
+            raise _ApiError(404, f"Response with id '{response_id}' not found.")
+        return run
+
+    def _start(self, run: _Run) -> None:
+        """Run the generation as a task of its own (it outlives client connections)."""
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            # also covers a task cancelled before it ever ran
+            if task.cancelled() and run.cancel_requested:
+                run.response["status"] = "cancelled"
+            self._finish(run)
+
+        run.task = asyncio.ensure_future(self._produce(run))
+        self._tasks.add(run.task)
+        run.task.add_done_callback(done)
+
+    # ------------------------------------------------------------------ endpoints
+
+    async def _handle_create(self, request: web.Request) -> web.StreamResponse:
+        fault = self._faults.popleft() if self._faults else None
+        if fault is not None and fault.kind == "hang":
+            await asyncio.sleep(fault.seconds)
+        if fault is not None and fault.kind == "http":
+            return _json_response(fault.status, fault.body, fault.headers)
+        body = request[_BODY]
+        if not isinstance(body, dict):
+            raise _ApiError(
+                400,
+                "We could not parse the JSON body of your request. (HINT: This likely means "
+                "you aren't using your HTTP library correctly.)",
+            )
+        run = self._prepare(body, fault)
+        if fault is not None and fault.kind == "moderation" and fault.shape == "http":
+            raise _ApiError(
+                400,
+                MODERATION_MESSAGE,
+                type="image_generation_user_error",
+                code="moderation_blocked",
+                extra={
+                    "moderation_details": {
+                        "moderation_stage": "input",
+                        "categories": list(fault.categories),
+                    }
+                },
+            )
+        if run.store:
+            self._runs[run.id] = run
+            self.responses[run.id] = run.response
+        self._start(run)
+        cut = fault.event_type if fault is not None and fault.kind == "cut_after" else None
+        if body.get("stream"):
+            return await self._stream(request, run, after=-1, cut=cut, owns_run=not run.background)
+        if run.background:
+            return _json_response(200, run.response)
+        return await self._wait_and_answer(request, run, cut)
+
+    async def _handle_retrieve(self, request: web.Request) -> web.StreamResponse:
+        run = self._stored_run(request.match_info["id"])
+        if request.query.get("stream", "").lower() not in ("true", "1"):
+            return _json_response(200, run.response)
+        if not run.background:
+            raise _ApiError(
+                400,
+                "Streaming a stored response is only supported for responses created with "
+                "background=true.",
+                param="stream",
+            )
+        try:
+            after = int(request.query.get("starting_after", "-1"))
+        except ValueError:
+            raise _ApiError(
+                400, "Invalid 'starting_after': expected an integer.", param="starting_after"
+            ) from None
+        return await self._stream(request, run, after=after, cut=None, owns_run=False)
+
+    async def _handle_cancel(self, request: web.Request) -> web.StreamResponse:
+        run = self._stored_run(request.match_info["id"])
+        if not run.background:
+            raise _ApiError(400, "Only responses created with background=true can be cancelled.")
+        status = run.response["status"]
+        if status in ("completed", "failed", "incomplete"):
+            raise _ApiError(400, f"Cannot cancel a response with status '{status}'.")
+        if status != "cancelled":
+            run.cancel_requested = True
+            if run.task is not None:
+                run.task.cancel()
+                await asyncio.wait([run.task])
+        return _json_response(200, run.response)
+
+    async def _handle_delete(self, request: web.Request) -> web.StreamResponse:
+        response_id = request.match_info["id"]
+        self._stored_run(response_id)
+        self.forget(response_id)
+        return _json_response(200, {"id": response_id, "object": "response", "deleted": True})
+
+    # ------------------------------------------------------------------ answering
+
+    async def _follow(self, run: _Run, after: int) -> AsyncIterator[tuple[str, bytes]]:
+        """Yield the run's events with sequence_number > ``after``, live until it finishes."""
+        index = max(0, after + 1)
+        while True:
+            while index < len(run.events):
+                yield run.events[index]
+                index += 1
+            if run.finished:
+                return
+            await run.wakeup.wait()
+
+    async def _stream(
+        self, request: web.Request, run: _Run, *, after: int, cut: str | None, owns_run: bool
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "x-request-id": _new_id("req"),
+            },
+        )
+        completed = False
+        try:
+            await response.prepare(request)
+            async with contextlib.aclosing(self._follow(run, after)) as events:
+                async for event_type, data in events:
+                    await response.write(data)
+                    if event_type == cut:
+                        self._drop_connection(request)
+                        break
+                else:
+                    completed = True
+                    await response.write_eof()
+        except ConnectionError:
+            pass  # the client went away
+        finally:
+            if owns_run and not completed:
+                self._abandon(run)
+        return response
+
+    async def _wait_and_answer(
+        self, request: web.Request, run: _Run, cut: str | None
+    ) -> web.StreamResponse:
+        completed = False
+        try:
+            async with contextlib.aclosing(self._follow(run, -1)) as events:
+                async for event_type, _ in events:
+                    if event_type == cut:
+                        self._drop_connection(request)
+                        return web.Response(status=200)  # never reaches the client
+            completed = True
+        finally:
+            if not completed:
+                self._abandon(run)
+        return _json_response(200, run.response)
+
+    @staticmethod
+    def _drop_connection(request: web.Request) -> None:
+        # close() flushes what was written, then closes: the client sees a truncated body.
+        if request.transport is not None:
+            request.transport.close()
+
+    def _abandon(self, run: _Run) -> None:
+        """A non-background response lost its client before finishing: cancel and forget it."""
+        if run.finished:
+            return
+        if run.task is not None and not run.task.done():
+            run.task.cancel()
+        if self._runs.get(run.id) is run:
+            self.forget(run.id)
+
+    # ------------------------------------------------------------------ validation
+
+    def _prepare(self, body: JSON, fault: Fault | None) -> _Run:
+        """Validate a create request like the real API and build its (not yet started) run."""
+        for name in ("model", "input"):
+            if body.get(name) is None:
+                raise _ApiError(
+                    400,
+                    f"Missing required parameter: '{name}'.",
+                    param=name,
+                    code="missing_required_parameter",
+                )
+        store = body.get("store")
+        store = True if store is None else bool(store)
+        background = bool(body.get("background"))
+        if background and not store:
+            raise _ApiError(
+                400,
+                "Background responses must be stored: background=true requires store=true.",
+                param="background",
+                code="invalid_value",
+            )
+        prev_id = body.get("previous_response_id")
+        if prev_id is not None and prev_id not in self._runs:
+            raise _ApiError(
+                400,
+                f"Previous response with id '{prev_id}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        tools = body.get("tools") or []
+        if not isinstance(tools, list):
+            raise _ApiError(400, "Invalid type for 'tools': expected an array.", param="tools")
+        spec: _ImageSpec | None = None
+        tool_index = 0
+        echoed_tools: list[JSON] = []
+        for index, tool in enumerate(tools):
+            if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+                raise _ApiError(400, f"Invalid tool at tools[{index}].", param=f"tools[{index}]")
+            if tool["type"] == "image_generation" and spec is None:
+                spec, echoed = self._validate_tool(tool, index)
+                tool_index = index
+                echoed_tools.append(echoed)
+            else:
+                echoed_tools.append(tool)
+
+        parsed = self._parse_input(body["input"])
+        chain_has_image, chain_lineage = self._chain_context(prev_id)
+        has_context_image = chain_has_image or parsed.has_image
+        if chain_has_image:
+            context = chain_lineage
+        elif parsed.referenced_lineages:
+            context = parsed.referenced_lineages[0]
+        else:
+            context = []
+        if spec is not None and spec.action == "edit" and not has_context_image:
+            raise _ApiError(
+                400,
+                "Image editing requires an input image.",
+                param=f"tools[{tool_index}].action",
+                code="image_edit_requires_image",
+            )
+        run_id = _new_id("resp")
+        response: JSON = {
+            "id": run_id,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "queued" if background else "in_progress",
+            "background": background,
+            "completed_at": None,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"),
+            "max_tool_calls": body.get("max_tool_calls"),
+            "metadata": body.get("metadata") or {},
+            "model": body["model"],
+            "output": [],
+            "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "previous_response_id": prev_id,
+            "reasoning": {"effort": None, "summary": None},
+            "safety_identifier": body.get("safety_identifier"),
+            "service_tier": "default",
+            "store": store,
+            "temperature": body.get("temperature", 1.0),
+            "text": {"format": {"type": "text"}, "verbosity": "medium"},
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": echoed_tools,
+            "top_logprobs": 0,
+            "top_p": body.get("top_p", 1.0),
+            "truncation": body.get("truncation", "disabled"),
+            "usage": None,
+            "user": body.get("user"),
+        }
+        return _Run(
+            id=run_id,
+            response=response,
+            store=store,
+            background=background,
+            prev_id=prev_id,
+            spec=spec,
+            prompt=parsed.prompt,
+            lineage=[*context, parsed.prompt],
+            has_context_image=has_context_image,
+            input_image_lineages=parsed.image_lineages,
+            input_text_tokens=parsed.text_tokens,
+            fault=fault,
+        )
+
+    def _validate_tool(self, tool: JSON, index: int) -> tuple[_ImageSpec, JSON]:
+        def bad(name: str, message: str) -> _ApiError:
+            return _ApiError(400, message, param=f"tools[{index}].{name}", code="invalid_value")
+
+        def choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+            value = tool.get(name, default)
+            if value not in allowed:
+                raise bad(
+                    name,
+                    f"Invalid value: '{value}'. Supported values are: "
+                    + ", ".join(f"'{a}'" for a in allowed)
+                    + ".",
+                )
+            return str(value)
+
+        action = choice("action", ("generate", "edit", "auto"), "auto")
+        background = choice("background", ("transparent", "opaque", "auto"), "auto")
+        fmt = choice("output_format", FORMATS, "png")
+        quality = choice("quality", ("low", "medium", "high", "xhigh", "max", "auto"), "auto")
+        choice("moderation", ("auto", "low"), "auto")
+        size = tool.get("size", "auto")
+        width, height = self._parse_size(size, bad)
+        if background == "transparent" and fmt == "jpeg":
+            raise bad(
+                "background",
+                "Transparent background is not supported for jpeg; use png or webp.",
+            )
+        compression = tool.get("output_compression")
+        if compression is not None:
+            if isinstance(compression, bool) or not isinstance(compression, int):
+                raise bad("output_compression", "output_compression must be an integer.")
+            if not 0 <= compression <= 100:
+                raise bad("output_compression", "output_compression must be between 0 and 100.")
+            if fmt in ("png", "gif", "svg"):
+                raise bad(
+                    "output_compression",
+                    f"output_compression is only supported for jpeg and webp, not {fmt}.",
+                )
+        partial = tool.get("partial_images", 0)
+        if isinstance(partial, bool) or not isinstance(partial, int) or not 0 <= partial <= 3:
+            raise bad("partial_images", "partial_images must be an integer between 0 and 3.")
+        if partial and fmt == "gif":
+            raise bad("partial_images", "GIF output does not support partial images.")
+        spec = _ImageSpec(
+            width=width,
+            height=height,
+            fmt=fmt,
+            background="transparent" if background == "transparent" else "opaque",
+            quality="medium" if quality == "auto" else quality,
+            compression=compression,
+            partial_images=partial,
+            action=action,
+        )
+        echoed = {
+            "type": "image_generation",
+            "action": action,
+            "background": background,
+            "model": tool.get("model", DEFAULT_IMAGE_MODEL),
+            "moderation": tool.get("moderation", "auto"),
+            "output_compression": 100 if compression is None else compression,
+            "output_format": fmt,
+            "partial_images": partial,
+            "quality": quality,
+            "size": size,
+        }
+        return spec, echoed
+
+    @staticmethod
+    def _parse_size(size: object, bad: Any) -> tuple[int, int]:
+        if size == "auto":
+            return 1024, 1024
+        match = _SIZE_RE.match(size) if isinstance(size, str) else None
+        if match is None:
+            raise bad("size", f"Invalid size '{size}': use 'auto' or 'WIDTHxHEIGHT'.")
+        width, height = int(match[1]), int(match[2])
+        if size in PRESET_SIZES:
+            return width, height
+        problems = []
+        if width <= 0 or height <= 0 or width % 16 or height % 16:
+            problems.append("width and height must both be positive multiples of 16")
+        elif max(width, height) > 3 * min(width, height):
+            problems.append("the aspect ratio must be between 1:3 and 3:1")
+        if max(width, height) > MAX_EDGE:
+            problems.append(f"the longest edge must be at most {MAX_EDGE}px")
+        if width * height > MAX_PIXELS:
+            problems.append("the image must have at most 3840x2160 pixels")
+        if problems:
+            raise bad("size", f"Invalid size '{size}': " + "; ".join(problems) + ".")
+        return width, height
+
+    def _chain_context(self, prev_id: str | None) -> tuple[bool, list[str]]:
+        """(image in the previous_response chain?, lineage of the chain's latest image)."""
+        seen: set[str] = set()
+        while prev_id is not None and prev_id not in seen:
+            seen.add(prev_id)
+            run = self._runs.get(prev_id)
+            if run is None:
+                break
+            if run.output_lineages:
+                return True, run.output_lineages[-1]
+            if run.has_context_image and run.input_image_lineages:
+                with_lineage = [lin for lin in run.input_image_lineages if lin]
+                return True, with_lineage[0] if with_lineage else []
+            prev_id = run.prev_id
+        return False, []
+
+    def _parse_input(self, raw: object) -> _ParsedInput:
+        parsed = _ParsedInput()
+        if isinstance(raw, str):
+            parsed.prompt = raw
+            parsed.text_tokens = _text_tokens(raw)
+            return parsed
+        if not isinstance(raw, list):
+            raise _ApiError(
+                400, "Invalid type for 'input': expected a string or an array.", param="input"
+            )
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict):
+                raise _ApiError(400, f"Invalid input item at input[{i}].", param=f"input[{i}]")
+            item_type = item.get("type")
+            if item_type in (None, "message") and "role" in item:
+                self._parse_message(item, i, parsed)
+            elif item_type in ("image_generation_call", "item_reference"):
+                self._parse_reference(item, parsed)
+        return parsed
+
+    def _parse_message(self, item: JSON, i: int, parsed: _ParsedInput) -> None:
+        content = item.get("content")
+        if isinstance(content, str):
+            parts: list[Any] = [{"type": "input_text", "text": content}]
+        elif isinstance(content, list):
+            parts = content
+        else:
+            raise _ApiError(400, "Invalid message content.", param=f"input[{i}].content")
+        last_text: str | None = None
+        for j, part in enumerate(parts):
+            if not isinstance(part, dict):
+                raise _ApiError(400, "Invalid content part.", param=f"input[{i}].content[{j}]")
+            part_type = part.get("type")
+            if part_type in ("input_text", "output_text") and isinstance(part.get("text"), str):
+                parsed.text_tokens += _text_tokens(part["text"])
+                if part_type == "input_text":
+                    last_text = part["text"]
+            elif part_type == "input_image":
+                lineage = self._parse_input_image(part, f"input[{i}].content[{j}]")
+                parsed.has_image = True
+                parsed.image_lineages.append(lineage)
+                if lineage:
+                    parsed.referenced_lineages.append(lineage)
+        if item.get("role") == "user":
+            parsed.prompt = last_text or ""
+
+    @staticmethod
+    def _parse_input_image(part: JSON, where: str) -> list[str]:
+        url = part.get("image_url")
+        if not isinstance(url, str):
+            raise _ApiError(
+                400,
+                "input_image needs an image_url (file_id inputs are not supported by this fake).",
+                param=f"{where}.image_url",
+            )
+        if not url.startswith("data:"):
+            raise _ApiError(
+                400,
+                "image_url must be a data URL in this fake (never send remote URLs such as "
+                "Discord CDN links).",
+                param=f"{where}.image_url",
+                code="invalid_image_url",
+            )
+        try:
+            _, data = decode_data_url(url)
+            return inspect_image(data).lineage
+        except ValueError:
+            raise _ApiError(
+                400,
+                "The image data you provided does not represent a valid image. Please check "
+                "your input and try again with one of the supported image formats: "
+                "['image/jpeg', 'image/png', 'image/gif', 'image/webp'].",
+                param=f"{where}.image_url",
+                code="invalid_image",
+            ) from None
+
+    def _parse_reference(self, item: JSON, parsed: _ParsedInput) -> None:
+        item_id = item.get("id")
+        stored = self._items.get(item_id) if isinstance(item_id, str) else None
+        if stored is not None:
+            if stored.kind == "image_generation_call":
+                parsed.has_image = True
+                parsed.referenced_lineages.append(stored.lineage or [])
+            return
+        result = item.get("result")
+        if item.get("type") == "image_generation_call" and isinstance(result, str):
+            # a full item passed back by value (stateless / store=false conversations)
+            try:
+                lineage = read_lineage(base64.b64decode(result, validate=True))
+            except (ValueError, binascii.Error):
+                raise _ApiError(
+                    400,
+                    "Invalid image_generation_call result.",
+                    param="input",
+                    code="invalid_image",
+                ) from None
+            parsed.has_image = True
+            parsed.referenced_lineages.append(lineage)
+            return
+        raise _ApiError(400, f"Item with id '{item_id}' not found.", param="input")
+
+    # ------------------------------------------------------------------ generation
+
+    def _emit(self, run: _Run, event_type: str, payload: JSON) -> None:
+        event = {"type": event_type, "sequence_number": len(run.events), **payload}
+        data = f"event: {event_type}\ndata: {json.dumps(event)}\n\n".encode()
+        run.events.append((event_type, data))
+        wakeup, run.wakeup = run.wakeup, asyncio.Event()
+        wakeup.set()
+
+    def _finish(self, run: _Run) -> None:
+        run.finished = True
+        run.wakeup.set()
+
+    async def _render(self, run: _Run) -> _Rendered:
+        spec = run.spec
+        assert spec is not None
+        if not self.static_images:
+            return await asyncio.to_thread(_render_b64, spec, run.lineage)
+        key = (spec.width, spec.height, spec.fmt, spec.background, spec.compression)
+        task = self._static_cache.get(key)
+        if task is None:
+            task = asyncio.ensure_future(
+                asyncio.to_thread(_render_b64, spec, ["static benchmark image"], partials=3)
+            )
+            self._static_cache[key] = task
+        rendered = await asyncio.shield(task)
+        return _Rendered(rendered.final_b64, rendered.partials_b64[: spec.partial_images])
+
+    async def _produce(self, run: _Run) -> None:
+        """Generate the response, appending its events; the task stays independent of clients."""
+        response = run.response
+        try:
+            self._emit(run, "response.created", {"response": response})
+            latency = self.latency
+            if run.background:
+                await asyncio.sleep(min(0.01, latency))
+                response["status"] = "in_progress"
+            self._emit(run, "response.in_progress", {"response": response})
+            await asyncio.sleep(latency * 0.05)
+            fault = run.fault
+            if (
+                fault is not None
+                and fault.kind == "moderation"
+                and fault.shape == "response_failed"
+            ):
+                await asyncio.sleep(latency * 0.25)
+                response["status"] = "failed"
+                response["error"] = {
+                    "code": "moderation_blocked",
+                    "message": MODERATION_MESSAGE,
+                    "param": None,
+                    "type": "image_generation_user_error",
+                }
+                response["usage"] = self._usage(run, [])
+                self._emit(run, "response.failed", {"response": response})
+                return
+            text = self.text_reply
+            images: list[JSON] = []
+            if fault is not None and fault.kind == "text_only":
+                text = fault.text
+            elif run.spec is None:
+                text = text or "I can only describe images: no image_generation tool was given."
+            else:
+                count = max(1, self.images_per_response)
+                budget = latency * 0.95 / count
+                for _ in range(count):
+                    item = await self._produce_image(run, budget)
+                    images.append(item)
+            if text is not None:
+                await self._produce_message(run, text)
+            response["status"] = "completed"
+            response["completed_at"] = int(time.time())
+            response["usage"] = self._usage(run, images, text)
+            response["tool_usage"] = self._tool_usage(run, images)
+            self._emit(run, "response.completed", {"response": response})
+        except asyncio.CancelledError:
+            if run.cancel_requested:
+                response["status"] = "cancelled"
+            raise
+        finally:
+            self._finish(run)
+
+    async def _produce_image(self, run: _Run, budget: float) -> JSON:
+        spec = run.spec
+        assert spec is not None
+        response = run.response
+        item_id = _new_id("ig")
+        index = len(response["output"])
+        moderated = run.fault is not None and run.fault.kind == "moderation"
+        render = None if moderated else asyncio.ensure_future(self._render(run))
+        try:
+            item: JSON = {"id": item_id, "type": "image_generation_call", "status": "in_progress"}
+            response["output"].append(item)
+            ids = {"item_id": item_id, "output_index": index}
+            self._emit(run, "response.output_item.added", {"item": item, "output_index": index})
+            self._emit(run, "response.image_generation_call.in_progress", ids)
+            item["status"] = "generating"
+            self._emit(run, "response.image_generation_call.generating", ids)
+            action = spec.action
+            if action == "auto":
+                action = "edit" if run.has_context_image else "generate"
+            details = {
+                "action": action,
+                "background": spec.background,
+                "output_format": spec.fmt,
+                "quality": spec.quality,
+                "size": spec.size,
+            }
+            if render is None:  # output-stage moderation: the item fails
+                await asyncio.sleep(budget * 0.5)
+                assert run.fault is not None
+                final = {
+                    "id": item_id,
+                    "type": "image_generation_call",
+                    "status": "failed",
+                    "result": None,
+                    "revised_prompt": run.prompt,
+                    **details,
+                    "error": {
+                        "code": "moderation_blocked",
+                        "message": MODERATION_MESSAGE,
+                        "param": None,
+                        "type": "image_generation_user_error",
+                        "moderation_details": {
+                            "moderation_stage": "output",
+                            "categories": list(run.fault.categories),
+                        },
+                    },
+                }
+            else:
+                partials = spec.partial_images
+                waits = (
+                    [budget * 0.5] + [budget * 0.5 / partials] * partials if partials else [budget]
+                )
+                for p in range(partials):
+                    await asyncio.sleep(waits[p])
+                    rendered = await render
+                    self._emit(
+                        run,
+                        "response.image_generation_call.partial_image",
+                        {
+                            **ids,
+                            "partial_image_b64": rendered.partials_b64[p],
+                            "partial_image_index": p,
+                            "background": spec.background,
+                            "output_format": spec.fmt,
+                            "quality": spec.quality,
+                            "size": spec.size,
+                        },
+                    )
+                await asyncio.sleep(waits[-1])
+                rendered = await render
+                self.generations += 1
+                final = {
+                    "id": item_id,
+                    "type": "image_generation_call",
+                    "status": "completed",
+                    "result": rendered.final_b64,
+                    "revised_prompt": run.prompt,
+                    **details,
+                }
+                self._emit(run, "response.image_generation_call.completed", ids)
+                run.output_lineages.append(run.lineage)
+                if run.store:
+                    self._items[item_id] = _StoredItem(run.id, "image_generation_call", run.lineage)
+            response["output"][index] = final
+            self._emit(run, "response.output_item.done", {"item": final, "output_index": index})
+            return final
+        finally:
+            if render is not None and not render.done():
+                render.cancel()
+
+    async def _produce_message(self, run: _Run, text: str) -> None:
+        response = run.response
+        item_id = _new_id("msg")
+        index = len(response["output"])
+        item: JSON = {
+            "id": item_id,
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
+        response["output"].append(item)
+        ids = {"item_id": item_id, "output_index": index, "content_index": 0}
+        self._emit(run, "response.output_item.added", {"item": item, "output_index": index})
+        empty = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+        self._emit(run, "response.content_part.added", {**ids, "part": empty})
+        for chunk in re.findall(r"\S+\s*|\s+", text) or [""]:
+            self._emit(run, "response.output_text.delta", {**ids, "delta": chunk, "logprobs": []})
+            await asyncio.sleep(0)
+        part = {**empty, "text": text}
+        self._emit(run, "response.output_text.done", {**ids, "text": text, "logprobs": []})
+        self._emit(run, "response.content_part.done", {**ids, "part": part})
+        final = {**item, "status": "completed", "content": [part]}
+        response["output"][index] = final
+        if run.store:
+            self._items[item_id] = _StoredItem(run.id, "message", None)
+        self._emit(run, "response.output_item.done", {"item": final, "output_index": index})
+
+    @staticmethod
+    def _usage(run: _Run, images: list[JSON], text: str | None = None) -> JSON:
+        input_tokens = 40 + run.input_text_tokens + 85 * len(run.input_image_lineages)
+        output_tokens = 30 * len(images) + _text_tokens(text or "")
+        return {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
+        }
+
+    @staticmethod
+    def _tool_usage(run: _Run, images: list[JSON]) -> JSON:
+        done = [item for item in images if item["status"] == "completed"]
+        spec = run.spec
+        image_out = 0
+        if spec is not None:
+            image_out = len(done) * (spec.image_tokens + 100 * spec.partial_images)
+        text_in = _text_tokens(run.prompt) * len(images)
+        image_in = 272 * len(images) if run.has_context_image else 0
+        return {
+            "image_gen": {
+                "input_tokens": text_in + image_in,
+                "input_tokens_details": {"image_tokens": image_in, "text_tokens": text_in},
+                "output_tokens": image_out,
+                "output_tokens_details": {"image_tokens": image_out, "text_tokens": 0},
+                "total_tokens": text_in + image_in + image_out,
+            },
+            "web_search": {"num_requests": 0},
+        }
+
+
+@dataclass
+class _ParsedInput:
+    prompt: str = ""
+    text_tokens: int = 0
+    has_image: bool = False
+    image_lineages: list[list[str]] = field(default_factory=list)  # every input_image
+    referenced_lineages: list[list[str]] = field(default_factory=list)  # refs carrying lineage
+
+
+def _render_b64(spec: _ImageSpec, lineage: list[str], *, partials: int | None = None) -> _Rendered:
+    rendered = render_image(
+        lineage,
+        width=spec.width,
+        height=spec.height,
+        fmt=spec.fmt,
+        transparent=spec.background == "transparent",
+        compression=spec.compression,
+        partial_images=spec.partial_images if partials is None else partials,
+    )
+    return _Rendered(
+        base64.b64encode(rendered.final).decode(),
+        tuple(base64.b64encode(p).decode() for p in rendered.partials),
+    )
+
+
+# --------------------------------------------------------------------------- standalone
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    fake = FakeOpenAI(
+        latency=args.latency, host=args.host, port=args.port, static_images=args.static_images
+    )
+    await fake.start()
+    print(f"READY {fake.base_url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await fake.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tests.fakes.openai_server --port 0 --latency 10 [--static-images]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per generation")
+    parser.add_argument(
+        "--static-images", action="store_true", help="serve one cached image per size/format"
+    )
+    asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,583 @@
+"""The fake Responses API, driven by the real ``openai.AsyncOpenAI`` client.
+
+These tests pin down the wire behaviour the bot relies on, so a change in the fake (or an SDK
+upgrade that parses it differently) shows up here first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseCreatedEvent,
+    ResponseFailedEvent,
+    ResponseImageGenCallCompletedEvent,
+    ResponseImageGenCallPartialImageEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseTextDeltaEvent,
+)
+from PIL import Image
+
+from tests.fakes.openai_server import FakeOpenAI, Fault, read_lineage
+
+MODEL = "gpt-5.5"
+SMALL = "256x256"  # keeps every test fast; real sizes are covered in test_sizes_and_formats
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tool(**overrides: Any) -> dict[str, Any]:
+    return {"type": "image_generation", "size": SMALL, **overrides}
+
+
+def first_image(response: Response) -> bytes:
+    calls = [item for item in response.output if item.type == "image_generation_call"]
+    assert calls and calls[0].result, response.output
+    return base64.b64decode(calls[0].result)
+
+
+def user(text: str, *images: bytes, mime: str = "image/png") -> dict[str, Any]:
+    content: list[dict[str, Any]] = [{"type": "input_text", "text": text}]
+    for data in images:
+        url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+        content.append({"type": "input_image", "image_url": url})
+    return {"role": "user", "content": content}
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    server = FakeOpenAI()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def client(fake: FakeOpenAI) -> AsyncIterator[openai.AsyncOpenAI]:
+    # strict validation: every payload must match the SDK's pydantic models exactly
+    async with openai.AsyncOpenAI(
+        base_url=fake.base_url, api_key="sk-test", max_retries=0, _strict_response_validation=True
+    ) as c:
+        yield c
+
+
+# --------------------------------------------------------------------------- happy paths
+
+
+async def test_stream_event_order_and_types(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.text_reply = "Here is your cat."
+    stream = await client.responses.create(
+        model=MODEL, input="a cat", tools=[tool(partial_images=2)], stream=True
+    )
+    events = [event async for event in stream]
+
+    assert [e.type for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.image_generation_call.in_progress",
+        "response.image_generation_call.generating",
+        "response.image_generation_call.partial_image",
+        "response.image_generation_call.partial_image",
+        "response.image_generation_call.completed",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.content_part.added",
+        *["response.output_text.delta"] * 4,
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert isinstance(events[0], ResponseCreatedEvent)
+    assert events[0].response.status == "in_progress"
+    partials = [e for e in events if isinstance(e, ResponseImageGenCallPartialImageEvent)]
+    assert [p.partial_image_index for p in partials] == [0, 1]
+    item_id = partials[0].item_id
+    assert item_id.startswith("ig_") and all(p.output_index == 0 for p in partials)
+    assert isinstance(events[7], ResponseImageGenCallCompletedEvent)
+    done = events[8]
+    assert isinstance(done, ResponseOutputItemDoneEvent)
+    item = done.item
+    assert item.type == "image_generation_call"
+    assert (item.id, item.status, item.action, item.size) == (
+        item_id,
+        "completed",
+        "generate",
+        SMALL,
+    )
+    assert (item.output_format, item.background, item.revised_prompt) == ("png", "opaque", "a cat")
+    assert "".join(e.delta for e in events if isinstance(e, ResponseTextDeltaEvent)) == (
+        "Here is your cat."
+    )
+    final = events[-1]
+    assert isinstance(final, ResponseCompletedEvent)
+    response = final.response
+    assert response.id.startswith("resp_") and response.status == "completed"
+    assert response.output_text == "Here is your cat."
+    assert response.usage is not None and response.usage.total_tokens > 0
+    assert response.tool_usage is not None
+    image_gen = response.tool_usage.image_gen
+    assert image_gen.output_tokens == image_gen.output_tokens_details.image_tokens > 200
+    assert read_lineage(first_image(response)) == ["a cat"]
+    # a partial preview is a real image of the same size, but carries no lineage
+    partial = base64.b64decode(partials[0].partial_image_b64)
+    assert Image.open(io.BytesIO(partial)).size == (256, 256)
+    assert read_lineage(partial) == []
+    assert fake.generations == 1
+    assert fake.responses[response.id]["status"] == "completed"
+
+
+async def test_stream_helper(client: openai.AsyncOpenAI) -> None:
+    async with client.responses.stream(model=MODEL, input="a dog", tools=[tool()]) as stream:
+        types = [event.type async for event in stream]
+        response = await stream.get_final_response()
+    assert types[0] == "response.created" and types[-1] == "response.completed"
+    assert read_lineage(first_image(response)) == ["a dog"]
+
+
+async def test_non_streaming(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.images_per_response = 2
+    response = await client.responses.create(model=MODEL, input="two owls", tools=[tool()])
+    assert response.status == "completed"
+    calls = [item for item in response.output if item.type == "image_generation_call"]
+    assert len(calls) == 2 and calls[0].id != calls[1].id
+    assert fake.generations == 2
+    assert fake.create_requests()[0]["input"] == "two owls"
+    assert fake.api_key_seen == {"sk-test"}
+
+
+async def test_previous_response_chain_lineage(client: openai.AsyncOpenAI) -> None:
+    first = await client.responses.create(model=MODEL, input="a castle", tools=[tool()])
+    second = await client.responses.create(
+        model=MODEL,
+        input=[user("add a moat")],
+        tools=[tool()],
+        previous_response_id=first.id,
+    )
+    third = await client.responses.create(
+        model=MODEL,
+        input=[{"role": "user", "content": "at night"}],
+        tools=[tool(action="edit")],
+        previous_response_id=second.id,
+    )
+    assert read_lineage(first_image(third)) == ["a castle", "add a moat", "at night"]
+    assert third.previous_response_id == second.id
+    item = next(i for i in third.output if i.type == "image_generation_call")
+    assert item.action == "edit"
+
+
+async def test_forgotten_or_unstored_previous_response(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    first = await client.responses.create(model=MODEL, input="a boat", tools=[tool()])
+    fake.forget(first.id)
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(
+            model=MODEL, input="red sails", tools=[tool()], previous_response_id=first.id
+        )
+    assert info.value.code == "previous_response_not_found"
+    assert info.value.param == "previous_response_id"
+    assert info.value.type == "invalid_request_error"
+    assert info.value.message.endswith(f"Previous response with id '{first.id}' not found.")
+    assert info.value.response.headers["content-type"] == "application/json"
+
+    unstored = await client.responses.create(model=MODEL, input="x", tools=[tool()], store=False)
+    assert unstored.id not in fake.responses
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(unstored.id)
+    with pytest.raises(openai.BadRequestError):
+        await client.responses.create(model=MODEL, input="y", previous_response_id=unstored.id)
+
+    stored = await client.responses.create(model=MODEL, input="z", tools=[tool()])
+    await client.responses.delete(stored.id)
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(stored.id)
+
+
+async def test_references_and_input_images_carry_lineage(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    first = await client.responses.create(model=MODEL, input="a fox", tools=[tool()])
+    item_id = next(i.id for i in first.output if i.type == "image_generation_call")
+    for ref_type in ("image_generation_call", "item_reference"):
+        response = await client.responses.create(
+            model=MODEL,
+            input=[{"type": ref_type, "id": item_id}, user(f"via {ref_type}")],
+            tools=[tool(action="edit")],
+        )
+        assert read_lineage(first_image(response)) == ["a fox", f"via {ref_type}"]
+
+    # an image uploaded as a data URL (e.g. re-sent by the bot after the id expired)
+    fake.forget(first.id)
+    uploaded = await client.responses.create(
+        model=MODEL, input=[user("in the snow", first_image(first))], tools=[tool()]
+    )
+    assert read_lineage(first_image(uploaded)) == ["a fox", "in the snow"]
+
+    with pytest.raises(openai.BadRequestError) as info:  # the forgotten item is gone too
+        await client.responses.create(
+            model=MODEL, input=[{"type": "item_reference", "id": item_id}], tools=[tool()]
+        )
+    assert info.value.param == "input"
+
+
+async def test_bad_input_images(client: openai.AsyncOpenAI) -> None:
+    remote = {
+        "role": "user",
+        "content": [
+            {"type": "input_text", "text": "edit"},
+            {"type": "input_image", "image_url": "https://cdn.discordapp.com/a.png"},
+        ],
+    }
+    with pytest.raises(openai.BadRequestError, match="must be a data URL"):
+        await client.responses.create(model=MODEL, input=[remote], tools=[tool()])
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(
+            model=MODEL, input=[user("edit", b"definitely not a png")], tools=[tool()]
+        )
+    assert info.value.code == "invalid_image"
+
+
+async def test_edit_requires_an_image(client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(model=MODEL, input="edit it", tools=[tool(action="edit")])
+    assert info.value.code == "image_edit_requires_image"
+    assert info.value.param == "tools[0].action"
+    assert info.value.message.endswith("Image editing requires an input image.")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"tools": [tool(size="1000x1000")]}, "tools[0].size"),  # not divisible by 16
+        ({"tools": [tool(size="1024x4096")]}, "tools[0].size"),  # ratio beyond 1:3
+        ({"tools": [tool(size="4096x2304")]}, "tools[0].size"),  # edge over 3840
+        ({"tools": [tool(size="3840x2304")]}, "tools[0].size"),  # more pixels than 3840x2160
+        ({"tools": [tool(size="big")]}, "tools[0].size"),
+        ({"tools": [tool(background="transparent", output_format="jpeg")]}, "tools[0].background"),
+        ({"tools": [tool(output_compression=50)]}, "tools[0].output_compression"),  # png
+        (
+            {"tools": [tool(output_format="webp", output_compression=101)]},
+            "tools[0].output_compression",
+        ),
+        ({"tools": [tool(partial_images=4)]}, "tools[0].partial_images"),
+        ({"tools": [tool()], "background": True, "store": False}, "background"),
+        ({"model": None}, "model"),
+        ({"input": None}, "input"),
+    ],
+)
+async def test_validation(client: openai.AsyncOpenAI, kwargs: dict[str, Any], param: str) -> None:
+    args: dict[str, Any] = {"model": MODEL, "input": "a cat", **kwargs}
+    body = {k: args.pop(k) for k in ("model", "input") if args.get(k) is None}
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(**args, extra_body=body or None)
+    assert info.value.param == param
+    assert info.value.type == "invalid_request_error"
+
+
+async def test_valid_custom_size(client: openai.AsyncOpenAI) -> None:
+    response = await client.responses.create(
+        model=MODEL, input="wide", tools=[tool(size="1536x512")]
+    )
+    assert Image.open(io.BytesIO(first_image(response))).size == (1536, 512)
+
+
+async def test_requires_bearer_auth(fake: FakeOpenAI) -> None:
+    async with aiohttp.ClientSession() as session:
+        url = f"{fake.base_url}/responses"
+        async with session.post(url, json={"model": MODEL, "input": "x"}) as resp:
+            assert resp.status == 401
+            assert resp.headers["Content-Type"] == "application/json"
+            assert (await resp.json())["error"]["type"] == "invalid_request_error"
+    assert fake.requests[-1].json == {"model": MODEL, "input": "x"}  # recorded anyway
+    assert fake.generations == 0
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+@pytest.mark.parametrize("size", ["1024x1024", "1024x1536", "1536x1024", "auto"])
+async def test_sizes_and_formats(client: openai.AsyncOpenAI, fmt: str, size: str) -> None:
+    response = await client.responses.create(
+        model=MODEL, input=f"{fmt} {size}", tools=[tool(size=size, output_format=fmt)]
+    )
+    data = first_image(response)
+    image = Image.open(io.BytesIO(data))
+    expected = (1024, 1024) if size == "auto" else tuple(int(n) for n in size.split("x"))
+    assert (image.format, image.size) == ({"jpeg": "JPEG"}.get(fmt, fmt.upper()), expected)
+    assert read_lineage(data) == [f"{fmt} {size}"]
+
+
+async def test_transparent_background(client: openai.AsyncOpenAI) -> None:
+    response = await client.responses.create(
+        model=MODEL, input="logo", tools=[tool(background="transparent", output_format="webp")]
+    )
+    image = Image.open(io.BytesIO(first_image(response)))
+    assert image.mode == "RGBA" and image.getpixel((0, 0))[3] == 0
+
+
+async def test_static_images() -> None:
+    server = FakeOpenAI(static_images=True)
+    await server.start()
+    try:
+        async with openai.AsyncOpenAI(base_url=server.base_url, api_key="k", max_retries=0) as c:
+            results = await asyncio.gather(
+                *(c.responses.create(model=MODEL, input=f"p{i}", tools=[tool()]) for i in range(5))
+            )
+        images = {first_image(r) for r in results}
+        assert len(images) == 1 and server.generations == 5
+    finally:
+        await server.stop()
+
+
+# --------------------------------------------------------------------------- faults
+
+
+async def test_rate_limit(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.add_fault(Fault.rate_limit(retry_after=0.2))
+    with pytest.raises(openai.RateLimitError) as info:
+        await client.responses.create(model=MODEL, input="a cat", tools=[tool()])
+    assert info.value.code == "rate_limit_exceeded" and info.value.type == "requests"
+    assert info.value.response.headers["retry-after-ms"] == "200"
+
+    fake.add_fault(Fault.rate_limit(retry_after=0.2))
+    retrying = client.with_options(max_retries=1)
+    response = await retrying.responses.create(model=MODEL, input="a cat", tools=[tool()])
+    assert response.status == "completed"
+    first, second = fake.requests[-2:]
+    assert second.time - first.time >= 0.19  # retry-after honoured
+    assert second.headers["x-stainless-retry-count"] == "1"
+    assert fake.generations == 1
+
+
+async def test_insufficient_quota_and_server_errors(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.add_fault(Fault.insufficient_quota())
+    with pytest.raises(openai.RateLimitError) as quota:
+        await client.responses.create(model=MODEL, input="a cat", tools=[tool()])
+    assert (quota.value.code, quota.value.type) == ("insufficient_quota", "insufficient_quota")
+
+    fake.add_fault(Fault.server_error(503))
+    with pytest.raises(openai.InternalServerError) as server:
+        await client.responses.create(model=MODEL, input="a cat", tools=[tool()])
+    assert server.value.status_code == 503
+
+    fake.add_fault(Fault.http(409, code="conflict", type="conflict_error", message="busy"))
+    with pytest.raises(openai.ConflictError, match="busy"):
+        await client.responses.create(model=MODEL, input="a cat", tools=[tool()])
+    assert fake.generations == 0
+
+
+async def test_hang_times_out(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.add_fault(Fault.hang(5))
+    started = time.monotonic()
+    with pytest.raises(openai.APITimeoutError):
+        await client.responses.create(model=MODEL, input="a cat", tools=[tool()], timeout=0.3)
+    assert time.monotonic() - started < 2
+    await asyncio.sleep(0.05)
+    assert fake.generations == 0 and not fake.responses  # the abandoned request is gone
+
+
+async def test_stream_cut_is_an_error_and_loses_the_generation(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.add_fault(Fault.cut_after("response.image_generation_call.partial_image"))
+    stream = await client.responses.create(
+        model=MODEL, input="a cat", tools=[tool(partial_images=1)], stream=True
+    )
+    seen: list[str] = []
+    with pytest.raises(openai.APIConnectionError):
+        async for event in stream:
+            seen.append(event.type)
+    assert seen[-1] == "response.image_generation_call.partial_image"
+    await asyncio.sleep(0.05)
+    assert fake.generations == 0 and not fake.responses
+
+
+async def test_moderation_http(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.add_fault(Fault.moderation("http"))
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(model=MODEL, input="bad", tools=[tool()], stream=True)
+    error = info.value
+    assert (error.code, error.type) == ("moderation_blocked", "image_generation_user_error")
+    assert isinstance(error.body, dict)
+    assert error.body["moderation_details"]["moderation_stage"] == "input"
+    assert error.body["moderation_details"]["categories"] == ["violence"]
+
+
+async def test_moderation_failed_item(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.add_fault(Fault.moderation("item", categories=("sexual",)))
+    stream = await client.responses.create(model=MODEL, input="bad", tools=[tool()], stream=True)
+    events = [event async for event in stream]
+    assert "response.image_generation_call.completed" not in [e.type for e in events]
+    final = events[-1]
+    assert isinstance(final, ResponseCompletedEvent)
+    item = final.response.output[0]
+    assert item.type == "image_generation_call" and item.status == "failed"
+    assert item.result is None and item.error is not None
+    assert item.error.code == "moderation_blocked"
+    assert item.error.moderation_details is not None
+    assert item.error.moderation_details.categories == ["sexual"]
+    assert fake.generations == 0
+
+
+async def test_moderation_response_failed(fake: FakeOpenAI) -> None:
+    # ResponseError.code's Literal lacks "moderation_blocked": only lax parsing accepts it,
+    # which is the SDK default (and what the bot uses).
+    async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=0) as client:
+        fake.add_fault(Fault.moderation("response_failed"))
+        stream = await client.responses.create(
+            model=MODEL, input="bad", tools=[tool()], stream=True
+        )
+        events = [event async for event in stream]
+        final = events[-1]
+        assert isinstance(final, ResponseFailedEvent)
+        assert final.response.status == "failed" and final.response.error is not None
+        assert final.response.error.code == "moderation_blocked"
+
+        fake.add_fault(Fault.moderation("response_failed"))
+        response = await client.responses.create(model=MODEL, input="bad", tools=[tool()])
+        assert response.status == "failed"
+        assert response.error is not None and response.error.code == "moderation_blocked"
+
+
+async def test_text_only(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.add_fault(Fault.text_only("I'd rather describe it: a cat."))
+    response = await client.responses.create(model=MODEL, input="a cat", tools=[tool()])
+    assert [item.type for item in response.output] == ["message"]
+    assert response.output_text == "I'd rather describe it: a cat."
+    assert fake.generations == 0
+
+
+# --------------------------------------------------------------------------- background
+
+
+async def test_background_cut_and_resume(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.latency = 0.3
+    fake.add_fault(Fault.cut_after("response.image_generation_call.partial_image"))
+    stream = await client.responses.create(
+        model=MODEL,
+        input="a comet",
+        tools=[tool(partial_images=2)],
+        stream=True,
+        background=True,
+    )
+    last_seq = -1
+    response_id = ""
+    with pytest.raises(openai.APIConnectionError):
+        async for event in stream:
+            last_seq = event.sequence_number
+            if isinstance(event, ResponseCreatedEvent):
+                response_id = event.response.id
+                assert event.response.status == "queued"
+    assert response_id and last_seq > 0
+
+    resumed = await client.responses.retrieve(response_id, stream=True, starting_after=last_seq)
+    events = [event async for event in resumed]
+    assert events[0].sequence_number == last_seq + 1
+    assert events[0].type == "response.image_generation_call.partial_image"
+    final = events[-1]
+    assert isinstance(final, ResponseCompletedEvent)
+    assert read_lineage(first_image(final.response)) == ["a comet"]
+
+    # the SDK helper replays from the start and filters client-side
+    async with client.responses.stream(response_id=response_id, starting_after=last_seq) as s:
+        replayed = [event.sequence_number async for event in s]
+    assert replayed[0] == last_seq + 1
+    assert fake.generations == 1
+    assert (await client.responses.retrieve(response_id)).status == "completed"
+
+
+async def test_background_poll_and_cancel(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    queued = await client.responses.create(
+        model=MODEL, input="quick", tools=[tool()], background=True
+    )
+    assert queued.status == "queued" and queued.background
+    for _ in range(100):
+        polled = await client.responses.retrieve(queued.id)
+        if polled.status == "completed":
+            break
+        await asyncio.sleep(0.01)
+    assert polled.status == "completed"
+    assert read_lineage(first_image(polled)) == ["quick"]
+
+    fake.latency = 5
+    slow = await client.responses.create(model=MODEL, input="slow", tools=[tool()], background=True)
+    await asyncio.sleep(0.05)
+    assert (await client.responses.retrieve(slow.id)).status == "in_progress"
+    cancelled = await client.responses.cancel(slow.id)
+    assert cancelled.status == "cancelled"
+    assert (await client.responses.retrieve(slow.id)).status == "cancelled"
+    assert fake.generations == 1
+    # a stream of a cancelled response ends, without a terminal event
+    replay = await client.responses.retrieve(slow.id, stream=True)
+    assert [event.type async for event in replay][-1] != "response.completed"
+
+    with pytest.raises(openai.BadRequestError):  # a finished response cannot be cancelled
+        await client.responses.cancel(queued.id)
+
+
+async def test_latency_is_spread_over_the_stream(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.latency = 0.4
+    started = time.monotonic()
+    stream = await client.responses.create(
+        model=MODEL, input="slow", tools=[tool(partial_images=1)], stream=True
+    )
+    arrival: dict[str, float] = {}
+    async for event in stream:
+        arrival.setdefault(event.type, time.monotonic() - started)
+    partial, completed = (
+        arrival["response.image_generation_call.partial_image"],
+        arrival["response.completed"],
+    )
+    assert arrival["response.created"] < 0.15  # the stream starts at once
+    assert partial > 0.15 and completed - partial > 0.15  # most of the wait is before each
+    assert 0.38 < completed < 1.5
+
+
+# --------------------------------------------------------------------------- standalone
+
+
+async def test_runs_standalone() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.openai_server",
+        "--port",
+        "0",
+        "--latency",
+        "0",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
+        assert line.startswith("READY http://127.0.0.1:")
+        base_url = line.split()[1]
+        async with openai.AsyncOpenAI(base_url=base_url, api_key="k", max_retries=0) as c:
+            response = await c.responses.create(model=MODEL, input="hi", tools=[tool()])
+        assert read_lineage(first_image(response)) == ["hi"]
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
