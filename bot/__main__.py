@@ -10,11 +10,15 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.logging_setup import setup_logging
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
 
 log = logging.getLogger("bot")
 
@@ -39,26 +43,32 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
-async def run(settings: Settings) -> None:
-    from bot.app import ImagineBot, apply_discord_endpoints
+async def serve(bot: ImagineBot, settings: Settings, stop: asyncio.Event) -> None:
+    """Run `bot` until it stops by itself or `stop` is set, then shut it down gracefully."""
+    from bot.app import apply_discord_endpoints
 
     apply_discord_endpoints(settings)
-    bot = ImagineBot(settings)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     async with bot:
         runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if stopper in done:
-            log.info("Signal received; shutting down")
+            log.info("Shutting down")
             await bot.close()
         stopper.cancel()
         await asyncio.gather(runner, return_exceptions=True)
-        if runner.done() and not runner.cancelled() and runner.exception() is not None:
+        if not runner.cancelled() and runner.exception() is not None:
             raise runner.exception()  # type: ignore[misc]
+
+
+async def run(settings: Settings) -> None:
+    from bot.app import ImagineBot
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(ImagineBot(settings), settings, stop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

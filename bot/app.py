@@ -30,7 +30,7 @@ from bot.ui.render import error_text
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.exts.imagine",)
+EXTENSIONS = ("bot.exts.imagine", "bot.exts.settings", "bot.exts.usage")
 COMMANDS_HASH_KEY = "commands_hash"
 
 

@@ -1,0 +1,177 @@
+"""`/imagine-settings`: per-server settings for members with Manage Server."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice, locale_str
+from discord.ext import commands
+
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.options import parse_size
+from bot.exts.imagine import QUALITY_CHOICES, send_error
+from bot.ui.i18n import t
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+REFINE_CHOICES = [
+    Choice(name="anyone allowed", value="anyone"),
+    Choice(name="only the starter and moderators", value="starter"),
+]
+TOGGLE_CHOICES = [Choice(name="add", value="add"), Choice(name="remove", value="remove")]
+LOCALE_CHOICES = [Choice(name="English", value="en-US"), Choice(name="简体中文", value="zh-CN")]
+
+
+def _toggle(values: list[int], item: int, mode: str) -> list[int]:
+    if mode == "add" and item not in values:
+        return [*values, item]
+    if mode == "remove":
+        return [v for v in values if v != item]
+    return values
+
+
+def format_settings(data: dict[str, Any], locale: str) -> str:
+    if not data:
+        return t("settings.none", locale)
+    lines = []
+    for key, value in sorted(data.items()):
+        if key in ("allowed_channels",):
+            value = ", ".join(f"<#{v}>" for v in value)
+        elif key in ("allowed_roles", "exempt_roles"):
+            value = ", ".join(f"<@&{v}>" for v in value)
+        elif key == "blocked_users":
+            value = ", ".join(f"<@{v}>" for v in value)
+        lines.append(f"• `{key}`: {value}")
+    return "\n".join(lines)
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class ServerSettings(commands.GroupCog, group_name="imagine-settings",
+                     group_description="Server settings for the image bot"):
+    """Stored per server; the instance's environment sets the ceilings."""
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        self.service = bot.service
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        member = interaction.user
+        if not isinstance(member, discord.Member) or not member.guild_permissions.manage_guild:
+            await send_error(interaction, UserFacingError(ErrorKind.not_allowed,
+                                                          reason="manage_guild"))
+            return False
+        return True
+
+    @app_commands.command(name="show", description=locale_str("Show the current settings"))
+    async def show(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        data = await self.service.store.guild_settings.get(interaction.guild_id)
+        locale = str(interaction.locale)
+        await interaction.response.send_message(
+            t("settings.current", locale, settings=format_settings(data, locale)), ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    @app_commands.command(name="limits",
+                          description=locale_str("Change generation defaults and limits"))
+    @app_commands.describe(
+        default_quality="Quality used when a user doesn't choose",
+        max_quality="Highest quality members may choose",
+        default_size="Size used when a user doesn't choose (auto, preset or WxH)",
+        previews="Default number of live previews (0-3)",
+        moderation="Allow members to choose moderation=low",
+        user_daily_images="Images per member per day (0 = no server limit)",
+        daily_spend_usd="Server spend cap per day in USD (0 = none)",
+        monthly_spend_usd="Server spend cap per month in USD (0 = none)",
+        language="Language for messages when a member's own locale isn't known",
+    )
+    @app_commands.choices(default_quality=QUALITY_CHOICES, max_quality=QUALITY_CHOICES,
+                          moderation=[Choice(name="auto only", value="auto"),
+                                      Choice(name="allow low", value="low")],
+                          language=LOCALE_CHOICES)
+    async def limits(
+        self,
+        interaction: discord.Interaction,
+        default_quality: str | None = None,
+        max_quality: str | None = None,
+        default_size: str | None = None,
+        previews: app_commands.Range[int, 0, 3] | None = None,
+        moderation: str | None = None,
+        user_daily_images: app_commands.Range[int, 0, 10000] | None = None,
+        daily_spend_usd: app_commands.Range[float, 0, 100000] | None = None,
+        monthly_spend_usd: app_commands.Range[float, 0, 1000000] | None = None,
+        language: str | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        try:
+            size = parse_size(default_size) if default_size else None
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        changes: dict[str, Any] = {}
+        for key, value in (
+            ("default_quality", default_quality), ("max_quality", max_quality),
+            ("default_size", size), ("default_partial_images", previews),
+            ("moderation", moderation), ("user_daily_images", user_daily_images),
+            ("daily_spend_usd", daily_spend_usd), ("monthly_spend_usd", monthly_spend_usd),
+            ("locale", language),
+        ):
+            if value is not None:
+                changes[key] = value or None if key in ("user_daily_images", "daily_spend_usd",
+                                                         "monthly_spend_usd") else value
+        await self.service.update_policy(interaction.guild_id, **changes)
+        await self._saved(interaction)
+
+    @app_commands.command(name="access",
+                          description=locale_str("Change who may use the bot and where"))
+    @app_commands.describe(
+        mode="Add to or remove from the list",
+        channel="Allow generation in this channel (none listed = everywhere)",
+        role="Allow this role (none listed = everyone)",
+        blocked_user="Block this member from generating",
+        exempt_role="This role is not subject to usage limits",
+        refine="Who may refine a conversation",
+    )
+    @app_commands.choices(mode=TOGGLE_CHOICES, refine=REFINE_CHOICES)
+    async def access(
+        self,
+        interaction: discord.Interaction,
+        mode: str = "add",
+        channel: discord.TextChannel | discord.ForumChannel | None = None,
+        role: discord.Role | None = None,
+        blocked_user: discord.Member | None = None,
+        exempt_role: discord.Role | None = None,
+        refine: str | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        data = await self.service.store.guild_settings.get(interaction.guild_id)
+        changes: dict[str, Any] = {}
+        for key, obj in (("allowed_channels", channel), ("allowed_roles", role),
+                         ("blocked_users", blocked_user), ("exempt_roles", exempt_role)):
+            if obj is not None:
+                changes[key] = _toggle(list(data.get(key, [])), obj.id, mode)
+        if refine is not None:
+            changes["refine_mode"] = refine
+        await self.service.update_policy(interaction.guild_id, **changes)
+        await self._saved(interaction)
+
+    async def _saved(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        data = await self.service.store.guild_settings.get(interaction.guild_id)
+        locale = str(interaction.locale)
+        await interaction.response.send_message(
+            t("settings.saved", locale) + "\n" + format_settings(data, locale), ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(ServerSettings(bot))

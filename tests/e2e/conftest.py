@@ -1,0 +1,55 @@
+"""Fixtures for end-to-end tests: both fakes on 127.0.0.1 and settings pointing the bot at them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.openai_server import FakeOpenAI
+
+SECRET_TOKEN = "fake-discord-token-e2e-7f3a9c"
+SECRET_KEY = "sk-fake-openai-key-e2e-51d0b2"
+
+
+@pytest.fixture
+async def openai_fake() -> AsyncIterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def discord_fake() -> AsyncIterator[FakeDiscord]:
+    fake = FakeDiscord()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, discord_fake: FakeDiscord, openai_fake: FakeOpenAI
+) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "discord_token": SECRET_TOKEN,
+            "openai_api_key": SECRET_KEY,
+            "openai_base_url": openai_fake.base_url,
+            "discord_api_base": discord_fake.api_base,
+            "discord_gateway_url": discord_fake.gateway_url,
+            "database_path": tmp_path / "imagine.db",
+            "progress_edit_interval": 0.05,
+            "retry_base_delay": 0.01,
+            "shutdown_grace_seconds": 2.0,
+            "log_level": "DEBUG",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make

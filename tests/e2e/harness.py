@@ -1,0 +1,124 @@
+"""Runs the real bot (the same `serve()` that `python -m bot` uses) against the local fakes, and
+reads what users would see from the fake Discord's transcript."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import discord
+import yarl
+
+from bot.__main__ import serve
+from bot.app import ImagineBot
+from bot.config import Settings
+from tests.fakes.discord_server import FakeDiscord, FakeMessage
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+
+
+class BotRunner:
+    """Starts `ImagineBot` in this event loop and stops it gracefully."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bot: ImagineBot | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+
+    async def start(self, timeout: float = 20.0) -> ImagineBot:
+        self.bot = ImagineBot(self.settings, guild_ready_timeout=0.1)
+        self._task = asyncio.create_task(serve(self.bot, self.settings, self._stop))
+        ready = asyncio.create_task(self.bot.ready_once.wait())
+        done, _ = await asyncio.wait({ready, self._task}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            if self._task in done:
+                self._task.result()
+            raise TimeoutError("the bot did not become ready")
+        return self.bot
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, timeout=30)
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self._saved
+
+    async def kill(self) -> None:
+        """Stop abruptly: no grace period, no shutdown bookkeeping (like a crash)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        if self.bot is not None:
+            with contextlib.suppress(Exception):
+                await self.bot.store.close()
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self._saved
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[ImagineBot]:
+    runner = BotRunner(settings)
+    bot = await runner.start()
+    try:
+        yield bot
+    finally:
+        await runner.stop()
+
+
+def image_attachments(message: FakeMessage) -> list[Any]:
+    return [
+        a for a in message.attachments
+        if a.filename.lower().endswith(IMAGE_EXTENSIONS) and not a.filename.startswith("preview")
+    ]
+
+
+def results(fake: FakeDiscord, channel_id: int) -> list[FakeMessage]:
+    """Bot messages in a channel that show a finished image, oldest first."""
+    bot_id = int(fake.bot_user["id"])
+    return [
+        m for m in fake.messages(channel_id)
+        if not m.deleted and int(m.author["id"]) == bot_id and image_attachments(m)
+    ]
+
+
+def bot_texts(fake: FakeDiscord, channel_id: int) -> list[str]:
+    bot_id = int(fake.bot_user["id"])
+    return [m.content for m in fake.messages(channel_id)
+            if not m.deleted and int(m.author["id"]) == bot_id]
+
+
+def custom_ids(message: FakeMessage) -> list[str]:
+    ids = []
+    for row in message.components:
+        for item in row.get("components", []):
+            if "custom_id" in item:
+                ids.append(item["custom_id"])
+    return ids
+
+
+async def wait_results(fake: FakeDiscord, channel_id: int, count: int,
+                       timeout: float = 15.0) -> list[FakeMessage]:
+    return await fake.wait_for(
+        lambda: (r if len(r := results(fake, channel_id)) >= count else None), timeout,
+        what=f"{count} result message(s) in {channel_id}",
+    )
+
+
+async def start_conversation(fake: FakeDiscord, user: Any, prompt: str, **options: Any) -> int:
+    """Run /imagine in the text channel and return the thread id it opened."""
+    before = set(fake.threads)
+    await fake.slash(user, fake.text_channel_id, "imagine", {"prompt": prompt, **options})
+    return await fake.wait_for(
+        lambda: next((t for t in fake.threads if t not in before), None), 10,
+        what="a new thread",
+    )
+
+
+def gateway_url(fake: FakeDiscord) -> yarl.URL:
+    return yarl.URL(fake.gateway_url)

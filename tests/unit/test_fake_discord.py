@@ -1,0 +1,422 @@
+"""Runs small, real discord.py bots against the fake Discord in ``tests/fakes``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import re
+import sys
+import time
+import urllib.request
+from typing import Any
+
+import discord
+import pytest
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from tests.fakes.discord_server import FakeDiscord, FakeDiscordError, running_bot
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAIAAAA2iEnWAAAAEklEQVR4nGP8z8DAwMDAxAAGAA4KAQNt4UdNAAAAAElFTkSuQmCC"
+)
+
+
+@pytest.fixture
+async def fake() -> Any:
+    server = FakeDiscord(ack_deadline=0.5, upload_limit=64 * 1024)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+class AgainView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.button(label="Again", custom_id="probe:again", style=discord.ButtonStyle.primary)
+    async def again(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        await interaction.response.edit_message(content="clicked", view=self)
+
+
+class VariantButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"variant:(?P<n>\d+)"):
+    def __init__(self, n: int) -> None:
+        super().__init__(discord.ui.Button(label=f"Variant {n}", custom_id=f"variant:{n}"))
+        self.n = n
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> VariantButton:
+        return cls(int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"variant {self.n}", ephemeral=True)
+
+
+class SettingsModal(discord.ui.Modal, title="Settings"):
+    size = discord.ui.TextInput(label="Size", custom_id="size")
+    note = discord.ui.TextInput(label="Note", custom_id="note", required=False)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"size={self.size.value} note={self.note.value}", ephemeral=True)
+
+
+class Probe(commands.Cog):
+    """Commands exercising the fake like the real bot will."""
+
+    admin = app_commands.Group(name="admin", description="Admin commands")
+
+    def __init__(self, bot: ProbeBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(description="Create an image")
+    async def imagine(
+        self, interaction: discord.Interaction, prompt: str, image: discord.Attachment | None = None
+    ) -> None:
+        await interaction.response.defer()
+        data = await image.read() if image else PNG
+        msg = await interaction.followup.send(f"**{prompt}**", wait=True)
+        channel = interaction.channel
+        assert isinstance(channel, discord.TextChannel)
+        thread = await channel.create_thread(name=prompt[:90], message=msg)
+        view = AgainView()
+        view.add_item(VariantButton(1))
+        await thread.send("here", file=discord.File(io.BytesIO(data), "result.png"), view=view)
+
+    @app_commands.command(description="Open settings")
+    async def settings(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(SettingsModal())
+
+    @app_commands.command(description="Answers too late")
+    async def slow(self, interaction: discord.Interaction) -> None:
+        await asyncio.sleep(0.7)
+        try:
+            await interaction.response.defer()
+        except discord.NotFound as exc:
+            self.bot.errors.append(exc)
+
+    @app_commands.command(description="Pick a style")
+    async def pick(self, interaction: discord.Interaction, style: str, count: int = 1) -> None:
+        await interaction.response.send_message(f"{style} x{count}")
+
+    @pick.autocomplete("style")
+    async def pick_style(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=s, value=s) for s in ("anime", "photo", "pixel") if s.startswith(current)]
+
+    @admin.command(name="ping", description="Moderators only")
+    @app_commands.default_permissions(manage_guild=True)
+    async def admin_ping(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("pong", ephemeral=True)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        self.bot.seen.append(message)
+
+
+class ProbeBot(commands.Bot):
+    def __init__(self, *, message_content: bool = True, **kwargs: Any) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = message_content
+        super().__init__(command_prefix="!", intents=intents, guild_ready_timeout=0.05, **kwargs)
+        self.seen: list[discord.Message] = []
+        self.errors: list[Exception] = []
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(Probe(self))
+        self.add_dynamic_items(VariantButton)
+        self.add_view(AgainView())
+
+    def seen_text(self, text: str) -> discord.Message | None:
+        return next((m for m in self.seen if m.content == text), None)
+
+
+class AutoProbeBot(commands.AutoShardedBot):
+    def __init__(self) -> None:
+        super().__init__(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
+
+
+async def test_login_ready_guild_and_restores_globals(fake: FakeDiscord) -> None:
+    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    async with running_bot(fake, ProbeBot()) as bot:
+        assert bot.user is not None and bot.user.id == fake.application_id
+        assert bot.application_id == fake.application_id
+        guild = bot.get_guild(fake.guild_id)
+        assert guild is not None and guild.me is not None
+        assert isinstance(guild.get_channel(fake.text_channel_id), discord.TextChannel)
+        forum = guild.get_channel(fake.forum_channel_id)
+        assert isinstance(forum, discord.ForumChannel) and len(forum.available_tags) == 2
+        assert guild.get_role(fake.moderator_role_id) is not None
+        me = guild.me
+        assert guild.get_channel(fake.text_channel_id).permissions_for(me).send_messages  # type: ignore[union-attr]
+        intents = fake.identify_payloads[-1]["intents"]
+        assert intents & (1 << 15) and "shard" not in fake.identify_payloads[-1]
+        assert [r.path for r in fake.request_log[:2]] == ["/users/@me", "/oauth2/applications/@me"]
+    assert discord.http.Route.BASE == base
+    assert discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY == gateway
+
+
+async def test_slash_defer_followup_thread_file_and_thread_messages(fake: FakeDiscord) -> None:
+    async with running_bot(fake, ProbeBot()) as bot:
+        synced = await bot.tree.sync()
+        assert {c.name for c in synced} == {"imagine", "settings", "slow", "pick", "admin"}
+        await bot.tree.sync()
+        assert fake.command_syncs == 2
+        assert [c["id"] for c in fake.commands[None]] == [str(c.id) for c in synced]
+        alice = fake.add_user("alice")
+        inter = await fake.slash(
+            alice, fake.text_channel_id, "imagine", {"prompt": "a red fox"},
+            attachments={"image": ("fox.png", PNG, "image/png")},
+        )
+        thread_id = await fake.wait_for(lambda: next(iter(fake.threads), None))
+        files = await fake.wait_for(lambda: [m for m in fake.messages(thread_id) if m.attachments])
+        assert inter.response_type == 5 and inter.error is None
+        assert inter.original is not None and inter.followups == [inter.original]
+        assert inter.original.content == "**a red fox**" and not inter.original.loading
+        assert thread_id == inter.original.id
+        thread = fake.threads[thread_id]
+        assert thread["type"] == 11 and thread["owner_id"] == str(fake.application_id)
+        att = files[0].attachments[0]
+        assert att.data == PNG and att.content_type == "image/png" and (att.width, att.height) == (2, 3)
+        with urllib.request.urlopen(att.url) as resp:  # the fake serves its attachments
+            assert resp.read() == PNG
+        assert any(r.files and r.path == f"/channels/{thread_id}/messages" for r in fake.request_log)
+
+        # people reply in the thread: content and attachments arrive
+        payload = await fake.say(alice, thread_id, "make it blue", attachments=[("ref.png", PNG, "image/png")])
+        got = await fake.wait_for(lambda: bot.seen_text("make it blue"))
+        assert isinstance(got.channel, discord.Thread) and got.channel.id == thread_id
+        assert got.attachments[0].filename == "ref.png" and await got.attachments[0].read() == PNG
+        # replies carry message_reference
+        await fake.say(alice, thread_id, "no, green", reply_to=int(payload["id"]))
+        reply = await fake.wait_for(lambda: bot.seen_text("no, green"))
+        assert reply.reference is not None and reply.reference.message_id == int(payload["id"])
+        assert reply.type is discord.MessageType.reply
+
+
+async def test_without_message_content_intent_content_is_empty(fake: FakeDiscord) -> None:
+    async with running_bot(fake, ProbeBot(message_content=False)) as bot:
+        alice = fake.add_user("alice")
+        await fake.say(alice, fake.text_channel_id, "secret words")
+        await fake.say(alice, fake.text_channel_id, "hello bot", mention_bot=True)
+        await fake.dm(alice, "a private note")
+        await fake.wait_for(lambda: len(bot.seen) == 3)
+        assert [m.content for m in bot.seen] == ["", f"<@{fake.application_id}> hello bot", "a private note"]
+        assert isinstance(bot.seen[2].channel, discord.DMChannel)
+
+
+async def test_disallowed_message_content_intent_closes_with_4014() -> None:
+    server = FakeDiscord(message_content_intent_allowed=False)
+    await server.start()
+    try:
+        with pytest.raises(discord.PrivilegedIntentsRequired):
+            async with running_bot(server, ProbeBot()):
+                pass
+    finally:
+        await server.stop()
+
+
+async def test_buttons_dynamic_items_and_modal(fake: FakeDiscord) -> None:
+    async with running_bot(fake, ProbeBot()) as bot:
+        await bot.tree.sync()
+        alice = fake.add_user("alice")
+        await fake.slash(alice, fake.text_channel_id, "imagine", {"prompt": "owl"})
+        thread_id = await fake.wait_for(lambda: next(iter(fake.threads), None))
+        msg = (await fake.wait_for(lambda: [m for m in fake.messages(thread_id) if m.components]))[0]
+
+        click = await fake.click(alice, msg.id, "probe:again")
+        await fake.wait_for(lambda: click.response_type == 7)
+        assert msg.content == "clicked" and msg.edits[0].content == "here"
+        assert click.original is msg
+
+        variant = await fake.click(alice, msg.id, "variant:1")
+        await fake.wait_for(lambda: variant.ephemeral_messages)
+        assert variant.ephemeral_messages[0].content == "variant 1"
+        assert all(m.content != "variant 1" for m in fake.messages(thread_id))
+
+        opened = await fake.slash(alice, fake.text_channel_id, "settings")
+        submitted = await fake.submit_modal(alice, opened, {"size": "1024x1024"})
+        assert opened.modal is not None and opened.modal["title"] == "Settings"
+        await fake.wait_for(lambda: submitted.ephemeral_messages)
+        assert submitted.ephemeral_messages[0].content == "size=1024x1024 note="
+
+        with pytest.raises(FakeDiscordError):
+            await fake.click(alice, msg.id, "nope")
+
+
+async def test_autocomplete_subcommands_and_permissions(fake: FakeDiscord) -> None:
+    async with running_bot(fake, ProbeBot()) as bot:
+        await bot.tree.sync(guild=discord.Object(fake.guild_id))
+        assert fake.commands[fake.guild_id][0]["guild_id"] == str(fake.guild_id)
+        alice = fake.add_user("alice")
+        mod = fake.add_user("mod", roles=[fake.moderator_role_id])
+        assert await fake.autocomplete(alice, fake.text_channel_id, "pick", {}, "style") == [
+            {"name": s, "value": s} for s in ("anime", "photo", "pixel")
+        ]
+        assert await fake.autocomplete(alice, fake.text_channel_id, "pick", {"style": "p"}, "style") == [
+            {"name": "photo", "value": "photo"}, {"name": "pixel", "value": "pixel"}
+        ]
+        picked = await fake.slash(alice, fake.text_channel_id, "pick", {"style": "anime", "count": 2})
+        await fake.wait_for(lambda: picked.original)
+        assert picked.original is not None and picked.original.content == "anime x2"
+        assert picked.original.interaction_metadata["name"] == "pick"  # type: ignore[index]
+        with pytest.raises(FakeDiscordError, match="default_member_permissions"):
+            await fake.slash(alice, fake.text_channel_id, "admin ping")
+        pong = await fake.slash(mod, fake.text_channel_id, "admin ping")
+        await fake.wait_for(lambda: pong.ephemeral_messages)
+        assert pong.payload["data"]["options"][0] == {"name": "ping", "type": 1, "options": []}
+
+
+async def test_late_ack_double_ack_and_expired_token(fake: FakeDiscord) -> None:
+    async with running_bot(fake, ProbeBot()) as bot:
+        await bot.tree.sync()
+        alice = fake.add_user("alice")
+        late = await fake.slash(alice, fake.text_channel_id, "slow")
+        await fake.wait_for(lambda: late.errors, timeout=3)
+        assert late.error == 10062 and late.response_type is None
+        assert isinstance(bot.errors[0], discord.NotFound) and bot.errors[0].code == 10062
+
+        # a second callback is refused with 40060; followups after the token lifetime with 50027
+        picked = await fake.slash(alice, fake.text_channel_id, "pick", {"style": "anime"})
+        await fake.wait_for(lambda: picked.original)
+        route = discord.http.Route("POST", "/interactions/{i}/{t}/callback", i=picked.id, t=picked.token)
+        async with running_bot(fake, ProbeBot(), wait_ready=True) as other:
+            with pytest.raises(discord.HTTPException) as err:
+                await other.http.request(route, json={"type": 4, "data": {"content": "again"}})
+            assert err.value.code == 40060
+            fake.token_lifetime = 0
+            with pytest.raises(discord.HTTPException) as err:
+                await other.http.request(
+                    discord.http.Route("POST", "/webhooks/{a}/{t}", a=fake.application_id, t=picked.token),
+                    json={"content": "late"},
+                )
+            assert err.value.status == 401 and err.value.code == 50027
+        assert picked.errors == [40060, 50027]
+
+
+async def test_rest_errors_oversize_locked_denied_and_429_retry(fake: FakeDiscord) -> None:
+    async with running_bot(fake, ProbeBot()) as bot:
+        channel = bot.get_channel(fake.text_channel_id)
+        assert isinstance(channel, discord.TextChannel)
+        with pytest.raises(discord.HTTPException) as err:
+            await channel.send(file=discord.File(io.BytesIO(b"x" * (fake.upload_limit + 1)), "big.bin"))
+        assert err.value.status == 413 and err.value.code == 40005
+        with pytest.raises(discord.HTTPException) as err:
+            await channel.send("x" * 2001)
+        assert err.value.code == 50035 and "content" in json.dumps(err.value.text or "") + str(err.value)
+        with pytest.raises(discord.HTTPException) as err:
+            await channel.send(embed=discord.Embed(description="d" * 4097))
+        assert err.value.code == 50035
+
+        thread = await channel.create_thread(name="standalone", type=discord.ChannelType.public_thread)
+        await fake.wait_for(lambda: bot.get_channel(thread.id))
+        fake.lock_thread(thread.id)
+        with pytest.raises(discord.Forbidden) as forbidden:
+            await thread.send("hello?")
+        assert forbidden.value.code == 160005
+
+        fake.deny(fake.other_channel_id, "send_messages")
+        other = bot.get_channel(fake.other_channel_id)
+        assert isinstance(other, discord.TextChannel)
+        await fake.wait_for(lambda: not other.permissions_for(other.guild.me).send_messages)
+        with pytest.raises(discord.Forbidden) as forbidden:
+            await other.send("hi")
+        assert forbidden.value.code == 50013
+        fake.deny(fake.text_channel_id, "create_public_threads")
+        msg = await channel.send("root")
+        with pytest.raises(discord.Forbidden):
+            await msg.create_thread(name="nope")
+
+        fake.fail_next("POST", rf"/channels/{fake.text_channel_id}/messages$", 429, retry_after=0.05)
+        sent = await channel.send("after a rate limit")
+        posts = [r for r in fake.request_log if r.method == "POST" and r.json == {"content": "after a rate limit", "tts": False}]
+        assert [r.status for r in posts] == [429, 200] and sent.content == "after a rate limit"
+
+
+async def test_forum_posts_and_interaction_app_permissions(fake: FakeDiscord) -> None:
+    async with running_bot(fake, ProbeBot()) as bot:
+        forum = bot.get_channel(fake.forum_channel_id)
+        assert isinstance(forum, discord.ForumChannel)
+        with pytest.raises(discord.HTTPException) as err:
+            await bot.http.send_message(forum.id, params=discord.http.handle_message_parameters(content="x"))
+        assert err.value.code == 40058
+        post = await forum.create_thread(
+            name="gallery post", content="look", file=discord.File(io.BytesIO(PNG), "a.png"),
+            applied_tags=[forum.available_tags[0]],
+        )
+        assert post.thread.id == post.message.id and post.message.attachments[0].filename == "a.png"
+        assert fake.messages(post.thread.id)[0].id == post.thread.id
+
+        await bot.tree.sync()
+        fake.deny(fake.other_channel_id, "attach_files")
+        alice = fake.add_user("alice")
+        inter = await fake.slash(alice, fake.other_channel_id, "pick", {"style": "x"})
+        assert not int(inter.payload["app_permissions"]) & discord.Permissions(attach_files=True).value
+        await fake.wait_for(lambda: inter.original)
+
+
+async def test_gateway_resume_replays_missed_dispatches(fake: FakeDiscord) -> None:
+    async with running_bot(fake, ProbeBot()) as bot:
+        alice = fake.add_user("alice")
+        resumed = asyncio.Event()
+        bot.add_listener(lambda: resumed.set(), "on_resumed")  # type: ignore[arg-type]
+        await fake.drop_gateway(hold=True)
+        await fake.say(alice, fake.text_channel_id, "while you were away")
+        fake.release_gateway()
+        await asyncio.wait_for(resumed.wait(), 5)
+        await fake.wait_for(lambda: bot.seen_text("while you were away"))
+        assert fake.gateway.resumed_count == 1 and len(fake.sessions) == 1
+        # op 7 RECONNECT also resumes
+        await fake.request_reconnect()
+        await fake.wait_for(lambda: fake.gateway.resumed_count == 2)
+        await fake.say(alice, fake.text_channel_id, "still here")
+        await fake.wait_for(lambda: bot.seen_text("still here"))
+
+
+async def test_auto_sharded_bot_uses_gateway_bot(fake: FakeDiscord) -> None:
+    async with running_bot(fake, AutoProbeBot()) as bot:
+        assert bot.shard_count == 1 and bot.get_guild(fake.guild_id) is not None
+        assert any(r.path == "/gateway/bot" for r in fake.request_log)
+        assert fake.identify_payloads[-1]["shard"] == [0, 1]
+
+
+async def test_standalone_process_and_control_api() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fakes.discord_server", "--port", "0",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode().split()
+        assert line[0] == "READY" and line[1].endswith("/api/v10") and line[2].endswith("/gateway")
+        base = str(yarl.URL(line[1]).origin())
+
+        def call(method: str, path: str, body: Any = None) -> Any:
+            data = None if body is None else json.dumps(body).encode()
+            req = urllib.request.Request(base + path, data=data, method=method)
+            with urllib.request.urlopen(req) as resp:
+                assert resp.headers["Content-Type"] == "application/json"
+                return json.loads(resp.read())
+
+        state = await asyncio.to_thread(call, "GET", "/_control/state")
+        me = await asyncio.to_thread(call, "GET", "/api/v10/users/@me")
+        assert me["id"] == state["application_id"] and me["bot"] is True
+        user = await asyncio.to_thread(call, "POST", "/_control/users", {"name": "bob"})
+        said = await asyncio.to_thread(
+            call, "POST", "/_control/say", {"user_id": user["id"], "channel_id": state["text_channel_id"], "content": "hi"}
+        )
+        transcript = await asyncio.to_thread(call, "GET", f"/_control/messages/{state['text_channel_id']}")
+        assert [m["id"] for m in transcript] == [said["id"]]
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 10) is not None
+
+
+async def test_wait_for_times_out_with_a_description(fake: FakeDiscord) -> None:
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match="never_true"):
+        await fake.wait_for(lambda: "never_true" == "x", timeout=0.05)
+    assert time.monotonic() - start < 1
