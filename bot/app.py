@@ -137,10 +137,7 @@ class ImagineBot(commands.AutoShardedBot):
                 "MESSAGE_CONTENT intent is off: plain thread replies can't be read. Users can "
                 "refine with /refine, by @mentioning the bot, or by replying to a result."
             )
-        self.service.tasks.spawn(self._recover_when_ready(), name="recover-turns")
-
-    async def _recover_when_ready(self) -> None:
-        await self.wait_until_ready()
+        # Before the gateway connects, so no new event can race the turns a previous run left.
         await self.service.recover()
 
     async def on_ready(self) -> None:

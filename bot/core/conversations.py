@@ -242,6 +242,7 @@ class ConversationService:
 
         inputs = list(request.input_images)
         request_options = request.options
+        follows: Turn | None = None
         if request.kind is TurnKind.reroll:
             source = await self._existing_turn(request.parent_turn_id, conversation)
             parent = await self.store.turns.get(source.parent_id) if source.parent_id else None
@@ -255,13 +256,22 @@ class ConversationService:
             elif request.parent_turn_id is not None:
                 parent = await self._existing_turn(request.parent_turn_id, conversation)
             else:
-                parent = await self.head(conversation)
+                # A plain reply continues from the head *when it runs*: turns of a thread run in
+                # order, so a reply sent while the previous turn is still running refines that
+                # turn's result. The parent is resolved and recorded in `_resolve_parent`.
+                parent = None
+                follows = await self.head(conversation)
 
         if len(inputs) > self.max_input_images:
             raise UserFacingError(ErrorKind.too_many_images, limit=self.max_input_images)
         options = request_options.merged_over(conversation.options).merged_over(policy.defaults())
         options = policy.clamp(options)
-        if options.action == "edit" and not inputs and not (parent and parent.images):
+        context_has_image = bool(parent and parent.images) or (
+            request.kind is TurnKind.reply and request.parent_turn_id is None
+            and (bool(follows and follows.images)
+                 or self.scheduler.has_conversation(conversation.id))
+        )
+        if options.action == "edit" and not inputs and not context_has_image:
             raise UserFacingError(ErrorKind.edit_needs_image)
         self._check_queue_room(actor.user_id)
         await self._check_limits(policy, actor)
@@ -414,7 +424,9 @@ class ConversationService:
                 turn.response_id, turn.last_sequence, on_progress=on_progress
             )
 
-        parent = await self.store.turns.get(turn.parent_id) if turn.parent_id else None
+        parent = await self._resolve_parent(turn)
+        if turn.options.action == "edit" and parent is None and not turn.input_image_count:
+            raise UserFacingError(ErrorKind.edit_needs_image)
         request = GenerationRequest(
             prompt=turn.prompt,
             options=turn.options,
@@ -445,6 +457,18 @@ class ConversationService:
         if rerooted:
             result = TurnResult(result.response_id, result.images, result.text, result.usage, True)
         return result
+
+    async def _resolve_parent(self, turn: Turn) -> Turn | None:
+        """The turn this one continues from; a plain reply takes the head as it is now."""
+        if turn.parent_id is not None:
+            return await self.store.turns.get(turn.parent_id)
+        if turn.kind is not TurnKind.reply:
+            return None
+        conversation = await self.store.conversations.get(turn.conversation_id)
+        parent = await self.head(conversation) if conversation else None
+        if parent is not None:
+            await self.store.turns.set_parent(turn.id, parent.id)
+        return parent
 
     async def _reroot(self, request: GenerationRequest, parent: Turn) -> None:
         """Carry the chain without the API's memory: the parent image plus the prompt lineage."""

@@ -78,6 +78,12 @@ class JobScheduler:
     def position(self, turn_id: int) -> int | None:
         return self._positions.get(turn_id)
 
+    def has_conversation(self, conversation_id: int) -> bool:
+        """Whether a job of this conversation is queued or running."""
+        return conversation_id in self._busy_conversations or bool(
+            self._conversation_order.get(conversation_id)
+        )
+
     def has(self, turn_id: int) -> bool:
         return turn_id in self._jobs
 

@@ -223,6 +223,9 @@ class TurnRepository:
             (response_id, sequence, turn_id),
         )
 
+    async def set_parent(self, turn_id: int, parent_id: int) -> None:
+        await self._db.execute("UPDATE turns SET parent_id = ? WHERE id = ?", (parent_id, turn_id))
+
     async def set_rerooted(self, turn_id: int) -> None:
         await self._db.execute(
             "UPDATE turns SET rerooted = 1, response_id = NULL WHERE id = ?", (turn_id,)

@@ -122,3 +122,51 @@ async def start_conversation(fake: FakeDiscord, user: Any, prompt: str, **option
 
 def gateway_url(fake: FakeDiscord) -> yarl.URL:
     return yarl.URL(fake.gateway_url)
+
+
+class BotProcess:
+    """`python -m bot` as a child process, configured only through environment variables."""
+
+    def __init__(self, env: dict[str, str], *, log_path: str | None = None) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+        self._log_file: Any = None
+
+    async def start(self, fake: FakeDiscord, timeout: float = 30.0) -> None:
+        import os
+        import sys
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "OPENAI_"))}
+        env.update(self.env)
+        self._log_file = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
+        sessions_before = len(fake.sessions)
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", env=env,
+            stdout=self._log_file or asyncio.subprocess.DEVNULL,
+            stderr=self._log_file or asyncio.subprocess.DEVNULL,
+        )
+        await fake.wait_for(
+            lambda: len(fake.sessions) > sessions_before and fake.connected
+            or (self.proc is not None and self.proc.returncode is not None),
+            timeout, what="the bot process to connect",
+        )
+        if self.proc.returncode is not None:
+            raise RuntimeError(f"python -m bot exited with {self.proc.returncode}")
+        await asyncio.sleep(0.3)  # READY → GUILD_CREATE → on_ready
+
+    async def stop(self, sig: int | None = None, timeout: float = 30.0) -> int | None:
+        import signal
+
+        if self.proc is None:
+            return None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig if sig is not None else signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+        return self.proc.returncode

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 API = "/api/v10"
 Handler = Callable[[web.Request], Awaitable[Any]]
+JSON_KEY: web.RequestKey[Any] = web.RequestKey("fake_discord_json", object)
+FILES_KEY: web.RequestKey[list[UploadedFile]] = web.RequestKey("fake_discord_files", list)
 
 ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
 SETTABLE_MESSAGE_FLAGS = (1 << 2) | (1 << 12) | (1 << 15)  # suppress embeds/notifications, v2
@@ -89,8 +91,8 @@ class RestApi:
             files=files, time=time.time(),
         )
         fake.request_log.append(record)
-        request["json"] = body
-        request["files"] = files
+        request[JSON_KEY] = body
+        request[FILES_KEY] = files
 
         for rule in fake.fail_rules:
             if rule.times > 0 and rule.method in (request.method, "*") and rule.path_regex.search(rel):
@@ -268,7 +270,7 @@ class RestApi:
         return self.fake.application_payload()
 
     async def create_dm(self, request: web.Request) -> Any:
-        body = request["json"] or {}
+        body = request[JSON_KEY] or {}
         uid = _int(body.get("recipient_id"), "recipient_id")
         if uid not in self.fake.users:
             raise ApiError(400, 50033, "Invalid Recipients")
@@ -365,7 +367,7 @@ class RestApi:
 
     async def bulk_commands(self, request: web.Request) -> Any:
         scope = self._scope(request)
-        body = request["json"]
+        body = request[JSON_KEY]
         if not isinstance(body, list):
             raise form_error("_root", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")
         if len(body) > 100:
@@ -385,7 +387,7 @@ class RestApi:
 
     async def upsert_command(self, request: web.Request) -> Any:
         scope = self._scope(request)
-        cmd = request["json"] or {}
+        cmd = request[JSON_KEY] or {}
         commands = self.fake.commands.setdefault(scope, [])
         key = (cmd.get("name", ""), cmd.get("type", 1) or 1)
         old = next((c for c in commands if (c["name"], c["type"]) == key), None)
@@ -410,7 +412,7 @@ class RestApi:
 
     async def edit_command(self, request: web.Request) -> Any:
         commands, cmd = self._find_command(request)
-        merged = {**cmd, **(request["json"] or {})}
+        merged = {**cmd, **(request[JSON_KEY] or {})}
         scope = int(cmd["guild_id"]) if cmd.get("guild_id") else None
         stored = self._normalise_command(merged, 0, scope, cmd)
         commands[commands.index(cmd)] = stored
@@ -495,7 +497,7 @@ class RestApi:
     async def edit_channel(self, request: web.Request) -> Any:
         fake = self.fake
         cid, channel = self._channel(request)
-        body = request["json"] or {}
+        body = request[JSON_KEY] or {}
         if cid in fake.threads:
             thread = fake.threads[cid]
             meta = thread["thread_metadata"]
@@ -572,7 +574,7 @@ class RestApi:
         if msg.thread_id is not None:
             raise ApiError(400, 160004)
         fake.require(cid, "view_channel", "create_public_threads")
-        body = request["json"] or {}
+        body = request[JSON_KEY] or {}
         name, duration = self._check_thread_name(body)
         fake.create_thread_record(
             cid, name=name, type_=CH_PUBLIC_THREAD, owner_id=fake.bot_id, thread_id=mid,
@@ -585,8 +587,8 @@ class RestApi:
     async def create_thread(self, request: web.Request) -> Any:
         fake = self.fake
         cid, channel = self._channel(request)
-        body = request["json"] or {}
-        files: list[UploadedFile] = request["files"]
+        body = request[JSON_KEY] or {}
+        files: list[UploadedFile] = request[FILES_KEY]
         if channel["type"] == CH_FORUM:
             message_body = body.get("message")
             if not isinstance(message_body, dict):
@@ -881,8 +883,8 @@ class RestApi:
     async def post_message(self, request: web.Request) -> Any:
         fake = self.fake
         cid, channel = self._channel(request)
-        body = request["json"] or {}
-        files: list[UploadedFile] = request["files"]
+        body = request[JSON_KEY] or {}
+        files: list[UploadedFile] = request[FILES_KEY]
         self._check_sendable(cid, channel, body, files)
         self._validate_message(body, files)
         attachments = self._attachments(body, files, cid, None) or []
@@ -933,8 +935,8 @@ class RestApi:
     async def edit_message(self, request: web.Request) -> Any:
         fake = self.fake
         cid, _, msg = self._channel_message(request)
-        body = request["json"] or {}
-        files: list[UploadedFile] = request["files"]
+        body = request[JSON_KEY] or {}
+        files: list[UploadedFile] = request[FILES_KEY]
         if cid in fake.threads and fake.threads[cid]["thread_metadata"]["archived"]:
             raise ApiError(400, 50083)
         if msg.author_id != fake.bot_id or msg.webhook_id is not None:
@@ -1095,8 +1097,8 @@ class RestApi:
             raise ApiError(404, 10062)
         if inter.response_type is not None:
             raise ApiError(400, 40060)
-        body = request["json"] or {}
-        files: list[UploadedFile] = request["files"]
+        body = request[JSON_KEY] or {}
+        files: list[UploadedFile] = request[FILES_KEY]
         ctype = body.get("type")
         data = body.get("data") or {}
         itype = inter.type
@@ -1199,8 +1201,8 @@ class RestApi:
     async def followup(self, request: web.Request) -> Any:
         fake = self.fake
         inter = self._webhook_interaction(request)
-        body = request["json"] or {}
-        files: list[UploadedFile] = request["files"]
+        body = request[JSON_KEY] or {}
+        files: list[UploadedFile] = request[FILES_KEY]
         original = inter.original
         if original is not None and original.loading and not original.deleted and inter.response_type == 5:
             # the first followup after a "thinking" defer replaces the loading message
@@ -1228,10 +1230,10 @@ class RestApi:
         fake = self.fake
         inter = self._webhook_interaction(request)
         msg = self._webhook_message(inter, request)
-        body = request["json"] or {}
+        body = request[JSON_KEY] or {}
         if msg.channel_id in fake.threads and fake.threads[msg.channel_id]["thread_metadata"]["archived"]:
             raise ApiError(400, 50083)
-        self._apply_edit(msg, body, request["files"])
+        self._apply_edit(msg, body, request[FILES_KEY])
         fake.dispatch_message("MESSAGE_UPDATE", msg)
         return fake.message_payload(msg)
 

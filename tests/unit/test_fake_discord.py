@@ -181,8 +181,7 @@ async def test_slash_defer_followup_thread_file_and_thread_messages(fake: FakeDi
         assert thread["type"] == 11 and thread["owner_id"] == str(fake.application_id)
         att = files[0].attachments[0]
         assert att.data == PNG and att.content_type == "image/png" and (att.width, att.height) == (2, 3)
-        with urllib.request.urlopen(att.url) as resp:  # the fake serves its attachments
-            assert resp.read() == PNG
+        assert await asyncio.to_thread(lambda: urllib.request.urlopen(att.url).read()) == PNG
         assert any(r.files and r.path == f"/channels/{thread_id}/messages" for r in fake.request_log)
 
         # people reply in the thread: content and attachments arrive

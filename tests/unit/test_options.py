@@ -1,0 +1,247 @@
+"""Image options: sizes, the validity of combinations, inheritance, and the tool parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.options import ImageOptions, parse_size
+
+
+def problem_of(excinfo: pytest.ExceptionInfo[UserFacingError]) -> str:
+    assert excinfo.value.kind is ErrorKind.invalid_options
+    return excinfo.value.params["problem"]
+
+
+# --------------------------------------------------------------------------- parse_size
+
+
+@pytest.mark.parametrize("preset", ["auto", "1024x1024", "1536x1024", "1024x1536"])
+def test_parse_size_presets(preset: str) -> None:
+    assert parse_size(preset) == preset
+
+
+def test_parse_size_presets_are_normalised() -> None:
+    assert parse_size("  AUTO ") == "auto"
+    assert parse_size("1536X1024") == "1536x1024"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2048x1152", "2048x1152"),
+        (" 2048 X 1152 ", "2048x1152"),
+        ("2048×1152", "2048x1152"),
+        ("1024*512", "1024x512"),
+        ("3840x2160", "3840x2160"),  # the pixel maximum exactly
+        ("3840x1280", "3840x1280"),  # 3:1 exactly
+        ("512x512", "512x512"),  # the pixel minimum exactly
+    ],
+)
+def test_parse_size_custom_valid(value: str, expected: str) -> None:
+    assert parse_size(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("1000x1000", "size_multiple"),
+        ("1024x1000", "size_multiple"),
+        ("3840x1264", "size_ratio"),  # a hair beyond 3:1
+        ("512x2048", "size_ratio"),  # 1:4
+        ("3840x3840", "size_max"),  # ratio fine, too many pixels
+        ("4096x2048", "size_max"),  # longest edge over 3840
+        ("256x256", "size_min"),
+        ("big", "size_format"),
+        ("", "size_format"),
+        ("1024", "size_format"),
+        ("1024x", "size_format"),
+        ("-1024x1024", "size_format"),
+        ("1024x1024x3", "size_format"),
+        ("1e3x1e3", "size_format"),
+    ],
+)
+def test_parse_size_refusals(value: str, problem: str) -> None:
+    with pytest.raises(UserFacingError) as excinfo:
+        parse_size(value)
+    assert problem_of(excinfo) == problem
+    if problem != "size_min":
+        assert excinfo.value.params["value"] == value
+
+
+# --------------------------------------------------------------------------- validated
+
+
+def test_validated_normalises_size_and_keeps_the_rest() -> None:
+    options = ImageOptions(
+        action="edit", size="2048 x 1152", quality="high", output_format="webp", compression=80
+    )
+    checked = options.validated()
+    assert checked.size == "2048x1152"
+    assert checked == ImageOptions(
+        action="edit", size="2048x1152", quality="high", output_format="webp", compression=80
+    )
+
+
+def test_validated_accepts_an_empty_set() -> None:
+    assert ImageOptions().validated() == ImageOptions()
+
+
+def test_transparent_jpeg_is_refused() -> None:
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(background="transparent", output_format="jpeg").validated()
+    assert problem_of(excinfo) == "transparent_jpeg"
+    # transparent is fine with png and webp
+    ImageOptions(background="transparent", output_format="png").validated()
+    ImageOptions(background="transparent", output_format="webp").validated()
+    ImageOptions(background="opaque", output_format="jpeg").validated()
+
+
+@pytest.mark.parametrize("fmt", [None, "png"])
+def test_compression_with_png_is_refused(fmt: str | None) -> None:
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(output_format=fmt, compression=50).validated()
+    assert problem_of(excinfo) == "compression_png"
+
+
+@pytest.mark.parametrize("value", [-1, 101])
+def test_compression_out_of_range_is_refused(value: int) -> None:
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(output_format="jpeg", compression=value).validated()
+    assert problem_of(excinfo) == "compression_range"
+    assert excinfo.value.params["value"] == value
+
+
+@pytest.mark.parametrize("value", [0, 100])
+def test_compression_bounds_are_accepted(value: int) -> None:
+    checked = ImageOptions(output_format="jpeg", compression=value).validated()
+    assert checked.compression == value
+
+
+@pytest.mark.parametrize("value", [-1, 4])
+def test_partial_images_out_of_range_is_refused(value: int) -> None:
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(partial_images=value).validated()
+    assert problem_of(excinfo) == "partial_range"
+
+
+@pytest.mark.parametrize("value", [0, 3])
+def test_partial_images_bounds_are_accepted(value: int) -> None:
+    assert ImageOptions(partial_images=value).validated().partial_images == value
+
+
+def test_quality_ceiling() -> None:
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(quality="high").validated(max_quality="medium")
+    assert problem_of(excinfo) == "quality_max"
+    assert excinfo.value.params["value"] == "medium"
+    with pytest.raises(UserFacingError):
+        ImageOptions(quality="medium").validated(max_quality="low")
+    # at or below the ceiling, and "auto", pass
+    ImageOptions(quality="medium").validated(max_quality="medium")
+    ImageOptions(quality="low").validated(max_quality="medium")
+    ImageOptions(quality="auto").validated(max_quality="low")
+
+
+def test_low_moderation_can_be_refused() -> None:
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(moderation="low").validated(allow_low_moderation=False)
+    assert problem_of(excinfo) == "moderation_low"
+    assert ImageOptions(moderation="low").validated().moderation == "low"
+    ImageOptions(moderation="auto").validated(allow_low_moderation=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("action", "paint"),
+        ("quality", "ultra"),
+        ("output_format", "gif"),
+        ("background", "clear"),
+        ("moderation", "off"),
+    ],
+)
+def test_unknown_choices_are_refused(field: str, value: str) -> None:
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(**{field: value}).validated()
+    assert problem_of(excinfo) == "choice"
+    assert excinfo.value.params["option"] == field
+    assert excinfo.value.params["value"] == value
+
+
+def test_invalid_size_inside_options_is_refused() -> None:
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(size="1000x1000").validated()
+    assert problem_of(excinfo) == "size_multiple"
+
+
+# --------------------------------------------------------------------------- inheritance
+
+
+def test_merged_over_prefers_own_choices_and_inherits_the_rest() -> None:
+    base = ImageOptions(
+        size="1024x1024", quality="low", output_format="png", moderation="auto", partial_images=2
+    )
+    mine = ImageOptions(size="1536x1024", output_format="webp", compression=70, partial_images=0)
+    merged = mine.merged_over(base)
+    assert merged == ImageOptions(
+        size="1536x1024",
+        quality="low",
+        output_format="webp",
+        compression=70,
+        moderation="auto",
+        partial_images=0,  # 0 is a choice, not "unset"
+    )
+    # nothing chosen: the base comes through unchanged
+    assert ImageOptions().merged_over(base) == base
+    # the inputs are untouched (frozen dataclasses)
+    assert mine.quality is None and base.size == "1024x1024"
+
+
+def test_sticky_drops_only_the_action() -> None:
+    options = ImageOptions(action="edit", size="1024x1536", quality="high")
+    assert options.sticky() == ImageOptions(size="1024x1536", quality="high")
+    assert options.action == "edit"
+
+
+def test_chosen_and_from_dict_round_trip() -> None:
+    options = ImageOptions(size="1024x1024", compression=0, partial_images=0)
+    assert options.chosen() == {"size": "1024x1024", "compression": 0, "partial_images": 0}
+    assert ImageOptions.from_dict(options.chosen()) == options
+    assert ImageOptions.from_dict({"size": "auto", "unknown": 1}) == ImageOptions(size="auto")
+    assert ImageOptions.from_dict(None) == ImageOptions()
+
+
+# --------------------------------------------------------------------------- tool params
+
+
+def test_tool_params_maps_every_field() -> None:
+    options = ImageOptions(
+        action="edit",
+        size="1536x1024",
+        quality="high",
+        background="opaque",
+        output_format="jpeg",
+        compression=0,
+        moderation="low",
+        partial_images=0,
+    )
+    assert options.tool_params() == {
+        "action": "edit",
+        "size": "1536x1024",
+        "quality": "high",
+        "background": "opaque",
+        "output_format": "jpeg",
+        "output_compression": 0,
+        "moderation": "low",
+        "partial_images": 0,
+    }
+
+
+def test_tool_params_leaves_unset_fields_to_the_api() -> None:
+    assert ImageOptions().tool_params() == {}
+    assert ImageOptions(size="auto", partial_images=2).tool_params() == {
+        "size": "auto",
+        "partial_images": 2,
+    }
+    assert "compression" not in ImageOptions(compression=5).tool_params()

@@ -1,0 +1,475 @@
+"""The SQLite store on real files: pragmas, migrations, repositories, transactions, backups."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.core.models import ImageRef, InputImage, TurnKind, TurnStatus, Usage
+from bot.core.options import ImageOptions
+from bot.store.database import Database, DatabaseError, backup, migration_scripts
+from bot.store.repositories import Store
+
+CONV = 900_000_000_000_000_001
+GUILD = 800_000_000_000_000_001
+ALICE = 100_000_000_000_000_001
+BOB = 100_000_000_000_000_002
+
+
+async def new_conversation(store: Store, conversation_id: int = CONV, **kwargs: object) -> None:
+    await store.conversations.create(
+        conversation_id,
+        guild_id=kwargs.get("guild_id", GUILD),  # type: ignore[arg-type]
+        parent_channel_id=kwargs.get("parent_channel_id", 42),  # type: ignore[arg-type]
+        owner_id=kwargs.get("owner_id", ALICE),  # type: ignore[arg-type]
+        options=kwargs.get("options", ImageOptions()),  # type: ignore[arg-type]
+    )
+
+
+async def new_turn(
+    store: Store,
+    *,
+    conversation_id: int = CONV,
+    parent_id: int | None = None,
+    author_id: int = ALICE,
+    guild_id: int | None = GUILD,
+    prompt: str = "a red fox",
+    kind: TurnKind = TurnKind.root,
+    inputs: tuple[InputImage, ...] = (),
+) -> int:
+    return await store.turns.create(
+        conversation_id=conversation_id,
+        parent_id=parent_id,
+        kind=kind,
+        guild_id=guild_id,
+        author_id=author_id,
+        prompt=prompt,
+        options=ImageOptions(size="1024x1024", quality="low"),
+        locale="de",
+        source_message_id=555,
+        inputs=inputs,
+    )
+
+
+async def finish(store: Store, turn_id: int, *, images: int = 1, cost: float = 0.01) -> None:
+    await store.turns.finish_done(
+        turn_id,
+        response_id=f"resp_{turn_id}",
+        images=[ImageRef(f"ig_{turn_id}_{n}", "1024x1024", "png", 1000) for n in range(images)],
+        revised_prompt="revised",
+        text=None,
+        usage=Usage(text_input=10, text_output=2, image_input=0, image_output=272),
+        cost_usd=cost,
+        rerooted=False,
+    )
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, timeout=0.1)
+
+
+# --------------------------------------------------------------------------- opening
+
+
+async def test_open_creates_a_private_file_with_wal_and_foreign_keys(db_path: Path) -> None:
+    assert not db_path.parent.exists()
+    store = await Store.open(db_path)
+    try:
+        assert db_path.exists()
+        assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+        row = await store.db.fetchone("PRAGMA journal_mode")
+        assert row is not None and row[0] == "wal"
+        row = await store.db.fetchone("PRAGMA foreign_keys")
+        assert row is not None and row[0] == 1
+        row = await store.db.fetchone("PRAGMA busy_timeout")
+        assert row is not None and row[0] >= 1000
+        # foreign keys are really enforced: a turn needs its conversation
+        with pytest.raises(sqlite3.IntegrityError):
+            await new_turn(store, conversation_id=12345)
+        assert await store.turns.in_conversation(12345) == []
+    finally:
+        await store.close()
+    # WAL mode is persistent: another connection sees it in the file
+    with raw(db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_migrations_set_user_version_and_reopening_is_idempotent(db_path: Path) -> None:
+    latest = migration_scripts()[-1][0]
+    assert latest >= 1
+    store = await Store.open(db_path)
+    assert await store.db.schema_version() == latest
+    await new_conversation(store)
+    turn_id = await new_turn(store)
+    await store.close()
+
+    again = await Store.open(db_path)  # must not re-run 0001 (CREATE TABLE would fail)
+    try:
+        assert await again.db.schema_version() == latest
+        turn = await again.turns.get(turn_id)
+        assert turn is not None and turn.prompt == "a red fox"
+        await again.db.migrate()  # explicitly, too
+        assert await again.db.schema_version() == latest
+    finally:
+        await again.close()
+    with raw(db_path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"conversations", "turns", "turn_messages", "turn_inputs", "guild_settings", "meta"} <= (
+        tables
+    )
+
+
+async def test_a_newer_schema_is_refused(db_path: Path) -> None:
+    store = await Store.open(db_path)
+    await store.close()
+    latest = migration_scripts()[-1][0]
+    with raw(db_path) as conn:
+        conn.execute(f"PRAGMA user_version = {latest + 1}")
+    with pytest.raises(DatabaseError, match="newer"):
+        await Store.open(db_path)
+    # left as it was
+    with raw(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == latest + 1
+
+
+async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite at all" * 200)
+    with pytest.raises(DatabaseError):
+        await Database.open(path)
+
+
+# --------------------------------------------------------------------------- turns
+
+
+async def test_turn_create_get_and_inputs_round_trip(store: Store) -> None:
+    await new_conversation(store)
+    blob_a = bytes(range(256)) * 40 + b"\x00\x00"
+    blob_b = b"\x89PNG\r\n\x1a\n" + b"\xff" * 1000
+    inputs = (
+        InputImage(blob_a, "image/png", "a.png"),
+        InputImage(blob_b, "image/webp", "b.webp"),
+    )
+    before = time.time()
+    turn_id = await new_turn(store, inputs=inputs, prompt="zwei Füchse 🦊")
+
+    turn = await store.turns.get(turn_id)
+    assert turn is not None
+    assert turn.id == turn_id
+    assert turn.conversation_id == CONV
+    assert turn.parent_id is None
+    assert turn.kind is TurnKind.root
+    assert turn.guild_id == GUILD
+    assert turn.author_id == ALICE  # 64-bit snowflakes survive
+    assert turn.prompt == "zwei Füchse 🦊"
+    assert turn.options == ImageOptions(size="1024x1024", quality="low")
+    assert turn.status is TurnStatus.queued
+    assert turn.locale == "de"
+    assert turn.source_message_id == 555
+    assert turn.input_image_count == 2
+    assert turn.images == () and turn.message_ids == () and turn.response_id is None
+    assert before <= turn.created_at <= time.time()
+
+    assert await store.turns.inputs(turn_id) == list(inputs)
+    assert await store.turns.get(turn_id + 1000) is None
+
+    await store.turns.mark_running(turn_id)
+    await store.turns.set_response_id(turn_id, "resp_x", 7)
+    running = await store.turns.get(turn_id)
+    assert running is not None
+    assert running.status is TurnStatus.running and running.started_at is not None
+    assert (running.response_id, running.last_sequence) == ("resp_x", 7)
+    assert [t.id for t in await store.turns.unfinished()] == [turn_id]
+
+    await finish(store, turn_id, images=2, cost=0.25)
+    done = await store.turns.get(turn_id)
+    assert done is not None
+    assert done.status is TurnStatus.done
+    assert done.response_id == f"resp_{turn_id}"
+    assert done.images == (
+        ImageRef(f"ig_{turn_id}_0", "1024x1024", "png", 1000),
+        ImageRef(f"ig_{turn_id}_1", "1024x1024", "png", 1000),
+    )
+    assert done.usage == Usage(10, 2, 0, 272)
+    assert done.cost_usd == pytest.approx(0.25)
+    assert done.revised_prompt == "revised"
+    assert done.finished_at is not None
+    assert await store.turns.unfinished() == []
+
+
+async def test_finish_failed_records_the_reason(store: Store) -> None:
+    await new_conversation(store)
+    turn_id = await new_turn(store)
+    await store.turns.finish_failed(
+        turn_id, status=TurnStatus.failed, error_kind="moderation", error_detail="x" * 2000
+    )
+    turn = await store.turns.get(turn_id)
+    assert turn is not None
+    assert turn.status is TurnStatus.failed
+    assert turn.error_kind == "moderation"
+    assert turn.error_detail == "x" * 500  # truncated, not refused
+
+
+async def test_lineage_is_root_first(store: Store) -> None:
+    await new_conversation(store)
+    root = await new_turn(store, prompt="p1")
+    child = await new_turn(store, parent_id=root, prompt="p2", kind=TurnKind.reply)
+    sibling = await new_turn(store, parent_id=root, prompt="p2b", kind=TurnKind.branch)
+    grandchild = await new_turn(store, parent_id=child, prompt="p3", kind=TurnKind.reply)
+
+    assert [t.prompt for t in await store.turns.lineage(grandchild)] == ["p1", "p2", "p3"]
+    assert [t.id for t in await store.turns.lineage(sibling)] == [root, sibling]
+    assert [t.id for t in await store.turns.lineage(root)] == [root]
+
+
+async def test_latest_done_ignores_deleted_failed_and_imageless_turns(store: Store) -> None:
+    await new_conversation(store)
+    assert await store.turns.latest_done(CONV) is None
+    first = await new_turn(store, prompt="first")
+    await finish(store, first)
+    second = await new_turn(store, prompt="second")
+    await finish(store, second)
+    failed = await new_turn(store, prompt="failed")
+    await store.turns.finish_failed(failed, status=TurnStatus.failed, error_kind="server")
+    text_only = await new_turn(store, prompt="text only")
+    await finish(store, text_only, images=0)
+    await new_turn(store, prompt="still queued")
+
+    latest = await store.turns.latest_done(CONV)
+    assert latest is not None and latest.id == second
+
+    await store.turns.mark_deleted(second)
+    latest = await store.turns.latest_done(CONV)
+    assert latest is not None and latest.id == first
+    deleted = await store.turns.get(second)
+    assert deleted is not None and deleted.deleted
+
+    await store.turns.mark_deleted(first)
+    assert await store.turns.latest_done(CONV) is None
+
+
+async def test_by_message_via_progress_message_and_result_messages(store: Store) -> None:
+    await new_conversation(store)
+    turn_id = await new_turn(store)
+    other = await new_turn(store, prompt="other")
+    assert await store.turns.by_message(1) is None
+
+    await store.turns.set_progress_message(turn_id, 1)
+    found = await store.turns.by_message(1)
+    assert found is not None and found.id == turn_id and found.progress_message_id == 1
+
+    await store.turns.add_messages(turn_id, [2, 3])
+    await store.turns.add_messages(turn_id, [3, 4])  # no duplicates
+    turn = await store.turns.get(turn_id)
+    assert turn is not None and turn.message_ids == (2, 3, 4)
+    for message_id in (2, 3, 4):
+        found = await store.turns.by_message(message_id)
+        assert found is not None and found.id == turn_id
+
+    await store.turns.add_messages(other, [5])
+    found = await store.turns.by_message(5)
+    assert found is not None and found.id == other
+
+
+async def test_conversation_head_and_sticky_options(store: Store) -> None:
+    await new_conversation(
+        store, options=ImageOptions(action="edit", size="1536x1024", quality="high")
+    )
+    conversation = await store.conversations.get(CONV)
+    assert conversation is not None
+    assert conversation.owner_id == ALICE and conversation.guild_id == GUILD
+    assert conversation.options == ImageOptions(size="1536x1024", quality="high")  # no action
+    assert conversation.head_turn_id is None
+
+    # creating again does not overwrite
+    await new_conversation(store, owner_id=BOB)
+    again = await store.conversations.get(CONV)
+    assert again is not None and again.owner_id == ALICE
+
+    turn_id = await new_turn(store)
+    await store.conversations.set_head(CONV, turn_id)
+    await store.conversations.set_options(CONV, ImageOptions(action="generate", size="auto"))
+    conversation = await store.conversations.get(CONV)
+    assert conversation is not None
+    assert conversation.head_turn_id == turn_id
+    assert conversation.options == ImageOptions(size="auto")
+    assert await store.conversations.get(CONV + 1) is None
+
+
+# --------------------------------------------------------------------------- transactions
+
+
+async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
+    blob = InputImage(b"\x01" * 100, "image/png")
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        async with store.db.transaction():
+            await new_conversation(store)
+            await new_turn(store, inputs=(blob,))  # its own transaction joins the outer one
+            await store.meta.put("k", "v")
+            raise Boom
+
+    assert await store.conversations.get(CONV) is None
+    assert await store.turns.in_conversation(CONV) == []
+    assert await store.meta.get("k") is None
+    row = await store.db.fetchone("SELECT COUNT(*) FROM turn_inputs")
+    assert row is not None and row[0] == 0
+
+    # the connection is usable afterwards, and a good transaction commits
+    async with store.db.transaction():
+        await new_conversation(store)
+        turn_id = await new_turn(store, inputs=(blob,))
+    assert await store.turns.inputs(turn_id) == [blob]
+
+
+async def test_concurrent_transactions_do_not_interleave(store: Store) -> None:
+    await new_conversation(store)
+
+    async def writer(n: int) -> None:
+        async with store.db.transaction():
+            await store.meta.put(f"a{n}", "1")
+            await asyncio.sleep(0.01)
+            await store.meta.put(f"b{n}", "1")
+            if n % 2:
+                raise ValueError(n)
+
+    results = await asyncio.gather(*(writer(n) for n in range(6)), return_exceptions=True)
+    assert [isinstance(r, ValueError) for r in results] == [False, True] * 3
+    for n in range(6):
+        expected = None if n % 2 else "1"
+        assert await store.meta.get(f"a{n}") == expected
+        assert await store.meta.get(f"b{n}") == expected
+
+
+# --------------------------------------------------------------------------- usage
+
+
+async def test_usage_totals_and_daily(store: Store) -> None:
+    await new_conversation(store)
+    await new_conversation(store, CONV + 1, guild_id=GUILD + 1)
+    t1 = await new_turn(store)
+    await finish(store, t1, images=2, cost=0.10)
+    t2 = await new_turn(store)
+    await finish(store, t2, images=1, cost=0.05)
+    t3 = await new_turn(store, author_id=BOB)
+    await finish(store, t3, images=1, cost=0.20)
+    t4 = await new_turn(store, conversation_id=CONV + 1, guild_id=GUILD + 1)
+    await finish(store, t4, images=3, cost=1.00)
+    failed = await new_turn(store)
+    await store.turns.finish_failed(failed, status=TurnStatus.failed, error_kind="server")
+    await new_turn(store)  # queued: counts as a turn, with no images yet
+
+    everything = await store.usage.totals(since=0)
+    assert (everything.turns, everything.images) == (5, 7)
+    assert everything.cost_usd == pytest.approx(1.35)
+
+    alice = await store.usage.totals(since=0, author_id=ALICE)
+    assert (alice.turns, alice.images) == (4, 6)
+    assert alice.cost_usd == pytest.approx(1.15)
+
+    alice_here = await store.usage.totals(since=0, author_id=ALICE, guild_id=GUILD)
+    assert (alice_here.turns, alice_here.images) == (3, 3)
+    assert alice_here.cost_usd == pytest.approx(0.15)
+
+    future = await store.usage.totals(since=time.time() + 3600)
+    assert (future.turns, future.images, future.cost_usd) == (0, 0, 0)
+
+    assert await store.usage.pending(author_id=ALICE) == 1
+    assert await store.usage.pending(author_id=BOB) == 0
+
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    daily = await store.usage.daily(since=0, guild_id=GUILD)
+    assert len(daily) == 1
+    assert daily[0].day == today and daily[0].images == 4
+    assert daily[0].cost_usd == pytest.approx(0.35)
+    assert await store.usage.daily(since=time.time() + 3600) == []
+
+    top = await store.usage.top_users(GUILD, since=0)
+    assert [(user, images) for user, images, _ in top] == [(BOB, 1), (ALICE, 3)]
+
+
+# --------------------------------------------------------------------------- settings, meta
+
+
+async def test_guild_settings_and_meta_put_get(store: Store) -> None:
+    assert await store.guild_settings.get(GUILD) == {}
+    await store.guild_settings.put(GUILD, {"max_quality": "medium", "allowed_roles": [1, 2]})
+    assert await store.guild_settings.get(GUILD) == {
+        "max_quality": "medium",
+        "allowed_roles": [1, 2],
+    }
+    await store.guild_settings.put(GUILD, {"refine_mode": "starter"})  # replaces
+    assert await store.guild_settings.get(GUILD) == {"refine_mode": "starter"}
+    assert await store.guild_settings.get(GUILD + 1) == {}
+
+    assert await store.meta.get("commands_hash") is None
+    await store.meta.put("commands_hash", "abc")
+    await store.meta.put("commands_hash", "def")
+    assert await store.meta.get("commands_hash") == "def"
+
+
+# --------------------------------------------------------------------------- backup, locking
+
+
+async def test_backup_produces_a_readable_copy(store: Store, db_path: Path, tmp_path: Path) -> None:
+    await new_conversation(store)
+    turn_id = await new_turn(store, inputs=(InputImage(b"blob" * 100, "image/png"),))
+    await store.meta.put("k", "v")
+    target = tmp_path / "backups" / "copy.db"
+
+    await asyncio.to_thread(backup, db_path, target)  # while the store is open (WAL live)
+
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with raw(target) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT prompt FROM turns WHERE id = ?", (turn_id,)).fetchone() == (
+            "a red fox",
+        )
+        assert conn.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("v",)
+    copy = await Store.open(target)  # and the bot can open it
+    try:
+        inputs = await copy.turns.inputs(turn_id)
+        assert inputs == [InputImage(b"blob" * 100, "image/png")]
+    finally:
+        await copy.close()
+
+
+async def test_a_briefly_locked_database_still_accepts_writes(store: Store, db_path: Path) -> None:
+    await new_conversation(store)
+    locked = threading.Event()
+    release_after = 0.5
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(db_path, timeout=5, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO meta (key, value) VALUES ('other', 'writer')")
+            locked.set()
+            time.sleep(release_after)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 5)
+        started = time.monotonic()
+        turn_id = await new_turn(store)  # BEGIN IMMEDIATE waits on the busy timeout
+        await store.meta.put("mine", "yes")
+        waited = time.monotonic() - started
+    finally:
+        await asyncio.to_thread(holder.join, 5)
+    assert waited >= release_after * 0.5  # it really was blocked, and then got through
+    assert await store.turns.get(turn_id) is not None
+    assert await store.meta.get("mine") == "yes"
+    assert await store.meta.get("other") == "writer"
