@@ -168,6 +168,7 @@ class Imagine(commands.Cog):
             await send_error(interaction, error)
             return
         await interaction.response.defer(thinking=True)
+        self.bot.presenter.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
         try:
             inputs = await self.bot.attachments.read(attachments)
             conversation_id = await self._open_conversation(interaction, prompt)
@@ -302,6 +303,7 @@ class Imagine(commands.Cog):
             await send_error(interaction, error)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
+        self.bot.presenter.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
         try:
             inputs = await self.bot.attachments.read(attachments)
             await self._submit(interaction, TurnKind.reply, prompt, options, inputs, channel_id)

@@ -62,14 +62,23 @@ class DiscordPresenter:
         self.edit_interval = edit_interval
         self.tasks = BackgroundTasks()
         self._live: dict[int, _Live] = {}
+        self._limits: dict[int | None, int] = {}
 
     # ------------------------------------------------------------------ helpers
     def _channel(self, turn: Turn) -> discord.PartialMessageable:
         return self.bot.get_partial_messageable(turn.conversation_id, guild_id=turn.guild_id)
 
     def upload_limit(self, guild_id: int | None) -> int:
+        """The per-file limit: the latest one an interaction told us, else the guild's tier."""
+        if guild_id in self._limits:
+            return self._limits[guild_id]
         guild = self.bot.get_guild(guild_id) if guild_id else None
         return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+
+    def learn_upload_limit(self, guild_id: int | None, limit: int) -> None:
+        """Remember `attachment_size_limit` from an interaction (it reflects boosts exactly)."""
+        if limit > 0:
+            self._limits[guild_id] = limit
 
     def _live_for(self, turn_id: int) -> _Live:
         live = self._live.get(turn_id)
@@ -160,6 +169,17 @@ class DiscordPresenter:
     async def show_result(self, turn: Turn, result: TurnResult) -> list[int]:
         await self._close_live(turn.id)
         limit = self.upload_limit(turn.guild_id)
+        for _ in range(3):
+            try:
+                return await self._show_result(turn, result, limit)
+            except DeliveryError as error:
+                if error.detail != "too_large":
+                    raise
+                limit //= 2  # the limit we knew was wrong (boost lost?): fit a smaller one
+                self._limits[turn.guild_id] = limit
+        return await self._show_result(turn, result, limit)
+
+    async def _show_result(self, turn: Turn, result: TurnResult, limit: int) -> list[int]:
         fitted: list[FittedImage] = [
             await asyncio.to_thread(fit_to_limit, image.data, image.output_format, limit)
             for image in result.images
@@ -190,6 +210,8 @@ class DiscordPresenter:
                 )
                 ids.append(extra.id)
         except discord.HTTPException as exc:
+            if exc.code == 40005 or exc.status == 413:
+                raise DeliveryError(ErrorKind.upload_failed, detail="too_large") from exc
             raise delivery_error(exc) from exc
         return ids
 

@@ -73,7 +73,9 @@ def interaction_json(fake: FakeDiscord, inter: FakeInteraction) -> dict[str, Any
 def add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
     """Register the ``/_control`` endpoints for ``fake`` on ``app``."""
 
-    def wrap(fn: Callable[[web.Request], Awaitable[Any]]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def wrap(
+        fn: Callable[[web.Request], Awaitable[Any]],
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             try:
                 return _json(await fn(request))
@@ -109,22 +111,32 @@ def add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
     async def users(request: web.Request) -> Any:
         b = await body(request)
         return fake.add_user(
-            b["name"], roles=[int(r) for r in b.get("roles", [])], permissions=b.get("permissions"),
+            b["name"],
+            roles=[int(r) for r in b.get("roles", [])],
+            permissions=b.get("permissions"),
             locale=b.get("locale", "en-US"),
         )
 
     async def slash(request: web.Request) -> Any:
         b = await body(request)
-        atts = {k: (v[0], base64.b64decode(v[1]), v[2]) for k, v in (b.get("attachments") or {}).items()}
+        atts = {
+            k: (v[0], base64.b64decode(v[1]), v[2]) for k, v in (b.get("attachments") or {}).items()
+        }
         inter = await fake.slash(
-            int(b["user_id"]), int(b["channel_id"]), b["name"], b.get("options"),
-            attachments=atts or None, locale=b.get("locale"),
+            int(b["user_id"]),
+            int(b["channel_id"]),
+            b["name"],
+            b.get("options"),
+            attachments=atts or None,
+            locale=b.get("locale"),
         )
         return interaction_json(fake, inter)
 
     async def click(request: web.Request) -> Any:
         b = await body(request)
-        inter = await fake.click(int(b["user_id"]), int(b["message_id"]), b["custom_id"], values=b.get("values"))
+        inter = await fake.click(
+            int(b["user_id"]), int(b["message_id"]), b["custom_id"], values=b.get("values")
+        )
         return interaction_json(fake, inter)
 
     async def modal(request: web.Request) -> Any:
@@ -136,9 +148,12 @@ def add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
     async def say(request: web.Request) -> Any:
         b = await body(request)
         return await fake.say(
-            int(b["user_id"]), int(b["channel_id"]), b.get("content", ""),
+            int(b["user_id"]),
+            int(b["channel_id"]),
+            b.get("content", ""),
             reply_to=int(b["reply_to"]) if b.get("reply_to") else None,
-            attachments=files(b.get("attachments") or []), mention_bot=bool(b.get("mention_bot")),
+            attachments=files(b.get("attachments") or []),
+            mention_bot=bool(b.get("mention_bot")),
         )
 
     async def get_interaction(request: web.Request) -> Any:
@@ -152,8 +167,14 @@ def add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
 
     async def get_requests(request: web.Request) -> Any:
         return [
-            {"method": r.method, "path": r.path, "status": r.status, "json": r.json,
-             "files": [f.filename for f in r.files], "time": r.time}
+            {
+                "method": r.method,
+                "path": r.path,
+                "status": r.status,
+                "json": r.json,
+                "files": [f.filename for f in r.files],
+                "time": r.time,
+            }
             for r in fake.request_log
         ]
 
@@ -170,8 +191,13 @@ def add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
     async def fail_next(request: web.Request) -> Any:
         b = await body(request)
         fake.fail_next(
-            b["method"], b["path_regex"], int(b["status"]), code=int(b.get("code", 0)),
-            message=b.get("message", ""), retry_after=b.get("retry_after"), times=int(b.get("times", 1)),
+            b["method"],
+            b["path_regex"],
+            int(b["status"]),
+            code=int(b.get("code", 0)),
+            message=b.get("message", ""),
+            retry_after=b.get("retry_after"),
+            times=int(b.get("times", 1)),
         )
         return {"ok": True}
 

@@ -196,7 +196,9 @@ class Gateway:
         """op 7 RECONNECT on every socket."""
         for session in self.live_sessions():
             if session.queue is not None:
-                session.queue.put_nowait(json.dumps({"op": OP_RECONNECT, "d": None, "s": None, "t": None}))
+                session.queue.put_nowait(
+                    json.dumps({"op": OP_RECONNECT, "d": None, "s": None, "t": None})
+                )
 
     async def close_all(self) -> None:
         self.open.set()
@@ -273,7 +275,9 @@ class Gateway:
                 else:
                     await ws.close(code=4001, message=b"Unknown opcode")
                     break
-            closed_by_client_cleanly = ws.close_code in (1000, 1001) and ws not in self._server_closed
+            closed_by_client_cleanly = (
+                ws.close_code in (1000, 1001) and ws not in self._server_closed
+            )
         finally:
             self._sockets.discard(ws)
             self._server_closed.discard(ws)

@@ -137,7 +137,7 @@ class ApiError(Exception):
 
 
 def form_error(path: str, code: str, message: str) -> ApiError:
-    """A 400/50035 Invalid Form Body error for the dotted ``path`` (e.g. ``embeds.0.description``)."""
+    """A 400/50035 Invalid Form Body error at the dotted ``path`` (``embeds.0.description``)."""
     errors: dict[str, Any] = {}
     node = errors
     parts = path.split(".")
@@ -343,7 +343,8 @@ class FakeMessage:
     def __repr__(self) -> str:
         state = " deleted" if self.deleted else ""
         return (
-            f"<FakeMessage id={self.id} channel={self.channel_id} author={self.author.get('username')}"
+            f"<FakeMessage id={self.id} channel={self.channel_id}"
+            f" author={self.author.get('username')}"
             f" content={self.content[:40]!r} files={[a.filename for a in self.attachments]}{state}>"
         )
 

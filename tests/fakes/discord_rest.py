@@ -52,7 +52,9 @@ SETTABLE_MESSAGE_FLAGS = (1 << 2) | (1 << 12) | (1 << 15)  # suppress embeds/not
 COMMAND_NAME_RE = re.compile(r"^[-_'\w]{1,32}$")
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
         body=json.dumps(data).encode(),
         status=status,
@@ -64,7 +66,7 @@ def _int(value: Any, what: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise form_error(what, "NUMBER_TYPE_COERCE", f"Value \"{value}\" is not snowflake.") from None
+        raise form_error(what, "NUMBER_TYPE_COERCE", f'Value "{value}" is not snowflake.') from None
 
 
 class RestApi:
@@ -81,21 +83,29 @@ class RestApi:
         if not request.path.startswith(API + "/"):
             return await handler(request)
         fake = self.fake
-        rel = request.path[len(API):]
+        rel = request.path[len(API) :]
         try:
             body, files = await self._parse_body(request)
         except ApiError as exc:
             return json_response(exc.body(), exc.status)
         record = RecordedRequest(
-            method=request.method, path=rel, query=dict(request.query), json=body,
-            files=files, time=time.time(),
+            method=request.method,
+            path=rel,
+            query=dict(request.query),
+            json=body,
+            files=files,
+            time=time.time(),
         )
         fake.request_log.append(record)
         request[JSON_KEY] = body
         request[FILES_KEY] = files
 
         for rule in fake.fail_rules:
-            if rule.times > 0 and rule.method in (request.method, "*") and rule.path_regex.search(rel):
+            if (
+                rule.times > 0
+                and rule.method in (request.method, "*")
+                and rule.path_regex.search(rel)
+            ):
                 rule.times -= 1
                 record.status = rule.status
                 if rule.status == 429:
@@ -108,10 +118,18 @@ class RestApi:
                     }
                     record.response = payload
                     return json_response(
-                        payload, 429,
-                        {"Via": "1.1 google", "Retry-After": str(math.ceil(retry)), "X-RateLimit-Scope": "user"},
+                        payload,
+                        429,
+                        {
+                            "Via": "1.1 google",
+                            "Retry-After": str(math.ceil(retry)),
+                            "X-RateLimit-Scope": "user",
+                        },
                     )
-                payload = {"message": rule.message or f"{rule.status}: injected failure", "code": rule.code}
+                payload = {
+                    "message": rule.message or f"{rule.status}: injected failure",
+                    "code": rule.code,
+                }
                 record.response = payload
                 return json_response(payload, rule.status)
 
@@ -172,7 +190,9 @@ class RestApi:
                     try:
                         body = json.loads(data.decode())
                     except ValueError:
-                        raise ApiError(400, 50109, "The request body contains invalid JSON.") from None
+                        raise ApiError(
+                            400, 50109, "The request body contains invalid JSON."
+                        ) from None
                 else:
                     files.append(
                         UploadedFile(
@@ -241,7 +261,10 @@ class RestApi:
         r.add_delete(w + "/messages/{message_id}", self.delete_webhook_message)
         for kind in ("attachments", "ephemeral-attachments"):
             for prefix in ("", "/media"):
-                r.add_get(f"{prefix}/{kind}/{{scope}}/{{attachment_id}}/{{filename}}", self.get_attachment_data)
+                r.add_get(
+                    f"{prefix}/{kind}/{{scope}}/{{attachment_id}}/{{filename}}",
+                    self.get_attachment_data,
+                )
 
     # ------------------------------------------------------------------------------------------
     # login, gateway, users
@@ -253,7 +276,12 @@ class RestApi:
         return {
             "url": self.fake.gateway_url,
             "shards": 1,
-            "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 86400000, "max_concurrency": 1},
+            "session_start_limit": {
+                "total": 1000,
+                "remaining": 999,
+                "reset_after": 86400000,
+                "max_concurrency": 1,
+            },
         }
 
     async def get_me(self, request: web.Request) -> Any:
@@ -305,39 +333,69 @@ class RestApi:
             where = f"{path}.{i}"
             name = opt.get("name", "")
             if not COMMAND_NAME_RE.match(name) or name != name.lower():
-                raise form_error(f"{where}.name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+                raise form_error(
+                    f"{where}.name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"
+                )
             if name in seen:
-                raise form_error(where, "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS", "Option name already exists")
+                raise form_error(
+                    where,
+                    "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS",
+                    "Option name already exists",
+                )
             seen.add(name)
             if not 1 <= len(opt.get("description", "")) <= 100:
-                raise form_error(f"{where}.description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+                raise form_error(
+                    f"{where}.description",
+                    "BASE_TYPE_BAD_LENGTH",
+                    "Must be between 1 and 100 in length.",
+                )
             otype = opt.get("type")
             if otype not in range(1, 12):
-                raise form_error(f"{where}.type", "BASE_TYPE_CHOICES", f"Value must be one of 1..11, got {otype}.")
+                raise form_error(
+                    f"{where}.type",
+                    "BASE_TYPE_CHOICES",
+                    f"Value must be one of 1..11, got {otype}.",
+                )
             if otype in (1, 2):
                 if depth >= 2 or (otype == 2 and depth >= 1):
-                    raise form_error(where, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Invalid nesting")
+                    raise form_error(
+                        where, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Invalid nesting"
+                    )
                 self._validate_options(opt.get("options") or [], f"{where}.options", depth + 1)
                 continue
             if opt.get("required"):
                 if optional_seen:
-                    raise form_error(where, "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID", "Required options must be placed before non-required options")
+                    raise form_error(
+                        where,
+                        "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                        "Required options must be placed before non-required options",
+                    )
             else:
                 optional_seen = True
             if len(opt.get("choices") or []) > 25:
                 raise max_length_error(f"{where}.choices", 25)
 
-    def _normalise_command(self, cmd: dict[str, Any], index: int, scope: int | None, old: dict[str, Any] | None) -> dict[str, Any]:
+    def _normalise_command(
+        self, cmd: dict[str, Any], index: int, scope: int | None, old: dict[str, Any] | None
+    ) -> dict[str, Any]:
         ctype = cmd.get("type", 1) or 1
         name = cmd.get("name", "")
         if ctype == 1:
             if not COMMAND_NAME_RE.match(name) or name != name.lower():
-                raise form_error(f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+                raise form_error(
+                    f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"
+                )
             if not 1 <= len(cmd.get("description") or "") <= 100:
-                raise form_error(f"{index}.description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+                raise form_error(
+                    f"{index}.description",
+                    "BASE_TYPE_BAD_LENGTH",
+                    "Must be between 1 and 100 in length.",
+                )
             self._validate_options(cmd.get("options") or [], f"{index}.options")
         elif not 1 <= len(name) <= 32:
-            raise form_error(f"{index}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
+            raise form_error(
+                f"{index}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length."
+            )
         perms = cmd.get("default_member_permissions")
         stored: dict[str, Any] = {
             "id": old["id"] if old else str(self.fake.snowflake()),
@@ -369,7 +427,9 @@ class RestApi:
         scope = self._scope(request)
         body = request[JSON_KEY]
         if not isinstance(body, list):
-            raise form_error("_root", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")
+            raise form_error(
+                "_root", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType"
+            )
         if len(body) > 100:
             raise ApiError(400, 30032, "Maximum number of application commands reached (100)")
         existing = {(c["name"], c["type"]): c for c in self.fake.commands.get(scope, [])}
@@ -378,7 +438,11 @@ class RestApi:
         for i, cmd in enumerate(body):
             key = (cmd.get("name", ""), cmd.get("type", 1) or 1)
             if key in seen:
-                raise form_error(f"{i}.name", "APPLICATION_COMMANDS_DUPLICATE_NAME", "Application command names must be unique")
+                raise form_error(
+                    f"{i}.name",
+                    "APPLICATION_COMMANDS_DUPLICATE_NAME",
+                    "Application command names must be unique",
+                )
             seen.add(key)
             result.append(self._normalise_command(cmd, i, scope, existing.get(key)))
         self.fake.commands[scope] = result
@@ -503,7 +567,11 @@ class RestApi:
             meta = thread["thread_metadata"]
             owner = int(thread["owner_id"]) == fake.bot_id
             manage = fake.has(fake.bot_id, cid, "manage_threads")
-            if "locked" in body and bool(body["locked"]) != meta.get("locked", False) and not manage:
+            if (
+                "locked" in body
+                and bool(body["locked"]) != meta.get("locked", False)
+                and not manage
+            ):
                 raise ApiError(403, 50013)
             if not (owner or manage) and set(body) - {"archived", "locked"}:
                 raise ApiError(403, 50013)
@@ -514,19 +582,46 @@ class RestApi:
             if meta.get("locked") and body.get("archived") is False and not manage:
                 raise ApiError(403, 160005)
             if "name" in body and not 1 <= len(body["name"] or "") <= 100:
-                raise form_error("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-            if "auto_archive_duration" in body and body["auto_archive_duration"] not in ARCHIVE_DURATIONS:
-                raise form_error("auto_archive_duration", "BASE_TYPE_CHOICES", f"Value must be one of {ARCHIVE_DURATIONS}.")
+                raise form_error(
+                    "name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+                )
+            if (
+                "auto_archive_duration" in body
+                and body["auto_archive_duration"] not in ARCHIVE_DURATIONS
+            ):
+                raise form_error(
+                    "auto_archive_duration",
+                    "BASE_TYPE_CHOICES",
+                    f"Value must be one of {ARCHIVE_DURATIONS}.",
+                )
             changes = {
-                k: v for k, v in body.items()
-                if k in ("name", "archived", "locked", "auto_archive_duration", "rate_limit_per_user", "invitable", "applied_tags", "flags")
+                k: v
+                for k, v in body.items()
+                if k
+                in (
+                    "name",
+                    "archived",
+                    "locked",
+                    "auto_archive_duration",
+                    "rate_limit_per_user",
+                    "invitable",
+                    "applied_tags",
+                    "flags",
+                )
             }
             fake.update_thread(cid, **changes)
             return self._thread_payload(cid)
         if channel["type"] == CH_DM:
             raise ApiError(400, 50024)
         fake.require(cid, "manage_channels")
-        for key in ("name", "topic", "nsfw", "rate_limit_per_user", "position", "default_auto_archive_duration"):
+        for key in (
+            "name",
+            "topic",
+            "nsfw",
+            "rate_limit_per_user",
+            "position",
+            "default_auto_archive_duration",
+        ):
             if key in body:
                 channel[key] = body[key]
         fake._dispatch_guild("CHANNEL_UPDATE", dict(channel))
@@ -552,7 +647,11 @@ class RestApi:
             raise form_error("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
         duration = body.get("auto_archive_duration")
         if duration is not None and duration not in ARCHIVE_DURATIONS:
-            raise form_error("auto_archive_duration", "BASE_TYPE_CHOICES", f"Value must be one of {ARCHIVE_DURATIONS}.")
+            raise form_error(
+                "auto_archive_duration",
+                "BASE_TYPE_CHOICES",
+                f"Value must be one of {ARCHIVE_DURATIONS}.",
+            )
         if self.fake.active_thread_count() >= self.fake.max_active_threads:
             raise ApiError(400, 160006)
         return name, duration
@@ -577,7 +676,11 @@ class RestApi:
         body = request[JSON_KEY] or {}
         name, duration = self._check_thread_name(body)
         fake.create_thread_record(
-            cid, name=name, type_=CH_PUBLIC_THREAD, owner_id=fake.bot_id, thread_id=mid,
+            cid,
+            name=name,
+            type_=CH_PUBLIC_THREAD,
+            owner_id=fake.bot_id,
+            thread_id=mid,
             auto_archive_duration=duration or channel.get("default_auto_archive_duration", 1440),
             rate_limit_per_user=body.get("rate_limit_per_user") or 0,
         )
@@ -603,9 +706,14 @@ class RestApi:
                 raise form_error("applied_tags", "BASE_TYPE_CHOICES", "Invalid tag(s)")
             self._validate_message(message_body, files)
             thread = fake.create_thread_record(
-                cid, name=name, type_=CH_PUBLIC_THREAD, owner_id=fake.bot_id,
-                auto_archive_duration=duration or channel.get("default_auto_archive_duration", 1440),
-                rate_limit_per_user=body.get("rate_limit_per_user") or 0, applied_tags=tags,
+                cid,
+                name=name,
+                type_=CH_PUBLIC_THREAD,
+                owner_id=fake.bot_id,
+                auto_archive_duration=duration
+                or channel.get("default_auto_archive_duration", 1440),
+                rate_limit_per_user=body.get("rate_limit_per_user") or 0,
+                applied_tags=tags,
             )
             tid = int(thread["id"])
             attachments = self._attachments(message_body, files, tid, None) or []
@@ -620,10 +728,17 @@ class RestApi:
         ttype = body.get("type") or CH_PRIVATE_THREAD
         if ttype not in (CH_PUBLIC_THREAD, CH_PRIVATE_THREAD, 10):
             raise form_error("type", "BASE_TYPE_CHOICES", "Value must be one of (10, 11, 12).")
-        fake.require(cid, "view_channel", "create_private_threads" if ttype == CH_PRIVATE_THREAD else "create_public_threads")
+        fake.require(
+            cid,
+            "view_channel",
+            "create_private_threads" if ttype == CH_PRIVATE_THREAD else "create_public_threads",
+        )
         name, duration = self._check_thread_name(body)
         thread = fake.create_thread_record(
-            cid, name=name, type_=ttype, owner_id=fake.bot_id,
+            cid,
+            name=name,
+            type_=ttype,
+            owner_id=fake.bot_id,
             auto_archive_duration=duration or channel.get("default_auto_archive_duration", 1440),
             rate_limit_per_user=body.get("rate_limit_per_user") or 0,
             invitable=body.get("invitable", True) is not False,
@@ -632,9 +747,17 @@ class RestApi:
         payload = self._announce_thread(tid)
         if ttype == CH_PUBLIC_THREAD:
             notice = FakeMessage(
-                id=fake.snowflake(), channel_id=cid, guild_id=fake.guild_id, author=fake.bot_user,
-                content=name, type=MSG_THREAD_CREATED,
-                message_reference={"type": 0, "channel_id": str(tid), "guild_id": str(fake.guild_id)},
+                id=fake.snowflake(),
+                channel_id=cid,
+                guild_id=fake.guild_id,
+                author=fake.bot_user,
+                content=name,
+                type=MSG_THREAD_CREATED,
+                message_reference={
+                    "type": 0,
+                    "channel_id": str(tid),
+                    "guild_id": str(fake.guild_id),
+                },
             )
             fake.store_message(notice)
             fake.dispatch_message("MESSAGE_CREATE", notice)
@@ -644,7 +767,10 @@ class RestApi:
         cid, _ = self._channel(request)
         if cid not in self.fake.threads:
             raise ApiError(400, 50024)
-        return [self.fake.thread_member_payload(cid, u) for u in sorted(self.fake.thread_members.get(cid, set()))]
+        return [
+            self.fake.thread_member_payload(cid, u)
+            for u in sorted(self.fake.thread_members.get(cid, set()))
+        ]
 
     async def join_thread(self, request: web.Request) -> Any:
         cid, _ = self._channel(request)
@@ -705,7 +831,9 @@ class RestApi:
         check((embed.get("footer") or {}).get("text"), "footer.text", 2048)
         check((embed.get("author") or {}).get("name"), "author.name", 256)
         if total > 6000:
-            raise form_error(path, "BASE_TYPE_MAX_LENGTH", "Embed size exceeds maximum size of 6000")
+            raise form_error(
+                path, "BASE_TYPE_MAX_LENGTH", "Embed size exceeds maximum size of 6000"
+            )
 
     def _validate_components(self, components: list[dict[str, Any]], flags: int) -> None:
         from .discord_server import FakeDiscord
@@ -721,21 +849,38 @@ class RestApi:
             if ctype == 2:
                 if comp.get("style") == 5:
                     if not comp.get("url") or comp.get("custom_id"):
-                        raise form_error(f"components.{i}", "BUTTON_COMPONENT_URL_REQUIRED", "A link button needs a url and no custom_id")
+                        raise form_error(
+                            f"components.{i}",
+                            "BUTTON_COMPONENT_URL_REQUIRED",
+                            "A link button needs a url and no custom_id",
+                        )
                 elif comp.get("style") != 6 and not comp.get("custom_id"):
-                    raise form_error(f"components.{i}.custom_id", "BASE_TYPE_REQUIRED", "This field is required")
+                    raise form_error(
+                        f"components.{i}.custom_id", "BASE_TYPE_REQUIRED", "This field is required"
+                    )
                 if len(comp.get("label") or "") > 80:
                     raise max_length_error(f"components.{i}.label", 80)
             cid = comp.get("custom_id")
             if cid is not None:
                 if not 1 <= len(cid) <= 100:
-                    raise form_error(f"components.{i}.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+                    raise form_error(
+                        f"components.{i}.custom_id",
+                        "BASE_TYPE_BAD_LENGTH",
+                        "Must be between 1 and 100 in length.",
+                    )
                 if cid in seen:
-                    raise form_error("components", "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated")
+                    raise form_error(
+                        "components",
+                        "COMPONENT_CUSTOM_ID_DUPLICATED",
+                        "Component custom id cannot be duplicated",
+                    )
                 seen.add(cid)
 
     def _attachments(
-        self, body: dict[str, Any], files: list[UploadedFile], channel_id: int,
+        self,
+        body: dict[str, Any],
+        files: list[UploadedFile],
+        channel_id: int,
         existing: list[FakeAttachment] | None,
     ) -> list[FakeAttachment] | None:
         """The message's new attachment list (``None``: unchanged). ``attachments`` entries keep
@@ -749,8 +894,12 @@ class RestApi:
         def new(f: UploadedFile, entry: dict[str, Any] | None = None) -> FakeAttachment:
             entry = entry or {}
             return self.fake.attachment_from_bytes(
-                entry.get("filename") or f.filename, f.data, f.content_type,
-                channel_id=channel_id, description=entry.get("description"), title=entry.get("title"),
+                entry.get("filename") or f.filename,
+                f.data,
+                f.content_type,
+                channel_id=channel_id,
+                description=entry.get("description"),
+                title=entry.get("title"),
             )
 
         if entries is None:
@@ -769,7 +918,9 @@ class RestApi:
                     used.add(int(key))
                     result.append(new(by_index[int(key)], entry))
                 else:
-                    raise form_error(f"attachments.{i}.id", "ATTACHMENT_NOT_FOUND", "Unknown attachment")
+                    raise form_error(
+                        f"attachments.{i}.id", "ATTACHMENT_NOT_FOUND", "Unknown attachment"
+                    )
             result += [new(f) for n, f in sorted(by_index.items()) if n not in used]
         if len(result) > 10:
             raise max_length_error("attachments", 10)
@@ -777,10 +928,21 @@ class RestApi:
 
     @staticmethod
     def _is_empty(msg: FakeMessage) -> bool:
-        return not (msg.content or msg.embeds or msg.attachments or msg.components or msg.sticker_ids or msg.poll)
+        return not (
+            msg.content
+            or msg.embeds
+            or msg.attachments
+            or msg.components
+            or msg.sticker_ids
+            or msg.poll
+        )
 
     def _new_bot_message(
-        self, channel_id: int, body: dict[str, Any], attachments: list[FakeAttachment], *,
+        self,
+        channel_id: int,
+        body: dict[str, Any],
+        attachments: list[FakeAttachment],
+        *,
         message_id: int | None = None,
     ) -> FakeMessage:
         fake = self.fake
@@ -814,7 +976,9 @@ class RestApi:
         target = fake.message_index.get(int(ref_id)) if ref_id else None
         if target is None or target.deleted or target.ephemeral:
             if ref.get("fail_if_not_exists", True) is not False:
-                raise form_error("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
+                raise form_error(
+                    "message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message"
+                )
             return
         rtype = int(ref.get("type") or 0)
         msg.message_reference = {
@@ -827,10 +991,14 @@ class RestApi:
         if rtype == 0:
             msg.type = MSG_REPLY
             allowed = body.get("allowed_mentions")
-            if (allowed is None or allowed.get("replied_user", False)) and target.author_id not in msg.mentions:
+            if (
+                allowed is None or allowed.get("replied_user", False)
+            ) and target.author_id not in msg.mentions:
                 msg.mentions.append(target.author_id)
 
-    def _apply_edit(self, msg: FakeMessage, body: dict[str, Any], files: list[UploadedFile]) -> None:
+    def _apply_edit(
+        self, msg: FakeMessage, body: dict[str, Any], files: list[UploadedFile]
+    ) -> None:
         """Edit as Discord does: given fields are replaced, ``attachments`` keeps/adds files."""
         self._validate_message(body, files)
         new_attachments = self._attachments(body, files, msg.channel_id, msg.attachments)
@@ -841,7 +1009,12 @@ class RestApi:
         if not (content or embeds or components or attachments or msg.sticker_ids or msg.poll):
             raise ApiError(400, 50006)
         msg.edits.append(msg.snapshot())
-        msg.content, msg.embeds, msg.components, msg.attachments = content, embeds, components, attachments
+        msg.content, msg.embeds, msg.components, msg.attachments = (
+            content,
+            embeds,
+            components,
+            attachments,
+        )
         msg.mentions = self.fake.parse_mentions(content)
         if body.get("flags") is not None:
             keep = msg.flags & (FLAG_EPHEMERAL | (1 << 15))
@@ -849,7 +1022,13 @@ class RestApi:
         msg.flags &= ~FLAG_LOADING
         msg.edited_at = time.time()
 
-    def _check_sendable(self, channel_id: int, channel: dict[str, Any], body: dict[str, Any], files: list[UploadedFile]) -> None:
+    def _check_sendable(
+        self,
+        channel_id: int,
+        channel: dict[str, Any],
+        body: dict[str, Any],
+        files: list[UploadedFile],
+    ) -> None:
         fake = self.fake
         if channel["type"] == CH_FORUM:
             raise ApiError(400, 40058)
@@ -862,9 +1041,8 @@ class RestApi:
             fake.require(channel_id, "view_channel", "send_messages_in_threads")
         else:
             fake.require(channel_id, "view_channel", "send_messages")
-        if files or any(str(e.get("id", "")).isdigit() for e in body.get("attachments") or []):
-            if files:
-                fake.require(channel_id, "attach_files")
+        if files:
+            fake.require(channel_id, "attach_files")
         if body.get("message_reference"):
             fake.require(channel_id, "read_message_history")
         if channel_id in fake.threads:
@@ -924,7 +1102,7 @@ class RestApi:
             msgs = [m for m in msgs if m.id > int(q["after"])][:limit]
         elif "around" in q:
             around = int(q["around"])
-            older = [m for m in msgs if m.id <= around][-(limit // 2 + limit % 2):]
+            older = [m for m in msgs if m.id <= around][-(limit // 2 + limit % 2) :]
             newer = [m for m in msgs if m.id > around][: limit // 2]
             msgs = older + newer
         else:
@@ -965,7 +1143,9 @@ class RestApi:
         if channel["type"] == CH_FORUM:
             raise ApiError(400, 50008)
         if channel["type"] != CH_DM:
-            self.fake.require(cid, "send_messages_in_threads" if cid in self.fake.threads else "send_messages")
+            self.fake.require(
+                cid, "send_messages_in_threads" if cid in self.fake.threads else "send_messages"
+            )
         return None
 
     def _emoji(self, request: web.Request) -> str:
@@ -1014,7 +1194,11 @@ class RestApi:
     # interactions
     # ------------------------------------------------------------------------------------------
     def _interaction_message(
-        self, inter: FakeInteraction, data: dict[str, Any], files: list[UploadedFile], *,
+        self,
+        inter: FakeInteraction,
+        data: dict[str, Any],
+        files: list[UploadedFile],
+        *,
         followup: bool,
     ) -> FakeMessage:
         fake = self.fake
@@ -1025,13 +1209,20 @@ class RestApi:
             "id": str(inter.id),
             "type": inter.type,
             "user": fake.users[inter.user_id],
-            "authorizing_integration_owners": inter.payload.get("authorizing_integration_owners", {}),
+            "authorizing_integration_owners": inter.payload.get(
+                "authorizing_integration_owners", {}
+            ),
         }
         legacy: dict[str, Any] | None = None
         if inter.type == 2:
             metadata["name"] = self._command_path(inter)
             metadata["command_type"] = 1
-            legacy = {"id": str(inter.id), "type": 2, "name": metadata["name"], "user": fake.users[inter.user_id]}
+            legacy = {
+                "id": str(inter.id),
+                "type": 2,
+                "name": metadata["name"],
+                "user": fake.users[inter.user_id],
+            }
         if inter.source_message_id is not None and inter.type == 3:
             metadata["interacted_message_id"] = str(inter.source_message_id)
         if inter.type == 5 and inter.parent is not None:
@@ -1039,7 +1230,9 @@ class RestApi:
                 "id": str(inter.parent.id),
                 "type": inter.parent.type,
                 "user": fake.users[inter.parent.user_id],
-                "authorizing_integration_owners": inter.parent.payload.get("authorizing_integration_owners", {}),
+                "authorizing_integration_owners": inter.parent.payload.get(
+                    "authorizing_integration_owners", {}
+                ),
             }
         if followup and inter.original is not None:
             metadata["original_response_message_id"] = str(inter.original.id)
@@ -1109,7 +1302,11 @@ class RestApi:
             5: (4, 5, 6, 7) if inter.source_message_id is not None else (4, 5, 6),
         }.get(itype, ())
         if ctype not in valid:
-            raise form_error("type", "INTERACTION_RESPONSE_TYPE_INVALID", f"Interaction response type {ctype} is not valid here")
+            raise form_error(
+                "type",
+                "INTERACTION_RESPONSE_TYPE_INVALID",
+                f"Interaction response type {ctype} is not valid here",
+            )
         msg: FakeMessage | None = None
         resource: dict[str, Any] = {"type": ctype}
         if ctype == 4:
@@ -1119,7 +1316,9 @@ class RestApi:
             self._publish(inter, msg)
             inter.original = msg
         elif ctype == 5:
-            msg = self._interaction_message(inter, {"flags": int(data.get("flags") or 0)}, [], followup=False)
+            msg = self._interaction_message(
+                inter, {"flags": int(data.get("flags") or 0)}, [], followup=False
+            )
             msg.flags |= FLAG_LOADING
             self._publish(inter, msg)
             inter.original = msg
@@ -1162,12 +1361,18 @@ class RestApi:
     def _validate_modal(self, data: dict[str, Any]) -> None:
         cid = data.get("custom_id") or ""
         if not 1 <= len(cid) <= 100:
-            raise form_error("data.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+            raise form_error(
+                "data.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+            )
         if not 1 <= len(data.get("title") or "") <= 45:
-            raise form_error("data.title", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length.")
+            raise form_error(
+                "data.title", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length."
+            )
         components = data.get("components") or []
         if not 1 <= len(components) <= 5:
-            raise form_error("data.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+            raise form_error(
+                "data.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length."
+            )
 
     def _webhook_interaction(self, request: web.Request) -> FakeInteraction:
         fake = self.fake
@@ -1204,7 +1409,12 @@ class RestApi:
         body = request[JSON_KEY] or {}
         files: list[UploadedFile] = request[FILES_KEY]
         original = inter.original
-        if original is not None and original.loading and not original.deleted and inter.response_type == 5:
+        if (
+            original is not None
+            and original.loading
+            and not original.deleted
+            and inter.response_type == 5
+        ):
             # the first followup after a "thinking" defer replaces the loading message
             data = dict(body)
             data.pop("flags", None)
@@ -1231,7 +1441,10 @@ class RestApi:
         inter = self._webhook_interaction(request)
         msg = self._webhook_message(inter, request)
         body = request[JSON_KEY] or {}
-        if msg.channel_id in fake.threads and fake.threads[msg.channel_id]["thread_metadata"]["archived"]:
+        if (
+            msg.channel_id in fake.threads
+            and fake.threads[msg.channel_id]["thread_metadata"]["archived"]
+        ):
             raise ApiError(400, 50083)
         self._apply_edit(msg, body, request[FILES_KEY])
         fake.dispatch_message("MESSAGE_UPDATE", msg)
@@ -1254,5 +1467,6 @@ class RestApi:
             att = None
         if att is None or att.filename != request.match_info["filename"]:
             return web.Response(status=404, text="not found")
-        return web.Response(body=att.data, content_type=att.content_type or "application/octet-stream")
-
+        return web.Response(
+            body=att.data, content_type=att.content_type or "application/octet-stream"
+        )

@@ -71,10 +71,8 @@ from .discord_models import (
     CH_DM,
     CH_FORUM,
     CH_PRIVATE_THREAD,
-    CH_PUBLIC_THREAD,
     CH_TEXT,
     EVERYONE_PERMISSIONS,
-    FLAG_EPHEMERAL,
     INTENT_MESSAGE_CONTENT,
     MODERATOR_PERMISSIONS,
     MSG_REPLY,
@@ -108,8 +106,13 @@ UserRef = dict[str, Any] | int | str
 ADMINISTRATOR = PERMISSION_BITS["administrator"]
 VIEW_CHANNEL = PERMISSION_BITS["view_channel"]
 DM_BOT_PERMISSIONS = perm(
-    "view_channel", "send_messages", "embed_links", "attach_files", "read_message_history",
-    "add_reactions", "use_external_emojis",
+    "view_channel",
+    "send_messages",
+    "embed_links",
+    "attach_files",
+    "read_message_history",
+    "add_reactions",
+    "use_external_emojis",
 )
 
 
@@ -163,12 +166,15 @@ class FakeDiscord:
         # recording
         self.request_log: list[RecordedRequest] = []
         self.identify_payloads: list[dict[str, Any]] = []
+        self.client_errors: list[BaseException] = []  # exceptions that ended a bot's connect task
         self.fail_rules: list[FailRule] = []
 
         # the application, its bot user and the guild owner
         self.application_id = self.snowflake()
         self.owner = self._make_user("guild-owner")
-        self.bot_user: dict[str, Any] = self._make_user("imagine-bot", bot=True, user_id=self.application_id)
+        self.bot_user: dict[str, Any] = self._make_user(
+            "imagine-bot", bot=True, user_id=self.application_id
+        )
         self.bot_user.update(verified=True, mfa_enabled=False, flags=0, locale="en-US")
         self.bot_id = self.application_id
         self.users: dict[int, dict[str, Any]] = {
@@ -188,8 +194,12 @@ class FakeDiscord:
         self._add_role(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, position=0)
         self._add_role(self.moderator_role_id, "Moderator", MODERATOR_PERMISSIONS, position=2)
         self._add_role(
-            self.bot_role_id, "imagine-bot", BOT_ROLE_PERMISSIONS, position=1,
-            managed=True, tags={"bot_id": str(self.bot_id)},
+            self.bot_role_id,
+            "imagine-bot",
+            BOT_ROLE_PERMISSIONS,
+            position=1,
+            managed=True,
+            tags={"bot_id": str(self.bot_id)},
         )
         self.members: dict[int, dict[str, Any]] = {}
         self._add_member(int(self.owner["id"]), [])
@@ -255,7 +265,9 @@ class FakeDiscord:
     # ------------------------------------------------------------------------------------------
     # users, roles, members
     # ------------------------------------------------------------------------------------------
-    def _make_user(self, name: str, *, bot: bool = False, user_id: int | None = None) -> dict[str, Any]:
+    def _make_user(
+        self, name: str, *, bot: bool = False, user_id: int | None = None
+    ) -> dict[str, Any]:
         uid = user_id or self.snowflake()
         user: dict[str, Any] = {
             "id": str(uid),
@@ -270,8 +282,14 @@ class FakeDiscord:
         return user
 
     def _add_role(
-        self, role_id: int, name: str, permissions: int, *, position: int,
-        managed: bool = False, tags: dict[str, Any] | None = None,
+        self,
+        role_id: int,
+        name: str,
+        permissions: int,
+        *,
+        position: int,
+        managed: bool = False,
+        tags: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         role: dict[str, Any] = {
             "id": str(role_id),
@@ -339,7 +357,9 @@ class FakeDiscord:
             role_ids.append(rid)
         member = self._add_member(uid, role_ids)
         if new_role is not None:
-            self._dispatch_guild("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": new_role})
+            self._dispatch_guild(
+                "GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": new_role}
+            )
         self._dispatch_guild(
             "GUILD_MEMBER_ADD", {**member, "user": user, "guild_id": str(self.guild_id)}
         )
@@ -393,8 +413,20 @@ class FakeDiscord:
         if type_ == CH_FORUM:
             channel.update(
                 available_tags=[
-                    {"id": str(self.snowflake()), "name": "art", "moderated": False, "emoji_id": None, "emoji_name": None},
-                    {"id": str(self.snowflake()), "name": "photo", "moderated": False, "emoji_id": None, "emoji_name": None},
+                    {
+                        "id": str(self.snowflake()),
+                        "name": "art",
+                        "moderated": False,
+                        "emoji_id": None,
+                        "emoji_name": None,
+                    },
+                    {
+                        "id": str(self.snowflake()),
+                        "name": "photo",
+                        "moderated": False,
+                        "emoji_id": None,
+                        "emoji_name": None,
+                    },
                 ],
                 default_reaction_emoji=None,
                 default_sort_order=None,
@@ -473,7 +505,7 @@ class FakeDiscord:
         return sum(1 for t in self.threads.values() if not t["thread_metadata"]["archived"])
 
     def update_thread(self, thread_id: int, **changes: Any) -> dict[str, Any]:
-        """Change a thread's name/metadata (``archived``, ``locked``, ...) and dispatch THREAD_UPDATE."""
+        """Change a thread's name or metadata (``archived``, ``locked``...); THREAD_UPDATE."""
         thread = self.threads[thread_id]
         meta = thread["thread_metadata"]
         for key, value in changes.items():
@@ -581,7 +613,7 @@ class FakeDiscord:
 
     def deny(self, channel_id: int, permission: str | int) -> None:
         """Take a permission (discord.py flag name, e.g. ``"send_messages"``) from the bot in a
-        channel (a member overwrite, with CHANNEL_UPDATE) or thread (a fake-only per-thread deny)."""
+        channel (a member overwrite, with CHANNEL_UPDATE) or thread (a fake-only deny)."""
         bits = self._bits(permission)
         if channel_id in self.threads:
             self.thread_denies[channel_id] = self.thread_denies.get(channel_id, 0) | bits
@@ -597,7 +629,9 @@ class FakeDiscord:
             return
         self._overwrite(self.channels[channel_id], deny_remove=bits)
 
-    def _overwrite(self, channel: dict[str, Any], *, deny_add: int = 0, deny_remove: int = 0) -> None:
+    def _overwrite(
+        self, channel: dict[str, Any], *, deny_add: int = 0, deny_remove: int = 0
+    ) -> None:
         overwrites = channel["permission_overwrites"]
         mine = next((o for o in overwrites if o["type"] == 1 and int(o["id"]) == self.bot_id), None)
         if mine is None:
@@ -657,7 +691,9 @@ class FakeDiscord:
             voice_states=[],
             members=self.member_payloads(),
             channels=[dict(c) for c in self.channels.values()],
-            threads=[dict(t) for t in self.threads.values() if not t["thread_metadata"]["archived"]],
+            threads=[
+                dict(t) for t in self.threads.values() if not t["thread_metadata"]["archived"]
+            ],
             presences=[],
             stage_instances=[],
             guild_scheduled_events=[],
@@ -670,7 +706,9 @@ class FakeDiscord:
     # ------------------------------------------------------------------------------------------
     @property
     def application_flags(self) -> int:
-        flags = (1 << 13) | (1 << 15) | (1 << 23)  # presence/members limited, application commands badge
+        flags = (
+            (1 << 13) | (1 << 15) | (1 << 23)
+        )  # presence/members limited, application commands badge
         if self.message_content_intent_allowed:
             flags |= 1 << 19  # GATEWAY_MESSAGE_CONTENT_LIMITED
         return flags
@@ -697,7 +735,10 @@ class FakeDiscord:
             "role_connections_verification_url": None,
             "approximate_guild_count": 1,
             "approximate_user_install_count": 0,
-            "install_params": {"scopes": ["bot", "applications.commands"], "permissions": str(BOT_ROLE_PERMISSIONS)},
+            "install_params": {
+                "scopes": ["bot", "applications.commands"],
+                "permissions": str(BOT_ROLE_PERMISSIONS),
+            },
             "integration_types_config": {"0": {}},
         }
 
@@ -705,8 +746,14 @@ class FakeDiscord:
     # messages
     # ------------------------------------------------------------------------------------------
     def attachment_from_bytes(
-        self, filename: str, data: bytes, content_type: str | None = None, *,
-        channel_id: int, ephemeral: bool = False, description: str | None = None,
+        self,
+        filename: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        channel_id: int,
+        ephemeral: bool = False,
+        description: str | None = None,
         title: str | None = None,
     ) -> FakeAttachment:
         aid = self.snowflake()
@@ -754,7 +801,11 @@ class FakeDiscord:
         return self.bot_id in msg.mentions
 
     def message_payload(
-        self, msg: FakeMessage, *, gateway: bool = False, intents: int | None = None,
+        self,
+        msg: FakeMessage,
+        *,
+        gateway: bool = False,
+        intents: int | None = None,
         with_reference: bool = True,
     ) -> dict[str, Any]:
         visible = self.content_visible(msg, intents)
@@ -767,7 +818,11 @@ class FakeDiscord:
             "edited_timestamp": iso(msg.edited_at) if msg.edited_at else None,
             "tts": msg.tts,
             "mention_everyone": msg.mention_everyone,
-            "mentions": [self._mention_payload(uid, msg.guild_id) for uid in msg.mentions if uid in self.users],
+            "mentions": [
+                self._mention_payload(uid, msg.guild_id)
+                for uid in msg.mentions
+                if uid in self.users
+            ],
             "mention_roles": [str(r) for r in msg.mention_roles],
             "attachments": [a.to_payload() for a in msg.attachments] if visible else [],
             "embeds": list(msg.embeds) if visible else [],
@@ -813,7 +868,9 @@ class FakeDiscord:
                 payload["referenced_message"] = (
                     None
                     if ref is None or ref.deleted
-                    else self.message_payload(ref, gateway=gateway, intents=intents, with_reference=False)
+                    else self.message_payload(
+                        ref, gateway=gateway, intents=intents, with_reference=False
+                    )
                 )
         if gateway and msg.guild_id is not None:
             payload["guild_id"] = str(msg.guild_id)
@@ -970,7 +1027,12 @@ class FakeDiscord:
             thread = self.threads.pop(channel_id)
             self._dispatch_guild(
                 "THREAD_DELETE",
-                {"id": thread["id"], "guild_id": thread["guild_id"], "parent_id": thread["parent_id"], "type": thread["type"]},
+                {
+                    "id": thread["id"],
+                    "guild_id": thread["guild_id"],
+                    "parent_id": thread["parent_id"],
+                    "type": thread["type"],
+                },
             )
             return
         if channel_id in self.channels:
@@ -994,8 +1056,14 @@ class FakeDiscord:
         raise FakeDiscordError(f"no synced command {parts[0]!r} (synced: {synced})")
 
     def _new_interaction(
-        self, type_: int, user_id: int, channel_id: int, data: dict[str, Any] | None, *,
-        message: FakeMessage | None = None, locale: str | None = None,
+        self,
+        type_: int,
+        user_id: int,
+        channel_id: int,
+        data: dict[str, Any] | None,
+        *,
+        message: FakeMessage | None = None,
+        locale: str | None = None,
     ) -> FakeInteraction:
         channel = self.channel(channel_id)
         if channel is None:
@@ -1034,12 +1102,21 @@ class FakeDiscord:
                 context=0,
             )
         else:
-            payload.update(user=self.user_payload(user_id), authorizing_integration_owners={"0": "0"}, context=1)
+            payload.update(
+                user=self.user_payload(user_id),
+                authorizing_integration_owners={"0": "0"},
+                context=1,
+            )
         if message is not None:
             payload["message"] = self.message_payload(message, gateway=True)
         inter = FakeInteraction(
-            id=iid, token=token, type=type_, user_id=user_id, channel_id=channel_id,
-            guild_id=guild_id, payload=payload,
+            id=iid,
+            token=token,
+            type=type_,
+            user_id=user_id,
+            channel_id=channel_id,
+            guild_id=guild_id,
+            payload=payload,
         )
         if message is not None:
             inter.source_message_id = message.id
@@ -1048,7 +1125,9 @@ class FakeDiscord:
     def _send_interaction(self, inter: FakeInteraction) -> FakeInteraction:
         self.interactions[inter.id] = inter
         self.interactions_by_token[inter.token] = inter
-        if not self.gateway.dispatch_one("INTERACTION_CREATE", inter.payload, guild_id=inter.guild_id):
+        if not self.gateway.dispatch_one(
+            "INTERACTION_CREATE", inter.payload, guild_id=inter.guild_id
+        ):
             raise FakeDiscordError("no gateway session is connected to receive the interaction")
         return inter
 
@@ -1068,9 +1147,13 @@ class FakeDiscord:
             given.setdefault(name, attachments[name])
         unknown = set(given) - set(by_name)
         if unknown:
-            raise FakeDiscordError(f"unknown option(s) {sorted(unknown)}; the command has {sorted(by_name)}")
+            raise FakeDiscordError(
+                f"unknown option(s) {sorted(unknown)}; the command has {sorted(by_name)}"
+            )
         if focused is None:
-            missing = [o["name"] for o in definitions if o.get("required") and o["name"] not in given]
+            missing = [
+                o["name"] for o in definitions if o.get("required") and o["name"] not in given
+            ]
             if missing:
                 raise FakeDiscordError(f"missing required option(s) {missing}")
         out: list[dict[str, Any]] = []
@@ -1114,7 +1197,9 @@ class FakeDiscord:
                     att = value
                 else:
                     filename, data, ctype = value
-                    att = self.attachment_from_bytes(filename, data, ctype, channel_id=channel_id, ephemeral=True)
+                    att = self.attachment_from_bytes(
+                        filename, data, ctype, channel_id=channel_id, ephemeral=True
+                    )
                 if att.size > self.upload_limit:
                     raise FakeDiscordError(f"attachment {att.filename} exceeds the upload limit")
                 option["value"] = str(att.id)
@@ -1124,13 +1209,20 @@ class FakeDiscord:
             if definition.get("choices") and name != focused:
                 allowed = [c["value"] for c in definition["choices"]]
                 if option["value"] not in allowed:
-                    raise FakeDiscordError(f"{name}={option['value']!r} is not one of the choices {allowed}")
+                    raise FakeDiscordError(
+                        f"{name}={option['value']!r} is not one of the choices {allowed}"
+                    )
             out.append(option)
         return out
 
     def _command_data(
-        self, user_id: int, channel_id: int, name: str, options: dict[str, Any] | None,
-        attachments: dict[str, tuple[str, bytes, str]] | None, focused: str | None,
+        self,
+        user_id: int,
+        channel_id: int,
+        name: str,
+        options: dict[str, Any] | None,
+        attachments: dict[str, tuple[str, bytes, str]] | None,
+        focused: str | None,
     ) -> dict[str, Any]:
         guild_id = self.guild_of(channel_id)
         cmd, parts = self.find_command(name, guild_id)
@@ -1168,13 +1260,17 @@ class FakeDiscord:
                 raise FakeDiscordError(f"/{cmd['name']} is a guild command; not available in DMs")
             contexts = cmd.get("contexts")
             if contexts is not None and 1 not in contexts:
-                raise FakeDiscordError(f"/{cmd['name']} is not available in bot DMs (contexts={contexts})")
+                raise FakeDiscordError(
+                    f"/{cmd['name']} is not available in bot DMs (contexts={contexts})"
+                )
             if contexts is None and cmd.get("dm_permission") is False:
                 raise FakeDiscordError(f"/{cmd['name']} has dm_permission=False")
             return
         contexts = cmd.get("contexts")
         if contexts is not None and 0 not in contexts:
-            raise FakeDiscordError(f"/{cmd['name']} is not available in guilds (contexts={contexts})")
+            raise FakeDiscordError(
+                f"/{cmd['name']} is not available in guilds (contexts={contexts})"
+            )
         required = cmd.get("default_member_permissions")
         if required not in (None, ""):
             need = int(required)
@@ -1210,7 +1306,7 @@ class FakeDiscord:
         options: dict[str, Any],
         focused: str,
         *,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> list[dict[str, Any]]:
         """A user types into option ``focused``; returns the choices the bot answered with."""
         uid = self.uid(user)
@@ -1246,7 +1342,7 @@ class FakeDiscord:
         values: Sequence[str] | None = None,
         locale: str | None = None,
     ) -> FakeInteraction:
-        """A user clicks the button (or picks ``values`` in the select) ``custom_id`` on a message."""
+        """A user clicks button ``custom_id`` (or picks ``values`` in that select) on a message."""
         uid = self.uid(user)
         msg = self.message(message_id)
         if msg.deleted:
@@ -1256,8 +1352,14 @@ class FakeDiscord:
             None,
         )
         if comp is None:
-            ids = [c.get("custom_id") for c in self.walk_components(msg.components) if c.get("custom_id")]
-            raise FakeDiscordError(f"message {message_id} has no component {custom_id!r} (has {ids})")
+            ids = [
+                c.get("custom_id")
+                for c in self.walk_components(msg.components)
+                if c.get("custom_id")
+            ]
+            raise FakeDiscordError(
+                f"message {message_id} has no component {custom_id!r} (has {ids})"
+            )
         if comp.get("disabled"):
             raise FakeDiscordError(f"component {custom_id!r} is disabled")
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": comp["type"]}
@@ -1272,7 +1374,7 @@ class FakeDiscord:
         interaction: FakeInteraction,
         values: dict[str, Any],
         *,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> FakeInteraction:
         """Fill in and submit the modal the bot opened in answer to ``interaction``; ``values``
         maps text input custom_ids to text (select/checkbox components take lists/bools)."""
@@ -1342,7 +1444,9 @@ class FakeDiscord:
         in the path relative to ``/api/v10``, e.g. ``r"/channels/\\d+/messages$"``) with
         ``status``. A 429 carries ``Via`` and JSON ``retry_after`` (default 0.05 s)."""
         self.fail_rules.append(
-            FailRule(method.upper(), re.compile(path_regex), status, code, message, retry_after, times)
+            FailRule(
+                method.upper(), re.compile(path_regex), status, code, message, retry_after, times
+            )
         )
 
     async def drop_gateway(self, *, resume: bool = True, hold: bool = False) -> None:
@@ -1372,7 +1476,11 @@ class FakeDiscord:
     # waiting
     # ------------------------------------------------------------------------------------------
     async def wait_for(
-        self, predicate: Callable[[], T], timeout: float = 10.0, *, what: str | None = None
+        self,
+        predicate: Callable[[], T],
+        timeout: float = 10.0,  # noqa: ASYNC109
+        *,
+        what: str | None = None,
     ) -> T:
         """Poll ``predicate`` until it returns something truthy (returned); else TimeoutError
         describing the predicate and the last requests the fake received."""
@@ -1385,7 +1493,9 @@ class FakeDiscord:
                 raise TimeoutError(self._describe_timeout(predicate, timeout, what))
             await asyncio.sleep(0.01)
 
-    def _describe_timeout(self, predicate: Callable[[], Any], timeout: float, what: str | None) -> str:
+    def _describe_timeout(
+        self, predicate: Callable[[], Any], timeout: float, what: str | None
+    ) -> str:
         if what is None:
             try:
                 what = inspect.getsource(predicate).strip()
@@ -1397,7 +1507,12 @@ class FakeDiscord:
             for r in self.request_log[-8:]
         ]
         errored = [repr(i) for i in self.interactions.values() if i.errors][-3:]
-        lines = [f"timed out after {timeout}s waiting for: {what}", f"gateway connected: {self.connected}"]
+        lines = [
+            f"timed out after {timeout}s waiting for: {what}",
+            f"gateway connected: {self.connected}",
+        ]
+        if self.client_errors:
+            lines.append(f"a bot's gateway task died with: {self.client_errors[-1]!r}")
         lines.append("last requests:" if recent else "no REST requests received")
         lines += recent
         if errored:
@@ -1436,16 +1551,24 @@ async def running_bot(
     if guild_ready_timeout is not None:
         bot._connection.guild_ready_timeout = guild_ready_timeout
     task: asyncio.Task[None] | None = None
+
+    def crashed(t: asyncio.Task[None]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            fake.client_errors.append(t.exception())  # type: ignore[arg-type]
+
     try:
         await bot.login(token)
         task = asyncio.create_task(bot.connect(reconnect=True), name="fake-discord-bot-connect")
+        task.add_done_callback(crashed)
         if wait_ready:
             ready = asyncio.create_task(bot.wait_until_ready())
-            done, _ = await asyncio.wait({ready, task}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {ready, task}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             if ready not in done:
                 ready.cancel()
                 if task in done:
-                    task.result()  # raises the connect error
+                    task.result()  # raises the connect error (e.g. PrivilegedIntentsRequired)
                     raise FakeDiscordError("the bot's connect task ended before READY")
                 raise FakeDiscordError(f"the bot was not ready after {ready_timeout}s")
         yield bot
@@ -1453,17 +1576,22 @@ async def running_bot(
         try:
             if not bot.is_closed():
                 await bot.close()
-            if task is not None:
+            if task is not None and not task.done():
                 try:
-                    await asyncio.wait_for(task, timeout=5.0)
-                except (asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), timeout=5.0)
+                except TimeoutError:
                     task.cancel()
-                except Exception:
-                    if not task.cancelled() and task.exception() is not None and not bot.is_closed():
-                        raise
         finally:
             discord.http.Route.BASE = old_base
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+        if (
+            task is not None
+            and task.done()
+            and not task.cancelled()
+            and task.exception() is not None
+        ):
+            # the gateway loop died while the test ran (e.g. a KeyError in a discord.py parser)
+            raise task.exception()  # type: ignore[misc]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1496,7 +1624,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run a fake Discord (REST + gateway) for tests.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--no-message-content", action="store_true", help="refuse the MESSAGE_CONTENT intent (4014)")
+    parser.add_argument(
+        "--no-message-content", action="store_true", help="refuse the MESSAGE_CONTENT intent (4014)"
+    )
     parser.add_argument("--ack-deadline", type=float, default=3.0)
     parser.add_argument("--token-lifetime", type=float, default=900.0)
     parser.add_argument("--upload-limit", type=int, default=10 * 1024 * 1024)

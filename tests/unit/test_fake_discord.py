@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import json
+import logging
 import re
 import sys
 import time
@@ -23,6 +24,19 @@ from tests.fakes.discord_server import FakeDiscord, FakeDiscordError, running_bo
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAIAAAA2iEnWAAAAEklEQVR4nGP8z8DAwMDAxAAGAA4KAQNt4UdNAAAAAElFTkSuQmCC"
 )
+
+
+@pytest.fixture(autouse=True)
+def no_discord_errors(caplog: pytest.LogCaptureFixture) -> Any:
+    """discord.py logs (and swallows) exceptions in handlers and parsers: none may occur."""
+    caplog.set_level(logging.WARNING, logger="discord")
+    yield
+    errors = [
+        r for r in caplog.records if r.name.startswith("discord") and r.levelno >= logging.ERROR
+    ]
+    assert not errors, "\n".join(
+        r.getMessage() + (f"\n{r.exc_text}" if r.exc_text else "") for r in errors
+    )
 
 
 @pytest.fixture
@@ -62,13 +76,19 @@ class SettingsModal(discord.ui.Modal, title="Settings"):
     note = discord.ui.TextInput(label="Note", custom_id="note", required=False)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(f"size={self.size.value} note={self.note.value}", ephemeral=True)
+        await interaction.response.send_message(
+            f"size={self.size.value} note={self.note.value}", ephemeral=True
+        )
 
 
 class Probe(commands.Cog):
     """Commands exercising the fake like the real bot will."""
 
-    admin = app_commands.Group(name="admin", description="Admin commands")
+    admin = app_commands.Group(
+        name="admin",
+        description="Admin commands",
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
 
     def __init__(self, bot: ProbeBot) -> None:
         self.bot = bot
@@ -104,11 +124,16 @@ class Probe(commands.Cog):
         await interaction.response.send_message(f"{style} x{count}")
 
     @pick.autocomplete("style")
-    async def pick_style(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=s, value=s) for s in ("anime", "photo", "pixel") if s.startswith(current)]
+    async def pick_style(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [
+            app_commands.Choice(name=s, value=s)
+            for s in ("anime", "photo", "pixel")
+            if s.startswith(current)
+        ]
 
     @admin.command(name="ping", description="Moderators only")
-    @app_commands.default_permissions(manage_guild=True)
     async def admin_ping(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message("pong", ephemeral=True)
 
@@ -130,13 +155,18 @@ class ProbeBot(commands.Bot):
         self.add_dynamic_items(VariantButton)
         self.add_view(AgainView())
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        pass  # the default sleeps 5 s before re-IDENTIFYing
+
     def seen_text(self, text: str) -> discord.Message | None:
         return next((m for m in self.seen if m.content == text), None)
 
 
 class AutoProbeBot(commands.AutoShardedBot):
     def __init__(self) -> None:
-        super().__init__(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
+        super().__init__(
+            command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05
+        )
 
 
 async def test_login_ready_guild_and_restores_globals(fake: FakeDiscord) -> None:
@@ -155,8 +185,8 @@ async def test_login_ready_guild_and_restores_globals(fake: FakeDiscord) -> None
         intents = fake.identify_payloads[-1]["intents"]
         assert intents & (1 << 15) and "shard" not in fake.identify_payloads[-1]
         assert [r.path for r in fake.request_log[:2]] == ["/users/@me", "/oauth2/applications/@me"]
-    assert discord.http.Route.BASE == base
-    assert discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY == gateway
+    assert base == discord.http.Route.BASE
+    assert gateway == discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
 
 
 async def test_slash_defer_followup_thread_file_and_thread_messages(fake: FakeDiscord) -> None:
@@ -168,7 +198,10 @@ async def test_slash_defer_followup_thread_file_and_thread_messages(fake: FakeDi
         assert [c["id"] for c in fake.commands[None]] == [str(c.id) for c in synced]
         alice = fake.add_user("alice")
         inter = await fake.slash(
-            alice, fake.text_channel_id, "imagine", {"prompt": "a red fox"},
+            alice,
+            fake.text_channel_id,
+            "imagine",
+            {"prompt": "a red fox"},
             attachments={"image": ("fox.png", PNG, "image/png")},
         )
         thread_id = await fake.wait_for(lambda: next(iter(fake.threads), None))
@@ -180,12 +213,20 @@ async def test_slash_defer_followup_thread_file_and_thread_messages(fake: FakeDi
         thread = fake.threads[thread_id]
         assert thread["type"] == 11 and thread["owner_id"] == str(fake.application_id)
         att = files[0].attachments[0]
-        assert att.data == PNG and att.content_type == "image/png" and (att.width, att.height) == (2, 3)
+        assert (
+            att.data == PNG
+            and att.content_type == "image/png"
+            and (att.width, att.height) == (2, 3)
+        )
         assert await asyncio.to_thread(lambda: urllib.request.urlopen(att.url).read()) == PNG
-        assert any(r.files and r.path == f"/channels/{thread_id}/messages" for r in fake.request_log)
+        assert any(
+            r.files and r.path == f"/channels/{thread_id}/messages" for r in fake.request_log
+        )
 
         # people reply in the thread: content and attachments arrive
-        payload = await fake.say(alice, thread_id, "make it blue", attachments=[("ref.png", PNG, "image/png")])
+        payload = await fake.say(
+            alice, thread_id, "make it blue", attachments=[("ref.png", PNG, "image/png")]
+        )
         got = await fake.wait_for(lambda: bot.seen_text("make it blue"))
         assert isinstance(got.channel, discord.Thread) and got.channel.id == thread_id
         assert got.attachments[0].filename == "ref.png" and await got.attachments[0].read() == PNG
@@ -203,7 +244,11 @@ async def test_without_message_content_intent_content_is_empty(fake: FakeDiscord
         await fake.say(alice, fake.text_channel_id, "hello bot", mention_bot=True)
         await fake.dm(alice, "a private note")
         await fake.wait_for(lambda: len(bot.seen) == 3)
-        assert [m.content for m in bot.seen] == ["", f"<@{fake.application_id}> hello bot", "a private note"]
+        assert [m.content for m in bot.seen] == [
+            "",
+            f"<@{fake.application_id}> hello bot",
+            "a private note",
+        ]
         assert isinstance(bot.seen[2].channel, discord.DMChannel)
 
 
@@ -224,7 +269,9 @@ async def test_buttons_dynamic_items_and_modal(fake: FakeDiscord) -> None:
         alice = fake.add_user("alice")
         await fake.slash(alice, fake.text_channel_id, "imagine", {"prompt": "owl"})
         thread_id = await fake.wait_for(lambda: next(iter(fake.threads), None))
-        msg = (await fake.wait_for(lambda: [m for m in fake.messages(thread_id) if m.components]))[0]
+        msg = (await fake.wait_for(lambda: [m for m in fake.messages(thread_id) if m.components]))[
+            0
+        ]
 
         click = await fake.click(alice, msg.id, "probe:again")
         await fake.wait_for(lambda: click.response_type == 7)
@@ -248,17 +295,21 @@ async def test_buttons_dynamic_items_and_modal(fake: FakeDiscord) -> None:
 
 async def test_autocomplete_subcommands_and_permissions(fake: FakeDiscord) -> None:
     async with running_bot(fake, ProbeBot()) as bot:
-        await bot.tree.sync(guild=discord.Object(fake.guild_id))
+        guild = discord.Object(fake.guild_id)
+        bot.tree.copy_global_to(guild=guild)
+        await bot.tree.sync(guild=guild)
         assert fake.commands[fake.guild_id][0]["guild_id"] == str(fake.guild_id)
         alice = fake.add_user("alice")
         mod = fake.add_user("mod", roles=[fake.moderator_role_id])
         assert await fake.autocomplete(alice, fake.text_channel_id, "pick", {}, "style") == [
             {"name": s, "value": s} for s in ("anime", "photo", "pixel")
         ]
-        assert await fake.autocomplete(alice, fake.text_channel_id, "pick", {"style": "p"}, "style") == [
-            {"name": "photo", "value": "photo"}, {"name": "pixel", "value": "pixel"}
-        ]
-        picked = await fake.slash(alice, fake.text_channel_id, "pick", {"style": "anime", "count": 2})
+        assert await fake.autocomplete(
+            alice, fake.text_channel_id, "pick", {"style": "p"}, "style"
+        ) == [{"name": "photo", "value": "photo"}, {"name": "pixel", "value": "pixel"}]
+        picked = await fake.slash(
+            alice, fake.text_channel_id, "pick", {"style": "anime", "count": 2}
+        )
         await fake.wait_for(lambda: picked.original)
         assert picked.original is not None and picked.original.content == "anime x2"
         assert picked.original.interaction_metadata["name"] == "pick"  # type: ignore[index]
@@ -281,7 +332,9 @@ async def test_late_ack_double_ack_and_expired_token(fake: FakeDiscord) -> None:
         # a second callback is refused with 40060; followups after the token lifetime with 50027
         picked = await fake.slash(alice, fake.text_channel_id, "pick", {"style": "anime"})
         await fake.wait_for(lambda: picked.original)
-        route = discord.http.Route("POST", "/interactions/{i}/{t}/callback", i=picked.id, t=picked.token)
+        route = discord.http.Route(
+            "POST", "/interactions/{i}/{t}/callback", i=picked.id, t=picked.token
+        )
         async with running_bot(fake, ProbeBot(), wait_ready=True) as other:
             with pytest.raises(discord.HTTPException) as err:
                 await other.http.request(route, json={"type": 4, "data": {"content": "again"}})
@@ -289,7 +342,9 @@ async def test_late_ack_double_ack_and_expired_token(fake: FakeDiscord) -> None:
             fake.token_lifetime = 0
             with pytest.raises(discord.HTTPException) as err:
                 await other.http.request(
-                    discord.http.Route("POST", "/webhooks/{a}/{t}", a=fake.application_id, t=picked.token),
+                    discord.http.Route(
+                        "POST", "/webhooks/{a}/{t}", a=fake.application_id, t=picked.token
+                    ),
                     json={"content": "late"},
                 )
             assert err.value.status == 401 and err.value.code == 50027
@@ -301,17 +356,46 @@ async def test_rest_errors_oversize_locked_denied_and_429_retry(fake: FakeDiscor
         channel = bot.get_channel(fake.text_channel_id)
         assert isinstance(channel, discord.TextChannel)
         with pytest.raises(discord.HTTPException) as err:
-            await channel.send(file=discord.File(io.BytesIO(b"x" * (fake.upload_limit + 1)), "big.bin"))
+            await channel.send(
+                file=discord.File(io.BytesIO(b"x" * (fake.upload_limit + 1)), "big.bin")
+            )
         assert err.value.status == 413 and err.value.code == 40005
         with pytest.raises(discord.HTTPException) as err:
             await channel.send("x" * 2001)
-        assert err.value.code == 50035 and "content" in json.dumps(err.value.text or "") + str(err.value)
+        assert err.value.code == 50035 and "content" in json.dumps(err.value.text or "") + str(
+            err.value
+        )
         with pytest.raises(discord.HTTPException) as err:
             await channel.send(embed=discord.Embed(description="d" * 4097))
         assert err.value.code == 50035
 
-        thread = await channel.create_thread(name="standalone", type=discord.ChannelType.public_thread)
+        thread = await channel.create_thread(
+            name="standalone", type=discord.ChannelType.public_thread
+        )
         await fake.wait_for(lambda: bot.get_channel(thread.id))
+        assert fake.messages(fake.text_channel_id)[-1].type == 18  # "started a thread" notice
+        fake.archive_thread(thread.id)
+        await fake.wait_for(
+            lambda: bot.get_channel(thread.id) is None
+        )  # archived: dropped from cache
+        first = await thread.send("wakes it up", file=discord.File(io.BytesIO(PNG), "one.png"))
+        assert fake.threads[thread.id]["thread_metadata"]["archived"] is False
+        edited = await first.edit(
+            content="edited",
+            attachments=[first.attachments[0], discord.File(io.BytesIO(PNG), "two.png")],
+        )
+        assert [a.filename for a in edited.attachments] == ["one.png", "two.png"]
+        assert edited.attachments[0].id == first.attachments[0].id
+        history = [m async for m in thread.history(limit=10)]
+        assert [m.content for m in history] == ["edited"]
+        with pytest.raises(discord.HTTPException) as err:
+            await first.create_thread(name="again")  # a thread-in-thread is not allowed
+        assert err.value.code == 50024
+        root = await channel.send("root of a thread")
+        await root.create_thread(name="first")
+        with pytest.raises(discord.HTTPException) as err:
+            await channel.create_thread(name="second", message=root)
+        assert err.value.code == 160004
         fake.lock_thread(thread.id)
         with pytest.raises(discord.Forbidden) as forbidden:
             await thread.send("hello?")
@@ -329,9 +413,13 @@ async def test_rest_errors_oversize_locked_denied_and_429_retry(fake: FakeDiscor
         with pytest.raises(discord.Forbidden):
             await msg.create_thread(name="nope")
 
-        fake.fail_next("POST", rf"/channels/{fake.text_channel_id}/messages$", 429, retry_after=0.05)
+        fake.fail_next(
+            "POST", rf"/channels/{fake.text_channel_id}/messages$", 429, retry_after=0.05
+        )
         sent = await channel.send("after a rate limit")
-        posts = [r for r in fake.request_log if r.method == "POST" and r.json == {"content": "after a rate limit", "tts": False}]
+        posts = [
+            r for r in fake.request_log if (r.json or {}).get("content") == "after a rate limit"
+        ]
         assert [r.status for r in posts] == [429, 200] and sent.content == "after a rate limit"
 
 
@@ -340,10 +428,14 @@ async def test_forum_posts_and_interaction_app_permissions(fake: FakeDiscord) ->
         forum = bot.get_channel(fake.forum_channel_id)
         assert isinstance(forum, discord.ForumChannel)
         with pytest.raises(discord.HTTPException) as err:
-            await bot.http.send_message(forum.id, params=discord.http.handle_message_parameters(content="x"))
+            await bot.http.send_message(
+                forum.id, params=discord.http.handle_message_parameters(content="x")
+            )
         assert err.value.code == 40058
         post = await forum.create_thread(
-            name="gallery post", content="look", file=discord.File(io.BytesIO(PNG), "a.png"),
+            name="gallery post",
+            content="look",
+            file=discord.File(io.BytesIO(PNG), "a.png"),
             applied_tags=[forum.available_tags[0]],
         )
         assert post.thread.id == post.message.id and post.message.attachments[0].filename == "a.png"
@@ -353,15 +445,44 @@ async def test_forum_posts_and_interaction_app_permissions(fake: FakeDiscord) ->
         fake.deny(fake.other_channel_id, "attach_files")
         alice = fake.add_user("alice")
         inter = await fake.slash(alice, fake.other_channel_id, "pick", {"style": "x"})
-        assert not int(inter.payload["app_permissions"]) & discord.Permissions(attach_files=True).value
+        assert (
+            not int(inter.payload["app_permissions"]) & discord.Permissions(attach_files=True).value
+        )
         await fake.wait_for(lambda: inter.original)
+
+
+async def test_dms_and_commands_surviving_a_restart(fake: FakeDiscord) -> None:
+    alice = fake.add_user("alice")
+    shy = fake.add_user("shy", dms_open=False)
+    async with running_bot(fake, ProbeBot()) as bot:
+        await bot.tree.sync()
+        user = await bot.fetch_user(int(alice["id"]))
+        sent = await user.send("hello in private")
+        assert (
+            sent.guild is None
+            and fake.messages(fake.dm_channel(alice))[-1].content == "hello in private"
+        )
+        with pytest.raises(discord.Forbidden) as err:
+            await (await bot.fetch_user(int(shy["id"]))).send("hi")
+        assert err.value.code == 50007
+    async with running_bot(fake, ProbeBot()) as bot:  # a restart: the commands are still synced
+        assert {c.name for c in await bot.tree.fetch_commands()} >= {"imagine", "pick"}
+        inter = await fake.slash(alice, fake.dm_channel(alice), "pick", {"style": "dm"})
+        await fake.wait_for(lambda: inter.original)
+        assert inter.original is not None and inter.original.guild_id is None
+        assert "user" in inter.payload and "member" not in inter.payload
+    assert len(fake.identify_payloads) == 2 and fake.command_syncs == 1
 
 
 async def test_gateway_resume_replays_missed_dispatches(fake: FakeDiscord) -> None:
     async with running_bot(fake, ProbeBot()) as bot:
         alice = fake.add_user("alice")
         resumed = asyncio.Event()
-        bot.add_listener(lambda: resumed.set(), "on_resumed")  # type: ignore[arg-type]
+
+        async def on_resumed() -> None:
+            resumed.set()
+
+        bot.add_listener(on_resumed)
         await fake.drop_gateway(hold=True)
         await fake.say(alice, fake.text_channel_id, "while you were away")
         fake.release_gateway()
@@ -375,6 +496,18 @@ async def test_gateway_resume_replays_missed_dispatches(fake: FakeDiscord) -> No
         await fake.wait_for(lambda: bot.seen_text("still here"))
 
 
+async def test_gateway_invalid_session_reidentifies(fake: FakeDiscord) -> None:
+    async with running_bot(fake, ProbeBot()) as bot:
+        alice = fake.add_user("alice")
+        await fake.drop_gateway(resume=False)
+        await fake.wait_for(lambda: len(fake.identify_payloads) == 2 and fake.connected)
+        assert fake.gateway.invalidated_count == 1 and fake.gateway.resumed_count == 0
+        await bot.wait_until_ready()
+        await fake.say(alice, fake.text_channel_id, "after the new session")
+        await fake.wait_for(lambda: bot.seen_text("after the new session"))
+        assert bot.get_guild(fake.guild_id) is not None
+
+
 async def test_auto_sharded_bot_uses_gateway_bot(fake: FakeDiscord) -> None:
     async with running_bot(fake, AutoProbeBot()) as bot:
         assert bot.shard_count == 1 and bot.get_guild(fake.guild_id) is not None
@@ -384,7 +517,11 @@ async def test_auto_sharded_bot_uses_gateway_bot(fake: FakeDiscord) -> None:
 
 async def test_standalone_process_and_control_api() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.discord_server", "--port", "0",
+        sys.executable,
+        "-m",
+        "tests.fakes.discord_server",
+        "--port",
+        "0",
         stdout=asyncio.subprocess.PIPE,
     )
     try:
@@ -405,9 +542,14 @@ async def test_standalone_process_and_control_api() -> None:
         assert me["id"] == state["application_id"] and me["bot"] is True
         user = await asyncio.to_thread(call, "POST", "/_control/users", {"name": "bob"})
         said = await asyncio.to_thread(
-            call, "POST", "/_control/say", {"user_id": user["id"], "channel_id": state["text_channel_id"], "content": "hi"}
+            call,
+            "POST",
+            "/_control/say",
+            {"user_id": user["id"], "channel_id": state["text_channel_id"], "content": "hi"},
         )
-        transcript = await asyncio.to_thread(call, "GET", f"/_control/messages/{state['text_channel_id']}")
+        transcript = await asyncio.to_thread(
+            call, "GET", f"/_control/messages/{state['text_channel_id']}"
+        )
         assert [m["id"] for m in transcript] == [said["id"]]
     finally:
         proc.terminate()

@@ -1,0 +1,343 @@
+"""A full image conversation through both fakes: branching, input images, options that stick,
+live previews, the result buttons, chains that never break, and delivery edge cases."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+
+from PIL import Image
+
+from tests.e2e.harness import (
+    custom_ids,
+    image_attachments,
+    results,
+    running,
+    start_conversation,
+    wait_results,
+)
+from tests.fakes.openai_server import read_lineage
+
+
+def png_bytes(size: tuple[int, int] = (64, 64), colour: str = "orange") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def lineage_of(message) -> list[str]:
+    return read_lineage(image_attachments(message)[0].data)
+
+
+def turns(settings) -> list[sqlite3.Row]:
+    db = sqlite3.connect(settings.database_path)
+    db.row_factory = sqlite3.Row
+    return db.execute("SELECT * FROM turns ORDER BY id").fetchall()
+
+
+async def test_reply_to_earlier_result_branches(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()):
+        thread = await start_conversation(discord_fake, alice, "a castle")
+        first = (await wait_results(discord_fake, thread, 1))[0]
+        await discord_fake.say(alice, thread, "add a moat")
+        await wait_results(discord_fake, thread, 2)
+        await discord_fake.say(alice, thread, "make it winter", reply_to=first.id)
+        messages = await wait_results(discord_fake, thread, 3)
+    assert lineage_of(messages[2]) == ["a castle", "make it winter"]
+    assert openai_fake.create_requests()[2]["previous_response_id"] == (
+        openai_fake.create_requests()[1]["previous_response_id"]
+    )
+
+
+async def test_attachments_are_sent_as_data_urls(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()):
+        before = set(discord_fake.threads)
+        await discord_fake.slash(
+            alice, discord_fake.text_channel_id, "imagine",
+            {"prompt": "turn this into a painting", "action": "edit"},
+            attachments={"image": ("photo.png", png_bytes(), "image/png")},
+        )
+        thread = await discord_fake.wait_for(lambda: next(iter(set(discord_fake.threads) - before), None))
+        await wait_results(discord_fake, thread, 1)
+        await discord_fake.say(alice, thread, "use this texture",
+                               attachments=[("texture.png", png_bytes(colour="blue"), "image/png")])
+        await wait_results(discord_fake, thread, 2)
+    requests = openai_fake.create_requests()
+    for request in requests:
+        parts = request["input"][-1]["content"]
+        images = [p for p in parts if p["type"] == "input_image"]
+        assert len(images) == 1
+        assert images[0]["image_url"].startswith("data:image/png;base64,")
+    assert requests[0]["tools"][0]["action"] == "edit"
+
+
+async def test_edit_without_image_is_refused_without_api_call(
+    discord_fake, openai_fake, make_settings
+):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()):
+        interaction = await discord_fake.slash(
+            alice, discord_fake.text_channel_id, "imagine", {"prompt": "sharpen it", "action": "edit"}
+        )
+        text = await discord_fake.wait_for(
+            lambda: next((m.content for m in interaction.followups + interaction.ephemeral_messages
+                          + ([interaction.original] if interaction.original else [])
+                          if "no image to edit" in m.content), None)
+        )
+    assert "Attach an image" in text
+    assert openai_fake.create_requests() == []
+
+
+async def test_options_stick_to_the_thread_and_show_in_footer(
+    discord_fake, openai_fake, make_settings
+):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()):
+        thread = await start_conversation(
+            discord_fake, alice, "a poster", size="1536x1024", quality="low", format="webp",
+            compression=80,
+        )
+        await wait_results(discord_fake, thread, 1)
+        await discord_fake.say(alice, thread, "bolder title")
+        messages = await wait_results(discord_fake, thread, 2)
+    tools = [r["tools"][0] for r in openai_fake.create_requests()]
+    for tool in tools:
+        assert tool["size"] == "1536x1024"
+        assert tool["quality"] == "low"
+        assert tool["output_format"] == "webp"
+        assert tool["output_compression"] == 80
+    assert "1536x1024 · low · webp" in messages[1].content
+    image = Image.open(io.BytesIO(image_attachments(messages[1])[0].data))
+    assert image.format == "WEBP" and image.size == (1536, 1024)
+
+
+async def test_live_previews_then_result_in_the_same_message(
+    discord_fake, openai_fake, make_settings
+):
+    openai_fake.latency = 0.6
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings(progress_edit_interval=0.05)):
+        thread = await start_conversation(discord_fake, alice, "a koi pond", previews=2)
+        result = (await wait_results(discord_fake, thread, 1))[0]
+    assert openai_fake.create_requests()[0]["tools"][0]["partial_images"] == 2
+    history = [v.content for v in result.edits]
+    assert any("Queued" in c for c in history)
+    assert any("preview" in c for c in history)
+    assert any(a.filename == "preview.jpg" for v in result.edits for a in v.attachments)
+    # the final version replaced the preview: no progress text, no preview file, result buttons
+    assert "Generating" not in result.content
+    assert [a.filename for a in result.attachments] == ["imagine-1-1.png"]
+    assert "imagine:reroll:1" in custom_ids(result)
+    # exactly one bot message in the thread shows this turn
+    assert len(results(discord_fake, thread)) == 1
+
+
+async def test_several_images_and_model_text_are_all_shown(
+    discord_fake, openai_fake, make_settings
+):
+    openai_fake.images_per_response = 3
+    openai_fake.text_reply = "Here are three takes on it."
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()):
+        thread = await start_conversation(discord_fake, alice, "three moods of a forest")
+        message = (await wait_results(discord_fake, thread, 1))[0]
+    assert len(image_attachments(message)) == 3
+    assert "Here are three takes on it." in message.content
+
+
+async def test_text_only_answer_is_shown(discord_fake, openai_fake, make_settings):
+    from tests.fakes.openai_server import Fault
+
+    openai_fake.add_fault(Fault.text_only("I can only describe that one."))
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()) as bot:
+        thread = await start_conversation(discord_fake, alice, "something odd")
+        text = await discord_fake.wait_for(lambda: next(
+            (m.content for m in discord_fake.messages(thread)
+             if "I can only describe that one." in m.content), None))
+        await bot.service.scheduler.wait_idle()
+    assert text.startswith("> something odd")
+    assert results(discord_fake, thread) == []  # no image attachment, and no error either
+    assert turns(bot.settings)[0]["status"] == "done"
+
+
+async def test_reroll_refine_continue_details_delete(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    bob = discord_fake.add_user("bob")
+    async with running(make_settings()) as bot:
+        thread = await start_conversation(discord_fake, alice, "a lighthouse")
+        first = (await wait_results(discord_fake, thread, 1))[0]
+        await discord_fake.say(alice, thread, "add fog")
+        second = (await wait_results(discord_fake, thread, 2))[1]
+
+        # Reroll the second: a sibling (same parent, same prompt)
+        await discord_fake.click(alice, second.id, "imagine:reroll:2")
+        third = (await wait_results(discord_fake, thread, 3))[2]
+        assert lineage_of(third) == ["a lighthouse", "add fog"]
+
+        # Refine the FIRST through the modal: branches from it
+        interaction = await discord_fake.click(alice, first.id, "imagine:refine:1")
+        await discord_fake.submit_modal(alice, interaction, {"instruction": "paint it red"})
+        fourth = (await wait_results(discord_fake, thread, 4))[3]
+        assert lineage_of(fourth) == ["a lighthouse", "paint it red"]
+
+        # Continue from the second: a plain reply now chains from it
+        cont = await discord_fake.click(alice, second.id, "imagine:continue:2")
+        await discord_fake.wait_for(lambda: cont.ephemeral_messages or cont.callbacks)
+        await discord_fake.say(alice, thread, "add stars")
+        fifth = (await wait_results(discord_fake, thread, 5))[4]
+        assert lineage_of(fifth) == ["a lighthouse", "add fog", "add stars"]
+
+        # Details: ephemeral, with prompt, ids and cost
+        details = await discord_fake.click(bob, second.id, "imagine:details:2")
+        embed = await discord_fake.wait_for(
+            lambda: next((m.embeds[0] for m in details.ephemeral_messages if m.embeds), None)
+            or next((c["data"]["embeds"][0] for c in details.callbacks
+                     if c.get("data", {}).get("embeds")), None)
+        )
+        text = str(embed)
+        assert "add fog" in text and "resp_" in text and "$" in text
+
+        # Delete: bob may not, alice may; the chain of later turns is unaffected
+        refused = await discord_fake.click(bob, second.id, "imagine:delete:2")
+        await discord_fake.wait_for(lambda: refused.callbacks)
+        assert not discord_fake.message(second.id).deleted
+        assert "Only the person who asked" in str(refused.callbacks)
+        ok = await discord_fake.click(alice, second.id, "imagine:delete:2")
+        await discord_fake.wait_for(lambda: discord_fake.message(second.id).deleted)
+        assert ok.callbacks
+        await discord_fake.say(alice, thread, "and a moon")
+        sixth = (await wait_results(discord_fake, thread, 5))[-1]
+        await discord_fake.wait_for(lambda: lineage_of(results(discord_fake, thread)[-1])[-1]
+                                    == "and a moon")
+        sixth = results(discord_fake, thread)[-1]
+        assert lineage_of(sixth) == ["a lighthouse", "add fog", "add stars", "and a moon"]
+    rows = turns(bot.settings)
+    assert rows[2]["parent_id"] == rows[1]["parent_id"] == 1 and rows[2]["kind"] == "reroll"
+    assert rows[3]["parent_id"] == 1 and rows[3]["kind"] == "branch"
+    assert rows[1]["deleted"] == 1
+
+
+async def test_forgotten_response_rebuilds_the_chain_from_the_image(
+    discord_fake, openai_fake, make_settings
+):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()) as bot:
+        thread = await start_conversation(discord_fake, alice, "a robot")
+        await wait_results(discord_fake, thread, 1)
+        openai_fake.forget_all()  # 30 days later: the API no longer knows the response
+        await discord_fake.say(alice, thread, "give it wings")
+        second = (await wait_results(discord_fake, thread, 2))[1]
+    assert lineage_of(second) == ["a robot", "give it wings"]
+    last = openai_fake.create_requests()[-1]
+    assert "previous_response_id" not in last
+    content = last["input"][-1]["content"]
+    assert content[0]["type"] == "input_text" and "a robot" in content[0]["text"]
+    assert any(p["type"] == "input_image" for p in content)
+    assert turns(bot.settings)[1]["rerooted"] == 1
+    assert "chain rebuilt" in second.content
+
+
+async def test_store_responses_false_carries_context_every_turn(
+    discord_fake, openai_fake, make_settings
+):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings(store_responses=False)):
+        thread = await start_conversation(discord_fake, alice, "a teapot")
+        await wait_results(discord_fake, thread, 1)
+        await discord_fake.say(alice, thread, "make it glass")
+        second = (await wait_results(discord_fake, thread, 2))[1]
+    requests = openai_fake.create_requests()
+    assert all(r["store"] is False and "background" not in r for r in requests)
+    assert all("previous_response_id" not in r for r in requests)
+    assert lineage_of(second) == ["a teapot", "make it glass"]
+
+
+async def test_result_over_the_upload_limit_is_reencoded(discord_fake, openai_fake, make_settings):
+    discord_fake.upload_limit = 20_000
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()):
+        thread = await start_conversation(discord_fake, alice, "a detailed map", size="2048x2048")
+        message = (await wait_results(discord_fake, thread, 1))[0]
+    attachment = image_attachments(message)[0]
+    assert attachment.size <= 20_000
+    assert attachment.filename.endswith((".jpg", ".webp"))
+    assert "re-encoded to fit" in message.content
+
+
+async def test_forum_channel_opens_a_post(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()):
+        before = set(discord_fake.threads)
+        await discord_fake.slash(alice, discord_fake.forum_channel_id, "imagine",
+                                 {"prompt": "a forum cat"})
+        post = await discord_fake.wait_for(
+            lambda: next(iter(set(discord_fake.threads) - before), None))
+        await wait_results(discord_fake, post, 1)
+    assert int(discord_fake.threads[post]["parent_id"]) == discord_fake.forum_channel_id
+
+
+async def test_imagine_inside_a_conversation_starts_a_new_root_there(
+    discord_fake, openai_fake, make_settings
+):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()):
+        thread = await start_conversation(discord_fake, alice, "a desert")
+        await wait_results(discord_fake, thread, 1)
+        await discord_fake.slash(alice, thread, "imagine", {"prompt": "an ocean"})
+        second = (await wait_results(discord_fake, thread, 2))[1]
+    assert lineage_of(second) == ["an ocean"]
+    assert len(discord_fake.threads) == 1
+
+
+async def test_dm_is_a_conversation(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()):
+        await discord_fake.dm(alice, "a paper crane")
+        dm_channel = discord_fake.dm_channel(alice)
+        await wait_results(discord_fake, dm_channel, 1)
+        await discord_fake.dm(alice, "fold it from gold paper")
+        second = (await wait_results(discord_fake, dm_channel, 2))[1]
+    assert lineage_of(second) == ["a paper crane", "fold it from gold paper"]
+
+
+async def test_archived_thread_reply_works_and_locked_thread_is_explained(
+    discord_fake, openai_fake, make_settings
+):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()):
+        thread = await start_conversation(discord_fake, alice, "a bridge")
+        await wait_results(discord_fake, thread, 1)
+        discord_fake.archive_thread(thread)
+        await discord_fake.say(alice, thread, "at sunset")
+        await wait_results(discord_fake, thread, 2)
+        discord_fake.lock_thread(thread)
+        interaction = await discord_fake.slash(alice, thread, "refine", {"prompt": "in fog"})
+        text = await discord_fake.wait_for(lambda: next(
+            (m.content for m in interaction.ephemeral_messages + interaction.followups
+             if "locked" in m.content), None))
+    assert "thread is locked" in text
+    assert len(openai_fake.create_requests()) == 2
+
+
+async def test_without_message_content_intent_refine_and_mentions_work(
+    discord_fake, openai_fake, make_settings
+):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings(message_content_intent=False)):
+        thread = await start_conversation(discord_fake, alice, "a tower")
+        await wait_results(discord_fake, thread, 1)
+        hint = [m.content for m in discord_fake.messages(thread) if "/refine" in m.content]
+        assert hint, "the new thread explains how to refine without the intent"
+        await discord_fake.say(alice, thread, "this text is invisible to the bot")
+        await discord_fake.slash(alice, thread, "refine", {"prompt": "add ivy"})
+        second = (await wait_results(discord_fake, thread, 2))[1]
+        await discord_fake.say(alice, thread, "add a flag", mention_bot=True)
+        third = (await wait_results(discord_fake, thread, 3))[2]
+    assert lineage_of(second) == ["a tower", "add ivy"]
+    assert lineage_of(third) == ["a tower", "add ivy", "add a flag"]
+    assert len(openai_fake.create_requests()) == 3
+    identify = discord_fake.identify_payloads[-1]
+    assert not identify["intents"] & (1 << 15)
