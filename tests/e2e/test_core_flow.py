@@ -47,3 +47,40 @@ async def test_imagine_then_two_refinements_chain(discord_fake, openai_fake, mak
     assert rows[1][1] == 1 and rows[2][1] == 2
     assert requests[1]["previous_response_id"] == rows[0][2]
     assert requests[2]["previous_response_id"] == rows[1][2]
+
+
+async def test_restart_keeps_the_chain_and_does_not_resync_commands(
+    discord_fake, openai_fake, make_settings
+):
+    settings = make_settings()
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a paper boat")
+        await wait_results(discord_fake, thread_id, 1)
+    syncs = [r for r in discord_fake.request_log if r.method == "PUT" and "/commands" in r.path]
+    assert len(syncs) == 1
+    async with running(settings):  # same database, new process state
+        await discord_fake.say(alice, thread_id, "on a stormy sea")
+        messages = await wait_results(discord_fake, thread_id, 2)
+    syncs = [r for r in discord_fake.request_log if r.method == "PUT" and "/commands" in r.path]
+    assert len(syncs) == 1, "unchanged commands are not synced again"
+    assert read_lineage(image_attachments(messages[1])[0].data) == [
+        "a paper boat", "on a stormy sea"
+    ]
+
+
+async def test_the_interaction_is_acknowledged_and_points_to_the_thread(
+    discord_fake, openai_fake, make_settings
+):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()):
+        interaction = await discord_fake.slash(
+            alice, discord_fake.text_channel_id, "imagine", {"prompt": "x" * 150}
+        )
+        thread_id = await discord_fake.wait_for(lambda: next(iter(discord_fake.threads), None))
+        await wait_results(discord_fake, thread_id, 1)
+    assert interaction.callbacks[0]["type"] == 5  # deferred, well within 3 s
+    assert not interaction.errors
+    assert interaction.original is not None and f"<#{thread_id}>" in interaction.original.content
+    name = discord_fake.threads[thread_id]["name"]
+    assert len(name) <= 100 and name.endswith("…")

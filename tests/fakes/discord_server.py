@@ -242,9 +242,7 @@ class FakeDiscord:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])
         self.base_url = f"http://{self.host}:{self.port}"
         self.api_base = f"{self.base_url}/api/v10"
         self.gateway_url = f"ws://{self.host}:{self.port}/gateway"
@@ -1138,6 +1136,7 @@ class FakeDiscord:
         attachments: dict[str, tuple[str, bytes, str]],
         resolved: dict[str, dict[str, Any]],
         channel_id: int,
+        user_id: int,
         *,
         focused: str | None = None,
     ) -> list[dict[str, Any]]:
@@ -1174,24 +1173,23 @@ class FakeDiscord:
                 option["value"] = bool(value)
             elif otype == 10:
                 option["value"] = float(value)
-            elif otype in (6, 9) and (isinstance(value, dict) or self.uid(value) in self.users):
-                uid = self.uid(value)
-                option["value"] = str(uid)
-                resolved.setdefault("users", {})[str(uid)] = self.users[uid]
-                if uid in self.members:
-                    member = self.member_payload(uid, with_user=False)
-                    member["permissions"] = str(self.permissions_for(uid, channel_id))
-                    resolved.setdefault("members", {})[str(uid)] = member
-            elif otype in (8, 9):
-                rid = int(value)
-                option["value"] = str(rid)
-                resolved.setdefault("roles", {})[str(rid)] = self.roles[rid]
-            elif otype == 7:
-                cid = int(value)
-                ch = dict(self.channel(cid) or {})
-                ch["permissions"] = str(self.permissions_for(self.bot_id, cid))
-                option["value"] = str(cid)
-                resolved.setdefault("channels", {})[str(cid)] = ch
+            elif otype in (6, 7, 8, 9):
+                ref = self.uid(value)
+                option["value"] = str(ref)
+                if otype in (6, 9) and ref in self.users:
+                    resolved.setdefault("users", {})[str(ref)] = self.users[ref]
+                    if ref in self.members:
+                        member = self.member_payload(ref, with_user=False)
+                        member["permissions"] = str(self.permissions_for(ref, channel_id))
+                        resolved.setdefault("members", {})[str(ref)] = member
+                elif otype in (8, 9) and ref in self.roles:
+                    resolved.setdefault("roles", {})[str(ref)] = self.roles[ref]
+                elif otype == 7 and self.channel(ref) is not None:
+                    ch = dict(self.channel(ref) or {})
+                    ch["permissions"] = str(self.permissions_for(user_id, ref))
+                    resolved.setdefault("channels", {})[str(ref)] = ch
+                else:
+                    raise FakeDiscordError(f"{name}={value!r}: no such user/role/channel")
             elif otype == 11:
                 if isinstance(value, FakeAttachment):
                     att = value
@@ -1206,6 +1204,7 @@ class FakeDiscord:
                 resolved.setdefault("attachments", {})[str(att.id)] = att.to_payload()
             else:
                 raise FakeDiscordError(f"unsupported option type {otype} for {name!r}")
+            self._check_bounds(name, definition, option["value"])
             if definition.get("choices") and name != focused:
                 allowed = [c["value"] for c in definition["choices"]]
                 if option["value"] not in allowed:
@@ -1214,6 +1213,19 @@ class FakeDiscord:
                     )
             out.append(option)
         return out
+
+    @staticmethod
+    def _check_bounds(name: str, definition: dict[str, Any], value: Any) -> None:
+        """The limits Discord's client enforces before it sends an interaction."""
+        if definition["type"] == 3:
+            if len(value) < definition.get("min_length", 0):
+                raise FakeDiscordError(f"{name} is shorter than {definition['min_length']}")
+            if len(value) > definition.get("max_length", 6000):
+                raise FakeDiscordError(f"{name} is longer than {definition['max_length']}")
+        elif definition["type"] in (4, 10):
+            low, high = definition.get("min_value"), definition.get("max_value")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise FakeDiscordError(f"{name}={value} is outside [{low}, {high}]")
 
     def _command_data(
         self,
@@ -1239,7 +1251,13 @@ class FakeDiscord:
         if any(o["type"] in (1, 2) for o in definitions):
             raise FakeDiscordError(f"{name!r} is a group; name a subcommand")
         leaf = self._build_options(
-            definitions, options or {}, attachments or {}, resolved, channel_id, focused=focused
+            definitions,
+            options or {},
+            attachments or {},
+            resolved,
+            channel_id,
+            user_id,
+            focused=focused,
         )
         nested: list[dict[str, Any]] = leaf
         for link in reversed(chain):
