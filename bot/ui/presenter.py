@@ -23,6 +23,8 @@ from bot.ui.render import failure_text, progress_text, result_caption
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+QUEUED_EDIT_INTERVAL = 5.0
+TICK_INTERVAL = 10.0
 MAX_FILES = 10
 NO_MENTIONS = discord.AllowedMentions.none()
 RETRYABLE_FAILURES = {
@@ -41,6 +43,8 @@ class _Live:
     flusher: asyncio.Task[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closed: bool = False
+    ticker: asyncio.Task[None] | None = None
+    last_stage: Stage | None = None
 
 
 def delivery_error(exc: discord.HTTPException) -> DeliveryError:
@@ -125,13 +129,31 @@ class DiscordPresenter:
             return
         if progress.stage is Stage.started:
             live.started = time.monotonic()
+            if live.ticker is None:
+                live.ticker = self.tasks.spawn(self._tick(turn, live), name=f"tick-{turn.id}")
+        if progress.stage in (Stage.started, Stage.generating):
+            live.last_stage = Stage.generating
         live.pending = progress
         if live.flusher is None or live.flusher.done():
             live.flusher = self.tasks.spawn(self._flush(turn, live), name=f"progress-{turn.id}")
 
+    def _interval(self, progress: Progress | None) -> float:
+        # Queue positions change often when many wait; at scale they would crowd out Discord's
+        # rate limits, so they refresh less often than a running turn's progress.
+        if progress is not None and progress.stage is Stage.queued:
+            return max(self.edit_interval, QUEUED_EDIT_INTERVAL)
+        return self.edit_interval
+
+    async def _tick(self, turn: Turn, live: _Live) -> None:
+        """Keep the elapsed time moving while the API is silent (long generations)."""
+        while not live.closed:
+            await asyncio.sleep(max(TICK_INTERVAL, self.edit_interval))
+            if not live.closed and live.pending is None and live.last_stage is not None:
+                await self.show_progress(turn, Progress(live.last_stage))
+
     async def _flush(self, turn: Turn, live: _Live) -> None:
         while live.pending is not None and not live.closed:
-            wait = live.last_edit + self.edit_interval - time.monotonic()
+            wait = live.last_edit + self._interval(live.pending) - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             async with live.lock:
@@ -161,6 +183,8 @@ class DiscordPresenter:
     async def _close_live(self, turn_id: int) -> _Live:
         live = self._live.pop(turn_id, None) or _Live()
         live.closed = True
+        if live.ticker is not None:
+            live.ticker.cancel()
         if live.flusher is not None and not live.flusher.done():
             live.flusher.cancel()
             await asyncio.wait([live.flusher], timeout=5)

@@ -119,9 +119,7 @@ def add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
 
     async def slash(request: web.Request) -> Any:
         b = await body(request)
-        atts = {
-            k: (v[0], base64.b64decode(v[1]), v[2]) for k, v in (b.get("attachments") or {}).items()
-        }
+        atts = {k: (v[0], base64.b64decode(v[1]), v[2]) for k, v in (b.get("attachments") or {}).items()}
         inter = await fake.slash(
             int(b["user_id"]),
             int(b["channel_id"]),

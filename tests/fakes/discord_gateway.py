@@ -196,9 +196,7 @@ class Gateway:
         """op 7 RECONNECT on every socket."""
         for session in self.live_sessions():
             if session.queue is not None:
-                session.queue.put_nowait(
-                    json.dumps({"op": OP_RECONNECT, "d": None, "s": None, "t": None})
-                )
+                session.queue.put_nowait(json.dumps({"op": OP_RECONNECT, "d": None, "s": None, "t": None}))
 
     async def close_all(self) -> None:
         self.open.set()
@@ -240,9 +238,7 @@ class Gateway:
                     break
                 data = frame.get("d")
                 if op == OP_HEARTBEAT:
-                    await ws.send_str(
-                        json.dumps({"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None})
-                    )
+                    await ws.send_str(json.dumps({"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None}))
                 elif op == OP_IDENTIFY:
                     if session is not None:
                         await ws.close(code=4005, message=b"Already authenticated")
@@ -275,9 +271,7 @@ class Gateway:
                 else:
                     await ws.close(code=4001, message=b"Unknown opcode")
                     break
-            closed_by_client_cleanly = (
-                ws.close_code in (1000, 1001) and ws not in self._server_closed
-            )
+            closed_by_client_cleanly = ws.close_code in (1000, 1001) and ws not in self._server_closed
         finally:
             self._sockets.discard(ws)
             self._server_closed.discard(ws)
@@ -314,9 +308,7 @@ class Gateway:
         session.queue = None
         session.ws = None
 
-    async def _identify(
-        self, ws: web.WebSocketResponse, data: dict[str, Any]
-    ) -> GatewaySession | None:
+    async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> GatewaySession | None:
         fake = self.fake
         self.fake.identify_payloads.append(data)
         if not data.get("token"):

@@ -52,9 +52,7 @@ SETTABLE_MESSAGE_FLAGS = (1 << 2) | (1 << 12) | (1 << 15)  # suppress embeds/not
 COMMAND_NAME_RE = re.compile(r"^[-_'\w]{1,32}$")
 
 
-def json_response(
-    data: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         body=json.dumps(data).encode(),
         status=status,
@@ -101,11 +99,7 @@ class RestApi:
         request[FILES_KEY] = files
 
         for rule in fake.fail_rules:
-            if (
-                rule.times > 0
-                and rule.method in (request.method, "*")
-                and rule.path_regex.search(rel)
-            ):
+            if rule.times > 0 and rule.method in (request.method, "*") and rule.path_regex.search(rel):
                 rule.times -= 1
                 record.status = rule.status
                 if rule.status == 429:
@@ -190,9 +184,7 @@ class RestApi:
                     try:
                         body = json.loads(data.decode())
                     except ValueError:
-                        raise ApiError(
-                            400, 50109, "The request body contains invalid JSON."
-                        ) from None
+                        raise ApiError(400, 50109, "The request body contains invalid JSON.") from None
                 else:
                     files.append(
                         UploadedFile(
@@ -358,9 +350,7 @@ class RestApi:
                 )
             if otype in (1, 2):
                 if depth >= 2 or (otype == 2 and depth >= 1):
-                    raise form_error(
-                        where, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Invalid nesting"
-                    )
+                    raise form_error(where, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", "Invalid nesting")
                 self._validate_options(opt.get("options") or [], f"{where}.options", depth + 1)
                 continue
             if opt.get("required"):
@@ -393,9 +383,7 @@ class RestApi:
                 )
             self._validate_options(cmd.get("options") or [], f"{index}.options")
         elif not 1 <= len(name) <= 32:
-            raise form_error(
-                f"{index}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length."
-            )
+            raise form_error(f"{index}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
         perms = cmd.get("default_member_permissions")
         stored: dict[str, Any] = {
             "id": old["id"] if old else str(self.fake.snowflake()),
@@ -427,9 +415,7 @@ class RestApi:
         scope = self._scope(request)
         body = request[JSON_KEY]
         if not isinstance(body, list):
-            raise form_error(
-                "_root", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType"
-            )
+            raise form_error("_root", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")
         if len(body) > 100:
             raise ApiError(400, 30032, "Maximum number of application commands reached (100)")
         existing = {(c["name"], c["type"]): c for c in self.fake.commands.get(scope, [])}
@@ -567,11 +553,7 @@ class RestApi:
             meta = thread["thread_metadata"]
             owner = int(thread["owner_id"]) == fake.bot_id
             manage = fake.has(fake.bot_id, cid, "manage_threads")
-            if (
-                "locked" in body
-                and bool(body["locked"]) != meta.get("locked", False)
-                and not manage
-            ):
+            if "locked" in body and bool(body["locked"]) != meta.get("locked", False) and not manage:
                 raise ApiError(403, 50013)
             if not (owner or manage) and set(body) - {"archived", "locked"}:
                 raise ApiError(403, 50013)
@@ -582,13 +564,8 @@ class RestApi:
             if meta.get("locked") and body.get("archived") is False and not manage:
                 raise ApiError(403, 160005)
             if "name" in body and not 1 <= len(body["name"] or "") <= 100:
-                raise form_error(
-                    "name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
-                )
-            if (
-                "auto_archive_duration" in body
-                and body["auto_archive_duration"] not in ARCHIVE_DURATIONS
-            ):
+                raise form_error("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+            if "auto_archive_duration" in body and body["auto_archive_duration"] not in ARCHIVE_DURATIONS:
                 raise form_error(
                     "auto_archive_duration",
                     "BASE_TYPE_CHOICES",
@@ -710,8 +687,7 @@ class RestApi:
                 name=name,
                 type_=CH_PUBLIC_THREAD,
                 owner_id=fake.bot_id,
-                auto_archive_duration=duration
-                or channel.get("default_auto_archive_duration", 1440),
+                auto_archive_duration=duration or channel.get("default_auto_archive_duration", 1440),
                 rate_limit_per_user=body.get("rate_limit_per_user") or 0,
                 applied_tags=tags,
             )
@@ -768,8 +744,7 @@ class RestApi:
         if cid not in self.fake.threads:
             raise ApiError(400, 50024)
         return [
-            self.fake.thread_member_payload(cid, u)
-            for u in sorted(self.fake.thread_members.get(cid, set()))
+            self.fake.thread_member_payload(cid, u) for u in sorted(self.fake.thread_members.get(cid, set()))
         ]
 
     async def join_thread(self, request: web.Request) -> Any:
@@ -831,9 +806,7 @@ class RestApi:
         check((embed.get("footer") or {}).get("text"), "footer.text", 2048)
         check((embed.get("author") or {}).get("name"), "author.name", 256)
         if total > 6000:
-            raise form_error(
-                path, "BASE_TYPE_MAX_LENGTH", "Embed size exceeds maximum size of 6000"
-            )
+            raise form_error(path, "BASE_TYPE_MAX_LENGTH", "Embed size exceeds maximum size of 6000")
 
     def _validate_components(self, components: list[dict[str, Any]], flags: int) -> None:
         from .discord_server import FakeDiscord
@@ -918,9 +891,7 @@ class RestApi:
                     used.add(int(key))
                     result.append(new(by_index[int(key)], entry))
                 else:
-                    raise form_error(
-                        f"attachments.{i}.id", "ATTACHMENT_NOT_FOUND", "Unknown attachment"
-                    )
+                    raise form_error(f"attachments.{i}.id", "ATTACHMENT_NOT_FOUND", "Unknown attachment")
             result += [new(f) for n, f in sorted(by_index.items()) if n not in used]
         if len(result) > 10:
             raise max_length_error("attachments", 10)
@@ -929,12 +900,7 @@ class RestApi:
     @staticmethod
     def _is_empty(msg: FakeMessage) -> bool:
         return not (
-            msg.content
-            or msg.embeds
-            or msg.attachments
-            or msg.components
-            or msg.sticker_ids
-            or msg.poll
+            msg.content or msg.embeds or msg.attachments or msg.components or msg.sticker_ids or msg.poll
         )
 
     def _new_bot_message(
@@ -976,9 +942,7 @@ class RestApi:
         target = fake.message_index.get(int(ref_id)) if ref_id else None
         if target is None or target.deleted or target.ephemeral:
             if ref.get("fail_if_not_exists", True) is not False:
-                raise form_error(
-                    "message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message"
-                )
+                raise form_error("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
             return
         rtype = int(ref.get("type") or 0)
         msg.message_reference = {
@@ -996,9 +960,7 @@ class RestApi:
             ) and target.author_id not in msg.mentions:
                 msg.mentions.append(target.author_id)
 
-    def _apply_edit(
-        self, msg: FakeMessage, body: dict[str, Any], files: list[UploadedFile]
-    ) -> None:
+    def _apply_edit(self, msg: FakeMessage, body: dict[str, Any], files: list[UploadedFile]) -> None:
         """Edit as Discord does: given fields are replaced, ``attachments`` keeps/adds files."""
         self._validate_message(body, files)
         new_attachments = self._attachments(body, files, msg.channel_id, msg.attachments)
@@ -1209,9 +1171,7 @@ class RestApi:
             "id": str(inter.id),
             "type": inter.type,
             "user": fake.users[inter.user_id],
-            "authorizing_integration_owners": inter.payload.get(
-                "authorizing_integration_owners", {}
-            ),
+            "authorizing_integration_owners": inter.payload.get("authorizing_integration_owners", {}),
         }
         legacy: dict[str, Any] | None = None
         if inter.type == 2:
@@ -1316,9 +1276,7 @@ class RestApi:
             self._publish(inter, msg)
             inter.original = msg
         elif ctype == 5:
-            msg = self._interaction_message(
-                inter, {"flags": int(data.get("flags") or 0)}, [], followup=False
-            )
+            msg = self._interaction_message(inter, {"flags": int(data.get("flags") or 0)}, [], followup=False)
             msg.flags |= FLAG_LOADING
             self._publish(inter, msg)
             inter.original = msg
@@ -1361,18 +1319,12 @@ class RestApi:
     def _validate_modal(self, data: dict[str, Any]) -> None:
         cid = data.get("custom_id") or ""
         if not 1 <= len(cid) <= 100:
-            raise form_error(
-                "data.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
-            )
+            raise form_error("data.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
         if not 1 <= len(data.get("title") or "") <= 45:
-            raise form_error(
-                "data.title", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length."
-            )
+            raise form_error("data.title", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length.")
         components = data.get("components") or []
         if not 1 <= len(components) <= 5:
-            raise form_error(
-                "data.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length."
-            )
+            raise form_error("data.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
 
     def _webhook_interaction(self, request: web.Request) -> FakeInteraction:
         fake = self.fake
@@ -1409,12 +1361,7 @@ class RestApi:
         body = request[JSON_KEY] or {}
         files: list[UploadedFile] = request[FILES_KEY]
         original = inter.original
-        if (
-            original is not None
-            and original.loading
-            and not original.deleted
-            and inter.response_type == 5
-        ):
+        if original is not None and original.loading and not original.deleted and inter.response_type == 5:
             # the first followup after a "thinking" defer replaces the loading message
             data = dict(body)
             data.pop("flags", None)
@@ -1441,10 +1388,7 @@ class RestApi:
         inter = self._webhook_interaction(request)
         msg = self._webhook_message(inter, request)
         body = request[JSON_KEY] or {}
-        if (
-            msg.channel_id in fake.threads
-            and fake.threads[msg.channel_id]["thread_metadata"]["archived"]
-        ):
+        if msg.channel_id in fake.threads and fake.threads[msg.channel_id]["thread_metadata"]["archived"]:
             raise ApiError(400, 50083)
         self._apply_edit(msg, body, request[FILES_KEY])
         fake.dispatch_message("MESSAGE_UPDATE", msg)
@@ -1467,6 +1411,4 @@ class RestApi:
             att = None
         if att is None or att.filename != request.match_info["filename"]:
             return web.Response(status=404, text="not found")
-        return web.Response(
-            body=att.data, content_type=att.content_type or "application/octet-stream"
-        )
+        return web.Response(body=att.data, content_type=att.content_type or "application/octet-stream")

@@ -172,9 +172,7 @@ class FakeDiscord:
         # the application, its bot user and the guild owner
         self.application_id = self.snowflake()
         self.owner = self._make_user("guild-owner")
-        self.bot_user: dict[str, Any] = self._make_user(
-            "imagine-bot", bot=True, user_id=self.application_id
-        )
+        self.bot_user: dict[str, Any] = self._make_user("imagine-bot", bot=True, user_id=self.application_id)
         self.bot_user.update(verified=True, mfa_enabled=False, flags=0, locale="en-US")
         self.bot_id = self.application_id
         self.users: dict[int, dict[str, Any]] = {
@@ -263,9 +261,7 @@ class FakeDiscord:
     # ------------------------------------------------------------------------------------------
     # users, roles, members
     # ------------------------------------------------------------------------------------------
-    def _make_user(
-        self, name: str, *, bot: bool = False, user_id: int | None = None
-    ) -> dict[str, Any]:
+    def _make_user(self, name: str, *, bot: bool = False, user_id: int | None = None) -> dict[str, Any]:
         uid = user_id or self.snowflake()
         user: dict[str, Any] = {
             "id": str(uid),
@@ -355,12 +351,8 @@ class FakeDiscord:
             role_ids.append(rid)
         member = self._add_member(uid, role_ids)
         if new_role is not None:
-            self._dispatch_guild(
-                "GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": new_role}
-            )
-        self._dispatch_guild(
-            "GUILD_MEMBER_ADD", {**member, "user": user, "guild_id": str(self.guild_id)}
-        )
+            self._dispatch_guild("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": new_role})
+        self._dispatch_guild("GUILD_MEMBER_ADD", {**member, "user": user, "guild_id": str(self.guild_id)})
         return user
 
     def uid(self, user: UserRef) -> int:
@@ -443,9 +435,7 @@ class FakeDiscord:
     def channel(self, channel_id: int) -> dict[str, Any] | None:
         """The payload of a guild channel, thread or DM channel."""
         return (
-            self.channels.get(channel_id)
-            or self.threads.get(channel_id)
-            or self.dm_channels.get(channel_id)
+            self.channels.get(channel_id) or self.threads.get(channel_id) or self.dm_channels.get(channel_id)
         )
 
     def is_thread(self, channel_id: int) -> bool:
@@ -627,9 +617,7 @@ class FakeDiscord:
             return
         self._overwrite(self.channels[channel_id], deny_remove=bits)
 
-    def _overwrite(
-        self, channel: dict[str, Any], *, deny_add: int = 0, deny_remove: int = 0
-    ) -> None:
+    def _overwrite(self, channel: dict[str, Any], *, deny_add: int = 0, deny_remove: int = 0) -> None:
         overwrites = channel["permission_overwrites"]
         mine = next((o for o in overwrites if o["type"] == 1 and int(o["id"]) == self.bot_id), None)
         if mine is None:
@@ -689,9 +677,7 @@ class FakeDiscord:
             voice_states=[],
             members=self.member_payloads(),
             channels=[dict(c) for c in self.channels.values()],
-            threads=[
-                dict(t) for t in self.threads.values() if not t["thread_metadata"]["archived"]
-            ],
+            threads=[dict(t) for t in self.threads.values() if not t["thread_metadata"]["archived"]],
             presences=[],
             stage_instances=[],
             guild_scheduled_events=[],
@@ -704,9 +690,7 @@ class FakeDiscord:
     # ------------------------------------------------------------------------------------------
     @property
     def application_flags(self) -> int:
-        flags = (
-            (1 << 13) | (1 << 15) | (1 << 23)
-        )  # presence/members limited, application commands badge
+        flags = (1 << 13) | (1 << 15) | (1 << 23)  # presence/members limited, application commands badge
         if self.message_content_intent_allowed:
             flags |= 1 << 19  # GATEWAY_MESSAGE_CONTENT_LIMITED
         return flags
@@ -817,9 +801,7 @@ class FakeDiscord:
             "tts": msg.tts,
             "mention_everyone": msg.mention_everyone,
             "mentions": [
-                self._mention_payload(uid, msg.guild_id)
-                for uid in msg.mentions
-                if uid in self.users
+                self._mention_payload(uid, msg.guild_id) for uid in msg.mentions if uid in self.users
             ],
             "mention_roles": [str(r) for r in msg.mention_roles],
             "attachments": [a.to_payload() for a in msg.attachments] if visible else [],
@@ -866,9 +848,7 @@ class FakeDiscord:
                 payload["referenced_message"] = (
                     None
                     if ref is None or ref.deleted
-                    else self.message_payload(
-                        ref, gateway=gateway, intents=intents, with_reference=False
-                    )
+                    else self.message_payload(ref, gateway=gateway, intents=intents, with_reference=False)
                 )
         if gateway and msg.guild_id is not None:
             payload["guild_id"] = str(msg.guild_id)
@@ -1123,9 +1103,7 @@ class FakeDiscord:
     def _send_interaction(self, inter: FakeInteraction) -> FakeInteraction:
         self.interactions[inter.id] = inter
         self.interactions_by_token[inter.token] = inter
-        if not self.gateway.dispatch_one(
-            "INTERACTION_CREATE", inter.payload, guild_id=inter.guild_id
-        ):
+        if not self.gateway.dispatch_one("INTERACTION_CREATE", inter.payload, guild_id=inter.guild_id):
             raise FakeDiscordError("no gateway session is connected to receive the interaction")
         return inter
 
@@ -1146,13 +1124,9 @@ class FakeDiscord:
             given.setdefault(name, attachments[name])
         unknown = set(given) - set(by_name)
         if unknown:
-            raise FakeDiscordError(
-                f"unknown option(s) {sorted(unknown)}; the command has {sorted(by_name)}"
-            )
+            raise FakeDiscordError(f"unknown option(s) {sorted(unknown)}; the command has {sorted(by_name)}")
         if focused is None:
-            missing = [
-                o["name"] for o in definitions if o.get("required") and o["name"] not in given
-            ]
+            missing = [o["name"] for o in definitions if o.get("required") and o["name"] not in given]
             if missing:
                 raise FakeDiscordError(f"missing required option(s) {missing}")
         out: list[dict[str, Any]] = []
@@ -1208,9 +1182,7 @@ class FakeDiscord:
             if definition.get("choices") and name != focused:
                 allowed = [c["value"] for c in definition["choices"]]
                 if option["value"] not in allowed:
-                    raise FakeDiscordError(
-                        f"{name}={option['value']!r} is not one of the choices {allowed}"
-                    )
+                    raise FakeDiscordError(f"{name}={option['value']!r} is not one of the choices {allowed}")
             out.append(option)
         return out
 
@@ -1278,17 +1250,13 @@ class FakeDiscord:
                 raise FakeDiscordError(f"/{cmd['name']} is a guild command; not available in DMs")
             contexts = cmd.get("contexts")
             if contexts is not None and 1 not in contexts:
-                raise FakeDiscordError(
-                    f"/{cmd['name']} is not available in bot DMs (contexts={contexts})"
-                )
+                raise FakeDiscordError(f"/{cmd['name']} is not available in bot DMs (contexts={contexts})")
             if contexts is None and cmd.get("dm_permission") is False:
                 raise FakeDiscordError(f"/{cmd['name']} has dm_permission=False")
             return
         contexts = cmd.get("contexts")
         if contexts is not None and 0 not in contexts:
-            raise FakeDiscordError(
-                f"/{cmd['name']} is not available in guilds (contexts={contexts})"
-            )
+            raise FakeDiscordError(f"/{cmd['name']} is not available in guilds (contexts={contexts})")
         required = cmd.get("default_member_permissions")
         if required not in (None, ""):
             need = int(required)
@@ -1324,7 +1292,7 @@ class FakeDiscord:
         options: dict[str, Any],
         focused: str,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> list[dict[str, Any]]:
         """A user types into option ``focused``; returns the choices the bot answered with."""
         uid = self.uid(user)
@@ -1370,14 +1338,8 @@ class FakeDiscord:
             None,
         )
         if comp is None:
-            ids = [
-                c.get("custom_id")
-                for c in self.walk_components(msg.components)
-                if c.get("custom_id")
-            ]
-            raise FakeDiscordError(
-                f"message {message_id} has no component {custom_id!r} (has {ids})"
-            )
+            ids = [c.get("custom_id") for c in self.walk_components(msg.components) if c.get("custom_id")]
+            raise FakeDiscordError(f"message {message_id} has no component {custom_id!r} (has {ids})")
         if comp.get("disabled"):
             raise FakeDiscordError(f"component {custom_id!r} is disabled")
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": comp["type"]}
@@ -1392,7 +1354,7 @@ class FakeDiscord:
         interaction: FakeInteraction,
         values: dict[str, Any],
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> FakeInteraction:
         """Fill in and submit the modal the bot opened in answer to ``interaction``; ``values``
         maps text input custom_ids to text (select/checkbox components take lists/bools)."""
@@ -1462,9 +1424,7 @@ class FakeDiscord:
         in the path relative to ``/api/v10``, e.g. ``r"/channels/\\d+/messages$"``) with
         ``status``. A 429 carries ``Via`` and JSON ``retry_after`` (default 0.05 s)."""
         self.fail_rules.append(
-            FailRule(
-                method.upper(), re.compile(path_regex), status, code, message, retry_after, times
-            )
+            FailRule(method.upper(), re.compile(path_regex), status, code, message, retry_after, times)
         )
 
     async def drop_gateway(self, *, resume: bool = True, hold: bool = False) -> None:
@@ -1496,7 +1456,7 @@ class FakeDiscord:
     async def wait_for(
         self,
         predicate: Callable[[], T],
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
         *,
         what: str | None = None,
     ) -> T:
@@ -1511,9 +1471,7 @@ class FakeDiscord:
                 raise TimeoutError(self._describe_timeout(predicate, timeout, what))
             await asyncio.sleep(0.01)
 
-    def _describe_timeout(
-        self, predicate: Callable[[], Any], timeout: float, what: str | None
-    ) -> str:
+    def _describe_timeout(self, predicate: Callable[[], Any], timeout: float, what: str | None) -> str:
         if what is None:
             try:
                 what = inspect.getsource(predicate).strip()
@@ -1602,12 +1560,7 @@ async def running_bot(
         finally:
             discord.http.Route.BASE = old_base
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
-        if (
-            task is not None
-            and task.done()
-            and not task.cancelled()
-            and task.exception() is not None
-        ):
+        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
             # the gateway loop died while the test ran (e.g. a KeyError in a discord.py parser)
             raise task.exception()  # type: ignore[misc]
 

@@ -31,12 +31,8 @@ def no_discord_errors(caplog: pytest.LogCaptureFixture) -> Any:
     """discord.py logs (and swallows) exceptions in handlers and parsers: none may occur."""
     caplog.set_level(logging.WARNING, logger="discord")
     yield
-    errors = [
-        r for r in caplog.records if r.name.startswith("discord") and r.levelno >= logging.ERROR
-    ]
-    assert not errors, "\n".join(
-        r.getMessage() + (f"\n{r.exc_text}" if r.exc_text else "") for r in errors
-    )
+    errors = [r for r in caplog.records if r.name.startswith("discord") and r.levelno >= logging.ERROR]
+    assert not errors, "\n".join(r.getMessage() + (f"\n{r.exc_text}" if r.exc_text else "") for r in errors)
 
 
 @pytest.fixture
@@ -128,10 +124,19 @@ class Probe(commands.Cog):
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         return [
-            app_commands.Choice(name=s, value=s)
-            for s in ("anime", "photo", "pixel")
-            if s.startswith(current)
+            app_commands.Choice(name=s, value=s) for s in ("anime", "photo", "pixel") if s.startswith(current)
         ]
+
+    @app_commands.command(description="Credit someone")
+    async def credit(
+        self,
+        interaction: discord.Interaction,
+        who: discord.Member,
+        where: discord.TextChannel | None = None,
+        amount: app_commands.Range[int, 1, 5] = 1,
+    ) -> None:
+        place = where.name if where else "-"
+        await interaction.response.send_message(f"{who.display_name} {place} {amount}")
 
     @admin.command(name="ping", description="Moderators only")
     async def admin_ping(self, interaction: discord.Interaction) -> None:
@@ -164,9 +169,7 @@ class ProbeBot(commands.Bot):
 
 class AutoProbeBot(commands.AutoShardedBot):
     def __init__(self) -> None:
-        super().__init__(
-            command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05
-        )
+        super().__init__(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
 
 
 async def test_login_ready_guild_and_restores_globals(fake: FakeDiscord) -> None:
@@ -192,7 +195,7 @@ async def test_login_ready_guild_and_restores_globals(fake: FakeDiscord) -> None
 async def test_slash_defer_followup_thread_file_and_thread_messages(fake: FakeDiscord) -> None:
     async with running_bot(fake, ProbeBot()) as bot:
         synced = await bot.tree.sync()
-        assert {c.name for c in synced} == {"imagine", "settings", "slow", "pick", "admin"}
+        assert {c.name for c in synced} == {"imagine", "settings", "slow", "pick", "credit", "admin"}
         await bot.tree.sync()
         assert fake.command_syncs == 2
         assert [c["id"] for c in fake.commands[None]] == [str(c.id) for c in synced]
@@ -213,15 +216,9 @@ async def test_slash_defer_followup_thread_file_and_thread_messages(fake: FakeDi
         thread = fake.threads[thread_id]
         assert thread["type"] == 11 and thread["owner_id"] == str(fake.application_id)
         att = files[0].attachments[0]
-        assert (
-            att.data == PNG
-            and att.content_type == "image/png"
-            and (att.width, att.height) == (2, 3)
-        )
+        assert att.data == PNG and att.content_type == "image/png" and (att.width, att.height) == (2, 3)
         assert await asyncio.to_thread(lambda: urllib.request.urlopen(att.url).read()) == PNG
-        assert any(
-            r.files and r.path == f"/channels/{thread_id}/messages" for r in fake.request_log
-        )
+        assert any(r.files and r.path == f"/channels/{thread_id}/messages" for r in fake.request_log)
 
         # people reply in the thread: content and attachments arrive
         payload = await fake.say(
@@ -229,6 +226,7 @@ async def test_slash_defer_followup_thread_file_and_thread_messages(fake: FakeDi
         )
         got = await fake.wait_for(lambda: bot.seen_text("make it blue"))
         assert isinstance(got.channel, discord.Thread) and got.channel.id == thread_id
+        assert isinstance(got.author, discord.Member) and got.author.id == int(alice["id"])
         assert got.attachments[0].filename == "ref.png" and await got.attachments[0].read() == PNG
         # replies carry message_reference
         await fake.say(alice, thread_id, "no, green", reply_to=int(payload["id"]))
@@ -269,9 +267,7 @@ async def test_buttons_dynamic_items_and_modal(fake: FakeDiscord) -> None:
         alice = fake.add_user("alice")
         await fake.slash(alice, fake.text_channel_id, "imagine", {"prompt": "owl"})
         thread_id = await fake.wait_for(lambda: next(iter(fake.threads), None))
-        msg = (await fake.wait_for(lambda: [m for m in fake.messages(thread_id) if m.components]))[
-            0
-        ]
+        msg = (await fake.wait_for(lambda: [m for m in fake.messages(thread_id) if m.components]))[0]
 
         click = await fake.click(alice, msg.id, "probe:again")
         await fake.wait_for(lambda: click.response_type == 7)
@@ -304,15 +300,21 @@ async def test_autocomplete_subcommands_and_permissions(fake: FakeDiscord) -> No
         assert await fake.autocomplete(alice, fake.text_channel_id, "pick", {}, "style") == [
             {"name": s, "value": s} for s in ("anime", "photo", "pixel")
         ]
-        assert await fake.autocomplete(
-            alice, fake.text_channel_id, "pick", {"style": "p"}, "style"
-        ) == [{"name": "photo", "value": "photo"}, {"name": "pixel", "value": "pixel"}]
-        picked = await fake.slash(
-            alice, fake.text_channel_id, "pick", {"style": "anime", "count": 2}
-        )
+        assert await fake.autocomplete(alice, fake.text_channel_id, "pick", {"style": "p"}, "style") == [
+            {"name": "photo", "value": "photo"},
+            {"name": "pixel", "value": "pixel"},
+        ]
+        picked = await fake.slash(alice, fake.text_channel_id, "pick", {"style": "anime", "count": 2})
         await fake.wait_for(lambda: picked.original)
         assert picked.original is not None and picked.original.content == "anime x2"
         assert picked.original.interaction_metadata["name"] == "pick"  # type: ignore[index]
+        credit = await fake.slash(
+            alice, fake.text_channel_id, "credit", {"who": mod, "where": fake.other_channel_id, "amount": 3}
+        )
+        await fake.wait_for(lambda: credit.original)
+        assert credit.original is not None and credit.original.content == "Mod random 3"
+        with pytest.raises(FakeDiscordError, match="outside"):
+            await fake.slash(alice, fake.text_channel_id, "credit", {"who": mod, "amount": 9})
         with pytest.raises(FakeDiscordError, match="default_member_permissions"):
             await fake.slash(alice, fake.text_channel_id, "admin ping")
         pong = await fake.slash(mod, fake.text_channel_id, "admin ping")
@@ -332,9 +334,7 @@ async def test_late_ack_double_ack_and_expired_token(fake: FakeDiscord) -> None:
         # a second callback is refused with 40060; followups after the token lifetime with 50027
         picked = await fake.slash(alice, fake.text_channel_id, "pick", {"style": "anime"})
         await fake.wait_for(lambda: picked.original)
-        route = discord.http.Route(
-            "POST", "/interactions/{i}/{t}/callback", i=picked.id, t=picked.token
-        )
+        route = discord.http.Route("POST", "/interactions/{i}/{t}/callback", i=picked.id, t=picked.token)
         async with running_bot(fake, ProbeBot(), wait_ready=True) as other:
             with pytest.raises(discord.HTTPException) as err:
                 await other.http.request(route, json={"type": 4, "data": {"content": "again"}})
@@ -342,9 +342,7 @@ async def test_late_ack_double_ack_and_expired_token(fake: FakeDiscord) -> None:
             fake.token_lifetime = 0
             with pytest.raises(discord.HTTPException) as err:
                 await other.http.request(
-                    discord.http.Route(
-                        "POST", "/webhooks/{a}/{t}", a=fake.application_id, t=picked.token
-                    ),
+                    discord.http.Route("POST", "/webhooks/{a}/{t}", a=fake.application_id, t=picked.token),
                     json={"content": "late"},
                 )
             assert err.value.status == 401 and err.value.code == 50027
@@ -356,28 +354,20 @@ async def test_rest_errors_oversize_locked_denied_and_429_retry(fake: FakeDiscor
         channel = bot.get_channel(fake.text_channel_id)
         assert isinstance(channel, discord.TextChannel)
         with pytest.raises(discord.HTTPException) as err:
-            await channel.send(
-                file=discord.File(io.BytesIO(b"x" * (fake.upload_limit + 1)), "big.bin")
-            )
+            await channel.send(file=discord.File(io.BytesIO(b"x" * (fake.upload_limit + 1)), "big.bin"))
         assert err.value.status == 413 and err.value.code == 40005
         with pytest.raises(discord.HTTPException) as err:
             await channel.send("x" * 2001)
-        assert err.value.code == 50035 and "content" in json.dumps(err.value.text or "") + str(
-            err.value
-        )
+        assert err.value.code == 50035 and "content" in json.dumps(err.value.text or "") + str(err.value)
         with pytest.raises(discord.HTTPException) as err:
             await channel.send(embed=discord.Embed(description="d" * 4097))
         assert err.value.code == 50035
 
-        thread = await channel.create_thread(
-            name="standalone", type=discord.ChannelType.public_thread
-        )
+        thread = await channel.create_thread(name="standalone", type=discord.ChannelType.public_thread)
         await fake.wait_for(lambda: bot.get_channel(thread.id))
         assert fake.messages(fake.text_channel_id)[-1].type == 18  # "started a thread" notice
         fake.archive_thread(thread.id)
-        await fake.wait_for(
-            lambda: bot.get_channel(thread.id) is None
-        )  # archived: dropped from cache
+        await fake.wait_for(lambda: bot.get_channel(thread.id) is None)  # archived: dropped from cache
         first = await thread.send("wakes it up", file=discord.File(io.BytesIO(PNG), "one.png"))
         assert fake.threads[thread.id]["thread_metadata"]["archived"] is False
         edited = await first.edit(
@@ -413,13 +403,9 @@ async def test_rest_errors_oversize_locked_denied_and_429_retry(fake: FakeDiscor
         with pytest.raises(discord.Forbidden):
             await msg.create_thread(name="nope")
 
-        fake.fail_next(
-            "POST", rf"/channels/{fake.text_channel_id}/messages$", 429, retry_after=0.05
-        )
+        fake.fail_next("POST", rf"/channels/{fake.text_channel_id}/messages$", 429, retry_after=0.05)
         sent = await channel.send("after a rate limit")
-        posts = [
-            r for r in fake.request_log if (r.json or {}).get("content") == "after a rate limit"
-        ]
+        posts = [r for r in fake.request_log if (r.json or {}).get("content") == "after a rate limit"]
         assert [r.status for r in posts] == [429, 200] and sent.content == "after a rate limit"
 
 
@@ -428,9 +414,7 @@ async def test_forum_posts_and_interaction_app_permissions(fake: FakeDiscord) ->
         forum = bot.get_channel(fake.forum_channel_id)
         assert isinstance(forum, discord.ForumChannel)
         with pytest.raises(discord.HTTPException) as err:
-            await bot.http.send_message(
-                forum.id, params=discord.http.handle_message_parameters(content="x")
-            )
+            await bot.http.send_message(forum.id, params=discord.http.handle_message_parameters(content="x"))
         assert err.value.code == 40058
         post = await forum.create_thread(
             name="gallery post",
@@ -445,9 +429,7 @@ async def test_forum_posts_and_interaction_app_permissions(fake: FakeDiscord) ->
         fake.deny(fake.other_channel_id, "attach_files")
         alice = fake.add_user("alice")
         inter = await fake.slash(alice, fake.other_channel_id, "pick", {"style": "x"})
-        assert (
-            not int(inter.payload["app_permissions"]) & discord.Permissions(attach_files=True).value
-        )
+        assert not int(inter.payload["app_permissions"]) & discord.Permissions(attach_files=True).value
         await fake.wait_for(lambda: inter.original)
 
 
@@ -458,10 +440,7 @@ async def test_dms_and_commands_surviving_a_restart(fake: FakeDiscord) -> None:
         await bot.tree.sync()
         user = await bot.fetch_user(int(alice["id"]))
         sent = await user.send("hello in private")
-        assert (
-            sent.guild is None
-            and fake.messages(fake.dm_channel(alice))[-1].content == "hello in private"
-        )
+        assert sent.guild is None and fake.messages(fake.dm_channel(alice))[-1].content == "hello in private"
         with pytest.raises(discord.Forbidden) as err:
             await (await bot.fetch_user(int(shy["id"]))).send("hi")
         assert err.value.code == 50007
@@ -547,9 +526,7 @@ async def test_standalone_process_and_control_api() -> None:
             "/_control/say",
             {"user_id": user["id"], "channel_id": state["text_channel_id"], "content": "hi"},
         )
-        transcript = await asyncio.to_thread(
-            call, "GET", f"/_control/messages/{state['text_channel_id']}"
-        )
+        transcript = await asyncio.to_thread(call, "GET", f"/_control/messages/{state['text_channel_id']}")
         assert [m["id"] for m in transcript] == [said["id"]]
     finally:
         proc.terminate()

@@ -1,0 +1,1 @@
+"""Benchmarks of imagine-bot against the local fakes (see bench/README.md)."""
