@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from bot.core.errors import ErrorKind, UserFacingError
@@ -54,6 +54,9 @@ class JobScheduler:
         self._busy_conversations: set[int] = set()
         self._conversation_order: dict[int, deque[int]] = {}  # conversation -> queued turn ids
         self._positions: dict[int, int] = {}
+        # round robin: user -> when a job of theirs last started (users never served come first)
+        self._served: dict[int, int] = {}
+        self._serve_count = 0
         self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -174,11 +177,17 @@ class JobScheduler:
             and self._running_per_user.get(job.user_id, 0) >= self.per_user_concurrent
         )
 
+    @staticmethod
+    def _rotation(users: Iterable[int], served: dict[int, int]) -> list[int]:
+        """Users in round-robin order: least recently served first, then in order of arrival."""
+        return sorted(users, key=lambda user_id: served.get(user_id, 0))
+
     def _pick(self) -> Job | None:
-        for user_id in list(self._queues):
+        for user_id in self._rotation(self._queues, self._served):
             for job in self._queues[user_id]:
                 if self._eligible(job, self._busy_conversations):
-                    self._queues.move_to_end(user_id)  # round robin: this user goes last
+                    self._serve_count += 1  # round robin: this user goes last
+                    self._served[user_id] = self._serve_count
                     return job
         return None
 
@@ -189,6 +198,9 @@ class JobScheduler:
                 break
             self._remove_queued(job)
             self._start(job)
+        for user_id in [u for u in self._served if u not in self._queues]:
+            if user_id not in self._running_per_user:
+                del self._served[user_id]  # nothing waiting or running: forget the user
         self._update_positions()
         if not self._jobs:
             self._idle.set()
@@ -228,17 +240,20 @@ class JobScheduler:
         queues = OrderedDict((u, deque(q)) for u, q in self._queues.items())
         order_by_conv = {c: deque(o) for c, o in self._conversation_order.items()}
         busy = set(self._busy_conversations)
+        served = dict(self._served)
+        count = self._serve_count
         result: list[int] = []
         while queues:
             picked = None
-            for user_id in list(queues):
+            for user_id in self._rotation(queues, served):
                 for job in queues[user_id]:
                     conv = order_by_conv.get(job.conversation_id)
                     if conv and conv[0] == job.turn_id:
                         picked = job
                         break
                 if picked:
-                    queues.move_to_end(user_id)
+                    count += 1
+                    served[user_id] = count
                     break
             if picked is None:
                 break

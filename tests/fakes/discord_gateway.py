@@ -132,9 +132,13 @@ class GatewaySession:
 class Gateway:
     """The websocket side of :class:`FakeDiscord`."""
 
-    def __init__(self, fake: FakeDiscord, *, heartbeat_interval_ms: int) -> None:
+    def __init__(self, fake: FakeDiscord, *, heartbeat_interval_ms: int, heartbeat_ack_delay: float) -> None:
         self.fake = fake
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        # discord.py's heartbeat thread records the send time only after the loop has sent the
+        # beat; an instant ACK can be processed first and is then logged as ~interval seconds
+        # late ("Can't keep up"). Real Discord answers after a network round trip, so do we.
+        self.heartbeat_ack_delay = heartbeat_ack_delay
         self.sessions: list[GatewaySession] = []
         self.open = asyncio.Event()
         self.open.set()
@@ -213,6 +217,7 @@ class Gateway:
         session: GatewaySession | None = None
         writer: asyncio.Task[None] | None = None
         closed_by_client_cleanly = False
+        acks: set[asyncio.Task[None]] = set()
         try:
             await self.open.wait()
             await ws.send_str(
@@ -238,7 +243,9 @@ class Gateway:
                     break
                 data = frame.get("d")
                 if op == OP_HEARTBEAT:
-                    await ws.send_str(json.dumps({"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None}))
+                    ack = asyncio.create_task(self._ack_later(ws))
+                    acks.add(ack)
+                    ack.add_done_callback(acks.discard)
                 elif op == OP_IDENTIFY:
                     if session is not None:
                         await ws.close(code=4005, message=b"Already authenticated")
@@ -275,6 +282,8 @@ class Gateway:
         finally:
             self._sockets.discard(ws)
             self._server_closed.discard(ws)
+            for pending in list(acks):
+                pending.cancel()
             if writer is not None:
                 writer.cancel()
                 with contextlib.suppress(BaseException):
@@ -285,6 +294,12 @@ class Gateway:
                     # a client that closes with 1000/1001 ends its session (as Discord does)
                     session.alive = False
         return ws
+
+    async def _ack_later(self, ws: web.WebSocketResponse) -> None:
+        if self.heartbeat_ack_delay:
+            await asyncio.sleep(self.heartbeat_ack_delay)
+        with contextlib.suppress(Exception):
+            await ws.send_str(json.dumps({"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None}))
 
     async def _writer(self, ws: web.WebSocketResponse, session: GatewaySession) -> None:
         queue = session.queue

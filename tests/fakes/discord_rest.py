@@ -601,7 +601,7 @@ class RestApi:
         ):
             if key in body:
                 channel[key] = body[key]
-        fake._dispatch_guild("CHANNEL_UPDATE", dict(channel))
+        fake.dispatch_guild("CHANNEL_UPDATE", dict(channel))
         return channel
 
     async def delete_channel(self, request: web.Request) -> Any:
@@ -635,7 +635,7 @@ class RestApi:
 
     def _announce_thread(self, thread_id: int) -> dict[str, Any]:
         payload = self._thread_payload(thread_id)
-        self.fake._dispatch_guild("THREAD_CREATE", {**payload, "newly_created": True})
+        self.fake.dispatch_guild("THREAD_CREATE", {**payload, "newly_created": True})
         return payload
 
     async def thread_from_message(self, request: web.Request) -> Any:

@@ -61,6 +61,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -146,6 +147,7 @@ class FakeDiscord:
         token_lifetime: float = 900.0,
         upload_limit: int = 10 * 1024 * 1024,
         heartbeat_interval: float = 41.25,
+        heartbeat_ack_delay: float = 0.05,
         max_active_threads: int = 1000,
     ) -> None:
         self.host = host
@@ -161,7 +163,11 @@ class FakeDiscord:
         self.gateway_url = ""
         self.base_url = ""
         self._runner: web.AppRunner | None = None
-        self.gateway = Gateway(self, heartbeat_interval_ms=int(heartbeat_interval * 1000))
+        self.gateway = Gateway(
+            self,
+            heartbeat_interval_ms=int(heartbeat_interval * 1000),
+            heartbeat_ack_delay=heartbeat_ack_delay,
+        )
 
         # recording
         self.request_log: list[RecordedRequest] = []
@@ -351,8 +357,8 @@ class FakeDiscord:
             role_ids.append(rid)
         member = self._add_member(uid, role_ids)
         if new_role is not None:
-            self._dispatch_guild("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": new_role})
-        self._dispatch_guild("GUILD_MEMBER_ADD", {**member, "user": user, "guild_id": str(self.guild_id)})
+            self.dispatch_guild("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": new_role})
+        self.dispatch_guild("GUILD_MEMBER_ADD", {**member, "user": user, "guild_id": str(self.guild_id)})
         return user
 
     def uid(self, user: UserRef) -> int:
@@ -429,7 +435,7 @@ class FakeDiscord:
     def add_channel(self, name: str, *, forum: bool = False) -> int:
         """Add a text (or forum) channel at runtime (dispatches CHANNEL_CREATE)."""
         cid = self._add_guild_channel(name, CH_FORUM if forum else CH_TEXT, len(self.channels))
-        self._dispatch_guild("CHANNEL_CREATE", dict(self.channels[cid]))
+        self.dispatch_guild("CHANNEL_CREATE", dict(self.channels[cid]))
         return cid
 
     def channel(self, channel_id: int) -> dict[str, Any] | None:
@@ -503,7 +509,7 @@ class FakeDiscord:
                 meta[key] = value
             else:
                 thread[key] = value
-        self._dispatch_guild("THREAD_UPDATE", dict(thread))
+        self.dispatch_guild("THREAD_UPDATE", dict(thread))
         return thread
 
     def lock_thread(self, thread_id: int, locked: bool = True) -> None:
@@ -624,7 +630,7 @@ class FakeDiscord:
             mine = {"id": str(self.bot_id), "type": 1, "allow": "0", "deny": "0"}
             overwrites.append(mine)
         mine["deny"] = str((int(mine["deny"]) | deny_add) & ~deny_remove)
-        self._dispatch_guild("CHANNEL_UPDATE", dict(channel))
+        self.dispatch_guild("CHANNEL_UPDATE", dict(channel))
 
     # ------------------------------------------------------------------------------------------
     # guild payloads
@@ -741,7 +747,7 @@ class FakeDiscord:
         aid = self.snowflake()
         kind = "ephemeral-attachments" if ephemeral else "attachments"
         scope = self.application_id if ephemeral else channel_id
-        url = f"{self.base_url}/{kind}/{scope}/{aid}/{filename}"
+        url = f"{self.base_url}/{kind}/{scope}/{aid}/{quote(filename)}"
         ctype = content_type if content_type not in (None, "application/octet-stream") else None
         ctype = ctype or guess_content_type(filename, data) or content_type
         size = image_size(data) if ctype and ctype.startswith("image/") else None
@@ -897,7 +903,7 @@ class FakeDiscord:
             data["guild_id"] = str(msg.guild_id)
         self.gateway.dispatch("MESSAGE_DELETE", lambda s: data, guild_id=msg.guild_id)
 
-    def _dispatch_guild(self, event: str, data: dict[str, Any]) -> None:
+    def dispatch_guild(self, event: str, data: dict[str, Any]) -> None:
         self.gateway.dispatch(event, lambda s: data, guild_id=self.guild_id)
 
     def parse_mentions(self, content: str) -> list[int]:
@@ -1003,7 +1009,7 @@ class FakeDiscord:
         """A moderator deletes a thread (THREAD_DELETE) or a channel (CHANNEL_DELETE)."""
         if channel_id in self.threads:
             thread = self.threads.pop(channel_id)
-            self._dispatch_guild(
+            self.dispatch_guild(
                 "THREAD_DELETE",
                 {
                     "id": thread["id"],
@@ -1017,7 +1023,7 @@ class FakeDiscord:
             channel = self.channels.pop(channel_id)
             for tid in [t for t, th in self.threads.items() if int(th["parent_id"]) == channel_id]:
                 self.threads.pop(tid)
-            self._dispatch_guild("CHANNEL_DELETE", channel)
+            self.dispatch_guild("CHANNEL_DELETE", channel)
             return
         raise FakeDiscordError(f"unknown channel {channel_id}")
 

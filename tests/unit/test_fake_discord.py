@@ -64,7 +64,9 @@ class VariantButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"v
         return cls(int(match["n"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(f"variant {self.n}", ephemeral=True)
+        await interaction.response.send_message(
+            f"variant {self.n}", ephemeral=True, file=discord.File(io.BytesIO(PNG), "variant.png")
+        )
 
 
 class SettingsModal(discord.ui.Modal, title="Settings"):
@@ -135,8 +137,9 @@ class Probe(commands.Cog):
         where: discord.TextChannel | None = None,
         amount: app_commands.Range[int, 1, 5] = 1,
     ) -> None:
+        await interaction.response.defer(thinking=True)
         place = where.name if where else "-"
-        await interaction.response.send_message(f"{who.display_name} {place} {amount}")
+        await interaction.edit_original_response(content=f"{who.display_name} {place} {amount}")
 
     @admin.command(name="ping", description="Moderators only")
     async def admin_ping(self, interaction: discord.Interaction) -> None:
@@ -222,12 +225,12 @@ async def test_slash_defer_followup_thread_file_and_thread_messages(fake: FakeDi
 
         # people reply in the thread: content and attachments arrive
         payload = await fake.say(
-            alice, thread_id, "make it blue", attachments=[("ref.png", PNG, "image/png")]
+            alice, thread_id, "make it blue", attachments=[("my ref.png", PNG, "image/png")]
         )
         got = await fake.wait_for(lambda: bot.seen_text("make it blue"))
         assert isinstance(got.channel, discord.Thread) and got.channel.id == thread_id
         assert isinstance(got.author, discord.Member) and got.author.id == int(alice["id"])
-        assert got.attachments[0].filename == "ref.png" and await got.attachments[0].read() == PNG
+        assert got.attachments[0].filename == "my ref.png" and await got.attachments[0].read() == PNG
         # replies carry message_reference
         await fake.say(alice, thread_id, "no, green", reply_to=int(payload["id"]))
         reply = await fake.wait_for(lambda: bot.seen_text("no, green"))
@@ -277,6 +280,7 @@ async def test_buttons_dynamic_items_and_modal(fake: FakeDiscord) -> None:
         variant = await fake.click(alice, msg.id, "variant:1")
         await fake.wait_for(lambda: variant.ephemeral_messages)
         assert variant.ephemeral_messages[0].content == "variant 1"
+        assert variant.ephemeral_messages[0].attachments[0].data == PNG
         assert all(m.content != "variant 1" for m in fake.messages(thread_id))
 
         opened = await fake.slash(alice, fake.text_channel_id, "settings")
@@ -312,7 +316,9 @@ async def test_autocomplete_subcommands_and_permissions(fake: FakeDiscord) -> No
             alice, fake.text_channel_id, "credit", {"who": mod, "where": fake.other_channel_id, "amount": 3}
         )
         await fake.wait_for(lambda: credit.original)
+        await fake.wait_for(lambda: credit.original and credit.original.content)
         assert credit.original is not None and credit.original.content == "Mod random 3"
+        assert credit.original.edits[0].flags & 128  # it was the "thinking" message
         with pytest.raises(FakeDiscordError, match="outside"):
             await fake.slash(alice, fake.text_channel_id, "credit", {"who": mod, "amount": 9})
         with pytest.raises(FakeDiscordError, match="default_member_permissions"):

@@ -74,6 +74,10 @@ def raw(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, timeout=0.1)
 
 
+def file_mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
 # --------------------------------------------------------------------------- opening
 
 
@@ -81,8 +85,7 @@ async def test_open_creates_a_private_file_with_wal_and_foreign_keys(db_path: Pa
     assert not db_path.parent.exists()
     store = await Store.open(db_path)
     try:
-        assert db_path.exists()
-        assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+        assert file_mode(db_path) == 0o600
         row = await store.db.fetchone("PRAGMA journal_mode")
         assert row is not None and row[0] == "wal"
         row = await store.db.fetchone("PRAGMA foreign_keys")
@@ -428,7 +431,7 @@ async def test_backup_produces_a_readable_copy(store: Store, db_path: Path, tmp_
 
     await asyncio.to_thread(backup, db_path, target)  # while the store is open (WAL live)
 
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert file_mode(target) == 0o600
     with raw(target) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT prompt FROM turns WHERE id = ?", (turn_id,)).fetchone() == (

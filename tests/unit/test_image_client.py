@@ -1,0 +1,428 @@
+"""The image client, with the real OpenAI SDK against the local fake Responses API."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import pytest
+from PIL import Image
+
+from bot.core.errors import ErrorKind, GenerationError, PreviousResponseNotFound
+from bot.core.image_client import GenerationRequest, ImageClient, RetryPolicy, safety_identifier
+from bot.core.models import InputImage, Progress, Stage
+from bot.core.options import ImageOptions
+from tests.fakes.openai_server import FakeOpenAI, Fault, read_lineage
+from tests.unit.conftest import FAST_RETRY, MODEL
+
+# The fake has no minimum size (the bot's own validation does, and is not what is tested here).
+SMALL = ImageOptions(size="256x256", quality="low")
+USER = 123_456_789_012_345_678
+CUT_AFTER_PARTIAL = "response.image_generation_call.partial_image"
+
+
+def request(prompt: str = "a lighthouse at dusk", **kwargs: Any) -> GenerationRequest:
+    kwargs.setdefault("options", SMALL)
+    return GenerationRequest(prompt=prompt, **kwargs)
+
+
+def png(colour: str = "red", size: tuple[int, int] = (64, 64)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.progress: list[Progress] = []
+        self.response_ids: list[tuple[str, int | None]] = []
+
+    async def on_progress(self, progress: Progress) -> None:
+        self.progress.append(progress)
+
+    async def on_response_id(self, response_id: str, sequence: int | None) -> None:
+        self.response_ids.append((response_id, sequence))
+
+    @property
+    def stages(self) -> list[Stage]:
+        return [p.stage for p in self.progress]
+
+
+def retrieves(fake: FakeOpenAI) -> list[dict[str, str]]:
+    return [
+        r.query
+        for r in fake.requests
+        if r.method == "GET" and r.path.startswith("/v1/responses/")
+    ]
+
+
+@pytest.fixture
+async def slow_client(fake_openai: FakeOpenAI) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(
+        base_url=fake_openai.base_url, api_key="sk-test", max_retries=0, timeout=0.5
+    ) as client:
+        yield client
+
+
+# --------------------------------------------------------------------------- request shape
+
+
+def test_build_params_shape(image_client: ImageClient) -> None:
+    image = InputImage(png(), "image/png", "in.png")
+    options = ImageOptions(action="edit", size="1536x1024", quality="high", output_format="webp",
+                           compression=70, partial_images=2)
+    params = image_client.build_params(
+        GenerationRequest(
+            prompt="make it blue",
+            options=options,
+            previous_response_id="resp_parent",
+            input_images=[image],
+            context_text="This continues: 1. a cat",
+            user_id=USER,
+        )
+    )
+    assert params["model"] == MODEL
+    assert params["tools"] == [
+        {
+            "type": "image_generation",
+            "action": "edit",
+            "size": "1536x1024",
+            "quality": "high",
+            "output_format": "webp",
+            "output_compression": 70,
+            "partial_images": 2,
+        }
+    ]
+    assert params["tool_choice"] == {"type": "image_generation"}
+    assert params["store"] is True
+    assert params["background"] is True
+    assert params["previous_response_id"] == "resp_parent"
+    assert "stream" not in params
+
+    (message,) = params["input"]
+    assert message["role"] == "user"
+    content = message["content"]
+    assert [part["type"] for part in content] == ["input_text", "input_image", "input_text"]
+    assert content[0]["text"] == "This continues: 1. a cat"  # the context comes first
+    assert content[-1]["text"] == "make it blue"  # the prompt comes last
+    url = content[1]["image_url"]
+    assert url.startswith("data:image/png;base64,")
+    assert base64.b64decode(url.split(",", 1)[1]) == image.data
+
+    ident = params["safety_identifier"]
+    assert ident == safety_identifier(USER)
+    assert str(USER) not in ident
+    assert ident != safety_identifier(USER + 1)
+    assert 8 <= len(ident) <= 64
+
+
+def test_build_params_minimal_and_without_storage(openai_client: openai.AsyncOpenAI) -> None:
+    client = ImageClient(openai_client, model=MODEL, image_model="gpt-image-x", store=False)
+    params = client.build_params(
+        GenerationRequest(prompt="a cat", options=ImageOptions(), reference_ids=["ig_1"])
+    )
+    assert params["tools"] == [{"type": "image_generation", "model": "gpt-image-x"}]
+    assert params["store"] is False
+    assert "background" not in params  # background needs stored responses
+    assert "previous_response_id" not in params
+    assert "safety_identifier" not in params
+    assert params["input"] == [
+        {"type": "image_generation_call", "id": "ig_1"},
+        {"role": "user", "content": [{"type": "input_text", "text": "a cat"}]},
+    ]
+
+
+# --------------------------------------------------------------------------- happy paths
+
+
+async def test_generate_returns_images_usage_and_response_id(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    recorder = Recorder()
+    result = await image_client.generate(
+        request(user_id=USER), on_response_id=recorder.on_response_id
+    )
+
+    assert result.response_id is not None and result.response_id.startswith("resp_")
+    assert [rid for rid, _ in recorder.response_ids] == [result.response_id]
+    (image,) = result.images
+    assert image.call_id.startswith("ig_")
+    assert image.size == "256x256" and image.output_format == "png"
+    assert image.revised_prompt == "a lighthouse at dusk"
+    assert read_lineage(image.data) == ["a lighthouse at dusk"]
+    with Image.open(io.BytesIO(image.data)) as decoded:
+        assert decoded.format == "PNG" and decoded.size == (256, 256)
+    assert result.text is None and result.rerooted is False
+
+    stored = fake_openai.responses[result.response_id]
+    image_gen = stored["tool_usage"]["image_gen"]
+    assert result.usage.image_output == image_gen["output_tokens_details"]["image_tokens"] > 0
+    assert result.usage.image_input == image_gen["input_tokens_details"]["image_tokens"]
+    assert result.usage.text_input == (
+        stored["usage"]["input_tokens"] + image_gen["input_tokens_details"]["text_tokens"]
+    )
+    assert result.usage.text_output == stored["usage"]["output_tokens"]
+
+    (body,) = fake_openai.create_requests()
+    assert body["stream"] is True and body["background"] is True and body["store"] is True
+    assert body["safety_identifier"] == safety_identifier(USER)
+    assert fake_openai.generations == 1
+
+
+async def test_progress_stages_in_order(image_client: ImageClient) -> None:
+    recorder = Recorder()
+    options = ImageOptions(size="256x256", quality="low", partial_images=2)
+    result = await image_client.generate(
+        request(options=options), on_progress=recorder.on_progress
+    )
+    assert recorder.stages == [Stage.generating, Stage.partial, Stage.partial]
+    partials = [p for p in recorder.progress if p.stage is Stage.partial]
+    assert [p.partial_index for p in partials] == [0, 1]
+    for progress in partials:
+        assert progress.partial_image is not None
+        with Image.open(io.BytesIO(progress.partial_image)) as preview:
+            assert preview.size == (256, 256)
+    assert len(result.images) == 1
+
+
+async def test_chaining_with_previous_response_id(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    first = await image_client.generate(request("a red barn"))
+    second = await image_client.generate(
+        request("add snow on the roof", previous_response_id=first.response_id)
+    )
+    assert fake_openai.create_requests()[1]["previous_response_id"] == first.response_id
+    assert read_lineage(second.images[0].data) == ["a red barn", "add snow on the roof"]
+
+
+async def test_several_images_per_response(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.images_per_response = 3
+    result = await image_client.generate(request())
+    assert len(result.images) == 3
+    assert len({image.call_id for image in result.images}) == 3
+    assert all(read_lineage(image.data) == ["a lighthouse at dusk"] for image in result.images)
+
+
+async def test_text_only_answer(fake_openai: FakeOpenAI, image_client: ImageClient) -> None:
+    fake_openai.add_fault(Fault.text_only("I would rather describe it: a tall white tower."))
+    result = await image_client.generate(request())
+    assert result.images == ()
+    assert result.text == "I would rather describe it: a tall white tower."
+
+
+async def test_input_images_reach_the_api(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    image = InputImage(png("blue"), "image/png")
+    result = await image_client.generate(
+        request("make it green", input_images=[image], options=ImageOptions(
+            action="edit", size="256x256", quality="low"))
+    )
+    assert len(result.images) == 1
+    content = fake_openai.create_requests()[0]["input"][0]["content"]
+    assert content[0]["type"] == "input_image"
+    assert content[0]["image_url"] == f"data:image/png;base64,{base64.b64encode(image.data).decode()}"
+
+
+# --------------------------------------------------------------------------- retries
+
+
+async def test_rate_limit_is_retried(fake_openai: FakeOpenAI, image_client: ImageClient) -> None:
+    fake_openai.add_fault(Fault.rate_limit(retry_after=0.02))
+    recorder = Recorder()
+    result = await image_client.generate(request(), on_progress=recorder.on_progress)
+    assert len(result.images) == 1
+    assert len(fake_openai.create_requests()) == 2
+    retrying = [p for p in recorder.progress if p.stage is Stage.retrying]
+    assert len(retrying) == 1
+    assert retrying[0].attempt == 1
+    assert retrying[0].retry_in is not None and retrying[0].retry_in >= 0.02  # the server's hint
+    assert fake_openai.generations == 1
+
+
+async def test_server_error_is_retried(fake_openai: FakeOpenAI, image_client: ImageClient) -> None:
+    fake_openai.add_fault(Fault.server_error())
+    fake_openai.add_fault(Fault.server_error(503))
+    result = await image_client.generate(request())
+    assert len(result.images) == 1
+    assert len(fake_openai.create_requests()) == 3
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+async def test_retries_are_bounded(
+    fake_openai: FakeOpenAI, openai_client: openai.AsyncOpenAI, retries: int
+) -> None:
+    client = ImageClient(
+        openai_client, model=MODEL,
+        retry=RetryPolicy(max_attempts=retries, base_delay=0.01, max_delay=0.02),
+    )
+    for _ in range(10):
+        fake_openai.add_fault(Fault.server_error())
+    with pytest.raises(GenerationError) as excinfo:
+        await client.generate(request())
+    assert excinfo.value.kind is ErrorKind.server
+    # `max_attempts` counts the retries after the first attempt (RETRY_MAX_ATTEMPTS=0: no retry)
+    assert len(fake_openai.create_requests()) == 1 + retries
+
+
+async def test_insufficient_quota_is_not_retried(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.add_fault(Fault.insufficient_quota())
+    with pytest.raises(GenerationError) as excinfo:
+        await image_client.generate(request())
+    assert excinfo.value.kind is ErrorKind.quota
+    assert not excinfo.value.retryable
+    assert len(fake_openai.create_requests()) == 1
+
+
+async def test_bad_api_key_is_not_retried(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.add_fault(Fault.http(401, code="invalid_api_key", message="Incorrect API key"))
+    with pytest.raises(GenerationError) as excinfo:
+        await image_client.generate(request())
+    assert excinfo.value.kind is ErrorKind.auth
+    assert len(fake_openai.create_requests()) == 1
+
+
+@pytest.mark.parametrize("shape", ["http", "item", "response_failed"])
+async def test_moderation_is_classified_and_not_retried(
+    fake_openai: FakeOpenAI, image_client: ImageClient, shape: str
+) -> None:
+    fake_openai.add_fault(Fault.moderation(shape))  # type: ignore[arg-type]
+    with pytest.raises(GenerationError) as excinfo:
+        await image_client.generate(request())
+    assert excinfo.value.kind is ErrorKind.moderation
+    assert not excinfo.value.retryable
+    assert len(fake_openai.create_requests()) == 1
+    assert retrieves(fake_openai) == []
+    assert fake_openai.generations == 0
+
+
+async def test_unknown_previous_response(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    first = await image_client.generate(request("a boat"))
+    assert first.response_id is not None
+    fake_openai.forget(first.response_id)
+    with pytest.raises(PreviousResponseNotFound):
+        await image_client.generate(request("now at night", previous_response_id=first.response_id))
+    assert len(fake_openai.create_requests()) == 2  # not retried
+
+
+async def test_edit_without_an_image(fake_openai: FakeOpenAI, image_client: ImageClient) -> None:
+    options = ImageOptions(action="edit", size="256x256", quality="low")
+    with pytest.raises(GenerationError) as excinfo:
+        await image_client.generate(request("make it blue", options=options))
+    assert excinfo.value.kind is ErrorKind.edit_needs_image
+    assert len(fake_openai.create_requests()) == 1
+
+
+async def test_invalid_request_is_not_retried(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    with pytest.raises(GenerationError) as excinfo:
+        await image_client.generate(request(options=ImageOptions(size="1000x1000")))
+    assert excinfo.value.kind is ErrorKind.invalid_request
+    assert len(fake_openai.create_requests()) == 1
+
+
+# --------------------------------------------------------------------------- broken streams
+
+
+async def test_a_cut_background_stream_is_resumed_not_recreated(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.add_fault(Fault.cut_after(CUT_AFTER_PARTIAL))
+    recorder = Recorder()
+    options = ImageOptions(size="256x256", quality="low", partial_images=2)
+    result = await image_client.generate(
+        request("a windmill", options=options),
+        on_progress=recorder.on_progress,
+        on_response_id=recorder.on_response_id,
+    )
+
+    assert len(fake_openai.create_requests()) == 1
+    assert fake_openai.generations == 1
+    (image,) = result.images
+    assert read_lineage(image.data) == ["a windmill"]
+    assert [rid for rid, _ in recorder.response_ids] == [result.response_id]
+    (resumed,) = retrieves(fake_openai)
+    assert resumed["stream"] == "true"
+    assert int(resumed["starting_after"]) >= 1  # picked up after what had arrived
+    # the first partial came before the cut, the second after the resume; none twice
+    partials = [p.partial_index for p in recorder.progress if p.stage is Stage.partial]
+    assert partials == [0, 1]
+    assert Stage.retrying in recorder.stages
+
+
+@pytest.mark.parametrize("store", [False, True])
+async def test_a_cut_foreground_stream_is_not_recreated(
+    fake_openai: FakeOpenAI, openai_client: openai.AsyncOpenAI, store: bool
+) -> None:
+    client = ImageClient(openai_client, model=MODEL, store=store, background=False,
+                         retry=FAST_RETRY)
+    fake_openai.add_fault(Fault.cut_after(CUT_AFTER_PARTIAL))
+    options = ImageOptions(size="256x256", quality="low", partial_images=1)
+    with pytest.raises(GenerationError) as excinfo:
+        await client.generate(request(options=options))
+    assert excinfo.value.kind is ErrorKind.connection
+    bodies = fake_openai.create_requests()
+    assert len(bodies) == 1  # a second create would generate (and bill) again
+    assert bodies[0]["store"] is store and "background" not in bodies[0]
+    assert retrieves(fake_openai) == []
+
+
+async def test_a_hanging_request_times_out(
+    fake_openai: FakeOpenAI, slow_client: openai.AsyncOpenAI
+) -> None:
+    client = ImageClient(
+        slow_client, model=MODEL, retry=RetryPolicy(max_attempts=1, base_delay=0.01, max_delay=0.02)
+    )
+    fake_openai.add_fault(Fault.hang(5))
+    fake_openai.add_fault(Fault.hang(5))
+    with pytest.raises(GenerationError) as excinfo:
+        await client.generate(request())
+    assert excinfo.value.kind is ErrorKind.timeout
+    assert len(fake_openai.create_requests()) == 2
+    assert fake_openai.generations == 0
+
+
+async def test_a_hang_once_then_success(
+    fake_openai: FakeOpenAI, slow_client: openai.AsyncOpenAI
+) -> None:
+    client = ImageClient(slow_client, model=MODEL, retry=FAST_RETRY)
+    fake_openai.add_fault(Fault.hang(5))
+    result = await client.generate(request())
+    assert len(result.images) == 1
+    assert len(fake_openai.create_requests()) == 2
+
+
+async def test_resume_a_background_response_by_id(
+    fake_openai: FakeOpenAI, openai_client: openai.AsyncOpenAI, image_client: ImageClient
+) -> None:
+    # started earlier (e.g. before a restart) without reading its stream
+    started = await openai_client.responses.create(
+        **image_client.build_params(request("a castle")), stream=False
+    )
+    result = await image_client.resume(started.id, None)
+    assert result.response_id == started.id
+    assert read_lineage(result.images[0].data) == ["a castle"]
+    assert fake_openai.generations == 1
+    assert len(fake_openai.create_requests()) == 1
+
+
+async def test_no_response_id_is_returned_without_storage(
+    fake_openai: FakeOpenAI, openai_client: openai.AsyncOpenAI
+) -> None:
+    client = ImageClient(openai_client, model=MODEL, store=False, retry=FAST_RETRY)
+    result = await client.generate(request())
+    assert result.response_id is None  # nothing to chain from: the API did not keep it
+    assert len(result.images) == 1

@@ -1,0 +1,187 @@
+"""Pillow work: checking attachments, fitting the upload limit, previews."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.imaging import MAX_INPUT_EDGE, fit_to_limit, inspect_input, make_preview
+
+
+def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **params)
+    return out.getvalue()
+
+
+def noise(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
+    return Image.frombytes(mode, size, os.urandom(size[0] * size[1] * len(mode)))
+
+
+def opened(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def problem(excinfo: pytest.ExceptionInfo[UserFacingError]) -> str:
+    assert excinfo.value.kind is ErrorKind.bad_attachment
+    return excinfo.value.params["problem"]
+
+
+@pytest.fixture(scope="module")
+def noisy_png() -> bytes:
+    """2048x2048 of random pixels: about 12 MB as PNG, and JPEG cannot squeeze it much either."""
+    return encode(noise((2048, 2048)), "PNG", compress_level=1)
+
+
+# --------------------------------------------------------------------------- inspect_input
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")]
+)
+def test_common_formats_are_accepted_unchanged(fmt: str, mime: str) -> None:
+    data = encode(noise((64, 48)), fmt)
+    image = inspect_input(data, f"photo.{fmt.lower()}")
+    assert image.data == data  # not re-encoded
+    assert image.mime == mime
+    assert image.filename == f"photo.{fmt.lower()}"
+
+
+def test_a_png_with_alpha_is_accepted() -> None:
+    data = encode(noise((32, 32), "RGBA"), "PNG")
+    assert inspect_input(data, "a.png").mime == "image/png"
+
+
+def test_bmp_is_converted_to_png() -> None:
+    original = noise((40, 30))
+    data = encode(original, "BMP")
+    image = inspect_input(data, "scan.bmp")
+    assert image.mime == "image/png"
+    assert image.data.startswith(b"\x89PNG\r\n\x1a\n")
+    converted = opened(image.data)
+    assert converted.format == "PNG" and converted.size == (40, 30)
+    assert converted.convert("RGB").tobytes() == original.tobytes()  # lossless
+
+
+def test_a_still_gif_is_converted_to_png() -> None:
+    data = encode(Image.new("P", (20, 20), 3), "GIF")
+    image = inspect_input(data, "still.gif")
+    assert image.mime == "image/png"
+    assert opened(image.data).format == "PNG"
+
+
+def test_a_transparent_gif_keeps_its_transparency() -> None:
+    source = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
+    source.paste((0, 255, 0, 255), (0, 0, 4, 8))
+    image = inspect_input(encode(source, "GIF"), "sticker.gif")
+    converted = opened(image.data).convert("RGBA")
+    assert converted.getpixel((1, 1)) == (0, 255, 0, 255)
+    assert converted.getpixel((6, 6))[3] == 0  # still see-through, not a solid colour
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"hello, this is a text file\n" * 20, b"%PDF-1.7\n" + b"\x00" * 200,
+     b"\x89PNG\r\n\x1a\n" + b"garbage" * 10],
+)
+def test_something_that_is_not_an_image_is_refused(data: bytes) -> None:
+    with pytest.raises(UserFacingError) as excinfo:
+        inspect_input(data, "notes.png")
+    assert problem(excinfo) == "not_image"
+    assert excinfo.value.params["name"] == "notes.png"
+
+
+def test_a_truncated_png_is_refused() -> None:
+    data = encode(noise((128, 128)), "PNG")
+    with pytest.raises(UserFacingError) as excinfo:
+        inspect_input(data[: len(data) // 2], "cut.png")
+    assert problem(excinfo) == "not_image"
+
+
+def test_an_animated_gif_is_refused() -> None:
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "green", "blue")]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+    assert getattr(opened(data), "n_frames", 1) == 3
+    with pytest.raises(UserFacingError) as excinfo:
+        inspect_input(data, "dance.gif")
+    assert problem(excinfo) == "animated"
+
+
+def test_a_decompression_bomb_is_refused() -> None:
+    # 100 megapixels that compress to a few kilobytes
+    data = encode(Image.new("1", (10_000, 10_000)), "PNG", optimize=True)
+    assert len(data) < 100_000
+    with pytest.raises(UserFacingError) as excinfo:
+        inspect_input(data, "bomb.png")
+    assert problem(excinfo) == "too_large_pixels"
+
+
+def test_an_overlong_edge_is_refused() -> None:
+    data = encode(Image.new("L", (MAX_INPUT_EDGE + 16, 16)), "PNG")
+    with pytest.raises(UserFacingError) as excinfo:
+        inspect_input(data, "banner.png")
+    assert problem(excinfo) == "too_large_pixels"
+
+
+# --------------------------------------------------------------------------- fit_to_limit
+
+
+@pytest.mark.parametrize(("fmt", "ext"), [("png", "png"), ("jpeg", "jpg"), ("webp", "webp")])
+def test_an_image_that_fits_is_returned_as_is(fmt: str, ext: str) -> None:
+    data = encode(noise((64, 64)), fmt.upper())
+    fitted = fit_to_limit(data, fmt, len(data))
+    assert fitted.data is data
+    assert fitted.extension == ext
+    assert fitted.reencoded is False
+
+
+def test_a_big_png_is_reencoded_under_the_limit(noisy_png: bytes) -> None:
+    limit = 300_000
+    assert len(noisy_png) > 10 * limit
+    fitted = fit_to_limit(noisy_png, "png", limit)
+    assert fitted.reencoded is True
+    assert len(fitted.data) <= limit
+    assert fitted.extension == "jpg"  # opaque: JPEG
+    result = opened(fitted.data)
+    assert result.format == "JPEG"
+    assert fitted.size == result.size
+    assert result.width == result.height and 256 <= result.width <= 2048  # scaled, same shape
+
+
+def test_a_big_transparent_png_is_reencoded_as_webp() -> None:
+    data = encode(noise((512, 512), "RGBA"), "PNG", compress_level=1)
+    fitted = fit_to_limit(data, "png", 200_000)
+    assert fitted.reencoded is True and fitted.extension == "webp"
+    assert len(fitted.data) <= 200_000
+    result = opened(fitted.data)
+    assert result.format == "WEBP" and "A" in result.getbands()
+
+
+def test_an_impossible_limit_fails_cleanly() -> None:
+    data = encode(noise((256, 256)), "PNG")
+    with pytest.raises(UserFacingError) as excinfo:
+        fit_to_limit(data, "png", 100)
+    assert excinfo.value.kind is ErrorKind.upload_failed
+
+
+# --------------------------------------------------------------------------- previews
+
+
+def test_make_preview_is_a_small_jpeg() -> None:
+    preview = make_preview(encode(noise((1536, 1024)), "PNG", compress_level=1))
+    image = opened(preview)
+    assert image.format == "JPEG"
+    assert max(image.size) <= 512
+    assert image.size == (512, 341)  # aspect ratio kept
+
+
+def test_make_preview_handles_transparency_and_small_images() -> None:
+    image = opened(make_preview(encode(noise((100, 80), "RGBA"), "PNG")))
+    assert image.format == "JPEG" and image.mode == "RGB"
+    assert image.size == (100, 80)  # never enlarged
