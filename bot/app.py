@@ -21,6 +21,7 @@ from bot.core.errors import UserFacingError
 from bot.core.image_client import ImageClient, RetryPolicy
 from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings
+from bot.metrics import Metrics, MetricsServer
 from bot.store.repositories import Store
 from bot.ui.attachments import AttachmentReader
 from bot.ui.buttons import TurnButton
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.exts.imagine", "bot.exts.settings", "bot.exts.usage")
 COMMANDS_HASH_KEY = "commands_hash"
+# Commands that start or continue a generation: the server's access rules are checked before
+# they act (before /imagine opens a thread), so such a refusal is private and leaves no thread.
+GENERATION_COMMANDS = frozenset({"imagine", "refine"})
 
 
 def apply_discord_endpoints(settings: Settings) -> None:
@@ -48,6 +52,34 @@ def intents_for(settings: Settings) -> discord.Intents:
     return intents
 
 
+class ImagineTree(app_commands.CommandTree):
+    """The command tree, with the server's access policy checked before generation commands."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if (
+            interaction.type is not discord.InteractionType.application_command
+            or interaction.guild_id is None
+            or (interaction.data or {}).get("name") not in GENERATION_COMMANDS
+        ):
+            return True
+        from bot.exts.imagine import actor_of
+
+        service: ConversationService = interaction.client.service  # type: ignore[attr-defined]
+        try:
+            policy = await service.policy_for(interaction.guild_id)
+            policy.check_access(actor_of(interaction.user, interaction.channel))
+        except UserFacingError as error:
+            try:
+                await interaction.response.send_message(
+                    error_text(error, str(interaction.locale)), ephemeral=True
+                )
+            except discord.HTTPException as exc:
+                log.info("Could not tell %s about %s: %s", interaction.user.id, error.kind.name,
+                         exc)
+            return False
+        return True
+
+
 class ImagineBot(commands.AutoShardedBot):
     """The Discord client. Everything it needs is built in `setup_hook` from `settings`."""
 
@@ -56,6 +88,7 @@ class ImagineBot(commands.AutoShardedBot):
     openai: AsyncOpenAI
     presenter: DiscordPresenter
     attachments: AttachmentReader
+    metrics_server: MetricsServer | None = None
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(
@@ -64,6 +97,7 @@ class ImagineBot(commands.AutoShardedBot):
             shard_count=settings.shard_count,
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            tree_cls=ImagineTree,
             **kwargs,
         )
         self.settings = settings
@@ -116,6 +150,14 @@ class ImagineBot(commands.AutoShardedBot):
             per_user_concurrent=s.per_user_concurrent,
             per_user_queued=s.per_user_queued,
         )
+        if s.metrics_port is not None:
+            metrics = Metrics(queued=lambda: self.service.scheduler.queued,
+                              running=lambda: self.service.scheduler.running)
+            self.service.listeners.append(metrics)
+            self.metrics_server = MetricsServer(
+                metrics, host=s.metrics_host, port=s.metrics_port, ready=self.is_ready
+            )
+            await self.metrics_server.start()
         self.presenter = DiscordPresenter(self, edit_interval=s.progress_edit_interval)
         self.service.presenter = self.presenter
         extra_hosts = set()
@@ -177,6 +219,8 @@ class ImagineBot(commands.AutoShardedBot):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         original = getattr(error, "original", error)
+        if isinstance(error, app_commands.CheckFailure) and interaction.response.is_done():
+            return  # the check has already told the user why
         if isinstance(original, UserFacingError):
             text = error_text(original, str(interaction.locale))
         else:
@@ -206,6 +250,8 @@ class ImagineBot(commands.AutoShardedBot):
         presenter = getattr(self, "presenter", None)
         if presenter is not None:
             await presenter.tasks.cancel_all()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         await super().close()
         if getattr(self, "openai", None) is not None:
             await self.openai.close()
