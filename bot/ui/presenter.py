@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 QUEUED_EDIT_INTERVAL = 5.0
 TICK_INTERVAL = 10.0
+FLUSH_NAP = 0.25
 MAX_FILES = 10
 NO_MENTIONS = discord.AllowedMentions.none()
 RETRYABLE_FAILURES = {
@@ -155,7 +156,9 @@ class DiscordPresenter:
         while live.pending is not None and not live.closed:
             wait = live.last_edit + self._interval(live.pending) - time.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)
+                # short naps: a turn that starts while its queue position waits is shown at once
+                await asyncio.sleep(min(wait, FLUSH_NAP))
+                continue
             async with live.lock:
                 progress, live.pending = live.pending, None
                 if progress is None or live.closed:
