@@ -391,6 +391,9 @@ class ConversationService:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
+            latest = await self.store.turns.get(turn.id)
+            if latest is not None and latest.response_id and self.images.background:
+                await self.images.cancel(latest.response_id)  # stop paying for it
             await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
         except UserFacingError as error:
             await self._fail(turn, error)

@@ -279,8 +279,8 @@ class ImageClient:
                     raise GenerationError(ErrorKind.connection, retryable=True, detail="stream ended early")
                 return self._result(state)
             except asyncio.CancelledError:
-                if state.response_id and self.background:
-                    await asyncio.shield(self.cancel(state.response_id))
+                # Not cancelled server-side here: a shutdown leaves the background response
+                # running so the next start resumes it; a user's cancel calls `cancel()`.
                 raise
             except (openai.OpenAIError, GenerationError) as exc:
                 error = exc if isinstance(exc, GenerationError) else classify(exc)

@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.app_commands import Choice, locale_str
 from discord.ext import commands
 
+from bot.core.conversations import Ticket, clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import InputImage, Turn, TurnKind, TurnRequest
 from bot.core.options import SIZE_PRESETS, ImageOptions, parse_size
@@ -161,6 +162,8 @@ class Imagine(commands.Cog):
                 action=action, size=size, quality=quality, background=background, format=format,
                 compression=compression, moderation=moderation, previews=previews,
             )
+            # before a thread is opened: a blank or over-long prompt is refused privately
+            clean_prompt(prompt, max_chars=self.service.max_prompt_chars)
             attachments = [a for a in (image, image2, image3) if a is not None]
             for attachment in attachments:
                 self.bot.attachments._check(attachment)
@@ -169,17 +172,25 @@ class Imagine(commands.Cog):
             return
         await interaction.response.defer(thinking=True)
         self.bot.presenter.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
+        ticket: Ticket | None = None
         try:
             inputs = await self.bot.attachments.read(attachments)
-            conversation_id = await self._open_conversation(interaction, prompt)
+            conversation_id, ticket = await self._open_conversation(interaction, prompt)
             await self._submit(
-                interaction, TurnKind.root, prompt, options, inputs, conversation_id
+                interaction, TurnKind.root, prompt, options, inputs, conversation_id,
+                ticket=ticket,
             )
         except UserFacingError as error:
             await self._show_start_error(interaction, error)
+        finally:
+            if ticket is not None:
+                ticket.done()
 
-    async def _open_conversation(self, interaction: discord.Interaction, prompt: str) -> int:
-        """Find or create the thread (or DM) that holds the conversation; return its id."""
+    async def _open_conversation(
+        self, interaction: discord.Interaction, prompt: str
+    ) -> tuple[int, Ticket | None]:
+        """Find or create the thread (or DM) that holds the conversation; return its id (and,
+        for a new thread, this first turn's place in the thread's line)."""
         channel = interaction.channel
         user = interaction.user
         guild_id = interaction.guild_id
@@ -190,7 +201,7 @@ class Imagine(commands.Cog):
                 channel.id, guild_id=None, parent_channel_id=None, owner_id=user.id
             )
             await interaction.edit_original_response(content=quote(prompt))
-            return channel.id
+            return channel.id, None
         if isinstance(channel, discord.Thread):
             known = await self.service.conversation(channel.id)
             if known is None:
@@ -199,8 +210,9 @@ class Imagine(commands.Cog):
                     owner_id=user.id,
                 )
             await interaction.edit_original_response(content=quote(prompt))
-            return channel.id
+            return channel.id, None
         self._check_parent_channel(channel)
+        ticket: Ticket | None = None
         try:
             if isinstance(channel, discord.ForumChannel):
                 created = await channel.create_thread(
@@ -210,11 +222,22 @@ class Imagine(commands.Cog):
                 thread = created.thread
             else:
                 original = await interaction.original_response()
+                # The thread takes the id of the message it starts from: record the conversation
+                # and take this turn's place in line first, so that a reply posted the moment the
+                # thread appears is neither ignored nor run before this first turn.
+                ticket = self.service.turnstile.ticket(original.id)
+                await self.service.open_conversation(
+                    original.id, guild_id=guild_id, parent_channel_id=channel.id, owner_id=user.id
+                )
                 thread = await channel.create_thread(  # type: ignore[union-attr]
                     name=thread_name(prompt), message=original, auto_archive_duration=1440,
                 )
-        except discord.Forbidden:
-            raise UserFacingError(ErrorKind.missing_permissions) from None
+        except BaseException as exc:
+            if ticket is not None:
+                ticket.done()
+            if isinstance(exc, discord.Forbidden):
+                raise UserFacingError(ErrorKind.missing_permissions) from None
+            raise
         await self.service.open_conversation(
             thread.id, guild_id=guild_id, parent_channel_id=channel.id, owner_id=user.id
         )
@@ -224,7 +247,7 @@ class Imagine(commands.Cog):
         )
         if not self.bot.intents.message_content:
             await thread.send(t("thread.hint_no_content", str(interaction.guild_locale)))
-        return thread.id
+        return thread.id, ticket
 
     def _check_parent_channel(self, channel: Any) -> None:
         if not isinstance(channel, discord.TextChannel | discord.ForumChannel):
@@ -246,6 +269,8 @@ class Imagine(commands.Cog):
         inputs: list[InputImage],
         conversation_id: int,
         parent_turn_id: int | None = None,
+        *,
+        ticket: Ticket | None = None,
     ) -> Turn:
         request = TurnRequest(
             kind=kind,
@@ -258,7 +283,7 @@ class Imagine(commands.Cog):
             input_images=inputs,
             locale=str(interaction.locale),
         )
-        async with self.service.turnstile.ticket(conversation_id):
+        async with ticket or self.service.turnstile.ticket(conversation_id):
             return await self.service.submit(request, actor_of(interaction.user, interaction.channel))
 
     # ------------------------------------------------------------------ /refine

@@ -225,6 +225,7 @@ def root_page(path: Path, table: str) -> int:
         # the check runs and reports what is wrong
         ("bad-free-block", "(?s)failed its integrity check: .*free space corruption"),
     ],
+    ids=["scribbled-pages", "bad-free-block"],
 )
 async def test_integrity_check_refuses_a_damaged_file(
     tmp_path: Path, damage: str, message: str

@@ -1,0 +1,544 @@
+"""Issue #6 "Never lose a turn": faults of OpenAI, Discord, the database and the process itself,
+each injected through the fakes while the real bot runs. Every test checks what users see (the
+thread), what the store recorded, and how many generations were paid for."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import (
+    BotRunner,
+    bot_texts,
+    image_attachments,
+    results,
+    running,
+    start_conversation,
+    wait_results,
+)
+from tests.fakes.discord_server import FakeDiscord, FakeMessage
+from tests.fakes.openai_server import Fault, read_lineage
+
+MODERATION_TEXT = "safety system blocked this request"
+QUOTA_TEXT = "Image generation is unavailable right now"
+TIMEOUT_TEXT = "took too long to answer"
+
+
+# ---------------------------------------------------------------------------------- helpers
+def turn_rows(db_path: Path) -> list[dict[str, Any]]:
+    """Every turn as the bot stored it (read with a separate connection, as an operator would)."""
+    conn = sqlite3.connect(db_path, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM turns ORDER BY id")]
+    finally:
+        conn.close()
+
+
+async def wait_turns(fake: FakeDiscord, db_path: Path, predicate, what: str,
+                     timeout: float = 15.0) -> list[dict[str, Any]]:
+    """Poll the store until `predicate(rows)` holds; returns the rows."""
+    return await fake.wait_for(
+        lambda: (rows if predicate(rows := turn_rows(db_path)) else None), timeout, what=what
+    )
+
+
+async def wait_terminal(fake: FakeDiscord, db_path: Path, count: int,
+                        timeout: float = 15.0) -> list[dict[str, Any]]:
+    return await wait_turns(
+        fake, db_path,
+        lambda rows: len(rows) >= count
+        and all(r["status"] in ("done", "failed", "cancelled") for r in rows),
+        f"{count} turn(s) in a terminal state", timeout,
+    )
+
+
+async def wait_response_recorded(fake: FakeDiscord, db_path: Path, turn_index: int = 0,
+                                 timeout: float = 10.0) -> str:
+    """Wait until the bot has stored the response id of a turn (response.created arrived)."""
+    rows = await wait_turns(
+        fake, db_path,
+        lambda rows: len(rows) > turn_index and rows[turn_index]["response_id"] is not None,
+        "the response id to be recorded", timeout,
+    )
+    return rows[turn_index]["response_id"]
+
+
+def versions(message: FakeMessage) -> list[str]:
+    """Every content a message has shown, oldest first (edits included)."""
+    return [v.content for v in message.edits] + [message.content]
+
+
+def bot_messages(fake: FakeDiscord, channel_id: int) -> list[FakeMessage]:
+    bot_id = int(fake.bot_user["id"])
+    return [m for m in fake.messages(channel_id) if not m.deleted and m.author_id == bot_id]
+
+
+async def settle(seconds: float = 0.3) -> None:
+    """Give a wrongly repeated delivery time to show up before counting."""
+    await asyncio.sleep(seconds)
+
+
+async def still_serving(fake: FakeDiscord, prompt: str = "a lighthouse at dawn") -> None:
+    """Another user starts another conversation and gets an image."""
+    other = fake.add_user(f"other-{time.monotonic_ns()}")
+    thread_id = await start_conversation(fake, other, prompt)
+    await wait_results(fake, thread_id, 1)
+
+
+# ---------------------------------------------------------------------------------- OpenAI
+async def test_rate_limited_twice_then_succeeds(discord_fake, openai_fake, make_settings):
+    settings = make_settings(progress_edit_interval=0.0)
+    openai_fake.add_fault(Fault.rate_limit(retry_after=0.3))
+    openai_fake.add_fault(Fault.rate_limit(retry_after=0.3))
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a fox under the aurora")
+        [result] = await wait_results(discord_fake, thread_id, 1)
+        await settle()
+        assert len(results(discord_fake, thread_id)) == 1
+
+    assert len(openai_fake.create_requests()) == 3
+    assert openai_fake.generations == 1
+    shown = versions(result)
+    assert any("retrying" in text for text in shown), shown
+    assert "(attempt 2)" in "\n".join(shown)
+    assert read_lineage(image_attachments(result)[0].data) == ["a fox under the aurora"]
+    [row] = turn_rows(settings.database_path)
+    assert row["status"] == "done" and row["error_kind"] is None
+
+
+async def test_server_error_then_succeeds(discord_fake, openai_fake, make_settings):
+    settings = make_settings()
+    openai_fake.add_fault(Fault.server_error(500))
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a teapot in space")
+        await wait_results(discord_fake, thread_id, 1)
+        await settle()
+        assert len(results(discord_fake, thread_id)) == 1
+    assert len(openai_fake.create_requests()) == 2
+    assert openai_fake.generations == 1
+    [row] = turn_rows(settings.database_path)
+    assert row["status"] == "done"
+
+
+async def test_hung_request_times_out_and_is_retried(discord_fake, openai_fake, make_settings):
+    settings = make_settings(request_timeout_seconds=0.5)
+    openai_fake.add_fault(Fault.hang(5.0))
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a slow snail")
+        await wait_results(discord_fake, thread_id, 1)
+        await settle()
+        assert len(results(discord_fake, thread_id)) == 1
+    assert len(openai_fake.create_requests()) == 2
+    # the hung request never became a generation: the client had gone when the pause ended
+    assert openai_fake.generations == 1
+    assert [r["status"] for r in turn_rows(settings.database_path)] == ["done"]
+
+
+async def test_hung_request_without_retries_says_timeout(discord_fake, openai_fake, make_settings):
+    settings = make_settings(request_timeout_seconds=0.5, retry_max_attempts=0)
+    openai_fake.add_fault(Fault.hang(5.0))
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a slow snail")
+        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        await discord_fake.wait_for(
+            lambda: any(TIMEOUT_TEXT in t for t in bot_texts(discord_fake, thread_id)), 5,
+            what="the timeout message",
+        )
+        await still_serving(discord_fake)
+    assert row["status"] == "failed" and row["error_kind"] == "timeout"
+    assert results(discord_fake, thread_id) == []
+    assert len(openai_fake.create_requests()) == 2  # the hung one, then the other user's
+
+
+@pytest.mark.parametrize(
+    ("event_type", "previews"),
+    [
+        ("response.created", 0),
+        ("response.image_generation_call.partial_image", 2),
+    ],
+    ids=["after-created", "after-partial-image"],
+)
+async def test_cut_stream_resumes_the_same_generation(
+    discord_fake, openai_fake, make_settings, event_type, previews
+):
+    settings = make_settings(default_partial_images=previews)
+    openai_fake.latency = 0.3
+    openai_fake.add_fault(Fault.cut_after(event_type))
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a paper boat on a river")
+        [result] = await wait_results(discord_fake, thread_id, 1)
+        await settle()
+        assert len(results(discord_fake, thread_id)) == 1
+
+    assert len(openai_fake.create_requests()) == 1
+    assert openai_fake.generations == 1
+    [row] = turn_rows(settings.database_path)
+    assert row["status"] == "done"
+    resumes = [
+        r for r in openai_fake.requests
+        if r.method == "GET" and r.path == f"/v1/responses/{row['response_id']}"
+        and r.query.get("stream") == "true"
+    ]
+    assert len(resumes) >= 1
+    assert int(resumes[0].query["starting_after"]) >= 0
+    assert read_lineage(image_attachments(result)[0].data) == ["a paper boat on a river"]
+
+
+@pytest.mark.parametrize("shape", ["http", "item", "response_failed"])
+async def test_moderation_block_is_shown_and_not_retried(
+    discord_fake, openai_fake, make_settings, shape
+):
+    settings = make_settings()
+    openai_fake.add_fault(Fault.moderation(shape))
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "something forbidden")
+        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        await discord_fake.wait_for(
+            lambda: any(MODERATION_TEXT in t for t in bot_texts(discord_fake, thread_id)), 5,
+            what="the moderation message in the thread",
+        )
+        await settle()
+    assert row["status"] == "failed"
+    assert row["error_kind"] == "moderation"
+    assert len(openai_fake.create_requests()) == 1
+    assert openai_fake.generations == 0
+    assert results(discord_fake, thread_id) == []
+    # the failure replaced the progress message: one bot message, no retry button
+    [shown] = [m for m in bot_messages(discord_fake, thread_id) if MODERATION_TEXT in m.content]
+    assert not any("retry" in str(c).lower() for c in shown.components)
+
+
+async def test_forgotten_parent_response_rebuilds_the_chain(
+    discord_fake, openai_fake, make_settings
+):
+    settings = make_settings()
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a castle on a hill")
+        await wait_results(discord_fake, thread_id, 1)
+        head = turn_rows(settings.database_path)[0]["response_id"]
+        openai_fake.forget(head)  # expired or deleted on OpenAI's side
+        await discord_fake.say(alice, thread_id, "add a dragon")
+        results_ = await wait_results(discord_fake, thread_id, 2)
+
+    requests = openai_fake.create_requests()
+    assert len(requests) == 3
+    assert requests[1]["previous_response_id"] == head  # tried the chain first
+    rebuilt = requests[2]
+    assert "previous_response_id" not in rebuilt
+    parts = [p for item in rebuilt["input"] if item.get("role") == "user" for p in item["content"]]
+    assert any(p["type"] == "input_image" for p in parts)
+    assert any("a castle on a hill" in p.get("text", "") for p in parts)
+    rows = turn_rows(settings.database_path)
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert rows[1]["rerooted"] == 1
+    assert rows[1]["response_id"] not in (None, head)
+    assert read_lineage(image_attachments(results_[1])[0].data) == [
+        "a castle on a hill", "add a dragon",
+    ]
+    assert "chain rebuilt" in results_[1].content
+
+
+async def test_insufficient_quota_tells_users_and_operators(
+    discord_fake, openai_fake, make_settings, caplog
+):
+    caplog.set_level(logging.INFO)
+    settings = make_settings()
+    openai_fake.add_fault(Fault.insufficient_quota())
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a golden coin")
+        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        await discord_fake.wait_for(
+            lambda: any(QUOTA_TEXT in t for t in bot_texts(discord_fake, thread_id)), 5,
+            what="the quota message",
+        )
+    assert row["status"] == "failed" and row["error_kind"] == "quota"
+    assert len(openai_fake.create_requests()) == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("quota" in r.getMessage().lower() for r in errors), [r.getMessage() for r in errors]
+
+
+# ---------------------------------------------------------------------------------- Discord
+@pytest.mark.parametrize(
+    ("status", "progress_deleted"),
+    [(429, False), (429, True), (503, False), (503, True), (500, False)],
+    ids=["429-edit", "429-post", "503-edit", "503-post", "500-edit"],
+)
+async def test_discord_refuses_the_upload_once(
+    discord_fake, openai_fake, make_settings, status, progress_deleted
+):
+    """The result upload (an edit of the progress message, or a new message when the progress
+    message is gone) meets a 429 / 5xx once; the result still arrives, once."""
+    settings = make_settings(default_partial_images=0, progress_edit_interval=0.0)
+    openai_fake.latency = 0.8
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a lantern in fog")
+        await wait_response_recorded(discord_fake, settings.database_path)
+        await asyncio.sleep(0.3)  # past the progress edits; the next write is the upload
+        progress_id = turn_rows(settings.database_path)[0]["progress_message_id"]
+        if progress_deleted:
+            await discord_fake.delete_message(thread_id, progress_id)
+            method, path = "POST", rf"/channels/{thread_id}/messages$"
+        else:
+            method, path = "PATCH", rf"/channels/{thread_id}/messages/{progress_id}$"
+        discord_fake.fail_next(method, path, status, retry_after=0.1 if status == 429 else None)
+        [result] = await wait_results(discord_fake, thread_id, 1, timeout=20)
+        await settle()
+        assert len(results(discord_fake, thread_id)) == 1
+
+    uploads = [
+        r for r in discord_fake.request_log
+        if r.method == method and r.files and f"/channels/{thread_id}/messages" in r.path
+    ]
+    assert [r.status for r in uploads][:2] == [status, 200], [(r.path, r.status) for r in uploads]
+    assert len([r for r in uploads if r.status == 200]) == 1
+    [row] = turn_rows(settings.database_path)
+    assert row["status"] == "done"
+    assert result.id in json.loads(row["message_ids"])
+    assert (result.id == progress_id) is (not progress_deleted)
+    assert openai_fake.generations == 1
+
+
+async def test_gateway_drop_mid_generation(discord_fake, openai_fake, make_settings):
+    """The gateway goes away while a turn runs and a reply is sent while the bot is offline:
+    the running turn is delivered once, and the missed reply (replayed on RESUME) runs once."""
+    settings = make_settings()
+    openai_fake.latency = 1.0
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a kite over the dunes")
+        await wait_response_recorded(discord_fake, settings.database_path)
+        await discord_fake.drop_gateway(resume=True, hold=True)
+        await discord_fake.say(alice, thread_id, "make the kite red")
+        await asyncio.sleep(0.2)
+        discord_fake.release_gateway()
+        await wait_results(discord_fake, thread_id, 2, timeout=20)
+        await settle(0.5)
+        assert len(results(discord_fake, thread_id)) == 2
+    assert discord_fake.gateway.resumed_count >= 1  # the session was resumed, not replaced
+    rows = turn_rows(settings.database_path)
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert len(openai_fake.create_requests()) == 2
+    assert openai_fake.generations == 2
+    last = results(discord_fake, thread_id)[-1]
+    assert read_lineage(image_attachments(last)[0].data) == [
+        "a kite over the dunes", "make the kite red",
+    ]
+
+
+async def test_thread_deleted_mid_generation(discord_fake, openai_fake, make_settings):
+    settings = make_settings()
+    openai_fake.latency = 0.8
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a sandcastle")
+        await wait_response_recorded(discord_fake, settings.database_path)
+        await discord_fake.delete_channel(thread_id)
+        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        openai_fake.latency = 0.0
+        await still_serving(discord_fake)
+    assert row["status"] == "failed"
+    assert (row["error_detail"] or "").startswith("orphaned"), row["error_detail"]
+    assert results(discord_fake, thread_id) == []
+    assert openai_fake.generations == 2  # the orphaned one was paid for once, not retried
+
+
+async def test_expired_interaction_token_does_not_matter(discord_fake, openai_fake, make_settings):
+    """The result arrives after the /imagine token expired: the bot posts with its own channel
+    messages, never through the interaction webhook."""
+    settings = make_settings()
+    discord_fake.token_lifetime = 0.6
+    openai_fake.latency = 1.2
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        before = set(discord_fake.interactions)
+        thread_id = await start_conversation(discord_fake, alice, "an hourglass")
+        [result] = await wait_results(discord_fake, thread_id, 1)
+        [inter_id] = set(discord_fake.interactions) - before
+        inter = discord_fake.interactions[inter_id]
+        assert time.monotonic() - inter.created_mono > discord_fake.token_lifetime
+        await settle()
+    assert inter.errors == []  # nothing was sent through the expired token
+    assert result.webhook_id is None
+    assert result.author_id == int(discord_fake.bot_user["id"])
+    assert [r["status"] for r in turn_rows(settings.database_path)] == ["done"]
+
+
+# ---------------------------------------------------------------------------------- the store
+async def test_database_briefly_locked_while_a_turn_finishes(
+    discord_fake, openai_fake, make_settings
+):
+    """Another connection (a backup, an operator's sqlite3 shell) holds the write lock while a
+    turn finishes: the turn's bookkeeping waits for it (busy timeout) and nothing is lost."""
+    settings = make_settings()
+    openai_fake.latency = 0.6
+    alice = discord_fake.add_user("alice")
+    locked, result_seen, released = threading.Event(), threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(settings.database_path, timeout=10, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            locked.set()
+            result_seen.wait(4)
+            time.sleep(0.5)  # well inside the bot's 5 s busy timeout
+            conn.execute("COMMIT")
+        finally:
+            released.set()
+            conn.close()
+
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a locked door")
+        await wait_response_recorded(discord_fake, settings.database_path)
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        try:
+            assert await asyncio.to_thread(locked.wait, 5)
+            [result] = await wait_results(discord_fake, thread_id, 1)
+            # shown, but not yet recorded: the bot's write is waiting for the lock
+            assert not released.is_set()
+            assert [r["status"] for r in turn_rows(settings.database_path)] == ["running"]
+        finally:
+            result_seen.set()
+            await asyncio.to_thread(holder.join, 10)
+        rows = await wait_terminal(discord_fake, settings.database_path, 1)
+        await discord_fake.say(alice, thread_id, "open it")
+        await wait_results(discord_fake, thread_id, 2)
+    assert rows[0]["status"] == "done"
+    final = turn_rows(settings.database_path)
+    assert [r["status"] for r in final] == ["done", "done"]
+    assert result.id in json.loads(final[0]["message_ids"])
+    assert final[1]["parent_id"] == final[0]["id"]
+
+
+# ---------------------------------------------------------------------------------- restarts
+async def test_restart_on_the_same_database_continues_the_chain(
+    discord_fake, openai_fake, make_settings
+):
+    settings = make_settings()
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a tree in spring")
+        await wait_results(discord_fake, thread_id, 1)
+    stored = turn_rows(settings.database_path)[0]["response_id"]
+    async with running(settings):
+        await discord_fake.say(alice, thread_id, "now in winter")
+        messages = await wait_results(discord_fake, thread_id, 2)
+    requests = openai_fake.create_requests()
+    assert len(requests) == 2
+    assert requests[1]["previous_response_id"] == stored
+    assert read_lineage(image_attachments(messages[1])[0].data) == [
+        "a tree in spring", "now in winter",
+    ]
+    rows = turn_rows(settings.database_path)
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert rows[1]["parent_id"] == rows[0]["id"]
+
+
+async def test_shutdown_keeps_a_long_turn_and_the_restart_resumes_it(
+    discord_fake, openai_fake, make_settings
+):
+    settings = make_settings(shutdown_grace_seconds=0.3)
+    openai_fake.latency = 2.5
+    alice = discord_fake.add_user("alice")
+    runner = BotRunner(settings)
+    await runner.start()
+    try:
+        thread_id = await start_conversation(discord_fake, alice, "a long exposure of stars")
+        response_id = await wait_response_recorded(discord_fake, settings.database_path)
+    finally:
+        started = time.monotonic()
+        await runner.stop()
+    assert time.monotonic() - started < 2.0  # the grace period bounds the shutdown
+    [row] = turn_rows(settings.database_path)
+    assert row["status"] in ("running", "queued")
+    assert row["response_id"] == response_id
+    assert results(discord_fake, thread_id) == []
+    assert openai_fake.responses[response_id]["status"] not in ("cancelled", "failed")
+
+    async with running(settings):
+        [result] = await wait_results(discord_fake, thread_id, 1, timeout=20)
+        await settle(0.5)
+        assert len(results(discord_fake, thread_id)) == 1
+    assert len(openai_fake.create_requests()) == 1
+    assert openai_fake.generations == 1
+    resumed = [r for r in openai_fake.requests
+               if r.method == "GET" and r.path == f"/v1/responses/{response_id}"]
+    assert resumed, "the restarted bot did not resume the response by its id"
+    [row] = turn_rows(settings.database_path)
+    assert row["status"] == "done" and row["response_id"] == response_id
+    assert result.id == row["progress_message_id"]  # the progress message became the result
+    assert read_lineage(image_attachments(result)[0].data) == ["a long exposure of stars"]
+
+
+async def test_user_cancel_stops_the_generation_server_side(
+    discord_fake, openai_fake, make_settings
+):
+    """The counterpart of the shutdown test: only a user's Cancel stops the background response."""
+    settings = make_settings()
+    openai_fake.latency = 2.0
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a very slow painting")
+        response_id = await wait_response_recorded(discord_fake, settings.database_path)
+        [row] = turn_rows(settings.database_path)
+        await discord_fake.click(alice, row["progress_message_id"], f"imagine:cancel:{row['id']}")
+        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        await discord_fake.wait_for(
+            lambda: openai_fake.responses[response_id]["status"] == "cancelled", 5,
+            what="the background response to be cancelled",
+        )
+        await discord_fake.wait_for(
+            lambda: any("Cancelled." in t for t in bot_texts(discord_fake, thread_id)), 5,
+            what="the cancelled message",
+        )
+    assert row["status"] == "cancelled"
+    assert openai_fake.generations == 0
+    assert results(discord_fake, thread_id) == []
+
+
+# ---------------------------------------------------------------------------------- races
+async def test_reply_the_instant_the_thread_appears_is_not_lost(
+    discord_fake, openai_fake, make_settings
+):
+    """A user (or a busy bot under load) replies in the new thread before the bot has even
+    read the answer to its own create-thread request. That reply must become a turn."""
+    settings = make_settings()
+    alice = discord_fake.add_user("alice")
+    early: list[asyncio.Future[Any]] = []
+    announce = discord_fake.dispatch_guild
+
+    def announce_then_reply(event: str, data: dict[str, Any]) -> None:
+        announce(event, data)
+        if event == "THREAD_CREATE" and data.get("newly_created") and not early:
+            early.append(asyncio.ensure_future(
+                discord_fake.say(alice, int(data["id"]), "make it purple")
+            ))
+
+    discord_fake.dispatch_guild = announce_then_reply  # type: ignore[method-assign]
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a snail on a leaf")
+        messages = await wait_results(discord_fake, thread_id, 2)
+    assert early and early[0].done()
+    rows = turn_rows(settings.database_path)
+    assert [(r["kind"], r["status"]) for r in rows] == [("root", "done"), ("reply", "done")]
+    assert read_lineage(image_attachments(messages[1])[0].data) == [
+        "a snail on a leaf", "make it purple",
+    ]

@@ -1,0 +1,225 @@
+"""`python -m bot` as a black box: a child process configured only by environment variables,
+driven through the fakes. Exit codes, signals, crash recovery, secrets, file modes, backups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import SECRET_KEY, SECRET_TOKEN
+from tests.e2e.harness import BotProcess, results, start_conversation, wait_results
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.openai_server import FakeOpenAI, Fault
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and file modes")
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without anything the bot's settings could read."""
+    from bot.config import Settings
+
+    names = {name.upper() for name in Settings.model_fields}
+    return {
+        k: v for k, v in os.environ.items()
+        if k.upper() not in names and not k.startswith(("DISCORD_", "OPENAI_"))
+    }
+
+
+def bot_env(discord_fake: FakeDiscord, openai_fake: FakeOpenAI, db_path: Path,
+            **extra: str) -> dict[str, str]:
+    env = {
+        "DISCORD_TOKEN": SECRET_TOKEN,
+        "OPENAI_API_KEY": SECRET_KEY,
+        "OPENAI_BASE_URL": openai_fake.base_url,
+        "DISCORD_API_BASE": discord_fake.api_base,
+        "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
+        "DATABASE_PATH": str(db_path),
+        "PROGRESS_EDIT_INTERVAL": "0.05",
+        "RETRY_BASE_DELAY": "0.01",
+        "SHUTDOWN_GRACE_SECONDS": "1",
+        "LOG_LEVEL": "DEBUG",
+    }
+    env.update(extra)
+    return env
+
+
+def turn_rows(db_path: Path) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(db_path, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM turns ORDER BY id")]
+    finally:
+        conn.close()
+
+
+async def run_cli(*args: str, env: dict[str, str], cwd: Path,
+                  timeout: float = 30.0) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, env=env, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_missing_configuration_exits_2_naming_the_variable(tmp_path):
+    cwd = tmp_path / "empty"
+    cwd.mkdir()  # no .env here
+    code, out, err = await run_cli(env=clean_environ(), cwd=cwd)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "DISCORD_TOKEN" in lines[0]
+    assert "Traceback" not in err and out == ""
+    assert not (cwd / "data").exists()  # nothing was created before the check
+
+
+async def test_sigkill_mid_generation_then_restart_posts_once(
+    discord_fake, openai_fake, tmp_path
+):
+    db_path = tmp_path / "imagine.db"
+    env = bot_env(discord_fake, openai_fake, db_path)
+    openai_fake.latency = 2.0
+    first = BotProcess(env, log_path=str(tmp_path / "bot1.log"))
+    await first.start(discord_fake)
+    alice = discord_fake.add_user("alice")
+    thread_id = await start_conversation(discord_fake, alice, "a comet over the sea")
+    rows = await discord_fake.wait_for(
+        lambda: (r if (r := turn_rows(db_path)) and r[0]["response_id"] else None), 10,
+        what="response.created to be recorded",
+    )
+    assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert results(discord_fake, thread_id) == []
+    response_id = rows[0]["response_id"]
+
+    second = BotProcess(env, log_path=str(tmp_path / "bot2.log"))
+    await second.start(discord_fake)
+    try:
+        [result] = await wait_results(discord_fake, thread_id, 1, timeout=20)
+        await asyncio.sleep(1.0)  # a duplicate delivery would show up here
+        assert len(results(discord_fake, thread_id)) == 1
+    finally:
+        assert await second.stop() == 0
+    assert len(openai_fake.create_requests()) == 1
+    assert openai_fake.generations == 1
+    [row] = turn_rows(db_path)
+    assert row["status"] == "done"
+    assert row["response_id"] == response_id
+    assert result.id == row["progress_message_id"]
+    assert result.id in json.loads(row["message_ids"])
+
+
+async def test_sigterm_exits_cleanly(discord_fake, openai_fake, tmp_path):
+    db_path = tmp_path / "imagine.db"
+    log_path = tmp_path / "bot.log"
+    proc = BotProcess(bot_env(discord_fake, openai_fake, db_path), log_path=str(log_path))
+    await proc.start(discord_fake)
+    alice = discord_fake.add_user("alice")
+    thread_id = await start_conversation(discord_fake, alice, "a quiet harbour")
+    await wait_results(discord_fake, thread_id, 1)
+    assert await proc.stop(signal.SIGTERM, timeout=15) == 0
+    log = log_path.read_text()
+    assert "Shutting down" in log
+    assert "Traceback" not in log
+    assert not any(r["status"] in ("queued", "running") for r in turn_rows(db_path))
+    # the database was closed properly: no lingering WAL content needs recovery
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+
+
+async def test_secrets_stay_out_of_logs_and_messages(discord_fake, openai_fake, tmp_path):
+    db_path = tmp_path / "imagine.db"
+    log_path = tmp_path / "bot.log"
+    env = bot_env(discord_fake, openai_fake, db_path, RETRY_MAX_ATTEMPTS="0")
+    proc = BotProcess(env, log_path=str(log_path))
+    await proc.start(discord_fake)
+    try:
+        alice = discord_fake.add_user("alice")
+        thread_id = await start_conversation(discord_fake, alice, "a key made of glass")
+        await wait_results(discord_fake, thread_id, 1)
+        openai_fake.add_fault(Fault.insufficient_quota())
+        # an error text that carries both secrets reaches the bot's log call for failed turns
+        openai_fake.add_fault(Fault.http(
+            500, code="server_error", type="server_error",
+            message=f"upstream said Bearer {SECRET_KEY} / Bot {SECRET_TOKEN}",
+        ))
+        await discord_fake.say(alice, thread_id, "and a lock")
+        await discord_fake.say(alice, thread_id, "and a door")
+        await discord_fake.wait_for(
+            lambda: len(turn_rows(db_path)) == 3
+            and all(r["status"] == "failed" for r in turn_rows(db_path)[1:]), 15,
+            what="both failing turns to finish",
+        )
+    finally:
+        assert await proc.stop() == 0
+    log = log_path.read_text()
+    assert "connected to Gateway" in log and "DEBUG" in log  # the scan reads a real log
+    assert "insufficient quota" in log.lower()
+    assert "[redacted]" in log  # the secret-bearing error was logged, scrubbed
+    for secret in (SECRET_TOKEN, SECRET_KEY):
+        assert secret not in log
+        for message in discord_fake.all_messages():
+            seen = json.dumps([message.content, message.embeds, message.components])
+            assert secret not in seen, message
+        for request in discord_fake.request_log:
+            assert secret not in json.dumps([request.path, request.query, request.json],
+                                            default=str)
+    for request in openai_fake.requests:
+        assert SECRET_TOKEN not in json.dumps(request.json)
+
+
+async def test_database_file_is_private_and_backup_is_readable(
+    discord_fake, openai_fake, tmp_path
+):
+    db_path = tmp_path / "data" / "imagine.db"
+    env = bot_env(discord_fake, openai_fake, db_path)
+    proc = BotProcess(env, log_path=str(tmp_path / "bot.log"))
+    await proc.start(discord_fake)
+    try:
+        alice = discord_fake.add_user("alice")
+        thread_id = await start_conversation(discord_fake, alice, "a vault")
+        await wait_results(discord_fake, thread_id, 1)
+        await discord_fake.wait_for(
+            lambda: [r["status"] for r in turn_rows(db_path)] == ["done"], 5, what="done",
+        )
+        for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+            if path.exists():
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+        backup = tmp_path / "backups" / "copy.db"
+        cwd = tmp_path / "cli"
+        cwd.mkdir()
+        code, out, err = await run_cli("backup", str(backup), env={**clean_environ(), **env},
+                                       cwd=cwd)  # while the bot is running
+        assert code == 0, err
+        assert str(backup) in out
+    finally:
+        assert await proc.stop() == 0
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    conn = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        copied = conn.execute("SELECT prompt, status, response_id FROM turns").fetchall()
+    finally:
+        conn.close()
+    original = [(r["prompt"], r["status"], r["response_id"]) for r in turn_rows(db_path)]
+    assert copied == original == [("a vault", "done", original[0][2])]
+
+
+async def test_backup_usage_error(tmp_path):
+    code, _, err = await run_cli("backup", env=clean_environ(), cwd=tmp_path)
+    assert code == 2
+    assert "usage: python -m bot backup PATH" in err

@@ -1,0 +1,212 @@
+"""Soak: 500 turns in 50 threads from 20 users, with OpenAI faults sprinkled in at random (seeded),
+through both fakes and the real bot. At the end every turn is accounted for exactly once.
+
+Runs in the default suite: about 20-35 s on 2 cores (the budget asserted is 90 s); deselect it
+with `-m "not soak"`. SOAK_TURNS and SOAK_SEED change its size and its faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import sqlite3
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import BotRunner, results, start_conversation
+from tests.fakes.openai_server import FakeOpenAI, Fault
+
+pytestmark = pytest.mark.soak
+
+TURNS = int(os.environ.get("SOAK_TURNS", "500"))
+THREADS = max(1, TURNS // 10)
+USERS = 20
+FAULT_RATE = 0.2
+SEED = int(os.environ.get("SOAK_SEED", "20260611"))
+BUDGET_SECONDS = 90.0
+TERMINAL = ("done", "failed", "cancelled")
+FOOTER_TURN = re.compile(r"^-# .*· #(\d+)$", re.MULTILINE)
+
+
+def faults(rng: random.Random) -> list[Fault]:
+    """The menu: transient errors (retried), broken streams (resumed), moderation (final)."""
+    return [
+        Fault.rate_limit(retry_after=0.01),
+        Fault.server_error(500),
+        Fault.server_error(502),
+        Fault.cut_after("response.created"),
+        Fault.cut_after("response.output_item.added"),
+        Fault.moderation(rng.choice(["http", "item", "response_failed"])),
+    ]
+
+
+async def feed_faults(fake: FakeOpenAI, rng: random.Random, injected: Counter[str]) -> None:
+    """Queue at most one fault at a time: after each create the fake sees, with probability
+    FAULT_RATE the next create gets a fault. (Faults are FIFO for whichever create comes next;
+    queuing many at once would hand long runs of them to single turns.)"""
+    seen = pending_until = 0
+    while True:
+        creates = len(fake.create_requests())
+        if creates > seen:
+            seen = creates
+            if creates > pending_until and rng.random() < FAULT_RATE:
+                fault = rng.choice(faults(rng))
+                fake.add_fault(fault)
+                injected[label(fault)] += 1
+                pending_until = creates + 1  # consumed by the next create
+        await asyncio.sleep(0.002)
+
+
+def label(fault: Fault) -> str:
+    detail = fault.shape or fault.event_type or fault.status
+    return f"{fault.kind}:{detail}"
+
+
+def turn_rows(db_path: Path) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(db_path, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM turns ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def other_tasks(baseline: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    current = asyncio.current_task()
+    return [t for t in asyncio.all_tasks() if t not in baseline and t is not current]
+
+
+async def test_soak(discord_fake, openai_fake, make_settings, caplog):
+    rng = random.Random(SEED)
+    settings = make_settings(
+        max_concurrent_generations=8,
+        per_user_concurrent=2,
+        per_user_queued=10_000,
+        progress_edit_interval=0.02,
+        default_partial_images=0,
+        default_size="1024x1024",
+        default_quality="low",
+        retry_max_attempts=6,
+        retry_base_delay=0.01,
+        shutdown_grace_seconds=5.0,
+        log_level="INFO",
+    )
+    openai_fake.latency = 0.0
+    openai_fake.static_images = True  # one cached render: the soak measures the bot, not Pillow
+    users = [discord_fake.add_user(f"user{n}") for n in range(USERS)]
+    baseline = set(asyncio.all_tasks())
+    started = time.monotonic()
+
+    runner = BotRunner(settings)
+    await runner.start()
+    injected: Counter[str] = Counter()
+    feeder: asyncio.Task[None] | None = None
+    try:
+        threads: list[int] = []
+        sent: list[int] = []
+        feeder = asyncio.create_task(feed_faults(openai_fake, rng, injected), name="faults")
+        for n in range(THREADS):
+            threads.append(await start_conversation(
+                discord_fake, users[n % USERS], f"soak root {n}: a harbour, variation {n}",
+            ))
+        for n in range(THREADS, TURNS):
+            said = await discord_fake.say(rng.choice(users), rng.choice(threads),
+                                          f"soak reply {n}: add detail {n}")
+            sent.append(int(said["id"]))
+            if n % 5 == 0:
+                await asyncio.sleep(0.01)  # let the bot interleave as real traffic would
+        remaining = BUDGET_SECONDS - (time.monotonic() - started) - 5
+        try:
+            rows = await discord_fake.wait_for(
+                lambda: (r if len(r := turn_rows(settings.database_path)) == TURNS
+                         and all(t["status"] in TERMINAL for t in r) else None),
+                remaining, what=f"all {TURNS} turns to finish",
+            )
+        except TimeoutError:
+            rows = turn_rows(settings.database_path)
+            stuck = [
+                {k: r[k] for k in ("id", "conversation_id", "author_id", "status", "response_id",
+                                   "parent_id", "kind")}
+                for r in rows if r["status"] not in TERMINAL
+            ]
+            scheduler = runner.bot.service.scheduler if runner.bot else None
+            sources = {r["source_message_id"] for r in rows}
+            lost = [m for m in sent if m not in sources]
+            answers = {m: [x.content[:80] for x in discord_fake.all_messages()
+                           if str((x.message_reference or {}).get("message_id")) == str(m)]
+                       for m in lost[:5]}
+            errors = [r.getMessage()[:300] for r in caplog.records if r.levelno >= 30
+                      and "retrying" not in r.getMessage()][:10]
+            pytest.fail(
+                f"{len(rows)}/{TURNS} turns recorded, {len(stuck)} unfinished after "
+                f"{time.monotonic() - started:.0f}s: {stuck[:8]}; scheduler running="
+                f"{scheduler and scheduler.running} queued={scheduler and scheduler.queued}; "
+                f"injected {dict(injected)}; lost messages {lost[:5]} answered {answers}; "
+                f"warnings {errors}"
+            )
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+        await runner.stop()
+    elapsed = time.monotonic() - started
+
+    # every turn exactly once, in a terminal state, with a reason when it failed
+    assert len(rows) == TURNS
+    statuses = Counter(r["status"] for r in rows)
+    assert set(statuses) <= set(TERMINAL), statuses
+    for r in rows:
+        if r["status"] == "done":
+            assert r["error_kind"] is None and r["finished_at"] is not None
+        else:
+            assert r["error_kind"], r
+    done = {r["id"]: r for r in rows if r["status"] == "done"}
+    with_images = {i for i, r in done.items() if r["image_count"] > 0}
+    failed_kinds = Counter(r["error_kind"] for r in rows if r["status"] == "failed")
+    # transient faults are retried and broken streams resumed: only moderation ends a turn, and
+    # each moderation block ends exactly one (the last fault queued may never have been used)
+    assert set(failed_kinds) <= {"moderation"}, failed_kinds
+    blocks = sum(n for name, n in injected.items() if name.startswith("moderation"))
+    assert blocks - 1 <= failed_kinds["moderation"] <= blocks, (failed_kinds, injected)
+
+    # every done turn shows exactly one result message, in its own thread; nothing else does
+    shown: Counter[int] = Counter()
+    where: dict[int, int] = {}
+    for thread_id in threads:
+        for message in results(discord_fake, thread_id):
+            [turn_id] = [int(m) for m in FOOTER_TURN.findall(message.content)]
+            shown[turn_id] += 1
+            where[turn_id] = thread_id
+    assert set(shown) == with_images
+    assert all(count == 1 for count in shown.values()), shown.most_common(3)
+    assert all(where[i] == done[i]["conversation_id"] for i in with_images)
+
+    # no generation was paid for twice: one image per done turn, one response per prompt
+    assert openai_fake.generations == len(with_images)
+    made = Counter(
+        item["revised_prompt"]
+        for response in openai_fake.responses.values()
+        for item in response["output"]
+        if item["type"] == "image_generation_call" and item["status"] == "completed"
+    )
+    assert sum(made.values()) == len(with_images)
+    assert all(count == 1 for count in made.values()), made.most_common(3)
+    assert set(made) == {done[i]["prompt"] for i in with_images}
+
+    # nothing left running in this event loop once the bot has stopped
+    try:
+        await discord_fake.wait_for(lambda: not other_tasks(baseline), 3, what="no leftover tasks")
+    except TimeoutError:
+        leaked = other_tasks(baseline)
+        pytest.fail(f"{len(leaked)} task(s) leaked: "
+                    f"{[t.get_name() + ': ' + repr(t.get_coro()) for t in leaked][:10]}")
+
+    print(f"\nsoak: {TURNS} turns in {elapsed:.1f}s; {dict(statuses)}; injected {dict(injected)}; "
+          f"create requests {len(openai_fake.create_requests())}")
+    assert elapsed < BUDGET_SECONDS
