@@ -173,6 +173,7 @@ class ConversationService:
         self.turnstile = Turnstile()
         self.tasks = BackgroundTasks()
         self._queued_turns: dict[int, Turn] = {}
+        self._cancel_requested: set[int] = set()
         self.listeners: list[TurnListener] = []
 
     # ------------------------------------------------------------------ settings and policy
@@ -228,6 +229,14 @@ class ConversationService:
         return await self.store.turns.lineage(turn.id)
 
     # ------------------------------------------------------------------ submitting
+    async def admit(self, actor: Actor) -> None:
+        """Check, before anything is created, that `actor` may start a turn now: access, room
+        in their queue, and usage limits. `submit` checks the same again."""
+        policy = await self.policy_for(actor.guild_id)
+        policy.check_access(actor)
+        self._check_queue_room(actor.user_id)
+        await self._check_limits(policy, actor)
+
     async def submit(self, request: TurnRequest, actor: Actor) -> Turn:
         """Validate a request, record it as a queued turn, and schedule it."""
         if request.conversation_id is None:
@@ -316,6 +325,10 @@ class ConversationService:
                 refreshed = await self.store.turns.get(turn.id)
                 assert refreshed is not None
                 turn = refreshed
+        if turn.id in self._cancel_requested:  # Cancel was clicked before it reached the queue
+            self._cancel_requested.discard(turn.id)
+            await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
+            return turn
         self._queued_turns[turn.id] = turn
         self.scheduler.submit(
             Job(turn.id, turn.author_id, turn.conversation_id, self._run_job), force=recovered
@@ -566,6 +579,11 @@ class ConversationService:
             self._queued_turns.pop(turn.id, None)
             await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
             return True
+        if outcome is None:
+            current = await self.store.turns.get(turn.id)
+            if current is not None and current.status is TurnStatus.queued:
+                self._cancel_requested.add(turn.id)  # still on its way into the queue
+                return True
         return outcome == "running"
 
     async def delete(self, turn: Turn, actor: Actor) -> None:

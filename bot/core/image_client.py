@@ -110,7 +110,7 @@ def _error_fields(body: object) -> tuple[str, str, str, str]:
 
 def classify_error_body(body: object) -> GenerationError:
     """Classify an error that arrived as data (an `error` event, a failed item or response)."""
-    code, type_, param, message = _error_fields(body)
+    code, type_, _param, message = _error_fields(body)
     if code == "moderation_blocked" or type_ == "image_generation_user_error":
         return GenerationError(ErrorKind.moderation, detail=message)
     if code in ("rate_limit_exceeded",):
@@ -383,12 +383,8 @@ class ImageClient:
                     size=item.size,
                     revised_prompt=item.revised_prompt,
                 )
-        elif item.type == "message" and not from_completed:
-            for part in item.content or ():
-                text = getattr(part, "text", None)
-                if text:
-                    state.text_parts.append(text)
-        elif item.type == "message" and from_completed and not state.text_parts:
+        elif item.type == "message" and not (from_completed and state.text_parts):
+            # text arrives once per item; the final response repeats it only as a fallback
             for part in item.content or ():
                 text = getattr(part, "text", None)
                 if text:

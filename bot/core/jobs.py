@@ -144,7 +144,7 @@ class JobScheduler:
         self._positions.clear()
         tasks = [job.task for job in self._running.values() if job.task is not None]
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=grace)
+            _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:

@@ -104,11 +104,13 @@ class ImageOptions:
             raise UserFacingError(
                 ErrorKind.invalid_options, problem="partial_range", value=self.partial_images
             )
-        if self.quality and self.quality != "auto" and max_quality in _QUALITY_RANK:
-            if _QUALITY_RANK[self.quality] > _QUALITY_RANK[max_quality]:
-                raise UserFacingError(
-                    ErrorKind.invalid_options, problem="quality_max", value=max_quality
-                )
+        if (
+            self.quality
+            and self.quality != "auto"
+            and max_quality in _QUALITY_RANK
+            and _QUALITY_RANK[self.quality] > _QUALITY_RANK[max_quality]
+        ):
+            raise UserFacingError(ErrorKind.invalid_options, problem="quality_max", value=max_quality)
         if self.moderation == "low" and not allow_low_moderation:
             raise UserFacingError(ErrorKind.invalid_options, problem="moderation_low")
         return dataclasses.replace(self, size=size)

@@ -127,9 +127,12 @@ class EffectivePolicy:
             raise UserFacingError(ErrorKind.not_allowed, reason="role")
 
     def check_refine(self, actor: Actor, conversation_owner: int) -> None:
-        if self.policy.refine_mode == "starter" and not actor.is_moderator:
-            if actor.user_id != conversation_owner:
-                raise UserFacingError(ErrorKind.not_allowed, reason="starter_only")
+        if (
+            self.policy.refine_mode == "starter"
+            and not actor.is_moderator
+            and actor.user_id != conversation_owner
+        ):
+            raise UserFacingError(ErrorKind.not_allowed, reason="starter_only")
 
     def is_exempt(self, actor: Actor) -> bool:
         return bool(set(actor.role_ids) & set(self.policy.exempt_roles))

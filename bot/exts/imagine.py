@@ -4,6 +4,7 @@ core, render. No generation logic lives here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,7 @@ def options_from(
     size: str | None = None,
     quality: str | None = None,
     background: str | None = None,
-    format: str | None = None,  # noqa: A002 - the option's public name
+    format: str | None = None,
     compression: int | None = None,
     moderation: str | None = None,
     previews: int | None = None,
@@ -149,7 +150,7 @@ class Imagine(commands.Cog):
         size: str | None = None,
         quality: str | None = None,
         background: str | None = None,
-        format: str | None = None,  # noqa: A002
+        format: str | None = None,
         compression: app_commands.Range[int, 0, 100] | None = None,
         moderation: str | None = None,
         previews: app_commands.Range[int, 0, 3] | None = None,
@@ -162,11 +163,13 @@ class Imagine(commands.Cog):
                 action=action, size=size, quality=quality, background=background, format=format,
                 compression=compression, moderation=moderation, previews=previews,
             )
-            # before a thread is opened: a blank or over-long prompt is refused privately
+            # before a thread is opened: a blank or over-long prompt, a full queue or a reached
+            # limit is refused privately and leaves nothing behind
             clean_prompt(prompt, max_chars=self.service.max_prompt_chars)
             attachments = [a for a in (image, image2, image3) if a is not None]
             for attachment in attachments:
                 self.bot.attachments._check(attachment)
+            await self.service.admit(actor_of(interaction.user, interaction.channel))
         except UserFacingError as error:
             await send_error(interaction, error)
             return
@@ -305,7 +308,7 @@ class Imagine(commands.Cog):
         size: str | None = None,
         quality: str | None = None,
         background: str | None = None,
-        format: str | None = None,  # noqa: A002
+        format: str | None = None,
         compression: app_commands.Range[int, 0, 100] | None = None,
         moderation: str | None = None,
         previews: app_commands.Range[int, 0, 3] | None = None,
@@ -346,10 +349,8 @@ class Imagine(commands.Cog):
         text = current.strip().lower()
         suggestions = [s for s in SIZE_SUGGESTIONS if text in s]
         if text and text not in suggestions:
-            try:
+            with contextlib.suppress(UserFacingError):
                 suggestions.insert(0, parse_size(text))
-            except UserFacingError:
-                pass
         return [Choice(name=s, value=s) for s in suggestions[:25]]
 
     # ------------------------------------------------------------------ thread replies
@@ -388,9 +389,9 @@ class Imagine(commands.Cog):
         prompt = message.content
         if me is not None:
             prompt = prompt.replace(f"<@{me.id}>", "").replace(f"<@!{me.id}>", "")
-        if not prompt.strip() and not message.attachments:
-            if not self.bot.intents.message_content and not mentioned and not is_dm:
-                return  # we cannot see what they wrote; the thread hint explains /refine
+        cannot_see = not self.bot.intents.message_content and not mentioned and not is_dm
+        if not prompt.strip() and not message.attachments and cannot_see:
+            return  # we cannot see what they wrote; the thread hint explains /refine
         parent_turn_id = None
         if message.reference is not None and message.reference.message_id is not None:
             replied = await self.service.turn_for_message(message.reference.message_id)
@@ -407,19 +408,23 @@ class Imagine(commands.Cog):
             parent_turn_id=parent_turn_id,
             input_images=inputs,
             source_message_id=message.id,
-            locale=self._locale_of(message),
+            locale=await self._locale_of(message),
         )
         await ticket.wait()
         await self.service.submit(request, actor_of(message.author, channel))
 
-    def _locale_of(self, message: discord.Message) -> str:
+    async def _locale_of(self, message: discord.Message) -> str:
+        """A message carries no user locale: the server's chosen language, else its own."""
         guild = message.guild
-        return str(guild.preferred_locale) if guild is not None else "en-US"
+        if guild is None:
+            return "en-US"
+        policy = await self.service.policy_for(guild.id)
+        return policy.policy.locale or str(guild.preferred_locale)
 
     async def _reply_error(self, message: discord.Message, error: UserFacingError) -> None:
         try:
             await message.reply(
-                error_text(error, self._locale_of(message)),
+                error_text(error, await self._locale_of(message)),
                 mention_author=False, allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException as exc:
@@ -481,7 +486,8 @@ class Imagine(commands.Cog):
 
     async def _delete_messages(self, turn: Turn) -> None:
         channel = self.bot.get_partial_messageable(turn.conversation_id, guild_id=turn.guild_id)
-        for message_id in {*turn.message_ids, *([turn.progress_message_id] if turn.progress_message_id else [])}:
+        shown = {*turn.message_ids, turn.progress_message_id} - {None}
+        for message_id in shown:
             try:
                 await channel.get_partial_message(message_id).delete()
             except discord.HTTPException as exc:

@@ -147,7 +147,7 @@ class BotProcess:
             stderr=self._log_file or asyncio.subprocess.DEVNULL,
         )
         await fake.wait_for(
-            lambda: len(fake.sessions) > sessions_before and fake.connected
+            lambda: (len(fake.sessions) > sessions_before and fake.connected)
             or (self.proc is not None and self.proc.returncode is not None),
             timeout, what="the bot process to connect",
         )

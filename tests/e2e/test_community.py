@@ -519,9 +519,6 @@ async def test_a_chinese_member_reads_chinese(discord_fake, openai_fake, make_se
 
 
 # ------------------------------------------------------------------- known bugs (see reports)
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the server's language (/imagine-settings limits language:) is stored but never used: "
-    "bot/exts/imagine.py `_locale_of` takes only guild.preferred_locale for thread replies"))
 async def test_the_server_language_applies_to_thread_replies(
     discord_fake, openai_fake, make_settings
 ):
@@ -537,9 +534,6 @@ async def test_the_server_language_applies_to_thread_replies(
     assert f"来自 <@{li['id']}>" in results[1].content
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: /imagine opens its thread before the service checks queue room and usage limits, so "
-    "such a refusal leaves an empty thread behind and is shown publicly, not ephemerally"))
 async def test_a_limit_refusal_opens_no_thread(discord_fake, openai_fake, make_settings):
     settings = make_settings(user_daily_images=1)
     a = discord_fake.add_user("alice")

@@ -40,7 +40,7 @@ def test_error_texts_are_specific():
     )
 
 
-def PARAMS_ERR(problem: str) -> UserFacingError:  # noqa: N802
+def PARAMS_ERR(problem: str) -> UserFacingError:
     return UserFacingError(ErrorKind.invalid_options, problem=problem, value="4000x1000")
 
 
