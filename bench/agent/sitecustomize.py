@@ -4,9 +4,9 @@ Python imports ``sitecustomize`` at start-up, so this runs in the bot process wi
 to the bot's code. It does nothing unless ``BENCH_AGENT_OUT`` names a file; then it:
 
 * **event-loop lag**: every event loop created through the asyncio policy (``asyncio.run`` does
-  that) gets a sampler task, scheduled with ``call_soon`` so it starts with the loop, that sleeps
-  ``BENCH_LAG_INTERVAL`` seconds (default 0.02) and records how late it woke up. A callback that
-  blocks the loop for X ms shows up as a sample of about X ms.
+  that) gets a timer callback, armed with ``call_soon`` when the loop is created, that re-arms
+  itself every ``BENCH_LAG_INTERVAL`` seconds (default 0.02) and records how late past its due
+  time it ran. A callback that blocks the loop for X ms shows up as a sample of about X ms.
 * **SQLite write transactions**: ``sqlite3.connect`` is wrapped to set a statement trace callback
   on each connection (aiosqlite calls ``sqlite3.connect`` in its worker thread). It counts
   committed transactions that contained a write, plus writes run in autocommit mode. This is a
@@ -38,19 +38,19 @@ def _install(out_path: str) -> None:
     writes = {"tx": 0, "stmts": 0}
 
     # ---------------------------------------------------------------- event-loop lag
-    async def sampler() -> None:
-        perf = time.perf_counter
-        while True:
-            start = perf()
-            await asyncio.sleep(interval)
-            lag = perf() - start - interval
-            with lock:
-                lag_samples.append((time.time(), lag))
-
+    # A plain timer callback that re-arms itself (cheaper than a task awaiting sleep()):
+    # each run records how far past its due time the loop got round to it.
     def start_sampler(loop: asyncio.AbstractEventLoop) -> None:
-        task = loop.create_task(sampler(), name="bench-loop-lag-sampler")
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
+        perf = time.perf_counter
+
+        def tick(due: float) -> None:
+            now = perf()
+            with lock:
+                lag_samples.append((time.time(), max(0.0, now - due)))
+            if not loop.is_closed():
+                loop.call_later(interval, tick, perf() + interval)
+
+        loop.call_later(interval, tick, perf() + interval)
 
     base_policy = type(asyncio.get_event_loop_policy())
 
@@ -126,8 +126,6 @@ def _install(out_path: str) -> None:
 
         atexit.register(dump)
 
-
-_tasks: set = set()
 
 if _OUT:
     _install(_OUT)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -124,6 +125,21 @@ async def send_error(interaction: discord.Interaction, error: UserFacingError) -
         log.info("Could not tell %s about %s: %s", interaction.user.id, error.kind.name, exc)
 
 
+def generation_command(name: str, description: str) -> Callable[[Any], Any]:
+    """`/imagine` and `/refine` share their options, descriptions and choices."""
+
+    def decorate(func: Any) -> Any:
+        func = app_commands.choices(
+            action=ACTION_CHOICES, quality=QUALITY_CHOICES, background=BACKGROUND_CHOICES,
+            format=FORMAT_CHOICES, moderation=MODERATION_CHOICES,
+        )(func)
+        func = app_commands.rename(**OPTION_RENAMES)(func)
+        func = app_commands.describe(**OPTION_DESCRIPTIONS)(func)
+        return app_commands.command(name=locale_str(name), description=locale_str(description))(func)
+
+    return decorate
+
+
 class Imagine(commands.Cog):
     """Image conversations: starting them, refining them, and the buttons on results."""
 
@@ -132,16 +148,7 @@ class Imagine(commands.Cog):
         self.service = bot.service
 
     # ------------------------------------------------------------------ /imagine
-    @app_commands.command(
-        name=locale_str("imagine"),
-        description=locale_str("Create an image and start a conversation thread"),
-    )
-    @app_commands.describe(**OPTION_DESCRIPTIONS)
-    @app_commands.rename(**OPTION_RENAMES)
-    @app_commands.choices(
-        action=ACTION_CHOICES, quality=QUALITY_CHOICES, background=BACKGROUND_CHOICES,
-        format=FORMAT_CHOICES, moderation=MODERATION_CHOICES,
-    )
+    @generation_command("imagine", "Create an image and start a conversation thread")
     async def imagine(
         self,
         interaction: discord.Interaction,
@@ -159,17 +166,11 @@ class Imagine(commands.Cog):
         image3: discord.Attachment | None = None,
     ) -> None:
         try:
-            options = options_from(
+            options, attachments = await self._admit(
+                interaction, prompt, (image, image2, image3),
                 action=action, size=size, quality=quality, background=background, format=format,
                 compression=compression, moderation=moderation, previews=previews,
             )
-            # before a thread is opened: a blank or over-long prompt, a full queue or a reached
-            # limit is refused privately and leaves nothing behind
-            clean_prompt(prompt, max_chars=self.service.max_prompt_chars)
-            attachments = [a for a in (image, image2, image3) if a is not None]
-            for attachment in attachments:
-                self.bot.attachments._check(attachment)
-            await self.service.admit(actor_of(interaction.user, interaction.channel))
         except UserFacingError as error:
             await send_error(interaction, error)
             return
@@ -188,6 +189,24 @@ class Imagine(commands.Cog):
         finally:
             if ticket is not None:
                 ticket.done()
+
+    async def _admit(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        slots: tuple[discord.Attachment | None, ...],
+        **chosen: Any,
+    ) -> tuple[ImageOptions, list[discord.Attachment]]:
+        """Everything checkable before acknowledging: the options, the prompt, the attachments'
+        size and type, access, queue room and limits. A refusal is private and leaves nothing
+        behind (no thread, no turn)."""
+        options = options_from(**chosen)
+        clean_prompt(prompt, max_chars=self.service.max_prompt_chars)
+        attachments = [a for a in slots if a is not None]
+        for attachment in attachments:
+            self.bot.attachments.check(attachment)
+        await self.service.admit(actor_of(interaction.user, interaction.channel))
+        return options, attachments
 
     async def _open_conversation(
         self, interaction: discord.Interaction, prompt: str
@@ -290,16 +309,7 @@ class Imagine(commands.Cog):
             return await self.service.submit(request, actor_of(interaction.user, interaction.channel))
 
     # ------------------------------------------------------------------ /refine
-    @app_commands.command(
-        name=locale_str("refine"),
-        description=locale_str("Refine the latest image in this conversation"),
-    )
-    @app_commands.describe(**OPTION_DESCRIPTIONS)
-    @app_commands.rename(**OPTION_RENAMES)
-    @app_commands.choices(
-        action=ACTION_CHOICES, quality=QUALITY_CHOICES, background=BACKGROUND_CHOICES,
-        format=FORMAT_CHOICES, moderation=MODERATION_CHOICES,
-    )
+    @generation_command("refine", "Refine the latest image in this conversation")
     async def refine(
         self,
         interaction: discord.Interaction,
@@ -317,16 +327,14 @@ class Imagine(commands.Cog):
         image3: discord.Attachment | None = None,
     ) -> None:
         try:
-            options = options_from(
-                action=action, size=size, quality=quality, background=background, format=format,
-                compression=compression, moderation=moderation, previews=previews,
-            )
-            attachments = [a for a in (image, image2, image3) if a is not None]
-            for attachment in attachments:
-                self.bot.attachments._check(attachment)
             channel_id = interaction.channel_id or 0
             if await self.service.conversation(channel_id) is None:
                 raise UserFacingError(ErrorKind.unknown_conversation)
+            options, attachments = await self._admit(
+                interaction, prompt, (image, image2, image3),
+                action=action, size=size, quality=quality, background=background, format=format,
+                compression=compression, moderation=moderation, previews=previews,
+            )
         except UserFacingError as error:
             await send_error(interaction, error)
             return

@@ -24,10 +24,11 @@ class AttachmentReader:
 
     async def read(self, attachments: list[discord.Attachment]) -> list[InputImage]:
         for attachment in attachments:  # refuse before downloading anything
-            self._check(attachment)
+            self.check(attachment)
         return [await self._read_one(a) for a in attachments]
 
-    def _check(self, attachment: discord.Attachment) -> None:
+    def check(self, attachment: discord.Attachment) -> None:
+        """Refuse an attachment from its metadata alone: size, type, host."""
         name = attachment.filename
         if attachment.size > self.max_bytes:
             raise UserFacingError(ErrorKind.bad_attachment, problem="too_large_bytes", name=name,

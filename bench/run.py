@@ -1,0 +1,828 @@
+"""Issue 7: "the bot adds almost nothing on top of the image API, at 1 or 300 conversations".
+
+    python -m bench.run                      # L=10 s, N = 1,10,100,300 (a few minutes)
+    python -m bench.run --quick              # smoke run: L=3 s, N = 1,10
+    python -m bench.run --ns 100 --latency 10 --profile --out bench/results/n100.json
+
+For each N it runs, one after the other, each against fresh fakes (every fake in its own
+process, on 127.0.0.1 only):
+
+1. the *irreducible client* (``bench/irreducible.py``): N concurrent streamed generations with
+   the same SDK and request as the bot, no Discord;
+2. the real bot, ``python -m bot``, configured only by environment variables, with N users who
+   each run ``/imagine`` at the same moment through the fake Discord; the run ends when all N
+   results with image attachments have reached the fake Discord;
+3. the *baseline bot* (``bench/baseline_bot.py``, the docs sample in a slash command, blocking
+   the loop), the same way; it is serial, so it is stopped after ``--baseline-cap`` seconds and
+   its makespan is extrapolated from the turns it finished.
+
+See bench/README.md for what each number means and how it is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.procs import (
+    AGENT_DIR,
+    REPO,
+    Child,
+    Processes,
+    clean_env,
+    cpu_seconds,
+    memory_kb,
+    open_log,
+)
+from bench.walcount import WalCommitCounter
+
+PROMPT = "bench turn {i}: a lighthouse on a cliff at dusk, oil painting"
+SIZE = "1536x1024"
+PARTIAL_IMAGES = 2
+MODEL = "gpt-5.5"
+# What the bot sends for a root /imagine with DEFAULT_SIZE/DEFAULT_PARTIAL_IMAGES and its other
+# defaults (checked against the bot's recorded request on every run: see "tool_mismatch").
+BOT_TOOL = {
+    "type": "image_generation",
+    "size": SIZE,
+    "quality": "auto",
+    "output_format": "png",
+    "moderation": "auto",
+    "partial_images": PARTIAL_IMAGES,
+}
+ACK_DEADLINE = 3.0
+
+TARGETS = {
+    "ratio_irreducible_n100": 1.15,
+    "ratio_irreducible_n300": 1.30,
+    "cpu_ms_per_turn": 40.0,
+    "lag_p99_ms": 50.0,
+    "lag_max_ms": 200.0,
+    "peak_rss_mb_100": 350.0,
+}
+
+
+# ---------------------------------------------------------------------------- small helpers
+def quantile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated quantile (q in [0, 1]); None for no values."""
+    if not values:
+        return None
+    data = sorted(values)
+    pos = (len(data) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 1)
+
+
+def r2(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+async def get_json(http: aiohttp.ClientSession, url: str) -> Any:
+    async with http.get(url) as resp:
+        return await resp.json(content_type=None)
+
+
+async def post_json(http: aiohttp.ClientSession, url: str, body: Any) -> Any:
+    async with http.post(url, json=body) as resp:
+        return await resp.json(content_type=None)
+
+
+def machine_facts() -> dict[str, Any]:
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    mem_total = None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_total = round(int(line.split()[1]) / 1024 / 1024, 1)
+    versions = {}
+    for dist in ("discord.py", "openai", "aiohttp", "aiosqlite", "Pillow", "httpx2", "httpx"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            versions[dist] = version(dist)
+    commit = None
+    with contextlib.suppress(Exception):
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model,
+        "mem_total_gib": mem_total,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "git_commit": commit,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def read_agent(path: Path) -> tuple[list[tuple[float, float]], list[tuple[float, int, int]]]:
+    lags: list[tuple[float, float]] = []
+    writes: list[tuple[float, int, int]] = []
+    if not path.exists():
+        return lags, writes
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if parts and parts[0] == "L" and len(parts) == 3:
+            lags.append((float(parts[1]), float(parts[2])))
+        elif parts and parts[0] == "W" and len(parts) == 4:
+            writes.append((float(parts[1]), int(parts[2]), int(parts[3])))
+    return lags, writes
+
+
+# ---------------------------------------------------------------------------- the benchmark
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.procs = Processes(workdir)
+        self.http: aiohttp.ClientSession | None = None
+        self.payload_dir = workdir / "payload"
+        self.log = print
+
+    # ------------------------------------------------------------------ fakes
+    async def start_openai(self, tag: str) -> tuple[Child, str, str]:
+        child, words = await self.procs.start(
+            f"{tag}-fake-openai",
+            ["-m", "bench.fake_openai", "--latency", str(self.args.latency),
+             "--payload", self.args.payload, "--payload-dir", str(self.payload_dir)],
+            env=clean_env(),
+        )
+        return child, words[0], words[1]
+
+    async def start_discord(self, tag: str, users: int) -> tuple[Child, str, str, str]:
+        child, words = await self.procs.start(
+            f"{tag}-fake-discord",
+            ["-m", "bench.fake_discord", "--users", str(users),
+             "--ack-deadline", str(self.args.ack_deadline)],
+            env=clean_env(),
+        )
+        return child, words[0], words[1], words[2]
+
+    def prepare_payload(self) -> None:
+        if self.args.payload != "realistic":
+            return
+        from bench.payload import realistic_set
+
+        self.payload_dir.mkdir(parents=True, exist_ok=True)
+        width, height = (int(v) for v in SIZE.split("x"))
+        final, frames = realistic_set(width, height, 3)
+        (self.payload_dir / f"final-{SIZE}.png").write_bytes(final)
+        for i, frame in enumerate(frames):
+            (self.payload_dir / f"partial{i}-{SIZE}.png").write_bytes(frame)
+        self.payload_sizes = {"final": len(final), "partials": [len(f) for f in frames]}
+
+    # ------------------------------------------------------------------ irreducible client
+    async def run_irreducible(self, n: int) -> dict[str, Any]:
+        assert self.http is not None
+        tag = f"irreducible-{n}"
+        oa, base_url, oa_ctl = await self.start_openai(tag)
+        try:
+            oa_cpu0 = cpu_seconds(oa.pid)
+            child, _ = await self.procs.start(
+                tag,
+                ["-m", "bench.irreducible", "--base-url", base_url, "--n", str(n),
+                 "--tool", json.dumps(BOT_TOOL), "--model", MODEL, "--prompt-format", PROMPT],
+                env=clean_env(), ready_prefix=None, capture_stdout=True,
+            )
+            assert child.proc.stdout is not None
+            timeout = self.run_timeout(n)
+            try:
+                out = await asyncio.wait_for(child.proc.stdout.read(), timeout)
+                await asyncio.wait_for(child.proc.wait(), 10)
+            except TimeoutError:
+                await self.procs.stop(child)
+                return {"system": "irreducible", "n": n, "error": f"timed out after {timeout}s"}
+            await self.procs.stop(child)
+            oa_cpu = (cpu_seconds(oa.pid) or 0) - (oa_cpu0 or 0)
+            try:
+                data = json.loads(out.decode().strip().splitlines()[-1])
+            except (IndexError, ValueError):
+                return {"system": "irreducible", "n": n,
+                        "error": f"no result (see {child.log_path})"}
+            timings = await get_json(self.http, f"{oa_ctl}/timings")
+        finally:
+            await self.procs.stop(oa)
+        by_prompt = {t["prompt"]: t for t in timings}
+        overheads, apis = [], []
+        for req in data["requests"]:
+            t = by_prompt.get(req["prompt"])
+            if t and t["completed"] is not None:
+                api = t["completed"] - t["arrived"]
+                apis.append(api)
+                overheads.append((req["end"] - req["start"]) - api)
+        return {
+            "system": "irreducible",
+            "n": n,
+            "ok": data["ok"],
+            "failed": data["failed"],
+            "makespan_s": r2(data["makespan"], 3),
+            "cpu_ms_per_turn": r2(data["cpu_seconds"] * 1000 / n, 1),
+            "overhead_ms": {"p50": ms(quantile(overheads, 0.5)),
+                            "p99": ms(quantile(overheads, 0.99))},
+            "api_s_p50": r2(quantile(apis, 0.5), 3),
+            "peak_rss_mb": r2(data["max_rss_kb"] / 1024, 1),
+            "fake_openai_cpu_s": r2(oa_cpu, 2),
+            "sse_mb_per_turn": r2(
+                sum(t["sse_bytes"] for t in timings) / max(1, len(timings)) / 1e6, 2
+            ),
+        }
+
+    def run_timeout(self, n: int) -> float:
+        return self.args.latency * 3 + 60 + 0.2 * n
+
+    # ------------------------------------------------------------------ a bot process
+    async def wait_ready(self, ctl: str, child: Child, timeout: float = 90.0) -> None:
+        assert self.http is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if not child.alive:
+                raise RuntimeError(f"{child.name} exited with {child.proc.returncode} "
+                                   f"(see {child.log_path})")
+            state = await get_json(self.http, f"{ctl}/state")
+            if state["connected"] and "imagine" in state["commands"]:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{child.name} was not ready after {timeout}s "
+                                   f"(see {child.log_path})")
+            await asyncio.sleep(0.1)
+
+    async def run_bot(self, kind: str, n: int, *, profile: bool = False) -> dict[str, Any]:
+        assert self.http is not None
+        args = self.args
+        tag = f"{kind}-{n}" + ("-profile" if profile else "")
+        oa, base_url, oa_ctl = await self.start_openai(tag)
+        dc, api_base, gateway_url, dc_ctl = await self.start_discord(tag, n)
+        db_path = self.workdir / f"{tag}.db"
+        agent_out = self.workdir / f"{tag}-agent.txt"
+        cwd = self.workdir / "cwd"  # an empty folder: no stray .env is read
+        cwd.mkdir(exist_ok=True)
+        env = clean_env({
+            "DISCORD_TOKEN": "bench-discord-token",
+            "OPENAI_API_KEY": "sk-bench-openai-key",
+            "OPENAI_BASE_URL": base_url,
+            "DISCORD_API_BASE": api_base,
+            "DISCORD_GATEWAY_URL": gateway_url,
+            "DATABASE_PATH": str(db_path),
+            "MAX_CONCURRENT_GENERATIONS": str(max(n, 4)),
+            "PER_USER_CONCURRENT": "1",  # one user per conversation
+            "PER_USER_QUEUED": "3",
+            "PROGRESS_EDIT_INTERVAL": str(args.progress_edit_interval),
+            "LOG_LEVEL": "WARNING",
+            "DEFAULT_SIZE": SIZE,
+            "DEFAULT_PARTIAL_IMAGES": str(PARTIAL_IMAGES),
+            "OPENAI_MODEL": MODEL,
+            "PYTHONPATH": f"{AGENT_DIR}:{REPO}",
+            "BENCH_AGENT_OUT": str(agent_out),
+            "BENCH_LAG_INTERVAL": str(args.lag_interval),
+        })
+        if profile and args.profiler == "cprofile":
+            env["BENCH_CPROFILE"] = str(self.workdir / f"{tag}.pstats")
+        module = "bot" if kind == "bot" else "bench.baseline_bot"
+        result: dict[str, Any] = {"system": kind, "n": n}
+        wal: WalCommitCounter | None = None
+        spy: Child | None = None
+        bot: Child | None = None
+        try:
+            bot, _ = await self.procs.start(
+                tag, ["-m", module], env=env, cwd=cwd, ready_prefix=None
+            )
+            await self.wait_ready(dc_ctl, bot)
+            await asyncio.sleep(1.0)  # READY → GUILD_CREATE → on_ready, recovery task
+            pid = bot.pid
+            cpu_a, wall_a = cpu_seconds(pid) or 0.0, time.monotonic()
+            await asyncio.sleep(args.idle_window)
+            cpu_b, wall_b = cpu_seconds(pid) or 0.0, time.monotonic()
+            idle_rate = (cpu_b - cpu_a) / (wall_b - wall_a)
+            rss_idle = memory_kb(pid).get("VmRSS", 0)
+            if kind == "bot":
+                wal = WalCommitCounter(db_path)
+                wal.poll()
+                wal.start()
+            commits0 = wal.commits if wal else 0
+            if profile and args.profiler == "py-spy":
+                spy = await self.start_py_spy(tag, pid)
+            fakes_cpu0 = (cpu_seconds(oa.pid) or 0) + (cpu_seconds(dc.pid) or 0)
+            cpu0 = cpu_seconds(pid) or 0.0
+            dispatch = await post_json(self.http, f"{dc_ctl}/imagine",
+                                       {"prompt_format": PROMPT, "options": {}})
+            if dispatch.get("errors"):
+                raise RuntimeError(f"dispatch failed: {dispatch['errors']}")
+            cap = args.baseline_cap if kind == "baseline" else self.run_timeout(n)
+            deadline = time.monotonic() + cap
+            rss_max = rss_idle
+            status: dict[str, Any] = {}
+            timed_out = False
+            while True:
+                status = await get_json(self.http, f"{dc_ctl}/status")
+                rss_max = max(rss_max, memory_kb(pid).get("VmRSS", 0))
+                if status["done"] >= n or not bot.alive:
+                    break
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    break
+                await asyncio.sleep(0.2)
+            cpu_done = cpu_seconds(pid) or cpu0
+            # the last turns' bookkeeping after delivery; the agent's once-a-second flush
+            await asyncio.sleep(args.settle)
+            cpu_end = cpu_seconds(pid) or cpu_done
+            mem = memory_kb(pid)
+            fakes_cpu = (cpu_seconds(oa.pid) or 0) + (cpu_seconds(dc.pid) or 0) - fakes_cpu0
+            if wal is not None:
+                wal.stop()
+            if spy is not None:
+                result["profile"] = await self.stop_py_spy(spy, tag)
+                spy = None
+            details = await get_json(self.http, f"{dc_ctl}/results")
+            timings = await get_json(self.http, f"{oa_ctl}/timings")
+            api_log = await get_json(self.http, f"{oa_ctl}/requests")
+            rc = await self.procs.stop(bot, grace=30.0)
+            bot = None
+        finally:
+            if spy is not None:
+                await self.procs.stop(spy)
+            if wal is not None and wal.is_alive():
+                wal.stop()
+            if bot is not None:
+                await self.procs.stop(bot)
+            await self.procs.stop(dc)
+            await self.procs.stop(oa)
+
+        turns = details["turns"]
+        done = [t for t in turns if t["done"] is not None]
+        first_dispatch = min(t["dispatched"] for t in turns)
+        last_done = max((t["done"] for t in done), default=None)
+        makespan = (last_done - first_dispatch) if last_done is not None else None
+        extrapolated = False
+        finished_api = sorted(t["completed"] for t in timings if t["completed"] is not None)
+        if kind == "baseline" and len(done) < n and finished_api:
+            # Serial by construction: the blocking call runs one generation at a time, and the
+            # followups that post results only get the loop once every queued call is done.
+            # So N turns take N times the mean time per generation it got through.
+            makespan = (finished_api[-1] - first_dispatch) / len(finished_api) * n
+            extrapolated = True
+        by_prompt = {t["prompt"]: t for t in timings}
+        overheads, apis, pres, posts = [], [], [], []
+        for t in done:
+            api_t = by_prompt.get(t["prompt"])
+            if api_t is None or api_t["completed"] is None:
+                continue
+            api = api_t["completed"] - api_t["arrived"]
+            apis.append(api)
+            overheads.append((t["done"] - t["dispatched"]) - api)
+            pres.append(api_t["arrived"] - t["dispatched"])
+            posts.append(t["done"] - api_t["completed"])
+        lag_samples, write_samples = read_agent(agent_out)
+        window_end = last_done if last_done is not None else time.time()
+        lags = [lag for at, lag in lag_samples if first_dispatch <= at <= window_end]
+        writes_before = [w for w in write_samples if w[0] <= first_dispatch]
+        w0 = writes_before[-1] if writes_before else (0.0, 0, 0)
+        w1 = write_samples[-1] if write_samples else (0.0, 0, 0)
+        acks = [t["acked"] - t["dispatched"] for t in turns if t["acked"] is not None]
+        turns_cpu = cpu_end - cpu0
+        window = (cpu_done - cpu0)
+        result.update({
+            "ok": len(done),
+            "timed_out": timed_out,
+            "exit_code": rc,
+            "makespan_s": r2(makespan, 3),
+            "makespan_extrapolated": extrapolated,
+            "measured_s": r2(last_done - first_dispatch if last_done else None, 3),
+            "cpu_ms_per_turn": r2(turns_cpu * 1000 / max(1, len(done)), 1) if done else None,
+            "cpu_s_total_window": r2(turns_cpu, 2),
+            "cpu_s_until_last_result": r2(window, 2),
+            "cpu_idle_ms_per_s": r2(idle_rate * 1000, 2),
+            "overhead_ms": {"p50": ms(quantile(overheads, 0.5)),
+                            "p99": ms(quantile(overheads, 0.99)),
+                            "max": ms(max(overheads, default=None))},
+            "before_api_ms": {"p50": ms(quantile(pres, 0.5)), "p99": ms(quantile(pres, 0.99))},
+            "after_api_ms": {"p50": ms(quantile(posts, 0.5)), "p99": ms(quantile(posts, 0.99))},
+            "api_s_p50": r2(quantile(apis, 0.5), 3),
+            "loop_lag_ms": {"p50": ms(quantile(lags, 0.5)), "p99": ms(quantile(lags, 0.99)),
+                            "max": ms(max(lags, default=None)), "samples": len(lags)},
+            "rss_idle_mb": r2(rss_idle / 1024, 1),
+            "rss_max_sampled_mb": r2(rss_max / 1024, 1),
+            "peak_rss_mb": r2(max(mem.get("VmHWM", 0), rss_max) / 1024, 1),
+            "rss_per_turn_kb": r2((max(mem.get("VmHWM", 0), rss_max) - rss_idle) / max(1, n), 1),
+            "db_commits_per_turn_wal": (
+                r2((wal.commits - commits0) / max(1, len(done)), 2) if wal and done else None
+            ),
+            "db_wal": ({"commits": wal.commits - commits0, "restarts": wal.restarts,
+                        "missed_generations": wal.missed_generations, "polls": wal.polls}
+                       if wal else None),
+            "db_write_tx_per_turn_trace": (
+                r2((w1[1] - w0[1]) / max(1, len(done)), 2) if kind == "bot" and done else None
+            ),
+            "db_write_stmts_per_turn_trace": (
+                r2((w1[2] - w0[2]) / max(1, len(done)), 2) if kind == "bot" and done else None
+            ),
+            "discord_requests_per_turn": r2(details["requests"] / max(1, n), 2),
+            "discord_requests_by_route": details["requests_by_route"],
+            "discord_steps_s": details.get("steps"),
+            "discord_timeline_examples": details.get("timeline_examples"),
+            "ack_ms": {"p50": ms(quantile(acks, 0.5)), "max": ms(max(acks, default=None))},
+            "late_acks": sum(1 for a in acks if a > ACK_DEADLINE),
+            "interaction_errors": sum(1 for t in turns if t["errors"]),
+            "unacked": sum(1 for t in turns if t["acked"] is None),
+            "fakes_cpu_s": r2(fakes_cpu, 2),
+            "api_requests": len(timings),
+            "api_requests_by_kind": _api_kinds(api_log),
+            "tools_sent": timings[0]["tools"] if timings else None,
+            "tool_mismatch": kind == "bot" and bool(timings) and timings[0]["tools"] != [BOT_TOOL],
+            "status": status,
+        })
+        return result
+
+    # ------------------------------------------------------------------ profiling
+    def py_spy_path(self) -> str | None:
+        if self.args.py_spy:
+            return self.args.py_spy
+        found = shutil.which("py-spy")
+        if found:
+            return found
+        for candidate in ("/tmp/pyspy/bin/py-spy",):
+            if Path(candidate).exists():
+                return candidate
+        return None
+
+    async def start_py_spy(self, tag: str, pid: int) -> Child | None:
+        exe = self.py_spy_path()
+        if exe is None:
+            self.log("py-spy not found: install it (pip install py-spy) or use --profiler cprofile")
+            return None
+        out = self.workdir / f"{tag}.pyspy.txt"
+        log_file = open_log(self.workdir / f"{tag}.pyspy.log")
+        proc = await asyncio.create_subprocess_exec(
+            exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+            "--nonblocking", "--threads", "--output", str(out),
+            stdout=asyncio.subprocess.DEVNULL, stderr=log_file, start_new_session=True,
+        )
+        child = Child(f"{tag}-py-spy", proc, out, log_file)
+        self.procs.children.append(child)
+        await asyncio.sleep(0.5)
+        return child
+
+    async def stop_py_spy(self, spy: Child, tag: str) -> dict[str, Any]:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(spy.pid, signal.SIGINT)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(spy.proc.wait(), 20)
+        await self.procs.stop(spy)
+        out = self.workdir / f"{tag}.pyspy.txt"
+        from bench.profile_summary import summarize_collapsed
+
+        summary = summarize_collapsed(out)
+        keep = self.results_dir() / f"{tag}.pyspy.txt"
+        with contextlib.suppress(OSError):
+            shutil.copyfile(out, keep)
+            summary["raw"] = str(keep)
+        return summary
+
+    def results_dir(self) -> Path:
+        path = Path(self.args.out).resolve().parent
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # ------------------------------------------------------------------ the whole run
+    async def run(self) -> dict[str, Any]:
+        args = self.args
+        started = time.monotonic()
+        self.prepare_payload()
+        report: dict[str, Any] = {
+            "command": " ".join([Path(sys.executable).name, "-m", "bench.run", *sys.argv[1:]]),
+            "machine": machine_facts(),
+            "config": {
+                "latency_s": args.latency, "ns": args.ns, "payload": args.payload,
+                "payload_bytes": getattr(self, "payload_sizes", None),
+                "size": SIZE, "partial_images": PARTIAL_IMAGES,
+                "progress_edit_interval": args.progress_edit_interval,
+                "baseline_cap_s": args.baseline_cap, "lag_interval_s": args.lag_interval,
+                "ack_deadline_s": args.ack_deadline, "tool": BOT_TOOL,
+            },
+            "targets": TARGETS,
+            "runs": [],
+        }
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=120), trust_env=False
+        ) as http:
+            self.http = http
+            for n in args.ns:
+                entry: dict[str, Any] = {"n": n}
+                self.log(f"\n== N={n} ==", flush=True)
+                systems = [s for s in args.systems
+                           if not (s == "baseline" and args.no_baseline)]
+                for system in systems:
+                    t0 = time.monotonic()
+                    try:
+                        if system == "irreducible":
+                            entry[system] = await self.run_irreducible(n)
+                        else:
+                            entry[system] = await self.run_bot(system, n)
+                    except Exception as exc:  # keep going: report what failed
+                        entry[system] = {"system": system, "n": n,
+                                         "error": f"{type(exc).__name__}: {exc}"}
+                    self.log(f"  {system:<11} {brief(entry[system])} "
+                             f"[{time.monotonic() - t0:.0f}s]", flush=True)
+                report["runs"].append(entry)
+            if args.profile:
+                n = args.profile_n or max(args.ns)
+                self.log(f"\n== profile: bot at N={n} ({args.profiler}) ==", flush=True)
+                try:
+                    prof = await self.run_bot("bot", n, profile=True)
+                    if args.profiler == "cprofile":
+                        from bench.profile_summary import summarize_pstats
+
+                        prof["profile"] = summarize_pstats(self.workdir / f"bot-{n}-profile.pstats")
+                    report["profile"] = {"n": n, "profiler": args.profiler,
+                                         "run": {k: v for k, v in prof.items() if k != "profile"},
+                                         **prof.get("profile", {})}
+                except Exception as exc:
+                    report["profile"] = {"error": f"{type(exc).__name__}: {exc}"}
+        report["elapsed_s"] = round(time.monotonic() - started, 1)
+        report["summary"] = summarize(report)
+        return report
+
+
+def _api_kinds(log: list[dict[str, Any]]) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for r in log:
+        parts = r["path"].split("/")
+        if len(parts) > 3:
+            parts[3] = "{id}"
+        key = f"{r['method']} {'/'.join(parts)}" + (" stream" if r["query"].get("stream") else "")
+        kinds[key] = kinds.get(key, 0) + 1
+    return kinds
+
+
+def brief(run: dict[str, Any]) -> str:
+    if "error" in run:
+        return f"ERROR {run['error']}"
+    parts = [f"ok={run.get('ok')}/{run['n']}", f"makespan={run.get('makespan_s')}s"]
+    if run.get("makespan_extrapolated"):
+        parts[-1] += " (extrapolated)"
+    if run.get("cpu_ms_per_turn") is not None:
+        parts.append(f"cpu={run['cpu_ms_per_turn']}ms/turn")
+    if run.get("loop_lag_ms"):
+        parts.append(f"lag p99={run['loop_lag_ms']['p99']}ms max={run['loop_lag_ms']['max']}ms")
+    if run.get("peak_rss_mb"):
+        parts.append(f"rss={run['peak_rss_mb']}MB")
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------- reporting
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if not a or not b else round(a / b, 3)
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    checks: list[dict[str, Any]] = []
+    for entry in report["runs"]:
+        n = entry["n"]
+        bot = entry.get("bot", {})
+        irr = entry.get("irreducible", {})
+        base = entry.get("baseline", {})
+        row = {
+            "n": n,
+            "bot_makespan_s": bot.get("makespan_s"),
+            "irreducible_makespan_s": irr.get("makespan_s"),
+            "ratio_vs_irreducible": _ratio(bot.get("makespan_s"), irr.get("makespan_s")),
+            "baseline_makespan_s": base.get("makespan_s"),
+            "baseline_extrapolated": base.get("makespan_extrapolated"),
+            "ratio_vs_baseline": _ratio(bot.get("makespan_s"), base.get("makespan_s")),
+            "bot_cpu_ms_per_turn": bot.get("cpu_ms_per_turn"),
+            "irreducible_cpu_ms_per_turn": irr.get("cpu_ms_per_turn"),
+            "overhead_p50_ms": (bot.get("overhead_ms") or {}).get("p50"),
+            "overhead_p99_ms": (bot.get("overhead_ms") or {}).get("p99"),
+            "lag_p99_ms": (bot.get("loop_lag_ms") or {}).get("p99"),
+            "lag_max_ms": (bot.get("loop_lag_ms") or {}).get("max"),
+            "peak_rss_mb": bot.get("peak_rss_mb"),
+            "rss_per_turn_kb": bot.get("rss_per_turn_kb"),
+            "db_commits_per_turn": bot.get("db_commits_per_turn_wal"),
+            "bot_ok": f"{bot.get('ok', 0)}/{n}",
+            "baseline_ok": f"{base.get('ok', 0)}/{n}" if base else None,
+        }
+        rows.append(row)
+        complete = bot.get("ok") == n and "error" not in bot
+        if n in (100, 300):
+            limit = TARGETS[f"ratio_irreducible_n{n}"]
+            checks.append(_check(f"makespan ratio vs irreducible at N={n} <= {limit}",
+                                 row["ratio_vs_irreducible"], limit, complete))
+        checks.append(_check(f"bot CPU per turn at N={n} <= {TARGETS['cpu_ms_per_turn']:.0f} ms",
+                             row["bot_cpu_ms_per_turn"], TARGETS["cpu_ms_per_turn"], complete))
+        checks.append(_check(f"loop lag p99 at N={n} <= {TARGETS['lag_p99_ms']:.0f} ms",
+                             row["lag_p99_ms"], TARGETS["lag_p99_ms"], complete))
+        checks.append(_check(f"loop lag max at N={n} <= {TARGETS['lag_max_ms']:.0f} ms",
+                             row["lag_max_ms"], TARGETS["lag_max_ms"], complete))
+    # peak RSS with 100 turns in flight: measured at N=100, else projected from the largest N
+    by_n = {row["n"]: (row, entry.get("bot", {})) for row, entry in zip(rows, report["runs"], strict=True)}
+    if 100 in by_n:
+        row, bot = by_n[100]
+        checks.append(_check(f"peak RSS with 100 turns in flight <= {TARGETS['peak_rss_mb_100']:.0f} MB",
+                             row["peak_rss_mb"], TARGETS["peak_rss_mb_100"], bot.get("ok") == 100))
+    elif rows:
+        n = max(by_n)
+        _, bot = by_n[n]
+        if bot.get("rss_idle_mb") is not None and bot.get("rss_per_turn_kb") is not None:
+            projected = bot["rss_idle_mb"] + bot["rss_per_turn_kb"] * 100 / 1024
+            checks.append(_check(
+                f"peak RSS with 100 turns in flight <= {TARGETS['peak_rss_mb_100']:.0f} MB "
+                f"(projected from N={n})", round(projected, 1), TARGETS["peak_rss_mb_100"], True))
+    return {"rows": rows, "checks": checks}
+
+
+def _check(name: str, value: float | None, limit: float, complete: bool) -> dict[str, Any]:
+    verdict = "PASS" if value is not None and value <= limit and complete else "MISS"
+    return {"target": name, "value": value, "limit": limit, "verdict": verdict,
+            **({} if complete else {"note": "run incomplete"})}
+
+
+def fmt(value: Any, suffix: str = "") -> str:
+    if value is None:
+        return "–"
+    return f"{value}{suffix}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    cfg = report["config"]
+    mach = report["machine"]
+    lines = [
+        f"L = {cfg['latency_s']} s per generation, {cfg['size']} PNG with "
+        f"{cfg['partial_images']} partial images ({cfg['payload']} payload), "
+        f"progress edits every {cfg['progress_edit_interval']} s; "
+        f"{mach['nproc']} cores ({mach['cpu_model']}), Python {mach['python']}.",
+        "",
+        "| N | bot makespan | irreducible | ratio | baseline bot | bot/baseline "
+        "| bot CPU/turn (irreducible) | overhead p50 / p99 | loop lag p99 / max "
+        "| peak RSS (per turn) | DB commits/turn | results |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["summary"]["rows"]:
+        base = fmt(row["baseline_makespan_s"], " s")
+        if row["baseline_extrapolated"]:
+            base += "*"
+        lines.append(
+            f"| {row['n']} | {fmt(row['bot_makespan_s'], ' s')} "
+            f"| {fmt(row['irreducible_makespan_s'], ' s')} | {fmt(row['ratio_vs_irreducible'])} "
+            f"| {base} | {fmt(row['ratio_vs_baseline'])} "
+            f"| {fmt(row['bot_cpu_ms_per_turn'], ' ms')} ({fmt(row['irreducible_cpu_ms_per_turn'], ' ms')}) "
+            f"| {fmt(row['overhead_p50_ms'], ' ms')} / {fmt(row['overhead_p99_ms'], ' ms')} "
+            f"| {fmt(row['lag_p99_ms'], ' ms')} / {fmt(row['lag_max_ms'], ' ms')} "
+            f"| {fmt(row['peak_rss_mb'], ' MB')} ({fmt(row['rss_per_turn_kb'], ' KB')}) "
+            f"| {fmt(row['db_commits_per_turn'])} "
+            f"| bot {row['bot_ok']}" + (f", baseline {row['baseline_ok']}" if row["baseline_ok"] else "")
+            + " |"
+        )
+    if any(row["baseline_extrapolated"] for row in report["summary"]["rows"]):
+        lines.append("")
+        lines.append(f"\\* the baseline is serial; it was stopped after {cfg['baseline_cap_s']} s "
+                     "and its makespan extrapolated as N x (its mean time per generation).")
+    lines.append("")
+    lines.append("| target | value | verdict |")
+    lines.append("|---|---:|---|")
+    for check in report["summary"]["checks"]:
+        note = f" ({check['note']})" if check.get("note") else ""
+        lines.append(f"| {check['target']} | {fmt(check['value'])} | **{check['verdict']}**{note} |")
+    return "\n".join(lines)
+
+
+def profile_text(report: dict[str, Any], top: int = 15) -> str:
+    prof = report.get("profile")
+    if not prof:
+        return ""
+    if "error" in prof:
+        return f"profile failed: {prof['error']}"
+    lines = [f"\nProfile of the bot at N={prof['n']} ({prof['profiler']}, "
+             f"{prof.get('samples', '?')} samples):", "", "self time (top):"]
+    for item in prof.get("self", [])[:top]:
+        lines.append(f"  {item['share']:6.1%}  {item['frame']}")
+    lines.append("\ninclusive time, bot/ code (top):")
+    for item in prof.get("inclusive_bot", [])[:top]:
+        lines.append(f"  {item['share']:6.1%}  {item['frame']}")
+    if prof.get("threads"):
+        lines.append("\nby thread:")
+        for item in prof["threads"][:8]:
+            lines.append(f"  {item['share']:6.1%}  {item['frame']}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- entry point
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--latency", type=float, default=None,
+                        help="seconds the fake API takes per generation (default 10; 3 with --quick)")
+    parser.add_argument("--ns", default=None,
+                        help="comma-separated conversation counts (default 1,10,100,300; 1,10 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument("--out", default=None,
+                        help="JSON output (default bench/results/bench-<UTC time>.json)")
+    parser.add_argument("--payload", choices=("synthetic", "realistic"), default="synthetic",
+                        help="image bytes: the fake's own pre-rendered 1536x1024 PNG (~30 KB), "
+                             "or realistic photo-like PNGs (~2.6 MB final, ~1.4 MB partials)")
+    parser.add_argument("--baseline-cap", type=float, default=None,
+                        help="stop the baseline bot after this many seconds (default 3 x latency)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the baseline bot")
+    parser.add_argument("--systems", default="irreducible,bot,baseline",
+                        help="which systems to run, comma-separated")
+    parser.add_argument("--progress-edit-interval", type=float, default=1.5)
+    parser.add_argument("--lag-interval", type=float, default=0.02,
+                        help="loop-lag sampler period inside the bot (seconds)")
+    parser.add_argument("--ack-deadline", type=float, default=ACK_DEADLINE,
+                        help="the fake Discord's interaction ack deadline")
+    parser.add_argument("--idle-window", type=float, default=2.0,
+                        help="seconds of idle CPU measured before dispatching")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds after the last result before CPU and DB writes are read")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the measured runs, profile one more bot run")
+    parser.add_argument("--profile-n", type=int, default=None, help="N of the profiled run")
+    parser.add_argument("--profiler", choices=("py-spy", "cprofile"), default="py-spy")
+    parser.add_argument("--py-spy", default=None, help="path to the py-spy executable")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, DBs)")
+    args = parser.parse_args(argv)
+    if args.latency is None:
+        args.latency = 3.0 if args.quick else 10.0
+    ns = args.ns or ("1,10" if args.quick else "1,10,100,300")
+    args.ns = [int(v) for v in ns.split(",") if v.strip()]
+    args.systems = [v.strip() for v in args.systems.split(",") if v.strip()]
+    if args.baseline_cap is None:
+        args.baseline_cap = max(3 * args.latency, 8.0)
+    if args.out is None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+        args.out = str(REPO / "bench" / "results" / f"bench-{stamp}.json")
+    return args
+
+
+async def amain(args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="imagine-bench-"))
+    bench = Bench(args, workdir)
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if task is not None:
+            loop.add_signal_handler(sig, task.cancel)
+    print(f"work folder: {workdir}", flush=True)
+    try:
+        report = await bench.run()
+    finally:
+        await bench.procs.stop_all()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    out = write_report(Path(args.out), report)
+    print()
+    print(markdown(report))
+    text = profile_text(report)
+    if text:
+        print(text)
+    print(f"\nJSON: {out}  (elapsed {report['elapsed_s']} s)")
+    return 0
+
+
+def write_report(out: Path, report: dict[str, Any]) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return asyncio.run(amain(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; every process the benchmark started was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
