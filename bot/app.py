@@ -249,7 +249,7 @@ class ImagineBot(commands.AutoShardedBot):
             await service.shutdown(self.settings.shutdown_grace_seconds)
         presenter = getattr(self, "presenter", None)
         if presenter is not None:
-            await presenter.tasks.cancel_all()
+            await presenter.close()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await super().close()

@@ -343,10 +343,10 @@ class ImageClient:
         elif kind == "response.image_generation_call.generating":
             await on_progress(Progress(Stage.generating))
         elif kind == "response.image_generation_call.partial_image":
-            data = await asyncio.to_thread(_decode, event.partial_image_b64)
-            await on_progress(
-                Progress(Stage.partial, partial_image=data, partial_index=event.partial_image_index)
-            )
+            await on_progress(Progress(
+                Stage.partial, partial_image_b64=event.partial_image_b64,
+                partial_index=event.partial_image_index,
+            ))
         elif kind == "response.output_item.done":
             await self._take_item(event.item, state)
         elif kind == "response.completed":

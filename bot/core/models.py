@@ -163,7 +163,7 @@ class Progress:
 
     stage: Stage
     position: int | None = None  # queue position, 1 = next
-    partial_image: bytes | None = None
+    partial_image_b64: str | None = None  # as the API sent it: decoded only if an edit shows it
     partial_index: int | None = None
     attempt: int | None = None
     retry_in: float | None = None

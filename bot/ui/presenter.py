@@ -6,6 +6,7 @@ restart). Edits are coalesced and throttled per message.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import logging
 import time
@@ -67,7 +68,14 @@ class DiscordPresenter:
         self.edit_interval = edit_interval
         self.tasks = BackgroundTasks()
         self._live: dict[int, _Live] = {}
+        # previews are best-effort: their own small pool, so finals never queue behind them
+        self._previews = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="preview")
         self._limits: dict[int | None, int] = {}
+
+    async def close(self) -> None:
+        """Stop progress work (tickers, pending edits) and the preview threads."""
+        await self.tasks.cancel_all()
+        self._previews.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ helpers
     def _channel(self, turn: Turn) -> discord.PartialMessageable:
@@ -171,8 +179,11 @@ class DiscordPresenter:
         message = self._channel(turn).get_partial_message(turn.progress_message_id)
         content = progress_text(turn, progress, time.monotonic() - live.started, turn.locale)
         try:
-            if progress.partial_image is not None:
-                preview = await asyncio.to_thread(make_preview, progress.partial_image)
+            if progress.partial_image_b64 is not None:
+                loop = asyncio.get_running_loop()
+                preview = await loop.run_in_executor(
+                    self._previews, make_preview, progress.partial_image_b64
+                )
                 await message.edit(
                     content=content,
                     attachments=[discord.File(io.BytesIO(preview), filename="preview.jpg")],
@@ -188,8 +199,10 @@ class DiscordPresenter:
         live.closed = True
         if live.ticker is not None:
             live.ticker.cancel()
+        live.pending = None
         if live.flusher is not None and not live.flusher.done():
-            live.flusher.cancel()
+            if not live.lock.locked():
+                live.flusher.cancel()  # only sleeping between edits: safe to cancel
             await asyncio.wait([live.flusher], timeout=5)
         return live
 

@@ -182,8 +182,8 @@ async def test_progress_stages_in_order(image_client: ImageClient) -> None:
     partials = [p for p in recorder.progress if p.stage is Stage.partial]
     assert [p.partial_index for p in partials] == [0, 1]
     for progress in partials:
-        assert progress.partial_image is not None
-        with Image.open(io.BytesIO(progress.partial_image)) as preview:
+        assert progress.partial_image_b64 is not None
+        with Image.open(io.BytesIO(base64.b64decode(progress.partial_image_b64))) as preview:
             assert preview.size == (256, 256)
     assert len(result.images) == 1
 
