@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.core.conversations import ConversationService
 from bot.core.errors import UserFacingError
 from bot.core.image_client import ImageClient, RetryPolicy
+from bot.core.imaging import warm_up
 from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings
 from bot.metrics import Metrics, MetricsServer
@@ -168,6 +169,7 @@ class ImagineBot(commands.AutoShardedBot):
         self.attachments = AttachmentReader(
             max_bytes=s.max_attachment_bytes, extra_hosts=frozenset(extra_hosts)
         )
+        await asyncio.to_thread(warm_up)
         await self.tree.set_translator(Translator())
         self.tree.on_error = self.on_app_command_error
         self.add_dynamic_items(TurnButton)

@@ -310,7 +310,7 @@ class ConversationService:
         if not self.scheduler.has_room_for(user_id):
             raise UserFacingError(ErrorKind.queue_full, limit=self.scheduler.per_user_queued)
 
-    async def _enqueue(self, turn: Turn, *, recovered: bool = False) -> Turn:
+    async def _enqueue(self, turn: Turn) -> Turn:
         if self.presenter is not None and turn.progress_message_id is None:
             try:
                 message_id = await self.presenter.show_queued(turn, None)
@@ -330,8 +330,9 @@ class ConversationService:
             await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
             return turn
         self._queued_turns[turn.id] = turn
+        # Queue room was checked on admission; a turn already recorded is never dropped here.
         self.scheduler.submit(
-            Job(turn.id, turn.author_id, turn.conversation_id, self._run_job), force=recovered
+            Job(turn.id, turn.author_id, turn.conversation_id, self._run_job), force=True
         )
         self._notify("queued", turn)
         return turn
@@ -626,7 +627,7 @@ class ConversationService:
                                  detail="interrupted by a restart")
                 continue
             try:
-                await self._enqueue(turn, recovered=True)
+                await self._enqueue(turn)
             except Exception:
                 log.exception("Could not resume turn %s", turn.id)
         if turns:

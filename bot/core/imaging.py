@@ -54,6 +54,17 @@ def inspect_input(data: bytes, filename: str) -> InputImage:
                                   name=filename) from None
 
 
+def warm_up() -> None:
+    """Load Pillow's codecs once at start-up, so the first turn does not pay for it."""
+    Image.init()
+    tiny = Image.new("RGB", (16, 16))
+    for fmt in ("PNG", "JPEG", "WEBP"):
+        out = io.BytesIO()
+        tiny.save(out, fmt)
+        with Image.open(io.BytesIO(out.getvalue())) as again:
+            again.load()
+
+
 def make_preview(b64: str) -> bytes:
     """A small JPEG of a partial image (base64 as the API sent it), cheap to upload on every edit."""
     with Image.open(io.BytesIO(base64.b64decode(b64))) as image:
