@@ -319,7 +319,7 @@ class ConversationService:
                     turn.id, status=TurnStatus.failed, error_kind=error.kind.name,
                     error_detail=("orphaned: " if error.orphaned else "") + error.detail,
                 )
-                raise UserFacingError(error.kind) from error
+                raise error.user_error() from error
             if message_id is not None:
                 await self.store.turns.set_progress_message(turn.id, message_id)
                 refreshed = await self.store.turns.get(turn.id)
@@ -412,7 +412,7 @@ class ConversationService:
         except UserFacingError as error:
             await self._fail(turn, error)
         except DeliveryError as error:
-            await self._fail(turn, UserFacingError(error.kind), show=not error.orphaned,
+            await self._fail(turn, error.user_error(), show=not error.orphaned,
                              detail=("orphaned: " if error.orphaned else "") + error.detail)
         except Exception as exc:
             log.exception("Turn %s crashed", turn.id)

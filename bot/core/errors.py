@@ -84,8 +84,14 @@ class DeliveryError(Exception):
     `orphaned` means there is nowhere left to show the turn (deleted thread or message).
     """
 
-    def __init__(self, kind: ErrorKind, *, orphaned: bool = False, detail: str = "") -> None:
+    def __init__(
+        self, kind: ErrorKind, *, orphaned: bool = False, detail: str = "", **params: Any
+    ) -> None:
         super().__init__(f"{kind.name}: {detail}")
         self.kind = kind
         self.orphaned = orphaned
         self.detail = detail
+        self.params = params  # for the user's message, e.g. the missing permission
+
+    def user_error(self) -> UserFacingError:
+        return UserFacingError(self.kind, **self.params)

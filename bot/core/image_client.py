@@ -24,6 +24,14 @@ from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.responses import (
+    EasyInputMessageParam,
+    ResponseInputImageParam,
+    ResponseInputMessageContentListParam,
+    ResponseInputTextParam,
+    ToolChoiceTypesParam,
+)
+from openai.types.responses.tool_param import ImageGeneration as ImageGenerationParam
 
 from bot.core.errors import ErrorKind, GenerationError, PreviousResponseNotFound
 from bot.core.models import GeneratedImage, InputImage, Progress, Stage, TurnResult, Usage
@@ -68,7 +76,6 @@ class GenerationRequest:
     options: ImageOptions
     previous_response_id: str | None = None
     input_images: list[InputImage] = field(default_factory=list)
-    reference_ids: list[str] = field(default_factory=list)  # earlier image_generation_call ids
     context_text: str | None = None  # the prompt lineage, when the chain had to be rebuilt
     user_id: int | None = None
 
@@ -198,25 +205,25 @@ class ImageClient:
         self._sleep = sleep
 
     def build_params(self, request: GenerationRequest) -> dict[str, Any]:
-        """The `responses.create` arguments for a request (without `stream`)."""
-        tool: dict[str, Any] = {"type": "image_generation", **request.options.tool_params()}
+        """The `responses.create` arguments for a request (without `stream`), built from the
+        SDK's own parameter types. The new instruction is always the last `input_text`."""
+        tool = ImageGenerationParam(type="image_generation", **request.options.tool_params())
         if self.image_model:
             tool["model"] = self.image_model
-        content: list[dict[str, Any]] = []
+        content: ResponseInputMessageContentListParam = []
         if request.context_text:
-            content.append({"type": "input_text", "text": request.context_text})
+            content.append(ResponseInputTextParam(type="input_text", text=request.context_text))
         for image in request.input_images:
-            content.append({"type": "input_image", "image_url": data_url(image), "detail": "auto"})
-        content.append({"type": "input_text", "text": request.prompt})
-        items: list[dict[str, Any]] = [
-            {"type": "image_generation_call", "id": ref} for ref in request.reference_ids
-        ]
-        items.append({"role": "user", "content": content})
+            content.append(
+                ResponseInputImageParam(type="input_image", image_url=data_url(image), detail="auto")
+            )
+        content.append(ResponseInputTextParam(type="input_text", text=request.prompt))
+        message = EasyInputMessageParam(role="user", content=content)
         params: dict[str, Any] = {
             "model": self.model,
-            "input": items,
+            "input": [message],
             "tools": [tool],
-            "tool_choice": {"type": "image_generation"},
+            "tool_choice": ToolChoiceTypesParam(type="image_generation"),
             "store": self.store,
         }
         if self.background:

@@ -258,7 +258,10 @@ class Imagine(commands.Cog):
             if ticket is not None:
                 ticket.done()
             if isinstance(exc, discord.Forbidden):
-                raise UserFacingError(ErrorKind.missing_permissions) from None
+                log.warning("Cannot open a thread in %s: missing Create Public Threads", channel.id)
+                raise UserFacingError(
+                    ErrorKind.missing_permissions, permission="Create Public Threads"
+                ) from None
             raise
         await self.service.open_conversation(
             thread.id, guild_id=guild_id, parent_channel_id=channel.id, owner_id=user.id

@@ -70,7 +70,7 @@ EN: dict[str, str] = {
     "error.no_output": "The image service returned nothing for this request. Please try again.",
     "error.cancelled": "Cancelled.",
     "error.upload_failed": "I couldn't upload the image here. {problem_text}",
-    "error.missing_permissions": "I'm missing a permission here (Send Messages in Threads, Create Public Threads, Attach Files or Embed Links).",
+    "error.missing_permissions": "I'm missing the **{permission}** permission here; a server admin can grant it to my role.",
     "error.thread_locked": "This thread is locked, so I can't post in it.",
     # progress
     "progress.queued": "⏳ Queued — position {position}.",
@@ -183,7 +183,7 @@ ZH: dict[str, str] = {
     "error.no_output": "图片服务没有返回任何内容。请再试一次。",
     "error.cancelled": "已取消。",
     "error.upload_failed": "无法在这里上传图片。{problem_text}",
-    "error.missing_permissions": "我在这里缺少权限（在子区发送消息、创建公开子区、附加文件或嵌入链接）。",
+    "error.missing_permissions": "我在这里缺少 **{permission}** 权限；服务器管理员可以为我的身份组授予。",
     "error.thread_locked": "此子区已锁定，我无法在其中发言。",
     "progress.queued": "⏳ 排队中 — 第 {position} 位。",
     "progress.queued_now": "⏳ 排队中。",

@@ -24,6 +24,8 @@ from bot.ui.render import failure_text, progress_text, result_caption
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+SEND_PERMISSION = "Send Messages in Threads"
+UPLOAD_PERMISSION = "Attach Files"
 QUEUED_EDIT_INTERVAL = 5.0
 TICK_INTERVAL = 10.0
 FLUSH_NAP = 0.25
@@ -49,12 +51,13 @@ class _Live:
     last_stage: Stage | None = None
 
 
-def delivery_error(exc: discord.HTTPException) -> DeliveryError:
-    """Classify a Discord refusal."""
+def delivery_error(exc: discord.HTTPException, *, needs: str) -> DeliveryError:
+    """Classify a Discord refusal; `needs` names the permission the failed call requires."""
     if exc.code == 160005:
         return DeliveryError(ErrorKind.thread_locked, detail=str(exc.text))
     if exc.code == 50013 or isinstance(exc, discord.Forbidden):
-        return DeliveryError(ErrorKind.missing_permissions, detail=str(exc.text))
+        log.warning("Discord refused a call for lack of the %s permission (%s)", needs, exc.text)
+        return DeliveryError(ErrorKind.missing_permissions, detail=str(exc.text), permission=needs)
     if isinstance(exc, discord.NotFound):
         return DeliveryError(ErrorKind.upload_failed, orphaned=True, detail=str(exc.text))
     return DeliveryError(ErrorKind.upload_failed, detail=f"{exc.status} {exc.code} {exc.text}")
@@ -126,7 +129,7 @@ class DiscordPresenter:
                 allowed_mentions=NO_MENTIONS,
             ))
         except discord.HTTPException as exc:
-            raise delivery_error(exc) from exc
+            raise delivery_error(exc, needs=SEND_PERMISSION) from exc
         self._live_for(turn.id)
         return message.id
 
@@ -252,7 +255,7 @@ class DiscordPresenter:
         except discord.HTTPException as exc:
             if exc.code == 40005 or exc.status == 413:
                 raise DeliveryError(ErrorKind.upload_failed, detail="too_large") from exc
-            raise delivery_error(exc) from exc
+            raise delivery_error(exc, needs=UPLOAD_PERMISSION) from exc
         return ids
 
     async def _replace_progress(

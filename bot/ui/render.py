@@ -20,6 +20,8 @@ def error_text(error: UserFacingError, locale: str | None) -> str:
         params["reason_text"] = t(f"reason.{params['reason']}", locale)
     if "limit" in params and error.kind is ErrorKind.limit_reached:
         params["limit_name"] = t(f"limit.{params['limit']}", locale)
+    if error.kind is ErrorKind.missing_permissions:
+        params.setdefault("permission", "Send Messages in Threads / Create Public Threads / Attach Files")
     if error.kind is ErrorKind.invalid_request:
         params["reason"] = clip(str(params.get("reason") or "invalid request"), 200)
     return clip(t(error.kind.value, locale, **params), MAX_CONTENT)

@@ -1083,6 +1083,8 @@ class RestApi:
             if set(body) - {"flags"}:
                 raise ApiError(403, 50005)
             fake.require(cid, "manage_messages")
+        if files:  # adding attachments in an edit needs ATTACH_FILES, as when sending
+            fake.require(cid, "attach_files")
         self._apply_edit(msg, body, files)
         fake.dispatch_message("MESSAGE_UPDATE", msg)
         return fake.message_payload(msg)

@@ -122,7 +122,7 @@ def test_build_params_shape(image_client: ImageClient) -> None:
 def test_build_params_minimal_and_without_storage(openai_client: openai.AsyncOpenAI) -> None:
     client = ImageClient(openai_client, model=MODEL, image_model="gpt-image-x", store=False)
     params = client.build_params(
-        GenerationRequest(prompt="a cat", options=ImageOptions(), reference_ids=["ig_1"])
+        GenerationRequest(prompt="a cat", options=ImageOptions())
     )
     assert params["tools"] == [{"type": "image_generation", "model": "gpt-image-x"}]
     assert params["store"] is False
@@ -130,7 +130,6 @@ def test_build_params_minimal_and_without_storage(openai_client: openai.AsyncOpe
     assert "previous_response_id" not in params
     assert "safety_identifier" not in params
     assert params["input"] == [
-        {"type": "image_generation_call", "id": "ig_1"},
         {"role": "user", "content": [{"type": "input_text", "text": "a cat"}]},
     ]
 
