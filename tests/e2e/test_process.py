@@ -223,3 +223,35 @@ async def test_backup_usage_error(tmp_path):
     code, _, err = await run_cli("backup", env=clean_environ(), cwd=tmp_path)
     assert code == 2
     assert "usage: python -m bot backup PATH" in err
+
+
+async def test_unapproved_message_content_intent_is_explained(openai_fake, tmp_path):
+    """Discord closes the gateway with 4014 when the privileged intent is not enabled for the
+    application: the bot says what to do in one line and exits 2."""
+    fake = FakeDiscord(message_content_intent_allowed=False)
+    await fake.start()
+    try:
+        env = clean_environ() | bot_env(fake, openai_fake, tmp_path / "bot.db")
+        code, _, err = await run_cli(env=env, cwd=tmp_path, timeout=60)
+    finally:
+        await fake.stop()
+    assert code == 2
+    assert "MESSAGE_CONTENT_INTENT=false" in err
+    assert "Traceback" not in err
+
+
+async def test_without_the_intent_setting_the_bot_runs_and_says_so(openai_fake, tmp_path):
+    fake = FakeDiscord(message_content_intent_allowed=False)
+    await fake.start()
+    log_path = tmp_path / "bot.log"
+    bot = BotProcess(bot_env(fake, openai_fake, tmp_path / "bot.db",
+                             MESSAGE_CONTENT_INTENT="false"), log_path=str(log_path))
+    try:
+        await bot.start(fake)
+        alice = fake.add_user("alice")
+        thread = await start_conversation(fake, alice, "a quiet harbour")
+        await wait_results(fake, thread, 1, timeout=30)
+    finally:
+        await bot.stop()
+        await fake.stop()
+    assert "MESSAGE_CONTENT intent is off" in log_path.read_text()
