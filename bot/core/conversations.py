@@ -232,7 +232,9 @@ class ConversationService:
     async def admit(self, actor: Actor) -> None:
         """Check, before anything is created, that `actor` may start a turn now: access, room
         in their queue, and usage limits. `submit` checks the same again."""
-        policy = await self.policy_for(actor.guild_id)
+        await self._admit(await self.policy_for(actor.guild_id), actor)
+
+    async def _admit(self, policy: EffectivePolicy, actor: Actor) -> None:
         policy.check_access(actor)
         self._check_queue_room(actor.user_id)
         await self._check_limits(policy, actor)
@@ -282,8 +284,7 @@ class ConversationService:
         )
         if options.action == "edit" and not inputs and not context_has_image:
             raise UserFacingError(ErrorKind.edit_needs_image)
-        self._check_queue_room(actor.user_id)
-        await self._check_limits(policy, actor)
+        await self._admit(policy, actor)
 
         turn_id = await self.store.turns.create(
             conversation_id=conversation.id,

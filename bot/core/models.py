@@ -128,7 +128,6 @@ class TurnRequest:
     input_images: list[InputImage] = field(default_factory=list)
     source_message_id: int | None = None
     locale: str = "en-US"
-    is_moderator: bool = False
 
 
 @dataclass(frozen=True, slots=True)
