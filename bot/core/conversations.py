@@ -636,8 +636,19 @@ class ConversationService:
         return len(turns)
 
     async def shutdown(self, grace: float) -> None:
+        """Take no new turns; give running ones `grace` seconds; say which ones will resume."""
+        running = self.scheduler.running_turn_ids()
         await self.scheduler.shutdown(grace)
         await self.tasks.cancel_all()
+        if self.presenter is None:
+            return
+        for turn_id in running:
+            turn = await self.store.turns.get(turn_id)
+            if turn is not None and not turn.status.terminal:
+                try:
+                    await self.presenter.show_progress(turn, Progress(Stage.paused))
+                except Exception:
+                    log.info("Could not mark turn %s as paused", turn_id, exc_info=True)
 
 
 class TurnListener(Protocol):

@@ -73,6 +73,9 @@ class JobScheduler:
     def queued_for(self, user_id: int) -> int:
         return len(self._queues.get(user_id, ()))
 
+    def running_turn_ids(self) -> list[int]:
+        return list(self._running)
+
     def has_room_for(self, user_id: int) -> bool:
         """Whether a user may queue one more job."""
         waiting = self.queued_for(user_id) + self._running_per_user.get(user_id, 0)

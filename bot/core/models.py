@@ -154,6 +154,7 @@ class Stage(StrEnum):
     generating = "generating"
     partial = "partial"
     retrying = "retrying"
+    paused = "paused"  # the bot is restarting; the turn resumes when it is back
 
 
 @dataclass(frozen=True, slots=True)

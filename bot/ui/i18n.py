@@ -80,6 +80,7 @@ EN: dict[str, str] = {
     "progress.partial": "🎨 Generating… {elapsed}s · preview {index}",
     "progress.retrying": "🔁 The image service is busy; retrying in {seconds}s (attempt {attempt}).",
     "progress.failed": "⚠️ {message}",
+    "progress.paused": "⏸️ The bot is restarting; this image will continue as soon as it is back.",
     # results
     "result.by": "by <@{user}>",
     "result.revised": "Revised prompt: {text}",
@@ -192,6 +193,7 @@ ZH: dict[str, str] = {
     "progress.partial": "🎨 生成中… {elapsed} 秒 · 预览 {index}",
     "progress.retrying": "🔁 图片服务繁忙；{seconds} 秒后重试（第 {attempt} 次）。",
     "progress.failed": "⚠️ {message}",
+    "progress.paused": "⏸️ 机器人正在重启；恢复后这张图片会继续生成。",
     "result.by": "来自 <@{user}>",
     "result.revised": "改写后的提示词：{text}",
     "result.reencoded": "已重新编码以符合上传限制",

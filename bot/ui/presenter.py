@@ -136,6 +136,9 @@ class DiscordPresenter:
     async def show_progress(self, turn: Turn, progress: Progress) -> None:
         if turn.progress_message_id is None:
             return
+        if progress.stage is Stage.paused:  # shutting down: say it now, nothing more after
+            await self._edit_progress(turn, await self._close_live(turn.id), progress)
+            return
         live = self._live_for(turn.id)
         if live.closed:
             return

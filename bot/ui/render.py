@@ -48,6 +48,8 @@ def progress_text(turn: Turn, progress: Progress, elapsed: float, locale: str | 
     elif progress.stage is Stage.retrying:
         line = t("progress.retrying", locale, seconds=f"{progress.retry_in or 0:.0f}",
                  attempt=progress.attempt)
+    elif progress.stage is Stage.paused:
+        line = t("progress.paused", locale)
     elif progress.stage is Stage.partial:
         line = t("progress.partial", locale, elapsed=int(elapsed),
                  index=(progress.partial_index or 0) + 1)

@@ -472,6 +472,8 @@ async def test_shutdown_keeps_a_long_turn_and_the_restart_resumes_it(
     assert row["response_id"] == response_id
     assert results(discord_fake, thread_id) == []
     assert openai_fake.responses[response_id]["status"] not in ("cancelled", "failed")
+    paused = discord_fake.message(row["progress_message_id"])
+    assert "restarting" in paused.content and "> a long exposure of stars" in paused.content
 
     async with running(settings):
         [result] = await wait_results(discord_fake, thread_id, 1, timeout=20)
