@@ -143,13 +143,17 @@ class ImageOptions:
             params["partial_images"] = self.partial_images
         return params
 
-    def summary(self) -> str:
-        """A compact one-line description for result footers, e.g. `1536x1024 · high · webp`."""
-        parts = [
-            self.size or "auto",
-            self.quality or "auto",
-            self.output_format or "png",
-        ]
+    def summary(self, actual_size: str | None = None) -> str:
+        """A compact one-line description for result footers, e.g. `1536x1024 · high · webp`.
+
+        `actual_size` is what the API produced (shown when the size was left to it); choices
+        left at `auto` are not shown.
+        """
+        size = self.size if self.size and self.size != "auto" else actual_size or "auto size"
+        parts = [size]
+        if self.quality and self.quality != "auto":
+            parts.append(self.quality)
+        parts.append(self.output_format or "png")
         if self.background and self.background != "auto":
             parts.append(self.background)
         if self.compression is not None:

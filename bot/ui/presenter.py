@@ -238,6 +238,7 @@ class DiscordPresenter:
             reencoded=any(f.reencoded for f in fitted),
             rerooted=result.rerooted,
             has_images=bool(fitted),
+            actual_size=next((img.size for img in result.images if img.size), None),
         )
         files = [
             discord.File(io.BytesIO(f.data), filename=f"imagine-{turn.id}-{n}.{f.extension}")

@@ -68,6 +68,7 @@ def result_caption(
     reencoded: bool,
     rerooted: bool,
     has_images: bool,
+    actual_size: str | None = None,
 ) -> str:
     """The message shown with a result: the prompt, any model text, and a compact footer."""
     locale = turn.locale
@@ -76,7 +77,7 @@ def result_caption(
         parts.append(clip(text, 1000))
     elif not has_images:
         parts.append(t("result.text_only", locale))
-    footer = [t("result.by", locale, user=turn.author_id), turn.options.summary()]
+    footer = [t("result.by", locale, user=turn.author_id), turn.options.summary(actual_size)]
     if turn.options.action and turn.options.action != "auto":
         footer.insert(1, turn.options.action)
     if reencoded:
