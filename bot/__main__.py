@@ -31,7 +31,7 @@ def config_error(exc: ValidationError) -> str:
         if error["type"] == "missing":
             problems.append(f"{name} is not set")
         else:
-            problems.append(f"{name}: {error['msg']}")
+            problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
     return "Configuration error: " + "; ".join(problems) + " (set it in .env or the environment)"
 
 

@@ -135,6 +135,7 @@ class ImagineBot(commands.AutoShardedBot):
                 partial_images=s.default_partial_images,
             ),
             max_quality=s.max_quality,
+            max_size=s.max_size,
             allow_low_moderation=s.allow_low_moderation,
             user_daily_images=s.user_daily_images,
             guild_daily_spend_usd=s.guild_daily_spend_usd,

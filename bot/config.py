@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Quality = Literal["auto", "low", "medium", "high"]
@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     """Every knob of the bot. Environment variables use the upper-case field names."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        env_ignore_empty=True,  # `NAME=` in .env means "not set", as .env.example reads
     )
 
     # --- secrets (required) ---
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     default_moderation: Moderation = "auto"
     allow_low_moderation: bool = True
     max_quality: Quality = "high"
+    max_size: str | None = None  # e.g. 2048x2048: no image larger (in pixels) than this
     max_input_images: int = Field(default=4, ge=0, le=10)
     max_attachment_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_prompt_chars: int = Field(default=4000, ge=1)
@@ -90,13 +92,24 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
 
-    @field_validator("default_size")
+    @field_validator("default_size", "max_size")
     @classmethod
-    def _check_size(cls, value: str) -> str:
-        from bot.core.options import parse_size  # local import: config must stay import-light
+    def _check_size(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from bot.core.errors import UserFacingError  # local imports: config stays import-light
+        from bot.core.options import parse_size
 
-        parse_size(value)
-        return value
+        if value is None:
+            return None
+        try:
+            size = parse_size(value)
+        except UserFacingError:
+            raise ValueError(
+                "use auto, a preset, or WIDTHxHEIGHT (multiples of 16, ratio 1:3 to 3:1, "
+                "at most 3840x2160)"
+            ) from None
+        if size == "auto" and info.field_name == "max_size":
+            raise ValueError("must be WIDTHxHEIGHT, not auto")
+        return size
 
     @model_validator(mode="after")
     def _check_background(self) -> Settings:

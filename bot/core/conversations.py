@@ -229,10 +229,14 @@ class ConversationService:
         return await self.store.turns.lineage(turn.id)
 
     # ------------------------------------------------------------------ submitting
-    async def admit(self, actor: Actor) -> None:
+    async def admit(self, actor: Actor, options: ImageOptions | None = None) -> None:
         """Check, before anything is created, that `actor` may start a turn now: access, room
-        in their queue, and usage limits. `submit` checks the same again."""
-        await self._admit(await self.policy_for(actor.guild_id), actor)
+        in their queue, usage limits, and (if given) the options against the server's ceilings.
+        `submit` checks the same again."""
+        policy = await self.policy_for(actor.guild_id)
+        if options is not None:
+            policy.clamp(options.merged_over(policy.defaults()))
+        await self._admit(policy, actor)
 
     async def _admit(self, policy: EffectivePolicy, actor: Actor) -> None:
         policy.check_access(actor)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.options import QUALITIES, ImageOptions
+from bot.core.options import QUALITIES, ImageOptions, parse_size
 
 RefineMode = Literal["anyone", "starter"]
 _QUALITY_RANK = {q: i for i, q in enumerate(QUALITIES)}
@@ -31,6 +31,7 @@ class GuildPolicy:
     default_quality: str | None = None
     max_quality: str | None = None
     default_size: str | None = None
+    max_size: str | None = None  # WxH: the largest image (in pixels) members may ask for
     default_partial_images: int | None = None
     moderation: str | None = None  # "auto" forces auto; "low" allows low
     user_daily_images: int | None = None
@@ -62,6 +63,7 @@ class Ceilings:
 
     default_options: ImageOptions
     max_quality: str = "high"
+    max_size: str | None = None
     allow_low_moderation: bool = True
     user_daily_images: int = 0  # 0 = unlimited
     guild_daily_spend_usd: float = 0.0
@@ -137,11 +139,27 @@ class EffectivePolicy:
     def is_exempt(self, actor: Actor) -> bool:
         return bool(set(actor.role_ids) & set(self.policy.exempt_roles))
 
+    @property
+    def max_size(self) -> str | None:
+        """The tighter of the server's and the instance's size ceilings (by pixel count)."""
+        sizes = [s for s in (self.policy.max_size, self.ceilings.max_size) if s]
+        return min(sizes, key=pixels) if sizes else None
+
     def clamp(self, options: ImageOptions) -> ImageOptions:
         """Validate a complete set of options against this server's ceilings."""
-        return options.validated(
+        checked = options.validated(
             max_quality=self.max_quality, allow_low_moderation=self.allow_low_moderation
         )
+        ceiling = self.max_size
+        if ceiling and checked.size and checked.size != "auto" and pixels(checked.size) > pixels(ceiling):
+            raise UserFacingError(ErrorKind.invalid_options, problem="size_server_max", value=ceiling)
+        return checked
+
+
+def pixels(size: str) -> int:
+    """Pixel count of a `WxH` size."""
+    width, height = parse_size(size).split("x")
+    return int(width) * int(height)
 
 
 def _min_quality(a: str | None, b: str) -> str:

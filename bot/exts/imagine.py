@@ -205,7 +205,7 @@ class Imagine(commands.Cog):
         attachments = [a for a in slots if a is not None]
         for attachment in attachments:
             self.bot.attachments.check(attachment)
-        await self.service.admit(actor_of(interaction.user, interaction.channel))
+        await self.service.admit(actor_of(interaction.user, interaction.channel), options)
         return options, attachments
 
     async def _open_conversation(

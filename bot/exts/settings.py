@@ -86,6 +86,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         default_quality="Quality used when a user doesn't choose",
         max_quality="Highest quality members may choose",
         default_size="Size used when a user doesn't choose (auto, preset or WxH)",
+        max_size="Largest size members may ask for (WxH, compared by pixel count)",
         previews="Default number of live previews (0-3)",
         moderation="Allow members to choose moderation=low",
         user_daily_images="Images per member per day (0 = no server limit)",
@@ -103,6 +104,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         default_quality: str | None = None,
         max_quality: str | None = None,
         default_size: str | None = None,
+        max_size: str | None = None,
         previews: app_commands.Range[int, 0, 3] | None = None,
         moderation: str | None = None,
         user_daily_images: app_commands.Range[int, 0, 10000] | None = None,
@@ -113,13 +115,16 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         assert interaction.guild_id is not None
         try:
             size = parse_size(default_size) if default_size else None
+            largest = parse_size(max_size) if max_size else None
+            if largest == "auto":
+                raise UserFacingError(ErrorKind.invalid_options, problem="size_format", value="auto")
         except UserFacingError as error:
             await send_error(interaction, error)
             return
         changes: dict[str, Any] = {}
         for key, value in (
             ("default_quality", default_quality), ("max_quality", max_quality),
-            ("default_size", size), ("default_partial_images", previews),
+            ("default_size", size), ("max_size", largest), ("default_partial_images", previews),
             ("moderation", moderation), ("user_daily_images", user_daily_images),
             ("daily_spend_usd", daily_spend_usd), ("monthly_spend_usd", monthly_spend_usd),
             ("locale", language),

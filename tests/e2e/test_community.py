@@ -544,3 +544,27 @@ async def test_a_limit_refusal_opens_no_thread(discord_fake, openai_fake, make_s
         refused = await answer(discord_fake, await imagine(discord_fake, a, "two"), "Limit")
     assert set(discord_fake.threads) == before
     assert refused.ephemeral
+
+
+async def test_server_size_ceiling_is_bounded_by_the_instance(
+    discord_fake, openai_fake, make_settings
+):
+    """The server may lower the instance's size ceiling, never raise it; a refusal is private
+    and costs nothing."""
+    settings = make_settings(max_size="2048x2048")
+    admin = discord_fake.add_user("admin", permissions=["manage_guild"])
+    member = discord_fake.add_user("member")
+    async with running(settings):
+        text = await settings_cmd(discord_fake, admin, "limits", max_size="1536x1024")
+        assert "max_size" in text and "1536x1024" in text
+        refused = await answer(discord_fake, await imagine(discord_fake, member, "wide",
+                                                           size="1536x1536"), "pixels")
+        assert refused.ephemeral and "1536x1024" in refused.content
+        ok = await imagine(discord_fake, member, "fits", size="1024x1536")
+        await answer(discord_fake, ok, "Started a conversation")
+        await settings_cmd(discord_fake, admin, "limits", max_size="3840x2160")
+        refused = await answer(discord_fake, await imagine(discord_fake, member, "huge",
+                                                           size="3840x2160"), "pixels")
+        assert "2048x2048" in refused.content  # the instance's ceiling still applies
+    sizes = [r["tools"][0]["size"] for r in openai_fake.create_requests()]
+    assert sizes == ["1024x1536"]
