@@ -246,7 +246,10 @@ class ImageClient:
         Raises `GenerationError` (classified, user-facing) or `PreviousResponseNotFound`.
         """
         state = _StreamState()
-        params = self.build_params(request)
+        if request.input_images:  # base64 of megabytes of images: not on the event loop
+            params = await asyncio.to_thread(self.build_params, request)
+        else:
+            params = self.build_params(request)
         return await self._run(state, params, on_progress, on_response_id)
 
     async def resume(
