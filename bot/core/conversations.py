@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.core.costs import estimate_cost
 from bot.core.errors import (
@@ -49,7 +49,7 @@ from bot.core.policy import (
     next_month,
 )
 from bot.core.tasks import BackgroundTasks
-from bot.store.repositories import Store
+from bot.store.repositories import DailyUsage, Store
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,10 @@ class ConversationService:
     async def policy_for(self, guild_id: int | None) -> EffectivePolicy:
         data = await self.store.guild_settings.get(guild_id) if guild_id else {}
         return EffectivePolicy(GuildPolicy.from_dict(data), self.ceilings)
+
+    async def guild_settings(self, guild_id: int) -> dict[str, Any]:
+        """A server's stored settings, as saved (only what was set)."""
+        return await self.store.guild_settings.get(guild_id)
 
     async def update_policy(self, guild_id: int, **changes: object) -> GuildPolicy:
         current = await self.store.guild_settings.get(guild_id)
@@ -621,6 +625,13 @@ class ConversationService:
         day = await self.store.usage.totals(since=today, author_id=user_id, guild_id=guild_id)
         mon = await self.store.usage.totals(since=month, author_id=user_id, guild_id=guild_id)
         return UsageReport(day.images, day.cost_usd, mon.images, mon.cost_usd)
+
+    async def top_users(self, guild_id: int, *, since: float) -> list[tuple[int, int, float]]:
+        """(user id, images, USD) of a server's biggest users since `since`."""
+        return await self.store.usage.top_users(guild_id, since=since)
+
+    async def daily_usage(self, guild_id: int, *, since: float) -> list[DailyUsage]:
+        return await self.store.usage.daily(since=since, guild_id=guild_id)
 
     # ------------------------------------------------------------------ lifecycle
     async def recover(self) -> int:

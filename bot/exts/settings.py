@@ -73,7 +73,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
     @app_commands.command(name="show", description=locale_str("Show the current settings"))
     async def show(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        data = await self.service.store.guild_settings.get(interaction.guild_id)
+        data = await self.service.guild_settings(interaction.guild_id)
         locale = str(interaction.locale)
         await interaction.response.send_message(
             t("settings.current", locale, settings=format_settings(data, locale)), ephemeral=True,
@@ -157,7 +157,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         refine: str | None = None,
     ) -> None:
         assert interaction.guild_id is not None
-        data = await self.service.store.guild_settings.get(interaction.guild_id)
+        data = await self.service.guild_settings(interaction.guild_id)
         changes: dict[str, Any] = {}
         for key, obj in (("allowed_channels", channel), ("allowed_roles", role),
                          ("blocked_users", blocked_user), ("exempt_roles", exempt_role)):
@@ -170,7 +170,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
 
     async def _saved(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        data = await self.service.store.guild_settings.get(interaction.guild_id)
+        data = await self.service.guild_settings(interaction.guild_id)
         locale = str(interaction.locale)
         await interaction.response.send_message(
             t("settings.saved", locale) + "\n" + format_settings(data, locale), ephemeral=True,

@@ -54,12 +54,12 @@ class Usage(commands.Cog):
                            cost_month=f"{server.cost_month:.2f}"))
             now = dt.datetime.now(dt.UTC)
             month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
-            top = await self.service.store.usage.top_users(interaction.guild_id, since=month)
+            top = await self.service.top_users(interaction.guild_id, since=month)
             if top:
                 entries = ", ".join(f"<@{uid}> {n} (${c:.2f})" for uid, n, c in top)
                 lines.append(t("usage.top", locale, entries=entries))
             since = (now - dt.timedelta(days=30)).timestamp()
-            days = await self.service.store.usage.daily(since=since, guild_id=interaction.guild_id)
+            days = await self.service.daily_usage(interaction.guild_id, since=since)
             png = await asyncio.to_thread(usage_chart, days, today=now.date(),
                                           title=t("usage.chart", "en"))
             files.append(discord.File(io.BytesIO(png), filename="usage-30d.png"))
