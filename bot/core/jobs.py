@@ -7,6 +7,7 @@ The scheduler only decides *when* a job runs. What a job does is the caller's co
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -239,33 +240,37 @@ class JobScheduler:
                 self._idle.set()
 
     def _simulated_order(self) -> list[int]:
-        """The order queued jobs would start in if each ran alone, for queue positions."""
-        queues = OrderedDict((u, deque(q)) for u, q in self._queues.items())
+        """The order queued jobs would start in if each ran alone, for queue positions.
+
+        The same rule as `_pick` (least recently served user first, ties by arrival; a thread's
+        turns in order) with a heap, so that hundreds of waiting turns stay cheap to rank.
+        """
         order_by_conv = {c: deque(o) for c, o in self._conversation_order.items()}
-        busy = set(self._busy_conversations)
-        served = dict(self._served)
+        queues = {u: list(q) for u, q in self._queues.items()}
+        heap = [(self._served.get(u, 0), i, u) for i, u in enumerate(self._queues)]
+        heapq.heapify(heap)
+        blocked: list[tuple[int, int, int]] = []  # users whose turns all wait behind others'
         count = self._serve_count
         result: list[int] = []
-        while queues:
-            picked = None
-            for user_id in self._rotation(queues, served):
-                for job in queues[user_id]:
-                    conv = order_by_conv.get(job.conversation_id)
-                    if conv and conv[0] == job.turn_id:
-                        picked = job
-                        break
-                if picked:
-                    count += 1
-                    served[user_id] = count
-                    break
-            if picked is None:
-                break
-            queues[picked.user_id].remove(picked)
-            if not queues[picked.user_id]:
-                del queues[picked.user_id]
-            order_by_conv[picked.conversation_id].popleft()
-            busy.discard(picked.conversation_id)
-            result.append(picked.turn_id)
+        while heap:
+            entry = heapq.heappop(heap)
+            user_id = entry[2]
+            job = next(
+                (j for j in queues[user_id] if order_by_conv[j.conversation_id][0] == j.turn_id),
+                None,
+            )
+            if job is None:
+                blocked.append(entry)
+                continue
+            queues[user_id].remove(job)
+            order_by_conv[job.conversation_id].popleft()
+            result.append(job.turn_id)
+            count += 1
+            if queues[user_id]:
+                heapq.heappush(heap, (count, entry[1], user_id))
+            for waiting in blocked:  # the pick may have unblocked them
+                heapq.heappush(heap, waiting)
+            blocked.clear()
         return result
 
     def _update_positions(self) -> None:
