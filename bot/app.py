@@ -107,6 +107,10 @@ class ImagineBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         s = self.settings
+        if s.discord_gateway_url and self.shard_count is None:
+            # AutoShardedBot would connect to the URL /gateway/bot returns; a configured gateway
+            # (a proxy, or a local fake) must win, so take only the shard count from there.
+            self.shard_count, _, _ = await self.http.get_bot_gateway()
         self.store = await Store.open(s.database_path)
         self.openai = AsyncOpenAI(
             api_key=s.openai_api_key.get_secret_value(),

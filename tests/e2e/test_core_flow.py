@@ -84,3 +84,18 @@ async def test_the_interaction_is_acknowledged_and_points_to_the_thread(
     assert interaction.original is not None and f"<#{thread_id}>" in interaction.original.content
     name = discord_fake.threads[thread_id]["name"]
     assert len(name) <= 100 and name.endswith("…")
+
+
+async def test_configured_gateway_wins_over_the_one_discord_advertises(
+    discord_fake, openai_fake, make_settings
+):
+    """Behind a REST proxy, /gateway/bot still names Discord's gateway; DISCORD_GATEWAY_URL must
+    win, while the shard count still comes from Discord."""
+    discord_fake.advertised_gateway_url = "ws://127.0.0.1:9/unreachable"
+    discord_fake.recommended_shards = 2
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings()) as bot:
+        assert bot.shard_count == 2
+        thread_id = await start_conversation(discord_fake, alice, "two shards")
+        await wait_results(discord_fake, thread_id, 1)
+    assert {p["shard"][1] for p in discord_fake.identify_payloads} == {2}

@@ -266,8 +266,8 @@ class RestApi:
 
     async def get_gateway_bot(self, request: web.Request) -> Any:
         return {
-            "url": self.fake.gateway_url,
-            "shards": 1,
+            "url": self.fake.advertised_gateway_url or self.fake.gateway_url,
+            "shards": self.fake.recommended_shards,
             "session_start_limit": {
                 "total": 1000,
                 "remaining": 999,

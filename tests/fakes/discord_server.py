@@ -156,6 +156,9 @@ class FakeDiscord:
         self.ack_deadline = ack_deadline
         self.token_lifetime = token_lifetime
         self.upload_limit = upload_limit
+        # what GET /gateway/bot answers (a REST proxy may advertise Discord's own gateway)
+        self.advertised_gateway_url: str | None = None
+        self.recommended_shards = 1
         self.max_active_threads = max_active_threads
         self.snowflake = SnowflakeGenerator()
 
