@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 import time
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.serving import start_control, until_signalled
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
@@ -269,18 +269,10 @@ async def _serve(args: argparse.Namespace) -> None:
     control.router.add_post("/imagine", imagine)
     control.router.add_get("/status", status)
     control.router.add_get("/results", results)
-    runner = web.AppRunner(control, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, port = await start_control(control)
     print(f"READY {fake.api_base} {fake.gateway_url} http://127.0.0.1:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
         await runner.cleanup()
         await fake.stop()

@@ -25,7 +25,6 @@ import asyncio
 import base64
 import contextvars
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.openai_server import FakeOpenAI, _Rendered
+from tests.fakes.serving import start_control, until_signalled
 
 # the runs created by the current create request (aiohttp runs each request in its own task)
 _CREATED_HERE: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
@@ -151,18 +151,10 @@ async def _serve(args: argparse.Namespace) -> None:
     control.router.add_get("/timings", timings)
     control.router.add_get("/requests", requests)
     control.router.add_post("/reset", reset)
-    runner = web.AppRunner(control, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, port = await start_control(control)
     print(f"READY {fake.base_url} http://127.0.0.1:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
         await runner.cleanup()
         await fake.stop()

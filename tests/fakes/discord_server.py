@@ -89,6 +89,7 @@ from .discord_models import (
     iso,
     perm,
 )
+from .serving import until_signalled
 
 __all__ = [
     "FailRule",
@@ -1578,7 +1579,6 @@ async def running_bot(
 # standalone server
 # ----------------------------------------------------------------------------------------------
 async def _serve(args: Any) -> None:
-    import signal
 
     fake = FakeDiscord(
         host=args.host,
@@ -1590,11 +1590,7 @@ async def _serve(args: Any) -> None:
     )
     await fake.start()
     print(f"READY {fake.api_base} {fake.gateway_url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     await fake.stop()
 
 

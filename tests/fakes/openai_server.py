@@ -57,7 +57,6 @@ import json
 import math
 import re
 import secrets
-import signal
 import sys
 import time
 from collections import deque
@@ -68,6 +67,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from tests.fakes.images import FORMATS, decode_data_url, inspect_image, read_lineage, render_image
+from tests.fakes.serving import until_signalled
 
 __all__ = ["FakeOpenAI", "Fault", "RecordedRequest", "read_lineage"]
 
@@ -1185,12 +1185,8 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     await fake.start()
     print(f"READY {fake.base_url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
         await fake.stop()
 
