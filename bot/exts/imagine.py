@@ -171,6 +171,8 @@ class Imagine(commands.Cog):
                 action=action, size=size, quality=quality, background=background, format=format,
                 compression=compression, moderation=moderation, previews=previews,
             )
+            if options.action == "edit" and not attachments:  # a new root has no image yet
+                raise UserFacingError(ErrorKind.edit_needs_image)
         except UserFacingError as error:
             await send_error(interaction, error)
             return

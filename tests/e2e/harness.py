@@ -120,6 +120,20 @@ async def start_conversation(fake: FakeDiscord, user: Any, prompt: str, **option
     )
 
 
+async def answer(
+    fake: FakeDiscord, inter: Any, expect: str = "", timeout: float = 5.0
+) -> FakeMessage:
+    """The first finished message the bot answered an interaction with (that contains `expect`:
+    a refusal that comes after /imagine opened its thread replaces the "started" text)."""
+    return await fake.wait_for(
+        lambda: next((m for m in inter.messages()
+                      if not m.loading and (m.content or m.attachments) and expect in m.content),
+                     None),
+        timeout, what=f"an answer to interaction {inter.id} ({inter.data.get('name')}) "
+                      f"containing {expect!r}",
+    )
+
+
 def gateway_url(fake: FakeDiscord) -> yarl.URL:
     return yarl.URL(fake.gateway_url)
 

@@ -20,6 +20,7 @@ from bot.core.errors import ErrorKind, UserFacingError
 from bot.ui.i18n import t
 from bot.ui.render import error_text
 from tests.e2e.harness import (
+    answer,
     custom_ids,
     image_attachments,
     running,
@@ -33,20 +34,6 @@ PRICES = {"default": {"text_input": 100.0, "text_output": 400.0, "image_input": 
 
 
 # ------------------------------------------------------------------------------------ helpers
-async def answer(
-    fake: FakeDiscord, inter: FakeInteraction, expect: str = "", timeout: float = 5.0
-) -> FakeMessage:
-    """The first finished message the bot answered an interaction with (that contains `expect`:
-    a refusal that comes after /imagine opened its thread replaces the "started" text)."""
-    return await fake.wait_for(
-        lambda: next((m for m in inter.messages()
-                      if not m.loading and (m.content or m.attachments) and expect in m.content),
-                     None),
-        timeout, what=f"an answer to interaction {inter.id} ({inter.data.get('name')}) "
-                      f"containing {expect!r}",
-    )
-
-
 def history(message: FakeMessage) -> list[str]:
     """Every content a message had, oldest first."""
     return [v.content for v in message.edits] + [message.content]

@@ -9,6 +9,7 @@ import sqlite3
 from PIL import Image
 
 from tests.e2e.harness import (
+    answer,
     custom_ids,
     image_attachments,
     results,
@@ -81,12 +82,8 @@ async def test_edit_without_image_is_refused_without_api_call(
         interaction = await discord_fake.slash(
             alice, discord_fake.text_channel_id, "imagine", {"prompt": "sharpen it", "action": "edit"}
         )
-        text = await discord_fake.wait_for(
-            lambda: next((m.content for m in interaction.followups + interaction.ephemeral_messages
-                          + ([interaction.original] if interaction.original else [])
-                          if "no image to edit" in m.content), None)
-        )
-    assert "Attach an image" in text
+        reply = await answer(discord_fake, interaction, "no image to edit")
+    assert reply.ephemeral and "Attach an image" in reply.content
     assert openai_fake.create_requests() == []
 
 
@@ -315,10 +312,8 @@ async def test_archived_thread_reply_works_and_locked_thread_is_explained(
         await wait_results(discord_fake, thread, 2)
         discord_fake.lock_thread(thread)
         interaction = await discord_fake.slash(alice, thread, "refine", {"prompt": "in fog"})
-        text = await discord_fake.wait_for(lambda: next(
-            (m.content for m in interaction.ephemeral_messages + interaction.followups
-             if "locked" in m.content), None))
-    assert "thread is locked" in text
+        reply = await answer(discord_fake, interaction, "locked")
+    assert "thread is locked" in reply.content
     assert len(openai_fake.create_requests()) == 2
 
 

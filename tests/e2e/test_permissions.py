@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from tests.e2e.harness import running, start_conversation, wait_results
+from tests.e2e.harness import answer, running, start_conversation, wait_results
 
 
 async def test_no_thread_permission_is_explained_without_an_api_call(
@@ -38,10 +38,8 @@ async def test_no_send_permission_in_the_thread_is_explained_privately(
         await wait_results(discord_fake, thread, 1)
         discord_fake.deny(thread, "send_messages_in_threads")
         interaction = await discord_fake.slash(alice, thread, "refine", {"prompt": "in red"})
-        text = await discord_fake.wait_for(lambda: next(
-            (m.content for m in interaction.ephemeral_messages + interaction.followups
-             if "permission" in m.content), None))
-    assert "**Send Messages in Threads**" in text
+        reply = await answer(discord_fake, interaction, "permission")
+    assert reply.ephemeral and "**Send Messages in Threads**" in reply.content
     assert len(openai_fake.create_requests()) == 1  # the refusal cost nothing
 
 
