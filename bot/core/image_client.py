@@ -57,7 +57,7 @@ async def _ignore_response_id(_: str, __: int | None) -> None:
 class RetryPolicy:
     """Bounded exponential backoff with full jitter, honouring the server's retry-after."""
 
-    max_attempts: int = 4
+    max_attempts: int = 4  # retries after the first try
     max_seconds: float = 120.0
     base_delay: float = 1.0
     max_delay: float = 30.0
@@ -308,7 +308,7 @@ class ImageClient:
                 if elapsed + delay > self.retry.max_seconds:
                     raise error from exc
                 log.warning(
-                    "Image API %s (attempt %d/%d); retrying in %.1fs",
+                    "Image API %s; retry %d of at most %d in %.1fs",
                     error.kind.name, attempt, self.retry.max_attempts, delay,
                 )
                 await on_progress(Progress(Stage.retrying, attempt=attempt, retry_in=delay))
