@@ -15,6 +15,11 @@ DISCORD_ATTACHMENT_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.ne
 DOWNLOAD_TIMEOUT = 30.0
 
 
+def megabytes(size: int) -> str:
+    """`20`, `0.5`: a byte limit as users read it (MiB, at most one decimal)."""
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
+
+
 class AttachmentReader:
     """Downloads and checks attachments. Only Discord's own hosts (or the configured API host)."""
 
@@ -32,7 +37,7 @@ class AttachmentReader:
         name = attachment.filename
         if attachment.size > self.max_bytes:
             raise UserFacingError(ErrorKind.bad_attachment, problem="too_large_bytes", name=name,
-                                  limit_mb=self.max_bytes // (1024 * 1024))
+                                  limit_mb=megabytes(self.max_bytes))
         if attachment.content_type and not attachment.content_type.startswith("image/"):
             raise UserFacingError(ErrorKind.bad_attachment, problem="not_image", name=name)
         if urlsplit(attachment.url).hostname not in self.allowed_hosts:
@@ -49,5 +54,5 @@ class AttachmentReader:
         if len(data) > self.max_bytes:
             raise UserFacingError(ErrorKind.bad_attachment, problem="too_large_bytes",
                                   name=attachment.filename,
-                                  limit_mb=self.max_bytes // (1024 * 1024))
+                                  limit_mb=megabytes(self.max_bytes))
         return await asyncio.to_thread(inspect_input, data, attachment.filename)
