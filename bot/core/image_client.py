@@ -265,6 +265,15 @@ class ImageClient:
         state.sequence = after_sequence
         return await self._run(state, None, on_progress, _ignore_response_id)
 
+    def _redact(self, error: GenerationError) -> None:
+        """Never store or show our API key, should an error message ever echo it."""
+        key = self._client.api_key
+        if not key or len(key) < 8:
+            return
+        error.detail = error.detail.replace(key, "[redacted]")
+        if isinstance(error.params.get("reason"), str):
+            error.params["reason"] = error.params["reason"].replace(key, "[redacted]")
+
     async def cancel(self, response_id: str) -> None:
         """Stop a background generation server-side; best effort."""
         try:
@@ -296,6 +305,7 @@ class ImageClient:
                 error = exc if isinstance(exc, GenerationError) else classify(exc)
                 if isinstance(error, PreviousResponseNotFound):
                     raise error from exc
+                self._redact(error)
                 can_resume = state.response_id is not None and self.background
                 if state.response_id is not None and not can_resume:
                     # A foreground response that broke mid-way cannot be picked up again, and a

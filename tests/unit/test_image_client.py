@@ -425,3 +425,19 @@ async def test_no_response_id_is_returned_without_storage(
     result = await client.generate(request())
     assert result.response_id is None  # nothing to chain from: the API did not keep it
     assert len(result.images) == 1
+
+
+async def test_an_error_that_echoes_the_api_key_is_redacted(fake_openai: FakeOpenAI) -> None:
+    fake = fake_openai
+    key = "sk-secret-key-that-must-not-leak-123"
+    client = openai.AsyncOpenAI(base_url=fake.base_url, api_key=key, max_retries=0)
+    try:
+        fake.add_fault(Fault.http(400, code="invalid_value", message=f"Bad key {key} in request"))
+        images = ImageClient(client, model=MODEL, retry=FAST_RETRY)
+        with pytest.raises(GenerationError) as caught:
+            await images.generate(GenerationRequest(prompt="x", options=ImageOptions()))
+    finally:
+        await client.close()
+    assert caught.value.kind is ErrorKind.invalid_request
+    assert key not in caught.value.detail and "[redacted]" in caught.value.detail
+    assert key not in caught.value.params["reason"]
