@@ -176,12 +176,16 @@ class Imagine(commands.Cog):
         except UserFacingError as error:
             await send_error(interaction, error)
             return
-        await interaction.response.defer(thinking=True)
+        deferred = await interaction.response.defer(thinking=True)
         self.bot.presenter.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
         ticket: Ticket | None = None
         try:
             inputs = await self.bot.attachments.read(attachments)
-            conversation_id, ticket = await self._open_conversation(interaction, prompt)
+            starter = deferred.resource if deferred is not None else None
+            conversation_id, ticket = await self._open_conversation(
+                interaction, prompt,
+                starter if isinstance(starter, discord.InteractionMessage) else None,
+            )
             await self._submit(
                 interaction, TurnKind.root, prompt, options, inputs, conversation_id,
                 ticket=ticket,
@@ -211,7 +215,10 @@ class Imagine(commands.Cog):
         return options, attachments
 
     async def _open_conversation(
-        self, interaction: discord.Interaction, prompt: str
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        starter: discord.InteractionMessage | None = None,
     ) -> tuple[int, Ticket | None]:
         """Find or create the thread (or DM) that holds the conversation; return its id (and,
         for a new thread, this first turn's place in the thread's line)."""
@@ -245,7 +252,8 @@ class Imagine(commands.Cog):
                 )
                 thread = created.thread
             else:
-                original = await interaction.original_response()
+                # the deferred reply is the thread's starter message (its id becomes the thread's)
+                original = starter or await interaction.original_response()
                 # The thread takes the id of the message it starts from: record the conversation
                 # and take this turn's place in line first, so that a reply posted the moment the
                 # thread appears is neither ignored nor run before this first turn.

@@ -56,6 +56,8 @@ class Database:
         self._lock = asyncio.Lock()
         self._in_tx: contextvars.ContextVar[bool] = contextvars.ContextVar("in_tx", default=False)
         self.writes = 0  # committed write statements/transactions, for benchmarks
+        self._no_transaction = asyncio.Event()
+        self._no_transaction.set()
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:
@@ -124,6 +126,7 @@ class Database:
             return
         async with self._lock:
             token = self._in_tx.set(True)
+            self._no_transaction.clear()
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -135,6 +138,7 @@ class Database:
                 self.writes += 1
             finally:
                 self._in_tx.reset(token)
+                self._no_transaction.set()
 
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one write statement; returns the last row id."""
@@ -153,14 +157,24 @@ class Database:
     async def fetchone(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
     ) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, params) as cursor:
+        async with self._reading(), self._conn.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
     async def fetchall(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
     ) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, params) as cursor:
+        async with self._reading(), self._conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[None]:
+        """Reads share the one connection: outside a transaction of their own, they wait for
+        another task's open transaction to end, so they never see its uncommitted rows.
+        (Single autocommit writes need no waiting, so reads do not queue behind them.)"""
+        if not self._in_tx.get():
+            while not self._no_transaction.is_set():
+                await self._no_transaction.wait()
+        yield
 
 
 def backup(source: Path | str, target: Path | str) -> None:

@@ -29,6 +29,8 @@ UPLOAD_PERMISSION = "Attach Files"
 QUEUED_EDIT_INTERVAL = 5.0
 TICK_INTERVAL = 10.0
 FLUSH_NAP = 0.25
+PREVIEW_THREADS = 2
+PREVIEW_BACKLOG = 4 * PREVIEW_THREADS  # previews waiting beyond this are skipped (text only)
 MAX_FILES = 10
 NO_MENTIONS = discord.AllowedMentions.none()
 RETRYABLE_FAILURES = {
@@ -72,7 +74,10 @@ class DiscordPresenter:
         self.tasks = BackgroundTasks()
         self._live: dict[int, _Live] = {}
         # previews are best-effort: their own small pool, so finals never queue behind them
-        self._previews = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="preview")
+        self._previews = concurrent.futures.ThreadPoolExecutor(
+            PREVIEW_THREADS, thread_name_prefix="preview"
+        )
+        self._previews_pending = 0
         self._limits: dict[int | None, int] = {}
 
     async def close(self) -> None:
@@ -146,8 +151,17 @@ class DiscordPresenter:
             live.started = time.monotonic()
             if live.ticker is None:
                 live.ticker = self.tasks.spawn(self._tick(turn, live), name=f"tick-{turn.id}")
-        if progress.stage in (Stage.started, Stage.generating):
-            live.last_stage = Stage.generating
+        if progress.stage is Stage.generating and live.last_stage is Stage.generating:
+            return  # already shown as generating: the ticker keeps its elapsed time moving
+        live.last_stage = (
+            Stage.generating
+            if progress.stage in (Stage.started, Stage.generating, Stage.partial)
+            else progress.stage
+        )
+        self._queue(turn, live, progress)
+
+    def _queue(self, turn: Turn, live: _Live, progress: Progress) -> None:
+        """Make `progress` the next edit of this turn's message (older pending ones are dropped)."""
         live.pending = progress
         if live.flusher is None or live.flusher.done():
             live.flusher = self.tasks.spawn(self._flush(turn, live), name=f"progress-{turn.id}")
@@ -163,8 +177,8 @@ class DiscordPresenter:
         """Keep the elapsed time moving while the API is silent (long generations)."""
         while not live.closed:
             await asyncio.sleep(max(TICK_INTERVAL, self.edit_interval))
-            if not live.closed and live.pending is None and live.last_stage is not None:
-                await self.show_progress(turn, Progress(live.last_stage))
+            if not live.closed and live.pending is None and live.last_stage is Stage.generating:
+                self._queue(turn, live, Progress(Stage.generating))
 
     async def _flush(self, turn: Turn, live: _Live) -> None:
         while live.pending is not None and not live.closed:
@@ -185,11 +199,17 @@ class DiscordPresenter:
         message = self._channel(turn).get_partial_message(turn.progress_message_id)
         content = progress_text(turn, progress, time.monotonic() - live.started, turn.locale)
         try:
-            if progress.partial_image_b64 is not None:
+            if progress.partial_image_b64 is not None and self._previews_pending < PREVIEW_BACKLOG:
+                # Previews are best-effort: when the preview threads are backed up (hundreds of
+                # turns at once), the text still updates and the CPU goes to finished images.
                 loop = asyncio.get_running_loop()
-                preview = await loop.run_in_executor(
-                    self._previews, make_preview, progress.partial_image_b64
-                )
+                self._previews_pending += 1
+                try:
+                    preview = await loop.run_in_executor(
+                        self._previews, make_preview, progress.partial_image_b64
+                    )
+                finally:
+                    self._previews_pending -= 1
                 await message.edit(
                     content=content,
                     attachments=[discord.File(io.BytesIO(preview), filename="preview.jpg")],
