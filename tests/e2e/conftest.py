@@ -13,7 +13,7 @@ from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI
 
 SECRET_TOKEN = "fake-discord-token-e2e-7f3a9c"
-SECRET_KEY = "sk-fake-openai-key-e2e-51d0b2"
+SECRET_KEY = "test-openai-key-e2e-51d0b2"  # not a real key format on purpose
 
 
 @pytest.fixture

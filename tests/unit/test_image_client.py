@@ -429,7 +429,7 @@ async def test_no_response_id_is_returned_without_storage(
 
 async def test_an_error_that_echoes_the_api_key_is_redacted(fake_openai: FakeOpenAI) -> None:
     fake = fake_openai
-    key = "sk-secret-key-that-must-not-leak-123"
+    key = "test-secret-key-that-must-not-leak-123"
     client = openai.AsyncOpenAI(base_url=fake.base_url, api_key=key, max_retries=0)
     try:
         fake.add_fault(Fault.http(400, code="invalid_value", message=f"Bad key {key} in request"))
