@@ -134,6 +134,18 @@ async def answer(
     )
 
 
+def turn_rows(db_path: Any) -> list[dict[str, Any]]:
+    """Every turn as the bot stored it (read with a separate connection, as an operator would)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM turns ORDER BY id")]
+    finally:
+        conn.close()
+
+
 def gateway_url(fake: FakeDiscord) -> yarl.URL:
     return yarl.URL(fake.gateway_url)
 

@@ -4,7 +4,6 @@ live previews, the result buttons, chains that never break, and delivery edge ca
 from __future__ import annotations
 
 import io
-import sqlite3
 
 from PIL import Image
 
@@ -15,6 +14,7 @@ from tests.e2e.harness import (
     results,
     running,
     start_conversation,
+    turn_rows,
     wait_results,
 )
 from tests.fakes.openai_server import read_lineage
@@ -30,10 +30,8 @@ def lineage_of(message) -> list[str]:
     return read_lineage(image_attachments(message)[0].data)
 
 
-def turns(settings) -> list[sqlite3.Row]:
-    db = sqlite3.connect(settings.database_path)
-    db.row_factory = sqlite3.Row
-    return db.execute("SELECT * FROM turns ORDER BY id").fetchall()
+def turns(settings) -> list[dict]:
+    return turn_rows(settings.database_path)
 
 
 async def test_reply_to_earlier_result_branches(discord_fake, openai_fake, make_settings):

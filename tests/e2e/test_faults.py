@@ -22,6 +22,7 @@ from tests.e2e.harness import (
     results,
     running,
     start_conversation,
+    turn_rows,
     wait_results,
 )
 from tests.fakes.discord_server import FakeDiscord, FakeMessage
@@ -33,16 +34,6 @@ TIMEOUT_TEXT = "took too long to answer"
 
 
 # ---------------------------------------------------------------------------------- helpers
-def turn_rows(db_path: Path) -> list[dict[str, Any]]:
-    """Every turn as the bot stored it (read with a separate connection, as an operator would)."""
-    conn = sqlite3.connect(db_path, timeout=10)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM turns ORDER BY id")]
-    finally:
-        conn.close()
-
-
 async def wait_turns(fake: FakeDiscord, db_path: Path, predicate, what: str,
                      timeout: float = 15.0) -> list[dict[str, Any]]:
     """Poll the store until `predicate(rows)` holds; returns the rows."""

@@ -11,12 +11,11 @@ import sqlite3
 import stat
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import SECRET_KEY, SECRET_TOKEN
-from tests.e2e.harness import BotProcess, results, start_conversation, wait_results
+from tests.e2e.harness import BotProcess, results, start_conversation, turn_rows, wait_results
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI, Fault
 
@@ -50,15 +49,6 @@ def bot_env(discord_fake: FakeDiscord, openai_fake: FakeOpenAI, db_path: Path,
     }
     env.update(extra)
     return env
-
-
-def turn_rows(db_path: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db_path, timeout=10)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM turns ORDER BY id")]
-    finally:
-        conn.close()
 
 
 async def run_cli(*args: str, env: dict[str, str], cwd: Path,

@@ -11,15 +11,13 @@ import asyncio
 import os
 import random
 import re
-import sqlite3
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import BotRunner, results, start_conversation
+from tests.e2e.harness import BotRunner, results, start_conversation, turn_rows
 from tests.fakes.openai_server import FakeOpenAI, Fault
 
 pytestmark = pytest.mark.soak
@@ -66,15 +64,6 @@ async def feed_faults(fake: FakeOpenAI, rng: random.Random, injected: Counter[st
 def label(fault: Fault) -> str:
     detail = fault.shape or fault.event_type or fault.status
     return f"{fault.kind}:{detail}"
-
-
-def turn_rows(db_path: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db_path, timeout=10)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM turns ORDER BY id")]
-    finally:
-        conn.close()
 
 
 def other_tasks(baseline: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
