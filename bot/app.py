@@ -26,9 +26,9 @@ from bot.metrics import Metrics, MetricsServer
 from bot.store.repositories import Store
 from bot.ui.attachments import AttachmentReader
 from bot.ui.buttons import TurnButton
-from bot.ui.i18n import Translator
+from bot.ui.i18n import Translator, t
 from bot.ui.presenter import DiscordPresenter
-from bot.ui.render import error_text
+from bot.ui.replies import reply_privately, send_error
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,7 @@ class ImagineTree(app_commands.CommandTree):
             policy = await service.policy_for(interaction.guild_id)
             policy.check_access(actor_of(interaction.user, interaction.channel))
         except UserFacingError as error:
-            try:
-                await interaction.response.send_message(
-                    error_text(error, str(interaction.locale)), ephemeral=True
-                )
-            except discord.HTTPException as exc:
-                log.info("Could not tell %s about %s: %s", interaction.user.id, error.kind.name,
-                         exc)
+            await send_error(interaction, error)
             return False
         return True
 
@@ -229,20 +223,10 @@ class ImagineBot(commands.AutoShardedBot):
         if isinstance(error, app_commands.CheckFailure) and interaction.response.is_done():
             return  # the check has already told the user why
         if isinstance(original, UserFacingError):
-            text = error_text(original, str(interaction.locale))
-        else:
-            log.error("Command %s failed", getattr(interaction.command, "name", "?"),
-                      exc_info=original)
-            from bot.ui.i18n import t
-
-            text = t("generic.unexpected", str(interaction.locale))
-        try:
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
-            else:
-                await interaction.response.send_message(text, ephemeral=True)
-        except discord.HTTPException:
-            pass
+            await send_error(interaction, original)
+            return
+        log.error("Command %s failed", getattr(interaction.command, "name", "?"), exc_info=original)
+        await reply_privately(interaction, t("generic.unexpected", str(interaction.locale)))
 
     async def close(self) -> None:
         """Graceful shutdown: no new turns, running ones get a grace period, then clean up."""

@@ -22,6 +22,7 @@ from bot.core.policy import Actor
 from bot.ui.buttons import RefineModal
 from bot.ui.i18n import t
 from bot.ui.render import error_text, quote, thread_name
+from bot.ui.replies import send_error
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -111,18 +112,6 @@ def options_from(
         ImageOptions(output_format=options.output_format or "webp",
                      compression=options.compression).validated()
     return options
-
-
-async def send_error(interaction: discord.Interaction, error: UserFacingError) -> None:
-    """Tell the user what went wrong, privately, whatever state the interaction is in."""
-    text = error_text(error, str(interaction.locale))
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
-        else:
-            await interaction.response.send_message(text, ephemeral=True)
-    except discord.HTTPException as exc:
-        log.info("Could not tell %s about %s: %s", interaction.user.id, error.kind.name, exc)
 
 
 def generation_command(name: str, description: str) -> Callable[[Any], Any]:

@@ -12,8 +12,9 @@ from discord.ext import commands
 
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.options import parse_size
-from bot.exts.imagine import QUALITY_CHOICES, send_error
+from bot.exts.imagine import QUALITY_CHOICES
 from bot.ui.i18n import t
+from bot.ui.replies import send_error
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
