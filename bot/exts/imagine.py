@@ -265,9 +265,10 @@ class Imagine(commands.Cog):
         await self.service.open_conversation(
             thread.id, guild_id=guild_id, parent_channel_id=channel.id, owner_id=user.id
         )
+        hint = "thread.hint" if self.bot.intents.message_content else "thread.hint_no_content"
         await interaction.edit_original_response(
             content=t("thread.started", str(interaction.locale), thread=thread.mention)
-            + "\n" + quote(prompt, 300),
+            + "\n" + quote(prompt, 300) + "\n-# " + t(hint, str(interaction.locale)),
         )
         if not self.bot.intents.message_content:
             await thread.send(t("thread.hint_no_content", str(interaction.guild_locale)))

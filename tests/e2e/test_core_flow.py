@@ -82,6 +82,7 @@ async def test_the_interaction_is_acknowledged_and_points_to_the_thread(
     assert interaction.callbacks[0]["type"] == 5  # deferred, well within 3 s
     assert not interaction.errors
     assert interaction.original is not None and f"<#{thread_id}>" in interaction.original.content
+    assert "Reply in this thread to refine" in interaction.original.content  # how to go on
     name = discord_fake.threads[thread_id]["name"]
     assert len(name) <= 100 and name.endswith("…")
 
