@@ -512,7 +512,12 @@ class Imagine(commands.Cog):
             embed.add_field(name=t("details.revised", locale), value=turn.revised_prompt[:1024],
                             inline=False)
         embed.add_field(name=t("details.settings", locale), value=turn.options.summary())
-        embed.add_field(name=t("details.status", locale), value=turn.status.value)
+        status = turn.status.value + (" (deleted)" if turn.deleted else "")
+        if turn.error_kind:
+            status += f" — {turn.error_kind}"
+        if turn.rerooted:
+            status += f" · {t('result.rerooted', locale)}"
+        embed.add_field(name=t("details.status", locale), value=status)
         embed.add_field(name=t("details.parent", locale),
                         value=f"#{turn.parent_id}" if turn.parent_id else none)
         ids = [turn.response_id or none, *(img.call_id for img in turn.images)]
