@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.discord_server import FakeDiscord
-from tests.fakes.serving import start_control, until_signalled
+from tests.fakes.serving import serve_control_until_signalled
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
@@ -269,13 +269,7 @@ async def _serve(args: argparse.Namespace) -> None:
     control.router.add_post("/imagine", imagine)
     control.router.add_get("/status", status)
     control.router.add_get("/results", results)
-    runner, port = await start_control(control)
-    print(f"READY {fake.api_base} {fake.gateway_url} http://127.0.0.1:{port}", flush=True)
-    try:
-        await until_signalled()
-    finally:
-        await runner.cleanup()
-        await fake.stop()
+    await serve_control_until_signalled(control, f"{fake.api_base} {fake.gateway_url}", fake.stop)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.openai_server import FakeOpenAI, _Rendered
-from tests.fakes.serving import start_control, until_signalled
+from tests.fakes.serving import serve_control_until_signalled
 
 # the runs created by the current create request (aiohttp runs each request in its own task)
 _CREATED_HERE: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
@@ -151,13 +151,7 @@ async def _serve(args: argparse.Namespace) -> None:
     control.router.add_get("/timings", timings)
     control.router.add_get("/requests", requests)
     control.router.add_post("/reset", reset)
-    runner, port = await start_control(control)
-    print(f"READY {fake.base_url} http://127.0.0.1:{port}", flush=True)
-    try:
-        await until_signalled()
-    finally:
-        await runner.cleanup()
-        await fake.stop()
+    await serve_control_until_signalled(control, fake.base_url, fake.stop)
 
 
 def main(argv: list[str] | None = None) -> None:

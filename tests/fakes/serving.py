@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -23,3 +24,17 @@ async def start_control(app: web.Application) -> tuple[web.AppRunner, int]:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     return runner, runner.addresses[0][1]
+
+
+async def serve_control_until_signalled(
+    app: web.Application, ready: str, stop: Callable[[], Awaitable[None]]
+) -> None:
+    """Serve a control `app`, print `READY <ready> <control url>`, run until SIGTERM/SIGINT,
+    then clean up the control port and call `stop` (the fake's own shutdown)."""
+    runner, port = await start_control(app)
+    print(f"READY {ready} http://127.0.0.1:{port}", flush=True)
+    try:
+        await until_signalled()
+    finally:
+        await runner.cleanup()
+        await stop()
