@@ -28,6 +28,7 @@ from bot.core.image_client import GenerationRequest, ImageClient
 from bot.core.jobs import Job, JobScheduler
 from bot.core.models import (
     Conversation,
+    DailyUsage,
     ImageRef,
     InputImage,
     Progress,
@@ -49,7 +50,7 @@ from bot.core.policy import (
     next_month,
 )
 from bot.core.tasks import BackgroundTasks
-from bot.store.repositories import DailyUsage, Store
+from bot.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
@@ -528,7 +529,7 @@ class ConversationService:
             for img in result.images
         ]
         revised = next((img.revised_prompt for img in result.images if img.revised_prompt), None)
-        async with self.store.db.transaction():
+        async with self.store.transaction():
             await self.store.turns.finish_done(
                 turn.id,
                 response_id=result.response_id,
@@ -599,7 +600,7 @@ class ConversationService:
     async def delete(self, turn: Turn, actor: Actor) -> None:
         """Mark a turn deleted. Its children keep their chain; the head moves back if needed."""
         self._check_owner(turn, actor)
-        async with self.store.db.transaction():
+        async with self.store.transaction():
             await self.store.turns.mark_deleted(turn.id)
             conversation = await self.store.conversations.get(turn.conversation_id)
             if conversation and conversation.head_turn_id == turn.id:

@@ -167,3 +167,21 @@ class Progress:
     partial_index: int | None = None
     attempt: int | None = None
     retry_in: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """What finished (and still pending) turns add up to since a moment."""
+
+    turns: int
+    images: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class DailyUsage:
+    """One UTC day of finished turns, for the usage chart."""
+
+    day: str  # YYYY-MM-DD (UTC)
+    images: int
+    cost_usd: float

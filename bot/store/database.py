@@ -50,6 +50,8 @@ class DatabaseError(RuntimeError):
 class Database:
     """A migrated SQLite database. Create with `await Database.open(path)`."""
 
+    dialect = "sqlite"
+
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
@@ -149,6 +151,15 @@ class Database:
             cursor = await self._conn.execute(sql, params)
             self.writes += 1
             return cursor.lastrowid or 0
+
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Insert one row into a table keyed by `id`; returns the new row's id."""
+        return await self.execute(sql, params)
+
+    @staticmethod
+    def utc_day(column: str) -> str:
+        """An SQL expression: the UTC date (YYYY-MM-DD) of a unix-time column."""
+        return f"date({column}, 'unixepoch')"
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction():

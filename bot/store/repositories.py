@@ -1,33 +1,39 @@
-"""Repositories: one class per aggregate, returning dataclasses, never rows."""
+"""Repositories: one class per aggregate, returning dataclasses, never rows.
+
+The SQL here is written once for both backends (`?` placeholders, `ON CONFLICT`, no
+backend-only functions: `db.utc_day()` where a dialect differs); the store's tests run it on
+SQLite and on PostgreSQL.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from typing import Any
-
-import aiosqlite
 
 from bot.core.models import (
     Conversation,
+    DailyUsage,
     ImageRef,
     InputImage,
     Turn,
     TurnKind,
     TurnStatus,
     Usage,
+    UsageTotals,
 )
 from bot.core.options import ImageOptions
 from bot.store.database import Database
+from bot.store.protocol import Row, SqlDatabase
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _conversation(row: aiosqlite.Row) -> Conversation:
+def _conversation(row: Row) -> Conversation:
     return Conversation(
         id=row["id"],
         guild_id=row["guild_id"],
@@ -39,7 +45,7 @@ def _conversation(row: aiosqlite.Row) -> Conversation:
     )
 
 
-def _turn(row: aiosqlite.Row) -> Turn:
+def _turn(row: Row) -> Turn:
     return Turn(
         id=row["id"],
         conversation_id=row["conversation_id"],
@@ -72,6 +78,11 @@ def _turn(row: aiosqlite.Row) -> Turn:
     )
 
 
+_LINK_MESSAGE = (
+    "INSERT INTO turn_messages (message_id, turn_id) VALUES (?, ?) "
+    "ON CONFLICT (message_id) DO UPDATE SET turn_id = excluded.turn_id"
+)
+
 _TURN_SELECT = (
     "SELECT t.*, (SELECT COUNT(*) FROM turn_inputs i WHERE i.turn_id = t.id) AS input_count "
     "FROM turns t"
@@ -79,7 +90,7 @@ _TURN_SELECT = (
 
 
 class ConversationRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def create(
@@ -92,9 +103,9 @@ class ConversationRepository:
         options: ImageOptions,
     ) -> None:
         await self._db.execute(
-            "INSERT OR IGNORE INTO conversations "
+            "INSERT INTO conversations "
             "(id, guild_id, parent_channel_id, owner_id, options, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             (conversation_id, guild_id, parent_channel_id, owner_id,
              _dumps(options.sticky().chosen()), time.time()),
         )
@@ -116,7 +127,7 @@ class ConversationRepository:
 
 
 class TurnRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def create(
@@ -134,7 +145,7 @@ class TurnRepository:
         inputs: Iterable[InputImage] = (),
     ) -> int:
         async with self._db.transaction():
-            turn_id = await self._db.execute(
+            turn_id = await self._db.insert(
                 "INSERT INTO turns (conversation_id, parent_id, kind, guild_id, author_id, prompt, "
                 "options, locale, status, source_message_id, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
@@ -192,7 +203,7 @@ class TurnRepository:
         """The turn and its ancestors, root first."""
         rows = await self._db.fetchall(
             "WITH RECURSIVE chain(id, depth) AS ("
-            "  SELECT ?, 0 UNION ALL"
+            "  SELECT CAST(? AS BIGINT), 0 UNION ALL"
             "  SELECT t.parent_id, chain.depth + 1 FROM turns t JOIN chain ON t.id = chain.id"
             "  WHERE t.parent_id IS NOT NULL"
             f") {_TURN_SELECT} JOIN chain ON chain.id = t.id ORDER BY chain.depth DESC",
@@ -213,7 +224,7 @@ class TurnRepository:
                 "UPDATE turns SET progress_message_id = ? WHERE id = ?", (message_id, turn_id)
             )
             await self._db.execute(
-                "INSERT OR REPLACE INTO turn_messages (message_id, turn_id) VALUES (?, ?)",
+                _LINK_MESSAGE,
                 (message_id, turn_id),
             )
 
@@ -272,7 +283,7 @@ class TurnRepository:
             )
             for message_id in ids:
                 await self._db.execute(
-                    "INSERT OR REPLACE INTO turn_messages (message_id, turn_id) VALUES (?, ?)",
+                    _LINK_MESSAGE,
                     (message_id, turn_id),
                 )
 
@@ -289,24 +300,10 @@ def _image_dict(image: ImageRef) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class UsageTotals:
-    turns: int
-    images: int
-    cost_usd: float
-
-
-@dataclass(frozen=True, slots=True)
-class DailyUsage:
-    day: str  # YYYY-MM-DD (UTC)
-    images: int
-    cost_usd: float
-
-
 class UsageRepository:
     """Aggregates over finished turns: what a user or a server has spent."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def totals(
@@ -362,7 +359,7 @@ class UsageRepository:
             clauses.append("author_id = ?")
             params.append(author_id)
         rows = await self._db.fetchall(
-            "SELECT date(created_at, 'unixepoch') AS day, SUM(image_count) AS images, "
+            f"SELECT {self._db.utc_day('created_at')} AS day, SUM(image_count) AS images, "
             f"SUM(cost_usd) AS cost FROM turns WHERE {' AND '.join(clauses)} "
             "GROUP BY day ORDER BY day",
             params,
@@ -371,7 +368,7 @@ class UsageRepository:
 
 
 class GuildSettingsRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def get(self, guild_id: int) -> dict[str, Any]:
@@ -390,7 +387,7 @@ class GuildSettingsRepository:
 
 
 class MetaRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def get(self, key: str) -> str | None:
@@ -408,7 +405,7 @@ class MetaRepository:
 class Store:
     """All repositories over one database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self.db = db
         self.conversations = ConversationRepository(db)
         self.turns = TurnRepository(db)
@@ -419,6 +416,9 @@ class Store:
     @classmethod
     async def open(cls, path: Any) -> Store:
         return cls(await Database.open(path))
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        return self.db.transaction()
 
     async def close(self) -> None:
         await self.db.close()

@@ -8,7 +8,7 @@ import io
 
 from PIL import Image, ImageDraw
 
-from bot.store.repositories import DailyUsage
+from bot.core.models import DailyUsage
 
 WIDTH, HEIGHT = 900, 360
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 60, 70, 40, 50

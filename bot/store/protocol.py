@@ -1,0 +1,189 @@
+"""What the core may ask of a store, whichever database holds it.
+
+`Store` is the core's only view of persistence: repositories that take and return the models of
+`bot.core.models`, and `transaction()` to make several changes atomic. Both backends (SQLite at
+`DATABASE_PATH`, PostgreSQL at `DATABASE_URL`) implement it; `bot.store.open_store` picks one.
+
+`SqlDatabase` is the narrower contract between the shared repositories and a backend's connection:
+statements are written once with `?` placeholders, and each backend runs them in its dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from bot.core.models import (
+    Conversation,
+    DailyUsage,
+    ImageRef,
+    InputImage,
+    Turn,
+    TurnKind,
+    TurnStatus,
+    Usage,
+    UsageTotals,
+)
+from bot.core.options import ImageOptions
+
+Row = Mapping[str, Any]  # a result row: both sqlite3 rows and asyncpg records index by name
+
+
+class ConversationStore(Protocol):
+    async def create(
+        self,
+        conversation_id: int,
+        *,
+        guild_id: int | None,
+        parent_channel_id: int | None,
+        owner_id: int,
+        options: ImageOptions,
+    ) -> None: ...
+
+    async def get(self, conversation_id: int) -> Conversation | None: ...
+
+    async def set_head(self, conversation_id: int, turn_id: int | None) -> None: ...
+
+    async def set_options(self, conversation_id: int, options: ImageOptions) -> None: ...
+
+
+class TurnStore(Protocol):
+    async def create(
+        self,
+        *,
+        conversation_id: int,
+        parent_id: int | None,
+        kind: TurnKind,
+        guild_id: int | None,
+        author_id: int,
+        prompt: str,
+        options: ImageOptions,
+        locale: str,
+        source_message_id: int | None,
+        inputs: Iterable[InputImage] = (),
+    ) -> int: ...
+
+    async def get(self, turn_id: int) -> Turn | None: ...
+
+    async def by_message(self, message_id: int) -> Turn | None: ...
+
+    async def inputs(self, turn_id: int) -> list[InputImage]: ...
+
+    async def unfinished(self) -> list[Turn]: ...
+
+    async def in_conversation(self, conversation_id: int) -> list[Turn]: ...
+
+    async def latest_done(self, conversation_id: int) -> Turn | None: ...
+
+    async def lineage(self, turn_id: int) -> list[Turn]: ...
+
+    async def mark_running(self, turn_id: int) -> None: ...
+
+    async def set_progress_message(self, turn_id: int, message_id: int) -> None: ...
+
+    async def set_response_id(self, turn_id: int, response_id: str, sequence: int | None) -> None: ...
+
+    async def set_parent(self, turn_id: int, parent_id: int) -> None: ...
+
+    async def set_rerooted(self, turn_id: int) -> None: ...
+
+    async def finish_done(
+        self,
+        turn_id: int,
+        *,
+        response_id: str | None,
+        images: list[ImageRef],
+        revised_prompt: str | None,
+        text: str | None,
+        usage: Usage,
+        cost_usd: float,
+        rerooted: bool,
+    ) -> None: ...
+
+    async def finish_failed(
+        self, turn_id: int, *, status: TurnStatus, error_kind: str, error_detail: str = ""
+    ) -> None: ...
+
+    async def add_messages(self, turn_id: int, message_ids: Iterable[int]) -> None: ...
+
+    async def mark_deleted(self, turn_id: int) -> None: ...
+
+
+class UsageStore(Protocol):
+    async def totals(
+        self, *, since: float, author_id: int | None = None, guild_id: int | None = None
+    ) -> UsageTotals: ...
+
+    async def pending(self, *, author_id: int | None = None, guild_id: int | None = None) -> int: ...
+
+    async def top_users(
+        self, guild_id: int, *, since: float, limit: int = 5
+    ) -> list[tuple[int, int, float]]: ...
+
+    async def daily(
+        self, *, since: float, guild_id: int | None = None, author_id: int | None = None
+    ) -> list[DailyUsage]: ...
+
+
+class GuildSettingsStore(Protocol):
+    async def get(self, guild_id: int) -> dict[str, Any]: ...
+
+    async def put(self, guild_id: int, settings: dict[str, Any]) -> None: ...
+
+
+class MetaStore(Protocol):
+    async def get(self, key: str) -> str | None: ...
+
+    async def put(self, key: str, value: str) -> None: ...
+
+
+class Store(Protocol):
+    """Every repository over one database, and its transactions."""
+
+    @property
+    def conversations(self) -> ConversationStore: ...
+
+    @property
+    def turns(self) -> TurnStore: ...
+
+    @property
+    def usage(self) -> UsageStore: ...
+
+    @property
+    def guild_settings(self) -> GuildSettingsStore: ...
+
+    @property
+    def meta(self) -> MetaStore: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        """All repository calls inside (in this task) commit together or not at all; nested
+        use joins the outer transaction."""
+
+    async def close(self) -> None: ...
+
+
+class SqlDatabase(Protocol):
+    """A backend's connection as the shared repositories use it (`?` placeholders)."""
+
+    dialect: str  # "sqlite" | "postgresql"
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Insert one row into a table keyed by `id`; returns the new row's id."""
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def utc_day(self, column: str) -> str:
+        """An SQL expression: the UTC date (YYYY-MM-DD) of a unix-time column."""
+
+    async def schema_version(self) -> int: ...
+
+    async def close(self) -> None: ...
