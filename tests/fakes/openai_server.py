@@ -9,9 +9,17 @@ Faithful (checked against the installed ``openai`` 3.57 types, which must parse 
   ``?stream=true&starting_after=N`` for background responses), ``POST /v1/responses/{id}/cancel``,
   ``DELETE /v1/responses/{id}``; Bearer auth (401 without it); JSON error bodies
   ``{"error": {message, type, param, code}}``; an ``x-request-id`` header on every answer.
-* The SSE event sequence, fields and ``sequence_number`` numbering of a real image generation,
-  including partial images, the completed ``image_generation_call`` item, an optional assistant
-  message, ``usage`` and ``tool_usage.image_gen``.
+* The SSE event sequence, fields and ``sequence_number`` numbering of a real image generation.
+  The shape follows a recorded real stream (vercel/ai,
+  ``packages/openai/src/responses/__fixtures__/openai-image-generation-tool.1.chunks.txt``):
+  ``response.created`` → ``response.in_progress`` → a ``reasoning`` item at output index 0
+  (``output_item.added`` + ``.done``, empty ``summary``) → the ``image_generation_call`` item
+  (added, ``.in_progress``, ``.generating``, ``.partial_image`` × n, ``.completed``, then
+  ``output_item.done`` with ``result``) → an assistant ``message`` item (``content_part.added``,
+  deltas, ``output_text.done``, ``content_part.done``, ``output_item.done``; its text is often
+  empty, and then there is no delta) → ``response.completed`` with ``usage`` and
+  ``tool_usage.image_gen``. The echoed tool carries fields that were not sent (``n: 1``,
+  ``output_compression: 100``).
 * Tool-parameter validation (size rules, format/background/compression/partials), unknown
   ``previous_response_id`` and item references, input images as data URLs, ``store`` and
   ``background`` semantics (a background generation runs server-side, independent of the
@@ -36,7 +44,7 @@ Simplified or invented (good enough for the bot's tests, not the real service):
   abandoned: the generation is cancelled and the response forgotten (``previous_response_id``
   → 400). Cancelling a background response ends its streams without a terminal event.
 * The model's choices are fixed: a moderation ``item`` block yields a completed response whose
-  image item failed (no apology text unless ``text_reply`` is set); ``response_failed`` sends
+  image item failed (then the usual message, empty unless ``text_reply`` is set); ``response_failed`` sends
   ``response.created``, ``response.in_progress``, then ``response.failed``. A request without
   an ``image_generation`` tool gets a short text answer. Background streams start with
   ``response.created`` (status ``queued``), then ``response.in_progress`` (no
@@ -304,7 +312,12 @@ class FakeOpenAI:
     Knobs (settable at any time; read when a generation starts):
         latency: seconds one generation takes, spread over its event stream.
         images_per_response: how many ``image_generation_call`` items a response carries.
-        text_reply: if set, every response also ends with an assistant message of this text.
+        text_reply: the text of the assistant message every image response ends with (empty
+            when unset, as in the recorded real stream); a text-only answer uses it too.
+        reasoning_item: put a ``reasoning`` item (empty summary) at output index 0, like the
+            recorded real stream (default on).
+        message_first: put the assistant message *before* the image items (the bot must take
+            output items in any order and count).
 
     Observations:
         requests: every HTTP request, recorded before validation.
@@ -331,6 +344,8 @@ class FakeOpenAI:
         self.generations = 0
         self.images_per_response = 1
         self.text_reply: str | None = None
+        self.reasoning_item = True
+        self.message_first = False
         self.api_key_seen: set[str] = set()
         self._faults: deque[Fault] = deque()
         self._runs: dict[str, _Run] = {}  # stored runs only
@@ -764,8 +779,13 @@ class FakeOpenAI:
             partial_images=partial,
             action=action,
         )
+        # The real response echoes tool fields the request never sent, among them `n: 1` and
+        # `output_compression: 100` (recorded real stream, vercel/ai
+        # openai-image-generation-tool.1.chunks.txt). `n` is not in the SDK's `ImageGeneration`
+        # type; the contract tests allow exactly this one extra field, citing the recording.
         echoed = {
             "type": "image_generation",
+            "n": 1,
             "action": action,
             "background": background,
             "model": tool.get("model", DEFAULT_IMAGE_MODEL),
@@ -976,16 +996,26 @@ class FakeOpenAI:
                 return
             text = self.text_reply
             images: list[JSON] = []
+            if self.reasoning_item:
+                self._produce_reasoning(run)
             if fault is not None and fault.kind == "text_only":
                 text = fault.text
             elif run.spec is None:
                 text = text or "I can only describe images: no image_generation tool was given."
             else:
+                if self.message_first:
+                    await self._produce_message(run, text or "")
                 count = max(1, self.images_per_response)
                 budget = latency * 0.95 / count
                 for _ in range(count):
                     item = await self._produce_image(run, budget)
                     images.append(item)
+                if self.message_first:
+                    text = None
+                else:
+                    # The recorded real stream ends with an assistant message after the image,
+                    # often with empty text (vercel/ai openai-image-generation-tool.1.chunks.txt).
+                    text = text or ""
             if text is not None:
                 await self._produce_message(run, text)
             response["status"] = "completed"
@@ -1090,6 +1120,15 @@ class FakeOpenAI:
             if render is not None and not render.done():
                 render.cancel()
 
+    def _produce_reasoning(self, run: _Run) -> None:
+        """Output index 0 of a real image stream: a reasoning item, added then done at once, with
+        an empty summary (recorded real stream, vercel/ai openai-image-generation-tool.1)."""
+        index = len(run.response["output"])
+        item: JSON = {"id": _new_id("rs"), "type": "reasoning", "summary": []}
+        run.response["output"].append(item)
+        self._emit(run, "response.output_item.added", {"item": item, "output_index": index})
+        self._emit(run, "response.output_item.done", {"item": item, "output_index": index})
+
     async def _produce_message(self, run: _Run, text: str) -> None:
         response = run.response
         item_id = _new_id("msg")
@@ -1106,7 +1145,9 @@ class FakeOpenAI:
         self._emit(run, "response.output_item.added", {"item": item, "output_index": index})
         empty = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
         self._emit(run, "response.content_part.added", {**ids, "part": empty})
-        for chunk in re.findall(r"\S+\s*|\s+", text) or [""]:
+        # an empty text has no delta at all: content_part.added is followed by output_text.done
+        # (recorded real stream, vercel/ai openai-image-generation-tool.1.chunks.txt)
+        for chunk in re.findall(r"\S+\s*|\s+", text):
             self._emit(run, "response.output_text.delta", {**ids, "delta": chunk, "logprobs": []})
             await asyncio.sleep(0)
         part = {**empty, "text": text}

@@ -85,9 +85,12 @@ async def test_stream_event_order_and_types(fake: FakeOpenAI, client: openai.Asy
     )
     events = [event async for event in stream]
 
+    # the shape of the recorded real stream (vercel/ai openai-image-generation-tool.1.chunks.txt)
     assert [e.type for e in events] == [
         "response.created",
         "response.in_progress",
+        "response.output_item.added",  # reasoning, index 0
+        "response.output_item.done",
         "response.output_item.added",
         "response.image_generation_call.in_progress",
         "response.image_generation_call.generating",
@@ -109,9 +112,12 @@ async def test_stream_event_order_and_types(fake: FakeOpenAI, client: openai.Asy
     partials = [e for e in events if isinstance(e, ResponseImageGenCallPartialImageEvent)]
     assert [p.partial_image_index for p in partials] == [0, 1]
     item_id = partials[0].item_id
-    assert item_id.startswith("ig_") and all(p.output_index == 0 for p in partials)
-    assert isinstance(events[7], ResponseImageGenCallCompletedEvent)
-    done = events[8]
+    assert item_id.startswith("ig_") and all(p.output_index == 1 for p in partials)
+    reasoning = events[3]
+    assert isinstance(reasoning, ResponseOutputItemDoneEvent) and reasoning.output_index == 0
+    assert reasoning.item.type == "reasoning" and reasoning.item.summary == []
+    assert isinstance(events[9], ResponseImageGenCallCompletedEvent)
+    done = events[10]
     assert isinstance(done, ResponseOutputItemDoneEvent)
     item = done.item
     assert item.type == "image_generation_call"
@@ -141,6 +147,33 @@ async def test_stream_event_order_and_types(fake: FakeOpenAI, client: openai.Asy
     assert read_lineage(partial) == []
     assert fake.generations == 1
     assert fake.responses[response.id]["status"] == "completed"
+
+
+async def test_default_stream_ends_with_an_empty_message_and_echoes_unsent_tool_fields(
+    client: openai.AsyncOpenAI,
+) -> None:
+    # recorded real stream (vercel/ai openai-image-generation-tool.1.chunks.txt): the message
+    # after the image has empty text and no delta; the tool echo carries n and output_compression
+    stream = await client.responses.create(
+        model=MODEL, input="a cat", tools=[tool(output_format="webp")], stream=True
+    )
+    events = [event async for event in stream]
+    types = [e.type for e in events]
+    assert types[-6:] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    response = events[-1].response
+    assert [item.type for item in response.output] == [
+        "reasoning", "image_generation_call", "message",
+    ]
+    assert response.output_text == ""
+    [echoed] = [t.model_dump() for t in response.tools]
+    assert echoed["n"] == 1 and echoed["output_compression"] == 100
 
 
 async def test_stream_helper(client: openai.AsyncOpenAI) -> None:
@@ -427,8 +460,8 @@ async def test_moderation_failed_item(fake: FakeOpenAI, client: openai.AsyncOpen
     assert "response.image_generation_call.completed" not in [e.type for e in events]
     final = events[-1]
     assert isinstance(final, ResponseCompletedEvent)
-    item = final.response.output[0]
-    assert item.type == "image_generation_call" and item.status == "failed"
+    [item] = [i for i in final.response.output if i.type == "image_generation_call"]
+    assert item.status == "failed"
     assert item.result is None and item.error is not None
     assert item.error.code == "moderation_blocked"
     assert item.error.moderation_details is not None
@@ -459,7 +492,7 @@ async def test_moderation_response_failed(fake: FakeOpenAI) -> None:
 async def test_text_only(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
     fake.add_fault(Fault.text_only("I'd rather describe it: a cat."))
     response = await client.responses.create(model=MODEL, input="a cat", tools=[tool()])
-    assert [item.type for item in response.output] == ["message"]
+    assert [item.type for item in response.output] == ["reasoning", "message"]
     assert response.output_text == "I'd rather describe it: a cat."
     assert fake.generations == 0
 

@@ -208,6 +208,24 @@ async def test_several_images_per_response(
     assert all(read_lineage(image.data) == ["a lighthouse at dusk"] for image in result.images)
 
 
+@pytest.mark.parametrize("reasoning", [True, False], ids=["with-reasoning", "without"])
+async def test_output_items_in_any_order_and_count(
+    fake_openai: FakeOpenAI, image_client: ImageClient, reasoning: bool
+) -> None:
+    # a message before two images, with or without the leading reasoning item
+    fake_openai.reasoning_item = reasoning
+    fake_openai.message_first = True
+    fake_openai.images_per_response = 2
+    fake_openai.text_reply = "Two takes."
+    result = await image_client.generate(request("two foxes"))
+    assert [read_lineage(img.data) for img in result.images] == [["two foxes"]] * 2
+    assert result.text == "Two takes."
+    output = fake_openai.responses[result.response_id]["output"]
+    assert [item["type"] for item in output] == (
+        ["reasoning"] * reasoning + ["message", "image_generation_call", "image_generation_call"]
+    )
+
+
 async def test_text_only_answer(fake_openai: FakeOpenAI, image_client: ImageClient) -> None:
     fake_openai.add_fault(Fault.text_only("I would rather describe it: a tall white tower."))
     result = await image_client.generate(request())
