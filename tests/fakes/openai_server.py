@@ -1010,12 +1010,9 @@ class FakeOpenAI:
                 for _ in range(count):
                     item = await self._produce_image(run, budget)
                     images.append(item)
-                if self.message_first:
-                    text = None
-                else:
-                    # The recorded real stream ends with an assistant message after the image,
-                    # often with empty text (vercel/ai openai-image-generation-tool.1.chunks.txt).
-                    text = text or ""
+                # The recorded real stream ends with an assistant message after the image,
+                # often with empty text (vercel/ai openai-image-generation-tool.1.chunks.txt).
+                text = None if self.message_first else text or ""
             if text is not None:
                 await self._produce_message(run, text)
             response["status"] = "completed"
