@@ -32,7 +32,7 @@ from bot.ui.replies import reply_privately, send_error
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.exts.imagine", "bot.exts.settings", "bot.exts.usage")
+EXTENSIONS = ("bot.exts.imagine", "bot.exts.settings", "bot.exts.usage", "bot.exts.help")
 COMMANDS_HASH_KEY = "commands_hash"
 # Commands that start or continue a generation: the server's access rules are checked before
 # they act (before /imagine opens a thread), so such a refusal is private and leaves no thread.
@@ -98,6 +98,7 @@ class ImagineBot(commands.AutoShardedBot):
         self.settings = settings
         self._closing = False
         self.ready_once = asyncio.Event()
+        self._command_ids: dict[str, int] | None = None
 
     async def setup_hook(self) -> None:
         s = self.settings
@@ -211,10 +212,25 @@ class ImagineBot(commands.AutoShardedBot):
         if await self.store.meta.get(key) == digest:
             log.info("App commands unchanged; not syncing")
             return False
-        await self.tree.sync(guild=guild)
+        synced = await self.tree.sync(guild=guild)
+        self._command_ids = {c.name: c.id for c in synced}
         await self.store.meta.put(key, digest)
         log.info("Synced %d app command(s)", len(payload))
         return True
+
+    async def command_mention(self, name: str) -> str:
+        """`</name:id>` (Discord shows it clickable, in the reader's language), else `/name`.
+        `name` may carry a subcommand (`"imagine-settings show"`)."""
+        if self._command_ids is None:
+            guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
+            try:
+                fetched = await self.tree.fetch_commands(guild=guild)
+            except discord.HTTPException as exc:
+                log.info("Could not fetch the app commands: %s", exc)
+                return f"/{name}"
+            self._command_ids = {c.name: c.id for c in fetched}
+        command_id = self._command_ids.get(name.split()[0])
+        return f"</{name}:{command_id}>" if command_id else f"/{name}"
 
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -1437,6 +1437,17 @@ class FakeDiscord:
             FailRule(method.upper(), re.compile(path_regex), status, code, message, retry_after, times)
         )
 
+    def readd_bot(self) -> None:
+        """The bot is removed from the guild and invited again. Gateway docs (Events → Guild
+        Delete): a GUILD_DELETE without ``unavailable`` means the user was removed; (Guild
+        Create): GUILD_CREATE is sent "when the current user joins a new guild"; its
+        ``unavailable`` field is only for guilds coming back from an outage, so a join has none
+        (discord.py's ``parse_guild_create`` tells a join from a recovery by it)."""
+        self.dispatch_guild("GUILD_DELETE", {"id": str(self.guild_id)})
+        payload = self.guild_create_payload()
+        payload.pop("unavailable")
+        self.dispatch_guild("GUILD_CREATE", payload)
+
     async def drop_gateway(self, *, resume: bool = True, hold: bool = False) -> None:
         """Close the gateway socket(s). The client reconnects and RESUMEs, getting the dispatches
         it missed; with ``resume=False`` its RESUME is answered by INVALID_SESSION (discord.py

@@ -1,0 +1,117 @@
+"""`/help`: what the commands do, how threads and branching work, and this server's limits, in
+the reader's language. A server gets the same text once, when the bot joins it."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str
+from discord.ext import commands
+
+from bot.core.policy import EffectivePolicy
+from bot.ui.i18n import t
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+# In the order /help lists them; a command that is not registered is left out.
+HELP_COMMANDS = (
+    "imagine", "refine", "describe", "usage", "imagine-prefs", "help", "imagine-settings",
+)
+WELCOMED_KEY = "welcomed:{guild}"
+
+
+def limit_lines(policy: EffectivePolicy, locale: str) -> list[str]:
+    """The server's limits as short phrases (empty when nothing is limited)."""
+    lines = []
+    if policy.user_daily_images():
+        lines.append(t("help.limit.images", locale, count=policy.user_daily_images()))
+    if policy.daily_spend():
+        lines.append(t("help.limit.daily_spend", locale, amount=f"{policy.daily_spend():.2f}"))
+    if policy.monthly_spend():
+        lines.append(t("help.limit.monthly_spend", locale,
+                       amount=f"{policy.monthly_spend():.2f}"))
+    if policy.max_size:
+        lines.append(t("help.limit.max_size", locale, size=policy.max_size))
+    if policy.max_quality != "high":
+        lines.append(t("help.limit.max_quality", locale,
+                       quality=t(f"label.quality.{policy.max_quality}", locale)))
+    if policy.policy.allowed_channels:
+        channels = ", ".join(f"<#{c}>" for c in policy.policy.allowed_channels)
+        lines.append(t("help.limit.channels", locale, channels=channels))
+    return lines
+
+
+class Help(commands.Cog):
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        self.service = bot.service
+
+    async def help_text(self, guild_id: int | None, locale: str) -> str:
+        names = {c.name for c in self.bot.tree.get_commands()}
+        lines = ["**" + t("help.title", locale) + "**", t("help.commands", locale)]
+        for name in HELP_COMMANDS:
+            if name in names:
+                mention = await self.bot.command_mention(
+                    "imagine-settings show" if name == "imagine-settings" else name
+                )
+                lines.append("• " + t(f"help.cmd.{name}", locale, cmd=mention))
+        lines += ["", t("help.threads", locale)]
+        if guild_id is not None:
+            policy = await self.service.policy_for(guild_id)
+            limits = limit_lines(policy, locale)
+            lines += ["", t("help.limits", locale)]
+            lines += [f"• {line}" for line in limits] or [t("help.no_limits", locale)]
+        return "\n".join(lines)
+
+    @app_commands.command(
+        name=locale_str("help"),
+        description=locale_str("How to use the image bot: commands, threads, this server's limits"),
+    )
+    async def help(self, interaction: discord.Interaction) -> None:
+        text = await self.help_text(interaction.guild_id, str(interaction.locale))
+        await interaction.response.send_message(
+            text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """Greet a new server once (remembered across restarts and re-invites)."""
+        key = WELCOMED_KEY.format(guild=guild.id)
+        if await self.bot.store.meta.get(key):
+            return
+        channel = self._welcome_channel(guild)
+        if channel is None:
+            log.info("No channel in guild %s where I may speak; no welcome posted", guild.id)
+            return
+        locale = str(guild.preferred_locale)
+        settings = await self.bot.command_mention("imagine-settings limits")
+        text = t("help.welcome", locale, settings=settings) + "\n\n"
+        text += await self.help_text(guild.id, locale)
+        try:
+            await channel.send(text[:2000], allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            log.info("Could not welcome guild %s: %s", guild.id, exc)
+            return
+        await self.bot.store.meta.put(key, str(channel.id))
+
+    @staticmethod
+    def _welcome_channel(guild: discord.Guild) -> discord.TextChannel | None:
+        """The system channel (where Discord posts joins, read by managers), else the first
+        text channel the bot may speak in."""
+        candidates = [guild.system_channel] if guild.system_channel else []
+        candidates += sorted(guild.text_channels, key=lambda c: c.position)
+        for channel in candidates:
+            perms = channel.permissions_for(guild.me)
+            if perms.send_messages and perms.view_channel:
+                return channel
+        return None
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Help(bot))
