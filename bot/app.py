@@ -32,11 +32,12 @@ from bot.ui.replies import reply_privately, send_error
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.exts.imagine", "bot.exts.settings", "bot.exts.usage", "bot.exts.help")
+EXTENSIONS = ("bot.exts.imagine", "bot.exts.settings", "bot.exts.usage", "bot.exts.help",
+              "bot.exts.describe")
 COMMANDS_HASH_KEY = "commands_hash"
 # Commands that start or continue a generation: the server's access rules are checked before
 # they act (before /imagine opens a thread), so such a refusal is private and leaves no thread.
-GENERATION_COMMANDS = frozenset({"imagine", "refine"})
+GENERATION_COMMANDS = frozenset({"imagine", "refine", "describe", "Describe"})
 
 
 def apply_discord_endpoints(settings: Settings) -> None:

@@ -165,6 +165,26 @@ class Imagine(commands.Cog):
         except UserFacingError as error:
             await send_error(interaction, error)
             return
+        await self.start_root(interaction, prompt, options, attachments)
+
+    async def start_prompt(self, interaction: discord.Interaction, prompt: str) -> None:
+        """Start a conversation from a prompt the bot offered (e.g. a /describe suggestion),
+        checked exactly as /imagine checks one."""
+        try:
+            options, attachments = await self._admit(interaction, prompt, ())
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        await self.start_root(interaction, prompt, options, attachments)
+
+    async def start_root(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        options: ImageOptions,
+        attachments: list[discord.Attachment],
+    ) -> None:
+        """Acknowledge, open the thread (or DM) and submit the first turn of a conversation."""
         deferred = await interaction.response.defer(thinking=True)
         self.bot.presenter.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
         ticket: Ticket | None = None

@@ -135,6 +135,11 @@ EN: dict[str, str] = {
     "label.quality.low": "low quality",
     "label.quality.medium": "medium quality",
     "label.quality.high": "high quality",
+    # /describe
+    "describe.title": "Prompt ideas from this image",
+    "describe.use": "Imagine #{n}",
+    "describe.hint": "Click a button to start a conversation with that prompt.",
+    "problem.no_image": "That message has no image to describe.",
     # help (/help, and the welcome a server gets when the bot joins)
     "help.title": "How to use the image bot",
     "help.welcome": "👋 Thanks for adding me! Here is how I work; server managers can set limits with {settings}.",
@@ -267,6 +272,10 @@ ZH: dict[str, str] = {
     "label.quality.low": "低质量",
     "label.quality.medium": "中等质量",
     "label.quality.high": "高质量",
+    "describe.title": "根据这张图片的提示词建议",
+    "describe.use": "画第 {n} 条",
+    "describe.hint": "点击按钮即可用那条提示词开始一个对话。",
+    "problem.no_image": "那条消息里没有可描述的图片。",
     "help.title": "图片机器人使用说明",
     "help.welcome": "👋 感谢添加我！以下是使用方法；服务器管理员可以用 {settings} 设置限制。",
     "help.commands": "**命令**",
@@ -321,6 +330,10 @@ COMMAND_ZH: dict[str, str] = {
     "usage": "用量",
     "imagine-settings": "画图设置",
     "help": "帮助",
+    "describe": "描述",
+    "Describe": "描述",
+    "Three prompt ideas from an image, each one click from /imagine": "根据图片给出三条提示词建议，一键开始画图",
+    "The image to describe": "要描述的图片",
     "How to use the image bot: commands, threads, this server's limits":
         "图片机器人使用说明：命令、子区、本服务器的限制",
     # descriptions

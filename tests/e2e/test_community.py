@@ -436,18 +436,22 @@ async def test_usage_for_members_and_managers_and_recorded_cost(
 _NAME = re.compile(r"^[-_'\w]{1,32}$")  # Discord's rule for (localized) names, any script
 
 
-def _walk_localizations(node: dict[str, Any], path: str, problems: list[str]) -> None:
+def _walk_localizations(
+    node: dict[str, Any], path: str, problems: list[str], *, top: bool = True
+) -> None:
     """Every name and description of a command, its options and choices, has a valid zh-CN text."""
     names = node.get("name_localizations") or {}
     descriptions = node.get("description_localizations") or {}
     zh_name = names.get("zh-CN")
-    if not zh_name or not _NAME.match(zh_name) or zh_name != zh_name.lower():
+    context_menu = top and node.get("type") in (2, 3)
+    if not zh_name or not _NAME.match(zh_name) or (zh_name != zh_name.lower() and not context_menu):
         problems.append(f"{path}: name {zh_name!r}")
     zh_description = descriptions.get("zh-CN")
-    if not zh_description or not 1 <= len(zh_description) <= 100:
+    # user/message commands (type 2/3, no options) have no description and free-form names
+    if not context_menu and (not zh_description or not 1 <= len(zh_description) <= 100):
         problems.append(f"{path}: description {zh_description!r}")
     for option in node.get("options") or []:
-        _walk_localizations(option, f"{path} {option['name']}", problems)
+        _walk_localizations(option, f"{path} {option['name']}", problems, top=False)
     for choice in node.get("choices") or []:
         translated = (choice.get("name_localizations") or {}).get("zh-CN")
         if choice["name"] != choice["value"] and not translated:  # formats need no translation

@@ -1294,6 +1294,28 @@ class FakeDiscord:
         inter = self._new_interaction(2, uid, channel_id, data, locale=locale)
         return self._send_interaction(inter)
 
+    async def message_command(
+        self, user: UserRef, message_id: int, name: str, *, locale: str | None = None
+    ) -> FakeInteraction:
+        """A user picks Apps → ``name`` on a message (a MESSAGE command, type 3). Interactions
+        docs (Application Command Data): ``target_id`` is the message, found in
+        ``resolved.messages``."""
+        uid = self.uid(user)
+        msg = self.message(message_id)
+        guild_id = self.guild_of(msg.channel_id)
+        scopes: list[int | None] = [guild_id, None] if guild_id is not None else [None]
+        cmd = next((c for scope in scopes for c in self.commands.get(scope, [])
+                    if c["name"] == name and c.get("type") == 3), None)
+        if cmd is None:
+            raise FakeDiscordError(f"no synced message command {name!r}")
+        self._check_command_usable(cmd, uid, msg.channel_id)
+        data: dict[str, Any] = {
+            "id": cmd["id"], "name": name, "type": 3, "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): self.message_payload(msg)}},
+        }
+        inter = self._new_interaction(2, uid, msg.channel_id, data, locale=locale)
+        return self._send_interaction(inter)
+
     async def autocomplete(
         self,
         user: UserRef,

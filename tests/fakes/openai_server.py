@@ -46,7 +46,8 @@ Simplified or invented (good enough for the bot's tests, not the real service):
 * The model's choices are fixed: a moderation ``item`` block yields a completed response whose
   image item failed (then the usual message, empty unless ``text_reply`` is set); ``response_failed`` sends
   ``response.created``, ``response.in_progress``, then ``response.failed``. A request without
-  an ``image_generation`` tool gets a short text answer. Background streams start with
+  an ``image_generation`` tool gets a text answer (three prompt ideas naming an input image's
+  lineage, see ``_describe``). Background streams start with
   ``response.created`` (status ``queued``), then ``response.in_progress`` (no
   ``response.queued`` event). Referencing a still-running response as ``previous_response_id``
   is accepted.
@@ -663,6 +664,15 @@ class FakeOpenAI:
             else:
                 echoed_tools.append(tool)
 
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") == "image_generation" and spec is None:
+            # ToolChoiceTypesParam names a hosted tool, which must be among `tools` (SDK
+            # `openai.types.responses.tool_choice_types_param`); message wording unverified.
+            raise _ApiError(
+                400,
+                "Tool choice 'image_generation' not found in 'tools' parameter.",
+                param="tool_choice",
+            )
         parsed = self._parse_input(body["input"])
         chain_has_image, chain_lineage = self._chain_context(prev_id)
         has_context_image = chain_has_image or parsed.has_image
@@ -1001,7 +1011,7 @@ class FakeOpenAI:
             if fault is not None and fault.kind == "text_only":
                 text = fault.text
             elif run.spec is None:
-                text = text or "I can only describe images: no image_generation tool was given."
+                text = text or self._describe(run)
             else:
                 if self.message_first:
                     await self._produce_message(run, text or "")
@@ -1026,6 +1036,22 @@ class FakeOpenAI:
             raise
         finally:
             self._finish(run)
+
+    @staticmethod
+    def _describe(run: _Run) -> str:
+        """A text-only answer (no tools: the SDK's ``ResponseOutputMessage`` with one
+        ``output_text`` part). There is no model: asked about an image, the fake answers with
+        three numbered prompt ideas built from the image's lineage, so a test can tell which
+        image was described."""
+        described = next((lin for lin in run.input_image_lineages if lin), None)
+        if described is None:
+            if run.input_image_lineages:
+                described = ["an image"]
+            else:
+                return "I can only describe images: no image_generation tool was given."
+        subject = described[-1]
+        styles = ("photorealistic, soft light", "watercolour painting", "pixel art, 16 colours")
+        return "\n".join(f"{n}. {subject}, {style}" for n, style in enumerate(styles, 1))
 
     async def _produce_image(self, run: _Run, budget: float) -> JSON:
         spec = run.spec

@@ -1,0 +1,134 @@
+"""`/describe` and the Apps → Describe menu on a message: three prompt ideas for an image, each
+with a button that starts a conversation from it."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str
+from discord.ext import commands
+
+from bot.core.describe import Describer
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.exts.imagine import actor_of
+from bot.ui.i18n import language, t
+from bot.ui.render import clip
+from bot.ui.replies import send_error
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+_LINE = re.compile(r"^(\d)\. (.+)$", re.MULTILINE)
+
+
+def suggestions_in(content: str) -> dict[int, str]:
+    """The numbered suggestions of a /describe answer, read back from its text."""
+    return {int(m.group(1)): m.group(2) for m in _LINE.finditer(content)}
+
+
+class UseSuggestion(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"describe:use:(?P<n>[1-9])",
+):
+    """Starts /imagine with suggestion `n` of the message it is on (the text is the state)."""
+
+    def __init__(self, n: int, locale: str | None = None) -> None:
+        super().__init__(discord.ui.Button(
+            style=discord.ButtonStyle.primary, emoji="🎨",
+            label=t("describe.use", locale, n=n), custom_id=f"describe:use:{n}",
+        ))
+        self.n = n
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> UseSuggestion:
+        return cls(int(match["n"]), str(interaction.locale))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        message = interaction.message
+        prompt = suggestions_in(message.content if message else "").get(self.n)
+        imagine = interaction.client.get_cog("Imagine")  # type: ignore[attr-defined]
+        if prompt is None or imagine is None:
+            await send_error(interaction, UserFacingError(ErrorKind.unknown_conversation))
+            return
+        await imagine.start_prompt(interaction, prompt)
+
+
+class Describe(commands.Cog):
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        self.service = bot.service
+        self.describer = Describer(
+            bot.openai, model=bot.settings.openai_model, prices=bot.settings.price_table
+        )
+        self.menu = app_commands.ContextMenu(
+            name=locale_str("Describe"), callback=self.describe_message
+        )
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    @app_commands.command(
+        name=locale_str("describe"),
+        description=locale_str("Three prompt ideas from an image, each one click from /imagine"),
+    )
+    @app_commands.rename(image=locale_str("image"))
+    @app_commands.describe(image=locale_str("The image to describe"))
+    async def describe(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
+        await self._answer(interaction, image)
+
+    async def describe_message(
+        self, interaction: discord.Interaction, message: discord.Message
+    ) -> None:
+        image = next((a for a in message.attachments
+                      if (a.content_type or "").startswith("image/")), None)
+        await self._answer(interaction, image)
+
+    async def _answer(
+        self, interaction: discord.Interaction, attachment: discord.Attachment | None
+    ) -> None:
+        locale = str(interaction.locale)
+        try:
+            if attachment is None:
+                raise UserFacingError(ErrorKind.bad_attachment, problem="no_image")
+            self.bot.attachments.check(attachment)
+            policy = await self.service.policy_for(interaction.guild_id)
+            policy.check_access(actor_of(interaction.user, interaction.channel))
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            [image] = await self.bot.attachments.read([attachment])
+            result = await self.describer.describe(
+                image, language=language(locale), user_id=interaction.user.id
+            )
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        lines = [f"**{t('describe.title', locale)}**"]
+        lines += [f"{n}. {clip(' '.join(s.split()), 500)}"
+                  for n, s in enumerate(result.suggestions, 1)]
+        lines.append("-# " + t("describe.hint", locale))
+        view = discord.ui.View(timeout=None)
+        for n in range(1, len(result.suggestions) + 1):
+            view.add_item(UseSuggestion(n, locale))
+        await interaction.followup.send(
+            "\n".join(lines), view=view, ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+
+async def setup(bot: ImagineBot) -> None:
+    bot.add_dynamic_items(UseSuggestion)
+    await bot.add_cog(Describe(bot))
