@@ -140,6 +140,8 @@ class ImagineBot(commands.AutoShardedBot):
             user_daily_images=s.user_daily_images,
             guild_daily_spend_usd=s.guild_daily_spend_usd,
             guild_monthly_spend_usd=s.guild_monthly_spend_usd,
+            allow_dms=s.allow_dms,
+            dm_allowed_users=tuple(s.dm_allowed_users),
         )
         self.service = ConversationService(
             self.store,

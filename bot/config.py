@@ -7,10 +7,10 @@ anywhere else. Secrets are `SecretStr` so they never show up in a repr, a log li
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Quality = Literal["auto", "low", "medium", "high"]
 OutputFormat = Literal["png", "jpeg", "webp"]
@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     guild_monthly_spend_usd: float = Field(default=0.0, ge=0)
     price_table: dict[str, dict[str, float]] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
 
+    # --- direct messages (off by default: a DM would spend without any server's rules) ---
+    allow_dms: bool = False
+    dm_allowed_users: Annotated[list[int], NoDecode] = Field(default_factory=list)
+
     # --- metrics ---
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
@@ -110,6 +114,19 @@ class Settings(BaseSettings):
         if size == "auto" and info.field_name == "max_size":
             raise ValueError("must be WIDTHxHEIGHT, not auto")
         return size
+
+    @field_validator("dm_allowed_users", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        """`DM_ALLOWED_USERS=123,456` (commas or spaces) as well as a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part for part in text.replace(",", " ").split() if part]
+        return value
 
     @model_validator(mode="after")
     def _check_background(self) -> Settings:

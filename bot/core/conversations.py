@@ -8,6 +8,7 @@ The service knows nothing about Discord. The Discord layer hands it `TurnRequest
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -45,6 +46,7 @@ from bot.core.policy import (
     Ceilings,
     EffectivePolicy,
     GuildPolicy,
+    check_dm_access,
     month_start,
     next_day,
     next_month,
@@ -216,6 +218,30 @@ class ConversationService:
     async def conversation(self, conversation_id: int) -> Conversation | None:
         return await self.store.conversations.get(conversation_id)
 
+    async def record_origin(self, conversation: Conversation, bot_opened: bool) -> Conversation | None:
+        """Settle whether an older conversation's thread is one the bot opened (the Discord layer
+        checked the thread's owner). Returns the conversation if it is one, else None."""
+        await self.store.conversations.set_bot_opened(conversation.id, bot_opened)
+        return dataclasses.replace(conversation, bot_opened=True) if bot_opened else None
+
+    # ------------------------------------------------------------------ direct messages
+    @property
+    def dms_allowed(self) -> bool:
+        return self.ceilings.allow_dms
+
+    async def dm_servers_to_check(self, user_id: int) -> list[int]:
+        """Servers whose membership would let `user_id` generate in DMs (empty when no check
+        is needed: DMs off, or the user is allowed by id)."""
+        if not self.ceilings.allow_dms or user_id in self.ceilings.dm_allowed_users:
+            return []
+        settings = await self.store.guild_settings.all()
+        return [g for g, data in settings.items() if data.get("allow_member_dms")]
+
+    async def _check_dm(self, actor: Actor) -> None:
+        settings = await self.store.guild_settings.all()
+        policies = {g: GuildPolicy.from_dict(data) for g, data in settings.items()}
+        check_dm_access(self.ceilings, actor, policies)
+
     async def head(self, conversation: Conversation) -> Turn | None:
         """The turn a plain reply continues from: the pinned head, else the latest result."""
         if conversation.head_turn_id is not None:
@@ -244,6 +270,8 @@ class ConversationService:
         await self._admit(policy, actor)
 
     async def _admit(self, policy: EffectivePolicy, actor: Actor) -> None:
+        if actor.guild_id is None:
+            await self._check_dm(actor)
         policy.check_access(actor)
         self._check_queue_room(actor.user_id)
         await self._check_limits(policy, actor)
@@ -253,7 +281,8 @@ class ConversationService:
         if request.conversation_id is None:
             raise UserFacingError(ErrorKind.unknown_conversation)
         conversation = await self.store.conversations.get(request.conversation_id)
-        if conversation is None:
+        if conversation is None or conversation.bot_opened is not True:
+            # never bill a message in a thread the bot did not open
             raise UserFacingError(ErrorKind.unknown_conversation)
         policy = await self.policy_for(conversation.guild_id)
         policy.check_access(actor)

@@ -25,6 +25,7 @@ class ErrorKind(StrEnum):
     limit_reached = "error.limit_reached"
     unknown_conversation = "error.unknown_conversation"
     shutting_down = "error.shutting_down"
+    no_thread_here = "error.no_thread_here"
     # from the API
     invalid_request = "error.invalid_request"
     auth = "error.auth"

@@ -80,6 +80,9 @@ class Conversation:
     head_turn_id: int | None
     options: ImageOptions
     created_at: float
+    # True: a thread the bot opened (or a DM); False: someone else's thread; None: recorded
+    # before the bot kept track (the Discord layer checks the thread's owner and records it).
+    bot_opened: bool | None = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,6 +40,7 @@ class GuildPolicy:
     daily_spend_usd: float | None = None
     monthly_spend_usd: float | None = None
     locale: str | None = None
+    allow_member_dms: bool | None = None  # members may generate in DMs (when ALLOW_DMS is on)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GuildPolicy:
@@ -68,6 +71,8 @@ class Ceilings:
     user_daily_images: int = 0  # 0 = unlimited
     guild_daily_spend_usd: float = 0.0
     guild_monthly_spend_usd: float = 0.0
+    allow_dms: bool = False
+    dm_allowed_users: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,8 @@ class Actor:
     channel_id: int | None  # the text channel (a thread's parent)
     role_ids: tuple[int, ...] = ()
     is_moderator: bool = False  # Manage Messages / Manage Server / Manage Threads
+    # In a DM: the servers (among those that allow member DMs) the user is a member of.
+    member_of: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +161,39 @@ class EffectivePolicy:
         if ceiling and checked.size and checked.size != "auto" and pixels(checked.size) > pixels(ceiling):
             raise UserFacingError(ErrorKind.invalid_options, problem="size_server_max", value=ceiling)
         return checked
+
+
+def check_dm_access(ceilings: Ceilings, actor: Actor, settings: dict[int, GuildPolicy]) -> None:
+    """Raise `not_allowed` unless `actor` may generate in a DM: DMs are on for the instance, the
+    user is listed in DM_ALLOWED_USERS or is a member of a server that allows member DMs, and no
+    server has blocked them (`settings`: every server's policy)."""
+    if not ceilings.allow_dms:
+        raise UserFacingError(ErrorKind.not_allowed, reason="dm")
+    if any(actor.user_id in policy.blocked_users for policy in settings.values()):
+        raise UserFacingError(ErrorKind.not_allowed, reason="dm")  # blocked by some server
+    if actor.user_id in ceilings.dm_allowed_users:
+        return
+    if not any(settings.get(g, GuildPolicy()).allow_member_dms for g in actor.member_of):
+        raise UserFacingError(ErrorKind.not_allowed, reason="dm")
+
+
+class OncePer:
+    """At most one event per key per `period` seconds (e.g. one 'no DMs here' note per user)."""
+
+    def __init__(self, period: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.period = period
+        self._clock = clock
+        self._last: dict[int, float] = {}
+
+    def allow(self, key: int) -> bool:
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.period:
+            return False
+        if len(self._last) > 10_000:  # forget old keys so the map cannot grow without bound
+            self._last = {k: v for k, v in self._last.items() if now - v < self.period}
+        self._last[key] = now
+        return True
 
 
 def pixels(size: str) -> int:

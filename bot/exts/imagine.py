@@ -16,9 +16,9 @@ from discord.ext import commands
 
 from bot.core.conversations import Ticket, clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.models import InputImage, Turn, TurnKind, TurnRequest
+from bot.core.models import Conversation, InputImage, Turn, TurnKind, TurnRequest
 from bot.core.options import SIZE_PRESETS, ImageOptions, parse_size
-from bot.core.policy import Actor
+from bot.core.policy import Actor, OncePer
 from bot.ui.buttons import RefineModal
 from bot.ui.i18n import t
 from bot.ui.render import error_text, quote, thread_name
@@ -50,6 +50,7 @@ MODERATION_CHOICES = [
     Choice(name=locale_str("auto"), value="auto"),
     Choice(name=locale_str("low (less strict)"), value="low"),
 ]
+DM_NOTE_SECONDS = 3600.0  # a DM refusal is said at most once an hour per user
 SIZE_SUGGESTIONS = [*SIZE_PRESETS, "1536x864", "864x1536", "2048x2048", "2560x1440", "3840x2160"]
 
 OPTION_DESCRIPTIONS = {
@@ -135,6 +136,7 @@ class Imagine(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
         self.service = bot.service
+        self._dm_notes = OncePer(DM_NOTE_SECONDS)
 
     # ------------------------------------------------------------------ /imagine
     @generation_command("imagine", "Create an image and start a conversation thread")
@@ -220,7 +222,7 @@ class Imagine(commands.Cog):
         attachments = [a for a in slots if a is not None]
         for attachment in attachments:
             self.bot.attachments.check(attachment)
-        await self.service.admit(actor_of(interaction.user, interaction.channel), options)
+        await self.service.admit(await self._actor(interaction.user, interaction.channel), options)
         return options, attachments
 
     async def _open_conversation(
@@ -243,14 +245,11 @@ class Imagine(commands.Cog):
             await interaction.edit_original_response(content=quote(prompt))
             return channel.id, None
         if isinstance(channel, discord.Thread):
-            known = await self.service.conversation(channel.id)
-            if known is None:
-                await self.service.open_conversation(
-                    channel.id, guild_id=guild_id, parent_channel_id=channel.parent_id,
-                    owner_id=user.id,
-                )
-            await interaction.edit_original_response(content=quote(prompt))
-            return channel.id, None
+            if await self._own_conversation(channel) is not None:
+                await interaction.edit_original_response(content=quote(prompt))
+                return channel.id, None
+            # someone else's thread: the conversation gets a thread of its own beside it
+            return await self._open_beside(interaction, channel, prompt), None
         self._check_parent_channel(channel)
         ticket: Ticket | None = None
         try:
@@ -282,8 +281,17 @@ class Imagine(commands.Cog):
                     ErrorKind.missing_permissions, permission="Create Public Threads"
                 ) from None
             raise
+        await self._announce_thread(interaction, thread, prompt, channel.id)
+        return thread.id, ticket
+
+    async def _announce_thread(
+        self, interaction: discord.Interaction, thread: discord.Thread, prompt: str,
+        parent_id: int,
+    ) -> None:
+        """Record the new thread as a conversation and say where it is."""
         await self.service.open_conversation(
-            thread.id, guild_id=guild_id, parent_channel_id=channel.id, owner_id=user.id
+            thread.id, guild_id=interaction.guild_id, parent_channel_id=parent_id,
+            owner_id=interaction.user.id,
         )
         hint = "thread.hint" if self.bot.intents.message_content else "thread.hint_no_content"
         await interaction.edit_original_response(
@@ -292,7 +300,46 @@ class Imagine(commands.Cog):
         )
         if not self.bot.intents.message_content:
             await thread.send(t("thread.hint_no_content", str(interaction.guild_locale)))
-        return thread.id, ticket
+
+    async def _open_beside(
+        self, interaction: discord.Interaction, foreign: discord.Thread, prompt: str
+    ) -> int:
+        """`/imagine` in a thread the bot did not open: open a conversation thread in the same
+        parent channel (a thread cannot hold another), or say why that is impossible here."""
+        parent = foreign.parent
+        try:
+            if isinstance(parent, discord.ForumChannel):
+                created = await parent.create_thread(
+                    name=thread_name(prompt), content=quote(prompt),
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+                thread = created.thread
+            elif isinstance(parent, discord.TextChannel):
+                # A standalone thread is private unless its type says otherwise (API-NOTES).
+                thread = await parent.create_thread(
+                    name=thread_name(prompt), type=discord.ChannelType.public_thread,
+                    auto_archive_duration=1440,
+                )
+                await thread.send(quote(prompt), allowed_mentions=discord.AllowedMentions.none())
+            else:
+                raise UserFacingError(ErrorKind.no_thread_here)
+        except discord.Forbidden:
+            log.warning("Cannot open a thread in %s: missing Create Public Threads", foreign.parent_id)
+            raise UserFacingError(
+                ErrorKind.missing_permissions, permission="Create Public Threads"
+            ) from None
+        await self._announce_thread(interaction, thread, prompt, parent.id)
+        return thread.id
+
+    async def _own_conversation(self, channel: Any) -> Conversation | None:
+        """The conversation `channel` holds, if it is one: a thread the bot opened, or a DM.
+        A conversation recorded before the bot kept track is settled by the thread's owner."""
+        conversation = await self.service.conversation(getattr(channel, "id", 0))
+        if conversation is None or conversation.bot_opened is not None:
+            return conversation if conversation and conversation.bot_opened else None
+        me = self.bot.user
+        opened = isinstance(channel, discord.Thread) and me is not None and channel.owner_id == me.id
+        return await self.service.record_origin(conversation, opened)
 
     def _check_parent_channel(self, channel: Any) -> None:
         if not isinstance(channel, discord.TextChannel | discord.ForumChannel):
@@ -328,8 +375,11 @@ class Imagine(commands.Cog):
             input_images=inputs,
             locale=str(interaction.locale),
         )
+        if getattr(interaction.channel, "id", None) == conversation_id:
+            await self._own_conversation(interaction.channel)  # settles an older record
+        actor = await self._actor(interaction.user, interaction.channel)
         async with ticket or self.service.turnstile.ticket(conversation_id):
-            return await self.service.submit(request, actor_of(interaction.user, interaction.channel))
+            return await self.service.submit(request, actor)
 
     # ------------------------------------------------------------------ /refine
     @generation_command("refine", "Refine the latest image in this conversation")
@@ -351,7 +401,7 @@ class Imagine(commands.Cog):
     ) -> None:
         try:
             channel_id = interaction.channel_id or 0
-            if await self.service.conversation(channel_id) is None:
+            if await self._own_conversation(interaction.channel) is None:
                 raise UserFacingError(ErrorKind.unknown_conversation)
             options, attachments = await self._admit(
                 interaction, prompt, (image, image2, image3),
@@ -395,32 +445,52 @@ class Imagine(commands.Cog):
         try:
             await self._on_user_message(message, ticket)
         except UserFacingError as error:
+            if self._quiet_in_dm(message, error):
+                return
             await self._reply_error(message, error)
         finally:
             ticket.done()
 
+    def _quiet_in_dm(self, message: discord.Message, error: UserFacingError) -> bool:
+        """A DM refusal is said once per user per hour, so DMs cannot make the bot spam."""
+        return (message.guild is None and error.kind is ErrorKind.not_allowed
+                and not self._dm_notes.allow(message.author.id))
+
+    async def _message_turn(self, message: discord.Message) -> tuple[TurnKind, Actor] | None:
+        """What a message is to the bot: a new DM conversation, a reply in a conversation, or
+        nothing (None). Threads the bot did not open are never conversations."""
+        channel = message.channel
+        if message.guild is None:
+            actor = await self._dm_actor(message.author)
+            await self.service.admit(actor)  # refused before anything is recorded
+            if await self._own_conversation(channel) is not None:
+                return TurnKind.reply, actor
+            await self.service.open_conversation(
+                channel.id, guild_id=None, parent_channel_id=None, owner_id=message.author.id
+            )
+            return TurnKind.root, actor
+        if await self._own_conversation(channel) is None:
+            if self._mentions_me(message) and isinstance(channel, discord.Thread):
+                raise UserFacingError(ErrorKind.unknown_conversation)
+            return None
+        return TurnKind.reply, actor_of(message.author, channel)
+
+    def _mentions_me(self, message: discord.Message) -> bool:
+        me = self.bot.user
+        return me is not None and me in message.mentions
+
     async def _on_user_message(self, message: discord.Message, ticket: Any) -> None:
         channel = message.channel
         me = self.bot.user
-        mentioned = me is not None and me in message.mentions
-        conversation = await self.service.conversation(channel.id)
-        is_dm = message.guild is None
-        if conversation is None:
-            if is_dm:
-                await self.service.open_conversation(
-                    channel.id, guild_id=None, parent_channel_id=None, owner_id=message.author.id
-                )
-                kind = TurnKind.root
-            else:
-                if mentioned and isinstance(channel, discord.Thread):
-                    raise UserFacingError(ErrorKind.unknown_conversation)
-                return
-        else:
-            kind = TurnKind.reply
+        found = await self._message_turn(message)
+        if found is None:
+            return
+        kind, actor = found
         prompt = message.content
         if me is not None:
             prompt = prompt.replace(f"<@{me.id}>", "").replace(f"<@!{me.id}>", "")
-        cannot_see = not self.bot.intents.message_content and not mentioned and not is_dm
+        cannot_see = (not self.bot.intents.message_content and not self._mentions_me(message)
+                      and message.guild is not None)
         if not prompt.strip() and not message.attachments and cannot_see:
             return  # we cannot see what they wrote; the thread hint explains /refine
         parent_turn_id = None
@@ -442,7 +512,36 @@ class Imagine(commands.Cog):
             locale=await self._locale_of(message),
         )
         await ticket.wait()
-        await self.service.submit(request, actor_of(message.author, channel))
+        await self.service.submit(request, actor)
+
+    async def _actor(self, user: discord.abc.User, channel: Any) -> Actor:
+        """Who is acting; in a DM, with the servers that may vouch for them."""
+        if isinstance(user, discord.Member):
+            return actor_of(user, channel)
+        return await self._dm_actor(user)
+
+    async def _dm_actor(self, user: discord.abc.User) -> Actor:
+        """A DM user, with the first server (of those allowing member DMs) they belong to."""
+        for guild_id in await self.service.dm_servers_to_check(user.id):
+            if await self._is_member(guild_id, user.id):
+                return Actor(user_id=user.id, guild_id=None, channel_id=None,
+                             member_of=(guild_id,))
+        return Actor(user_id=user.id, guild_id=None, channel_id=None)
+
+    async def _is_member(self, guild_id: int, user_id: int) -> bool:
+        guild = self.bot.get_guild(guild_id)
+        if guild is None:
+            return False
+        if guild.get_member(user_id) is not None:
+            return True
+        try:
+            await guild.fetch_member(user_id)
+        except discord.NotFound:
+            return False
+        except discord.HTTPException as exc:
+            log.info("Could not check membership of %s in %s: %s", user_id, guild_id, exc)
+            return False
+        return True
 
     async def _locale_of(self, message: discord.Message) -> str:
         """A message carries no user locale: the server's chosen language, else its own."""

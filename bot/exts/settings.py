@@ -145,6 +145,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         blocked_user="Block this member from generating",
         exempt_role="This role is not subject to usage limits",
         refine="Who may refine a conversation",
+        member_dms="Members may generate in DMs with the bot (if its operator allows DMs)",
     )
     @app_commands.choices(mode=TOGGLE_CHOICES, refine=REFINE_CHOICES)
     async def access(
@@ -156,6 +157,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         blocked_user: discord.Member | None = None,
         exempt_role: discord.Role | None = None,
         refine: str | None = None,
+        member_dms: bool | None = None,
     ) -> None:
         assert interaction.guild_id is not None
         data = await self.service.guild_settings(interaction.guild_id)
@@ -166,6 +168,8 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
                 changes[key] = _toggle(list(data.get(key, [])), obj.id, mode)
         if refine is not None:
             changes["refine_mode"] = refine
+        if member_dms is not None:
+            changes["allow_member_dms"] = member_dms
         await self.service.update_policy(interaction.guild_id, **changes)
         await self._saved(interaction)
 

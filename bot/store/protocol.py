@@ -47,6 +47,8 @@ class ConversationStore(Protocol):
 
     async def set_options(self, conversation_id: int, options: ImageOptions) -> None: ...
 
+    async def set_bot_opened(self, conversation_id: int, bot_opened: bool) -> None: ...
+
 
 class TurnStore(Protocol):
     async def create(
@@ -128,6 +130,8 @@ class UsageStore(Protocol):
 
 class GuildSettingsStore(Protocol):
     async def get(self, guild_id: int) -> dict[str, Any]: ...
+
+    async def all(self) -> dict[int, dict[str, Any]]: ...
 
     async def put(self, guild_id: int, settings: dict[str, Any]) -> None: ...
 

@@ -42,6 +42,7 @@ def _conversation(row: Row) -> Conversation:
         head_turn_id=row["head_turn_id"],
         options=ImageOptions.from_dict(json.loads(row["options"])),
         created_at=row["created_at"],
+        bot_opened=None if row["bot_opened"] is None else bool(row["bot_opened"]),
     )
 
 
@@ -104,10 +105,17 @@ class ConversationRepository:
     ) -> None:
         await self._db.execute(
             "INSERT INTO conversations "
-            "(id, guild_id, parent_channel_id, owner_id, options, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            "(id, guild_id, parent_channel_id, owner_id, options, created_at, bot_opened) "
+            "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO NOTHING",
             (conversation_id, guild_id, parent_channel_id, owner_id,
              _dumps(options.sticky().chosen()), time.time()),
+        )
+
+    async def set_bot_opened(self, conversation_id: int, bot_opened: bool) -> None:
+        """Record whether a conversation's thread is one the bot opened (checked once)."""
+        await self._db.execute(
+            "UPDATE conversations SET bot_opened = ? WHERE id = ?",
+            (int(bot_opened), conversation_id),
         )
 
     async def get(self, conversation_id: int) -> Conversation | None:
@@ -376,6 +384,11 @@ class GuildSettingsRepository:
             "SELECT settings FROM guild_settings WHERE guild_id = ?", (guild_id,)
         )
         return json.loads(row["settings"]) if row else {}
+
+    async def all(self) -> dict[int, dict[str, Any]]:
+        """Every server's stored settings (for instance-wide rules such as who may use DMs)."""
+        rows = await self._db.fetchall("SELECT guild_id, settings FROM guild_settings")
+        return {int(r["guild_id"]): json.loads(r["settings"]) for r in rows}
 
     async def put(self, guild_id: int, settings: dict[str, Any]) -> None:
         await self._db.execute(

@@ -55,6 +55,8 @@ EN: dict[str, str] = {
     "reason.starter_only": "Only the person who started this conversation (or a moderator) can refine it.",
     "reason.not_author": "Only the person who asked for this image (or a moderator) can do that.",
     "reason.manage_guild": "You need the Manage Server permission for that.",
+    "reason.dm": "Image generation in direct messages isn't open to you. Use `/imagine` in a server where I'm installed.",
+    "error.no_thread_here": "I can only hold a conversation in a thread I opened, and I can't open one from here. Run `/imagine` in a text channel.",
     # limits
     "limit.user_daily_images": "your images per day",
     "limit.guild_daily_spend": "this server's daily budget",
@@ -202,6 +204,8 @@ ZH: dict[str, str] = {
     "reason.starter_only": "只有发起此对话的人（或管理员）可以继续修改。",
     "reason.not_author": "只有请求这张图片的人（或管理员）可以这样做。",
     "reason.manage_guild": "你需要“管理服务器”权限才能这样做。",
+    "reason.dm": "你无法在私信中生成图片。请在安装了我的服务器中使用 `/imagine`。",
+    "error.no_thread_here": "我只能在自己开启的子区中进行对话，而这里无法开启子区。请在文字频道中使用 `/imagine`。",
     "limit.user_daily_images": "你的每日图片数",
     "limit.guild_daily_spend": "本服务器的每日预算",
     "limit.guild_monthly_spend": "本服务器的每月预算",
@@ -301,9 +305,14 @@ ZH: dict[str, str] = {
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
 
 
+SIMPLIFIED_CHINESE = frozenset({"zh", "zh-cn", "zh-sg", "zh-hans"})
+
+
 def language(locale: str | None) -> str:
-    """`zh-CN`/`zh-TW`/`zh` → "zh"; everything else → "en"."""
-    return "zh" if locale and locale.lower().startswith("zh") else "en"
+    """Simplified Chinese (`zh-CN`, `zh`) → "zh"; everything else → "en". Traditional Chinese
+    (`zh-TW`, `zh-HK`) gets English until a Traditional catalogue exists: Simplified characters
+    are not what those readers chose."""
+    return "zh" if locale and locale.lower().replace("_", "-") in SIMPLIFIED_CHINESE else "en"
 
 
 class _Params(dict[str, Any]):
@@ -415,6 +424,9 @@ COMMAND_ZH: dict[str, str] = {
     "Block this member from generating": "禁止此成员生成图片",
     "This role is not subject to usage limits": "此身份组不受用量限制",
     "Who may refine a conversation": "谁可以修改对话",
+    "member_dms": "成员私信",
+    "Members may generate in DMs with the bot (if its operator allows DMs)":
+        "成员可在与机器人的私信中生成图片（需运营者允许私信）",
     "anyone allowed": "任何人",
     "only the starter and moderators": "仅发起人和管理员",
     "add": "加入",
@@ -435,6 +447,6 @@ class Translator(app_commands.Translator):
         locale: discord.Locale,
         context: app_commands.TranslationContextTypes,
     ) -> str | None:
-        if locale in (discord.Locale.chinese, discord.Locale.taiwan_chinese):
+        if locale is discord.Locale.chinese:  # zh-CN only; zh-TW keeps the English names
             return COMMAND_ZH.get(string.message)
         return None

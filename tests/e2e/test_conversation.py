@@ -289,7 +289,7 @@ async def test_imagine_inside_a_conversation_starts_a_new_root_there(
 
 async def test_dm_is_a_conversation(discord_fake, openai_fake, make_settings):
     alice = discord_fake.add_user("alice")
-    async with running(make_settings()):
+    async with running(make_settings(allow_dms=True, dm_allowed_users=[int(alice["id"])])):
         await discord_fake.dm(alice, "a paper crane")
         dm_channel = discord_fake.dm_channel(alice)
         await wait_results(discord_fake, dm_channel, 1)

@@ -111,8 +111,11 @@ def test_dynamic_keys_exist():
 
 
 def test_language_selection_and_fallbacks():
-    assert language("zh-CN") == language("zh-TW") == language("ZH") == "zh"
+    assert language("zh-CN") == language("ZH") == "zh"
     assert language("en-GB") == language("fr") == language(None) == "en"
+    # Traditional Chinese readers get English until a Traditional catalogue exists
+    assert language("zh-TW") == language("zh-HK") == "en"
+    assert t("error.cancelled", "zh-TW") == "Cancelled."
     assert t("error.cancelled", "zh-CN") == "已取消。"
     assert t("error.cancelled", "de") == "Cancelled."
     assert t("error.queue_full", "zh-CN", limit=3).startswith("你已有 3 个")
@@ -129,9 +132,10 @@ async def test_command_translations_only_for_chinese():
     context = app_commands.TranslationContext(
         location=app_commands.TranslationContextLocation.command_name, data=None
     )
-    for locale in (discord.Locale.chinese, discord.Locale.taiwan_chinese):
-        assert await translator.translate(
-            app_commands.locale_str("imagine"), locale, context) == "画图"
+    assert await translator.translate(
+        app_commands.locale_str("imagine"), discord.Locale.chinese, context) == "画图"
+    assert await translator.translate(
+        app_commands.locale_str("imagine"), discord.Locale.taiwan_chinese, context) is None
     assert await translator.translate(
         app_commands.locale_str("imagine"), discord.Locale.french, context) is None
     assert await translator.translate(
