@@ -32,8 +32,10 @@ from bot.ui.replies import reply_privately, send_error
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.exts.imagine", "bot.exts.settings", "bot.exts.usage", "bot.exts.help",
-              "bot.exts.describe")
+EXTENSIONS = (
+    "bot.exts.imagine", "bot.exts.settings", "bot.exts.usage", "bot.exts.help", "bot.exts.describe",
+    "bot.exts.history",
+)
 COMMANDS_HASH_KEY = "commands_hash"
 # Commands that start or continue a generation: the server's access rules are checked before
 # they act (before /imagine opens a thread), so such a refusal is private and leaves no thread.

@@ -259,6 +259,10 @@ class ConversationService:
     async def lineage(self, turn: Turn) -> list[Turn]:
         return await self.store.turns.lineage(turn.id)
 
+    async def turns_in(self, conversation_id: int) -> list[Turn]:
+        """Every turn of a conversation, oldest first (for /history and exports)."""
+        return await self.store.turns.in_conversation(conversation_id)
+
     # ------------------------------------------------------------------ submitting
     async def admit(self, actor: Actor, options: ImageOptions | None = None) -> None:
         """Check, before anything is created, that `actor` may start a turn now: access, room

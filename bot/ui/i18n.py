@@ -162,6 +162,18 @@ EN: dict[str, str] = {
     "help.limit.max_size": "largest size {size}",
     "help.limit.max_quality": "highest quality: {quality}",
     "help.limit.channels": "images only in {channels}",
+    # /history
+    "history.title": "**History** · turns {first}-{last} of {total} · page {page}/{pages}",
+    "history.legend": "Gold frame: the turn new replies continue from. Red cross: failed. Grey cross: cancelled or deleted. Dots: still running.",
+    "history.previous": "Previous",
+    "history.next": "Next",
+    "history.export": "Export",
+    "history.continue_placeholder": "Continue from…",
+    "history.continue_option": "Continue from #{number}",
+    "history.continuing": "New replies in this thread will continue from #{number}.",
+    "history.export_part": "Export of this conversation, part {part} of {parts}.",
+    "history.exported": "Exported in {parts} file(s), posted in this thread.",
+    "reason.export_owner": "Only the person who started this conversation (or a moderator) can export it.",
     # start-up / generic
     "generic.unexpected": "Something went wrong on my side. Please try again.",
 }
@@ -300,6 +312,17 @@ ZH: dict[str, str] = {
     "help.limit.max_quality": "最高质量：{quality}",
     "help.limit.channels": "仅可在 {channels} 中生成图片",
     "generic.unexpected": "我这边出了点问题。请再试一次。",
+    "history.title": "**历史** · 第 {first}-{last} 轮，共 {total} 轮 · 第 {page}/{pages} 页",
+    "history.legend": "金框：新的回复将从这一轮继续。红叉：失败。灰叉：已取消或已删除。圆点：仍在生成。",
+    "history.previous": "上一页",
+    "history.next": "下一页",
+    "history.export": "导出",
+    "history.continue_placeholder": "从…继续",
+    "history.continue_option": "从第 {number} 轮继续",
+    "history.continuing": "此子区中新的回复将从第 {number} 轮继续。",
+    "history.export_part": "此对话的导出，第 {part} 部分，共 {parts} 部分。",
+    "history.exported": "已导出为 {parts} 个文件，发布在此子区中。",
+    "reason.export_owner": "只有发起此对话的人（或管理员）可以导出它。",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
@@ -345,10 +368,12 @@ COMMAND_ZH: dict[str, str] = {
     "The image to describe": "要描述的图片",
     "How to use the image bot: commands, threads, this server's limits":
         "图片机器人使用说明：命令、子区、本服务器的限制",
+    "history": "历史",
     # descriptions
     "Create an image and start a conversation thread": "生成图片并开启一个对话子区",
     "Refine the latest image in this conversation": "修改此对话中最新的图片",
     "Show image usage and limits": "查看图片用量与限制",
+    "Show this conversation's turns as a tree": "以树状图查看此对话的每一轮",
     "Server settings for the image bot": "图片机器人的服务器设置",
     "Show the current settings": "查看当前设置",
     "Change generation defaults and limits": "修改生成默认值与限制",

@@ -74,7 +74,8 @@ async def running(settings: Settings) -> AsyncIterator[ImagineBot]:
 def image_attachments(message: FakeMessage) -> list[Any]:
     return [
         a for a in message.attachments
-        if a.filename.lower().endswith(IMAGE_EXTENSIONS) and not a.filename.startswith("preview")
+        if a.filename.lower().endswith(IMAGE_EXTENSIONS)
+        and not a.filename.startswith(("preview", "history-"))  # progress previews, /history
     ]
 
 

@@ -1,0 +1,231 @@
+"""`/history`: a conversation's turns as one contact-sheet picture, with a pager, "Continue from
+#n" and an export of everything. Reads through the service, renders with `bot/ui`."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str
+from discord.ext import commands
+
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.export import pack_export
+from bot.core.history import (
+    PAGE_SIZE,
+    TreeNode,
+    clamp_page,
+    conversation_record,
+    image_filename,
+    number_turns,
+    page_count,
+    page_of,
+)
+from bot.core.models import Conversation, Turn, TurnStatus
+from bot.exts.imagine import actor_of
+from bot.ui.contact_sheet import SheetCell, make_thumbnail, render_sheet
+from bot.ui.history_view import HISTORY_ITEMS, history_view
+from bot.ui.i18n import t
+from bot.ui.replies import send_error
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+THUMB_CACHE = 1024  # thumbnails kept in memory (a few kB each), so paging is cheap
+FETCH_PARALLEL = 4
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def _state(turn: Turn) -> str:
+    if turn.status is TurnStatus.done:
+        return "done"
+    if turn.status in (TurnStatus.failed, TurnStatus.cancelled):
+        return turn.status.value
+    return "pending"
+
+
+class History(commands.Cog):
+    """The contact sheet and what can be done from it."""
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        self.service = bot.service
+        self._thumbs: OrderedDict[int, bytes | None] = OrderedDict()
+        self._fetching = asyncio.Semaphore(FETCH_PARALLEL)
+
+    @app_commands.command(
+        name=locale_str("history"),
+        description=locale_str("Show this conversation's turns as a tree"),
+    )
+    async def history(self, interaction: discord.Interaction) -> None:
+        conversation = await self.service.conversation(interaction.channel_id or 0)
+        if conversation is None:
+            await send_error(interaction, UserFacingError(ErrorKind.unknown_conversation))
+            return
+        await interaction.response.defer(thinking=True)
+        content, file, view = await self.render_page(conversation, 0, str(interaction.locale))
+        await interaction.followup.send(content, file=file, view=view, allowed_mentions=NO_MENTIONS)
+
+    # ------------------------------------------------------------------ the sheet
+    async def render_page(
+        self, conversation: Conversation, page: int, locale: str
+    ) -> tuple[str, discord.File, discord.ui.View]:
+        nodes = number_turns(await self.service.turns_in(conversation.id))
+        page = clamp_page(page, len(nodes))
+        shown = page_of(nodes, page)
+        head = await self.service.head(conversation)
+        thumbs = await asyncio.gather(*(self._thumbnail(node.turn) for node in shown))
+        names = await self._names({node.turn.author_id for node in shown}, conversation.guild_id)
+        cells = [
+            SheetCell(
+                number=node.number, parent_number=node.parent_number,
+                caption=" ".join(node.turn.prompt.split()),
+                author=names.get(node.turn.author_id, str(node.turn.author_id)),
+                state=_state(node.turn), deleted=node.turn.deleted,
+                head=head is not None and node.turn.id == head.id, thumbnail=thumb,
+            )
+            for node, thumb in zip(shown, thumbs, strict=True)
+        ]
+        first = page * PAGE_SIZE + 1
+        title = f"#{first}-#{first + len(shown) - 1} / {len(nodes)}"
+        png = await asyncio.to_thread(render_sheet, cells, title)
+        pages = page_count(len(nodes))
+        content = "\n".join([
+            t("history.title", locale, first=first, last=first + len(shown) - 1,
+              total=len(nodes), page=page + 1, pages=pages),
+            "-# " + t("history.legend", locale),
+        ])
+        continuable = [n for n in shown if n.turn.status is TurnStatus.done and not n.turn.deleted
+                       and n.turn.images]
+        view = history_view(conversation.id, page, pages, continuable, locale)
+        file = discord.File(io.BytesIO(png), filename=f"history-{conversation.id}-{page + 1}.png")
+        return content, file, view
+
+    async def _thumbnail(self, turn: Turn) -> bytes | None:
+        if not turn.images or turn.status is not TurnStatus.done:
+            return None
+        if turn.id in self._thumbs:
+            self._thumbs.move_to_end(turn.id)
+            return self._thumbs[turn.id]
+        thumb = None
+        async with self._fetching:
+            try:
+                images = await self.bot.presenter.fetch_result_images(turn)
+                if images:
+                    thumb = await asyncio.to_thread(make_thumbnail, images[0].data)
+            except Exception:
+                log.info("No thumbnail for turn %s", turn.id, exc_info=True)
+        if thumb is not None or turn.deleted:
+            self._thumbs[turn.id] = thumb
+            while len(self._thumbs) > THUMB_CACHE:
+                self._thumbs.popitem(last=False)
+        return thumb
+
+    async def _names(self, user_ids: set[int], guild_id: int | None) -> dict[int, str]:
+        guild = self.bot.get_guild(guild_id) if guild_id else None
+        names: dict[int, str] = {}
+        for user_id in user_ids:
+            member = guild.get_member(user_id) if guild is not None else None
+            if member is None and guild is not None:
+                try:
+                    member = await guild.fetch_member(user_id)
+                except discord.HTTPException:
+                    member = None
+            user = member or self.bot.get_user(user_id)
+            if user is not None:
+                names[user_id] = user.display_name
+        return names
+
+    # ------------------------------------------------------------------ controls
+    async def on_page(self, interaction: discord.Interaction, conversation_id: int, page: int) -> None:
+        conversation = await self.service.conversation(conversation_id)
+        if conversation is None:
+            await send_error(interaction, UserFacingError(ErrorKind.unknown_conversation))
+            return
+        await interaction.response.defer()
+        content, file, view = await self.render_page(conversation, page, str(interaction.locale))
+        await interaction.edit_original_response(
+            content=content, attachments=[file], view=view, allowed_mentions=NO_MENTIONS
+        )
+
+    async def on_continue(
+        self, interaction: discord.Interaction, conversation_id: int, turn_id: int
+    ) -> None:
+        locale = str(interaction.locale)
+        try:
+            turn = await self.service.turn(turn_id)
+            if turn is None or turn.conversation_id != conversation_id:
+                raise UserFacingError(ErrorKind.unknown_conversation)
+            await self.service.continue_from(turn, actor_of(interaction.user, interaction.channel))
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        number = next(n.number for n in number_turns(await self.service.turns_in(conversation_id))
+                      if n.turn.id == turn_id)
+        await interaction.response.send_message(
+            t("history.continuing", locale, number=number), ephemeral=True
+        )
+
+    async def on_export(self, interaction: discord.Interaction, conversation_id: int) -> None:
+        try:
+            conversation = await self.service.conversation(conversation_id)
+            if conversation is None:
+                raise UserFacingError(ErrorKind.unknown_conversation)
+            actor = actor_of(interaction.user, interaction.channel)
+            if actor.user_id != conversation.owner_id and not actor.is_moderator:
+                raise UserFacingError(ErrorKind.not_allowed, reason="export_owner")
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        parts = await self._export(conversation)
+        channel = self.bot.get_partial_messageable(conversation.id, guild_id=conversation.guild_id)
+        locale = str(interaction.locale)
+        for index, data in enumerate(parts, 1):
+            name = (f"conversation-{conversation.id}.zip" if len(parts) == 1
+                    else f"conversation-{conversation.id}-part{index}of{len(parts)}.zip")
+            await channel.send(
+                t("history.export_part", locale, part=index, parts=len(parts)),
+                file=discord.File(io.BytesIO(data), filename=name), allowed_mentions=NO_MENTIONS,
+            )
+        await interaction.followup.send(t("history.exported", locale, parts=len(parts)),
+                                        ephemeral=True)
+
+    async def _export(self, conversation: Conversation) -> list[bytes]:
+        nodes = number_turns(await self.service.turns_in(conversation.id))
+        fetched = await asyncio.gather(*(self._images_of(node) for node in nodes))
+        files: list[tuple[str, bytes]] = []
+        names: dict[tuple[int, int], str] = {}
+        for node, images in zip(nodes, fetched, strict=True):
+            for index, (extension, data) in enumerate(images, 1):
+                name = image_filename(node.number, index, extension)
+                names[(node.number, index)] = name
+                files.append((name, data))
+        head = await self.service.head(conversation)
+        record = conversation_record(conversation, nodes, head.id if head else None, names)
+        limit = self.bot.presenter.upload_limit(conversation.guild_id)
+        return await asyncio.to_thread(pack_export, record, files, limit)
+
+    async def _images_of(self, node: TreeNode) -> list[tuple[str, bytes]]:
+        turn = node.turn
+        if not turn.images or turn.status is not TurnStatus.done:
+            return []
+        async with self._fetching:
+            try:
+                images = await self.bot.presenter.fetch_result_images(turn)
+            except Exception:
+                log.info("Could not fetch the images of turn %s for an export", turn.id, exc_info=True)
+                return []
+        return [(image.filename.rpartition(".")[2].lower() or "png", image.data) for image in images]
+
+
+async def setup(bot: ImagineBot) -> None:
+    bot.add_dynamic_items(*HISTORY_ITEMS)
+    await bot.add_cog(History(bot))

@@ -1,0 +1,151 @@
+"""`/history`: the contact sheet of a branched thread, its pager and "Continue from #n" across a
+restart, and the export's contents."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+from PIL import Image
+
+from tests.e2e.harness import (
+    answer,
+    custom_ids,
+    image_attachments,
+    running,
+    start_conversation,
+    turn_rows,
+    wait_results,
+)
+
+
+async def build_thread(fake, user, replies: list[tuple[str, int | None]]) -> tuple[int, list]:
+    """/imagine, then each (text, number of the turn to reply to, or None for a plain reply) in
+    order, each waiting for its result. Returns the thread and the result messages by turn."""
+    thread = await start_conversation(fake, user, "a castle")
+    shown = list(await wait_results(fake, thread, 1))
+    for text, reply_to in replies:
+        target = shown[reply_to - 1].id if reply_to else None
+        await fake.say(user, thread, text, reply_to=target)
+        shown = list(await wait_results(fake, thread, len(shown) + 1))
+    return thread, shown
+
+
+# 1-2-3-4-5-6 in a line; 7 branches from 1 and 8 follows it; 9 branches from 3 and 10 follows it.
+BRANCHED_10 = [
+    ("add a moat", None), ("add towers", None), ("add flags", None), ("at dusk", None),
+    ("with fireworks", None), ("in winter", 1), ("with snowmen", None), ("in autumn", 3),
+    ("with falling leaves", None),
+]
+
+
+def sheet_of(message) -> Image.Image:
+    [png] = [a for a in message.attachments if a.filename.startswith("history-")]
+    image = Image.open(io.BytesIO(png.data))
+    image.load()
+    return image
+
+
+async def test_history_draws_a_branched_thread_as_a_tree(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    settings = make_settings()
+    async with running(settings):
+        thread, _ = await build_thread(discord_fake, alice, BRANCHED_10)
+        interaction = await discord_fake.slash(alice, thread, "history")
+        sheet = await answer(discord_fake, interaction, "History", timeout=15)
+    rows = turn_rows(settings.database_path)
+    parents = {r["id"]: r["parent_id"] for r in rows}
+    assert [parents[n] for n in range(1, 11)] == [None, 1, 2, 3, 4, 5, 1, 7, 3, 9]
+    image = sheet_of(sheet)
+    assert image.format == "PNG"
+    # 6 columns (the 6-turn line) and 3 rows (the line and two branches) of 200x230 cells with
+    # 48 px on the left, 20 on the right, 34 for the title and 20 above the cells.
+    assert image.size == (48 + 6 * 200 - 40 + 20, 34 + 20 + 3 * 230)
+    assert "turns 1-10 of 10" in sheet.content and "page 1/1" in sheet.content
+    options = next(c for row in sheet.components for c in row["components"] if c["type"] == 3)
+    assert [o["label"] for o in options["options"]] == [f"Continue from #{n}" for n in range(1, 11)]
+
+
+async def test_pager_and_continue_work_after_a_restart(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    settings = make_settings()
+    replies = [(f"step {n}", None) for n in range(2, 17)] + [("a branch from two", 2)]
+    async with running(settings):
+        thread, _ = await build_thread(discord_fake, alice, replies)
+        interaction = await discord_fake.slash(alice, thread, "history")
+        sheet = await answer(discord_fake, interaction, "History", timeout=20)
+    assert "turns 1-16 of 17" in sheet.content
+    first_page = sheet_of(sheet)
+    async with running(settings):  # a new process on the same database
+        ids = sorted(r["id"] for r in turn_rows(settings.database_path))
+        pick = await discord_fake.click(alice, sheet.id, f"history:continue:{thread}:0",
+                                        values=[str(ids[4])])
+        reply = await answer(discord_fake, pick, "#", timeout=10)
+        assert "continue from #5" in reply.content and reply.ephemeral
+        await discord_fake.click(alice, sheet.id, f"history:page:{thread}:1:n")
+        await discord_fake.wait_for(
+            lambda: "turns 17-17 of 17" in discord_fake.message(sheet.id).content, 15,
+            what="the sheet to show page 2",
+        )
+        second_page = sheet_of(discord_fake.message(sheet.id))
+        # turn 17's parent (#2) is on page 1: turn 17 alone, in one cell
+        assert second_page.size == (48 + 200 - 40 + 20, 34 + 20 + 230)
+        assert second_page.size != first_page.size
+        assert f"history:page:{thread}:0:p" in custom_ids(discord_fake.message(sheet.id))
+        await discord_fake.say(alice, thread, "from five")
+        await wait_results(discord_fake, thread, 18)
+    rows = turn_rows(settings.database_path)
+    assert rows[-1]["prompt"] == "from five" and rows[-1]["parent_id"] == ids[4]
+
+
+async def test_export_holds_every_image_and_the_record(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    bob = discord_fake.add_user("bob")
+    settings = make_settings()
+    async with running(settings):
+        thread, shown = await build_thread(discord_fake, alice, [("add a moat", None),
+                                                                 ("in winter", 1)])
+        interaction = await discord_fake.slash(alice, thread, "history")
+        sheet = await answer(discord_fake, interaction, "History", timeout=15)
+        refused = await discord_fake.click(bob, sheet.id, f"history:export:{thread}")
+        assert "can export it" in (await answer(discord_fake, refused)).content
+        click = await discord_fake.click(alice, sheet.id, f"history:export:{thread}")
+        await answer(discord_fake, click, "Exported", timeout=15)
+    [posted] = [m for m in discord_fake.messages(thread)
+                if any(a.filename.endswith(".zip") for a in m.attachments)]
+    archive = zipfile.ZipFile(io.BytesIO(posted.attachments[0].data))
+    names = archive.namelist()
+    assert names == ["conversation.json", "turn-01-1.png", "turn-02-1.png", "turn-03-1.png"]
+    for n, message in enumerate(shown, 1):
+        assert archive.read(f"turn-0{n}-1.png") == image_attachments(message)[0].data
+    record = json.loads(archive.read("conversation.json"))
+    rows = turn_rows(settings.database_path)
+    assert [t["prompt"] for t in record["turns"]] == ["a castle", "add a moat", "in winter"]
+    assert [t["parent_number"] for t in record["turns"]] == [None, 1, 1]
+    assert [t["response_id"] for t in record["turns"]] == [r["response_id"] for r in rows]
+    assert [t["images"][0]["call_id"] for t in record["turns"]] == [
+        json.loads(r["images"])[0]["call_id"] for r in rows
+    ]
+    assert {t["author_id"] for t in record["turns"]} == {str(discord_fake.uid(alice))}
+    assert "alice" not in json.dumps(record)  # people by id only
+    assert record["conversation"]["head_number"] == 3
+    assert all(t["cost_usd"] > 0 and t["finished_at"] for t in record["turns"])
+
+
+async def test_export_is_split_to_fit_the_upload_limit(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    discord_fake.upload_limit = 160 * 1024
+    async with running(make_settings()):
+        thread, _ = await build_thread(discord_fake, alice, [(f"step {n}", None)
+                                                                 for n in range(2, 7)])
+        interaction = await discord_fake.slash(alice, thread, "history")
+        sheet = await answer(discord_fake, interaction, "History", timeout=15)
+        click = await discord_fake.click(alice, sheet.id, f"history:export:{thread}")
+        await answer(discord_fake, click, "Exported", timeout=15)
+    zips = [a for m in discord_fake.messages(thread) for a in m.attachments
+            if a.filename.endswith(".zip")]
+    assert len(zips) > 1
+    assert all(a.size <= 160 * 1024 for a in zips)
+    entries = [name for a in zips for name in zipfile.ZipFile(io.BytesIO(a.data)).namelist()]
+    assert sorted(entries) == ["conversation.json"] + [f"turn-0{n}-1.png" for n in range(1, 7)]
