@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # In the order /help lists them; a command that is not registered is left out.
 HELP_COMMANDS = (
-    "imagine", "refine", "describe", "usage", "imagine-prefs", "help", "imagine-settings",
+    "imagine", "refine", "history", "describe", "usage", "imagine-prefs", "help", "imagine-settings",
 )
 WELCOMED_KEY = "welcomed:{guild}"
 
