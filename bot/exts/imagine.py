@@ -187,16 +187,11 @@ class Imagine(commands.Cog):
         attachments: list[discord.Attachment],
     ) -> None:
         """Acknowledge, open the thread (or DM) and submit the first turn of a conversation."""
-        deferred = await interaction.response.defer(thinking=True)
-        self.bot.presenter.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
+        await interaction.response.defer(thinking=True)
         ticket: Ticket | None = None
         try:
             inputs = await self.bot.attachments.read(attachments)
-            starter = deferred.resource if deferred is not None else None
-            conversation_id, ticket = await self._open_conversation(
-                interaction, prompt,
-                starter if isinstance(starter, discord.InteractionMessage) else None,
-            )
+            conversation_id, ticket = await self._open_conversation(interaction, prompt)
             await self._submit(
                 interaction, TurnKind.root, prompt, options, inputs, conversation_id,
                 ticket=ticket,
@@ -229,7 +224,6 @@ class Imagine(commands.Cog):
         self,
         interaction: discord.Interaction,
         prompt: str,
-        starter: discord.InteractionMessage | None = None,
     ) -> tuple[int, Ticket | None]:
         """Find or create the thread (or DM) that holds the conversation; return its id (and,
         for a new thread, this first turn's place in the thread's line)."""
@@ -260,8 +254,10 @@ class Imagine(commands.Cog):
                 )
                 thread = created.thread
             else:
-                # the deferred reply is the thread's starter message (its id becomes the thread's)
-                original = starter or await interaction.original_response()
+                # The deferred reply is the thread's starter message (its id becomes the thread's).
+                # A type-5 callback response carries no message (Discord docs, Receiving and
+                # Responding → Interaction Callback Response): read it back with GET @original.
+                original = await interaction.original_response()
                 # The thread takes the id of the message it starts from: record the conversation
                 # and take this turn's place in line first, so that a reply posted the moment the
                 # thread appears is neither ignored nor run before this first turn.
@@ -412,7 +408,6 @@ class Imagine(commands.Cog):
             await send_error(interaction, error)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        self.bot.presenter.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
         try:
             inputs = await self.bot.attachments.read(attachments)
             await self._submit(interaction, TurnKind.reply, prompt, options, inputs, channel_id)

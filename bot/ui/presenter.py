@@ -78,7 +78,6 @@ class DiscordPresenter:
             PREVIEW_THREADS, thread_name_prefix="preview"
         )
         self._previews_pending = 0
-        self._limits: dict[int | None, int] = {}
 
     async def close(self) -> None:
         """Stop progress work (tickers, pending edits) and the preview threads."""
@@ -90,16 +89,14 @@ class DiscordPresenter:
         return self.bot.get_partial_messageable(turn.conversation_id, guild_id=turn.guild_id)
 
     def upload_limit(self, guild_id: int | None) -> int:
-        """The per-file limit: the latest one an interaction told us, else the guild's tier."""
-        if guild_id in self._limits:
-            return self._limits[guild_id]
+        """The per-file limit on the bot's own uploads: the server's boost tier (10 MiB in DMs).
+
+        Not an interaction's `attachment_size_limit`: that is the larger of the server's limit and
+        the invoking user's Nitro limit, and says what that user may attach (Discord docs,
+        Reference → Uploading Files).
+        """
         guild = self.bot.get_guild(guild_id) if guild_id else None
         return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
-
-    def learn_upload_limit(self, guild_id: int | None, limit: int) -> None:
-        """Remember `attachment_size_limit` from an interaction (it reflects boosts exactly)."""
-        if limit > 0:
-            self._limits[guild_id] = limit
 
     def _live_for(self, turn_id: int) -> _Live:
         live = self._live.get(turn_id)
@@ -241,8 +238,7 @@ class DiscordPresenter:
             except DeliveryError as error:
                 if error.detail != "too_large":
                     raise
-                limit //= 2  # the limit we knew was wrong (boost lost?): fit a smaller one
-                self._limits[turn.guild_id] = limit
+                limit //= 2  # the server lost boosts since we last heard: fit a smaller one
         return await self._show_result(turn, result, limit)
 
     async def _show_result(self, turn: Turn, result: TurnResult, limit: int) -> list[int]:

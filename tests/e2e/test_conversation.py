@@ -3,6 +3,7 @@ live previews, the result buttons, chains that never break, and delivery edge ca
 
 from __future__ import annotations
 
+import base64
 import io
 
 from PIL import Image
@@ -17,6 +18,7 @@ from tests.e2e.harness import (
     turn_rows,
     wait_results,
 )
+from tests.fakes.images import PHOTO_MARKER
 from tests.fakes.openai_server import read_lineage
 
 
@@ -250,16 +252,35 @@ async def test_store_responses_false_carries_context_every_turn(
     assert lineage_of(second) == ["a teapot", "make it glass"]
 
 
-async def test_result_over_the_upload_limit_is_reencoded(discord_fake, openai_fake, make_settings):
-    discord_fake.upload_limit = 20_000
-    alice = discord_fake.add_user("alice")
+async def test_nitro_users_4k_photo_is_shrunk_to_the_servers_upload_limit(
+    discord_fake, openai_fake, make_settings
+):
+    """A Nitro user's interaction says 500 MiB may be attached, but the bot's own uploads in a
+    tier-0 server are held to 10 MiB: a 3840x2160 photo-like PNG over 10 MiB is re-encoded to fit
+    and reaches the thread, with no 40005 (Reference → Uploading Files)."""
+    mib = 1024 * 1024
+    carol = discord_fake.add_user("carol", nitro="nitro")
     async with running(make_settings()):
-        thread = await start_conversation(discord_fake, alice, "a detailed map", size="2048x2048")
-        message = (await wait_results(discord_fake, thread, 1))[0]
+        before = set(discord_fake.threads)
+        inter = await discord_fake.slash(
+            carol, discord_fake.text_channel_id, "imagine",
+            {"prompt": f"a harbour at dawn {PHOTO_MARKER}", "size": "3840x2160", "format": "png",
+             "previews": 0},
+        )
+        thread = await discord_fake.wait_for(
+            lambda: next(iter(set(discord_fake.threads) - before), None), 10)
+        message = (await wait_results(discord_fake, thread, 1, timeout=60))[0]
+    assert inter.payload["attachment_size_limit"] == 500 * mib  # what carol may attach
+    response_id = turns(make_settings())[0]["response_id"]
+    generated = next(item for item in openai_fake.responses[response_id]["output"]
+                     if item["type"] == "image_generation_call")
+    assert len(base64.b64decode(generated["result"])) > 10 * mib  # the paid image was too big
     attachment = image_attachments(message)[0]
-    assert attachment.size <= 20_000
+    assert attachment.size <= 10 * mib
     assert attachment.filename.endswith((".jpg", ".webp"))
     assert "re-encoded to fit" in message.content
+    assert [r for r in discord_fake.request_log if r.status == 413] == []
+    assert turns(make_settings())[0]["status"] == "done"
 
 
 async def test_forum_channel_opens_a_post(discord_fake, openai_fake, make_settings):

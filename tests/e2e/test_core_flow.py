@@ -81,6 +81,14 @@ async def test_the_interaction_is_acknowledged_and_points_to_the_thread(
         await wait_results(discord_fake, thread_id, 1)
     assert interaction.callbacks[0]["type"] == 5  # deferred, well within 3 s
     assert not interaction.errors
+    # A type-5 callback response carries no message (Interaction Callback Response): the thread's
+    # starter message was read back with GET @original, as against the real Discord.
+    original_reads = [
+        r for r in discord_fake.request_log
+        if r.method == "GET" and r.path.endswith(f"/{interaction.token}/messages/@original")
+    ]
+    assert len(original_reads) == 1 and original_reads[0].status == 200
+    assert original_reads[0].response["id"] == str(thread_id)
     assert interaction.original is not None and f"<#{thread_id}>" in interaction.original.content
     assert "Reply in this thread to refine" in interaction.original.content  # how to go on
     name = discord_fake.threads[thread_id]["name"]

@@ -85,6 +85,12 @@ MODERATOR_PERMISSIONS = perm(
     "manage_guild", "manage_messages", "manage_threads", "manage_channels", "moderate_members"
 )
 
+# --- upload limits (Reference -> "Uploading Files"; Nitro: the Nitro help pages) ---------------
+MIB = 1024 * 1024
+DEFAULT_UPLOAD_LIMIT = 10 * MIB
+BOOST_UPLOAD_LIMITS = {0: 10 * MIB, 1: 10 * MIB, 2: 50 * MIB, 3: 100 * MIB}
+NITRO_UPLOAD_LIMITS = {"basic": 50 * MIB, "nitro": 500 * MIB}
+
 # --- errors ----------------------------------------------------------------------------------
 ERROR_MESSAGES: dict[int, str] = {
     0: "",

@@ -681,7 +681,7 @@ class RestApi:
             known = {t["id"] for t in channel.get("available_tags", [])}
             if len(tags) > 5 or not set(tags) <= known:
                 raise form_error("applied_tags", "BASE_TYPE_CHOICES", "Invalid tag(s)")
-            self._validate_message(message_body, files)
+            self._validate_message(message_body, files, cid)
             thread = fake.create_thread_record(
                 cid,
                 name=name,
@@ -766,7 +766,7 @@ class RestApi:
     # ------------------------------------------------------------------------------------------
     # message validation and construction
     # ------------------------------------------------------------------------------------------
-    def _validate_message(self, body: dict[str, Any], files: list[UploadedFile]) -> None:
+    def _validate_message(self, body: dict[str, Any], files: list[UploadedFile], channel_id: int) -> None:
         content = body.get("content")
         if content is not None and len(str(content)) > 2000:
             raise max_length_error("content", 2000)
@@ -779,8 +779,10 @@ class RestApi:
         components = body.get("components")
         if components:
             self._validate_components(components, int(body.get("flags") or 0))
+        # Reference -> "Uploading Files": per file, the server's limit (not the user's Nitro one)
+        limit = self.fake.bot_upload_limit(channel_id)
         for f in files:
-            if len(f.data) > self.fake.upload_limit:
+            if len(f.data) > limit:
                 raise ApiError(413, 40005)
 
     def _validate_embed(self, embed: dict[str, Any], path: str) -> None:
@@ -962,7 +964,7 @@ class RestApi:
 
     def _apply_edit(self, msg: FakeMessage, body: dict[str, Any], files: list[UploadedFile]) -> None:
         """Edit as Discord does: given fields are replaced, ``attachments`` keeps/adds files."""
-        self._validate_message(body, files)
+        self._validate_message(body, files, msg.channel_id)
         new_attachments = self._attachments(body, files, msg.channel_id, msg.attachments)
         content = str(body["content"] or "") if "content" in body else msg.content
         embeds = list(body["embeds"] or []) if "embeds" in body else msg.embeds
@@ -1026,7 +1028,7 @@ class RestApi:
         body = request[JSON_KEY] or {}
         files: list[UploadedFile] = request[FILES_KEY]
         self._check_sendable(cid, channel, body, files)
-        self._validate_message(body, files)
+        self._validate_message(body, files, cid)
         attachments = self._attachments(body, files, cid, None) or []
         msg = self._new_bot_message(cid, body, attachments)
         self._apply_reference(msg, body)
@@ -1166,7 +1168,7 @@ class RestApi:
         followup: bool,
     ) -> FakeMessage:
         fake = self.fake
-        self._validate_message(data, files)
+        self._validate_message(data, files, inter.channel_id)
         attachments = self._attachments(data, files, inter.channel_id, None) or []
         flags = int(data.get("flags") or 0)
         metadata: dict[str, Any] = {
@@ -1305,18 +1307,25 @@ class RestApi:
         inter.callbacks.append(body)
         inter.response_type = ctype
         inter.acked_at = time.time()
-        if msg is not None:
-            resource["message"] = fake.message_payload(msg)
-        return {
+        # Receiving and Responding -> "Interaction Callback Response Object": the resource's
+        # ``message`` is present only for types 4 (CHANNEL_MESSAGE_WITH_SOURCE) and 7
+        # (UPDATE_MESSAGE); after a deferral (5, 6) the message is read with GET @original. The
+        # published OpenAPI spec lists resources only for types 4, 7 and 12, so other types carry
+        # no resource at all (both readings agree on that).
+        answer: dict[str, Any] = {
             "interaction": {
                 "id": str(inter.id),
                 "type": itype,
-                "response_message_id": str(msg.id) if msg is not None else None,
                 "response_message_loading": ctype == 5,
                 "response_message_ephemeral": bool(msg is not None and msg.ephemeral),
             },
-            "resource": resource,
         }
+        if msg is not None:
+            answer["interaction"]["response_message_id"] = str(msg.id)
+        if ctype in (4, 7) and msg is not None:
+            resource["message"] = fake.message_payload(msg)
+            answer["resource"] = resource
+        return answer
 
     def _validate_modal(self, data: dict[str, Any]) -> None:
         cid = data.get("custom_id") or ""

@@ -68,15 +68,18 @@ from aiohttp import web
 from .discord_gateway import Gateway, GatewaySession
 from .discord_models import (
     ALL_PERMISSIONS,
+    BOOST_UPLOAD_LIMITS,
     BOT_ROLE_PERMISSIONS,
     CH_DM,
     CH_FORUM,
     CH_PRIVATE_THREAD,
     CH_TEXT,
+    DEFAULT_UPLOAD_LIMIT,
     EVERYONE_PERMISSIONS,
     INTENT_MESSAGE_CONTENT,
     MODERATOR_PERMISSIONS,
     MSG_REPLY,
+    NITRO_UPLOAD_LIMITS,
     PERMISSION_BITS,
     ApiError,
     FakeAttachment,
@@ -146,7 +149,8 @@ class FakeDiscord:
         message_content_intent_allowed: bool = True,
         ack_deadline: float = 3.0,
         token_lifetime: float = 900.0,
-        upload_limit: int = 10 * 1024 * 1024,
+        upload_limit: int | None = None,
+        premium_tier: int = 0,
         heartbeat_interval: float = 41.25,
         heartbeat_ack_delay: float = 0.05,
         max_active_threads: int = 1000,
@@ -156,7 +160,11 @@ class FakeDiscord:
         self.message_content_intent_allowed = message_content_intent_allowed
         self.ack_deadline = ack_deadline
         self.token_lifetime = token_lifetime
-        self.upload_limit = upload_limit
+        # The server's boost tier sets what the bot (and webhooks, and interaction responses) may
+        # upload; ``upload_limit`` overrides it with a smaller fake-only value for quick tests.
+        self.premium_tier = premium_tier
+        self.upload_limit_override = upload_limit
+        self.nitro_limits: dict[int, int] = {}  # user id -> the upload limit their Nitro gives
         # what GET /gateway/bot answers (a REST proxy may advertise Discord's own gateway)
         self.advertised_gateway_url: str | None = None
         self.recommended_shards = 1
@@ -233,6 +241,41 @@ class FakeDiscord:
         # application commands: None = global, else guild id
         self.commands: dict[int | None, list[dict[str, Any]]] = {}
         self.command_syncs = 0
+
+    # ------------------------------------------------------------------------------------------
+    # upload limits
+    # ------------------------------------------------------------------------------------------
+    # Reference -> "Uploading Files" and the changelog "Default File Upload Limit Change"
+    # (2024-12-16): uploads are limited per file by the server's boost tier (10 MiB at tier 0 and
+    # 1, 50 MiB at tier 2, 100 MiB at tier 3; 10 MiB outside servers), for bots, webhooks and
+    # interaction responses alike. An interaction's ``attachment_size_limit`` is the larger of that
+    # and the invoking user's own Nitro limit (changelog "Per-Attachment File Upload Behavior"): it
+    # says what the *user* may attach, not what the bot may post.
+    @property
+    def upload_limit(self) -> int:
+        """The per-file limit on the bot's own uploads in the server (boost tier, or override)."""
+        if self.upload_limit_override is not None:
+            return self.upload_limit_override
+        return BOOST_UPLOAD_LIMITS[self.premium_tier]
+
+    @upload_limit.setter
+    def upload_limit(self, value: int | None) -> None:
+        self.upload_limit_override = value
+
+    def bot_upload_limit(self, channel_id: int) -> int:
+        """What the bot may upload per file in a channel: the server's limit, 10 MiB in DMs."""
+        if channel_id in self.dm_channels:
+            return self.upload_limit_override or DEFAULT_UPLOAD_LIMIT
+        return self.upload_limit
+
+    def user_upload_limit(self, user_id: int, channel_id: int) -> int:
+        """What a user may attach: the larger of the place's limit and their Nitro limit."""
+        return max(self.bot_upload_limit(channel_id), self.nitro_limits.get(user_id, 0))
+
+    def set_premium_tier(self, tier: int) -> None:
+        """Boosts change the server's tier (GUILD_UPDATE)."""
+        self.premium_tier = tier
+        self.dispatch_guild("GUILD_UPDATE", self.guild_payload())
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -340,18 +383,22 @@ class FakeDiscord:
         locale: str = "en-US",
         bot: bool = False,
         dms_open: bool = True,
+        nitro: str | None = None,
     ) -> dict[str, Any]:
         """Add a guild member; returns its user payload (``user["id"]`` is a string snowflake).
 
         ``permissions`` (a bitfield or discord.py flag names such as ``["manage_guild"]``) gives
         the member a personal role with those permissions. ``dms_open=False`` makes the bot's
-        DMs to this user fail with 50007.
+        DMs to this user fail with 50007. ``nitro`` (``"basic"`` or ``"nitro"``) raises what the
+        user may upload (and so their interactions' ``attachment_size_limit``).
         """
         user = self._make_user(name, bot=bot)
         uid = int(user["id"])
         self.users[uid] = user
         self.user_locales[uid] = locale
         self.dms_open[uid] = dms_open
+        if nitro is not None:
+            self.nitro_limits[uid] = NITRO_UPLOAD_LIMITS[nitro]
         role_ids = list(roles)
         new_role: dict[str, Any] | None = None
         if permissions is not None:
@@ -666,7 +713,7 @@ class FakeDiscord:
             "public_updates_channel_id": None,
             "safety_alerts_channel_id": None,
             "vanity_url_code": None,
-            "premium_tier": 0,
+            "premium_tier": self.premium_tier,
             "premium_subscription_count": 0,
             "preferred_locale": "en-US",
             "nsfw_level": 0,
@@ -951,6 +998,9 @@ class FakeDiscord:
                 raise FakeDiscordError(f"thread {channel_id} is locked")
             if meta["archived"]:
                 self.update_thread(channel_id, archived=False)
+        for name, data, _ in attachments:
+            if len(data) > self.user_upload_limit(uid, channel_id):
+                raise FakeDiscordError(f"{name} is over the user's upload limit")
         if mention_bot and f"<@{self.bot_id}>" not in content:
             content = f"<@{self.bot_id}> {content}".strip()
         mentions = self.parse_mentions(content)
@@ -1073,7 +1123,7 @@ class FakeDiscord:
             "app_permissions": str(self.permissions_for(self.bot_id, channel_id)),
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "attachment_size_limit": self.upload_limit,
+            "attachment_size_limit": self.user_upload_limit(user_id, channel_id),
         }
         if data is not None:
             payload["data"] = data
@@ -1182,7 +1232,7 @@ class FakeDiscord:
                     att = self.attachment_from_bytes(
                         filename, data, ctype, channel_id=channel_id, ephemeral=True
                     )
-                if att.size > self.upload_limit:
+                if att.size > self.user_upload_limit(user_id, channel_id):
                     raise FakeDiscordError(f"attachment {att.filename} exceeds the upload limit")
                 option["value"] = str(att.id)
                 resolved.setdefault("attachments", {})[str(att.id)] = att.to_payload()
@@ -1638,7 +1688,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--ack-deadline", type=float, default=3.0)
     parser.add_argument("--token-lifetime", type=float, default=900.0)
-    parser.add_argument("--upload-limit", type=int, default=10 * 1024 * 1024)
+    parser.add_argument("--upload-limit", type=int, default=None)
     args = parser.parse_args(argv)
     asyncio.run(_serve(args))
 

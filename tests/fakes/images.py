@@ -17,6 +17,11 @@ Where the lineage lives (JSON list of strings, ASCII-escaped):
 
 ``read_lineage`` understands all of them. Images without lineage (e.g. a photo a user uploaded)
 read as ``[]``.
+
+Flat colours compress to almost nothing, unlike what the real API returns: a real 3840x2160 PNG
+of a photographic scene is well over 10 MiB. A prompt containing :data:`PHOTO_MARKER` asks for
+such an image (a gradient with sensor-like noise that PNG cannot shrink), per request, so that
+tests can exercise Discord's upload limits with realistic sizes.
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PIL import Image, ImageDraw, ImageFont, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageDraw, ImageFont, PngImagePlugin, UnidentifiedImageError
 
 __all__ = [
     "FORMATS",
+    "PHOTO_MARKER",
     "ImageInfo",
     "RenderedImage",
     "decode_data_url",
@@ -43,6 +49,9 @@ __all__ = [
     "read_lineage",
     "render_image",
 ]
+
+#: Put this in a prompt to get a photo-like (large, hard to compress) image instead of a flat one.
+PHOTO_MARKER = "[photo-like]"
 
 #: Output formats the fake can produce (the SDK's ``output_format`` literal).
 FORMATS = ("png", "jpeg", "webp", "gif", "svg")
@@ -218,10 +227,23 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
+def _photo_like(width: int, height: int) -> Image.Image:
+    """A smooth gradient plus per-channel Gaussian noise: about 2.5 bytes a pixel as PNG."""
+    base = Image.linear_gradient("L").resize((width, height))
+    channels = [
+        ImageChops.add(base, Image.effect_noise((width, height), sigma), offset=-128)
+        for sigma in (18, 22, 26)
+    ]
+    return Image.merge("RGB", channels)
+
+
 def _draw_base(lineage: list[str], width: int, height: int, transparent: bool) -> Image.Image:
     prompt = lineage[-1] if lineage else ""
     colour = _colour(prompt)
-    if transparent:
+    if PHOTO_MARKER in prompt and not transparent:
+        img = _photo_like(width, height)
+        draw = ImageDraw.Draw(img)
+    elif transparent:
         img = Image.new("RGBA", (width, height), (0, 0, 0, 0))
         draw = ImageDraw.Draw(img)
         inset = min(width, height) // 10

@@ -544,3 +544,59 @@ async def test_wait_for_times_out_with_a_description(fake: FakeDiscord) -> None:
     with pytest.raises(TimeoutError, match="never_true"):
         await fake.wait_for(lambda: "never_true" == "x", timeout=0.05)
     assert time.monotonic() - start < 1
+
+
+async def test_deferred_callback_responses_carry_no_message(fake: FakeDiscord) -> None:
+    """Receiving and Responding → Interaction Callback Response: ``resource.message`` exists only
+    for types 4 and 7; after a type-5 deferral the message is read with GET @original."""
+    async with running_bot(fake, ProbeBot()) as bot:
+        await bot.tree.sync()
+        alice = fake.add_user("alice")
+        deferred = await fake.slash(alice, fake.text_channel_id, "credit", {"who": alice})
+        answered = await fake.slash(alice, fake.text_channel_id, "pick", {"style": "anime"})
+        await fake.wait_for(lambda: deferred.original and not deferred.original.loading)
+        await fake.wait_for(lambda: answered.original)
+    callbacks = {
+        r.path.split("/")[2]: r.response for r in fake.request_log if r.path.endswith("/callback")
+    }
+    after_defer = callbacks[str(deferred.id)]
+    assert "resource" not in after_defer
+    assert after_defer["interaction"]["response_message_loading"] is True
+    assert after_defer["interaction"]["response_message_id"] == str(deferred.original.id)
+    assert callbacks[str(answered.id)]["resource"]["message"]["content"] == "anime x1"
+
+
+async def test_bot_uploads_follow_the_servers_boosts_not_the_users_nitro() -> None:
+    """Reference → Uploading Files: an interaction's ``attachment_size_limit`` is the larger of
+    the server's boost limit and the user's Nitro limit; the bot's own uploads get the server's."""
+    mib = 1024 * 1024
+    server = FakeDiscord()
+    await server.start()
+    try:
+        async with running_bot(server, ProbeBot()) as bot:
+            await bot.tree.sync()
+            nitro = server.add_user("nitro", nitro="nitro")
+            plain = server.add_user("plain")
+            inter = await server.slash(nitro, server.text_channel_id, "pick", {"style": "anime"})
+            other = await server.slash(plain, server.text_channel_id, "pick", {"style": "anime"})
+            await server.wait_for(lambda: inter.original and other.original)
+            assert inter.payload["attachment_size_limit"] == 500 * mib
+            assert other.payload["attachment_size_limit"] == 10 * mib
+            channel = bot.get_channel(server.text_channel_id)
+            assert isinstance(channel, discord.TextChannel)
+            assert channel.guild.filesize_limit == 10 * mib
+            big = b"x" * (10 * mib + 1)
+            with pytest.raises(discord.HTTPException) as err:
+                await channel.send(file=discord.File(io.BytesIO(big), "big.bin"))
+            assert err.value.status == 413 and err.value.code == 40005
+            server.set_premium_tier(2)
+            await server.wait_for(lambda: channel.guild.premium_tier == 2)
+            assert channel.guild.filesize_limit == 50 * mib
+            sent = await channel.send(file=discord.File(io.BytesIO(big), "big.bin"))
+            assert sent.attachments[0].size == len(big)
+            dm = await bot.create_dm(discord.Object(int(nitro["id"])))
+            with pytest.raises(discord.HTTPException) as err:
+                await dm.send(file=discord.File(io.BytesIO(big), "big.bin"))
+            assert err.value.code == 40005
+    finally:
+        await server.stop()
