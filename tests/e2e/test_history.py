@@ -18,6 +18,7 @@ from tests.e2e.harness import (
     turn_rows,
     wait_results,
 )
+from tests.fakes.images import PHOTO_MARKER
 
 
 async def build_thread(fake, user, replies: list[tuple[str, int | None]]) -> tuple[int, list]:
@@ -134,10 +135,11 @@ async def test_export_holds_every_image_and_the_record(discord_fake, openai_fake
 
 
 async def test_export_is_split_to_fit_the_upload_limit(discord_fake, openai_fake, make_settings):
+    """Five photo-like results (about 2.6 MB each as PNG) do not fit one 10 MiB upload, the limit
+    of a server without boosts (Reference → Uploading Files)."""
     alice = discord_fake.add_user("alice")
-    discord_fake.upload_limit = 160 * 1024
     async with running(make_settings()):
-        thread, _ = await build_thread(discord_fake, alice, [(f"step {n}", None)
+        thread, _ = await build_thread(discord_fake, alice, [(f"step {n} {PHOTO_MARKER}", None)
                                                                  for n in range(2, 7)])
         interaction = await discord_fake.slash(alice, thread, "history")
         sheet = await answer(discord_fake, interaction, "History", timeout=15)
@@ -146,6 +148,6 @@ async def test_export_is_split_to_fit_the_upload_limit(discord_fake, openai_fake
     zips = [a for m in discord_fake.messages(thread) for a in m.attachments
             if a.filename.endswith(".zip")]
     assert len(zips) > 1
-    assert all(a.size <= 160 * 1024 for a in zips)
+    assert all(a.size <= 10 * 1024 * 1024 for a in zips)
     entries = [name for a in zips for name in zipfile.ZipFile(io.BytesIO(a.data)).namelist()]
     assert sorted(entries) == ["conversation.json"] + [f"turn-0{n}-1.png" for n in range(1, 7)]
