@@ -1,6 +1,8 @@
 """`python -m bot`: load settings, set up logging, run. `python -m bot backup PATH`: back up the DB.
 
-A missing or invalid setting prints one line naming the variable and exits with status 2.
+A missing or invalid setting prints one line naming the variable and exits with status 2. A
+start-up failure the operator can fix (Discord unreachable, a rejected token or key, the Message
+Content intent not enabled, an unknown model) prints one line saying what to do and exits 1.
 """
 
 from __future__ import annotations
@@ -92,17 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(run(settings))
     except KeyboardInterrupt:
         pass
-    except Exception as exc:  # a start-up failure: say what, without a traceback
-        import discord
+    except Exception as exc:  # a start-up failure: say what to do in one line, no traceback
+        from bot.startup import explain
 
-        if isinstance(exc, discord.LoginFailure):
-            print("Discord rejected DISCORD_TOKEN (login failed)", file=sys.stderr)
-            return 2
-        if isinstance(exc, discord.PrivilegedIntentsRequired):
-            print("The Message Content intent is not enabled for this application: enable it in "
-                  "the Developer Portal or set MESSAGE_CONTENT_INTENT=false", file=sys.stderr)
-            return 2
-        log.exception("The bot stopped with an error")
+        line = explain(exc)
+        if line is None:
+            log.exception("The bot stopped with an error")
+        else:
+            print(line, file=sys.stderr)
         return 1
     return 0
 

@@ -20,9 +20,11 @@ from bot.core.conversations import ConversationService
 from bot.core.errors import UserFacingError
 from bot.core.image_client import ImageClient, RetryPolicy
 from bot.core.imaging import warm_up
+from bot.core.openai_check import check_openai, models_to_check
 from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings
 from bot.metrics import Metrics, MetricsServer
+from bot.startup import StartupError
 from bot.store.repositories import Store
 from bot.ui.attachments import AttachmentReader
 from bot.ui.buttons import TurnButton
@@ -89,6 +91,9 @@ class ImagineBot(commands.AutoShardedBot):
     metrics_server: MetricsServer | None = None
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        # The bot never joins voice: discord.py's "PyNaCl/davey is not installed" warnings would
+        # only be noise on stderr (where a start-up failure must be the one line shown).
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents_for(settings),
@@ -116,6 +121,7 @@ class ImagineBot(commands.AutoShardedBot):
             max_retries=0,  # our own retry loop never re-creates a generation it already started
             timeout=s.request_timeout_seconds,
         )
+        await self.check_openai_access()
         image_client = ImageClient(
             self.openai,
             model=s.openai_model,
@@ -188,6 +194,16 @@ class ImagineBot(commands.AutoShardedBot):
             )
         # Before the gateway connects, so no new event can race the turns a previous run left.
         await self.service.recover()
+
+    async def check_openai_access(self) -> None:
+        """Refuse to start with a rejected key or an unknown model; warn when it cannot check."""
+        s = self.settings
+        for finding in await check_openai(self.openai,
+                                          models_to_check(s.openai_model, s.image_model)):
+            if finding.ok is False:
+                raise StartupError(finding.line())
+            if finding.ok is None:
+                log.warning("OpenAI start-up check: %s", finding.line())
 
     async def on_ready(self) -> None:
         log.info("Logged in as %s (%s) in %d guild(s)", self.user, getattr(self.user, "id", "?"),

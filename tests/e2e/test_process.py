@@ -217,7 +217,7 @@ async def test_backup_usage_error(tmp_path):
 
 async def test_unapproved_message_content_intent_is_explained(openai_fake, tmp_path):
     """Discord closes the gateway with 4014 when the privileged intent is not enabled for the
-    application: the bot says what to do in one line and exits 2."""
+    application: the bot says what to do in one line and exits 1 (see also test_startup.py)."""
     fake = FakeDiscord(message_content_intent_allowed=False)
     await fake.start()
     try:
@@ -225,7 +225,7 @@ async def test_unapproved_message_content_intent_is_explained(openai_fake, tmp_p
         code, _, err = await run_cli(env=env, cwd=tmp_path, timeout=60)
     finally:
         await fake.stop()
-    assert code == 2
+    assert code == 1
     assert "MESSAGE_CONTENT_INTENT=false" in err
     assert "Traceback" not in err
 

@@ -326,13 +326,17 @@ class Gateway:
     async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> GatewaySession | None:
         fake = self.fake
         self.fake.identify_payloads.append(data)
-        if not data.get("token"):
+        if not data.get("token") or not fake.token_accepted:
+            # docs: Topics -> Opcodes and Status Codes -> Gateway Close Event Codes, 4004
             await ws.close(code=4004, message=b"Authentication failed")
             return None
         intents = data.get("intents")
         if not isinstance(intents, int):
             await ws.close(code=4013, message=b"Invalid intent(s)")
             return None
+        # docs: Topics -> Gateway -> Privileged Intents (MESSAGE_CONTENT is 1 << 15) and Gateway
+        # Close Event Codes 4014 "Disallowed intent(s)": the intent is not enabled (or, for a
+        # verified app, not approved) for this application in the Developer Portal.
         if intents & INTENT_MESSAGE_CONTENT and not fake.message_content_intent_allowed:
             await ws.close(code=4014, message=b"Disallowed intent(s)")
             return None

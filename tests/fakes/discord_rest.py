@@ -97,6 +97,15 @@ class RestApi:
         fake.request_log.append(record)
         request[JSON_KEY] = body
         request[FILES_KEY] = files
+        if not fake.token_accepted and request.headers.get("Authorization"):
+            # A wrong or reset bot token: Discord answers 401 {"message": "401: Unauthorized",
+            # "code": 0} (docs: Topics -> Opcodes and Status Codes -> HTTP Response Codes, 401
+            # "The Authorization header was missing or invalid"); discord.py's static_login turns
+            # the 401 on GET /users/@me into LoginFailure. Unverified: whether token-free routes
+            # (interaction callbacks) also reject a bad header; only login reaches here in tests.
+            record.status = 401
+            record.response = {"message": "401: Unauthorized", "code": 0}
+            return json_response(record.response, 401)
 
         for rule in fake.fail_rules:
             if rule.times > 0 and rule.method in (request.method, "*") and rule.path_regex.search(rel):
@@ -209,6 +218,7 @@ class RestApi:
         r.add_get(a + "/gateway", self.get_gateway)
         r.add_get(a + "/gateway/bot", self.get_gateway_bot)
         r.add_get(a + "/users/@me", self.get_me)
+        r.add_get(a + "/users/@me/guilds", self.get_my_guilds)
         r.add_post(a + "/users/@me/channels", self.create_dm)
         r.add_get(a + "/users/{user_id}", self.get_user)
         r.add_get(a + "/oauth2/applications/@me", self.get_application)
@@ -278,6 +288,20 @@ class RestApi:
 
     async def get_me(self, request: web.Request) -> Any:
         return self.fake.bot_user
+
+    async def get_my_guilds(self, request: web.Request) -> Any:
+        # docs: Resources -> User -> Get Current User Guilds: partial guilds with `owner` and
+        # `permissions` (the current user's base permissions in that guild, a string).
+        fake = self.fake
+        return [{
+            "id": str(fake.guild_id),
+            "name": fake.guild_name,
+            "icon": None,
+            "banner": None,
+            "owner": False,
+            "permissions": str(fake.base_permissions(fake.bot_id)),
+            "features": [],
+        }]
 
     async def get_user(self, request: web.Request) -> Any:
         uid = _int(request.match_info["user_id"], "user_id")

@@ -42,7 +42,8 @@ library indexes with ``[...]``):
 
 Simplified: one guild; no rate-limit headers or real rate limiting; no auto-archiving; no voice,
 presence, stickers, polls beyond storage; no THREAD_MEMBERS_UPDATE or thread-starter (type 21)
-messages; the token is not checked (any non-empty token logs in); CDN URLs are plain
+messages; the token's value is not checked (any non-empty token logs in unless
+``token_accepted=False``, which rejects every token); CDN URLs are plain
 ``http://127.0.0.1:<port>/attachments/...`` without signatures.
 
 Standalone: ``python -m tests.fakes.discord_server --port 0`` prints
@@ -154,8 +155,12 @@ class FakeDiscord:
         heartbeat_interval: float = 41.25,
         heartbeat_ack_delay: float = 0.05,
         max_active_threads: int = 1000,
+        token_accepted: bool = True,
     ) -> None:
         self.host = host
+        # False: the bot token is rejected, as Discord rejects a wrong or reset token (REST 401
+        # "401: Unauthorized" code 0; gateway close 4004). See RestApi.middleware, Gateway._identify.
+        self.token_accepted = token_accepted
         self.port = port
         self.message_content_intent_allowed = message_content_intent_allowed
         self.ack_deadline = ack_deadline
@@ -748,6 +753,9 @@ class FakeDiscord:
     @property
     def application_flags(self) -> int:
         flags = (1 << 13) | (1 << 15) | (1 << 23)  # presence/members limited, application commands badge
+        # docs: Resources -> Application -> Application Flags: GATEWAY_MESSAGE_CONTENT (1 << 18)
+        # for a verified app approved for the intent, GATEWAY_MESSAGE_CONTENT_LIMITED (1 << 19)
+        # for an app under 100 servers with the toggle on; neither when it is off.
         if self.message_content_intent_allowed:
             flags |= 1 << 19  # GATEWAY_MESSAGE_CONTENT_LIMITED
         return flags

@@ -96,6 +96,11 @@ MODERATION_MESSAGE = (
 # with their pixel count. Each streamed partial image adds 100 tokens.
 _QUALITY_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320}
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
+# Models `GET /v1/models/{id}` knows by default (tests add or remove names via `FakeOpenAI.models`).
+DEFAULT_MODELS = frozenset({
+    "gpt-5.5", "gpt-5", "gpt-5-mini", "gpt-4.1", "gpt-4o",
+    "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", DEFAULT_IMAGE_MODEL,
+})
 _BODY = web.RequestKey("json_body", object)  # the parsed JSON body, stored by the middleware
 
 
@@ -303,6 +308,19 @@ def _json_response(
     return web.Response(status=status, body=json.dumps(payload).encode(), headers=all_headers)
 
 
+def _rejected_key(key: str) -> _ApiError:
+    """A wrong or revoked key: 401 `invalid_request_error` / `invalid_api_key`, the message
+    showing the key masked (OpenAI help "Error code 401 - Incorrect API key provided"; the body
+    as recorded in public reports, e.g. chatanywhere/GPT_API_free#62)."""
+    masked = f"{key[:4]}{'*' * max(len(key) - 8, 4)}{key[-4:]}"
+    return _ApiError(
+        401,
+        f"Incorrect API key provided: {masked}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        code="invalid_api_key",
+    )
+
+
 def _error_response(error: _ApiError) -> web.Response:
     return _json_response(error.status, {"error": error.error})
 
@@ -319,6 +337,8 @@ class FakeOpenAI:
             recorded real stream (default on).
         message_first: put the assistant message *before* the image items (the bot must take
             output items in any order and count).
+        key_accepted: False rejects every request's key (401 ``invalid_api_key``).
+        models: the model names ``GET /v1/models/{id}`` finds (others: 404 ``model_not_found``).
 
     Observations:
         requests: every HTTP request, recorded before validation.
@@ -348,6 +368,8 @@ class FakeOpenAI:
         self.reasoning_item = True
         self.message_first = False
         self.api_key_seen: set[str] = set()
+        self.key_accepted = True  # False: every request's key is rejected (401 invalid_api_key)
+        self.models: set[str] = set(DEFAULT_MODELS)  # what GET /v1/models/{id} finds
         self._faults: deque[Fault] = deque()
         self._runs: dict[str, _Run] = {}  # stored runs only
         self._items: dict[str, _StoredItem] = {}
@@ -364,6 +386,7 @@ class FakeOpenAI:
         app.router.add_get("/v1/responses/{id}", self._handle_retrieve)
         app.router.add_delete("/v1/responses/{id}", self._handle_delete)
         app.router.add_post("/v1/responses/{id}/cancel", self._handle_cancel)
+        app.router.add_get("/v1/models/{model}", self._handle_model)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
         self._runner = web.AppRunner(
             app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None
@@ -437,10 +460,30 @@ class FakeOpenAI:
                 )
             )
         self.api_key_seen.add(token.strip())
+        if not self.key_accepted:
+            return _error_response(_rejected_key(token.strip()))
         try:
             return await handler(request)
         except _ApiError as exc:
             return _error_response(exc)
+
+    async def _handle_model(self, request: web.Request) -> web.StreamResponse:
+        # API reference: Models -> Retrieve model (`GET /v1/models/{model}`) returns the Model
+        # object (`openai.types.Model`: id, object "model", created, owned_by). An unknown name
+        # is a 404 `invalid_request_error` with `param: "model"`, `code: "model_not_found"`
+        # ("The model '...' does not exist or you do not have access to it."; the shape and text
+        # as recorded in public error reports and OpenAI's error-code guide).
+        model = request.match_info["model"]
+        if model not in self.models:
+            raise _ApiError(
+                404,
+                f"The model '{model}' does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
+        return _json_response(
+            200, {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
+        )
 
     async def _handle_unknown(self, request: web.Request) -> web.StreamResponse:
         raise _ApiError(404, f"Invalid URL ({request.method} {request.path})")

@@ -1,0 +1,148 @@
+"""Start-up failures as an operator sees them: `python -m bot` as a child process against the
+fakes (or a closed port, or a TLS server it cannot trust) prints one line that says what to do,
+exits with status 1, shows no traceback and never the token or the key."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.e2e.conftest import SECRET_KEY, SECRET_TOKEN
+from tests.e2e.test_process import bot_env, clean_environ, run_cli
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.openai_server import FakeOpenAI
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX child processes")
+
+
+async def start_bot(discord_fake: FakeDiscord, openai_fake: FakeOpenAI, tmp_path: Path,
+                    **extra: str) -> tuple[int, str, str]:
+    """Run `python -m bot` until it exits (it must: every case here is a start-up failure)."""
+    env = clean_environ() | bot_env(discord_fake, openai_fake, tmp_path / "bot.db",
+                                    LOG_LEVEL="WARNING", **extra)
+    return await run_cli(env=env, cwd=tmp_path, timeout=60)
+
+
+def the_one_line(code: int, out: str, err: str) -> str:
+    """Exit status 1 and exactly one line on stderr, with no traceback and no secret."""
+    assert code == 1, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert out == ""
+    assert "Traceback" not in err
+    assert SECRET_TOKEN not in err and SECRET_KEY not in err
+    return lines[0]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_discord_refusing_connections_is_one_line(openai_fake, tmp_path):
+    port = closed_port()
+    fake = FakeDiscord()  # not started: only its settings shape is used
+    fake.api_base = f"http://127.0.0.1:{port}/api/v10"
+    fake.gateway_url = f"ws://127.0.0.1:{port}/gateway"
+    line = the_one_line(*await start_bot(fake, openai_fake, tmp_path))
+    assert line.startswith(f"Cannot reach Discord at 127.0.0.1:{port} (")
+    assert "DISCORD_API_BASE" in line
+    assert openai_fake.requests == []  # it stopped before anything else
+
+
+async def test_rejected_discord_token_is_one_line(openai_fake, tmp_path):
+    async with FakeDiscord(token_accepted=False) as fake:
+        line = the_one_line(*await start_bot(fake, openai_fake, tmp_path))
+        assert [r.path for r in fake.request_log] == ["/users/@me"]
+        assert fake.request_log[0].status == 401
+    assert line.startswith("Discord rejected DISCORD_TOKEN (401 Unauthorized): ")
+    assert "Reset Token" in line
+
+
+async def test_unapproved_message_content_intent_is_one_line(openai_fake, tmp_path):
+    async with FakeDiscord(message_content_intent_allowed=False) as fake:
+        line = the_one_line(*await start_bot(fake, openai_fake, tmp_path))
+        [identify] = fake.identify_payloads
+        assert identify["intents"] & (1 << 15)
+    assert line.startswith("Discord refused the Message Content intent (gateway close 4014): ")
+    assert "Privileged Gateway Intents" in line
+    assert "MESSAGE_CONTENT_INTENT=false" in line
+
+
+async def test_rejected_openai_key_is_one_line(discord_fake, openai_fake, tmp_path):
+    openai_fake.key_accepted = False
+    line = the_one_line(*await start_bot(discord_fake, openai_fake, tmp_path))
+    assert line.startswith("OpenAI rejected OPENAI_API_KEY (invalid_api_key): ")
+    assert "OPENAI_API_KEY" in line
+    assert [r.path for r in openai_fake.requests] == ["/v1/models/gpt-5.5"]
+    assert discord_fake.identify_payloads == []  # it never went online
+    assert discord_fake.command_syncs == 0
+
+
+async def test_unknown_model_is_one_line(discord_fake, openai_fake, tmp_path):
+    code, out, err = await start_bot(discord_fake, openai_fake, tmp_path,
+                                     IMAGE_MODEL="gpt-image-0-nonexistent")
+    line = the_one_line(code, out, err)
+    assert line == ("IMAGE_MODEL=gpt-image-0-nonexistent does not exist or this key cannot use "
+                    "it: set IMAGE_MODEL to a model your OpenAI project can use")
+    assert [r.path for r in openai_fake.requests] == [
+        "/v1/models/gpt-5.5", "/v1/models/gpt-image-0-nonexistent",
+    ]
+    assert discord_fake.identify_payloads == []
+
+
+def self_signed_context(tmp_path: Path) -> ssl.SSLContext:
+    """A server TLS context with a freshly made self-signed certificate for 127.0.0.1."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(
+            ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+async def test_untrusted_tls_certificate_is_one_line(openai_fake, tmp_path):
+    """A TLS endpoint whose certificate the system does not trust (as behind an intercepting
+    proxy): the bot refuses it and says so, instead of a traceback."""
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self_signed_context(tmp_path))
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        fake = FakeDiscord()  # not started: only its settings shape is used
+        fake.api_base = f"https://127.0.0.1:{port}/api/v10"
+        fake.gateway_url = f"wss://127.0.0.1:{port}/gateway"
+        line = the_one_line(*await start_bot(fake, openai_fake, tmp_path))
+    finally:
+        await runner.cleanup()
+    assert line.startswith(f"Cannot reach Discord at 127.0.0.1:{port}: its TLS certificate was "
+                           "not accepted")
