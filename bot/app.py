@@ -133,6 +133,7 @@ class ImagineBot(commands.AutoShardedBot):
                 max_seconds=s.retry_max_seconds,
                 base_delay=s.retry_base_delay,
             ),
+            queued_deadline=s.queued_deadline_seconds,
         )
         ceilings = Ceilings(
             default_options=ImageOptions(

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     store_responses: bool = True
     background_responses: bool = True
     request_timeout_seconds: float = Field(default=600.0, gt=0)
+    queued_deadline_seconds: float = Field(default=120.0, gt=0)
 
     # --- storage and logging ---
     database_path: Path = Path("data/imagine.db")

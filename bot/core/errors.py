@@ -35,6 +35,7 @@ class ErrorKind(StrEnum):
     timeout = "error.timeout"
     connection = "error.connection"
     moderation = "error.moderation"
+    refused = "error.refused"
     no_output = "error.no_output"
     cancelled = "error.cancelled"
     # from Discord

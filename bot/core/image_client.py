@@ -115,11 +115,38 @@ def _error_fields(body: object) -> tuple[str, str, str, str]:
     return str(code), str(getattr(body, "type", "") or ""), "", str(getattr(body, "message", "") or "")
 
 
+# Outcomes of the safety system, never retried: `moderation_blocked` (an HTTP 400 or a failed
+# `image_generation_call`) and the `ResponseError.code` values of a response that failed for its
+# content (openai.types.responses.ResponseError, SDK 3.57).
+SAFETY_CODES = frozenset(
+    {"moderation_blocked", "image_content_policy_violation", "invalid_prompt", "bio_policy"}
+)
+
+
+def _categories(body: object) -> str:
+    """The public moderation categories of an error, if it names any (`moderation_details`)."""
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        details = inner.get("moderation_details")
+        found = details.get("categories") if isinstance(details, dict) else None
+    else:
+        found = getattr(getattr(body, "moderation_details", None), "categories", None)
+    if not isinstance(found, list):
+        return ""
+    return ", ".join(str(c) for c in found if c)
+
+
+def _safety_error(body: object, message: str) -> GenerationError:
+    category = _categories(body)
+    params = {"category": category} if category else {}
+    return GenerationError(ErrorKind.moderation, detail=message, **params)
+
+
 def classify_error_body(body: object) -> GenerationError:
     """Classify an error that arrived as data (an `error` event, a failed item or response)."""
     code, type_, _param, message = _error_fields(body)
-    if code == "moderation_blocked" or type_ == "image_generation_user_error":
-        return GenerationError(ErrorKind.moderation, detail=message)
+    if code in SAFETY_CODES or type_ == "image_generation_user_error":
+        return _safety_error(body, message)
     if code in ("rate_limit_exceeded",):
         return GenerationError(ErrorKind.rate_limited, retryable=True, detail=message)
     if code in ("server_error", "internal_error"):
@@ -136,34 +163,39 @@ def classify(exc: BaseException) -> GenerationError | PreviousResponseNotFound:
     if isinstance(exc, openai.APIConnectionError):
         return GenerationError(ErrorKind.connection, retryable=True, detail=str(exc))
     if isinstance(exc, openai.APIStatusError):
-        code, type_, param, message = _error_fields(exc.body)
-        status = exc.status_code
-        if status == 429:
-            if code == "insufficient_quota" or type_ == "insufficient_quota":
-                return GenerationError(ErrorKind.quota, detail=message)
-            return GenerationError(
-                ErrorKind.rate_limited, retryable=True, retry_after=_retry_after(exc), detail=message
-            )
-        if status in (401, 403):
-            return GenerationError(ErrorKind.auth, detail=message)
-        if code == "previous_response_not_found" or (
-            param == "previous_response_id" and status in (400, 404)
-        ):
-            return PreviousResponseNotFound(message)
-        if code == "moderation_blocked" or type_ == "image_generation_user_error":
-            return GenerationError(ErrorKind.moderation, detail=message)
-        if status == 400 and (
-            "action" in param or code == "image_edit_requires_image" or _EDIT_RE.search(message)
-        ):
-            return GenerationError(ErrorKind.edit_needs_image, detail=message)
-        if status in (408, 409) or status >= 500:
-            return GenerationError(
-                ErrorKind.server, retryable=True, retry_after=_retry_after(exc), detail=message
-            )
-        return GenerationError(ErrorKind.invalid_request, detail=message, reason=message[:200])
+        return _classify_status(exc)
     if isinstance(exc, openai.APIError):  # an `error` event inside the stream
         return classify_error_body(exc.body)
     return GenerationError(ErrorKind.connection, retryable=True, detail=repr(exc))
+
+
+def _classify_status(exc: openai.APIStatusError) -> GenerationError | PreviousResponseNotFound:
+    """Map an HTTP error answer to our error kinds."""
+    code, type_, param, message = _error_fields(exc.body)
+    status = exc.status_code
+    if status == 429:
+        if code == "insufficient_quota" or type_ == "insufficient_quota":
+            return GenerationError(ErrorKind.quota, detail=message)
+        return GenerationError(
+            ErrorKind.rate_limited, retryable=True, retry_after=_retry_after(exc), detail=message
+        )
+    if status in (401, 403):
+        return GenerationError(ErrorKind.auth, detail=message)
+    if code == "previous_response_not_found" or (
+        param == "previous_response_id" and status in (400, 404)
+    ):
+        return PreviousResponseNotFound(message)
+    if code in SAFETY_CODES or type_ == "image_generation_user_error":
+        return _safety_error(exc.body, message)
+    if status == 400 and (
+        "action" in param or code == "image_edit_requires_image" or _EDIT_RE.search(message)
+    ):
+        return GenerationError(ErrorKind.edit_needs_image, detail=message)
+    if status in (408, 409) or status >= 500:
+        return GenerationError(
+            ErrorKind.server, retryable=True, retry_after=_retry_after(exc), detail=message
+        )
+    return GenerationError(ErrorKind.invalid_request, detail=message, reason=message[:200])
 
 
 def _decode(b64: str) -> bytes:
@@ -178,8 +210,33 @@ class _StreamState:
         self.sequence: int | None = None
         self.images: dict[str, GeneratedImage] = {}
         self.text_parts: list[str] = []
+        self.refusals: list[str] = []
         self.usage = Usage()
         self.finished = False
+        self.queued = False  # the response said `queued` and has not started since
+
+    def start_over(self) -> None:
+        """Forget the response at hand: the next attempt creates a new one."""
+        self.response_id = None
+        self.sequence = None
+        self.queued = False
+
+
+class _ResponseOver(Exception):
+    """The response at hand cannot deliver any more (it failed, or an `error` event ended it).
+
+    A retryable `error` then calls for a *new* request, never a resume of this one; `cancel`
+    asks to stop this one first, in case it still runs, so that nothing is billed twice.
+    """
+
+    def __init__(self, error: GenerationError, *, cancel: bool = False) -> None:
+        super().__init__(error.kind.name)
+        self.error = error
+        self.cancel = cancel
+
+
+class _StuckQueued(Exception):
+    """A background response stayed `queued` past the deadline."""
 
 
 class ImageClient:
@@ -195,8 +252,10 @@ class ImageClient:
         background: bool = True,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        queued_deadline: float = 120.0,
     ) -> None:
         self._client = client
+        self.queued_deadline = queued_deadline
         self.model = model
         self.image_model = image_model
         self.store = store
@@ -263,6 +322,7 @@ class ImageClient:
         state = _StreamState()
         state.response_id = response_id
         state.sequence = after_sequence
+        state.queued = not after_sequence  # only `response.created` was seen: maybe still queued
         return await self._run(state, None, on_progress, _ignore_response_id)
 
     def _redact(self, error: GenerationError) -> None:
@@ -293,29 +353,16 @@ class ImageClient:
         while True:
             attempt += 1
             try:
-                await self._stream_once(state, params, on_progress, on_response_id)
-                if not state.finished:
-                    raise GenerationError(ErrorKind.connection, retryable=True, detail="stream ended early")
-                return self._result(state)
+                return await self._attempt(state, params, on_progress, on_response_id)
             except asyncio.CancelledError:
                 # Not cancelled server-side here: a shutdown leaves the background response
                 # running so the next start resumes it; a user's cancel calls `cancel()`.
                 raise
-            except (openai.OpenAIError, GenerationError) as exc:
-                error = exc if isinstance(exc, GenerationError) else classify(exc)
-                if isinstance(error, PreviousResponseNotFound):
-                    raise error from exc
-                self._redact(error)
-                can_resume = state.response_id is not None and self.background
-                if state.response_id is not None and not can_resume:
-                    # A foreground response that broke mid-way cannot be picked up again, and a
-                    # new request would generate (and bill) a second time.
-                    raise error from exc
-                elapsed = time.monotonic() - started
-                if not error.retryable or attempt > self.retry.max_attempts:
-                    raise error from exc
+            except (openai.OpenAIError, GenerationError, _ResponseOver) as exc:
+                error = await self._after_failure(exc, state, params)
                 delay = self.retry.delay(attempt, error.retry_after)
-                if elapsed + delay > self.retry.max_seconds:
+                elapsed = time.monotonic() - started
+                if attempt > self.retry.max_attempts or elapsed + delay > self.retry.max_seconds:
                     raise error from exc
                 log.warning(
                     "Image API %s; retry %d of at most %d in %.1fs",
@@ -324,13 +371,91 @@ class ImageClient:
                 await on_progress(Progress(Stage.retrying, attempt=attempt, retry_in=delay))
                 await self._sleep(delay)
 
+    async def _attempt(
+        self,
+        state: _StreamState,
+        params: dict[str, Any] | None,
+        on_progress: ProgressSink,
+        on_response_id: ResponseIdSink,
+    ) -> TurnResult:
+        """One create or resume. A resumed stream with no event at all, or a response stuck in
+        `queued`, falls back to a plain retrieve, then to cancel-and-recreate."""
+        resuming = state.response_id is not None
+        try:
+            seen = await self._stream_once(state, params, on_progress, on_response_id)
+        except _StuckQueued:
+            log.warning("Response %s stayed queued for %.0fs", state.response_id,
+                        self.queued_deadline)
+            seen = 0
+            resuming = True
+        if not state.finished and resuming and seen == 0:
+            await self._recover(state)
+        if not state.finished:
+            raise GenerationError(ErrorKind.connection, retryable=True, detail="stream ended early")
+        return self._result(state)
+
+    async def _after_failure(
+        self, exc: BaseException, state: _StreamState, params: dict[str, Any] | None
+    ) -> GenerationError:
+        """The classified error of a failed attempt, if it may be retried; raises otherwise.
+        Sets `state` up for the next attempt: resume the same response, or start over."""
+        over = exc if isinstance(exc, _ResponseOver) else None
+        if over is None and _is_stream_error(exc):
+            over = _ResponseOver(classify(exc), cancel=True)  # type: ignore[arg-type]
+        if over is not None:
+            error = over.error
+            self._redact(error)
+            if over.cancel and state.response_id and self.background:
+                await self.cancel(state.response_id)
+            if not error.retryable or params is None:
+                # a resumed response (after a restart) has no request to send again
+                raise error from exc
+            state.start_over()
+            return error
+        error = exc if isinstance(exc, GenerationError) else classify(exc)
+        if isinstance(error, PreviousResponseNotFound):
+            raise error from exc
+        self._redact(error)
+        if state.response_id is not None and not self.background:
+            # A foreground response that broke mid-way cannot be picked up again, and a new
+            # request would generate (and bill) a second time.
+            raise error from exc
+        if not error.retryable:
+            raise error from exc
+        return error
+
+    async def _recover(self, state: _StreamState) -> None:
+        """Resuming gave nothing: look at the response itself. Finished → take it; failed →
+        its error; still queued or running → cancel it (never billed twice), then start over."""
+        assert state.response_id is not None
+        response = await self._client.responses.retrieve(state.response_id)
+        if response.status in ("queued", "in_progress"):
+            log.warning("Response %s cannot be followed; cancelling it to start over",
+                        state.response_id)
+            try:
+                response = await self._client.responses.cancel(state.response_id)
+            except openai.BadRequestError:  # it ended meanwhile: see how
+                response = await self._client.responses.retrieve(state.response_id)
+        if response.status == "completed":
+            for item in response.output or ():
+                await self._take_item(item, state, from_completed=True)
+            state.usage = usage_of(response)
+            state.finished = True
+        elif response.status in ("failed", "incomplete"):
+            self._raise_failed(response, response.status)
+        else:  # cancelled (by us, or still running when the cancel failed)
+            raise _ResponseOver(GenerationError(
+                ErrorKind.connection, retryable=True, detail=f"response {response.status}"
+            ))
+
     async def _stream_once(
         self,
         state: _StreamState,
         params: dict[str, Any] | None,
         on_progress: ProgressSink,
         on_response_id: ResponseIdSink,
-    ) -> None:
+    ) -> int:
+        """Follow one stream until the response finishes or the stream ends; the event count."""
         if state.response_id is None:
             assert params is not None
             stream = await self._client.responses.create(**params, stream=True)
@@ -339,11 +464,21 @@ class ImageClient:
             if state.sequence is not None:
                 kwargs["starting_after"] = state.sequence
             stream = await self._client.responses.retrieve(state.response_id, **kwargs)
+        seen = 0
         async with stream:
-            async for event in stream:
+            events = aiter(stream)
+            while not state.finished:
+                deadline = self.queued_deadline if state.queued and self.background else None
+                try:
+                    async with asyncio.timeout(deadline):
+                        event = await anext(events)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise _StuckQueued from None
+                seen += 1
                 await self._handle(event, state, on_progress, on_response_id)
-                if state.finished:
-                    return
+        return seen
 
     async def _handle(
         self,
@@ -356,7 +491,9 @@ class ImageClient:
         sequence = getattr(event, "sequence_number", None)
         if sequence is not None:
             state.sequence = sequence
+        state.queued = False
         if kind == "response.created":
+            state.queued = event.response.status == "queued"
             if state.response_id is None:
                 state.response_id = event.response.id
                 await on_response_id(event.response.id, sequence)
@@ -367,28 +504,44 @@ class ImageClient:
                 Stage.partial, partial_image_b64=event.partial_image_b64,
                 partial_index=event.partial_image_index,
             ))
-        elif kind == "response.output_item.done":
+        else:
+            await self._handle_outcome(event, state)
+
+    async def _handle_outcome(self, event: Any, state: _StreamState) -> None:
+        """Items as they finish, and the events that end a response."""
+        kind = event.type
+        if kind == "response.output_item.done":
             await self._take_item(event.item, state)
         elif kind == "response.completed":
             response = event.response
             for item in response.output or ():
-                if item.id not in state.images:
-                    await self._take_item(item, state, from_completed=True)
+                await self._take_item(item, state, from_completed=True)
             state.usage = usage_of(response)
             state.finished = True
         elif kind in ("response.failed", "response.incomplete"):
-            response = event.response
-            error = getattr(response, "error", None)
-            for item in response.output or ():
-                if item.type == "image_generation_call" and item.status == "failed":
-                    raise classify_error_body(item.error or {})
-            if error is not None:
-                raise classify_error_body(error)
-            raise GenerationError(ErrorKind.no_output, detail=f"{kind}")
+            self._raise_failed(event.response, kind)
         elif kind == "response.cancelled":
             raise GenerationError(ErrorKind.cancelled)
         elif kind == "error":
-            raise classify_error_body({"code": event.code, "message": event.message})
+            error = classify_error_body({"code": event.code, "message": event.message})
+            raise _ResponseOver(error, cancel=True)
+
+    @staticmethod
+    def _raise_failed(response: Any, what: str) -> None:
+        """A failed or incomplete response is over: its error, wrapped so that a retry makes
+        a new request instead of resuming this one."""
+        error: GenerationError | None = None
+        for item in response.output or ():
+            if item.type == "image_generation_call" and item.status == "failed":
+                error = classify_error_body(item.error or {})
+                break
+        if error is None and getattr(response, "error", None) is not None:
+            error = classify_error_body(response.error)
+        if error is None:
+            error = GenerationError(ErrorKind.no_output, detail=what)
+        if error.retryable:
+            raise _ResponseOver(error)
+        raise error
 
     async def _take_item(self, item: Any, state: _StreamState, *, from_completed: bool = False) -> None:
         if item.type == "image_generation_call":
@@ -403,15 +556,24 @@ class ImageClient:
                     size=item.size,
                     revised_prompt=item.revised_prompt,
                 )
-        elif item.type == "message" and not (from_completed and state.text_parts):
+        elif item.type == "message" and not (
+            from_completed and (state.text_parts or state.refusals)
+        ):
             # text arrives once per item; the final response repeats it only as a fallback
             for part in item.content or ():
-                text = getattr(part, "text", None)
-                if text:
+                if getattr(part, "type", None) == "refusal":
+                    state.refusals.append(part.refusal)
+                elif text := getattr(part, "text", None):
                     state.text_parts.append(text)
 
     def _result(self, state: _StreamState) -> TurnResult:
         text = "\n".join(state.text_parts).strip() or None
+        refusal = "\n".join(state.refusals).strip()
+        if not state.images and refusal:
+            # the model declined: its own words, never "no image"; not retried
+            raise GenerationError(ErrorKind.refused, detail=refusal, text=refusal)
+        if refusal:
+            text = "\n".join(filter(None, (text, refusal)))
         if not state.images and not text:
             raise GenerationError(ErrorKind.no_output)
         return TurnResult(
@@ -420,6 +582,13 @@ class ImageClient:
             text=text,
             usage=state.usage,
         )
+
+
+def _is_stream_error(exc: BaseException) -> bool:
+    """An error the SDK raised for an `error` event inside a stream (not an HTTP answer)."""
+    return isinstance(exc, openai.APIError) and not isinstance(
+        exc, (openai.APIStatusError, openai.APIConnectionError)
+    )
 
 
 def usage_of(response: Any) -> Usage:

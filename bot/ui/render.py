@@ -22,6 +22,9 @@ def error_text(error: UserFacingError, locale: str | None) -> str:
         params["limit_name"] = t(f"limit.{params['limit']}", locale)
     if error.kind is ErrorKind.missing_permissions:
         params.setdefault("permission", "Send Messages in Threads / Create Public Threads / Attach Files")
+    if error.kind is ErrorKind.moderation:
+        category = params.get("category")
+        params["category_text"] = t("moderation.category", locale, category=category) if category else ""
     if error.kind is ErrorKind.invalid_request:
         params["reason"] = clip(str(params.get("reason") or "invalid request"), 200)
     return clip(t(error.kind.value, locale, **params), MAX_CONTENT)

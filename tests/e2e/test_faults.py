@@ -189,12 +189,21 @@ async def test_cut_stream_resumes_the_same_generation(
     assert read_lineage(image_attachments(result)[0].data) == ["a paper boat on a river"]
 
 
-@pytest.mark.parametrize("shape", ["http", "item", "response_failed"])
+SAFETY_FAULTS = {
+    "http": Fault.moderation("http"),
+    "item": Fault.moderation("item"),
+    "response_failed": Fault.moderation("response_failed"),
+    "invalid_prompt": Fault.response_failed("invalid_prompt"),
+    "bio_policy": Fault.response_failed("bio_policy"),
+}
+
+
+@pytest.mark.parametrize("shape", list(SAFETY_FAULTS))
 async def test_moderation_block_is_shown_and_not_retried(
     discord_fake, openai_fake, make_settings, shape
 ):
     settings = make_settings()
-    openai_fake.add_fault(Fault.moderation(shape))
+    openai_fake.add_fault(SAFETY_FAULTS[shape])
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "something forbidden")
@@ -212,6 +221,121 @@ async def test_moderation_block_is_shown_and_not_retried(
     # the failure replaced the progress message: one bot message, no retry button
     [shown] = [m for m in bot_messages(discord_fake, thread_id) if MODERATION_TEXT in m.content]
     assert not any("retry" in str(c).lower() for c in shown.components)
+
+
+async def test_moderation_category_is_named(discord_fake, openai_fake, make_settings):
+    settings = make_settings()
+    openai_fake.add_fault(Fault.moderation("item", categories=("violence",)))
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "something forbidden")
+        await wait_terminal(discord_fake, settings.database_path, 1)
+        await discord_fake.wait_for(
+            lambda: any("(category: violence)" in t for t in bot_texts(discord_fake, thread_id)),
+            5, what="the moderation message naming its category",
+        )
+    assert len(openai_fake.create_requests()) == 1
+
+
+async def test_a_refusal_shows_the_models_words(discord_fake, openai_fake, make_settings):
+    settings = make_settings()
+    openai_fake.add_fault(Fault.refusal("I can't help with making that image."))
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "something it refuses")
+        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        await discord_fake.wait_for(
+            lambda: any("The model declined: I can't help with making that image." in t
+                        for t in bot_texts(discord_fake, thread_id)),
+            5, what="the refusal in the thread",
+        )
+        await settle()
+        texts = bot_texts(discord_fake, thread_id)
+    assert not any("returned nothing" in t for t in texts), texts
+    assert row["status"] == "failed" and row["error_kind"] == "refused"
+    assert len(openai_fake.create_requests()) == 1
+    assert results(discord_fake, thread_id) == []
+
+
+def openai_calls(fake: Any) -> dict[str, int]:
+    """How many creates, cancels, stream resumes and plain retrieves the bot sent."""
+    counts = {"create": 0, "cancel": 0, "resume": 0, "retrieve": 0}
+    for r in fake.requests:
+        if r.method == "POST" and r.path == "/v1/responses":
+            counts["create"] += 1
+        elif r.method == "POST" and r.path.endswith("/cancel"):
+            counts["cancel"] += 1
+        elif r.method == "GET" and r.path.startswith("/v1/responses/"):
+            counts["resume" if r.query.get("stream") == "true" else "retrieve"] += 1
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("fault", "cancels"),
+    [
+        (Fault.response_failed("server_error"), 0),
+        (Fault.response_failed("rate_limit_exceeded"), 0),
+        (Fault.error_event("server_error"), 1),
+    ],
+    ids=["failed-server_error", "failed-rate_limit_exceeded", "error-event"],
+)
+async def test_a_retryable_failure_of_a_background_response_starts_a_new_request(
+    discord_fake, openai_fake, make_settings, fault, cancels
+):
+    settings = make_settings()
+    openai_fake.add_fault(fault)
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a kite over the dunes")
+        [result] = await wait_results(discord_fake, thread_id, 1)
+        await settle()
+        assert len(results(discord_fake, thread_id)) == 1
+    assert openai_calls(openai_fake) == {"create": 2, "cancel": cancels, "resume": 0, "retrieve": 0}
+    assert openai_fake.generations == 1
+    [row] = turn_rows(settings.database_path)
+    assert row["status"] == "done"
+    assert openai_fake.responses[row["response_id"]]["status"] == "completed"
+    assert read_lineage(image_attachments(result)[0].data) == ["a kite over the dunes"]
+
+
+async def test_an_empty_resume_falls_back_to_retrieve_then_cancel_and_recreate(
+    discord_fake, openai_fake, make_settings
+):
+    settings = make_settings()
+    openai_fake.latency = 2.0  # the first response still runs when the bot gives up on it
+    openai_fake.add_fault(Fault.cut_after("response.created", resume_empty=True))
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a kite over the dunes")
+        await wait_results(discord_fake, thread_id, 1, timeout=20)
+        await settle()
+        assert len(results(discord_fake, thread_id)) == 1
+    assert openai_calls(openai_fake) == {"create": 2, "cancel": 1, "resume": 1, "retrieve": 1}
+    statuses = sorted(r["status"] for r in openai_fake.responses.values())
+    assert statuses == ["cancelled", "completed"]
+    assert openai_fake.generations == 1
+    [row] = turn_rows(settings.database_path)
+    assert row["status"] == "done"
+    assert openai_fake.responses[row["response_id"]]["status"] == "completed"
+
+
+async def test_a_response_stuck_in_queued_is_cancelled_and_recreated(
+    discord_fake, openai_fake, make_settings
+):
+    settings = make_settings(queued_deadline_seconds=0.5)
+    openai_fake.add_fault(Fault.stuck_queued())
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a kite over the dunes")
+        await wait_results(discord_fake, thread_id, 1)
+        await settle()
+        assert len(results(discord_fake, thread_id)) == 1
+    assert openai_calls(openai_fake) == {"create": 2, "cancel": 1, "resume": 0, "retrieve": 1}
+    statuses = sorted(r["status"] for r in openai_fake.responses.values())
+    assert statuses == ["cancelled", "completed"]
+    assert openai_fake.generations == 1
+    [row] = turn_rows(settings.database_path)
+    assert row["status"] == "done"
 
 
 async def test_forgotten_parent_response_rebuilds_the_chain(

@@ -82,7 +82,10 @@ __all__ = ["FakeOpenAI", "Fault", "RecordedRequest", "read_lineage"]
 
 JSON = dict[str, Any]
 ModerationShape = Literal["http", "item", "response_failed"]
-FaultKind = Literal["http", "hang", "cut_after", "moderation", "text_only"]
+FaultKind = Literal[
+    "http", "hang", "cut_after", "moderation", "text_only", "failed", "error_event", "refusal",
+    "stuck_queued",
+]
 
 DEFAULT_IMAGE_MODEL = "gpt-image-2.6-sunburst"
 PRESET_SIZES = ("1024x1024", "1024x1536", "1536x1024")
@@ -92,6 +95,17 @@ MODERATION_MESSAGE = (
     "Your request was rejected by the safety system. "
     "It may contain content that is not allowed by our safety system."
 )
+# `ResponseError.code` values (openai.types.responses.ResponseError, SDK 3.57) a fake failure may
+# carry, with a message for each. The codes are the SDK's; the wording is ours (unverified).
+FAILURE_MESSAGES = {
+    "server_error": "The server had an error while processing your request. Sorry about that!",
+    "rate_limit_exceeded": "Rate limit reached for images per minute. Please try again later.",
+    "invalid_prompt": "Invalid prompt: your prompt was flagged as potentially violating our "
+    "usage policy. Please try again with a different prompt.",
+    "bio_policy": "This request was blocked under our biological safety policy.",
+    "image_content_policy_violation": "Your request was rejected as a result of our safety "
+    "system. Your prompt may contain text that is not allowed by our safety system.",
+}
 # Approximate image output tokens for a 1024x1024 image at each quality; other sizes scale
 # with their pixel count. Each streamed partial image adds 100 tokens.
 _QUALITY_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320}
@@ -140,6 +154,8 @@ class Fault:
     shape: ModerationShape | None = None
     text: str | None = None
     categories: tuple[str, ...] = ()
+    code: str | None = None
+    resume_empty: bool = False
 
     @classmethod
     def http(
@@ -196,14 +212,51 @@ class Fault:
         return cls("hang", seconds=seconds)
 
     @classmethod
-    def cut_after(cls, event_type: str) -> Fault:
+    def cut_after(cls, event_type: str, *, resume_empty: bool = False) -> Fault:
         """Drop the TCP connection right after the first event of ``event_type``.
 
         Background generations carry on server-side (retrieve / resume them later); other
         generations are cancelled and lost. On a non-streaming request the connection drops,
-        without any answer, when the generation reaches that point.
+        without any answer, when the generation reaches that point. With ``resume_empty``,
+        resuming this response's stream (``GET …?stream=true``) answers 200 with a stream that
+        ends at once, with no event, while a plain ``GET`` still shows the live response.
+        (Invented to exercise the bot's fallback; how the real service fails a resume is
+        unverified.)
         """
-        return cls("cut_after", event_type=event_type)
+        return cls("cut_after", event_type=event_type, resume_empty=resume_empty)
+
+    @classmethod
+    def response_failed(cls, code: str) -> Fault:
+        """The generation starts, then ends in ``response.failed`` with ``error.code`` = ``code``
+        (a ``ResponseError.code`` value; the SDK type lists e.g. ``server_error``,
+        ``rate_limit_exceeded``, ``invalid_prompt``, ``bio_policy``,
+        ``image_content_policy_violation``). The failed response is over: resuming its stream
+        yields nothing after the ``response.failed`` event."""
+        if code not in FAILURE_MESSAGES:
+            raise ValueError(f"no message for failure code {code!r}")
+        return cls("failed", code=code)
+
+    @classmethod
+    def error_event(cls, code: str) -> Fault:
+        """The stream sends an ``error`` event (``ResponseErrorEvent``: code, message, param)
+        after ``response.in_progress`` and ends; the response is then ``failed`` with that
+        error. (That the response is over after an ``error`` event is our assumption.)"""
+        if code not in FAILURE_MESSAGES:
+            raise ValueError(f"no message for failure code {code!r}")
+        return cls("error_event", code=code)
+
+    @classmethod
+    def refusal(cls, text: str) -> Fault:
+        """The model refuses: its message's content part is ``{"type": "refusal", "refusal":
+        text}`` (``ResponseOutputRefusal``), streamed as ``response.refusal.delta``/``.done``;
+        no image is made."""
+        return cls("refusal", text=text)
+
+    @classmethod
+    def stuck_queued(cls) -> Fault:
+        """A background response that stays ``queued`` (after ``response.created``, nothing
+        more) until it is cancelled."""
+        return cls("stuck_queued")
 
     @classmethod
     def moderation(
@@ -565,7 +618,19 @@ class FakeOpenAI:
             raise _ApiError(
                 400, "Invalid 'starting_after': expected an integer.", param="starting_after"
             ) from None
+        if run.fault is not None and run.fault.resume_empty:
+            return await self._empty_stream(request)
         return await self._stream(request, run, after=after, cut=None, owns_run=False)
+
+    @staticmethod
+    async def _empty_stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            status=200,
+            headers={"Content-Type": "text/event-stream; charset=utf-8", "x-request-id": _new_id("req")},
+        )
+        await response.prepare(request)
+        await response.write_eof()
+        return response
 
     async def _handle_cancel(self, request: web.Request) -> web.StreamResponse:
         run = self._stored_run(request.match_info["id"])
@@ -1025,33 +1090,25 @@ class FakeOpenAI:
         try:
             self._emit(run, "response.created", {"response": response})
             latency = self.latency
+            if run.fault is not None and run.fault.kind == "stuck_queued":
+                await asyncio.Event().wait()  # until cancelled
             if run.background:
                 await asyncio.sleep(min(0.01, latency))
                 response["status"] = "in_progress"
             self._emit(run, "response.in_progress", {"response": response})
             await asyncio.sleep(latency * 0.05)
             fault = run.fault
-            if (
-                fault is not None
-                and fault.kind == "moderation"
-                and fault.shape == "response_failed"
-            ):
-                await asyncio.sleep(latency * 0.25)
-                response["status"] = "failed"
-                response["error"] = {
-                    "code": "moderation_blocked",
-                    "message": MODERATION_MESSAGE,
-                    "param": None,
-                    "type": "image_generation_user_error",
-                }
-                response["usage"] = self._usage(run, [])
-                self._emit(run, "response.failed", {"response": response})
+            failing = fault is not None and fault.kind in ("failed", "error_event", "moderation")
+            if failing and await self._produce_failure(run, fault):
                 return
             text = self.text_reply
             images: list[JSON] = []
             if self.reasoning_item:
                 self._produce_reasoning(run)
-            if fault is not None and fault.kind == "text_only":
+            if fault is not None and fault.kind == "refusal":
+                assert fault.text is not None
+                await self._produce_message(run, fault.text, refusal=True)
+            elif fault is not None and fault.kind == "text_only":
                 text = fault.text
             elif run.spec is None:
                 text = text or self._describe(run)
@@ -1186,6 +1243,31 @@ class FakeOpenAI:
             if render is not None and not render.done():
                 render.cancel()
 
+    async def _produce_failure(self, run: _Run, fault: Fault | None) -> bool:
+        """End the run in ``response.failed`` (after an ``error`` event for that fault); False
+        when the fault fails the run some other way."""
+        assert fault is not None
+        code = fault.code
+        if fault.kind == "moderation":
+            if fault.shape != "response_failed":
+                return False
+            # `ResponseError.code` has no `moderation_blocked` (openai.types.responses.
+            # ResponseError, SDK 3.57): a response that fails for its content carries
+            # `image_content_policy_violation`.
+            code = "image_content_policy_violation"
+        assert code is not None
+        await asyncio.sleep(self.latency * 0.25)
+        error: JSON = {"code": code, "message": FAILURE_MESSAGES[code], "param": None}
+        if fault.kind == "error_event":
+            self._emit(run, "error", error)
+        response = run.response
+        response["status"] = "failed"
+        response["error"] = error
+        response["usage"] = self._usage(run, [])
+        if fault.kind != "error_event":
+            self._emit(run, "response.failed", {"response": response})
+        return True
+
     def _produce_reasoning(self, run: _Run) -> None:
         """Output index 0 of a real image stream: a reasoning item, added then done at once, with
         an empty summary (recorded real stream, vercel/ai openai-image-generation-tool.1)."""
@@ -1195,7 +1277,7 @@ class FakeOpenAI:
         self._emit(run, "response.output_item.added", {"item": item, "output_index": index})
         self._emit(run, "response.output_item.done", {"item": item, "output_index": index})
 
-    async def _produce_message(self, run: _Run, text: str) -> None:
+    async def _produce_message(self, run: _Run, text: str, *, refusal: bool = False) -> None:
         response = run.response
         item_id = _new_id("msg")
         index = len(response["output"])
@@ -1209,16 +1291,27 @@ class FakeOpenAI:
         response["output"].append(item)
         ids = {"item_id": item_id, "output_index": index, "content_index": 0}
         self._emit(run, "response.output_item.added", {"item": item, "output_index": index})
-        empty = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
-        self._emit(run, "response.content_part.added", {**ids, "part": empty})
-        # an empty text has no delta at all: content_part.added is followed by output_text.done
-        # (recorded real stream, vercel/ai openai-image-generation-tool.1.chunks.txt)
-        for chunk in re.findall(r"\S+\s*|\s+", text):
-            self._emit(run, "response.output_text.delta", {**ids, "delta": chunk, "logprobs": []})
-            await asyncio.sleep(0)
-        part = {**empty, "text": text}
-        self._emit(run, "response.output_text.done", {**ids, "text": text, "logprobs": []})
-        self._emit(run, "response.content_part.done", {**ids, "part": part})
+        if refusal:
+            # ResponseOutputRefusal, streamed as response.refusal.delta / .done (SDK 3.57 types)
+            part: JSON = {"type": "refusal", "refusal": ""}
+            self._emit(run, "response.content_part.added", {**ids, "part": part})
+            self._emit(run, "response.refusal.delta", {**ids, "delta": text})
+            self._emit(run, "response.refusal.done", {**ids, "refusal": text})
+            part = {"type": "refusal", "refusal": text}
+            self._emit(run, "response.content_part.done", {**ids, "part": part})
+        else:
+            part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+            self._emit(run, "response.content_part.added", {**ids, "part": part})
+            # an empty text has no delta at all: content_part.added is followed by
+            # output_text.done (recorded real stream, vercel/ai
+            # openai-image-generation-tool.1.chunks.txt)
+            for chunk in re.findall(r"\S+\s*|\s+", text):
+                delta = {**ids, "delta": chunk, "logprobs": []}
+                self._emit(run, "response.output_text.delta", delta)
+                await asyncio.sleep(0)
+            part = {**part, "text": text}
+            self._emit(run, "response.output_text.done", {**ids, "text": text, "logprobs": []})
+            self._emit(run, "response.content_part.done", {**ids, "part": part})
         final = {**item, "status": "completed", "content": [part]}
         response["output"][index] = final
         if run.store:

@@ -469,24 +469,103 @@ async def test_moderation_failed_item(fake: FakeOpenAI, client: openai.AsyncOpen
     assert fake.generations == 0
 
 
-async def test_moderation_response_failed(fake: FakeOpenAI) -> None:
-    # ResponseError.code's Literal lacks "moderation_blocked": only lax parsing accepts it,
-    # which is the SDK default (and what the bot uses).
-    async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=0) as client:
-        fake.add_fault(Fault.moderation("response_failed"))
-        stream = await client.responses.create(
-            model=MODEL, input="bad", tools=[tool()], stream=True
-        )
-        events = [event async for event in stream]
-        final = events[-1]
-        assert isinstance(final, ResponseFailedEvent)
-        assert final.response.status == "failed" and final.response.error is not None
-        assert final.response.error.code == "moderation_blocked"
+async def test_moderation_response_failed(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    # ResponseError.code's Literal has no "moderation_blocked" (SDK 3.57): a response that fails
+    # for its content carries image_content_policy_violation, which strict parsing accepts
+    fake.add_fault(Fault.moderation("response_failed"))
+    stream = await client.responses.create(model=MODEL, input="bad", tools=[tool()], stream=True)
+    events = [event async for event in stream]
+    final = events[-1]
+    assert isinstance(final, ResponseFailedEvent)
+    assert final.response.status == "failed" and final.response.error is not None
+    assert final.response.error.code == "image_content_policy_violation"
 
-        fake.add_fault(Fault.moderation("response_failed"))
-        response = await client.responses.create(model=MODEL, input="bad", tools=[tool()])
-        assert response.status == "failed"
-        assert response.error is not None and response.error.code == "moderation_blocked"
+    fake.add_fault(Fault.moderation("response_failed"))
+    response = await client.responses.create(model=MODEL, input="bad", tools=[tool()])
+    assert response.status == "failed"
+    assert response.error is not None
+    assert response.error.code == "image_content_policy_violation"
+
+
+@pytest.mark.parametrize(
+    "code", ["server_error", "rate_limit_exceeded", "invalid_prompt", "bio_policy"]
+)
+async def test_response_failed_with_a_code(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI, code: str
+) -> None:
+    fake.add_fault(Fault.response_failed(code))
+    stream = await client.responses.create(
+        model=MODEL, input="x", tools=[tool()], stream=True, background=True
+    )
+    events = [event async for event in stream]
+    assert [e.type for e in events] == ["response.created", "response.in_progress", "response.failed"]
+    failed = events[-1]
+    assert isinstance(failed, ResponseFailedEvent) and failed.response.error is not None
+    assert failed.response.error.code == code
+    # the failed response is over: a resumed stream has nothing after the failure
+    resumed = await client.responses.retrieve(
+        failed.response.id, stream=True, starting_after=failed.sequence_number
+    )
+    assert [event async for event in resumed] == []
+    assert fake.generations == 0
+
+
+async def test_error_event_ends_the_stream_and_fails_the_response(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.add_fault(Fault.error_event("server_error"))
+    stream = await client.responses.create(
+        model=MODEL, input="x", tools=[tool()], stream=True, background=True
+    )
+    events = [event async for event in stream]
+    assert [e.type for e in events] == ["response.created", "response.in_progress", "error"]
+    assert events[-1].code == "server_error"
+    stored = await client.responses.retrieve(events[0].response.id)
+    assert stored.status == "failed" and stored.error is not None
+
+
+async def test_refusal_is_a_message_with_a_refusal_part(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.add_fault(Fault.refusal("I can't help with that."))
+    stream = await client.responses.create(model=MODEL, input="x", tools=[tool()], stream=True)
+    events = [event async for event in stream]
+    types = [e.type for e in events]
+    assert "response.refusal.delta" in types and "response.refusal.done" in types
+    assert "response.output_text.delta" not in types
+    response = events[-1].response
+    [message] = [item for item in response.output if item.type == "message"]
+    assert [(p.type, p.refusal) for p in message.content] == [("refusal", "I can't help with that.")]
+    assert not [item for item in response.output if item.type == "image_generation_call"]
+    assert fake.generations == 0
+
+
+async def test_stuck_queued_until_cancelled(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.add_fault(Fault.stuck_queued())
+    created = await client.responses.create(model=MODEL, input="x", tools=[tool()], background=True)
+    assert created.status == "queued"
+    assert (await client.responses.retrieve(created.id)).status == "queued"
+    cancelled = await client.responses.cancel(created.id)
+    assert cancelled.status == "cancelled"
+    assert fake.generations == 0
+
+
+async def test_resume_empty_yields_nothing_while_the_response_runs(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.latency = 5.0
+    fake.add_fault(Fault.cut_after("response.created", resume_empty=True))
+    stream = await client.responses.create(
+        model=MODEL, input="x", tools=[tool()], stream=True, background=True
+    )
+    with pytest.raises(openai.APIConnectionError):
+        async for _ in stream:
+            pass
+    [response_id] = list(fake.responses)
+    resumed = await client.responses.retrieve(response_id, stream=True, starting_after=0)
+    assert [event async for event in resumed] == []
+    assert (await client.responses.retrieve(response_id)).status in ("queued", "in_progress")
+    await client.responses.cancel(response_id)
 
 
 async def test_text_only(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:

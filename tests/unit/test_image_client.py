@@ -323,6 +323,126 @@ async def test_moderation_is_classified_and_not_retried(
     assert fake_openai.generations == 0
 
 
+@pytest.mark.parametrize(
+    ("fault", "category"),
+    [
+        (Fault.response_failed("image_content_policy_violation"), None),
+        (Fault.response_failed("invalid_prompt"), None),
+        (Fault.response_failed("bio_policy"), None),
+        (Fault.moderation("item", categories=("sexual",)), "sexual"),
+        (Fault.moderation("http", categories=("violence", "self-harm")), "violence, self-harm"),
+    ],
+    ids=["content-policy", "invalid-prompt", "bio-policy", "failed-item", "http-400"],
+)
+async def test_every_safety_outcome_is_a_moderation_block_never_retried(
+    fake_openai: FakeOpenAI, image_client: ImageClient, fault: Fault, category: str | None
+) -> None:
+    fake_openai.add_fault(fault)
+    with pytest.raises(GenerationError) as excinfo:
+        await image_client.generate(request())
+    assert excinfo.value.kind is ErrorKind.moderation
+    assert excinfo.value.params.get("category") == category
+    assert not excinfo.value.retryable
+    assert len(fake_openai.create_requests()) == 1
+    assert retrieves(fake_openai) == []
+
+
+async def test_a_refusal_shows_its_text_and_is_not_retried(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.add_fault(Fault.refusal("I can't create that image."))
+    with pytest.raises(GenerationError) as excinfo:
+        await image_client.generate(request())
+    assert excinfo.value.kind is ErrorKind.refused
+    assert excinfo.value.params == {"text": "I can't create that image."}
+    assert len(fake_openai.create_requests()) == 1
+
+
+def requests_of(fake: FakeOpenAI, method: str, suffix: str = "", **query: str) -> list[str]:
+    """Paths of the requests with this method (path ending in `suffix`, query items equal)."""
+    return [
+        r.path for r in fake.requests
+        if r.method == method and r.path.endswith(suffix)
+        and all(r.query.get(k) == v for k, v in query.items())
+    ]
+
+
+@pytest.mark.parametrize("code", ["server_error", "rate_limit_exceeded"])
+async def test_a_retryable_failed_response_starts_a_new_request(
+    fake_openai: FakeOpenAI, image_client: ImageClient, code: str
+) -> None:
+    fake_openai.add_fault(Fault.response_failed(code))
+    recorder = Recorder()
+    result = await image_client.generate(request("a kite"), on_response_id=recorder.on_response_id)
+    assert read_lineage(result.images[0].data) == ["a kite"]
+    assert len(fake_openai.create_requests()) == 2
+    assert retrieves(fake_openai) == []  # the failed response is never resumed
+    assert requests_of(fake_openai, "POST", "/cancel") == []  # it is over: nothing to cancel
+    failed, done = [rid for rid, _ in recorder.response_ids]
+    assert failed != done == result.response_id
+    assert fake_openai.generations == 1
+
+
+async def test_a_stream_error_event_cancels_then_starts_a_new_request(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.add_fault(Fault.error_event("server_error"))
+    recorder = Recorder()
+    result = await image_client.generate(request("a kite"), on_response_id=recorder.on_response_id)
+    assert read_lineage(result.images[0].data) == ["a kite"]
+    assert len(fake_openai.create_requests()) == 2
+    first = recorder.response_ids[0][0]
+    assert requests_of(fake_openai, "POST", "/cancel") == [f"/v1/responses/{first}/cancel"]
+    assert retrieves(fake_openai) == []
+    assert fake_openai.generations == 1
+
+
+async def test_an_empty_resume_falls_back_to_retrieve_then_cancel_and_recreate(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.latency = 2.0  # the first response is still running when the bot gives up on it
+    fake_openai.add_fault(Fault.cut_after("response.created", resume_empty=True))
+    recorder = Recorder()
+    result = await image_client.generate(request("a kite"), on_response_id=recorder.on_response_id)
+    first = recorder.response_ids[0][0]
+    assert [q.get("stream") for q in retrieves(fake_openai)] == ["true", None]
+    assert requests_of(fake_openai, "POST", "/cancel") == [f"/v1/responses/{first}/cancel"]
+    assert fake_openai.responses[first]["status"] == "cancelled"
+    assert len(fake_openai.create_requests()) == 2
+    assert result.response_id != first
+    assert fake_openai.generations == 1
+
+
+async def test_an_empty_resume_of_a_finished_response_takes_its_result(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.add_fault(
+        Fault.cut_after("response.image_generation_call.completed", resume_empty=True)
+    )
+    result = await image_client.generate(request("a kite"))
+    assert read_lineage(result.images[0].data) == ["a kite"]
+    assert [q.get("stream") for q in retrieves(fake_openai)] == ["true", None]
+    assert requests_of(fake_openai, "POST", "/cancel") == []
+    assert len(fake_openai.create_requests()) == 1
+    assert fake_openai.generations == 1
+
+
+async def test_a_response_stuck_in_queued_is_cancelled_and_recreated(
+    fake_openai: FakeOpenAI, openai_client: openai.AsyncOpenAI
+) -> None:
+    client = ImageClient(openai_client, model=MODEL, retry=FAST_RETRY, queued_deadline=0.3)
+    fake_openai.add_fault(Fault.stuck_queued())
+    recorder = Recorder()
+    result = await client.generate(request("a kite"), on_response_id=recorder.on_response_id)
+    first = recorder.response_ids[0][0]
+    assert [q.get("stream") for q in retrieves(fake_openai)] == [None]  # one plain retrieve
+    assert requests_of(fake_openai, "POST", "/cancel") == [f"/v1/responses/{first}/cancel"]
+    assert fake_openai.responses[first]["status"] == "cancelled"
+    assert len(fake_openai.create_requests()) == 2
+    assert read_lineage(result.images[0].data) == ["a kite"]
+    assert fake_openai.generations == 1
+
+
 async def test_unknown_previous_response(
     fake_openai: FakeOpenAI, image_client: ImageClient
 ) -> None:

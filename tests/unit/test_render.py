@@ -19,6 +19,7 @@ PARAMS = {
     ErrorKind.bad_attachment: {"problem": "animated", "name": "cat.gif"},
     ErrorKind.invalid_request: {"reason": "Invalid value for size."},
     ErrorKind.upload_failed: {"problem": "too_large"},
+    ErrorKind.refused: {"text": "I can't make that image."},
 }
 
 
@@ -70,3 +71,18 @@ def test_caption_shows_prompt_settings_and_flags():
     assert "1536x1024 · high · webp" in caption
     assert "re-encoded" in caption and "chain rebuilt" in caption and "#7" in caption
     assert "a red fox, watercolour" in caption
+
+
+@pytest.mark.parametrize(
+    ("locale", "shown"), [("en-US", "(category: violence)"), ("zh-CN", "（类别：violence）")]
+)
+def test_a_safety_block_names_its_category_when_the_api_gives_one(locale, shown):
+    named = error_text(UserFacingError(ErrorKind.moderation, category="violence"), locale)
+    assert shown in named
+    plain = error_text(UserFacingError(ErrorKind.moderation), locale)
+    assert "violence" not in plain and "{" not in plain
+
+
+def test_a_refusal_shows_the_models_words():
+    text = error_text(UserFacingError(ErrorKind.refused, text="I can't make that image."), "en-US")
+    assert text == "The model declined: I can't make that image."
