@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = (
     "bot.exts.imagine", "bot.exts.settings", "bot.exts.usage", "bot.exts.help", "bot.exts.describe",
-    "bot.exts.history",
+    "bot.exts.history", "bot.exts.prefs",
 )
 COMMANDS_HASH_KEY = "commands_hash"
 # Commands that start or continue a generation: the server's access rules are checked before
@@ -205,6 +205,15 @@ class ImagineBot(commands.AutoShardedBot):
                 raise StartupError(finding.line())
             if finding.ok is None:
                 log.warning("OpenAI start-up check: %s", finding.line())
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Remember each member's locale: messages addressed to them later (thread replies,
+        pings) are written in it."""
+        try:
+            await self.service.remember_locale(interaction.user.id, str(interaction.locale))
+        except Exception:
+            log.warning("Could not remember the locale of user %s", interaction.user.id,
+                        exc_info=True)
 
     async def on_ready(self) -> None:
         log.info("Logged in as %s (%s) in %d guild(s)", self.user, getattr(self.user, "id", "?"),

@@ -39,6 +39,7 @@ from bot.core.models import (
     TurnRequest,
     TurnResult,
     TurnStatus,
+    UserPrefs,
 )
 from bot.core.options import ImageOptions
 from bot.core.policy import (
@@ -74,6 +75,9 @@ class Presenter(Protocol):
 
     async def fetch_result_images(self, turn: Turn) -> list[InputImage]:
         """The images a finished turn showed, downloaded again (for rebuilding a chain)."""
+
+    async def notify(self, turn: Turn, *, done: bool) -> None:
+        """Tell the requester, with one notification, that their turn is over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +182,7 @@ class ConversationService:
         self._queued_turns: dict[int, Turn] = {}
         self._cancel_requested: set[int] = set()
         self.listeners: list[TurnListener] = []
+        self._locales: dict[int, str] = {}
 
     # ------------------------------------------------------------------ settings and policy
     async def policy_for(self, guild_id: int | None) -> EffectivePolicy:
@@ -194,6 +199,42 @@ class ConversationService:
         policy = GuildPolicy.from_dict({k: v for k, v in current.items() if v is not None})
         await self.store.guild_settings.put(guild_id, policy.to_dict())
         return policy
+
+    # ------------------------------------------------------------------ members
+    async def remember_locale(self, user_id: int, locale: str) -> None:
+        """Keep the locale of a member's latest interaction (written only when it changes)."""
+        if self._locales.get(user_id) == locale:
+            return
+        await self.store.user_prefs.set_locale(user_id, locale)
+        self._locales[user_id] = locale
+
+    async def locale_of(self, user_id: int) -> str | None:
+        """The locale of the member's latest interaction, if the bot has seen one."""
+        if user_id not in self._locales:
+            locale = (await self.store.user_prefs.get(user_id)).locale
+            if locale is None:
+                return None
+            self._locales[user_id] = locale
+        return self._locales[user_id]
+
+    async def user_prefs(self, user_id: int) -> UserPrefs:
+        return await self.store.user_prefs.get(user_id)
+
+    async def save_prefs(self, user_id: int, guild_id: int | None, prefs: UserPrefs) -> None:
+        """Store a member's defaults after checking them against this server's limits."""
+        policy = await self.policy_for(guild_id)
+        policy.clamp(prefs.options().merged_over(policy.defaults()))
+        await self.store.user_prefs.put(user_id, prefs)
+
+    async def _prefs_options(self, user_id: int, policy: EffectivePolicy) -> ImageOptions:
+        """A member's own defaults, or none if the server's limits no longer allow them."""
+        chosen = (await self.store.user_prefs.get(user_id)).options()
+        try:
+            policy.clamp(chosen.merged_over(policy.defaults()))
+        except UserFacingError:
+            log.info("Preferences of user %s exceed the server's limits; not applied", user_id)
+            return ImageOptions()
+        return chosen
 
     # ------------------------------------------------------------------ conversations
     async def open_conversation(
@@ -317,7 +358,9 @@ class ConversationService:
 
         if len(inputs) > self.max_input_images:
             raise UserFacingError(ErrorKind.too_many_images, limit=self.max_input_images)
-        options = request_options.merged_over(conversation.options).merged_over(policy.defaults())
+        mine = await self._prefs_options(request.author_id, policy)
+        options = (request_options.merged_over(conversation.options).merged_over(mine)
+                   .merged_over(policy.defaults()))
         options = policy.clamp(options)
         context_has_image = bool(parent and parent.images) or (
             request.kind is TurnKind.reply and request.parent_turn_id is None
@@ -579,6 +622,16 @@ class ConversationService:
                 await self.store.conversations.set_head(turn.conversation_id, turn.id)
         done = await self.store.turns.get(turn.id)
         self._notify("done", done or turn)
+        # after the commit: a delivery repeated after a crash never pings twice
+        await self._ping(done or turn, done=True)
+
+    async def _ping(self, turn: Turn, *, done: bool) -> None:
+        if self.presenter is None or not (await self.store.user_prefs.get(turn.author_id)).ping:
+            return
+        try:
+            await self.presenter.notify(turn, done=done)
+        except Exception:
+            log.warning("Could not notify the requester of turn %s", turn.id, exc_info=True)
 
     async def _fail(
         self,
@@ -606,6 +659,9 @@ class ConversationService:
                 await self.presenter.show_failure(current, error)
             except Exception:
                 log.warning("Could not show the failure of turn %s", turn.id, exc_info=True)
+            else:
+                if status is TurnStatus.failed and current.progress_message_id is not None:
+                    await self._ping(current, done=False)
 
     def _notify(self, event: str, turn: Turn, error: UserFacingError | None = None) -> None:
         for listener in self.listeners:

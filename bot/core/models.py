@@ -188,3 +188,34 @@ class DailyUsage:
     day: str  # YYYY-MM-DD (UTC)
     images: int
     cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserPrefs:
+    """A member's own defaults (/imagine-prefs) and the locale of their last interaction."""
+
+    locale: str | None = None
+    size: str | None = None
+    quality: str | None = None
+    partial_images: int | None = None
+    ping: bool = True
+
+    def options(self) -> ImageOptions:
+        """The image options these preferences choose (unset ones inherit)."""
+        return ImageOptions(size=self.size, quality=self.quality,
+                            partial_images=self.partial_images)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored choices (the locale is kept apart)."""
+        data: dict[str, Any] = {"size": self.size, "quality": self.quality,
+                                "partial_images": self.partial_images}
+        data = {k: v for k, v in data.items() if v is not None}
+        if not self.ping:
+            data["ping"] = False
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, locale: str | None = None) -> UserPrefs:
+        data = data or {}
+        return cls(locale=locale, size=data.get("size"), quality=data.get("quality"),
+                   partial_images=data.get("partial_images"), ping=data.get("ping", True))

@@ -539,7 +539,11 @@ class Imagine(commands.Cog):
         return True
 
     async def _locale_of(self, message: discord.Message) -> str:
-        """A message carries no user locale: the server's chosen language, else its own."""
+        """A message carries no user locale: the one of the author's latest interaction, else
+        the server's chosen language, else the server's own."""
+        remembered = await self.service.locale_of(message.author.id)
+        if remembered:
+            return remembered
         guild = message.guild
         if guild is None:
             return "en-US"

@@ -24,6 +24,7 @@ from bot.core.models import (
     TurnStatus,
     Usage,
     UsageTotals,
+    UserPrefs,
 )
 from bot.core.options import ImageOptions
 
@@ -136,6 +137,14 @@ class GuildSettingsStore(Protocol):
     async def put(self, guild_id: int, settings: dict[str, Any]) -> None: ...
 
 
+class UserPrefsStore(Protocol):
+    async def get(self, user_id: int) -> UserPrefs: ...
+
+    async def set_locale(self, user_id: int, locale: str) -> None: ...
+
+    async def put(self, user_id: int, prefs: UserPrefs) -> None: ...
+
+
 class MetaStore(Protocol):
     async def get(self, key: str) -> str | None: ...
 
@@ -159,6 +168,9 @@ class Store(Protocol):
 
     @property
     def meta(self) -> MetaStore: ...
+
+    @property
+    def user_prefs(self) -> UserPrefsStore: ...
 
     def transaction(self) -> AbstractAsyncContextManager[Any]:
         """All repository calls inside (in this task) commit together or not at all; nested

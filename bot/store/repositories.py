@@ -23,6 +23,7 @@ from bot.core.models import (
     TurnStatus,
     Usage,
     UsageTotals,
+    UserPrefs,
 )
 from bot.core.options import ImageOptions
 from bot.store.database import Database
@@ -399,6 +400,33 @@ class GuildSettingsRepository:
         )
 
 
+class UserPrefsRepository:
+    def __init__(self, db: SqlDatabase) -> None:
+        self._db = db
+
+    async def get(self, user_id: int) -> UserPrefs:
+        row = await self._db.fetchone(
+            "SELECT locale, prefs FROM user_prefs WHERE user_id = ?", (user_id,)
+        )
+        return UserPrefs.from_dict(json.loads(row["prefs"]), row["locale"]) if row else UserPrefs()
+
+    async def set_locale(self, user_id: int, locale: str) -> None:
+        await self._db.execute(
+            "INSERT INTO user_prefs (user_id, locale, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(user_id) DO UPDATE SET locale = excluded.locale, "
+            "updated_at = excluded.updated_at",
+            (user_id, locale, time.time()),
+        )
+
+    async def put(self, user_id: int, prefs: UserPrefs) -> None:
+        await self._db.execute(
+            "INSERT INTO user_prefs (user_id, prefs, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(user_id) DO UPDATE SET prefs = excluded.prefs, "
+            "updated_at = excluded.updated_at",
+            (user_id, _dumps(prefs.to_dict()), time.time()),
+        )
+
+
 class MetaRepository:
     def __init__(self, db: SqlDatabase) -> None:
         self._db = db
@@ -425,6 +453,7 @@ class Store:
         self.usage = UsageRepository(db)
         self.guild_settings = GuildSettingsRepository(db)
         self.meta = MetaRepository(db)
+        self.user_prefs = UserPrefsRepository(db)
 
     @classmethod
     async def open(cls, path: Any) -> Store:

@@ -19,7 +19,7 @@ from bot.core.imaging import FittedImage, fit_to_limit, make_preview
 from bot.core.models import InputImage, Progress, Stage, Turn, TurnResult
 from bot.core.tasks import BackgroundTasks
 from bot.ui.buttons import cancel_view, result_view, retry_view
-from bot.ui.render import failure_text, progress_text, result_caption
+from bot.ui.render import failure_text, ping_text, progress_text, result_caption
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +310,27 @@ class DiscordPresenter:
             await self._replace_progress(turn, failure_text(turn, error), [], view)
         except discord.HTTPException as exc:
             log.info("Could not show the failure of turn %s: %s", turn.id, exc)
+
+    async def notify(self, turn: Turn, *, done: bool) -> None:
+        """One notification for the requester: a short reply to the result that mentions only
+        them (editing the progress message into the result notifies nobody)."""
+        target = turn.message_ids[0] if turn.message_ids else turn.progress_message_id
+        reference = None
+        if target is not None:
+            reference = discord.MessageReference(
+                message_id=target, channel_id=turn.conversation_id, fail_if_not_exists=False
+            )
+        only_them = discord.AllowedMentions(
+            everyone=False, roles=False, replied_user=False,
+            users=[discord.Object(turn.author_id)],
+        )
+        channel = self._channel(turn)
+        try:
+            await self._retrying(lambda: channel.send(
+                ping_text(turn, done=done), reference=reference, allowed_mentions=only_them,
+            ))
+        except discord.HTTPException as exc:
+            log.info("Could not notify the requester of turn %s: %s", turn.id, exc)
 
     async def fetch_result_images(self, turn: Turn) -> list[InputImage]:
         channel = self._channel(turn)

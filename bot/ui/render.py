@@ -103,6 +103,11 @@ def failure_text(turn: Turn, error: UserFacingError) -> str:
     )
 
 
+def ping_text(turn: Turn, *, done: bool) -> str:
+    """The short reply that notifies the requester that their turn is over."""
+    return t("ping.done" if done else "ping.failed", turn.locale, user=turn.author_id)
+
+
 def thread_name(prompt: str) -> str:
     """A thread name from a prompt: one line, cut cleanly at a word within 100 characters."""
     line = " ".join(prompt.split())

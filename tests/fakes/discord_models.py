@@ -310,6 +310,8 @@ class FakeMessage:
     mentions: list[int] = field(default_factory=list)
     mention_roles: list[int] = field(default_factory=list)
     mention_everyone: bool = False
+    allowed_mentions: dict[str, Any] | None = None  # as the creating request sent it
+    notified: list[int] = field(default_factory=list)  # users pinged when it was created
     webhook_id: int | None = None
     application_id: int | None = None
     interaction_metadata: dict[str, Any] | None = None

@@ -60,6 +60,28 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
+def notified_users(msg: FakeMessage, body: dict[str, Any]) -> list[int]:
+    """Who gets a notification when ``msg`` is created (Message Resource → Allowed Mentions
+    Object): user mentions in the content count only if ``parse`` has ``"users"`` or the id is
+    in ``users`` (everything counts when ``allowed_mentions`` is absent); the author of a replied-
+    to message only with ``replied_user`` (``_apply_reference`` already added them to
+    ``mentions``). An edit notifies nobody new (Discord sends no push for mentions added by an
+    edit; the fake only computes this on creation)."""
+    allowed = body.get("allowed_mentions")
+    in_content = set(re.findall(r"<@!?(\d+)>", msg.content))
+    out: list[int] = []
+    for uid in msg.mentions:
+        if allowed is None:
+            out.append(uid)
+        elif str(uid) in in_content:
+            listed = {str(u) for u in allowed.get("users") or []}  # snowflakes: str or int
+            if "users" in (allowed.get("parse") or []) or str(uid) in listed:
+                out.append(uid)
+        elif allowed.get("replied_user"):
+            out.append(uid)
+    return out
+
+
 def _int(value: Any, what: str) -> int:
     try:
         return int(value)
@@ -1056,6 +1078,8 @@ class RestApi:
         attachments = self._attachments(body, files, cid, None) or []
         msg = self._new_bot_message(cid, body, attachments)
         self._apply_reference(msg, body)
+        msg.allowed_mentions = body.get("allowed_mentions")
+        msg.notified = notified_users(msg, body)
         self._unarchive_if_needed(cid)
         fake.store_message(msg)
         fake.dispatch_message("MESSAGE_CREATE", msg)
@@ -1242,7 +1266,10 @@ class RestApi:
             interaction_legacy=legacy,
             mentions=fake.parse_mentions(str(data.get("content") or "")),
             poll=data.get("poll"),
+            allowed_mentions=data.get("allowed_mentions"),
         )
+        if not msg.ephemeral:
+            msg.notified = notified_users(msg, data)
         return msg
 
     @staticmethod

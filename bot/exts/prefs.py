@@ -1,0 +1,90 @@
+"""`/imagine-prefs`: a member's own defaults (size, quality, previews) and whether they are
+pinged when an image is ready; always within the server's limits."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str
+from discord.ext import commands
+
+from bot.core.errors import UserFacingError
+from bot.core.models import UserPrefs
+from bot.core.options import parse_size
+from bot.exts.imagine import QUALITY_CHOICES
+from bot.ui.i18n import t
+from bot.ui.replies import send_error
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+
+def prefs_text(prefs: UserPrefs, locale: str) -> str:
+    unset = t("prefs.unset", locale)
+    return t(
+        "prefs.current", locale,
+        size=prefs.size or unset,
+        quality=t(f"label.quality.{prefs.quality}", locale) if prefs.quality else unset,
+        previews=unset if prefs.partial_images is None else prefs.partial_images,
+        ping=t("prefs.on" if prefs.ping else "prefs.off", locale),
+    )
+
+
+class Prefs(commands.Cog):
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        self.service = bot.service
+
+    @app_commands.command(
+        name=locale_str("imagine-prefs"),
+        description=locale_str("Your own defaults: size, quality, previews, ping when ready"),
+    )
+    @app_commands.choices(quality=QUALITY_CHOICES)
+    @app_commands.rename(size=locale_str("size"), quality=locale_str("quality"),
+                         previews=locale_str("previews"), ping=locale_str("ping"),
+                         reset=locale_str("reset"))
+    @app_commands.describe(
+        size=locale_str("auto, a preset, or WIDTHxHEIGHT (multiples of 16)"),
+        quality=locale_str("Rendering quality (higher costs more)"),
+        previews=locale_str("Live previews while generating (0-3)"),
+        ping=locale_str("Mention me when my image is ready"),
+        reset=locale_str("Forget my preferences"),
+    )
+    async def prefs(
+        self,
+        interaction: discord.Interaction,
+        size: str | None = None,
+        quality: str | None = None,
+        previews: app_commands.Range[int, 0, 3] | None = None,
+        ping: bool | None = None,
+        reset: bool = False,
+    ) -> None:
+        locale = str(interaction.locale)
+        user_id = interaction.user.id
+        current = await self.service.user_prefs(user_id)
+        if reset:
+            current = UserPrefs(locale=current.locale)
+        try:
+            updated = UserPrefs(
+                locale=current.locale,
+                size=parse_size(size) if size else current.size,
+                quality=quality or current.quality,
+                partial_images=current.partial_images if previews is None else previews,
+                ping=current.ping if ping is None else ping,
+            )
+            changed = reset or updated != current
+            if changed:
+                await self.service.save_prefs(user_id, interaction.guild_id, updated)
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        head = t("prefs.saved" if changed else "prefs.title", locale)
+        await interaction.response.send_message(
+            f"**{head}**\n{prefs_text(updated, locale)}", ephemeral=True
+        )
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Prefs(bot))
