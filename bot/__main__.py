@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("usage: python -m bot backup PATH", file=sys.stderr)
             return 2
         settings = load_settings()
+        if settings.database_url is not None:
+            print("DATABASE_URL is PostgreSQL: back it up with pg_dump (e.g. pg_dump -Fc "
+                  "\"$DATABASE_URL\" > imagine.dump)", file=sys.stderr)
+            return 2
         from bot.store.database import backup
 
         backup(settings.database_path, args[1])

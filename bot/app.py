@@ -25,7 +25,8 @@ from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings
 from bot.metrics import Metrics, MetricsServer
 from bot.startup import StartupError
-from bot.store.repositories import Store
+from bot.store import open_store
+from bot.store.protocol import Store
 from bot.ui.attachments import AttachmentReader
 from bot.ui.buttons import TurnButton
 from bot.ui.i18n import Translator, t
@@ -114,7 +115,7 @@ class ImagineBot(commands.AutoShardedBot):
             # AutoShardedBot would connect to the URL /gateway/bot returns; a configured gateway
             # (a proxy, or a local fake) must win, so take only the shard count from there.
             self.shard_count, _, _ = await self.http.get_bot_gateway()
-        self.store = await Store.open(s.database_path)
+        self.store = await open_store(s)
         self.openai = AsyncOpenAI(
             api_key=s.openai_api_key.get_secret_value(),
             base_url=s.openai_base_url,

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
 
     # --- storage and logging ---
     database_path: Path = Path("data/imagine.db")
+    database_url: SecretStr | None = None  # postgresql://…: PostgreSQL instead of the SQLite file
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- Discord ---
@@ -127,6 +128,15 @@ class Settings(BaseSettings):
 
                 return json.loads(text)
             return [part for part in text.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (leave it unset for SQLite)")
         return value
 
     @model_validator(mode="after")

@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 5000
 
 
-def migration_scripts() -> list[tuple[int, str, str]]:
-    """The numbered migrations shipped with the package, as (version, name, sql), in order."""
-    folder = resources.files("bot.store") / "migrations"
+def migration_scripts(package: str = "bot.store") -> list[tuple[int, str, str]]:
+    """The numbered migrations shipped with a backend's package (SQLite's by default), as
+    (version, name, sql), in order."""
+    folder = resources.files(package) / "migrations"
     scripts = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):

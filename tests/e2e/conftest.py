@@ -11,6 +11,7 @@ import pytest
 from bot.config import Settings
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI
+from tests.pg import fresh_database
 
 SECRET_TOKEN = "fake-discord-token-e2e-7f3a9c"
 SECRET_KEY = "test-openai-key-e2e-51d0b2"  # not a real key format on purpose
@@ -32,9 +33,34 @@ async def discord_fake() -> AsyncIterator[FakeDiscord]:
     await fake.stop()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Suites marked `both_backends` run every test on SQLite and on PostgreSQL (unless the test
+    is marked `sqlite_only`: it is about the SQLite file itself)."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    marked = metafunc.definition.get_closest_marker("both_backends") is not None
+    if marked and metafunc.definition.get_closest_marker("sqlite_only") is None:
+        metafunc.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+async def database_url(backend: str) -> AsyncIterator[str | None]:
+    """A fresh PostgreSQL database for the test (dropped after it), or None for SQLite."""
+    if backend == "sqlite":
+        yield None
+        return
+    async with fresh_database("imagine_e2e") as url:
+        yield url
+
+
 @pytest.fixture
 def make_settings(
-    tmp_path: Path, discord_fake: FakeDiscord, openai_fake: FakeOpenAI
+    tmp_path: Path, discord_fake: FakeDiscord, openai_fake: FakeOpenAI, database_url: str | None
 ) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -44,6 +70,7 @@ def make_settings(
             "discord_api_base": discord_fake.api_base,
             "discord_gateway_url": discord_fake.gateway_url,
             "database_path": tmp_path / "imagine.db",
+            "database_url": database_url,
             "progress_edit_interval": 0.05,
             "retry_base_delay": 0.01,
             "shutdown_grace_seconds": 2.0,

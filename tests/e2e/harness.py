@@ -135,11 +135,17 @@ async def answer(
     )
 
 
-def turn_rows(db_path: Any) -> list[dict[str, Any]]:
-    """Every turn as the bot stored it (read with a separate connection, as an operator would)."""
+def turn_rows(source: Any) -> list[dict[str, Any]]:
+    """Every turn as the bot stored it (read with a separate connection, as an operator would).
+    `source` is the bot's `Settings` (whichever backend they select) or an SQLite file path."""
     import sqlite3
 
-    conn = sqlite3.connect(db_path, timeout=10)
+    url = getattr(source, "database_url", None)
+    if url is not None:
+        from tests.pg import query
+
+        return query(url.get_secret_value(), "SELECT * FROM turns ORDER BY id")
+    conn = sqlite3.connect(getattr(source, "database_path", source), timeout=10)
     conn.row_factory = sqlite3.Row
     try:
         return [dict(r) for r in conn.execute("SELECT * FROM turns ORDER BY id")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 
+import pytest
 from PIL import Image
 
 from tests.e2e.harness import (
@@ -21,6 +22,8 @@ from tests.e2e.harness import (
 from tests.fakes.images import PHOTO_MARKER
 from tests.fakes.openai_server import read_lineage
 
+pytestmark = pytest.mark.both_backends
+
 
 def png_bytes(size: tuple[int, int] = (64, 64), colour: str = "orange") -> bytes:
     out = io.BytesIO()
@@ -33,7 +36,7 @@ def lineage_of(message) -> list[str]:
 
 
 def turns(settings) -> list[dict]:
-    return turn_rows(settings.database_path)
+    return turn_rows(settings)
 
 
 async def test_reply_to_earlier_result_branches(discord_fake, openai_fake, make_settings):

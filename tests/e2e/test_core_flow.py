@@ -3,15 +3,18 @@ earlier result branch; the chain is proven by the lineage the fake API writes in
 
 from __future__ import annotations
 
-import sqlite3
+import pytest
 
 from tests.e2e.harness import (
     image_attachments,
     running,
     start_conversation,
+    turn_rows,
     wait_results,
 )
 from tests.fakes.openai_server import read_lineage
+
+pytestmark = pytest.mark.both_backends
 
 
 async def test_imagine_then_two_refinements_chain(discord_fake, openai_fake, make_settings):
@@ -41,8 +44,7 @@ async def test_imagine_then_two_refinements_chain(discord_fake, openai_fake, mak
     stored = list(openai_fake.responses)
     assert requests[2]["previous_response_id"] in stored
     assert "a red fox in the snow" in first.content
-    db = sqlite3.connect(settings.database_path)
-    rows = db.execute("SELECT status, parent_id, response_id FROM turns ORDER BY id").fetchall()
+    rows = [(r["status"], r["parent_id"], r["response_id"]) for r in turn_rows(settings)]
     assert [r[0] for r in rows] == ["done", "done", "done"]
     assert rows[1][1] == 1 and rows[2][1] == 2
     assert requests[1]["previous_response_id"] == rows[0][2]

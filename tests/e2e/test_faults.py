@@ -10,7 +10,6 @@ import logging
 import sqlite3
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,35 +27,37 @@ from tests.e2e.harness import (
 from tests.fakes.discord_server import FakeDiscord, FakeMessage
 from tests.fakes.openai_server import Fault, read_lineage
 
+pytestmark = pytest.mark.both_backends
+
 MODERATION_TEXT = "safety system blocked this request"
 QUOTA_TEXT = "Image generation is unavailable right now"
 TIMEOUT_TEXT = "took too long to answer"
 
 
 # ---------------------------------------------------------------------------------- helpers
-async def wait_turns(fake: FakeDiscord, db_path: Path, predicate, what: str,
+async def wait_turns(fake: FakeDiscord, settings: Any, predicate, what: str,
                      timeout: float = 15.0) -> list[dict[str, Any]]:
     """Poll the store until `predicate(rows)` holds; returns the rows."""
     return await fake.wait_for(
-        lambda: (rows if predicate(rows := turn_rows(db_path)) else None), timeout, what=what
+        lambda: (rows if predicate(rows := turn_rows(settings)) else None), timeout, what=what
     )
 
 
-async def wait_terminal(fake: FakeDiscord, db_path: Path, count: int,
+async def wait_terminal(fake: FakeDiscord, settings: Any, count: int,
                         timeout: float = 15.0) -> list[dict[str, Any]]:
     return await wait_turns(
-        fake, db_path,
+        fake, settings,
         lambda rows: len(rows) >= count
         and all(r["status"] in ("done", "failed", "cancelled") for r in rows),
         f"{count} turn(s) in a terminal state", timeout,
     )
 
 
-async def wait_response_recorded(fake: FakeDiscord, db_path: Path, turn_index: int = 0,
+async def wait_response_recorded(fake: FakeDiscord, settings: Any, turn_index: int = 0,
                                  timeout: float = 10.0) -> str:
     """Wait until the bot has stored the response id of a turn (response.created arrived)."""
     rows = await wait_turns(
-        fake, db_path,
+        fake, settings,
         lambda rows: len(rows) > turn_index and rows[turn_index]["response_id"] is not None,
         "the response id to be recorded", timeout,
     )
@@ -103,7 +104,7 @@ async def test_rate_limited_twice_then_succeeds(discord_fake, openai_fake, make_
     assert any("retrying" in text for text in shown), shown
     assert "(attempt 2)" in "\n".join(shown)
     assert read_lineage(image_attachments(result)[0].data) == ["a fox under the aurora"]
-    [row] = turn_rows(settings.database_path)
+    [row] = turn_rows(settings)
     assert row["status"] == "done" and row["error_kind"] is None
 
 
@@ -118,7 +119,7 @@ async def test_server_error_then_succeeds(discord_fake, openai_fake, make_settin
         assert len(results(discord_fake, thread_id)) == 1
     assert len(openai_fake.create_requests()) == 2
     assert openai_fake.generations == 1
-    [row] = turn_rows(settings.database_path)
+    [row] = turn_rows(settings)
     assert row["status"] == "done"
 
 
@@ -134,7 +135,7 @@ async def test_hung_request_times_out_and_is_retried(discord_fake, openai_fake, 
     assert len(openai_fake.create_requests()) == 2
     # the hung request never became a generation: the client had gone when the pause ended
     assert openai_fake.generations == 1
-    assert [r["status"] for r in turn_rows(settings.database_path)] == ["done"]
+    assert [r["status"] for r in turn_rows(settings)] == ["done"]
 
 
 async def test_hung_request_without_retries_says_timeout(discord_fake, openai_fake, make_settings):
@@ -143,7 +144,7 @@ async def test_hung_request_without_retries_says_timeout(discord_fake, openai_fa
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a slow snail")
-        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        [row] = await wait_terminal(discord_fake, settings, 1)
         await discord_fake.wait_for(
             lambda: any(TIMEOUT_TEXT in t for t in bot_texts(discord_fake, thread_id)), 5,
             what="the timeout message",
@@ -177,7 +178,7 @@ async def test_cut_stream_resumes_the_same_generation(
 
     assert len(openai_fake.create_requests()) == 1
     assert openai_fake.generations == 1
-    [row] = turn_rows(settings.database_path)
+    [row] = turn_rows(settings)
     assert row["status"] == "done"
     resumes = [
         r for r in openai_fake.requests
@@ -207,7 +208,7 @@ async def test_moderation_block_is_shown_and_not_retried(
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "something forbidden")
-        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        [row] = await wait_terminal(discord_fake, settings, 1)
         await discord_fake.wait_for(
             lambda: any(MODERATION_TEXT in t for t in bot_texts(discord_fake, thread_id)), 5,
             what="the moderation message in the thread",
@@ -346,7 +347,7 @@ async def test_forgotten_parent_response_rebuilds_the_chain(
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a castle on a hill")
         await wait_results(discord_fake, thread_id, 1)
-        head = turn_rows(settings.database_path)[0]["response_id"]
+        head = turn_rows(settings)[0]["response_id"]
         openai_fake.forget(head)  # expired or deleted on OpenAI's side
         await discord_fake.say(alice, thread_id, "add a dragon")
         results_ = await wait_results(discord_fake, thread_id, 2)
@@ -359,7 +360,7 @@ async def test_forgotten_parent_response_rebuilds_the_chain(
     parts = [p for item in rebuilt["input"] if item.get("role") == "user" for p in item["content"]]
     assert any(p["type"] == "input_image" for p in parts)
     assert any("a castle on a hill" in p.get("text", "") for p in parts)
-    rows = turn_rows(settings.database_path)
+    rows = turn_rows(settings)
     assert [r["status"] for r in rows] == ["done", "done"]
     assert rows[1]["rerooted"] == 1
     assert rows[1]["response_id"] not in (None, head)
@@ -378,7 +379,7 @@ async def test_insufficient_quota_tells_users_and_operators(
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a golden coin")
-        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        [row] = await wait_terminal(discord_fake, settings, 1)
         await discord_fake.wait_for(
             lambda: any(QUOTA_TEXT in t for t in bot_texts(discord_fake, thread_id)), 5,
             what="the quota message",
@@ -405,9 +406,9 @@ async def test_discord_refuses_the_upload_once(
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a lantern in fog")
-        await wait_response_recorded(discord_fake, settings.database_path)
+        await wait_response_recorded(discord_fake, settings)
         await asyncio.sleep(0.3)  # past the progress edits; the next write is the upload
-        progress_id = turn_rows(settings.database_path)[0]["progress_message_id"]
+        progress_id = turn_rows(settings)[0]["progress_message_id"]
         if progress_deleted:
             await discord_fake.delete_message(thread_id, progress_id)
             method, path = "POST", rf"/channels/{thread_id}/messages$"
@@ -424,7 +425,7 @@ async def test_discord_refuses_the_upload_once(
     ]
     assert [r.status for r in uploads][:2] == [status, 200], [(r.path, r.status) for r in uploads]
     assert len([r for r in uploads if r.status == 200]) == 1
-    [row] = turn_rows(settings.database_path)
+    [row] = turn_rows(settings)
     assert row["status"] == "done"
     assert result.id in json.loads(row["message_ids"])
     assert (result.id == progress_id) is (not progress_deleted)
@@ -439,7 +440,7 @@ async def test_gateway_drop_mid_generation(discord_fake, openai_fake, make_setti
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a kite over the dunes")
-        await wait_response_recorded(discord_fake, settings.database_path)
+        await wait_response_recorded(discord_fake, settings)
         await discord_fake.drop_gateway(resume=True, hold=True)
         await discord_fake.say(alice, thread_id, "make the kite red")
         await asyncio.sleep(0.2)
@@ -448,7 +449,7 @@ async def test_gateway_drop_mid_generation(discord_fake, openai_fake, make_setti
         await settle(0.5)
         assert len(results(discord_fake, thread_id)) == 2
     assert discord_fake.gateway.resumed_count >= 1  # the session was resumed, not replaced
-    rows = turn_rows(settings.database_path)
+    rows = turn_rows(settings)
     assert [r["status"] for r in rows] == ["done", "done"]
     assert len(openai_fake.create_requests()) == 2
     assert openai_fake.generations == 2
@@ -464,9 +465,9 @@ async def test_thread_deleted_mid_generation(discord_fake, openai_fake, make_set
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a sandcastle")
-        await wait_response_recorded(discord_fake, settings.database_path)
+        await wait_response_recorded(discord_fake, settings)
         await discord_fake.delete_channel(thread_id)
-        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        [row] = await wait_terminal(discord_fake, settings, 1)
         openai_fake.latency = 0.0
         await still_serving(discord_fake)
     assert row["status"] == "failed"
@@ -493,10 +494,11 @@ async def test_expired_interaction_token_does_not_matter(discord_fake, openai_fa
     assert inter.errors == []  # nothing was sent through the expired token
     assert result.webhook_id is None
     assert result.author_id == int(discord_fake.bot_user["id"])
-    assert [r["status"] for r in turn_rows(settings.database_path)] == ["done"]
+    assert [r["status"] for r in turn_rows(settings)] == ["done"]
 
 
 # ---------------------------------------------------------------------------------- the store
+@pytest.mark.sqlite_only
 async def test_database_briefly_locked_while_a_turn_finishes(
     discord_fake, openai_fake, make_settings
 ):
@@ -521,7 +523,7 @@ async def test_database_briefly_locked_while_a_turn_finishes(
 
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a locked door")
-        await wait_response_recorded(discord_fake, settings.database_path)
+        await wait_response_recorded(discord_fake, settings)
         holder = threading.Thread(target=hold_lock)
         holder.start()
         try:
@@ -529,15 +531,15 @@ async def test_database_briefly_locked_while_a_turn_finishes(
             [result] = await wait_results(discord_fake, thread_id, 1)
             # shown, but not yet recorded: the bot's write is waiting for the lock
             assert not released.is_set()
-            assert [r["status"] for r in turn_rows(settings.database_path)] == ["running"]
+            assert [r["status"] for r in turn_rows(settings)] == ["running"]
         finally:
             result_seen.set()
             await asyncio.to_thread(holder.join, 10)
-        rows = await wait_terminal(discord_fake, settings.database_path, 1)
+        rows = await wait_terminal(discord_fake, settings, 1)
         await discord_fake.say(alice, thread_id, "open it")
         await wait_results(discord_fake, thread_id, 2)
     assert rows[0]["status"] == "done"
-    final = turn_rows(settings.database_path)
+    final = turn_rows(settings)
     assert [r["status"] for r in final] == ["done", "done"]
     assert result.id in json.loads(final[0]["message_ids"])
     assert final[1]["parent_id"] == final[0]["id"]
@@ -552,7 +554,7 @@ async def test_restart_on_the_same_database_continues_the_chain(
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a tree in spring")
         await wait_results(discord_fake, thread_id, 1)
-    stored = turn_rows(settings.database_path)[0]["response_id"]
+    stored = turn_rows(settings)[0]["response_id"]
     async with running(settings):
         await discord_fake.say(alice, thread_id, "now in winter")
         messages = await wait_results(discord_fake, thread_id, 2)
@@ -562,7 +564,7 @@ async def test_restart_on_the_same_database_continues_the_chain(
     assert read_lineage(image_attachments(messages[1])[0].data) == [
         "a tree in spring", "now in winter",
     ]
-    rows = turn_rows(settings.database_path)
+    rows = turn_rows(settings)
     assert [r["status"] for r in rows] == ["done", "done"]
     assert rows[1]["parent_id"] == rows[0]["id"]
 
@@ -577,12 +579,12 @@ async def test_shutdown_keeps_a_long_turn_and_the_restart_resumes_it(
     await runner.start()
     try:
         thread_id = await start_conversation(discord_fake, alice, "a long exposure of stars")
-        response_id = await wait_response_recorded(discord_fake, settings.database_path)
+        response_id = await wait_response_recorded(discord_fake, settings)
     finally:
         started = time.monotonic()
         await runner.stop()
     assert time.monotonic() - started < 2.0  # the grace period bounds the shutdown
-    [row] = turn_rows(settings.database_path)
+    [row] = turn_rows(settings)
     assert row["status"] in ("running", "queued")
     assert row["response_id"] == response_id
     assert results(discord_fake, thread_id) == []
@@ -599,7 +601,7 @@ async def test_shutdown_keeps_a_long_turn_and_the_restart_resumes_it(
     resumed = [r for r in openai_fake.requests
                if r.method == "GET" and r.path == f"/v1/responses/{response_id}"]
     assert resumed, "the restarted bot did not resume the response by its id"
-    [row] = turn_rows(settings.database_path)
+    [row] = turn_rows(settings)
     assert row["status"] == "done" and row["response_id"] == response_id
     assert result.id == row["progress_message_id"]  # the progress message became the result
     assert read_lineage(image_attachments(result)[0].data) == ["a long exposure of stars"]
@@ -614,10 +616,10 @@ async def test_user_cancel_stops_the_generation_server_side(
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a very slow painting")
-        response_id = await wait_response_recorded(discord_fake, settings.database_path)
-        [row] = turn_rows(settings.database_path)
+        response_id = await wait_response_recorded(discord_fake, settings)
+        [row] = turn_rows(settings)
         await discord_fake.click(alice, row["progress_message_id"], f"imagine:cancel:{row['id']}")
-        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        [row] = await wait_terminal(discord_fake, settings, 1)
         await discord_fake.wait_for(
             lambda: openai_fake.responses[response_id]["status"] == "cancelled", 5,
             what="the background response to be cancelled",
@@ -654,7 +656,7 @@ async def test_reply_the_instant_the_thread_appears_is_not_lost(
         thread_id = await start_conversation(discord_fake, alice, "a snail on a leaf")
         messages = await wait_results(discord_fake, thread_id, 2)
     assert early and early[0].done()
-    rows = turn_rows(settings.database_path)
+    rows = turn_rows(settings)
     assert [(r["kind"], r["status"]) for r in rows] == [("root", "done"), ("reply", "done")]
     assert read_lineage(image_attachments(messages[1])[0].data) == [
         "a snail on a leaf", "make it purple",

@@ -215,6 +215,18 @@ async def test_backup_usage_error(tmp_path):
     assert "usage: python -m bot backup PATH" in err
 
 
+async def test_backup_of_postgresql_points_to_pg_dump(tmp_path):
+    env = clean_environ() | {
+        "DISCORD_TOKEN": "t", "OPENAI_API_KEY": "k",
+        "DATABASE_URL": "postgresql://imagine:pw@127.0.0.1:5432/imagine",
+    }
+    code, out, err = await run_cli("backup", str(tmp_path / "copy.db"), env=env, cwd=tmp_path)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "pg_dump" in lines[0]
+    assert "pw" not in err and not (tmp_path / "copy.db").exists() and out == ""
+
+
 async def test_unapproved_message_content_intent_is_explained(openai_fake, tmp_path):
     """Discord closes the gateway with 4014 when the privileged intent is not enabled for the
     application: the bot says what to do in one line and exits 1 (see also test_startup.py)."""

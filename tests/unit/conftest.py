@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import openai
 import pytest
 
 from bot.core.image_client import ImageClient, RetryPolicy
+from bot.store.postgres.database import PostgresDatabase
 from bot.store.repositories import Store
 from tests.fakes.openai_server import FakeOpenAI
+from tests.pg import fresh_database
 
 MODEL = "gpt-5.5"
 FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05)
@@ -44,9 +46,32 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "bot.db"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which store backend a test runs on: tests that take `store` run once on each."""
+    return str(request.param)
+
+
+StoreOpener = Callable[[], Awaitable[Store]]
+
+
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(db_path)
+async def store_opener(backend: str, db_path: Path) -> AsyncIterator[StoreOpener]:
+    """Opens another store on this test's database (a "previous run", a second process)."""
+    if backend == "sqlite":
+        yield lambda: Store.open(db_path)
+        return
+    async with fresh_database() as url:
+
+        async def open_postgres() -> Store:
+            return Store(await PostgresDatabase.open(url))
+
+        yield open_postgres
+
+
+@pytest.fixture
+async def store(store_opener: StoreOpener) -> AsyncIterator[Store]:
+    opened = await store_opener()
     try:
         yield opened
     finally:

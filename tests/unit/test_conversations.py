@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -32,6 +31,7 @@ from bot.core.options import ImageOptions
 from bot.core.policy import Actor, Ceilings
 from bot.store.repositories import Store
 from tests.fakes.openai_server import FakeOpenAI, Fault, read_lineage
+from tests.unit.conftest import StoreOpener
 
 GUILD = 700_000_000_000_000_001
 CHANNEL = 700_000_000_000_000_002
@@ -584,9 +584,9 @@ async def test_sticky_options_carry_over_to_the_next_turn(
 
 
 async def test_recover_runs_a_turn_left_queued(
-    make_service: MakeService, db_path: Path, store: Store, fake_openai: FakeOpenAI
+    make_service: MakeService, store_opener: StoreOpener, store: Store, fake_openai: FakeOpenAI
 ) -> None:
-    before = await Store.open(db_path)  # "the previous run"
+    before = await store_opener()  # "the previous run"
     try:
         await before.conversations.create(THREAD, guild_id=GUILD, parent_channel_id=CHANNEL,
                                           owner_id=ALICE, options=ImageOptions())

@@ -1,4 +1,5 @@
-"""The SQLite store on real files: pragmas, migrations, repositories, transactions, backups."""
+"""The store: repositories and transactions on both backends; pragmas, migrations, backups and
+locking of the SQLite file; PostgreSQL's migration lock and connection errors."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from bot.core.models import ImageRef, InputImage, TurnKind, TurnStatus, Usage
 from bot.core.options import ImageOptions
 from bot.store.database import Database, DatabaseError, backup, migration_scripts
 from bot.store.repositories import Store
+
+# Tests that take `store` run on both backends (tests/unit/conftest.py); these are about the file.
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 
 CONV = 900_000_000_000_000_001
 GUILD = 800_000_000_000_000_001
@@ -423,6 +427,7 @@ async def test_guild_settings_and_meta_put_get(store: Store) -> None:
 # --------------------------------------------------------------------------- backup, locking
 
 
+@SQLITE_ONLY
 async def test_backup_produces_a_readable_copy(store: Store, db_path: Path, tmp_path: Path) -> None:
     await new_conversation(store)
     turn_id = await new_turn(store, inputs=(InputImage(b"blob" * 100, "image/png"),))
@@ -446,6 +451,7 @@ async def test_backup_produces_a_readable_copy(store: Store, db_path: Path, tmp_
         await copy.close()
 
 
+@SQLITE_ONLY
 async def test_a_briefly_locked_database_still_accepts_writes(store: Store, db_path: Path) -> None:
     await new_conversation(store)
     locked = threading.Event()

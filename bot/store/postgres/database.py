@@ -1,0 +1,166 @@
+"""The PostgreSQL connection: an asyncpg pool, numbered migrations under an advisory lock.
+
+Statements arrive with SQLite's `?` placeholders (the repositories are shared) and run as `$n`.
+Outside a transaction each statement takes any pooled connection. `transaction()` pins one
+connection to the current task (a context variable) and serialises transactions fleet-wide with a
+transaction-scoped advisory lock: the same guarantee SQLite's `BEGIN IMMEDIATE` gives the core
+(a read-then-write such as an admission check is never interleaved with another writer's).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from bot.store.database import DatabaseError, migration_scripts
+from bot.store.protocol import Row
+
+log = logging.getLogger(__name__)
+
+# Advisory lock keys (any 64-bit numbers, fixed for this application).
+MIGRATION_LOCK = 0x1A6_1_0001
+WRITE_LOCK = 0x1A6_1_0002
+POOL_MAX_SIZE = 10
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\?")
+
+
+@functools.lru_cache(maxsize=1024)
+def to_postgres(sql: str) -> str:
+    """`?` placeholders (outside string literals) become `$1`, `$2`, …"""
+    count = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group(0) != "?":
+            return match.group(0)
+        count += 1
+        return f"${count}"
+
+    return _TOKEN.sub(number, sql)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+class PostgresDatabase:
+    """A migrated PostgreSQL database. Create with `await PostgresDatabase.open(url)`."""
+
+    dialect = "postgresql"
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self._pool = pool
+        self.url = redacted(url)
+        self._conn: contextvars.ContextVar[asyncpg.Connection | None] = contextvars.ContextVar(
+            "pg_conn", default=None
+        )
+
+    @classmethod
+    async def open(cls, url: str, *, max_size: int = POOL_MAX_SIZE) -> PostgresDatabase:
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseError(
+                f"cannot connect to PostgreSQL at {redacted(url)}: {exc}"
+            ) from exc
+        db = cls(pool, url)
+        try:
+            await db.migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    # ------------------------------------------------------------------ migrations
+    async def schema_version(self) -> int:
+        exists = await self._pool.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if not exists:
+            return 0
+        return int(await self._pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+
+    async def migrate(self, *, up_to: int | None = None) -> None:
+        """Apply every migration newer than the database's, each atomically. A session advisory
+        lock makes processes that start together take turns: the second finds nothing to do."""
+        scripts = migration_scripts("bot.store.postgres")
+        known = scripts[-1][0] if scripts else 0
+        async with self._pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                    "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+                )
+                current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+                if current > known:
+                    raise DatabaseError(
+                        f"{self.url} has schema version {current}, newer than this bot knows ({known})"
+                    )
+                for version, name, sql in scripts:
+                    if version <= current or (up_to is not None and version > up_to):
+                        continue
+                    log.info("Applying database migration %s", name)
+                    async with conn.transaction():
+                        await conn.execute(sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name, applied_at) "
+                            "VALUES ($1, $2, $3)", version, name, time.time(),
+                        )
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+    # ------------------------------------------------------------------ statements
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresDatabase]:
+        """Run the enclosed statements atomically on one connection. Nested use joins."""
+        if self._conn.get() is not None:
+            yield self
+            return
+        async with self._pool.acquire() as conn:
+            token = self._conn.set(conn)
+            try:
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
+                    yield self
+            finally:
+                self._conn.reset(token)
+
+    def _target(self) -> asyncpg.Connection | asyncpg.Pool:
+        return self._conn.get() or self._pool
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement. (Returns 0: use `insert` for a new row's id.)"""
+        await self._target().execute(to_postgres(sql), *params)
+        return 0
+
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Insert one row into a table keyed by `id`; returns the new row's id."""
+        return int(await self._target().fetchval(f"{to_postgres(sql)} RETURNING id", *params))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        async with self.transaction():
+            conn = self._conn.get()
+            assert conn is not None
+            await conn.executemany(to_postgres(sql), list(rows))
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return await self._target().fetchrow(to_postgres(sql), *params)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(await self._target().fetch(to_postgres(sql), *params))
+
+    @staticmethod
+    def utc_day(column: str) -> str:
+        """An SQL expression: the UTC date (YYYY-MM-DD) of a unix-time column."""
+        return f"to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
