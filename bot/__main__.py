@@ -93,7 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m bot [backup PATH]", file=sys.stderr)
         return 2
     settings = load_settings()
-    setup_logging(settings.log_level, secrets=(settings.discord_token, settings.openai_api_key))
+    secrets = [settings.discord_token, settings.openai_api_key]
+    if settings.database_url is not None:  # may carry a password
+        secrets.append(settings.database_url)
+    setup_logging(settings.log_level, secrets=secrets)
     try:
         asyncio.run(run(settings))
     except KeyboardInterrupt:

@@ -53,6 +53,10 @@ def explain(exc: BaseException) -> str | None:
     """The one-line explanation of a known start-up failure, or None for anything else."""
     if isinstance(exc, StartupError):
         return str(exc)
+    from bot.store.database import DatabaseError
+
+    if isinstance(exc, DatabaseError):  # its text names the file or server (never a password)
+        return f"The database cannot be used: {exc}"
     if isinstance(exc, discord.LoginFailure):
         return f"Discord rejected DISCORD_TOKEN (401 Unauthorized): {TOKEN_FIX}"
     if isinstance(exc, discord.PrivilegedIntentsRequired):

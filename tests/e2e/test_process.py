@@ -227,6 +227,21 @@ async def test_backup_of_postgresql_points_to_pg_dump(tmp_path):
     assert "pw" not in err and not (tmp_path / "copy.db").exists() and out == ""
 
 
+async def test_an_unreachable_postgresql_is_one_line_without_its_password(
+    discord_fake, openai_fake, tmp_path
+):
+    env = clean_environ() | bot_env(discord_fake, openai_fake, tmp_path / "bot.db") | {
+        "DATABASE_URL": "postgresql://imagine:pg-secret-77@127.0.0.1:1/imagine",
+    }
+    code, _, err = await run_cli(env=env, cwd=tmp_path, timeout=60)
+    assert code == 1
+    last = err.strip().splitlines()[-1]  # after the DEBUG log lines: the one explanation
+    assert last.startswith("The database cannot be used:"), err
+    assert "PostgreSQL" in last and "127.0.0.1:1" in last
+    assert "pg-secret-77" not in err and "Traceback" not in err
+    assert not (tmp_path / "bot.db").exists()  # no quiet fall-back to SQLite
+
+
 async def test_unapproved_message_content_intent_is_explained(openai_fake, tmp_path):
     """Discord closes the gateway with 4014 when the privileged intent is not enabled for the
     application: the bot says what to do in one line and exits 1 (see also test_startup.py)."""

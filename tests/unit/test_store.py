@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.models import ImageRef, InputImage, TurnKind, TurnStatus, Usage
+from bot.core.models import ImageRef, InputImage, TurnKind, TurnStatus, Usage, UserPrefs
 from bot.core.options import ImageOptions
 from bot.store.database import Database, DatabaseError, backup, migration_scripts
 from bot.store.repositories import Store
@@ -422,6 +422,29 @@ async def test_guild_settings_and_meta_put_get(store: Store) -> None:
     await store.meta.put("commands_hash", "abc")
     await store.meta.put("commands_hash", "def")
     assert await store.meta.get("commands_hash") == "def"
+
+
+async def test_user_prefs_locale_and_choices_are_kept_apart(store: Store) -> None:
+    assert await store.user_prefs.get(ALICE) == UserPrefs()
+    await store.user_prefs.set_locale(ALICE, "zh-CN")
+    await store.user_prefs.put(ALICE, UserPrefs(size="1024x1536", quality="high", ping=False))
+    await store.user_prefs.set_locale(ALICE, "de")  # a later interaction: choices stay
+    assert await store.user_prefs.get(ALICE) == UserPrefs(
+        locale="de", size="1024x1536", quality="high", ping=False
+    )
+    assert await store.user_prefs.get(BOB) == UserPrefs()
+
+
+async def test_every_servers_settings_and_a_conversations_origin(store: Store) -> None:
+    await store.guild_settings.put(GUILD, {"allow_dms": True})
+    await store.guild_settings.put(GUILD + 1, {})
+    assert await store.guild_settings.all() == {GUILD: {"allow_dms": True}, GUILD + 1: {}}
+    await new_conversation(store)
+    conversation = await store.conversations.get(CONV)
+    assert conversation is not None and conversation.bot_opened is True
+    await store.conversations.set_bot_opened(CONV, False)
+    conversation = await store.conversations.get(CONV)
+    assert conversation is not None and conversation.bot_opened is False
 
 
 # --------------------------------------------------------------------------- backup, locking
