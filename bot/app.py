@@ -147,6 +147,7 @@ class ImagineBot(commands.AutoShardedBot):
             max_quality=s.max_quality,
             max_size=s.max_size,
             allow_low_moderation=s.allow_low_moderation,
+            image_model=s.image_model,
             user_daily_images=s.user_daily_images,
             guild_daily_spend_usd=s.guild_daily_spend_usd,
             guild_monthly_spend_usd=s.guild_monthly_spend_usd,

@@ -106,12 +106,17 @@ class Settings(BaseSettings):
 
         if value is None:
             return None
+        image_model = info.data.get("image_model")
         try:
-            size = parse_size(value)
-        except UserFacingError:
+            size = parse_size(value, image_model)
+        except UserFacingError as error:
+            if error.params.get("problem") == "size_preset_only":
+                raise ValueError(
+                    f"IMAGE_MODEL {image_model} takes only auto, 1024x1024, 1536x1024, 1024x1536"
+                ) from None
             raise ValueError(
                 "use auto, a preset, or WIDTHxHEIGHT (multiples of 16, ratio 1:3 to 3:1, "
-                "at most 3840x2160)"
+                "655,360 to 3840x2160 pixels)"
             ) from None
         if size == "auto" and info.field_name == "max_size":
             raise ValueError("must be WIDTHxHEIGHT, not auto")

@@ -19,14 +19,36 @@ FORMATS = ("png", "jpeg", "webp")
 BACKGROUNDS = ("auto", "opaque", "transparent")
 MODERATIONS = ("auto", "low")
 SIZE_PRESETS = ("auto", "1024x1024", "1536x1024", "1024x1536")
-MAX_WIDTH, MAX_HEIGHT = 3840, 3840
-MAX_PIXELS = 3840 * 2160
+# Custom sizes (`WIDTHxHEIGHT`) on the image models that take them. Sources: the SDK's
+# `openai.types.responses.tool.ImageGeneration.size` (openai 3.57: both edges divisible by 16,
+# ratio between 1:3 and 3:1, at most 3840x2160; "must also satisfy the model's current pixel and
+# edge limits"), and the size constraints of gpt-image-2 in OpenAI's image generation guide
+# (longest edge at most 3840 px, edges multiples of 16, long:short at most 3:1, total pixels
+# 655,360 to 8,294,400), read in copies of that guide kept by API relays.
+SIZE_MULTIPLE = 16
+MAX_RATIO = 3
+MAX_EDGE = 3840
+MIN_PIXELS = 655_360
+MAX_PIXELS = 8_294_400  # 3840x2160
+# Models that take only the presets (the SDK's `size` docstring lists custom sizes only for
+# gpt-image-2 and later; gpt-image-1, -1-mini and -1.5 document 1024x1024, 1536x1024,
+# 1024x1536 and auto). A dated snapshot (`…-2025-12-16`) follows its model.
+PRESET_ONLY_MODELS = frozenset({"gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5"})
+_SNAPSHOT_RE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 _SIZE_RE = re.compile(r"^\s*(\d{2,5})\s*[xX×*]\s*(\d{2,5})\s*$")
 _QUALITY_RANK = {q: i for i, q in enumerate(QUALITIES)}
 
 
-def parse_size(value: str) -> str:
-    """Normalise a size to `auto` or `WxH`, or raise `UserFacingError` saying what is wrong."""
+def takes_custom_sizes(image_model: str | None) -> bool:
+    """Whether `image_model` (None: the API's default model) accepts `WIDTHxHEIGHT` sizes."""
+    if not image_model:
+        return True
+    return _SNAPSHOT_RE.sub("", image_model.strip().lower()) not in PRESET_ONLY_MODELS
+
+
+def parse_size(value: str, image_model: str | None = None) -> str:
+    """Normalise a size to `auto`, a preset or `WxH` that `image_model` accepts, or raise
+    `UserFacingError` saying what is wrong."""
     text = value.strip().lower()
     if text in SIZE_PRESETS:
         return text
@@ -34,13 +56,19 @@ def parse_size(value: str) -> str:
     if not match:
         raise UserFacingError(ErrorKind.invalid_options, problem="size_format", value=value)
     width, height = int(match.group(1)), int(match.group(2))
-    if width % 16 or height % 16:
+    if f"{width}x{height}" in SIZE_PRESETS:
+        return f"{width}x{height}"
+    if not takes_custom_sizes(image_model):
+        raise UserFacingError(
+            ErrorKind.invalid_options, problem="size_preset_only", value=value, model=image_model
+        )
+    if width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
         raise UserFacingError(ErrorKind.invalid_options, problem="size_multiple", value=value)
-    if max(width, height) > 3 * min(width, height):
+    if max(width, height) > MAX_RATIO * min(width, height):
         raise UserFacingError(ErrorKind.invalid_options, problem="size_ratio", value=value)
-    if width * height > MAX_PIXELS or max(width, height) > MAX_WIDTH:
+    if width * height > MAX_PIXELS or max(width, height) > MAX_EDGE:
         raise UserFacingError(ErrorKind.invalid_options, problem="size_max", value=value)
-    if width * height < 1024 * 1024 // 4:
+    if width * height < MIN_PIXELS:
         raise UserFacingError(ErrorKind.invalid_options, problem="size_min", value=value)
     return f"{width}x{height}"
 
@@ -82,14 +110,21 @@ class ImageOptions:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in (data or {}).items() if k in names})
 
-    def validated(self, *, max_quality: str = "high", allow_low_moderation: bool = True) -> ImageOptions:
-        """Check a complete set of options; return it with the size normalised."""
+    def validated(
+        self,
+        *,
+        max_quality: str = "high",
+        allow_low_moderation: bool = True,
+        image_model: str | None = None,
+    ) -> ImageOptions:
+        """Check a complete set of options (sizes as `image_model` takes them); return them
+        with the size normalised."""
         self._check_choice("action", ACTIONS)
         self._check_choice("quality", QUALITIES)
         self._check_choice("output_format", FORMATS)
         self._check_choice("background", BACKGROUNDS)
         self._check_choice("moderation", MODERATIONS)
-        size = parse_size(self.size) if self.size is not None else None
+        size = parse_size(self.size, image_model) if self.size is not None else None
         fmt = self.output_format or "png"
         if self.background == "transparent" and fmt == "jpeg":
             raise UserFacingError(ErrorKind.invalid_options, problem="transparent_jpeg")

@@ -68,6 +68,7 @@ class Ceilings:
     max_quality: str = "high"
     max_size: str | None = None
     allow_low_moderation: bool = True
+    image_model: str | None = None  # sizes are checked against what this model takes
     user_daily_images: int = 0  # 0 = unlimited
     guild_daily_spend_usd: float = 0.0
     guild_monthly_spend_usd: float = 0.0
@@ -155,7 +156,8 @@ class EffectivePolicy:
     def clamp(self, options: ImageOptions) -> ImageOptions:
         """Validate a complete set of options against this server's ceilings."""
         checked = options.validated(
-            max_quality=self.max_quality, allow_low_moderation=self.allow_low_moderation
+            max_quality=self.max_quality, allow_low_moderation=self.allow_low_moderation,
+            image_model=self.ceilings.image_model,
         )
         ceiling = self.max_size
         if ceiling and checked.size and checked.size != "auto" and pixels(checked.size) > pixels(ceiling):

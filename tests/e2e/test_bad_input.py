@@ -180,7 +180,8 @@ async def test_emoji_only_prompt_is_valid(discord_fake, openai_fake, make_settin
         ({"size": "4096x4096"}, "Size `4096x4096` is too large: at most 3840 px on a side and "
                                 "3840x2160 in total."),
         ({"size": "3840x1024"}, "Size `3840x1024`: the aspect ratio must be between 1:3 and 3:1."),
-        ({"size": "256x256"}, "Size `256x256` is too small: use at least 512x512 pixels in total."),
+        ({"size": "256x256"}, "Size `256x256` is too small: use at least 655,360 pixels in total "
+                              "(for example 1024x640)."),
         ({"size": "abc"}, "Size `abc` isn't valid: use `auto`, a preset, or WIDTHxHEIGHT such as "
                           "`1536x864`."),
         ({"background": "transparent", "format": "jpeg"},
@@ -203,6 +204,23 @@ async def test_invalid_options_are_refused_before_any_call(
         assert openai_fake.create_requests() == []
         assert set(discord_fake.threads) == before
         await still_serving(discord_fake)
+
+
+async def test_a_preset_only_image_model_gets_presets(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings(image_model="gpt-image-1.5")):
+        inter = await discord_fake.slash(alice, discord_fake.text_channel_id, "imagine",
+                                         {"prompt": "a bridge", "size": "1536x864"})
+        assert (await refusal(discord_fake, inter)).content == (
+            "Size `1536x864`: the image model `gpt-image-1.5` takes only `auto`, `1024x1024`, "
+            "`1536x1024` and `1024x1536`."
+        )
+        assert openai_fake.create_requests() == []
+        thread_id = await start_conversation(discord_fake, alice, "a bridge", size="1536x1024")
+        await wait_results(discord_fake, thread_id, 1)
+    [body] = openai_fake.create_requests()
+    assert body["tools"][0]["size"] == "1536x1024"
+    assert body["tools"][0]["model"] == "gpt-image-1.5"
 
 
 # ---------------------------------------------------------------------------------- attachments

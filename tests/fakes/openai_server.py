@@ -34,7 +34,8 @@ Simplified or invented (good enough for the bot's tests, not the real service):
 * There is no model: the prompt is the last ``input_text`` of the last user message, the
   ``revised_prompt`` is that prompt unchanged, ``action: auto`` resolves to ``edit`` when an
   image is in context and ``generate`` otherwise, token counts are rough estimates.
-* Limits are not enforced (no real rate limiting, no minimum image size); ``file_id`` inputs,
+* Rate limits are not enforced; the minimum image size can be relaxed for speed
+  (``allow_small_sizes``); ``file_id`` inputs,
   masks and non-image tools are not supported (other tools are echoed back, never called).
 * Every ``POST /v1/responses`` consumes the next queued :class:`Fault`, if any, *before*
   validation. ``http`` faults answer without validating; ``hang`` handles the request normally
@@ -89,8 +90,14 @@ FaultKind = Literal[
 
 DEFAULT_IMAGE_MODEL = "gpt-image-2.6-sunburst"
 PRESET_SIZES = ("1024x1024", "1024x1536", "1536x1024")
+# Custom sizes: edges multiples of 16, ratio 1:3 to 3:1, at most 3840x2160 (SDK 3.57,
+# `ImageGeneration.size` docstring); longest edge at most 3840 px and 655,360 to 8,294,400 pixels
+# (gpt-image-2 size constraints, OpenAI's image generation guide as quoted by API relays; applied
+# here to every model that takes custom sizes, which is unverified beyond gpt-image-2).
 MAX_EDGE = 3840
 MAX_PIXELS = 3840 * 2160
+MIN_PIXELS = 655_360
+PRESET_ONLY_MODELS = frozenset({"gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5"})
 MODERATION_MESSAGE = (
     "Your request was rejected by the safety system. "
     "It may contain content that is not allowed by our safety system."
@@ -407,8 +414,12 @@ class FakeOpenAI:
         host: str = "127.0.0.1",
         port: int = 0,
         static_images: bool = False,
+        allow_small_sizes: bool = False,
     ) -> None:
         self.latency = latency
+        # Relaxes the documented minimum of 655,360 pixels so that fast tests can use tiny
+        # images; the bot's own size checks are tested against the enforcing default.
+        self.allow_small_sizes = allow_small_sizes
         self.host = host
         self.port = port
         self.static_images = static_images
@@ -865,7 +876,7 @@ class FakeOpenAI:
         quality = choice("quality", ("low", "medium", "high", "xhigh", "max", "auto"), "auto")
         choice("moderation", ("auto", "low"), "auto")
         size = tool.get("size", "auto")
-        width, height = self._parse_size(size, bad)
+        width, height = self._parse_size(size, bad, str(tool.get("model") or DEFAULT_IMAGE_MODEL))
         if background == "transparent" and fmt == "jpeg":
             raise bad(
                 "background",
@@ -916,8 +927,7 @@ class FakeOpenAI:
         }
         return spec, echoed
 
-    @staticmethod
-    def _parse_size(size: object, bad: Any) -> tuple[int, int]:
+    def _parse_size(self, size: object, bad: Any, model: str) -> tuple[int, int]:
         if size == "auto":
             return 1024, 1024
         match = _SIZE_RE.match(size) if isinstance(size, str) else None
@@ -926,6 +936,14 @@ class FakeOpenAI:
         width, height = int(match[1]), int(match[2])
         if size in PRESET_SIZES:
             return width, height
+        if re.sub(r"-\d{4}-\d{2}-\d{2}$", "", model) in PRESET_ONLY_MODELS:
+            # SDK 3.57 `ImageGeneration.size` docstring: custom sizes on gpt-image-2 and later
+            # only; the other GPT image models take the presets (the wording here is ours)
+            raise bad(
+                "size",
+                f"Invalid size '{size}' for {model}. Supported values are: 'auto', "
+                + ", ".join(f"'{p}'" for p in PRESET_SIZES) + ".",
+            )
         problems = []
         if width <= 0 or height <= 0 or width % 16 or height % 16:
             problems.append("width and height must both be positive multiples of 16")
@@ -935,6 +953,8 @@ class FakeOpenAI:
             problems.append(f"the longest edge must be at most {MAX_EDGE}px")
         if width * height > MAX_PIXELS:
             problems.append("the image must have at most 3840x2160 pixels")
+        if width * height < MIN_PIXELS and not self.allow_small_sizes:
+            problems.append(f"the image must have at least {MIN_PIXELS} pixels")
         if problems:
             raise bad("size", f"Invalid size '{size}': " + "; ".join(problems) + ".")
         return width, height

@@ -20,7 +20,7 @@ FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05)
 
 @pytest.fixture
 async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI(latency=0.0)
+    server = FakeOpenAI(latency=0.0, allow_small_sizes=True)  # 256x256 keeps the tests fast
     await server.start()
     try:
         yield server

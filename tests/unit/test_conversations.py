@@ -41,7 +41,7 @@ ALICE = 100_000_000_000_000_001
 BOB = 100_000_000_000_000_002
 
 # the smallest size the bot's own validation accepts: quick for the fake to render
-DEFAULTS = ImageOptions(size="512x512", quality="low", output_format="png")
+DEFAULTS = ImageOptions(size="1024x640", quality="low", output_format="png")
 CEILINGS = Ceilings(default_options=DEFAULTS)
 PRICES = {"default": {"text_input": 5.0, "text_output": 10.0, "image_input": 8.0,
                       "image_output": 32.0}}
@@ -212,7 +212,7 @@ async def test_root_turn_runs_and_is_recorded(
     (ref,) = turn.images
     result = presenter.results[turn.id]
     assert ref.call_id == result.images[0].call_id
-    assert ref.size == "512x512" and ref.byte_size == len(result.images[0].data)
+    assert ref.size == "1024x640" and ref.byte_size == len(result.images[0].data)
     assert read_lineage(result.images[0].data) == ["a red fox"]
     assert turn.usage.image_output > 0 and turn.cost_usd > 0
     assert turn.started_at is not None and turn.finished_at is not None
@@ -232,7 +232,7 @@ async def test_root_turn_runs_and_is_recorded(
 
     (body,) = fake_openai.create_requests()
     assert body["tools"][0]["type"] == "image_generation"
-    assert body["tools"][0]["size"] == "512x512" and body["tools"][0]["quality"] == "low"
+    assert body["tools"][0]["size"] == "1024x640" and body["tools"][0]["quality"] == "low"
     assert "previous_response_id" not in body
     assert str(ALICE) not in body["safety_identifier"]
 
@@ -560,16 +560,16 @@ async def test_sticky_options_carry_over_to_the_next_turn(
     service: ConversationService, store: Store, fake_openai: FakeOpenAI
 ) -> None:
     await run(service, turn_request("a red barn", TurnKind.root,
-                                     options=ImageOptions(size="768x512")))
+                                     options=ImageOptions(size="1152x640")))
     conversation = await store.conversations.get(THREAD)
-    assert conversation is not None and conversation.options.size == "768x512"
+    assert conversation is not None and conversation.options.size == "1152x640"
 
     reply = await run(service, turn_request("add snow"))
-    assert reply.options.size == "768x512"
+    assert reply.options.size == "1152x640"
     bodies = fake_openai.create_requests()
-    assert bodies[0]["tools"][0]["size"] == "768x512"
-    assert bodies[1]["tools"][0]["size"] == "768x512"
-    assert reply.images[0].size == "768x512"
+    assert bodies[0]["tools"][0]["size"] == "1152x640"
+    assert bodies[1]["tools"][0]["size"] == "1152x640"
+    assert reply.images[0].size == "1152x640"
 
     # a choice made later replaces it from then on; the action never sticks
     await run(service, turn_request("add a cow",

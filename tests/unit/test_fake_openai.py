@@ -58,7 +58,7 @@ def user(text: str, *images: bytes, mime: str = "image/png") -> dict[str, Any]:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI()
+    server = FakeOpenAI(allow_small_sizes=True)  # 256x256 keeps the tests fast
     await server.start()
     try:
         yield server
@@ -331,6 +331,28 @@ async def test_valid_custom_size(client: openai.AsyncOpenAI) -> None:
     assert Image.open(io.BytesIO(first_image(response))).size == (1536, 512)
 
 
+async def test_size_rules_follow_the_image_model(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.allow_small_sizes = False  # the documented minimum: 655,360 pixels
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(model=MODEL, input="x", tools=[tool(size="1008x640")])
+    assert info.value.param == "tools[0].size" and "655360" in info.value.message
+    ok = await client.responses.create(
+        model=MODEL, input="x", tools=[tool(size="1024x640", quality="low")]
+    )
+    assert Image.open(io.BytesIO(first_image(ok))).size == (1024, 640)
+    # models without custom sizes take the presets only
+    for model in ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5"):
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.responses.create(
+                model=MODEL, input="x", tools=[tool(size="1536x864", model=model)]
+            )
+        assert info.value.param == "tools[0].size"
+    preset = await client.responses.create(
+        model=MODEL, input="x", tools=[tool(size="1536x1024", model="gpt-image-1.5", quality="low")]
+    )
+    assert Image.open(io.BytesIO(first_image(preset))).size == (1536, 1024)
+
+
 async def test_requires_bearer_auth(fake: FakeOpenAI) -> None:
     async with aiohttp.ClientSession() as session:
         url = f"{fake.base_url}/responses"
@@ -364,7 +386,7 @@ async def test_transparent_background(client: openai.AsyncOpenAI) -> None:
 
 
 async def test_static_images() -> None:
-    server = FakeOpenAI(static_images=True)
+    server = FakeOpenAI(static_images=True, allow_small_sizes=True)
     await server.start()
     try:
         async with openai.AsyncOpenAI(base_url=server.base_url, api_key="k", max_retries=0) as c:
@@ -685,7 +707,9 @@ async def test_runs_standalone() -> None:
         assert line.startswith("READY http://127.0.0.1:")
         base_url = line.split()[1]
         async with openai.AsyncOpenAI(base_url=base_url, api_key="k", max_retries=0) as c:
-            response = await c.responses.create(model=MODEL, input="hi", tools=[tool()])
+            response = await c.responses.create(
+                model=MODEL, input="hi", tools=[tool(size="1024x640", quality="low")]
+            )
         assert read_lineage(first_image(response)) == ["hi"]
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0

@@ -32,10 +32,11 @@ def test_parse_size_presets_are_normalised() -> None:
         ("2048x1152", "2048x1152"),
         (" 2048 X 1152 ", "2048x1152"),
         ("2048×1152", "2048x1152"),
-        ("1024*512", "1024x512"),
+        ("1024*640", "1024x640"),
         ("3840x2160", "3840x2160"),  # the pixel maximum exactly
         ("3840x1280", "3840x1280"),  # 3:1 exactly
-        ("512x512", "512x512"),  # the pixel minimum exactly
+        ("1024x640", "1024x640"),  # the pixel minimum (655,360) exactly
+        ("1536x512", "1536x512"),  # 786,432 pixels at 3:1
     ],
 )
 def test_parse_size_custom_valid(value: str, expected: str) -> None:
@@ -52,6 +53,8 @@ def test_parse_size_custom_valid(value: str, expected: str) -> None:
         ("3840x3840", "size_max"),  # ratio fine, too many pixels
         ("4096x2048", "size_max"),  # longest edge over 3840
         ("256x256", "size_min"),
+        ("512x512", "size_min"),  # 262,144 pixels
+        ("1008x640", "size_min"),  # 645,120: a hair under the minimum
         ("big", "size_format"),
         ("", "size_format"),
         ("1024", "size_format"),
@@ -245,3 +248,42 @@ def test_tool_params_leaves_unset_fields_to_the_api() -> None:
         "partial_images": 2,
     }
     assert "compression" not in ImageOptions(compression=5).tool_params()
+
+
+@pytest.mark.parametrize(
+    "model", ["gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-1.5-2025-12-16"]
+)
+def test_preset_only_models_get_presets(model: str) -> None:
+    for preset in ("auto", "1024x1024", "1536x1024", "1024x1536", "1536X1024"):
+        assert parse_size(preset, model) == preset.lower()
+    with pytest.raises(UserFacingError) as excinfo:
+        parse_size("1536x864", model)
+    assert problem_of(excinfo) == "size_preset_only"
+    assert excinfo.value.params["model"] == model
+
+
+@pytest.mark.parametrize("model", [None, "gpt-image-2", "gpt-image-2-2026-04-21", "gpt-image-2.5-flare"])
+def test_models_with_custom_sizes(model: str | None) -> None:
+    assert parse_size("1536x864", model) == "1536x864"
+    assert parse_size("3840x2160", model) == "3840x2160"
+
+
+def test_validated_checks_sizes_for_the_image_model() -> None:
+    options = ImageOptions(size="2048x1152")
+    assert options.validated().size == "2048x1152"
+    with pytest.raises(UserFacingError) as excinfo:
+        options.validated(image_model="gpt-image-1.5")
+    assert problem_of(excinfo) == "size_preset_only"
+
+
+def test_settings_refuse_a_default_size_the_image_model_does_not_take() -> None:
+    from pydantic import ValidationError
+
+    from bot.config import Settings
+
+    with pytest.raises(ValidationError, match="takes only auto"):
+        Settings(discord_token="t", openai_api_key="k", image_model="gpt-image-1.5",
+                 default_size="1536x864", _env_file=None)
+    ok = Settings(discord_token="t", openai_api_key="k", image_model="gpt-image-2",
+                  default_size="1536x864", _env_file=None)
+    assert ok.default_size == "1536x864"
