@@ -30,6 +30,7 @@ from bot.core.jobs import Job, JobScheduler
 from bot.core.models import (
     Conversation,
     DailyUsage,
+    Delivery,
     ImageRef,
     InputImage,
     Progress,
@@ -68,8 +69,9 @@ class Presenter(Protocol):
 
     async def show_progress(self, turn: Turn, progress: Progress) -> None: ...
 
-    async def show_result(self, turn: Turn, result: TurnResult) -> list[int]:
-        """Show the finished turn; return the ids of the messages that show it."""
+    async def show_result(self, turn: Turn, result: TurnResult) -> list[int] | Delivery:
+        """Show the finished turn; return the ids of the messages that show it (with a note
+        when they are not where the turn's progress was shown)."""
 
     async def show_failure(self, turn: Turn, error: UserFacingError) -> None: ...
 
@@ -595,10 +597,12 @@ class ConversationService:
         request.input_images = images + request.input_images
 
     async def _deliver(self, turn: Turn, result: TurnResult) -> None:
-        message_ids: list[int] = []
+        delivery = Delivery(())
         current = await self.store.turns.get(turn.id) or turn
         if self.presenter is not None:
-            message_ids = await self.presenter.show_result(current, result)
+            shown = await self.presenter.show_result(current, result)
+            delivery = shown if isinstance(shown, Delivery) else Delivery(tuple(shown))
+        message_ids = list(delivery.message_ids)
         cost = estimate_cost(result.usage, self.images.image_model or self.images.model, self.prices)
         refs = [
             ImageRef(img.call_id, img.size, img.output_format, len(img.data))
@@ -615,6 +619,7 @@ class ConversationService:
                 usage=result.usage,
                 cost_usd=cost,
                 rerooted=result.rerooted,
+                note=delivery.note,
             )
             if message_ids:
                 await self.store.turns.add_messages(turn.id, message_ids)

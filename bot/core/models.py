@@ -151,6 +151,15 @@ class TurnResult:
     rerooted: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where a result was shown: the message ids, and a note when it went somewhere else than
+    the turn's progress message (e.g. a new message, or the parent channel of a locked thread)."""
+
+    message_ids: tuple[int, ...]
+    note: str = ""
+
+
 class Stage(StrEnum):
     queued = "queued"
     started = "started"

@@ -102,7 +102,10 @@ class TurnStore(Protocol):
         usage: Usage,
         cost_usd: float,
         rerooted: bool,
-    ) -> None: ...
+        note: str = "",
+    ) -> None:
+        """Record a finished turn; `note` (kept in `error_detail`) says where the result went
+        when that was not its progress message."""
 
     async def finish_failed(
         self, turn_id: int, *, status: TurnStatus, error_kind: str, error_detail: str = ""

@@ -262,14 +262,15 @@ class TurnRepository:
         usage: Usage,
         cost_usd: float,
         rerooted: bool,
+        note: str = "",
     ) -> None:
         await self._db.execute(
             "UPDATE turns SET status = 'done', response_id = ?, images = ?, revised_prompt = ?, "
             "text = ?, usage = ?, cost_usd = ?, image_count = ?, rerooted = ?, finished_at = ?, "
-            "error_kind = NULL, error_detail = NULL WHERE id = ?",
+            "error_kind = NULL, error_detail = ? WHERE id = ?",
             (response_id, _dumps([_image_dict(img) for img in images]),
              revised_prompt, text, _dumps(usage.to_dict()), cost_usd, len(images), int(rerooted),
-             time.time(), turn_id),
+             time.time(), note[:500] or None, turn_id),
         )
 
     async def finish_failed(

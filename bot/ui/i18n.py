@@ -93,6 +93,7 @@ EN: dict[str, str] = {
     "result.reencoded": "re-encoded to fit the upload limit",
     "result.rerooted": "chain rebuilt from the last image",
     "result.text_only": "(no image this time)",
+    "result.thread_locked": "<@{user}>, your image is here because {thread} was locked while it rendered.",
     # conversation
     "thread.started": "🧵 Started a conversation: {thread}",
     "thread.hint": "Reply in this thread to refine the image. Reply to an earlier result to branch from it.",
@@ -263,6 +264,7 @@ ZH: dict[str, str] = {
     "result.reencoded": "已重新编码以符合上传限制",
     "result.rerooted": "已从上一张图片重建对话链",
     "result.text_only": "（这次没有图片）",
+    "result.thread_locked": "<@{user}>，生成期间 {thread} 被锁定了，所以你的图片发在这里。",
     "thread.started": "🧵 已开始对话：{thread}",
     "thread.hint": "在此子区回复即可修改图片。回复之前的某个结果可从那里分支。",
     "thread.hint_no_content": "修改方式：使用 `/refine`、@我并写下指令，或回复某个结果。",

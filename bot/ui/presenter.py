@@ -16,16 +16,19 @@ import discord
 
 from bot.core.errors import DeliveryError, ErrorKind, UserFacingError
 from bot.core.imaging import FittedImage, fit_to_limit, make_preview
-from bot.core.models import InputImage, Progress, Stage, Turn, TurnResult
+from bot.core.models import Delivery, InputImage, Progress, Stage, Turn, TurnResult
 from bot.core.tasks import BackgroundTasks
 from bot.ui.buttons import cancel_view, result_view, retry_view
-from bot.ui.render import failure_text, ping_text, progress_text, result_caption
+from bot.ui.i18n import t
+from bot.ui.render import MAX_CONTENT, clip, failure_text, ping_text, progress_text, result_caption
 
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 SEND_PERMISSION = "Send Messages in Threads"
 UPLOAD_PERMISSION = "Attach Files"
+THREAD_ARCHIVED = 50083  # no edits in an archived thread; sending a message unarchives it
+THREAD_LOCKED = 160005  # no messages at all in a locked thread without Manage Threads
 QUEUED_EDIT_INTERVAL = 5.0
 TICK_INTERVAL = 10.0
 FLUSH_NAP = 0.25
@@ -37,6 +40,15 @@ RETRYABLE_FAILURES = {
     ErrorKind.rate_limited, ErrorKind.server, ErrorKind.timeout, ErrorKind.connection,
     ErrorKind.no_output, ErrorKind.cancelled, ErrorKind.upload_failed,
 }
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """Where a result (or failure) message landed."""
+
+    message_id: int
+    channel: discord.abc.Messageable
+    note: str = ""
 
 
 @dataclass
@@ -229,7 +241,7 @@ class DiscordPresenter:
             await asyncio.wait([live.flusher], timeout=5)
         return live
 
-    async def show_result(self, turn: Turn, result: TurnResult) -> list[int]:
+    async def show_result(self, turn: Turn, result: TurnResult) -> Delivery:
         await self._close_live(turn.id)
         limit = self.upload_limit(turn.guild_id)
         for _ in range(3):
@@ -241,7 +253,7 @@ class DiscordPresenter:
                 limit //= 2  # the server lost boosts since we last heard: fit a smaller one
         return await self._show_result(turn, result, limit)
 
-    async def _show_result(self, turn: Turn, result: TurnResult, limit: int) -> list[int]:
+    async def _show_result(self, turn: Turn, result: TurnResult, limit: int) -> Delivery:
         fitted: list[FittedImage] = [
             await asyncio.to_thread(fit_to_limit, image.data, image.output_format, limit)
             for image in result.images
@@ -260,29 +272,31 @@ class DiscordPresenter:
             discord.File(io.BytesIO(f.data), filename=f"imagine-{turn.id}-{n}.{f.extension}")
             for n, f in enumerate(fitted, 1)
         ]
-        channel = self._channel(turn)
         view = result_view(turn.id, turn.locale)
         first, rest = files[:MAX_FILES], files[MAX_FILES:]
-        ids: list[int] = []
         try:
-            message_id = await self._replace_progress(turn, caption, first, view)
-            ids.append(message_id)
+            placed = await self._replace_progress(turn, caption, first, view)
+            ids = [placed.message_id]
             for start in range(0, len(rest), MAX_FILES):
                 extra = await self._retrying(
-                    lambda chunk=rest[start : start + MAX_FILES]: channel.send(files=chunk)
+                    lambda chunk=rest[start : start + MAX_FILES]: placed.channel.send(files=chunk)
                 )
                 ids.append(extra.id)
         except discord.HTTPException as exc:
             if exc.code == 40005 or exc.status == 413:
                 raise DeliveryError(ErrorKind.upload_failed, detail="too_large") from exc
             raise delivery_error(exc, needs=UPLOAD_PERMISSION) from exc
-        return ids
+        return Delivery(tuple(ids), placed.note)
 
     async def _replace_progress(
         self, turn: Turn, content: str, files: list[discord.File], view: discord.ui.View | None
-    ) -> int:
-        """Edit the progress message into `content`; post anew if it is gone."""
+    ) -> _Placed:
+        """Edit the progress message into `content`. If it is gone, or its thread was archived
+        meanwhile (no edits there, but a new message unarchives it), post anew; if the thread
+        was locked (no messages at all), post in its parent channel, mentioning the author
+        (Discord docs, Topics → Threads)."""
         channel = self._channel(turn)
+        note = ""
         if turn.progress_message_id is not None:
             message = channel.get_partial_message(turn.progress_message_id)
             try:
@@ -291,17 +305,66 @@ class DiscordPresenter:
                 await self._retrying(lambda: message.edit(
                     content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS
                 ))
-                return turn.progress_message_id
+                return _Placed(turn.progress_message_id, channel)
             except discord.NotFound as exc:
                 if exc.code == 10003:  # the thread itself is gone
                     raise
                 log.info("Progress message of turn %s is gone; posting anew", turn.id)
+            except discord.HTTPException as exc:
+                if exc.code == THREAD_LOCKED:
+                    return await self._post_in_parent(turn, content, files)
+                if exc.code != THREAD_ARCHIVED:
+                    raise
+                log.info("Thread of turn %s was archived; posting anew", turn.id)
+                note = "thread archived: shown in a new message (which unarchived it)"
         for file in files:
             file.reset()
-        sent = await self._retrying(lambda: channel.send(
-            content=content, files=files, view=view, allowed_mentions=NO_MENTIONS
+        try:
+            sent = await self._retrying(lambda: channel.send(
+                content=content, files=files, view=view, allowed_mentions=NO_MENTIONS
+            ))
+        except discord.HTTPException as exc:
+            if exc.code != THREAD_LOCKED:
+                raise
+            return await self._post_in_parent(turn, content, files)
+        if note and turn.progress_message_id is not None:
+            await self._delete_quietly(channel.get_partial_message(turn.progress_message_id))
+        return _Placed(sent.id, channel, note)
+
+    async def _post_in_parent(self, turn: Turn, content: str, files: list[discord.File]) -> _Placed:
+        """The thread is locked: show the result in its parent channel, mentioning the author."""
+        parent_id = await self._parent_of(turn.conversation_id)
+        if parent_id is None:
+            raise DeliveryError(ErrorKind.thread_locked, detail="thread locked, no parent channel")
+        log.info("Thread of turn %s is locked; posting in its parent channel %s", turn.id, parent_id)
+        parent = self.bot.get_partial_messageable(parent_id, guild_id=turn.guild_id)
+        header = t("result.thread_locked", turn.locale, user=turn.author_id,
+                   thread=f"<#{turn.conversation_id}>")
+        for file in files:
+            file.reset()
+        sent = await self._retrying(lambda: parent.send(
+            content=clip(f"{header}\n{content}", MAX_CONTENT), files=files,
+            allowed_mentions=discord.AllowedMentions(
+                everyone=False, roles=False, users=[discord.Object(turn.author_id)]
+            ),
         ))
-        return sent.id
+        return _Placed(sent.id, parent, f"thread locked: shown in parent channel {parent_id}")
+
+    async def _parent_of(self, thread_id: int) -> int | None:
+        channel = self.bot.get_channel(thread_id)
+        if channel is None:
+            try:
+                channel = await self.bot.fetch_channel(thread_id)
+            except discord.HTTPException:
+                return None
+        return getattr(channel, "parent_id", None)
+
+    @staticmethod
+    async def _delete_quietly(message: discord.PartialMessage) -> None:
+        try:
+            await message.delete()
+        except discord.HTTPException as exc:
+            log.info("Could not delete the stale progress message %s: %s", message.id, exc)
 
     async def show_failure(self, turn: Turn, error: UserFacingError) -> None:
         await self._close_live(turn.id)

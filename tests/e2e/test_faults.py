@@ -476,6 +476,58 @@ async def test_thread_deleted_mid_generation(discord_fake, openai_fake, make_set
     assert openai_fake.generations == 2  # the orphaned one was paid for once, not retried
 
 
+async def test_thread_archived_mid_generation_gets_its_result_as_a_new_message(
+    discord_fake, openai_fake, make_settings
+):
+    """An archived thread takes no edits, but a new message unarchives it (Topics → Threads):
+    the paid result is posted anew, the stale progress message goes, the record says so."""
+    settings = make_settings()
+    openai_fake.latency = 0.8
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a snow globe")
+        await wait_response_recorded(discord_fake, settings)
+        discord_fake.archive_thread(thread_id)
+        [row] = await wait_terminal(discord_fake, settings, 1)
+        await settle()
+    assert row["status"] == "done", row
+    [shown] = results(discord_fake, thread_id)
+    assert json.loads(row["message_ids"]) == [shown.id] and shown.id != row["progress_message_id"]
+    assert discord_fake.message(row["progress_message_id"]).deleted
+    assert discord_fake.threads[thread_id]["thread_metadata"]["archived"] is False
+    assert "archived" in (row["error_detail"] or "")
+    assert read_lineage(image_attachments(shown)[0].data) == ["a snow globe"]
+    assert openai_fake.generations == 1
+
+
+@pytest.mark.parametrize("archived", [False, True], ids=["locked", "locked-and-archived"])
+async def test_thread_locked_mid_generation_gets_its_result_in_the_parent_channel(
+    discord_fake, openai_fake, make_settings, archived
+):
+    """In a locked thread a bot without Manage Threads can neither edit nor send (Topics →
+    Threads): the paid result goes to the parent channel, mentioning its author, and the record
+    says where it went."""
+    settings = make_settings()
+    openai_fake.latency = 0.8
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a ship in a bottle")
+        await wait_response_recorded(discord_fake, settings)
+        discord_fake.lock_thread(thread_id)
+        if archived:
+            discord_fake.archive_thread(thread_id)
+        [row] = await wait_terminal(discord_fake, settings, 1)
+        await settle()
+    assert row["status"] == "done", row
+    assert results(discord_fake, thread_id) == []
+    [shown] = results(discord_fake, discord_fake.text_channel_id)
+    assert int(alice["id"]) in shown.mentions and f"<#{thread_id}>" in shown.content
+    assert read_lineage(image_attachments(shown)[0].data) == ["a ship in a bottle"]
+    assert json.loads(row["message_ids"]) == [shown.id]
+    assert f"parent channel {discord_fake.text_channel_id}" in (row["error_detail"] or "")
+    assert openai_fake.generations == 1
+
+
 async def test_expired_interaction_token_does_not_matter(discord_fake, openai_fake, make_settings):
     """The result arrives after the /imagine token expired: the bot posts with its own channel
     messages, never through the interaction webhook."""

@@ -1060,6 +1060,27 @@ class RestApi:
             if meta.get("locked") and not fake.has(fake.bot_id, channel_id, "manage_threads"):
                 raise ApiError(403, 160005)
 
+    def _check_thread_open(self, channel_id: int, action: str) -> None:
+        """Topics → Threads ("Locked Threads", "Active & Archived Threads"): only active threads
+        can be manipulated: in an archived thread messages cannot be edited (50083), only deleted;
+        in a locked thread, members without MANAGE_THREADS can neither create nor update messages
+        (160005), and may delete only while the thread is active. ``action`` is "edit" or
+        "delete" (sending has its own rule in :meth:`_check_sendable`)."""
+        fake = self.fake
+        if channel_id not in fake.threads:
+            return
+        meta = fake.threads[channel_id]["thread_metadata"]
+        archived, locked = meta["archived"], bool(meta.get("locked"))
+        if locked and fake.has(fake.bot_id, channel_id, "manage_threads"):
+            locked = False
+        if action == "edit":
+            if archived:
+                raise ApiError(400, 50083)
+            if locked:
+                raise ApiError(403, 160005)
+        elif archived and locked:
+            raise ApiError(400, 50083)
+
     def _unarchive_if_needed(self, channel_id: int) -> None:
         fake = self.fake
         if channel_id in fake.threads and fake.threads[channel_id]["thread_metadata"]["archived"]:
@@ -1127,8 +1148,7 @@ class RestApi:
         cid, _, msg = self._channel_message(request)
         body = request[JSON_KEY] or {}
         files: list[UploadedFile] = request[FILES_KEY]
-        if cid in fake.threads and fake.threads[cid]["thread_metadata"]["archived"]:
-            raise ApiError(400, 50083)
+        self._check_thread_open(cid, "edit")
         if msg.author_id != fake.bot_id or msg.webhook_id is not None:
             if set(body) - {"flags"}:
                 raise ApiError(403, 50005)
@@ -1146,8 +1166,7 @@ class RestApi:
             if channel["type"] == CH_DM:
                 raise ApiError(403, 50003, "Cannot execute action on a DM channel")
             fake.require(cid, "manage_messages")
-        if cid in fake.threads and fake.threads[cid]["thread_metadata"]["archived"]:
-            raise ApiError(400, 50083)
+        self._check_thread_open(cid, "delete")
         msg.deleted = True
         fake.dispatch_message_delete(msg)
         return None
@@ -1450,8 +1469,7 @@ class RestApi:
         inter = self._webhook_interaction(request)
         msg = self._webhook_message(inter, request)
         body = request[JSON_KEY] or {}
-        if msg.channel_id in fake.threads and fake.threads[msg.channel_id]["thread_metadata"]["archived"]:
-            raise ApiError(400, 50083)
+        self._check_thread_open(msg.channel_id, "edit")
         self._apply_edit(msg, body, request[FILES_KEY])
         fake.dispatch_message("MESSAGE_UPDATE", msg)
         return fake.message_payload(msg)
@@ -1459,6 +1477,7 @@ class RestApi:
     async def delete_webhook_message(self, request: web.Request) -> Any:
         inter = self._webhook_interaction(request)
         msg = self._webhook_message(inter, request)
+        self._check_thread_open(msg.channel_id, "delete")
         msg.deleted = True
         self.fake.dispatch_message_delete(msg)
         return None

@@ -1116,6 +1116,10 @@ class FakeDiscord:
             raise FakeDiscordError(f"unknown channel {channel_id}")
         if channel_id not in self.dm_channels and user_id not in self.members:
             raise FakeDiscordError(f"user {user_id} is not a guild member")
+        archived = channel_id in self.threads and self.threads[channel_id]["thread_metadata"]["archived"]
+        if type_ in (2, 4) and archived:
+            # Topics → Threads: users cannot use application commands in archived threads
+            raise FakeDiscordError(f"thread {channel_id} is archived: no application commands there")
         iid = self.snowflake()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
         guild_id = self.guild_of(channel_id)

@@ -19,6 +19,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from tests.fakes.discord_models import PERMISSION_BITS
 from tests.fakes.discord_server import FakeDiscord, FakeDiscordError, running_bot
 
 PNG = base64.b64decode(
@@ -600,3 +601,39 @@ async def test_bot_uploads_follow_the_servers_boosts_not_the_users_nitro() -> No
             assert err.value.code == 40005
     finally:
         await server.stop()
+
+
+async def test_locked_and_archived_threads_follow_the_threads_topic(fake: FakeDiscord) -> None:
+    """Topics → Threads: archived threads cannot be edited in but sending unarchives them (unless
+    locked); in a locked thread a bot without Manage Threads can neither send nor edit, and may
+    delete only while the thread is active."""
+    async with running_bot(fake, ProbeBot()) as bot:
+        channel = bot.get_channel(fake.text_channel_id)
+        assert isinstance(channel, discord.TextChannel)
+        root = await channel.send("root")
+        thread = await channel.create_thread(name="t", message=root)
+        first = await thread.send("one")
+        second = await thread.send("two")
+
+        fake.archive_thread(thread.id)
+        with pytest.raises(discord.HTTPException) as err:
+            await first.edit(content="edited while archived")
+        assert err.value.code == 50083
+        await second.delete()  # deleting is the one thing allowed in an archived thread
+        assert fake.threads[thread.id]["thread_metadata"]["archived"] is True
+        await thread.send("wakes it")
+        assert fake.threads[thread.id]["thread_metadata"]["archived"] is False
+
+        fake.lock_thread(thread.id)
+        for attempt in (first.edit(content="edited while locked"), thread.send("sent while locked")):
+            with pytest.raises(discord.HTTPException) as err:
+                await attempt
+            assert err.value.code == 160005
+        fake.archive_thread(thread.id)
+        with pytest.raises(discord.HTTPException):
+            await first.delete()  # locked and archived: not even deleting
+        role = fake.roles[fake.bot_role_id]
+        role["permissions"] = str(int(role["permissions"]) | PERMISSION_BITS["manage_threads"])
+        fake.archive_thread(thread.id, False)
+        edited = await first.edit(content="a moderator bot may")  # locked, but Manage Threads
+        assert edited.content == "a moderator bot may"
