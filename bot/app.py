@@ -99,6 +99,7 @@ class ImagineBot(commands.AutoShardedBot):
             command_prefix=commands.when_mentioned,
             intents=intents_for(settings),
             shard_count=settings.shard_count,
+            shard_ids=settings.shard_ids,
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             tree_cls=ImagineTree,

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     # --- Discord ---
     message_content_intent: bool = True
     shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: Annotated[list[int] | None, NoDecode] = None  # e.g. 0,1: the shards this process connects (a fleet)
     dev_guild_id: int | None = None
     progress_edit_interval: float = Field(default=1.5, ge=0.0)
 
@@ -134,6 +135,33 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part for part in text.replace(",", " ").split() if part]
         return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _split_shards(cls, value: object) -> object:
+        """`SHARD_IDS=0,1` (commas or spaces) as well as a JSON list; empty = every shard."""
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return None
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part for part in text.replace(",", " ").split() if part]
+        return value
+
+    @model_validator(mode="after")
+    def _check_shards(self) -> Settings:
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("SHARD_IDS needs SHARD_COUNT (the fleet's total number of shards)")
+            bad = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+            if bad or len(set(self.shard_ids)) != len(self.shard_ids) or not self.shard_ids:
+                raise ValueError(
+                    f"SHARD_IDS must be distinct numbers from 0 to {self.shard_count - 1}"
+                )
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -110,3 +110,14 @@ async def test_configured_gateway_wins_over_the_one_discord_advertises(
         thread_id = await start_conversation(discord_fake, alice, "two shards")
         await wait_results(discord_fake, thread_id, 1)
     assert {p["shard"][1] for p in discord_fake.identify_payloads} == {2}
+
+
+async def test_a_fleet_process_connects_only_its_shards(discord_fake, openai_fake, make_settings):
+    """SHARD_IDS: one process of a fleet IDENTIFYs only the shards it was given, out of the
+    fleet's SHARD_COUNT; the server on its shard is served by it."""
+    guild_shard = (discord_fake.guild_id >> 22) % 2  # Discord's rule, as the fake routes events
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings(shard_count=2, shard_ids=[guild_shard])):
+        thread_id = await start_conversation(discord_fake, alice, "one shard of two")
+        await wait_results(discord_fake, thread_id, 1)
+    assert [p["shard"] for p in discord_fake.identify_payloads] == [[guild_shard, 2]]
