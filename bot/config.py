@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     # --- Discord ---
     message_content_intent: bool = True
     shard_count: int | None = Field(default=None, ge=1)
-    shard_ids: Annotated[list[int] | None, NoDecode] = None  # e.g. 0,1: the shards this process connects (a fleet)
+    shard_ids: Annotated[list[int] | None, NoDecode] = None  # a fleet process: e.g. 0,1
     dev_guild_id: int | None = None
     progress_edit_interval: float = Field(default=1.5, ge=0.0)
 
