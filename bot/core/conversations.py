@@ -26,7 +26,7 @@ from bot.core.errors import (
     UserFacingError,
 )
 from bot.core.image_client import GenerationRequest, ImageClient
-from bot.core.jobs import Job, JobScheduler
+from bot.core.jobs import Job, JobScheduler, Scheduler
 from bot.core.models import (
     Conversation,
     DailyUsage,
@@ -165,6 +165,7 @@ class ConversationService:
         max_concurrent: int = 4,
         per_user_concurrent: int = 1,
         per_user_queued: int = 3,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.store = store
         self.images = image_client
@@ -173,12 +174,13 @@ class ConversationService:
         self.max_prompt_chars = max_prompt_chars
         self.max_input_images = max_input_images
         self.presenter: Presenter | None = None
-        self.scheduler = JobScheduler(
+        self.scheduler: Scheduler = scheduler or JobScheduler(
             max_concurrent=max_concurrent,
             per_user_concurrent=per_user_concurrent,
             per_user_queued=per_user_queued,
             on_position=self._on_position,
         )
+        self.scheduler.attach(self._run_job)
         self.turnstile = Turnstile()
         self.tasks = BackgroundTasks()
         self._queued_turns: dict[int, Turn] = {}
@@ -679,7 +681,7 @@ class ConversationService:
     async def cancel(self, turn: Turn, actor: Actor) -> bool:
         """Cancel a queued or running turn (its author or a moderator). False if already over."""
         self._check_owner(turn, actor)
-        outcome = self.scheduler.cancel(turn.id)
+        outcome = await self.scheduler.withdraw(turn.id)
         if outcome == "queued":
             self._queued_turns.pop(turn.id, None)
             await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
@@ -730,7 +732,10 @@ class ConversationService:
 
     # ------------------------------------------------------------------ lifecycle
     async def recover(self) -> int:
-        """Pick up every turn a previous run left queued or running, in order."""
+        """Pick up every turn a previous run left queued or running, in order. (A fleet-wide
+        queue needs no recovery: any process claims such turns, taking over expired leases.)"""
+        if self.scheduler.shared:
+            return 0
         turns = await self.store.turns.unfinished()
         for turn in turns:
             if turn.status is TurnStatus.running and turn.response_id and not self.images.background:

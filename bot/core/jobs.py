@@ -12,6 +12,7 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.core.errors import ErrorKind, UserFacingError
 
@@ -31,10 +32,45 @@ class Job:
 
 
 PositionListener = Callable[[int, int], None]
+JobRunner = Callable[[Job], Awaitable[None]]
+
+
+class Scheduler(Protocol):
+    """What the conversation service needs from a scheduler: `JobScheduler` below (one process)
+    or a fleet-wide queue shared through the database (`bot/store/postgres/fleet.py`)."""
+
+    per_user_queued: int
+    shared: bool  # True: turns are claimed from the database by any process of the fleet
+
+    @property
+    def running(self) -> int: ...
+
+    @property
+    def queued(self) -> int: ...
+
+    def attach(self, run: JobRunner) -> None:
+        """The coroutine that runs a turn the scheduler starts on its own (a claimed turn)."""
+
+    def has_room_for(self, user_id: int) -> bool: ...
+
+    def has_conversation(self, conversation_id: int) -> bool: ...
+
+    def submit(self, job: Job, *, force: bool = False) -> int: ...
+
+    async def withdraw(self, turn_id: int) -> str | None:
+        """Cancel at the user's request: "queued", "running" or None (see `JobScheduler.cancel`)."""
+
+    def running_turn_ids(self) -> list[int]: ...
+
+    async def shutdown(self, grace: float) -> None: ...
+
+    async def wait_idle(self) -> None: ...
 
 
 class JobScheduler:
-    """Fair queue in front of the image API."""
+    """Fair queue in front of the image API, inside one process."""
+
+    shared = False
 
     def __init__(
         self,
@@ -95,6 +131,12 @@ class JobScheduler:
         return turn_id in self._jobs
 
     # ----- commands -----
+    def attach(self, run: JobRunner) -> None:
+        """Nothing to do: every job here was submitted with its own `run`."""
+
+    async def withdraw(self, turn_id: int) -> str | None:
+        return self.cancel(turn_id)
+
     def submit(self, job: Job, *, force: bool = False) -> int:
         """Queue a job; returns its position (0 = started at once).
 
