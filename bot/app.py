@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = (
     "bot.exts.imagine", "bot.exts.settings", "bot.exts.usage", "bot.exts.help", "bot.exts.describe",
-    "bot.exts.history", "bot.exts.prefs",
+    "bot.exts.history", "bot.exts.prefs", "bot.exts.remix",
 )
 COMMANDS_HASH_KEY = "commands_hash"
 # Commands that start or continue a generation: the server's access rules are checked before

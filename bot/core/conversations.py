@@ -23,6 +23,7 @@ from bot.core.errors import (
     ErrorKind,
     GenerationError,
     PreviousResponseNotFound,
+    ReferenceNotFound,
     UserFacingError,
 )
 from bot.core.image_client import GenerationRequest, ImageClient
@@ -260,6 +261,10 @@ class ConversationService:
         assert conversation is not None
         return conversation
 
+    async def mark_remix(self, conversation_id: int, channel_id: int, message_id: int) -> None:
+        """Record the message a conversation was remixed from (shown by /history and Details)."""
+        await self.store.conversations.set_remixed_from(conversation_id, channel_id, message_id)
+
     async def conversation(self, conversation_id: int) -> Conversation | None:
         return await self.store.conversations.get(conversation_id)
 
@@ -347,8 +352,10 @@ class ConversationService:
             prompt = source.prompt
             request_options = source.options
             inputs = await self.store.turns.inputs(source.id)
+            remix_of = source.remix_of_turn_id
         else:
             prompt = clean_prompt(request.prompt, max_chars=self.max_prompt_chars)
+            remix_of = request.remix_of_turn_id
             if request.kind is TurnKind.root:
                 parent = None
             elif request.parent_turn_id is not None:
@@ -366,7 +373,7 @@ class ConversationService:
         options = (request_options.merged_over(conversation.options).merged_over(mine)
                    .merged_over(policy.defaults()))
         options = policy.clamp(options)
-        context_has_image = bool(parent and parent.images) or (
+        context_has_image = bool(parent and parent.images) or remix_of is not None or (
             request.kind is TurnKind.reply and request.parent_turn_id is None
             and (bool(follows and follows.images)
                  or self.scheduler.has_conversation(conversation.id))
@@ -386,6 +393,7 @@ class ConversationService:
             locale=request.locale,
             source_message_id=request.source_message_id,
             inputs=inputs,
+            remix_of_turn_id=remix_of,
         )
         sticky = request.options.sticky()
         if request.kind is not TurnKind.reroll and sticky.chosen():
@@ -532,7 +540,9 @@ class ConversationService:
             )
 
         parent = await self._resolve_parent(turn)
-        if turn.options.action == "edit" and parent is None and not turn.input_image_count:
+        source = await self._remix_source(turn)
+        if (turn.options.action == "edit" and parent is None and source is None
+                and not turn.input_image_count):
             raise UserFacingError(ErrorKind.edit_needs_image)
         request = GenerationRequest(
             prompt=turn.prompt,
@@ -547,10 +557,26 @@ class ConversationService:
             else:
                 await self._reroot(request, parent)
                 rerooted = True
+        if source is not None:
+            await self._refer_to(request, source)
+
+        async def run() -> TurnResult:
+            try:
+                return await self.images.generate(
+                    request, on_progress=on_progress, on_response_id=on_response_id
+                )
+            except ReferenceNotFound:
+                if source is None or not request.reference_call_ids:
+                    raise
+                log.info("Turn %s: the API refused the reference to turn %s's image; "
+                         "sending its bytes", turn.id, source.id)
+                await self._send_source_bytes(request, source)
+                return await self.images.generate(
+                    request, on_progress=on_progress, on_response_id=on_response_id
+                )
+
         try:
-            result = await self.images.generate(
-                request, on_progress=on_progress, on_response_id=on_response_id
-            )
+            result = await run()
         except PreviousResponseNotFound:
             assert parent is not None
             log.info("Turn %s: parent response %s is gone; rebuilding the chain",
@@ -558,12 +584,39 @@ class ConversationService:
             await self._reroot(request, parent)
             rerooted = True
             await self.store.turns.set_rerooted(turn.id)
-            result = await self.images.generate(
-                request, on_progress=on_progress, on_response_id=on_response_id
-            )
+            result = await run()
         if rerooted:
             result = TurnResult(result.response_id, result.images, result.text, result.usage, True)
         return result
+
+    async def _remix_source(self, turn: Turn) -> Turn | None:
+        """The bot result a remix continues from (in another conversation), if any."""
+        if turn.remix_of_turn_id is None:
+            return None
+        source = await self.store.turns.get(turn.remix_of_turn_id)
+        if source is None or not source.images:
+            raise UserFacingError(ErrorKind.remix_source_gone)
+        return source
+
+    async def _refer_to(self, request: GenerationRequest, source: Turn) -> None:
+        """Point the request at a remix's source image: by its stored `image_generation_call` id
+        when the API keeps items (no bytes re-sent), else with the image itself."""
+        if self.images.store:
+            request.reference_call_ids = [image.call_id for image in source.images]
+        else:
+            await self._send_source_bytes(request, source)
+
+    async def _send_source_bytes(self, request: GenerationRequest, source: Turn) -> None:
+        request.reference_call_ids = []
+        images: list[InputImage] = []
+        if self.presenter is not None:
+            try:
+                images = await self.presenter.fetch_result_images(source)
+            except Exception:
+                log.warning("Could not fetch the images of turn %s", source.id, exc_info=True)
+        if not images:
+            raise UserFacingError(ErrorKind.remix_source_gone)
+        request.input_images = images + request.input_images
 
     async def _resolve_parent(self, turn: Turn) -> Turn | None:
         """The turn this one continues from; a plain reply takes the head as it is now."""

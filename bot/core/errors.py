@@ -26,6 +26,7 @@ class ErrorKind(StrEnum):
     unknown_conversation = "error.unknown_conversation"
     shutting_down = "error.shutting_down"
     no_thread_here = "error.no_thread_here"
+    remix_source_gone = "error.remix_source_gone"
     # from the API
     invalid_request = "error.invalid_request"
     auth = "error.auth"
@@ -74,6 +75,14 @@ class GenerationError(UserFacingError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.detail = detail
+
+
+class ReferenceNotFound(GenerationError):
+    """The API refused an `image_generation_call` reference in `input` (400, param `input`): the
+    item is gone, or a bare reference is not accepted. The image must be sent as bytes."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(ErrorKind.invalid_request, detail=detail, reason=detail[:200])
 
 
 class PreviousResponseNotFound(Exception):

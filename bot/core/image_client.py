@@ -33,7 +33,7 @@ from openai.types.responses import (
 )
 from openai.types.responses.tool_param import ImageGeneration as ImageGenerationParam
 
-from bot.core.errors import ErrorKind, GenerationError, PreviousResponseNotFound
+from bot.core.errors import ErrorKind, GenerationError, PreviousResponseNotFound, ReferenceNotFound
 from bot.core.models import GeneratedImage, InputImage, Progress, Stage, TurnResult, Usage
 from bot.core.options import ImageOptions
 
@@ -78,6 +78,9 @@ class GenerationRequest:
     input_images: list[InputImage] = field(default_factory=list)
     context_text: str | None = None  # the prompt lineage, when the chain had to be rebuilt
     user_id: int | None = None
+    # earlier images referred to by their stored `image_generation_call` id (a remix of a bot
+    # result), sent as input items before the message: no bytes re-sent
+    reference_call_ids: list[str] = field(default_factory=list)
 
 
 def data_url(image: InputImage) -> str:
@@ -187,6 +190,8 @@ def _classify_status(exc: openai.APIStatusError) -> GenerationError | PreviousRe
         return PreviousResponseNotFound(message)
     if code in SAFETY_CODES or type_ == "image_generation_user_error":
         return _safety_error(exc.body, message)
+    if status in (400, 404) and param == "input":
+        return ReferenceNotFound(message)  # an input item it does not have (or will not take)
     if status == 400 and (
         "action" in param or code == "image_edit_requires_image" or _EDIT_RE.search(message)
     ):
@@ -278,9 +283,12 @@ class ImageClient:
             )
         content.append(ResponseInputTextParam(type="input_text", text=request.prompt))
         message = EasyInputMessageParam(role="user", content=content)
+        references: list[Any] = [
+            {"type": "image_generation_call", "id": call_id} for call_id in request.reference_call_ids
+        ]
         params: dict[str, Any] = {
             "model": self.model,
-            "input": [message],
+            "input": [*references, message],
             "tools": [tool],
             "tool_choice": ToolChoiceTypesParam(type="image_generation"),
             "store": self.store,

@@ -83,6 +83,8 @@ class Conversation:
     # True: a thread the bot opened (or a DM); False: someone else's thread; None: recorded
     # before the bot kept track (the Discord layer checks the thread's owner and records it).
     bot_opened: bool | None = True
+    remixed_from_channel_id: int | None = None  # the message a remix started from
+    remixed_from_message_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,7 @@ class Turn:
     deleted: bool = False
     input_image_count: int = 0
     last_sequence: int | None = None
+    remix_of_turn_id: int | None = None  # a remix's source: a bot result (any conversation)
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
@@ -131,6 +134,7 @@ class TurnRequest:
     input_images: list[InputImage] = field(default_factory=list)
     source_message_id: int | None = None
     locale: str = "en-US"
+    remix_of_turn_id: int | None = None  # a remix of a bot result: continue from its image
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from bot.exts.imagine import actor_of
 from bot.ui.contact_sheet import SheetCell, make_thumbnail, render_sheet
 from bot.ui.history_view import HISTORY_ITEMS, history_view
 from bot.ui.i18n import t
+from bot.ui.render import jump_link
 from bot.ui.replies import send_error
 
 if TYPE_CHECKING:
@@ -97,11 +98,14 @@ class History(commands.Cog):
         title = f"#{first}-#{first + len(shown) - 1} / {len(nodes)}"
         png = await asyncio.to_thread(render_sheet, cells, title)
         pages = page_count(len(nodes))
-        content = "\n".join([
-            t("history.title", locale, first=first, last=first + len(shown) - 1,
-              total=len(nodes), page=page + 1, pages=pages),
-            "-# " + t("history.legend", locale),
-        ])
+        lines = [t("history.title", locale, first=first, last=first + len(shown) - 1,
+                   total=len(nodes), page=page + 1, pages=pages)]
+        if conversation.remixed_from_message_id is not None:
+            lines.append(t("history.remixed", locale, link=jump_link(
+                conversation.guild_id, conversation.remixed_from_channel_id or 0,
+                conversation.remixed_from_message_id)))
+        lines.append("-# " + t("history.legend", locale))
+        content = "\n".join(lines)
         continuable = [n for n in shown if n.turn.status is TurnStatus.done and not n.turn.deleted
                        and n.turn.images]
         view = history_view(conversation.id, page, pages, continuable, locale)

@@ -21,7 +21,7 @@ from bot.core.options import SIZE_PRESETS, ImageOptions, parse_size
 from bot.core.policy import Actor, OncePer
 from bot.ui.buttons import RefineModal
 from bot.ui.i18n import t
-from bot.ui.render import error_text, quote, thread_name
+from bot.ui.render import error_text, jump_link, quote, thread_name
 from bot.ui.replies import send_error
 
 if TYPE_CHECKING:
@@ -622,6 +622,16 @@ class Imagine(commands.Cog):
             except discord.HTTPException as exc:
                 log.info("Could not delete message %s: %s", message_id, exc)
 
+    async def _remixed_from(self, turn: Turn) -> str | None:
+        """The link to the image a remix's first turn started from."""
+        if turn.kind is not TurnKind.root:
+            return None
+        conversation = await self.service.conversation(turn.conversation_id)
+        if conversation is None or conversation.remixed_from_message_id is None:
+            return None
+        return jump_link(conversation.guild_id, conversation.remixed_from_channel_id or 0,
+                         conversation.remixed_from_message_id)
+
     async def _details_embed(self, turn: Turn, locale: str) -> discord.Embed:
         none = t("details.none", locale)
         embed = discord.Embed(title=t("details.title", locale, turn=turn.id))
@@ -638,6 +648,9 @@ class Imagine(commands.Cog):
         embed.add_field(name=t("details.status", locale), value=status)
         embed.add_field(name=t("details.parent", locale),
                         value=f"#{turn.parent_id}" if turn.parent_id else none)
+        remixed = await self._remixed_from(turn)
+        if remixed:
+            embed.add_field(name=t("details.remixed", locale), value=remixed, inline=False)
         ids = [turn.response_id or none, *(img.call_id for img in turn.images)]
         embed.add_field(name=t("details.ids", locale), value="\n".join(ids)[:1024], inline=False)
         u = turn.usage

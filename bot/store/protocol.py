@@ -50,6 +50,8 @@ class ConversationStore(Protocol):
 
     async def set_bot_opened(self, conversation_id: int, bot_opened: bool) -> None: ...
 
+    async def set_remixed_from(self, conversation_id: int, channel_id: int, message_id: int) -> None: ...
+
 
 class TurnStore(Protocol):
     async def create(
@@ -65,6 +67,7 @@ class TurnStore(Protocol):
         locale: str,
         source_message_id: int | None,
         inputs: Iterable[InputImage] = (),
+        remix_of_turn_id: int | None = None,
     ) -> int: ...
 
     async def get(self, turn_id: int) -> Turn | None: ...

@@ -44,6 +44,8 @@ def _conversation(row: Row) -> Conversation:
         options=ImageOptions.from_dict(json.loads(row["options"])),
         created_at=row["created_at"],
         bot_opened=None if row["bot_opened"] is None else bool(row["bot_opened"]),
+        remixed_from_channel_id=row["remixed_from_channel_id"],
+        remixed_from_message_id=row["remixed_from_message_id"],
     )
 
 
@@ -74,6 +76,7 @@ def _turn(row: Row) -> Turn:
         deleted=bool(row["deleted"]),
         input_image_count=row["input_count"],
         last_sequence=row["last_sequence"],
+        remix_of_turn_id=row["remix_of_turn_id"],
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
@@ -110,6 +113,14 @@ class ConversationRepository:
             "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO NOTHING",
             (conversation_id, guild_id, parent_channel_id, owner_id,
              _dumps(options.sticky().chosen()), time.time()),
+        )
+
+    async def set_remixed_from(self, conversation_id: int, channel_id: int, message_id: int) -> None:
+        """Record the message a remix conversation started from."""
+        await self._db.execute(
+            "UPDATE conversations SET remixed_from_channel_id = ?, remixed_from_message_id = ? "
+            "WHERE id = ?",
+            (channel_id, message_id, conversation_id),
         )
 
     async def set_bot_opened(self, conversation_id: int, bot_opened: bool) -> None:
@@ -152,14 +163,16 @@ class TurnRepository:
         locale: str,
         source_message_id: int | None,
         inputs: Iterable[InputImage] = (),
+        remix_of_turn_id: int | None = None,
     ) -> int:
         async with self._db.transaction():
             turn_id = await self._db.insert(
                 "INSERT INTO turns (conversation_id, parent_id, kind, guild_id, author_id, prompt, "
-                "options, locale, status, source_message_id, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                "options, locale, status, source_message_id, created_at, remix_of_turn_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
                 (conversation_id, parent_id, kind.value, guild_id, author_id, prompt,
-                 _dumps(options.chosen()), locale, source_message_id, time.time()),
+                 _dumps(options.chosen()), locale, source_message_id, time.time(),
+                 remix_of_turn_id),
             )
             for position, image in enumerate(inputs):
                 await self._db.execute(

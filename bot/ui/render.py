@@ -108,6 +108,11 @@ def ping_text(turn: Turn, *, done: bool) -> str:
     return t("ping.done" if done else "ping.failed", turn.locale, user=turn.author_id)
 
 
+def jump_link(guild_id: int | None, channel_id: int, message_id: int) -> str:
+    """A link to a Discord message (`@me` in DMs)."""
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
 def thread_name(prompt: str) -> str:
     """A thread name from a prompt: one line, cut cleanly at a word within 100 characters."""
     line = " ".join(prompt.split())

@@ -1,0 +1,139 @@
+"""Apps → Remix on any message with an image: a modal asks what to change, and a new conversation
+thread opens beside the source whose first turn continues from that image. Access rules, queue
+room and limits are those of the person remixing."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str
+from discord.ext import commands
+
+from bot.core.conversations import clean_prompt
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.models import TurnKind, TurnRequest, TurnStatus
+from bot.exts.imagine import actor_of
+from bot.ui.i18n import t
+from bot.ui.remix_modal import RemixModal, RemixSource
+from bot.ui.render import quote, thread_name
+from bot.ui.replies import send_error
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def first_image(message: discord.Message) -> discord.Attachment | None:
+    return next((a for a in message.attachments
+                 if (a.content_type or "").startswith("image/")
+                 or a.filename.lower().endswith((".png", ".jpg", ".jpeg", ".webp", ".gif"))), None)
+
+
+class Remix(commands.Cog):
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        self.service = bot.service
+        self.menu = app_commands.ContextMenu(name=locale_str("Remix"), callback=self.remix_message)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    async def remix_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        locale = str(interaction.locale)
+        try:
+            if interaction.guild_id is None:
+                raise UserFacingError(ErrorKind.no_thread_here)
+            source, prefill = await self._source(message)
+            await self.service.admit(actor_of(interaction.user, interaction.channel))
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        await interaction.response.send_modal(RemixModal(self, source, prefill, locale))
+
+    async def _source(self, message: discord.Message) -> tuple[RemixSource, str]:
+        """What the remix starts from, and the prompt the modal is pre-filled with."""
+        me = self.bot.user
+        if me is not None and message.author.id == me.id:
+            turn = await self.service.turn_for_message(message.id)
+            if turn is not None and turn.status is TurnStatus.done and turn.images:
+                return RemixSource(message.channel.id, message.id, message.jump_url,
+                                   turn_id=turn.id), turn.prompt
+        attachment = first_image(message)
+        if attachment is None:
+            raise UserFacingError(ErrorKind.bad_attachment, problem="no_image_remix")
+        self.bot.attachments.check(attachment)
+        return RemixSource(message.channel.id, message.id, message.jump_url,
+                           attachment=attachment), ""
+
+    async def on_remix_submit(
+        self, interaction: discord.Interaction, source: RemixSource, prompt: str
+    ) -> None:
+        locale = str(interaction.locale)
+        actor = actor_of(interaction.user, interaction.channel)
+        try:
+            clean_prompt(prompt, max_chars=self.service.max_prompt_chars)
+            await self.service.admit(actor)
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        self.bot.presenter.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
+        try:
+            inputs = await self.bot.attachments.read([source.attachment]) if source.attachment else []
+            thread = await self._open_thread(interaction.channel, prompt, source, interaction)
+            request = TurnRequest(
+                kind=TurnKind.root, author_id=interaction.user.id, prompt=prompt,
+                guild_id=interaction.guild_id, conversation_id=thread.id, input_images=inputs,
+                locale=locale, remix_of_turn_id=source.turn_id,
+            )
+            async with self.service.turnstile.ticket(thread.id):
+                await self.service.submit(request, actor)
+            await interaction.followup.send(t("remix.started", locale, thread=thread.mention),
+                                            ephemeral=True)
+        except UserFacingError as error:
+            await send_error(interaction, error)
+
+    async def _open_thread(
+        self, channel: Any, prompt: str, source: RemixSource, interaction: discord.Interaction
+    ) -> discord.Thread:
+        """A public thread in the channel the source is in (its parent, for a thread), whose
+        first message links back to the source; recorded as a remix conversation."""
+        parent = channel.parent if isinstance(channel, discord.Thread) else channel
+        first = t("remix.from", str(interaction.guild_locale), link=source.jump_url) + "\n" + quote(prompt)
+        try:
+            if isinstance(parent, discord.ForumChannel):
+                created = await parent.create_thread(name=thread_name(prompt), content=first,
+                                                     allowed_mentions=NO_MENTIONS)
+                thread = created.thread
+            elif isinstance(parent, discord.TextChannel):
+                # a standalone thread is private unless its type says otherwise (API-NOTES)
+                thread = await parent.create_thread(
+                    name=thread_name(prompt), type=discord.ChannelType.public_thread,
+                    auto_archive_duration=1440,
+                )
+                await thread.send(first, allowed_mentions=NO_MENTIONS)
+            else:
+                raise UserFacingError(ErrorKind.no_thread_here)
+        except discord.Forbidden:
+            log.warning("Cannot open a remix thread in %s: missing Create Public Threads", parent.id)
+            raise UserFacingError(ErrorKind.missing_permissions,
+                                  permission="Create Public Threads") from None
+        await self.service.open_conversation(
+            thread.id, guild_id=interaction.guild_id, parent_channel_id=parent.id,
+            owner_id=interaction.user.id,
+        )
+        await self.service.mark_remix(thread.id, source.channel_id, source.message_id)
+        return thread
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Remix(bot))
