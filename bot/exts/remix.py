@@ -86,7 +86,6 @@ class Remix(commands.Cog):
             await send_error(interaction, error)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        self.bot.presenter.learn_upload_limit(interaction.guild_id, interaction.filesize_limit)
         try:
             inputs = await self.bot.attachments.read([source.attachment]) if source.attachment else []
             thread = await self._open_thread(interaction.channel, prompt, source, interaction)
