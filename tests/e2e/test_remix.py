@@ -8,6 +8,7 @@ import io
 import json
 import sqlite3
 
+import pytest
 from PIL import Image
 
 from tests.e2e.harness import (
@@ -20,6 +21,9 @@ from tests.e2e.harness import (
 )
 from tests.fakes.images import decode_data_url
 from tests.fakes.openai_server import read_lineage
+from tests.pg import query
+
+pytestmark = pytest.mark.both_backends
 
 
 def png_bytes(colour: str = "orange") -> bytes:
@@ -28,8 +32,12 @@ def png_bytes(colour: str = "orange") -> bytes:
     return out.getvalue()
 
 
-def conversation_row(db_path, conversation_id: int) -> dict:
-    conn = sqlite3.connect(db_path, timeout=10)
+def conversation_row(settings, conversation_id: int) -> dict:
+    if settings.database_url is not None:
+        rows = query(settings.database_url.get_secret_value(),
+                     f"SELECT * FROM conversations WHERE id = {int(conversation_id)}")
+        return rows[0]
+    conn = sqlite3.connect(settings.database_path, timeout=10)
     conn.row_factory = sqlite3.Row
     try:
         return dict(conn.execute("SELECT * FROM conversations WHERE id = ?",
@@ -44,6 +52,14 @@ def input_parts(request: dict) -> tuple[list[dict], list[dict]]:
     images = [part for item in request["input"] if item.get("role") == "user"
               for part in item["content"] if part["type"] == "input_image"]
     return references, images
+
+
+async def recorded(fake, settings, count: int) -> None:
+    """Wait until `count` turns are recorded as done (a result shows a moment before that)."""
+    await fake.wait_for(
+        lambda: len([r for r in turn_rows(settings) if r["status"] == "done"]) >= count, 10,
+        what=f"{count} turn(s) recorded as done",
+    )
 
 
 async def remix(fake, user, message_id: int, instruction: str) -> tuple[int, object]:
@@ -64,13 +80,14 @@ async def test_remix_of_a_bot_result_refers_to_its_stored_image(
     async with running(settings):
         first = await start_conversation(discord_fake, alice, "a lighthouse")
         [source] = await wait_results(discord_fake, first, 1)
+        await recorded(discord_fake, settings, 1)
         thread, inter = await remix(discord_fake, bob, source.id, "as a watercolour")
         [result] = await wait_results(discord_fake, thread, 1)
         history = await discord_fake.slash(bob, thread, "history")
         sheet = await answer(discord_fake, history, "History", timeout=15)
     text_input = inter.modal["components"][0]["components"][0]
     assert text_input["value"] == "a lighthouse"  # pre-filled with the source's prompt
-    call_id = json.loads(turn_rows(settings.database_path)[0]["images"])[0]["call_id"]
+    call_id = json.loads(turn_rows(settings)[0]["images"])[0]["call_id"]
     request = openai_fake.create_requests()[1]
     references, images = input_parts(request)
     assert references == [{"type": "image_generation_call", "id": call_id}]
@@ -80,9 +97,9 @@ async def test_remix_of_a_bot_result_refers_to_its_stored_image(
     opening = discord_fake.messages(thread)[0]
     assert "Remixed from" in opening.content and link in opening.content
     assert link in sheet.content
-    row = conversation_row(settings.database_path, thread)
+    row = conversation_row(settings, thread)
     assert row["remixed_from_message_id"] == source.id and row["owner_id"] == discord_fake.uid(bob)
-    remix_turn = turn_rows(settings.database_path)[1]
+    remix_turn = turn_rows(settings)[1]
     assert remix_turn["remix_of_turn_id"] == 1 and remix_turn["author_id"] == discord_fake.uid(bob)
     assert discord_fake.channel(thread)["parent_id"] == str(discord_fake.text_channel_id)
 
@@ -110,7 +127,8 @@ async def test_remix_after_the_api_forgot_the_item_sends_the_bytes(
     async with running(settings):
         first = await start_conversation(discord_fake, alice, "a lighthouse")
         [source] = await wait_results(discord_fake, first, 1)
-        openai_fake.forget(turn_rows(settings.database_path)[0]["response_id"])
+        await recorded(discord_fake, settings, 1)
+        openai_fake.forget(turn_rows(settings)[0]["response_id"])
         thread, _ = await remix(discord_fake, alice, source.id, "at night")
         [result] = await wait_results(discord_fake, thread, 1)
     refused, resent = openai_fake.create_requests()[1:]
@@ -123,14 +141,16 @@ async def test_remix_after_the_api_forgot_the_item_sends_the_bytes(
     assert image_attachments(result)
     texts = " ".join(m.content for m in discord_fake.messages(thread))
     assert "refused" not in texts and "chain rebuilt" not in texts
-    assert [r["status"] for r in turn_rows(settings.database_path)] == ["done", "done"]
+    assert [r["status"] for r in turn_rows(settings)] == ["done", "done"]
 
 
 async def test_remix_is_held_to_the_remixer_limits(discord_fake, openai_fake, make_settings):
     alice, bob = discord_fake.add_user("alice"), discord_fake.add_user("bob")
-    async with running(make_settings(user_daily_images=1)):
+    settings = make_settings(user_daily_images=1)
+    async with running(settings):
         first = await start_conversation(discord_fake, alice, "a lighthouse")
         [source] = await wait_results(discord_fake, first, 1)
+        await recorded(discord_fake, settings, 1)
         before = set(discord_fake.threads)
         refused = await discord_fake.message_command(alice, source.id, "Remix")
         reply = await answer(discord_fake, refused, "Limit reached")
