@@ -1,4 +1,5 @@
 """`python -m bot`: load settings, set up logging, run. `python -m bot backup PATH`: back up the DB.
+`python -m bot doctor [--generate]`: check the set-up before inviting users (see bot/doctor.py).
 
 A missing or invalid setting prints one line naming the variable and exits with status 2. A
 start-up failure the operator can fix (Discord unreachable, a rejected token or key, the Message
@@ -73,24 +74,43 @@ async def run(settings: Settings) -> None:
     await serve(ImagineBot(settings), settings, stop)
 
 
+def backup_command(args: list[str]) -> int:
+    """`python -m bot backup PATH`: copy the live SQLite database."""
+    if len(args) != 1:
+        print("usage: python -m bot backup PATH", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    if settings.database_url is not None:
+        print("DATABASE_URL is PostgreSQL: back it up with pg_dump (e.g. pg_dump -Fc "
+              "\"$DATABASE_URL\" > imagine.dump)", file=sys.stderr)
+        return 2
+    from bot.store.database import backup
+
+    backup(settings.database_path, args[0])
+    print(f"Backed up {settings.database_path} to {args[0]}")
+    return 0
+
+
+def doctor_command(args: list[str]) -> int:
+    """`python -m bot doctor [--generate]`: the set-up checklist (bot/doctor.py)."""
+    from bot.doctor import USAGE, run_doctor
+
+    if any(arg != "--generate" for arg in args):
+        print(USAGE, file=sys.stderr)
+        return 2
+    settings = load_settings()
+    setup_logging("WARNING", secrets=(settings.discord_token, settings.openai_api_key))
+    return asyncio.run(run_doctor(settings, generate="--generate" in args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "backup":
-        if len(args) != 2:
-            print("usage: python -m bot backup PATH", file=sys.stderr)
-            return 2
-        settings = load_settings()
-        if settings.database_url is not None:
-            print("DATABASE_URL is PostgreSQL: back it up with pg_dump (e.g. pg_dump -Fc "
-                  "\"$DATABASE_URL\" > imagine.dump)", file=sys.stderr)
-            return 2
-        from bot.store.database import backup
-
-        backup(settings.database_path, args[1])
-        print(f"Backed up {settings.database_path} to {args[1]}")
-        return 0
+        return backup_command(args[1:])
+    if args and args[0] == "doctor":
+        return doctor_command(args[1:])
     if args:
-        print("usage: python -m bot [backup PATH]", file=sys.stderr)
+        print("usage: python -m bot [backup PATH | doctor [--generate]]", file=sys.stderr)
         return 2
     settings = load_settings()
     secrets = [settings.discord_token, settings.openai_api_key]

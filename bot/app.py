@@ -191,6 +191,9 @@ class ImagineBot(commands.AutoShardedBot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands_if_changed()
+        if s.background_downgraded:
+            log.warning("BACKGROUND_RESPONSES=true needs STORE_RESPONSES=true: background mode "
+                        "is off (a restart cannot resume a running generation)")
         if not s.message_content_intent:
             log.warning(
                 "MESSAGE_CONTENT intent is off: plain thread replies can't be read. Users can "

@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Quality = Literal["auto", "low", "medium", "high"]
@@ -99,6 +106,14 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
 
+    # set when BACKGROUND_RESPONSES was asked for without STORE_RESPONSES (and so turned off)
+    _background_downgraded: bool = PrivateAttr(default=False)
+
+    @property
+    def background_downgraded(self) -> bool:
+        """BACKGROUND_RESPONSES=true was set with STORE_RESPONSES=false, so it is off."""
+        return self._background_downgraded
+
     @field_validator("default_size", "max_size")
     @classmethod
     def _check_size(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -176,5 +191,6 @@ class Settings(BaseSettings):
     def _check_background(self) -> Settings:
         if self.background_responses and not self.store_responses:
             # Background responses need store=true; quietly fall back to foreground streaming.
+            self._background_downgraded = "background_responses" in self.model_fields_set
             self.background_responses = False
         return self
