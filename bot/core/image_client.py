@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import logging
 import random
@@ -34,6 +35,7 @@ from openai.types.responses import (
 from openai.types.responses.tool_param import ImageGeneration as ImageGenerationParam
 
 from bot.core.errors import ErrorKind, GenerationError, PreviousResponseNotFound, ReferenceNotFound
+from bot.core.imaging import fit_inputs
 from bot.core.models import GeneratedImage, InputImage, Progress, Stage, TurnResult, Usage
 from bot.core.options import ImageOptions
 
@@ -313,11 +315,17 @@ class ImageClient:
         Raises `GenerationError` (classified, user-facing) or `PreviousResponseNotFound`.
         """
         state = _StreamState()
-        if request.input_images:  # base64 of megabytes of images: not on the event loop
-            params = await asyncio.to_thread(self.build_params, request)
+        if request.input_images:  # Pillow and base64 of megabytes of images: not on the loop
+            params = await asyncio.to_thread(self._fitted_params, request)
         else:
             params = self.build_params(request)
         return await self._run(state, params, on_progress, on_response_id)
+
+    def _fitted_params(self, request: GenerationRequest) -> dict[str, Any]:
+        """`build_params` with the input images (the user's and any re-supplied parent images)
+        brought within the API's per-image and per-request byte limits first."""
+        fitted = fit_inputs(request.input_images)
+        return self.build_params(dataclasses.replace(request, input_images=fitted))
 
     async def resume(
         self,

@@ -116,3 +116,39 @@ def fit_to_limit(data: bytes, output_format: str, limit: int) -> FittedImage:
             scale *= 0.75
             if min(image.size) * scale < 64:
                 raise UserFacingError(ErrorKind.upload_failed, problem="too_large")
+
+
+# What one Responses request may carry (OpenAI's Images and vision guide, "image input
+# requirements": up to 20MB per image and 50 MB of image bytes per request). Read as decimal
+# megabytes, the stricter reading.
+MAX_API_IMAGE_BYTES = 20_000_000
+MAX_API_REQUEST_IMAGE_BYTES = 50_000_000
+_MIMES = {"jpg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
+
+
+def fit_inputs(
+    images: list[InputImage],
+    *,
+    per_image: int = MAX_API_IMAGE_BYTES,
+    per_request: int = MAX_API_REQUEST_IMAGE_BYTES,
+) -> list[InputImage]:
+    """The input images of one request, each within `per_image` bytes and all together within
+    `per_request`: images over their share are re-encoded (and, if need be, downscaled).
+
+    Raises `UserFacingError(bad_attachment, problem="too_large_for_api")` if one cannot fit.
+    """
+    total = sum(len(image.data) for image in images)
+    share = per_image if total <= per_request else min(per_image, per_request // len(images))
+    fitted = []
+    for image in images:
+        if len(image.data) <= share:
+            fitted.append(image)
+            continue
+        try:
+            result = fit_to_limit(image.data, "png", share)
+        except UserFacingError:
+            raise UserFacingError(
+                ErrorKind.bad_attachment, problem="too_large_for_api", name=image.filename
+            ) from None
+        fitted.append(InputImage(result.data, _MIMES[result.extension], image.filename))
+    return fitted

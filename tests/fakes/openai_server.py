@@ -97,6 +97,8 @@ PRESET_SIZES = ("1024x1024", "1024x1536", "1536x1024")
 MAX_EDGE = 3840
 MAX_PIXELS = 3840 * 2160
 MIN_PIXELS = 655_360
+MAX_IMAGE_BYTES = 20_000_000
+MAX_REQUEST_IMAGE_BYTES = 50_000_000
 PRESET_ONLY_MODELS = frozenset({"gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5"})
 MODERATION_MESSAGE = (
     "Your request was rejected by the safety system. "
@@ -993,6 +995,16 @@ class FakeOpenAI:
                 self._parse_message(item, i, parsed)
             elif item_type in ("image_generation_call", "item_reference"):
                 self._parse_reference(item, parsed)
+        if parsed.image_bytes > MAX_REQUEST_IMAGE_BYTES:
+            # "Up to 50 MB image bytes per request" (OpenAI's Images and vision guide, image
+            # input requirements); counted as decoded bytes of the input images in this request
+            # (images referenced by id are not counted); code and wording are ours (unverified)
+            raise _ApiError(
+                400,
+                f"Too many image bytes in one request: {parsed.image_bytes}; at most 50MB.",
+                param="input",
+                code="image_too_large",
+            )
         return parsed
 
     def _parse_message(self, item: JSON, i: int, parsed: _ParsedInput) -> None:
@@ -1013,7 +1025,7 @@ class FakeOpenAI:
                 if part_type == "input_text":
                     last_text = part["text"]
             elif part_type == "input_image":
-                lineage = self._parse_input_image(part, f"input[{i}].content[{j}]")
+                lineage = self._parse_input_image(part, f"input[{i}].content[{j}]", parsed)
                 parsed.has_image = True
                 parsed.image_lineages.append(lineage)
                 if lineage:
@@ -1022,7 +1034,7 @@ class FakeOpenAI:
             parsed.prompt = last_text or ""
 
     @staticmethod
-    def _parse_input_image(part: JSON, where: str) -> list[str]:
+    def _parse_input_image(part: JSON, where: str, parsed: _ParsedInput) -> list[str]:
         url = part.get("image_url")
         if not isinstance(url, str):
             raise _ApiError(
@@ -1040,6 +1052,20 @@ class FakeOpenAI:
             )
         try:
             _, data = decode_data_url(url)
+        except ValueError:
+            data = b""  # reported below as an invalid image
+        if len(data) > MAX_IMAGE_BYTES:
+            # "Up to 20MB per image" (OpenAI's Images and vision guide, image input
+            # requirements); code and wording are ours (unverified), the limit is the guide's,
+            # read as decimal megabytes (the stricter reading)
+            raise _ApiError(
+                400,
+                f"Image too large: {len(data)} bytes; each image may be at most 20MB.",
+                param=f"{where}.image_url",
+                code="image_too_large",
+            )
+        parsed.image_bytes += len(data)
+        try:
             return inspect_image(data).lineage
         except ValueError:
             raise _ApiError(
@@ -1378,6 +1404,7 @@ class _ParsedInput:
     has_image: bool = False
     image_lineages: list[list[str]] = field(default_factory=list)  # every input_image
     referenced_lineages: list[list[str]] = field(default_factory=list)  # refs carrying lineage
+    image_bytes: int = 0  # decoded bytes of every input_image
 
 
 def _render_b64(spec: _ImageSpec, lineage: list[str], *, partials: int | None = None) -> _Rendered:

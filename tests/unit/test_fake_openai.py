@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import signal
 import sys
 import time
@@ -351,6 +352,35 @@ async def test_size_rules_follow_the_image_model(fake: FakeOpenAI, client: opena
         model=MODEL, input="x", tools=[tool(size="1536x1024", model="gpt-image-1.5", quality="low")]
     )
     assert Image.open(io.BytesIO(first_image(preset))).size == (1536, 1024)
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """A photo-like (incompressible) PNG of about width*height*3 bytes, stored uncompressed."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(
+        out, "PNG", compress_level=0
+    )
+    return out.getvalue()
+
+
+async def test_input_image_byte_limits(client: openai.AsyncOpenAI) -> None:
+    # Images and vision guide: at most 20MB per image and 50 MB of image bytes per request
+    big = noise_png(3200, 2100)  # 20.2 MB
+    assert len(big) > 20_000_000
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(model=MODEL, input=[user("edit", big)], tools=[tool()])
+    assert info.value.param == "input[0].content[1].image_url"
+    assert info.value.code == "image_too_large"
+    part = noise_png(2900, 2000)  # 17.4 MB: each fits, three do not
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(
+            model=MODEL, input=[user("edit", part, part, part)], tools=[tool()]
+        )
+    assert info.value.param == "input" and info.value.code == "image_too_large"
+    fits = await client.responses.create(
+        model=MODEL, input=[user("edit", part, part)], tools=[tool(quality="low")]
+    )
+    assert fits.status == "completed"
 
 
 async def test_requires_bearer_auth(fake: FakeOpenAI) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -248,6 +249,51 @@ async def test_input_images_reach_the_api(
 
 
 # --------------------------------------------------------------------------- retries
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """A photo-like (incompressible) PNG of about width*height*3 bytes, stored uncompressed."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(
+        out, "PNG", compress_level=0
+    )
+    return out.getvalue()
+
+
+def sent_images(body: dict[str, Any]) -> list[bytes]:
+    return [
+        base64.b64decode(part["image_url"].partition(",")[2])
+        for part in body["input"][0]["content"] if part["type"] == "input_image"
+    ]
+
+
+async def test_inputs_are_brought_within_the_apis_byte_limits(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    # a 20.2 MB image (over 20MB per image) plus three 17.4 MB ones, e.g. the parent image of a
+    # rebuilt chain and the user's attachments (72 MB in all, over 50 MB per request)
+    big, part = noise_png(3200, 2100), noise_png(2900, 2000)
+    inputs = [InputImage(big, "image/png", "parent.png")] + [
+        InputImage(part, "image/png", f"in{n}.png") for n in range(3)
+    ]
+    result = await image_client.generate(request("blend them", input_images=inputs))
+    assert result.images
+    [body] = fake_openai.create_requests()
+    sent = sent_images(body)
+    assert len(sent) == 4
+    assert max(len(data) for data in sent) <= 20_000_000
+    assert sum(len(data) for data in sent) <= 50_000_000
+    for data in sent:  # still the same pictures, only re-encoded
+        assert Image.open(io.BytesIO(data)).size in ((3200, 2100), (2900, 2000))
+
+
+async def test_inputs_within_the_limits_are_sent_as_they_are(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    small = png("blue", (640, 480))
+    await image_client.generate(request("x", input_images=[InputImage(small, "image/png")]))
+    [body] = fake_openai.create_requests()
+    assert sent_images(body) == [small]
 
 
 async def test_rate_limit_is_retried(fake_openai: FakeOpenAI, image_client: ImageClient) -> None:

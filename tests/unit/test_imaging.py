@@ -192,3 +192,16 @@ def b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode("ascii")
+
+
+def test_fit_inputs_refuses_clearly_when_an_image_cannot_fit() -> None:
+    from bot.core.imaging import fit_inputs
+    from bot.core.models import InputImage
+
+    out = io.BytesIO()
+    Image.effect_noise((512, 512), 64).convert("RGB").save(out, "PNG")
+    image = InputImage(out.getvalue(), "image/png", "huge.png")
+    with pytest.raises(UserFacingError) as excinfo:
+        fit_inputs([image], per_image=100, per_request=100)
+    assert excinfo.value.params == {"problem": "too_large_for_api", "name": "huge.png"}
+    assert fit_inputs([image]) == [image]  # within the limits: untouched
