@@ -1078,6 +1078,10 @@ class FakeOpenAI:
             ) from None
 
     def _parse_reference(self, item: JSON, parsed: _ParsedInput) -> None:
+        """An ``image_generation_call`` / ``item_reference`` input item: a stored image item
+        becomes the context image (its lineage continues); an item passed back by value (with
+        its ``result``) is read from its bytes. (API-NOTES: earlier images can be referenced in
+        ``input`` by id.)"""
         item_id = item.get("id")
         stored = self._items.get(item_id) if isinstance(item_id, str) else None
         if stored is not None:
@@ -1100,6 +1104,10 @@ class FakeOpenAI:
             parsed.has_image = True
             parsed.referenced_lineages.append(lineage)
             return
+        # An unknown item id: 400 `invalid_request_error`, param `input`, the message naming the
+        # id, as for an unknown `previous_response_id` (API-NOTES, "The Responses API with the
+        # image_generation tool": item references and error shapes). The exact wording and the
+        # absence of a `code` are unverified.
         raise _ApiError(400, f"Item with id '{item_id}' not found.", param="input")
 
     # ------------------------------------------------------------------ generation

@@ -271,6 +271,35 @@ async def test_references_and_input_images_carry_lineage(
     assert info.value.param == "input"
 
 
+async def test_an_image_generation_call_reference_resolves_to_the_stored_image(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    first = await client.responses.create(model=MODEL, input="a lighthouse", tools=[tool()])
+    call_id = next(i.id for i in first.output if i.type == "image_generation_call")
+    # a bare reference, no previous_response_id: the stored image is the context, so an edit
+    # (which needs an image) is accepted and the lineage continues from it
+    edited = await client.responses.create(
+        model=MODEL,
+        input=[{"type": "image_generation_call", "id": call_id}, user("at night")],
+        tools=[tool(action="edit")],
+    )
+    assert read_lineage(first_image(edited)) == ["a lighthouse", "at night"]
+    [body] = [r.json for r in fake.requests if r.method == "POST"][-1:]
+    assert body["input"][0] == {"type": "image_generation_call", "id": call_id}
+
+    missing = "ig_" + "0" * 50
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(
+            model=MODEL,
+            input=[{"type": "image_generation_call", "id": missing}, user("again")],
+            tools=[tool()],
+        )
+    error = info.value
+    assert (error.status_code, error.type, error.param) == (400, "invalid_request_error", "input")
+    assert missing in error.message
+    assert fake.generations == 2
+
+
 async def test_bad_input_images(client: openai.AsyncOpenAI) -> None:
     remote = {
         "role": "user",
