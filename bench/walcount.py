@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 _HEADER = struct.Struct(">8I")
 _FRAME = struct.Struct(">6I")
@@ -59,19 +60,22 @@ class WalCommitCounter(threading.Thread):
                         if self._seq is not None and seq > self._seq + 1:
                             self.missed_generations += seq - self._seq - 1
                     self._salt, self._seq, self._next = (salt1, salt2), seq, 0
-                frame_size = _FRAME.size + page_size
-                while True:
-                    fh.seek(_HEADER.size + self._next * frame_size)
-                    raw = fh.read(_FRAME.size)
-                    if len(raw) < _FRAME.size:
-                        break
-                    _page, commit_size, s1, s2, _c1, _c2 = _FRAME.unpack(raw)
-                    if (s1, s2) != self._salt:
-                        break  # a stale frame of an earlier generation: the end of this one
-                    self.frames += 1
-                    if commit_size:
-                        self.commits += 1
-                    self._next += 1
+                self._count_frames(fh, _FRAME.size + page_size)
+
+    def _count_frames(self, fh: BinaryIO, frame_size: int) -> None:
+        """Count the frames (and commit frames) of this WAL generation written since the last poll."""
+        while True:
+            fh.seek(_HEADER.size + self._next * frame_size)
+            raw = fh.read(_FRAME.size)
+            if len(raw) < _FRAME.size:
+                break
+            _page, commit_size, s1, s2, _c1, _c2 = _FRAME.unpack(raw)
+            if (s1, s2) != self._salt:
+                break  # a stale frame of an earlier generation: the end of this one
+            self.frames += 1
+            if commit_size:
+                self.commits += 1
+            self._next += 1
 
     def run(self) -> None:
         while not self._halt.wait(self.interval):

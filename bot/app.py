@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 from openai import AsyncOpenAI
 
+from bot.adapter import actor_of
 from bot.config import Settings
 from bot.core.conversations import ConversationService
 from bot.core.errors import UserFacingError
@@ -59,6 +61,89 @@ def intents_for(settings: Settings) -> discord.Intents:
     return intents
 
 
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything the bot needs besides Discord itself, built from the settings."""
+
+    store: Store
+    openai: AsyncOpenAI
+    service: ConversationService
+    attachments: AttachmentReader
+
+
+async def build_services(settings: Settings) -> Services:
+    """Open the store and build the OpenAI client, the image client and the conversation
+    service (no Discord connection needed: tests call this too)."""
+    s = settings
+    store = await open_store(s)
+    openai = AsyncOpenAI(
+        api_key=s.openai_api_key.get_secret_value(),
+        base_url=s.openai_base_url,
+        max_retries=0,  # our own retry loop never re-creates a generation it already started
+        timeout=s.request_timeout_seconds,
+    )
+    service = ConversationService(
+        store,
+        image_client_for(s, openai),
+        ceilings=ceilings_for(s),
+        prices=s.price_table,
+        max_prompt_chars=s.max_prompt_chars,
+        max_input_images=s.max_input_images,
+        max_concurrent=s.max_concurrent_generations,
+        per_user_concurrent=s.per_user_concurrent,
+        per_user_queued=s.per_user_queued,
+    )
+    return Services(store, openai, service, attachment_reader_for(s))
+
+
+def image_client_for(s: Settings, openai: AsyncOpenAI) -> ImageClient:
+    return ImageClient(
+        openai,
+        model=s.openai_model,
+        image_model=s.image_model,
+        store=s.store_responses,
+        background=s.background_responses,
+        retry=RetryPolicy(
+            max_attempts=s.retry_max_attempts,
+            max_seconds=s.retry_max_seconds,
+            base_delay=s.retry_base_delay,
+        ),
+        queued_deadline=s.queued_deadline_seconds,
+    )
+
+
+def ceilings_for(s: Settings) -> Ceilings:
+    """The instance-wide defaults and limits from the environment."""
+    return Ceilings(
+        default_options=ImageOptions(
+            size=s.default_size,
+            quality=s.default_quality,
+            output_format=s.default_format,
+            moderation=s.default_moderation,
+            partial_images=s.default_partial_images,
+        ),
+        max_quality=s.max_quality,
+        max_size=s.max_size,
+        allow_low_moderation=s.allow_low_moderation,
+        image_model=s.image_model,
+        user_daily_images=s.user_daily_images,
+        guild_daily_spend_usd=s.guild_daily_spend_usd,
+        guild_monthly_spend_usd=s.guild_monthly_spend_usd,
+        allow_dms=s.allow_dms,
+        dm_allowed_users=tuple(s.dm_allowed_users),
+    )
+
+
+def attachment_reader_for(s: Settings) -> AttachmentReader:
+    """Attachments are fetched from Discord's CDN, or from a configured API host (a fake)."""
+    extra_hosts = set()
+    if s.discord_api_base:
+        host = urlsplit(s.discord_api_base).hostname
+        if host:
+            extra_hosts.add(host)
+    return AttachmentReader(max_bytes=s.max_attachment_bytes, extra_hosts=frozenset(extra_hosts))
+
+
 class ImagineTree(app_commands.CommandTree):
     """The command tree, with the server's access policy checked before generation commands."""
 
@@ -69,8 +154,6 @@ class ImagineTree(app_commands.CommandTree):
             or (interaction.data or {}).get("name") not in GENERATION_COMMANDS
         ):
             return True
-        from bot.exts.imagine import actor_of
-
         service: ConversationService = interaction.client.service  # type: ignore[attr-defined]
         try:
             policy = await service.policy_for(interaction.guild_id)
@@ -116,56 +199,10 @@ class ImagineBot(commands.AutoShardedBot):
             # AutoShardedBot would connect to the URL /gateway/bot returns; a configured gateway
             # (a proxy, or a local fake) must win, so take only the shard count from there.
             self.shard_count, _, _ = await self.http.get_bot_gateway()
-        self.store = await open_store(s)
-        self.openai = AsyncOpenAI(
-            api_key=s.openai_api_key.get_secret_value(),
-            base_url=s.openai_base_url,
-            max_retries=0,  # our own retry loop never re-creates a generation it already started
-            timeout=s.request_timeout_seconds,
-        )
+        services = await build_services(s)
+        self.store, self.openai = services.store, services.openai
+        self.service, self.attachments = services.service, services.attachments
         await self.check_openai_access()
-        image_client = ImageClient(
-            self.openai,
-            model=s.openai_model,
-            image_model=s.image_model,
-            store=s.store_responses,
-            background=s.background_responses,
-            retry=RetryPolicy(
-                max_attempts=s.retry_max_attempts,
-                max_seconds=s.retry_max_seconds,
-                base_delay=s.retry_base_delay,
-            ),
-            queued_deadline=s.queued_deadline_seconds,
-        )
-        ceilings = Ceilings(
-            default_options=ImageOptions(
-                size=s.default_size,
-                quality=s.default_quality,
-                output_format=s.default_format,
-                moderation=s.default_moderation,
-                partial_images=s.default_partial_images,
-            ),
-            max_quality=s.max_quality,
-            max_size=s.max_size,
-            allow_low_moderation=s.allow_low_moderation,
-            image_model=s.image_model,
-            user_daily_images=s.user_daily_images,
-            guild_daily_spend_usd=s.guild_daily_spend_usd,
-            guild_monthly_spend_usd=s.guild_monthly_spend_usd,
-            allow_dms=s.allow_dms,
-            dm_allowed_users=tuple(s.dm_allowed_users),
-        )
-        self.service = ConversationService(
-            self.store,
-            image_client,
-            ceilings=ceilings,
-            prices=s.price_table,
-            max_prompt_chars=s.max_prompt_chars,
-            max_input_images=s.max_input_images,
-            max_concurrent=s.max_concurrent_generations,
-            per_user_concurrent=s.per_user_concurrent,
-            per_user_queued=s.per_user_queued,
-        )
         if s.metrics_port is not None:
             metrics = Metrics(queued=lambda: self.service.scheduler.queued,
                               running=lambda: self.service.scheduler.running)
@@ -176,14 +213,6 @@ class ImagineBot(commands.AutoShardedBot):
             await self.metrics_server.start()
         self.presenter = DiscordPresenter(self, edit_interval=s.progress_edit_interval)
         self.service.presenter = self.presenter
-        extra_hosts = set()
-        if s.discord_api_base:
-            host = urlsplit(s.discord_api_base).hostname
-            if host:
-                extra_hosts.add(host)
-        self.attachments = AttachmentReader(
-            max_bytes=s.max_attachment_bytes, extra_hosts=frozenset(extra_hosts)
-        )
         await asyncio.to_thread(warm_up)
         await self.tree.set_translator(Translator())
         self.tree.on_error = self.on_app_command_error

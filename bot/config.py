@@ -19,9 +19,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-Quality = Literal["auto", "low", "medium", "high"]
-OutputFormat = Literal["png", "jpeg", "webp"]
-Moderation = Literal["auto", "low"]
+from bot.core.options import Moderation, OutputFormat, Quality
 
 # USD per 1M tokens. Image output tokens dominate the bill; defaults follow the published
 # gpt-image-2 prices. Operators override them with PRICE_TABLE='{"model": {...}}'.

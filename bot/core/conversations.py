@@ -50,6 +50,7 @@ from bot.core.policy import (
     EffectivePolicy,
     GuildPolicy,
     check_dm_access,
+    day_start,
     month_start,
     next_day,
     next_month,
@@ -343,30 +344,9 @@ class ConversationService:
         if request.kind is not TurnKind.root:
             policy.check_refine(actor, conversation.owner_id)
 
-        inputs = list(request.input_images)
-        request_options = request.options
-        follows: Turn | None = None
-        if request.kind is TurnKind.reroll:
-            source = await self._existing_turn(request.parent_turn_id, conversation)
-            parent = await self.store.turns.get(source.parent_id) if source.parent_id else None
-            prompt = source.prompt
-            request_options = source.options
-            inputs = await self.store.turns.inputs(source.id)
-            remix_of = source.remix_of_turn_id
-        else:
-            prompt = clean_prompt(request.prompt, max_chars=self.max_prompt_chars)
-            remix_of = request.remix_of_turn_id
-            if request.kind is TurnKind.root:
-                parent = None
-            elif request.parent_turn_id is not None:
-                parent = await self._existing_turn(request.parent_turn_id, conversation)
-            else:
-                # A plain reply continues from the head *when it runs*: turns of a thread run in
-                # order, so a reply sent while the previous turn is still running refines that
-                # turn's result. The parent is resolved and recorded in `_resolve_parent`.
-                parent = None
-                follows = await self.head(conversation)
-
+        prompt, parent, follows, inputs, request_options, remix_of = await self._resolve(
+            request, conversation
+        )
         if len(inputs) > self.max_input_images:
             raise UserFacingError(ErrorKind.too_many_images, limit=self.max_input_images)
         mine = await self._prefs_options(request.author_id, policy)
@@ -403,6 +383,36 @@ class ConversationService:
         turn = await self.store.turns.get(turn_id)
         assert turn is not None
         return await self._enqueue(turn)
+
+    async def _resolve(
+        self, request: TurnRequest, conversation: Conversation
+    ) -> tuple[str, Turn | None, Turn | None, list[InputImage], ImageOptions, int | None]:
+        """(prompt, parent, the head a plain reply follows, input images, chosen options, the
+        remixed turn) of a request: a reroll repeats its source turn; others bring their own."""
+        inputs = list(request.input_images)
+        request_options = request.options
+        follows: Turn | None = None
+        if request.kind is TurnKind.reroll:
+            source = await self._existing_turn(request.parent_turn_id, conversation)
+            parent = await self.store.turns.get(source.parent_id) if source.parent_id else None
+            prompt = source.prompt
+            request_options = source.options
+            inputs = await self.store.turns.inputs(source.id)
+            remix_of = source.remix_of_turn_id
+        else:
+            prompt = clean_prompt(request.prompt, max_chars=self.max_prompt_chars)
+            remix_of = request.remix_of_turn_id
+            if request.kind is TurnKind.root:
+                parent = None
+            elif request.parent_turn_id is not None:
+                parent = await self._existing_turn(request.parent_turn_id, conversation)
+            else:
+                # A plain reply continues from the head *when it runs*: turns of a thread run in
+                # order, so a reply sent while the previous turn is still running refines that
+                # turn's result. The parent is resolved and recorded in `_resolve_parent`.
+                parent = None
+                follows = await self.head(conversation)
+        return prompt, parent, follows, inputs, request_options, remix_of
 
     def _check_queue_room(self, user_id: int) -> None:
         if not self.scheduler.has_room_for(user_id):
@@ -445,7 +455,7 @@ class ConversationService:
         if policy.is_exempt(actor):
             return
         now = dt.datetime.now(dt.UTC)
-        today = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        today = day_start(now).timestamp()
         daily_images = policy.user_daily_images()
         if daily_images:
             totals = await self.store.usage.totals(since=today, author_id=actor.user_id)
@@ -541,24 +551,7 @@ class ConversationService:
 
         parent = await self._resolve_parent(turn)
         source = await self._remix_source(turn)
-        if (turn.options.action == "edit" and parent is None and source is None
-                and not turn.input_image_count):
-            raise UserFacingError(ErrorKind.edit_needs_image)
-        request = GenerationRequest(
-            prompt=turn.prompt,
-            options=turn.options,
-            input_images=await self.store.turns.inputs(turn.id) if turn.input_image_count else [],
-            user_id=turn.author_id,
-        )
-        rerooted = False
-        if parent is not None:
-            if parent.response_id and self.images.store:
-                request.previous_response_id = parent.response_id
-            else:
-                await self._reroot(request, parent)
-                rerooted = True
-        if source is not None:
-            await self._refer_to(request, source)
+        request, rerooted = await self._request_for(turn, parent, source)
 
         async def run() -> TurnResult:
             try:
@@ -588,6 +581,31 @@ class ConversationService:
         if rerooted:
             result = TurnResult(result.response_id, result.images, result.text, result.usage, True)
         return result
+
+    async def _request_for(
+        self, turn: Turn, parent: Turn | None, source: Turn | None
+    ) -> tuple[GenerationRequest, bool]:
+        """The API request of a turn, chained to its parent (or rebuilt from the parent's image
+        and lineage: then True) and referring to the remixed image."""
+        if (turn.options.action == "edit" and parent is None and source is None
+                and not turn.input_image_count):
+            raise UserFacingError(ErrorKind.edit_needs_image)
+        request = GenerationRequest(
+            prompt=turn.prompt,
+            options=turn.options,
+            input_images=await self.store.turns.inputs(turn.id) if turn.input_image_count else [],
+            user_id=turn.author_id,
+        )
+        rerooted = False
+        if parent is not None:
+            if parent.response_id and self.images.store:
+                request.previous_response_id = parent.response_id
+            else:
+                await self._reroot(request, parent)
+                rerooted = True
+        if source is not None:
+            await self._refer_to(request, source)
+        return request, rerooted
 
     async def _remix_source(self, turn: Turn) -> Turn | None:
         """The bot result a remix continues from (in another conversation), if any."""
@@ -770,7 +788,7 @@ class ConversationService:
 
     async def usage_of(self, *, user_id: int | None = None, guild_id: int | None = None) -> UsageReport:
         now = dt.datetime.now(dt.UTC)
-        today = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        today = day_start(now).timestamp()
         month = month_start(now).timestamp()
         day = await self.store.usage.totals(since=today, author_id=user_id, guild_id=guild_id)
         mon = await self.store.usage.totals(since=month, author_id=user_id, guild_id=guild_id)

@@ -536,8 +536,6 @@ class ImageClient:
             state.finished = True
         elif kind in ("response.failed", "response.incomplete"):
             self._raise_failed(event.response, kind)
-        elif kind == "response.cancelled":
-            raise GenerationError(ErrorKind.cancelled)
         elif kind == "error":
             error = classify_error_body({"code": event.code, "message": event.message})
             raise _ResponseOver(error, cancel=True)

@@ -9,15 +9,21 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from bot.core.errors import ErrorKind, UserFacingError
 
-ACTIONS = ("auto", "generate", "edit")
-QUALITIES = ("auto", "low", "medium", "high")
-FORMATS = ("png", "jpeg", "webp")
-BACKGROUNDS = ("auto", "opaque", "transparent")
-MODERATIONS = ("auto", "low")
+# The one definition of each vocabulary: settings, slash-command choices and checks import these.
+Action = Literal["auto", "generate", "edit"]
+Quality = Literal["auto", "low", "medium", "high"]  # in rising order of cost
+OutputFormat = Literal["png", "jpeg", "webp"]
+Background = Literal["auto", "opaque", "transparent"]
+Moderation = Literal["auto", "low"]
+ACTIONS: tuple[str, ...] = get_args(Action)
+QUALITIES: tuple[str, ...] = get_args(Quality)
+FORMATS: tuple[str, ...] = get_args(OutputFormat)
+BACKGROUNDS: tuple[str, ...] = get_args(Background)
+MODERATIONS: tuple[str, ...] = get_args(Moderation)
 SIZE_PRESETS = ("auto", "1024x1024", "1536x1024", "1024x1536")
 # Custom sizes (`WIDTHxHEIGHT`) on the image models that take them. Sources: the SDK's
 # `openai.types.responses.tool.ImageGeneration.size` (openai 3.57: both edges divisible by 16,
@@ -36,7 +42,14 @@ MAX_PIXELS = 8_294_400  # 3840x2160
 PRESET_ONLY_MODELS = frozenset({"gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5"})
 _SNAPSHOT_RE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 _SIZE_RE = re.compile(r"^\s*(\d{2,5})\s*[xX×*]\s*(\d{2,5})\s*$")
-_QUALITY_RANK = {q: i for i, q in enumerate(QUALITIES)}
+QUALITY_RANK = {q: i for i, q in enumerate(QUALITIES)}
+
+
+def lower_quality(a: str | None, b: str) -> str:
+    """The lower of two qualities; `a` may be unset (or unknown), then `b`."""
+    if a is None or a not in QUALITY_RANK:
+        return b
+    return a if QUALITY_RANK[a] < QUALITY_RANK[b] else b
 
 
 def takes_custom_sizes(image_model: str | None) -> bool:
@@ -142,8 +155,8 @@ class ImageOptions:
         if (
             self.quality
             and self.quality != "auto"
-            and max_quality in _QUALITY_RANK
-            and _QUALITY_RANK[self.quality] > _QUALITY_RANK[max_quality]
+            and max_quality in QUALITY_RANK
+            and QUALITY_RANK[self.quality] > QUALITY_RANK[max_quality]
         ):
             raise UserFacingError(ErrorKind.invalid_options, problem="quality_max", value=max_quality)
         if self.moderation == "low" and not allow_low_moderation:

@@ -11,14 +11,13 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.options import QUALITIES, ImageOptions, parse_size
+from bot.core.options import ImageOptions, lower_quality, parse_size
 
 RefineMode = Literal["anyone", "starter"]
-_QUALITY_RANK = {q: i for i, q in enumerate(QUALITIES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +92,10 @@ class Actor:
 class EffectivePolicy:
     policy: GuildPolicy
     ceilings: Ceilings
-    limits: dict[str, float] = field(default_factory=dict)
 
     @property
     def max_quality(self) -> str:
-        return _min_quality(self.policy.max_quality, self.ceilings.max_quality)
+        return lower_quality(self.policy.max_quality, self.ceilings.max_quality)
 
     @property
     def allow_low_moderation(self) -> bool:
@@ -204,12 +202,6 @@ def pixels(size: str) -> int:
     return int(width) * int(height)
 
 
-def _min_quality(a: str | None, b: str) -> str:
-    if a is None or a not in _QUALITY_RANK:
-        return b
-    return a if _QUALITY_RANK[a] < _QUALITY_RANK[b] else b
-
-
 def _min_limit(server: float | None, instance: float) -> Any:
     """The tighter of two limits where 0/None means unlimited."""
     values = [v for v in (server, instance) if v]
@@ -217,6 +209,7 @@ def _min_limit(server: float | None, instance: float) -> Any:
 
 
 def day_start(now: dt.datetime) -> dt.datetime:
+    """Midnight (in `now`'s zone, UTC in practice) starting the day that quotas count."""
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 

@@ -12,9 +12,9 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.adapter import actor_of
 from bot.core.describe import Describer
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.exts.imagine import actor_of
 from bot.ui.i18n import language, t
 from bot.ui.render import clip
 from bot.ui.replies import send_error

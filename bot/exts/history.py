@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.adapter import actor_of
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.export import pack_export
 from bot.core.history import (
@@ -27,7 +28,6 @@ from bot.core.history import (
     page_of,
 )
 from bot.core.models import Conversation, Turn, TurnStatus
-from bot.exts.imagine import actor_of
 from bot.ui.contact_sheet import SheetCell, make_thumbnail, render_sheet
 from bot.ui.history_view import HISTORY_ITEMS, history_view
 from bot.ui.i18n import t

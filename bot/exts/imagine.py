@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
-from discord import app_commands
-from discord.app_commands import Choice, locale_str
+from discord.app_commands import Choice
 from discord.ext import commands
 
+from bot.adapter import GenerationInput, actor_of, generation_command
 from bot.core.conversations import Ticket, clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Conversation, InputImage, Turn, TurnKind, TurnRequest
-from bot.core.options import SIZE_PRESETS, ImageOptions, parse_size
+from bot.core.options import ImageOptions, parse_size
 from bot.core.policy import Actor, OncePer
 from bot.ui.buttons import RefineModal
+from bot.ui.choices import SIZE_SUGGESTIONS
 from bot.ui.i18n import t
 from bot.ui.render import error_text, jump_link, quote, thread_name
 from bot.ui.replies import send_error
@@ -29,105 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACTION_CHOICES = [
-    Choice(name=locale_str("let the model decide"), value="auto"),
-    Choice(name=locale_str("generate a new image"), value="generate"),
-    Choice(name=locale_str("edit the current image"), value="edit"),
-]
-QUALITY_CHOICES = [
-    Choice(name=locale_str("auto"), value="auto"),
-    Choice(name=locale_str("low (fast, cheap)"), value="low"),
-    Choice(name=locale_str("medium"), value="medium"),
-    Choice(name=locale_str("high (slow, costly)"), value="high"),
-]
-BACKGROUND_CHOICES = [
-    Choice(name=locale_str("auto"), value="auto"),
-    Choice(name=locale_str("opaque"), value="opaque"),
-    Choice(name=locale_str("transparent"), value="transparent"),
-]
-FORMAT_CHOICES = [Choice(name=f, value=f) for f in ("png", "jpeg", "webp")]
-MODERATION_CHOICES = [
-    Choice(name=locale_str("auto"), value="auto"),
-    Choice(name=locale_str("low (less strict)"), value="low"),
-]
 DM_NOTE_SECONDS = 3600.0  # a DM refusal is said at most once an hour per user
-SIZE_SUGGESTIONS = [*SIZE_PRESETS, "1536x864", "864x1536", "2048x2048", "2560x1440", "3840x2160"]
-
-OPTION_DESCRIPTIONS = {
-    "prompt": locale_str("What to draw, or what to change"),
-    "action": locale_str("generate a new image, edit the current one, or let the model decide"),
-    "size": locale_str("auto, a preset, or WIDTHxHEIGHT (multiples of 16)"),
-    "quality": locale_str("Rendering quality (higher costs more)"),
-    "background": locale_str("Background (transparent needs png or webp)"),
-    "format": locale_str("Output file format"),
-    "compression": locale_str("0-100, jpeg and webp only"),
-    "moderation": locale_str("Content moderation level"),
-    "previews": locale_str("Live previews while generating (0-3)"),
-    "image": locale_str("An image to start from or to use as a reference"),
-    "image2": locale_str("Another reference image"),
-    "image3": locale_str("Another reference image"),
-}
-OPTION_RENAMES = {name: locale_str(name) for name in OPTION_DESCRIPTIONS}
-
-
-def actor_of(user: discord.abc.User, channel: Any) -> Actor:
-    """Who is acting, in the terms the core's policy understands."""
-    parent_id = getattr(channel, "parent_id", None) or getattr(channel, "id", None)
-    if isinstance(user, discord.Member):
-        perms = user.guild_permissions
-        return Actor(
-            user_id=user.id,
-            guild_id=user.guild.id,
-            channel_id=parent_id,
-            role_ids=tuple(role.id for role in user.roles),
-            is_moderator=perms.manage_messages or perms.manage_guild or perms.manage_threads,
-        )
-    return Actor(user_id=user.id, guild_id=None, channel_id=parent_id)
-
-
-def options_from(
-    *,
-    action: str | None = None,
-    size: str | None = None,
-    quality: str | None = None,
-    background: str | None = None,
-    format: str | None = None,
-    compression: int | None = None,
-    moderation: str | None = None,
-    previews: int | None = None,
-) -> ImageOptions:
-    """Options a user chose, checked on their own (the full set is checked by the core)."""
-    options = ImageOptions(
-        action=action,
-        size=parse_size(size) if size else None,
-        quality=quality,
-        background=background,
-        output_format=format,
-        compression=compression,
-        moderation=moderation,
-        partial_images=previews,
-    )
-    if options.background == "transparent" and options.output_format == "jpeg":
-        options.validated()  # raises the specific message
-    if options.compression is not None:
-        ImageOptions(output_format=options.output_format or "webp",
-                     compression=options.compression).validated()
-    return options
-
-
-def generation_command(name: str, description: str) -> Callable[[Any], Any]:
-    """`/imagine` and `/refine` share their options, descriptions and choices."""
-
-    def decorate(func: Any) -> Any:
-        func = app_commands.choices(
-            action=ACTION_CHOICES, quality=QUALITY_CHOICES, background=BACKGROUND_CHOICES,
-            format=FORMAT_CHOICES, moderation=MODERATION_CHOICES,
-        )(func)
-        func = app_commands.rename(**OPTION_RENAMES)(func)
-        func = app_commands.describe(**OPTION_DESCRIPTIONS)(func)
-        return app_commands.command(name=locale_str(name), description=locale_str(description))(func)
-
-    return decorate
+ButtonHandler = Callable[[discord.Interaction, Turn, Actor], Awaitable[None]]
 
 
 class Imagine(commands.Cog):
@@ -140,28 +44,10 @@ class Imagine(commands.Cog):
 
     # ------------------------------------------------------------------ /imagine
     @generation_command("imagine", "Create an image and start a conversation thread")
-    async def imagine(
-        self,
-        interaction: discord.Interaction,
-        prompt: app_commands.Range[str, 1, 4000],
-        action: str | None = None,
-        size: str | None = None,
-        quality: str | None = None,
-        background: str | None = None,
-        format: str | None = None,
-        compression: app_commands.Range[int, 0, 100] | None = None,
-        moderation: str | None = None,
-        previews: app_commands.Range[int, 0, 3] | None = None,
-        image: discord.Attachment | None = None,
-        image2: discord.Attachment | None = None,
-        image3: discord.Attachment | None = None,
-    ) -> None:
+    async def imagine(self, interaction: discord.Interaction, request: GenerationInput) -> None:
+        prompt = request.prompt
         try:
-            options, attachments = await self._admit(
-                interaction, prompt, (image, image2, image3),
-                action=action, size=size, quality=quality, background=background, format=format,
-                compression=compression, moderation=moderation, previews=previews,
-            )
+            options, attachments = await self._admit(interaction, request)
             if options.action == "edit" and not attachments:  # a new root has no image yet
                 raise UserFacingError(ErrorKind.edit_needs_image)
         except UserFacingError as error:
@@ -173,7 +59,7 @@ class Imagine(commands.Cog):
         """Start a conversation from a prompt the bot offered (e.g. a /describe suggestion),
         checked exactly as /imagine checks one."""
         try:
-            options, attachments = await self._admit(interaction, prompt, ())
+            options, attachments = await self._admit(interaction, GenerationInput(prompt=prompt))
         except UserFacingError as error:
             await send_error(interaction, error)
             return
@@ -203,18 +89,14 @@ class Imagine(commands.Cog):
                 ticket.done()
 
     async def _admit(
-        self,
-        interaction: discord.Interaction,
-        prompt: str,
-        slots: tuple[discord.Attachment | None, ...],
-        **chosen: Any,
+        self, interaction: discord.Interaction, request: GenerationInput
     ) -> tuple[ImageOptions, list[discord.Attachment]]:
         """Everything checkable before acknowledging: the options, the prompt, the attachments'
         size and type, access, queue room and limits. A refusal is private and leaves nothing
         behind (no thread, no turn)."""
-        options = options_from(**chosen)
-        clean_prompt(prompt, max_chars=self.service.max_prompt_chars)
-        attachments = [a for a in slots if a is not None]
+        options = request.options()
+        clean_prompt(request.prompt, max_chars=self.service.max_prompt_chars)
+        attachments = request.attachments
         for attachment in attachments:
             self.bot.attachments.check(attachment)
         await self.service.admit(await self._actor(interaction.user, interaction.channel), options)
@@ -379,31 +261,13 @@ class Imagine(commands.Cog):
 
     # ------------------------------------------------------------------ /refine
     @generation_command("refine", "Refine the latest image in this conversation")
-    async def refine(
-        self,
-        interaction: discord.Interaction,
-        prompt: app_commands.Range[str, 1, 4000],
-        action: str | None = None,
-        size: str | None = None,
-        quality: str | None = None,
-        background: str | None = None,
-        format: str | None = None,
-        compression: app_commands.Range[int, 0, 100] | None = None,
-        moderation: str | None = None,
-        previews: app_commands.Range[int, 0, 3] | None = None,
-        image: discord.Attachment | None = None,
-        image2: discord.Attachment | None = None,
-        image3: discord.Attachment | None = None,
-    ) -> None:
+    async def refine(self, interaction: discord.Interaction, request: GenerationInput) -> None:
+        prompt = request.prompt
         try:
             channel_id = interaction.channel_id or 0
             if await self._own_conversation(interaction.channel) is None:
                 raise UserFacingError(ErrorKind.unknown_conversation)
-            options, attachments = await self._admit(
-                interaction, prompt, (image, image2, image3),
-                action=action, size=size, quality=quality, background=background, format=format,
-                compression=compression, moderation=moderation, previews=previews,
-            )
+            options, attachments = await self._admit(interaction, request)
         except UserFacingError as error:
             await send_error(interaction, error)
             return
@@ -561,37 +425,54 @@ class Imagine(commands.Cog):
 
     # ------------------------------------------------------------------ buttons
     async def on_turn_button(self, interaction: discord.Interaction, action: str, turn_id: int) -> None:
-        locale = str(interaction.locale)
+        """A click on a result's or a progress message's button: one handler per action."""
+        handlers: dict[str, ButtonHandler] = {
+            "refine": self._refine_button,
+            "reroll": self._reroll_button,
+            "continue": self._continue_button,
+            "details": self._details_button,
+            "delete": self._delete_button,
+            "cancel": self._cancel_button,
+        }
+        handler = handlers.get(action)
+        if handler is None:
+            return
         try:
             turn = await self.service.turn(turn_id)
             if turn is None:
                 raise UserFacingError(ErrorKind.unknown_conversation)
-            actor = actor_of(interaction.user, interaction.channel)
-            if action == "refine":
-                policy = await self.service.policy_for(turn.guild_id)
-                conversation = await self.service.conversation(turn.conversation_id)
-                if conversation is not None:
-                    policy.check_refine(actor, conversation.owner_id)
-                await interaction.response.send_modal(RefineModal(self, turn.id, locale))
-            elif action == "reroll":
-                await interaction.response.defer()
-                await self._submit_turn_action(interaction, turn, TurnKind.reroll, turn.prompt)
-            elif action == "continue":
-                await self.service.continue_from(turn, actor)
-                await interaction.response.send_message(t("ack.continue", locale), ephemeral=True)
-            elif action == "details":
-                embed = await self._details_embed(turn, locale)
-                await interaction.response.send_message(embed=embed, ephemeral=True)
-            elif action == "delete":
-                await self.service.delete(turn, actor)
-                await interaction.response.send_message(t("ack.deleted", locale), ephemeral=True)
-                await self._delete_messages(turn)
-            elif action == "cancel":
-                cancelled = await self.service.cancel(turn, actor)
-                key = "ack.cancelled" if cancelled else "ack.already_over"
-                await interaction.response.send_message(t(key, locale), ephemeral=True)
+            await handler(interaction, turn, actor_of(interaction.user, interaction.channel))
         except UserFacingError as error:
             await send_error(interaction, error)
+
+    async def _refine_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
+        policy = await self.service.policy_for(turn.guild_id)
+        conversation = await self.service.conversation(turn.conversation_id)
+        if conversation is not None:
+            policy.check_refine(actor, conversation.owner_id)
+        await interaction.response.send_modal(RefineModal(self, turn.id, str(interaction.locale)))
+
+    async def _reroll_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
+        await interaction.response.defer()
+        await self._submit_turn_action(interaction, turn, TurnKind.reroll, turn.prompt)
+
+    async def _continue_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
+        await self.service.continue_from(turn, actor)
+        await interaction.response.send_message(t("ack.continue", str(interaction.locale)), ephemeral=True)
+
+    async def _details_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
+        embed = await self._details_embed(turn, str(interaction.locale))
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    async def _delete_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
+        await self.service.delete(turn, actor)
+        await interaction.response.send_message(t("ack.deleted", str(interaction.locale)), ephemeral=True)
+        await self._delete_messages(turn)
+
+    async def _cancel_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
+        cancelled = await self.service.cancel(turn, actor)
+        key = "ack.cancelled" if cancelled else "ack.already_over"
+        await interaction.response.send_message(t(key, str(interaction.locale)), ephemeral=True)
 
     async def on_refine_submit(
         self, interaction: discord.Interaction, turn_id: int, instruction: str

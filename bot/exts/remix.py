@@ -12,10 +12,10 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.adapter import actor_of
 from bot.core.conversations import clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import TurnKind, TurnRequest, TurnStatus
-from bot.exts.imagine import actor_of
 from bot.ui.i18n import t
 from bot.ui.remix_modal import RemixModal, RemixSource
 from bot.ui.render import quote, thread_name

@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.options import parse_size
-from bot.exts.imagine import QUALITY_CHOICES
+from bot.ui.choices import QUALITY_CHOICES
 from bot.ui.i18n import t
 from bot.ui.replies import send_error
 

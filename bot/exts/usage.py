@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.core.policy import month_start
 from bot.ui.chart import usage_chart
 from bot.ui.i18n import t
 
@@ -53,7 +54,7 @@ class Usage(commands.Cog):
                            images_month=server.images_month,
                            cost_month=f"{server.cost_month:.2f}"))
             now = dt.datetime.now(dt.UTC)
-            month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+            month = month_start(now).timestamp()
             top = await self.service.top_users(interaction.guild_id, since=month)
             if top:
                 entries = ", ".join(f"<@{uid}> {n} (${c:.2f})" for uid, n, c in top)

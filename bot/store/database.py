@@ -58,7 +58,6 @@ class Database:
         self.path = path
         self._lock = asyncio.Lock()
         self._in_tx: contextvars.ContextVar[bool] = contextvars.ContextVar("in_tx", default=False)
-        self.writes = 0  # committed write statements/transactions, for benchmarks
         self._no_transaction = asyncio.Event()
         self._no_transaction.set()
 
@@ -138,7 +137,6 @@ class Database:
                     await self._conn.execute("ROLLBACK")
                     raise
                 await self._conn.execute("COMMIT")
-                self.writes += 1
             finally:
                 self._in_tx.reset(token)
                 self._no_transaction.set()
@@ -150,7 +148,6 @@ class Database:
             return cursor.lastrowid or 0
         async with self._lock:
             cursor = await self._conn.execute(sql, params)
-            self.writes += 1
             return cursor.lastrowid or 0
 
     async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:

@@ -298,25 +298,10 @@ class DiscordPresenter:
         channel = self._channel(turn)
         note = ""
         if turn.progress_message_id is not None:
-            message = channel.get_partial_message(turn.progress_message_id)
-            try:
-                for file in files:
-                    file.reset()
-                await self._retrying(lambda: message.edit(
-                    content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS
-                ))
-                return _Placed(turn.progress_message_id, channel)
-            except discord.NotFound as exc:
-                if exc.code == 10003:  # the thread itself is gone
-                    raise
-                log.info("Progress message of turn %s is gone; posting anew", turn.id)
-            except discord.HTTPException as exc:
-                if exc.code == THREAD_LOCKED:
-                    return await self._post_in_parent(turn, content, files)
-                if exc.code != THREAD_ARCHIVED:
-                    raise
-                log.info("Thread of turn %s was archived; posting anew", turn.id)
-                note = "thread archived: shown in a new message (which unarchived it)"
+            edited = await self._edit_into_result(turn, channel, content, files, view)
+            if isinstance(edited, _Placed):
+                return edited
+            note = edited
         for file in files:
             file.reset()
         try:
@@ -330,6 +315,34 @@ class DiscordPresenter:
         if note and turn.progress_message_id is not None:
             await self._delete_quietly(channel.get_partial_message(turn.progress_message_id))
         return _Placed(sent.id, channel, note)
+
+    async def _edit_into_result(
+        self, turn: Turn, channel: discord.PartialMessageable, content: str, files: list[discord.File],
+        view: discord.ui.View | None,
+    ) -> _Placed | str:
+        """Edit the progress message into `content`; where it must be posted anew instead, the
+        note to record (empty when the message was simply gone)."""
+        assert turn.progress_message_id is not None
+        message = channel.get_partial_message(turn.progress_message_id)
+        try:
+            for file in files:
+                file.reset()
+            await self._retrying(lambda: message.edit(
+                content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS
+            ))
+            return _Placed(turn.progress_message_id, channel)
+        except discord.NotFound as exc:
+            if exc.code == 10003:  # the thread itself is gone
+                raise
+            log.info("Progress message of turn %s is gone; posting anew", turn.id)
+            return ""
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_LOCKED:
+                return await self._post_in_parent(turn, content, files)
+            if exc.code != THREAD_ARCHIVED:
+                raise
+            log.info("Thread of turn %s was archived; posting anew", turn.id)
+            return "thread archived: shown in a new message (which unarchived it)"
 
     async def _post_in_parent(self, turn: Turn, content: str, files: list[discord.File]) -> _Placed:
         """The thread is locked: show the result in its parent channel, mentioning the author."""

@@ -71,6 +71,40 @@ def other_tasks(baseline: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t not in baseline and t is not current]
 
 
+async def assert_no_leaked_tasks(discord_fake, baseline: set[asyncio.Task[Any]]) -> None:
+    try:
+        await discord_fake.wait_for(lambda: not other_tasks(baseline), 3, what="no leftover tasks")
+    except TimeoutError:
+        leaked = other_tasks(baseline)
+        pytest.fail(f"{len(leaked)} task(s) leaked: "
+                    f"{[t.get_name() + ': ' + repr(t.get_coro()) for t in leaked][:10]}")
+
+
+def fail_with_diagnosis(discord_fake, runner, settings, sent, injected, caplog, started) -> None:
+    """Not every turn finished in time: fail saying which are stuck and what the bot logged."""
+    rows = turn_rows(settings.database_path)
+    stuck = [
+        {k: r[k] for k in ("id", "conversation_id", "author_id", "status", "response_id",
+                           "parent_id", "kind")}
+        for r in rows if r["status"] not in TERMINAL
+    ]
+    scheduler = runner.bot.service.scheduler if runner.bot else None
+    sources = {r["source_message_id"] for r in rows}
+    lost = [m for m in sent if m not in sources]
+    answers = {m: [x.content[:80] for x in discord_fake.all_messages()
+                   if str((x.message_reference or {}).get("message_id")) == str(m)]
+               for m in lost[:5]}
+    errors = [r.getMessage()[:300] for r in caplog.records if r.levelno >= 30
+              and "retrying" not in r.getMessage()][:10]
+    pytest.fail(
+        f"{len(rows)}/{TURNS} turns recorded, {len(stuck)} unfinished after "
+        f"{time.monotonic() - started:.0f}s: {stuck[:8]}; scheduler running="
+        f"{scheduler and scheduler.running} queued={scheduler and scheduler.queued}; "
+        f"injected {dict(injected)}; lost messages {lost[:5]} answered {answers}; "
+        f"warnings {errors}"
+    )
+
+
 async def test_soak(discord_fake, openai_fake, make_settings, caplog):
     rng = random.Random(SEED)
     settings = make_settings(
@@ -118,27 +152,7 @@ async def test_soak(discord_fake, openai_fake, make_settings, caplog):
                 remaining, what=f"all {TURNS} turns to finish",
             )
         except TimeoutError:
-            rows = turn_rows(settings.database_path)
-            stuck = [
-                {k: r[k] for k in ("id", "conversation_id", "author_id", "status", "response_id",
-                                   "parent_id", "kind")}
-                for r in rows if r["status"] not in TERMINAL
-            ]
-            scheduler = runner.bot.service.scheduler if runner.bot else None
-            sources = {r["source_message_id"] for r in rows}
-            lost = [m for m in sent if m not in sources]
-            answers = {m: [x.content[:80] for x in discord_fake.all_messages()
-                           if str((x.message_reference or {}).get("message_id")) == str(m)]
-                       for m in lost[:5]}
-            errors = [r.getMessage()[:300] for r in caplog.records if r.levelno >= 30
-                      and "retrying" not in r.getMessage()][:10]
-            pytest.fail(
-                f"{len(rows)}/{TURNS} turns recorded, {len(stuck)} unfinished after "
-                f"{time.monotonic() - started:.0f}s: {stuck[:8]}; scheduler running="
-                f"{scheduler and scheduler.running} queued={scheduler and scheduler.queued}; "
-                f"injected {dict(injected)}; lost messages {lost[:5]} answered {answers}; "
-                f"warnings {errors}"
-            )
+            fail_with_diagnosis(discord_fake, runner, settings, sent, injected, caplog, started)
     finally:
         if feeder is not None:
             feeder.cancel()
@@ -189,12 +203,7 @@ async def test_soak(discord_fake, openai_fake, make_settings, caplog):
     assert set(made) == {done[i]["prompt"] for i in with_images}
 
     # nothing left running in this event loop once the bot has stopped
-    try:
-        await discord_fake.wait_for(lambda: not other_tasks(baseline), 3, what="no leftover tasks")
-    except TimeoutError:
-        leaked = other_tasks(baseline)
-        pytest.fail(f"{len(leaked)} task(s) leaked: "
-                    f"{[t.get_name() + ': ' + repr(t.get_coro()) for t in leaked][:10]}")
+    await assert_no_leaked_tasks(discord_fake, baseline)
 
     print(f"\nsoak: {TURNS} turns in {elapsed:.1f}s; {dict(statuses)}; injected {dict(injected)}; "
           f"create requests {len(openai_fake.create_requests())}")

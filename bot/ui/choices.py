@@ -1,0 +1,48 @@
+"""What the slash commands offer: option choices, their labels and descriptions.
+
+The values come from the core's vocabularies (`bot.core.options`); only the labels live here.
+Labels and descriptions are `locale_str`s, translated by `bot.ui.i18n.Translator`.
+"""
+
+from __future__ import annotations
+
+from discord.app_commands import Choice, locale_str
+
+from bot.core.options import ACTIONS, BACKGROUNDS, FORMATS, MODERATIONS, QUALITIES, SIZE_PRESETS
+
+_ACTION_LABELS = {
+    "auto": "let the model decide",
+    "generate": "generate a new image",
+    "edit": "edit the current image",
+}
+_QUALITY_LABELS = {"low": "low (fast, cheap)", "high": "high (slow, costly)"}
+_MODERATION_LABELS = {"low": "low (less strict)"}
+
+
+def _choices(values: tuple[str, ...], labels: dict[str, str] | None = None) -> list[Choice[str]]:
+    labels = labels or {}
+    return [Choice(name=locale_str(labels.get(value, value)), value=value) for value in values]
+
+
+ACTION_CHOICES = _choices(ACTIONS, _ACTION_LABELS)
+QUALITY_CHOICES = _choices(QUALITIES, _QUALITY_LABELS)
+BACKGROUND_CHOICES = _choices(BACKGROUNDS)
+FORMAT_CHOICES = [Choice(name=f, value=f) for f in FORMATS]
+MODERATION_CHOICES = _choices(MODERATIONS, _MODERATION_LABELS)
+SIZE_SUGGESTIONS = [*SIZE_PRESETS, "1536x864", "864x1536", "2048x2048", "2560x1440", "3840x2160"]
+
+OPTION_DESCRIPTIONS = {
+    "prompt": locale_str("What to draw, or what to change"),
+    "action": locale_str("generate a new image, edit the current one, or let the model decide"),
+    "size": locale_str("auto, a preset, or WIDTHxHEIGHT (multiples of 16)"),
+    "quality": locale_str("Rendering quality (higher costs more)"),
+    "background": locale_str("Background (transparent needs png or webp)"),
+    "format": locale_str("Output file format"),
+    "compression": locale_str("0-100, jpeg and webp only"),
+    "moderation": locale_str("Content moderation level"),
+    "previews": locale_str("Live previews while generating (0-3)"),
+    "image": locale_str("An image to start from or to use as a reference"),
+    "image2": locale_str("Another reference image"),
+    "image3": locale_str("Another reference image"),
+}
+OPTION_RENAMES = {name: locale_str(name) for name in OPTION_DESCRIPTIONS}

@@ -1,0 +1,79 @@
+"""The shape of the code that the style rules promise, checked on the source itself.
+
+- no function in `bot/` is longer than 60 lines (ruff's C901 covers complexity);
+- dependencies point one way: the core never imports discord.py or the Discord layer, a cog never
+  imports another cog, and nothing outside the extensions imports a cog.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BOT = ROOT / "bot"
+MAX_FUNCTION_LINES = 60
+
+
+def _modules() -> list[Path]:
+    return sorted(BOT.rglob("*.py"))
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module name `path` imports (absolute names; `from x import y` gives `x` and `x.y`)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def test_no_function_in_bot_is_longer_than_60_lines() -> None:
+    too_long = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert too_long == []
+
+
+def test_the_checker_sees_a_long_function(tmp_path: Path) -> None:
+    """The walk above really measures: a 61-line function is reported."""
+    body = "\n".join(f"    x{i} = {i}" for i in range(60))
+    tree = ast.parse(f"def long():\n{body}\n")
+    node = tree.body[0]
+    assert isinstance(node, ast.FunctionDef)
+    assert (node.end_lineno or 0) - node.lineno + 1 == MAX_FUNCTION_LINES + 1
+
+
+@pytest.mark.parametrize("path", [p for p in _modules() if p.is_relative_to(BOT / "core")],
+                         ids=lambda p: p.name)
+def test_the_core_knows_nothing_of_discord(path: Path) -> None:
+    discord_layer = ("bot.exts", "bot.ui", "bot.app", "bot.adapter")
+    outside = {
+        name for name in _imports(path)
+        if name.split(".")[0] == "discord" or name.startswith(discord_layer)
+    }
+    assert outside == set()
+
+
+def test_cogs_do_not_import_each_other_and_nothing_imports_a_cog() -> None:
+    cogs = {_module_name(p) for p in (BOT / "exts").glob("*.py") if p.name != "__init__.py"}
+    offenders = []
+    for path in _modules():
+        me = _module_name(path)
+        for name in _imports(path) & cogs:
+            if name != me:
+                offenders.append(f"{me} imports {name}")
+    assert offenders == []
