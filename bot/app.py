@@ -28,6 +28,7 @@ from bot.core.policy import Ceilings
 from bot.metrics import Metrics, MetricsServer
 from bot.startup import StartupError
 from bot.store import open_store
+from bot.store.postgres.fleet import FleetScheduler, fleet_scheduler
 from bot.store.protocol import Store
 from bot.ui.attachments import AttachmentReader
 from bot.ui.buttons import TurnButton
@@ -92,6 +93,7 @@ async def build_services(settings: Settings) -> Services:
         max_concurrent=s.max_concurrent_generations,
         per_user_concurrent=s.per_user_concurrent,
         per_user_queued=s.per_user_queued,
+        scheduler=fleet_scheduler(s, store),
     )
     return Services(store, openai, service, attachment_reader_for(s))
 
@@ -230,6 +232,8 @@ class ImagineBot(commands.AutoShardedBot):
             )
         # Before the gateway connects, so no new event can race the turns a previous run left.
         await self.service.recover()
+        if isinstance(self.service.scheduler, FleetScheduler):
+            await self.service.scheduler.start()
 
     async def check_openai_access(self) -> None:
         """Refuse to start with a rejected key or an unknown model; warn when it cannot check."""

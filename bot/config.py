@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=120.0, ge=0)
     retry_base_delay: float = Field(default=1.0, ge=0)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    fleet_queue: bool = False  # PostgreSQL only: every process claims turns from one queue
+    lease_seconds: float = Field(default=30.0, gt=0)  # a dead process's turns resume after this
 
     # --- quotas and cost (0 = unlimited); server settings may only lower these ---
     user_daily_images: int = Field(default=0, ge=0)
@@ -174,6 +176,12 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"SHARD_IDS must be distinct numbers from 0 to {self.shard_count - 1}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_fleet(self) -> Settings:
+        if self.fleet_queue and self.database_url is None:
+            raise ValueError("FLEET_QUEUE needs DATABASE_URL (the fleet shares one PostgreSQL)")
         return self
 
     @field_validator("database_url")

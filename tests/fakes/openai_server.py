@@ -429,6 +429,8 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         self.responses: dict[str, JSON] = {}
         self.generations = 0
+        self.in_flight = 0  # generations being produced now (observation only, no rule)
+        self.peak_in_flight = 0
         self.images_per_response = 1
         self.text_reply: str | None = None
         self.reasoning_item = True
@@ -565,11 +567,14 @@ class FakeOpenAI:
 
         def done(task: asyncio.Task[None]) -> None:
             self._tasks.discard(task)
+            self.in_flight -= 1
             # also covers a task cancelled before it ever ran
             if task.cancelled() and run.cancel_requested:
                 run.response["status"] = "cancelled"
             self._finish(run)
 
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         run.task = asyncio.ensure_future(self._produce(run))
         self._tasks.add(run.task)
         run.task.add_done_callback(done)

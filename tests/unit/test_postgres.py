@@ -30,12 +30,17 @@ SAME_TYPE = {
 }
 
 
+# Tables only the fleet-wide queue uses (PostgreSQL is the fleet's store).
+PG_ONLY_TABLES = {"fleet_leases", "fleet_served"}
+
+
 async def pg_columns(url: str) -> dict[str, dict[str, tuple[str, bool]]]:
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch(
             "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns "
-            "WHERE table_schema = 'public' AND table_name <> 'schema_migrations'"
+            "WHERE table_schema = 'public' AND table_name <> 'schema_migrations' "
+            "AND NOT table_name = ANY($1::text[])", list(PG_ONLY_TABLES),
         )
     finally:
         await conn.close()

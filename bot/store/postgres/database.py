@@ -59,6 +59,7 @@ class PostgresDatabase:
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
+        self.dsn = url  # for connections outside the pool (LISTEN); never logged
         self.url = redacted(url)
         self._conn: contextvars.ContextVar[asyncpg.Connection | None] = contextvars.ContextVar(
             "pg_conn", default=None

@@ -1,0 +1,346 @@
+"""The fleet-wide queue: every process of a fleet claims turns from PostgreSQL.
+
+Turns are rows. A process claims the next turn in one transaction: the fairness rule of
+`bot.core.jobs` in `ORDER BY` (least recently served user first, then arrival; a thread's turns
+strictly in order), `MAX_CONCURRENT_GENERATIONS` counted over the whole fleet and the user's
+running limit checked in the same statement, `FOR UPDATE SKIP LOCKED`. Claims are serialised with
+every other store transaction (admissions included) by the store's advisory write lock.
+
+A claimed turn holds a lease (`fleet_leases.lease_until`) that its process renews while it runs.
+When a process dies its leases run out and another process claims the turn again; the service then
+resumes the generation by its stored response id instead of generating a second time.
+Idle processes sleep until `NOTIFY imagine_turns` (a turn was queued or a slot freed), waking at
+least every half lease to look for expired leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.jobs import Job, JobRunner
+from bot.store.postgres.database import PostgresDatabase
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.store.protocol import Store
+
+log = logging.getLogger(__name__)
+
+TURNS_CHANNEL = "imagine_turns"
+CANCEL_CHANNEL = "imagine_cancel"
+
+_NOW = "extract(epoch FROM now())::float8"
+
+CLAIM = f"""
+WITH live AS (
+    SELECT t.author_id FROM turns t JOIN fleet_leases l ON l.turn_id = t.id
+    WHERE t.status = 'running' AND l.lease_until > {_NOW}
+)
+SELECT t.id, t.author_id, t.conversation_id
+FROM turns t
+LEFT JOIN fleet_leases l ON l.turn_id = t.id
+LEFT JOIN fleet_served s ON s.user_id = t.author_id
+WHERE (SELECT count(*) FROM live) < ?
+  AND (t.status = 'queued'
+       OR (t.status = 'running' AND (l.lease_until IS NULL OR l.lease_until <= {_NOW})))
+  AND NOT EXISTS (
+      SELECT 1 FROM turns e WHERE e.conversation_id = t.conversation_id AND e.id < t.id
+      AND e.status IN ('queued', 'running'))
+  AND (SELECT count(*) FROM live WHERE live.author_id = t.author_id) < ?
+ORDER BY t.status = 'running' DESC, COALESCE(s.served, 0), t.id
+LIMIT 1
+FOR UPDATE OF t SKIP LOCKED
+"""
+
+
+class FleetScheduler:
+    """A `bot.core.jobs.Scheduler` whose queue is the `turns` table, shared by the fleet."""
+
+    shared = True
+
+    def __init__(
+        self,
+        db: PostgresDatabase,
+        *,
+        max_concurrent: int,
+        per_user_concurrent: int = 1,
+        per_user_queued: int = 3,
+        lease_seconds: float = 30.0,
+        owner: str | None = None,
+    ) -> None:
+        self._db = db
+        self.max_concurrent = max_concurrent
+        self.per_user_concurrent = per_user_concurrent
+        self.per_user_queued = per_user_queued
+        self.lease_seconds = lease_seconds
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._runner: JobRunner | None = None
+        self._running: dict[int, Job] = {}
+        self._unfinished: dict[int, int] = {}  # user -> queued+running turns, fleet-wide snapshot
+        self._busy: set[int] = set()  # conversations with unfinished turns (snapshot)
+        self._submitted: list[Job] = []  # since the last snapshot
+        self._queued_total = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+        self._listener: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._helpers: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ the Scheduler protocol
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    @property
+    def queued(self) -> int:
+        return self._queued_total
+
+    def attach(self, run: JobRunner) -> None:
+        self._runner = run
+
+    def has_room_for(self, user_id: int) -> bool:
+        mine = self._unfinished.get(user_id, 0) + sum(
+            1 for job in self._submitted if job.user_id == user_id
+        )
+        return mine < self.per_user_queued + self.per_user_concurrent
+
+    def has_conversation(self, conversation_id: int) -> bool:
+        return conversation_id in self._busy or any(
+            job.conversation_id == conversation_id for job in self._submitted
+        )
+
+    def submit(self, job: Job, *, force: bool = False) -> int:
+        """The turn is already a queued row: tell the fleet (this process included)."""
+        if self._closed:
+            raise UserFacingError(ErrorKind.shutting_down)
+        if not force and not self.has_room_for(job.user_id):
+            raise UserFacingError(ErrorKind.queue_full, limit=self.per_user_queued)
+        self._submitted.append(job)
+        self._wake.set()
+        self._spawn(self._notify(TURNS_CHANNEL, ""))
+        return 0  # positions are not tracked fleet-wide
+
+    async def withdraw(self, turn_id: int) -> str | None:
+        job = self._running.get(turn_id)
+        if job is not None and job.task is not None:
+            job.cancelled_by_user = True
+            job.task.cancel()
+            return "running"
+        async with self._db.transaction():
+            row = await self._db.fetchone(
+                f"SELECT t.status, l.owner, l.lease_until > {_NOW} AS live FROM turns t "
+                "LEFT JOIN fleet_leases l ON l.turn_id = t.id WHERE t.id = ? FOR UPDATE OF t",
+                (turn_id,),
+            )
+            if row is None or row["status"] not in ("queued", "running"):
+                return None
+            if row["status"] == "running" and row["live"]:
+                await self._notify(CANCEL_CHANNEL, str(turn_id))  # delivered on commit
+                return "running"
+            # waiting, or its process is gone: nobody may claim it any more
+            await self._db.execute(
+                "UPDATE turns SET status = 'cancelled' WHERE id = ?", (turn_id,)
+            )
+            return "queued"
+
+    def running_turn_ids(self) -> list[int]:
+        return list(self._running)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Listen for wake-ups and start claiming (after the runner is attached)."""
+        try:
+            self._listener = await asyncpg.connect(self._db.dsn)
+            await self._listener.add_listener(TURNS_CHANNEL, self._on_turns)
+            await self._listener.add_listener(CANCEL_CHANNEL, self._on_cancel)
+        except (OSError, asyncpg.PostgresError) as exc:  # polling still works, only slower
+            log.warning("Fleet queue: cannot LISTEN (%s); polling every %.1fs",
+                        exc, self.lease_seconds / 2)
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="fleet-claim"),
+            asyncio.create_task(self._renew_loop(), name="fleet-renew"),
+        ]
+        log.info("Fleet queue started as %s", self.owner)
+
+    async def shutdown(self, grace: float) -> None:
+        """Claim nothing more; running turns get `grace` seconds, then their leases are handed
+        back so that another process resumes them at once."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        tasks = [job.task for job in self._running.values() if job.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        for helper in list(self._helpers):
+            helper.cancel()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+
+    # ------------------------------------------------------------------ claiming
+    async def _claim_loop(self) -> None:
+        while not self._closed:
+            self._wake.clear()
+            try:
+                await self._snapshot()
+                while len(self._running) < self.max_concurrent and not self._closed:
+                    job = await self._claim()
+                    if job is None:
+                        break
+                    self._start(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Fleet queue: claiming failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.lease_seconds / 2)
+
+    async def _snapshot(self) -> None:
+        rows = await self._db.fetchall(
+            "SELECT author_id, conversation_id, status FROM turns "
+            "WHERE status IN ('queued', 'running')"
+        )
+        self._submitted.clear()
+        unfinished: dict[int, int] = {}
+        for row in rows:
+            unfinished[row["author_id"]] = unfinished.get(row["author_id"], 0) + 1
+        self._unfinished = unfinished
+        self._busy = {row["conversation_id"] for row in rows}
+        self._queued_total = sum(1 for row in rows if row["status"] == "queued")
+
+    async def _claim(self) -> Job | None:
+        assert self._runner is not None, "attach() a runner before start()"
+        async with self._db.transaction():
+            row = await self._db.fetchone(CLAIM, (self.max_concurrent, self.per_user_concurrent))
+            if row is None:
+                return None
+            turn_id = row["id"]
+            await self._db.execute(
+                f"UPDATE turns SET status = 'running', started_at = COALESCE(started_at, {_NOW}) "
+                "WHERE id = ?", (turn_id,),
+            )
+            await self._db.execute(
+                f"INSERT INTO fleet_leases (turn_id, owner, lease_until) VALUES (?, ?, {_NOW} + ?) "
+                "ON CONFLICT (turn_id) DO UPDATE SET owner = excluded.owner, "
+                "lease_until = excluded.lease_until",
+                (turn_id, self.owner, self.lease_seconds),
+            )
+            await self._db.execute(
+                "INSERT INTO fleet_served (user_id, served) VALUES (?, nextval('fleet_serve_seq')) "
+                "ON CONFLICT (user_id) DO UPDATE SET served = excluded.served",
+                (row["author_id"],),
+            )
+        log.debug("Fleet queue: %s claimed turn %s", self.owner, turn_id)
+        return Job(turn_id, row["author_id"], row["conversation_id"], self._runner)
+
+    def _start(self, job: Job) -> None:
+        self._running[job.turn_id] = job
+        self._idle.clear()
+        job.task = asyncio.create_task(self._run(job), name=f"turn-{job.turn_id}")
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await job.run(job)
+        except asyncio.CancelledError:
+            log.debug("Turn %s cancelled", job.turn_id)
+        except Exception:
+            log.exception("Turn %s failed unexpectedly", job.turn_id)
+        finally:
+            self._running.pop(job.turn_id, None)
+            await self._release(job.turn_id)
+            if not self._running:
+                self._idle.set()
+
+    async def _release(self, turn_id: int) -> None:
+        """Give the lease back (a turn left running is then claimable at once) and wake the
+        fleet: a slot is free."""
+        try:
+            await self._db.execute(
+                "DELETE FROM fleet_leases WHERE turn_id = ? AND owner = ?", (turn_id, self.owner)
+            )
+            await self._notify(TURNS_CHANNEL, "")
+        except Exception:
+            log.warning("Fleet queue: could not release turn %s (its lease will expire)",
+                        turn_id, exc_info=True)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ leases and wake-ups
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            ids = list(self._running)
+            if not ids:
+                continue
+            try:
+                rows = await self._db.fetchall(
+                    f"UPDATE fleet_leases SET lease_until = {_NOW} + ? "
+                    "WHERE owner = ? AND turn_id = ANY(?::bigint[]) RETURNING turn_id",
+                    (self.lease_seconds, self.owner, ids),
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("Fleet queue: could not renew leases", exc_info=True)
+                continue
+            kept = {row["turn_id"] for row in rows}
+            for turn_id in ids:
+                job = self._running.get(turn_id)
+                if turn_id not in kept and job is not None and job.task is not None:
+                    log.warning("Fleet queue: lost the lease of turn %s; stopping it here", turn_id)
+                    job.task.cancel()
+
+    async def _notify(self, channel: str, payload: str) -> None:
+        await self._db.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+    def _on_turns(self, *_: object) -> None:
+        self._wake.set()
+
+    def _on_cancel(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        job = self._running.get(int(payload))
+        if job is not None and job.task is not None:
+            job.cancelled_by_user = True
+            job.task.cancel()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._helpers.add(task)
+        task.add_done_callback(self._helper_done)
+
+    def _helper_done(self, task: asyncio.Task[Any]) -> None:
+        self._helpers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("Fleet queue: a notification failed: %s", task.exception())
+
+
+def fleet_scheduler(settings: Settings, store: Store) -> FleetScheduler | None:
+    """The fleet-wide queue when `FLEET_QUEUE` is on (else None: the in-process scheduler)."""
+    if not settings.fleet_queue:
+        return None
+    db = getattr(store, "db", None)
+    assert isinstance(db, PostgresDatabase), "FLEET_QUEUE needs DATABASE_URL"
+    return FleetScheduler(
+        db,
+        max_concurrent=settings.max_concurrent_generations,
+        per_user_concurrent=settings.per_user_concurrent,
+        per_user_queued=settings.per_user_queued,
+        lease_seconds=settings.lease_seconds,
+    )

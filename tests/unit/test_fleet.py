@@ -1,0 +1,195 @@
+"""The fleet-wide queue on a real PostgreSQL: several services ("processes"), each with its own
+connection pool and FleetScheduler, share one database and one fake Responses API. What is
+checked is what a user and the API would see: how many generations ran at once, in which order
+they were asked for, and that a dead process's turn is finished exactly once by another."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import openai
+import pytest
+
+from bot.core.conversations import ConversationService
+from bot.core.image_client import ImageClient
+from bot.core.models import TurnKind, TurnRequest, TurnStatus
+from bot.core.policy import Actor
+from bot.store.postgres.database import PostgresDatabase
+from bot.store.postgres.fleet import FleetScheduler
+from bot.store.repositories import Store
+from tests.fakes.openai_server import FakeOpenAI
+from tests.pg import fresh_database
+from tests.unit.conftest import FAST_RETRY, MODEL
+from tests.unit.test_conversations import CEILINGS, GUILD, PRICES, RecordingPresenter
+
+CHANNEL = 42
+
+
+@dataclass
+class Process:
+    """One bot process of the fleet, without Discord."""
+
+    store: Store
+    scheduler: FleetScheduler
+    service: ConversationService
+    presenter: RecordingPresenter
+
+
+Launch = Callable[..., Awaitable[Process]]
+
+
+@pytest.fixture
+async def slow_openai() -> AsyncIterator[FakeOpenAI]:
+    server = FakeOpenAI(latency=0.6)  # long enough for generations to overlap
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def launch(slow_openai: FakeOpenAI) -> AsyncIterator[Launch]:
+    """Start fleet processes on one fresh database; all are shut down at the end."""
+    started: list[Process] = []
+    clients: list[openai.AsyncOpenAI] = []
+    async with fresh_database("imagine_fleet") as url:
+
+        async def start(
+            *, max_concurrent: int = 2, lease_seconds: float = 5.0, claiming: bool = True
+        ) -> Process:
+            client = openai.AsyncOpenAI(base_url=slow_openai.base_url, api_key="sk-test",
+                                        max_retries=0, timeout=20.0)
+            clients.append(client)
+            db = await PostgresDatabase.open(url)
+            store = Store(db)
+            scheduler = FleetScheduler(db, max_concurrent=max_concurrent,
+                                       per_user_queued=5, lease_seconds=lease_seconds)
+            service = ConversationService(
+                store, ImageClient(client, model=MODEL, retry=FAST_RETRY),
+                ceilings=CEILINGS, prices=PRICES, scheduler=scheduler,
+            )
+            presenter = RecordingPresenter()
+            service.presenter = presenter
+            if claiming:
+                await scheduler.start()
+            process = Process(store, scheduler, service, presenter)
+            started.append(process)
+            return process
+
+        yield start
+        for process in started:
+            if not process.scheduler._closed:
+                await process.service.shutdown(1.0)
+                await process.store.close()
+        for client in clients:
+            await client.close()
+
+
+async def submit(process: Process, user: int, thread: int, prompt: str,
+                 kind: TurnKind = TurnKind.root) -> int:
+    await process.service.open_conversation(thread, guild_id=GUILD, parent_channel_id=CHANNEL,
+                                            owner_id=user)
+    request = TurnRequest(kind=kind, author_id=user, prompt=prompt, guild_id=GUILD,
+                          conversation_id=thread)
+    turn = await process.service.submit(request, Actor(user_id=user, guild_id=GUILD, channel_id=CHANNEL))
+    return turn.id
+
+
+async def until_finished(store: Store, count: int, timeout: float = 30.0) -> list[TurnStatus]:
+    """Wait (polling the database, as an operator would) until `count` turns are terminal."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await store.db.fetchall("SELECT status FROM turns ORDER BY id")
+        statuses = [TurnStatus(r["status"]) for r in rows]
+        if len(statuses) >= count and all(s.terminal for s in statuses):
+            return statuses
+        if time.monotonic() > deadline:
+            raise AssertionError(f"turns not finished in time: {statuses}")
+        await asyncio.sleep(0.05)
+
+
+def prompts_in_request_order(fake: FakeOpenAI) -> list[str]:
+    out = []
+    for body in fake.create_requests():
+        (message,) = [item for item in body["input"] if item.get("role") == "user"]
+        text = message["content"] if isinstance(message["content"], str) else next(
+            part["text"] for part in message["content"] if part["type"] == "input_text"
+        )
+        out.append(text)
+    return out
+
+
+async def test_the_limit_holds_for_the_whole_fleet(launch: Launch, slow_openai: FakeOpenAI) -> None:
+    first = await launch(max_concurrent=2)
+    second = await launch(max_concurrent=2)
+    for n in range(6):  # six users, each with a thread, submitted through both processes
+        process = first if n % 2 else second
+        await submit(process, 1000 + n, 5000 + n, f"picture {n}")
+    assert await until_finished(first.store, 6) == [TurnStatus.done] * 6
+    assert slow_openai.peak_in_flight == 2  # the fleet-wide limit, reached but never passed
+    assert slow_openai.generations == 6
+    shown = set(first.presenter.results) | set(second.presenter.results)
+    assert len(first.presenter.results) + len(second.presenter.results) == 6 == len(shown)
+
+
+async def test_claims_follow_the_fairness_rule_across_processes(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """Round robin between users, strict order inside a thread, one generation at a time."""
+    # a process that only takes requests (it claims nothing), then one that only claims
+    submitter = await launch(max_concurrent=1, claiming=False)
+    alice, bob = 1, 2
+    await submit(submitter, alice, 7001, "alice one")
+    await submit(submitter, alice, 7001, "alice two", TurnKind.reply)
+    await submit(submitter, alice, 7002, "alice three")
+    await submit(submitter, bob, 7003, "bob one")
+    claimer = await launch(max_concurrent=1)
+    await until_finished(claimer.store, 4)
+    assert prompts_in_request_order(slow_openai) == [
+        "alice one", "bob one", "alice two", "alice three",
+    ]
+    assert slow_openai.peak_in_flight == 1
+
+
+def crash(process: Process) -> None:
+    """The process dies: its connections drop and nothing of its shutdown runs (its in-flight
+    work is abandoned, as SIGKILL would; it cannot renew or release its leases)."""
+    process.store.db._pool.terminate()  # type: ignore[attr-defined]
+    scheduler = process.scheduler
+    scheduler._closed = True
+    for task in scheduler._tasks:
+        task.cancel()
+    for job in list(scheduler._running.values()):
+        assert job.task is not None
+        job.task.cancel()
+
+
+async def test_a_dead_process_turn_is_resumed_once_after_its_lease(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    slow_openai.latency = 3.0
+    doomed = await launch(max_concurrent=1, lease_seconds=1.5)
+    turn_id = await submit(doomed, 1, 8001, "a lighthouse")
+    deadline = time.monotonic() + 10
+    while (await doomed.store.turns.get(turn_id)).response_id is None:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the generation never started"
+        await asyncio.sleep(0.02)
+    crash(doomed)
+    died = time.monotonic()
+
+    heir = await launch(max_concurrent=1, lease_seconds=1.5)
+    statuses = await until_finished(heir.store, 1)
+    assert statuses == [TurnStatus.done]
+    turn = await heir.store.turns.get(turn_id)
+    assert turn is not None
+    assert turn_id in heir.presenter.results and turn_id not in doomed.presenter.results
+    assert len(slow_openai.create_requests()) == 1  # resumed by its response id, not regenerated
+    assert slow_openai.generations == 1
+    assert turn.response_id in slow_openai.responses
+    started = [p for t, p in heir.presenter.progress if t == turn_id]
+    assert started, "the heir showed progress"
+    assert time.monotonic() - died >= 1.0  # not before the lease ran out
