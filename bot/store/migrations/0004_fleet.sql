@@ -1,2 +1,0 @@
--- Nothing changes in SQLite: the fleet-wide queue's tables exist only in PostgreSQL
--- (bot/store/postgres/migrations/0004_fleet.sql). This keeps both backends' versions in step.

@@ -1,0 +1,2 @@
+-- Nothing changes in SQLite: the fleet-wide queue's tables exist only in PostgreSQL
+-- (bot/store/postgres/migrations/0005_fleet.sql). This keeps both backends' versions in step.
