@@ -79,7 +79,7 @@ from aiohttp import web
 from tests.fakes.images import FORMATS, decode_data_url, inspect_image, read_lineage, render_image
 from tests.fakes.serving import until_signalled
 
-__all__ = ["FakeOpenAI", "Fault", "RecordedRequest", "read_lineage"]
+__all__ = ["FakeOpenAI", "Fault", "RecordedAnswer", "RecordedRequest", "read_lineage"]
 
 JSON = dict[str, Any]
 ModerationShape = Literal["http", "item", "response_failed"]
@@ -148,6 +148,16 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-cased names
     json: Any  # parsed JSON body, or None if there was none / it was not JSON
     time: float  # time.monotonic() at arrival
+
+
+@dataclass(frozen=True)
+class RecordedAnswer:
+    """One JSON answer the fake gave (not the SSE streams: see ``FakeOpenAI.events``)."""
+
+    method: str
+    path: str
+    status: int
+    json: Any
 
 
 @dataclass(frozen=True)
@@ -407,6 +417,8 @@ class FakeOpenAI:
         responses: stored responses by id (the live Response JSON).
         generations: images actually delivered (completed items), e.g. to spot duplicates.
         api_key_seen: bearer tokens seen.
+        events: every SSE event emitted (as JSON), answers: every JSON answer (method, path,
+            status, body) — what ``tests/contract`` holds to the SDK's types.
     """
 
     def __init__(
@@ -436,6 +448,8 @@ class FakeOpenAI:
         self.reasoning_item = True
         self.message_first = False
         self.api_key_seen: set[str] = set()
+        self.events: list[JSON] = []  # every stream event emitted, for the contract tests
+        self.answers: list[RecordedAnswer] = []  # every JSON answer, for the contract tests
         self.key_accepted = True  # False: every request's key is rejected (401 invalid_api_key)
         self.models: set[str] = set(DEFAULT_MODELS)  # what GET /v1/models/{id} finds
         self._faults: deque[Fault] = deque()
@@ -501,6 +515,15 @@ class FakeOpenAI:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        answer = await self._answer(request, handler)
+        if isinstance(answer, web.Response) and answer.content_type == "application/json":
+            with contextlib.suppress(ValueError, TypeError):
+                self.answers.append(RecordedAnswer(
+                    request.method, request.path, answer.status, json.loads(answer.body)  # type: ignore[arg-type]
+                ))
+        return answer
+
+    async def _answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
         raw = await request.read()
         parsed: Any = None
         if raw:
@@ -1120,6 +1143,7 @@ class FakeOpenAI:
     def _emit(self, run: _Run, event_type: str, payload: JSON) -> None:
         event = {"type": event_type, "sequence_number": len(run.events), **payload}
         data = f"event: {event_type}\ndata: {json.dumps(event)}\n\n".encode()
+        self.events.append(json.loads(data.split(b"data: ", 1)[1]))  # a snapshot, as sent
         run.events.append((event_type, data))
         wakeup, run.wakeup = run.wakeup, asyncio.Event()
         wakeup.set()
