@@ -1,0 +1,112 @@
+"""A fleet: two `python -m bot` processes (shards 0 and 1 of 2) on one PostgreSQL, one fake
+Discord and one fake Responses API. Conversations are taken by whichever process claims them;
+the fleet-wide limit holds at the API; when the process running a turn is SIGKILLed, the other
+one posts that result exactly once after the lease expires, without generating it again."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import SECRET_KEY, SECRET_TOKEN
+from tests.e2e.harness import BotProcess, results, start_conversation, wait_results
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.openai_server import FakeOpenAI
+from tests.pg import fresh_database, query
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+LEASE = 2.0
+
+
+def fleet_env(discord: FakeDiscord, openai: FakeOpenAI, url: str, shard: int) -> dict[str, str]:
+    return {
+        "DISCORD_TOKEN": SECRET_TOKEN,
+        "OPENAI_API_KEY": SECRET_KEY,
+        "OPENAI_BASE_URL": openai.base_url,
+        "DISCORD_API_BASE": discord.api_base,
+        "DISCORD_GATEWAY_URL": discord.gateway_url,
+        "DATABASE_URL": url,
+        "FLEET_QUEUE": "true",
+        "LEASE_SECONDS": str(LEASE),
+        "MAX_CONCURRENT_GENERATIONS": "2",
+        "SHARD_COUNT": "2",
+        "SHARD_IDS": str(shard),
+        "PROGRESS_EDIT_INTERVAL": "0.05",
+        "RETRY_BASE_DELAY": "0.01",
+        "SHUTDOWN_GRACE_SECONDS": "1",
+        "LOG_LEVEL": "DEBUG",
+    }
+
+
+async def quiet(fake: FakeDiscord, settle: float = 1.0, timeout: float = 15.0) -> None:
+    """Wait until the fake Discord has received no request for `settle` seconds."""
+    deadline = time.monotonic() + timeout
+    seen = len(fake.request_log)
+    calm_since = time.monotonic()
+    while time.monotonic() - calm_since < settle:
+        assert time.monotonic() < deadline, "the bots never went quiet"
+        await asyncio.sleep(0.1)
+        if len(fake.request_log) != seen:
+            seen, calm_since = len(fake.request_log), time.monotonic()
+
+
+async def test_two_processes_share_the_queue_and_survive_a_kill(
+    discord_fake: FakeDiscord, openai_fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    openai_fake.latency = 3.0  # generations overlap, and one is still running when we kill
+    guild_shard = (discord_fake.guild_id >> 22) % 2
+    async with fresh_database("imagine_fleet_e2e") as url:
+        gateway = BotProcess(fleet_env(discord_fake, openai_fake, url, guild_shard),
+                             log_path=str(tmp_path / "gateway.log"))
+        other = BotProcess(fleet_env(discord_fake, openai_fake, url, 1 - guild_shard),
+                           log_path=str(tmp_path / "other.log"))
+        try:
+            await gateway.start(discord_fake)
+            await other.start(discord_fake)
+            shards = sorted(tuple(p["shard"]) for p in discord_fake.identify_payloads)
+            assert shards == [(0, 2), (1, 2)]
+
+            users = [discord_fake.add_user(f"user{n}") for n in range(4)]
+            threads = [await start_conversation(discord_fake, user, f"picture {n}")
+                       for n, user in enumerate(users)]
+
+            # a turn under way (its response id recorded): kill the process that runs it
+            def running_turn() -> list[dict] | None:
+                rows = query(url, "SELECT t.id, t.conversation_id, l.owner FROM turns t "
+                                  "JOIN fleet_leases l ON l.turn_id = t.id "
+                                  "WHERE t.status = 'running' AND t.response_id IS NOT NULL")
+                return rows or None
+
+            victim_row = (await discord_fake.wait_for(running_turn, 20, what="a running turn"))[0]
+            pid = int(victim_row["owner"].split(":")[1])
+            victim, survivor = (gateway, other) if gateway.proc.pid == pid else (other, gateway)
+            assert victim.proc is not None and victim.proc.pid == pid
+            killed_at = time.monotonic()
+            victim.proc.send_signal(signal.SIGKILL)
+            await victim.proc.wait()
+
+            thread = victim_row["conversation_id"]
+            await wait_results(discord_fake, thread, 1, timeout=30)
+            taken_over_after = time.monotonic() - killed_at
+            for other_thread in threads:
+                await wait_results(discord_fake, other_thread, 1, timeout=30)
+            await quiet(discord_fake)
+
+            assert all(len(results(discord_fake, t)) == 1 for t in threads)  # exactly once each
+            assert len(openai_fake.create_requests()) == 4  # the killed turn was resumed by id
+            assert openai_fake.generations == 4
+            assert openai_fake.peak_in_flight == 2  # MAX_CONCURRENT_GENERATIONS, fleet-wide
+            assert taken_over_after >= LEASE * 0.5  # not before the dead process's lease ran out
+            rows = query(url, "SELECT status FROM turns ORDER BY id")
+            assert [r["status"] for r in rows] == ["done"] * 4
+            if survivor is other:  # the process without the server's shard posted it over REST
+                assert f"claimed turn {victim_row['id']}" in (tmp_path / "other.log").read_text()
+        finally:
+            await gateway.stop()
+            await other.stop()
