@@ -193,3 +193,33 @@ async def test_a_dead_process_turn_is_resumed_once_after_its_lease(
     started = [p for t, p in heir.presenter.progress if t == turn_id]
     assert started, "the heir showed progress"
     assert time.monotonic() - died >= 1.0  # not before the lease ran out
+
+
+async def test_cancel_reaches_the_process_that_runs_the_turn(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """Cancel pressed on one process for a turn another process is generating (a button works
+    whichever process receives it): the generation stops server-side and the turn is cancelled;
+    a turn still waiting in the queue is cancelled before anyone claims it."""
+    slow_openai.latency = 5.0
+    runner = await launch(max_concurrent=1)
+    receiver = await launch(max_concurrent=1, claiming=False)  # only takes interactions
+    running_id = await submit(receiver, 1, 9001, "a long one")
+    waiting_id = await submit(receiver, 2, 9002, "next in line")
+    deadline = time.monotonic() + 10
+    while (await runner.store.turns.get(running_id)).response_id is None:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the generation never started"
+        await asyncio.sleep(0.02)
+
+    who = Actor(user_id=1, guild_id=GUILD, channel_id=CHANNEL)
+    assert await receiver.service.cancel(await receiver.service.turn(running_id), who)  # type: ignore[arg-type]
+    bob = Actor(user_id=2, guild_id=GUILD, channel_id=CHANNEL)
+    assert await receiver.service.cancel(await receiver.service.turn(waiting_id), bob)  # type: ignore[arg-type]
+
+    assert await until_finished(runner.store, 2) == [TurnStatus.cancelled, TurnStatus.cancelled]
+    response_id = (await runner.store.turns.get(running_id)).response_id  # type: ignore[union-attr]
+    assert slow_openai.responses[response_id]["status"] == "cancelled"
+    assert len(slow_openai.create_requests()) == 1  # the waiting turn never reached the API
+    assert slow_openai.generations == 0
+    assert [t for t, _ in runner.presenter.failures] == [running_id]  # shown by the runner
+    assert [t for t, _ in receiver.presenter.failures] == [waiting_id]
