@@ -5,6 +5,7 @@ thread), what the store recorded, and how many generations were paid for."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import sqlite3
@@ -337,6 +338,49 @@ async def test_a_response_stuck_in_queued_is_cancelled_and_recreated(
     assert openai_fake.generations == 1
     [row] = turn_rows(settings.database_path)
     assert row["status"] == "done"
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """A photo-like (incompressible) PNG of about width*height*3 bytes, stored uncompressed."""
+    import io
+    import os
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(
+        out, "PNG", compress_level=0
+    )
+    return out.getvalue()
+
+
+async def test_a_rebuilt_chain_with_large_inputs_keeps_to_the_request_limits(
+    discord_fake, openai_fake, make_settings
+):
+    # Images and vision guide: at most 50 MB of image bytes per request. Three 17.4 MB photos
+    # plus the parent image that a rebuilt chain re-supplies would be ~54 MB as they are.
+    settings = make_settings()
+    alice = discord_fake.add_user("alice", nitro="nitro")  # may attach files over 10 MiB
+    photo = noise_png(2900, 2000)
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a lighthouse")
+        await wait_results(discord_fake, thread_id, 1)
+        openai_fake.forget_all()  # the reply must rebuild the chain from the stored image
+        await discord_fake.say(alice, thread_id, "blend in these photos", attachments=[
+            (f"photo{n}.png", photo, "image/png") for n in range(3)
+        ])
+        await wait_results(discord_fake, thread_id, 2, timeout=60)
+    last = openai_fake.create_requests()[-1]
+    sent = [
+        len(base64.b64decode(part["image_url"].partition(",")[2]))
+        for part in last["input"][-1]["content"] if part["type"] == "input_image"
+    ]
+    assert len(sent) == 4  # the parent image and the three photos
+    assert max(sent) <= 20_000_000 and sum(sent) <= 50_000_000
+    assert "previous_response_id" not in last
+    assert openai_fake.generations == 2
+    rows = turn_rows(settings.database_path)
+    assert [r["status"] for r in rows] == ["done", "done"] and rows[1]["rerooted"] == 1
 
 
 async def test_forgotten_parent_response_rebuilds_the_chain(
