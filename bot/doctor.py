@@ -123,7 +123,11 @@ async def check_guilds(http: discord.http.HTTPClient, app_id: int, bot_id: int,
         return
     out.add(True, f"the bot is in {len(guilds)} server(s)")
     for guild in guilds[:MAX_GUILDS]:
-        await check_guild(http, guild, bot_id, out)
+        try:
+            await check_guild(http, guild, bot_id, out)
+        except discord.HTTPException as exc:  # e.g. removed from the server meanwhile
+            out.add(False, f"could not read server \"{guild['name']}\" (HTTP {exc.status}, "
+                           f"code {exc.code})", "run the doctor again", indent=2)
     if len(guilds) > MAX_GUILDS:
         out.add(None, f"{len(guilds) - MAX_GUILDS} more server(s) not checked")
 

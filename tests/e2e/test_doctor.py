@@ -188,3 +188,17 @@ async def test_usage_error(tmp_path):
     code, _, err = await run_cli("doctor", "--everything", env=clean_environ(), cwd=tmp_path)
     assert code == 2
     assert err.strip() == "usage: python -m bot doctor [--generate]"
+
+
+async def test_unreachable_discord(openai_fake, tmp_path):
+    from tests.e2e.test_startup import closed_port
+
+    port = closed_port()
+    fake = FakeDiscord()  # not started: only its settings shape is used
+    fake.api_base = f"http://127.0.0.1:{port}/api/v10"
+    fake.gateway_url = f"ws://127.0.0.1:{port}/gateway"
+    code, lines = await doctor(fake, openai_fake, tmp_path)
+    assert code == 1
+    [line] = failures(lines)
+    assert line.startswith(f"✘ Cannot reach Discord at 127.0.0.1:{port} (")
+    assert "✔ OpenAI accepts OPENAI_API_KEY" in lines

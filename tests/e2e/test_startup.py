@@ -146,3 +146,25 @@ async def test_untrusted_tls_certificate_is_one_line(openai_fake, tmp_path):
         await runner.cleanup()
     assert line.startswith(f"Cannot reach Discord at 127.0.0.1:{port}: its TLS certificate was "
                            "not accepted")
+
+
+async def test_unreachable_openai_only_warns_and_the_bot_serves(discord_fake, openai_fake,
+                                                                tmp_path):
+    """OpenAI unreachable at start-up is not fatal (it may be a passing outage): the bot comes
+    online and logs one warning that says what to check."""
+    from tests.e2e.harness import BotProcess
+
+    port = closed_port()
+    log_path = tmp_path / "bot.log"
+    env = bot_env(discord_fake, openai_fake, tmp_path / "bot.db",
+                  OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", LOG_LEVEL="INFO")
+    bot = BotProcess(env, log_path=str(log_path))
+    await bot.start(discord_fake)
+    try:
+        assert discord_fake.identify_payloads  # it went online
+    finally:
+        assert await bot.stop() == 0
+    log = log_path.read_text()
+    assert (f"OpenAI start-up check: could not reach OpenAI at http://127.0.0.1:{port}/v1/ "
+            "(connection failed): check the network, a proxy or OPENAI_BASE_URL") in log
+    assert "Traceback" not in log
