@@ -56,6 +56,7 @@ class GenerationInput:
     compression: int | None = None
     moderation: str | None = None
     previews: int | None = None
+    variants: int | None = None  # sibling turns side by side (1-4)
     image: discord.Attachment | None = None
     image2: discord.Attachment | None = None
     image3: discord.Attachment | None = None
@@ -96,6 +97,7 @@ async def _generation_parameters(
     compression: app_commands.Range[int, 0, 100] | None = None,
     moderation: str | None = None,
     previews: app_commands.Range[int, 0, 3] | None = None,
+    variants: app_commands.Range[int, 1, 4] | None = None,
     image: discord.Attachment | None = None,
     image2: discord.Attachment | None = None,
     image3: discord.Attachment | None = None,

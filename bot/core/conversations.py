@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+import secrets
 import unicodedata
 from collections import deque
 from dataclasses import dataclass
@@ -187,6 +188,7 @@ class ConversationService:
         self.tasks = BackgroundTasks()
         self._queued_turns: dict[int, Turn] = {}
         self._cancel_requested: set[int] = set()
+        self._cancelled_groups: set[int | None] = set()  # variant sets cancelled by a user
         self.listeners: list[TurnListener] = []
         self._locales: dict[int, str] = {}
 
@@ -333,6 +335,8 @@ class ConversationService:
 
     async def submit(self, request: TurnRequest, actor: Actor) -> Turn:
         """Validate a request, record it as a queued turn, and schedule it."""
+        if request.variants > 1 and request.variant_group is None:
+            return await self._submit_variants(request, actor)
         if request.conversation_id is None:
             raise UserFacingError(ErrorKind.unknown_conversation)
         conversation = await self.store.conversations.get(request.conversation_id)
@@ -374,6 +378,8 @@ class ConversationService:
             source_message_id=request.source_message_id,
             inputs=inputs,
             remix_of_turn_id=remix_of,
+            variant=(None if request.variant_group is None
+                     else (request.variant_group, request.variant_index or 1, request.variants)),
         )
         sticky = request.options.sticky()
         if request.kind is not TurnKind.reroll and sticky.chosen():
@@ -414,6 +420,41 @@ class ConversationService:
                 follows = await self.head(conversation)
         return prompt, parent, follows, inputs, request_options, remix_of
 
+    async def _submit_variants(self, request: TurnRequest, actor: Actor) -> Turn:
+        """`request.variants` sibling turns with one parent, grouped for one board; each is
+        queued, limited and billed on its own. Returns the first."""
+        if request.kind is TurnKind.reply and request.parent_turn_id is None:
+            # siblings share the parent the thread has now (a plain reply would take the head
+            # when it runs, and the head moves as siblings finish)
+            conversation = await self.store.conversations.get(request.conversation_id or 0)
+            head = await self.head(conversation) if conversation else None
+            if head is not None:
+                request = dataclasses.replace(request, parent_turn_id=head.id)
+        group = secrets.randbits(52) + 1
+        first: Turn | None = None
+        for index in range(1, request.variants + 1):
+            turn = await self.submit(
+                dataclasses.replace(request, variant_group=group, variant_index=index), actor
+            )
+            first = first or turn
+        assert first is not None
+        return first
+
+    async def variant_set(self, turn: Turn) -> list[Turn]:
+        """The siblings of a variant (itself included), in order; just the turn otherwise."""
+        if turn.variant_group is None:
+            return [turn]
+        return await self.store.turns.variant_siblings(turn.variant_group)
+
+    async def reroll_set(self, turn: Turn, actor: Actor, locale: str) -> Turn:
+        """Ask again for a whole variant set: as many siblings, same parent, prompt, options."""
+        siblings = await self.variant_set(turn)
+        return await self.submit(TurnRequest(
+            kind=TurnKind.reroll, author_id=actor.user_id, prompt=turn.prompt,
+            guild_id=turn.guild_id, conversation_id=turn.conversation_id,
+            parent_turn_id=siblings[0].id, variants=len(siblings), locale=locale,
+        ), actor)
+
     def _check_queue_room(self, user_id: int) -> None:
         if not self.scheduler.has_room_for(user_id):
             raise UserFacingError(ErrorKind.queue_full, limit=self.scheduler.per_user_queued)
@@ -433,14 +474,17 @@ class ConversationService:
                 refreshed = await self.store.turns.get(turn.id)
                 assert refreshed is not None
                 turn = refreshed
-        if turn.id in self._cancel_requested:  # Cancel was clicked before it reached the queue
+        if turn.id in self._cancel_requested or turn.variant_group in self._cancelled_groups:
+            # Cancel was clicked before it reached the queue
             self._cancel_requested.discard(turn.id)
             await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
             return turn
         self._queued_turns[turn.id] = turn
         # Queue room was checked on admission; a turn already recorded is never dropped here.
         self.scheduler.submit(
-            Job(turn.id, turn.author_id, turn.conversation_id, self._run_job), force=True
+            Job(turn.id, turn.author_id, turn.conversation_id, self._run_job,
+                group=turn.variant_group),
+            force=True,
         )
         self._notify("queued", turn)
         return turn
@@ -696,7 +740,7 @@ class ConversationService:
             )
             if message_ids:
                 await self.store.turns.add_messages(turn.id, message_ids)
-            if refs:
+            if refs and (turn.variant_index or 1) == 1:  # of variants, the first is the head
                 await self.store.conversations.set_head(turn.conversation_id, turn.id)
         done = await self.store.turns.get(turn.id)
         self._notify("done", done or turn)
@@ -706,6 +750,10 @@ class ConversationService:
     async def _ping(self, turn: Turn, *, done: bool) -> None:
         if self.presenter is None or not (await self.store.user_prefs.get(turn.author_id)).ping:
             return
+        if turn.variant_group is not None and not all(
+            s.status.terminal for s in await self.variant_set(turn)
+        ):
+            return  # a variant set pings once, when its last sibling is over
         try:
             await self.presenter.notify(turn, done=done)
         except Exception:
@@ -750,8 +798,17 @@ class ConversationService:
 
     # ------------------------------------------------------------------ actions on turns
     async def cancel(self, turn: Turn, actor: Actor) -> bool:
-        """Cancel a queued or running turn (its author or a moderator). False if already over."""
+        """Cancel a queued or running turn (its author or a moderator); for a variant, the whole
+        set. False if already over."""
         self._check_owner(turn, actor)
+        if turn.variant_group is not None:
+            self._cancelled_groups.add(turn.variant_group)  # siblings still being submitted too
+            results = [await self._cancel_one(sibling) for sibling in await self.variant_set(turn)
+                       if not sibling.status.terminal]
+            return any(results) or len(results) == 0
+        return await self._cancel_one(turn)
+
+    async def _cancel_one(self, turn: Turn) -> bool:
         outcome = await self.scheduler.withdraw(turn.id)
         if outcome == "queued":
             self._queued_turns.pop(turn.id, None)

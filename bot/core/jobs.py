@@ -29,6 +29,7 @@ class Job:
     run: Callable[[Job], Awaitable[None]]
     cancelled_by_user: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    group: int | None = None  # variants asked for together run side by side in their thread
 
 
 PositionListener = Callable[[int, int], None]
@@ -89,6 +90,7 @@ class JobScheduler:
         self._running: dict[int, Job] = {}
         self._running_per_user: dict[int, int] = {}
         self._busy_conversations: set[int] = set()
+        self._busy_groups: dict[int, tuple[int | None, int]] = {}  # conversation -> (group, running)
         self._conversation_order: dict[int, deque[int]] = {}  # conversation -> queued turn ids
         self._positions: dict[int, int] = {}
         # round robin: user -> when a job of theirs last started (users never served come first)
@@ -213,15 +215,32 @@ class JobScheduler:
                 del self._conversation_order[job.conversation_id]
 
     def _eligible(self, job: Job, busy: set[int], check_user: bool = True) -> bool:
-        if job.conversation_id in busy:
+        if job.conversation_id in busy and not self._beside_siblings(job):
             return False
         order = self._conversation_order.get(job.conversation_id)
-        if order and order[0] != job.turn_id:
+        if order and order[0] != job.turn_id and not self._siblings_ahead(job, order):
             return False
         return not (
             check_user
             and self._running_per_user.get(job.user_id, 0) >= self.per_user_concurrent
         )
+
+    def _beside_siblings(self, job: Job) -> bool:
+        """A variant may run while only its own siblings run in its thread."""
+        running = self._busy_groups.get(job.conversation_id)
+        return job.group is not None and running is not None and running[0] == job.group
+
+    def _siblings_ahead(self, job: Job, order: deque[int]) -> bool:
+        """A variant may start ahead of its turn in the thread's line only past its siblings."""
+        if job.group is None:
+            return False
+        for turn_id in order:
+            if turn_id == job.turn_id:
+                return True
+            ahead = self._jobs.get(turn_id)
+            if ahead is None or ahead.group != job.group:
+                return False
+        return False
 
     @staticmethod
     def _rotation(users: Iterable[int], served: dict[int, int]) -> list[int]:
@@ -255,6 +274,8 @@ class JobScheduler:
         self._running[job.turn_id] = job
         self._running_per_user[job.user_id] = self._running_per_user.get(job.user_id, 0) + 1
         self._busy_conversations.add(job.conversation_id)
+        _, running = self._busy_groups.get(job.conversation_id, (job.group, 0))
+        self._busy_groups[job.conversation_id] = (job.group, running + 1)
         self._positions.pop(job.turn_id, None)
         job.task = asyncio.get_running_loop().create_task(
             self._run(job), name=f"turn-{job.turn_id}"
@@ -275,7 +296,11 @@ class JobScheduler:
                 self._running_per_user[job.user_id] = count
             else:
                 self._running_per_user.pop(job.user_id, None)
-            self._busy_conversations.discard(job.conversation_id)
+            group, running = self._busy_groups.pop(job.conversation_id, (None, 1))
+            if running > 1:
+                self._busy_groups[job.conversation_id] = (group, running - 1)
+            else:
+                self._busy_conversations.discard(job.conversation_id)
             if not self._closed:
                 self._pump()
             elif not self._running:

@@ -115,6 +115,9 @@ class Turn:
     input_image_count: int = 0
     last_sequence: int | None = None
     remix_of_turn_id: int | None = None  # a remix's source: a bot result (any conversation)
+    variant_group: int | None = None  # siblings asked for together (variants) share this
+    variant_index: int | None = None  # 1-based place in the set
+    variant_count: int | None = None
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
@@ -135,6 +138,9 @@ class TurnRequest:
     source_message_id: int | None = None
     locale: str = "en-US"
     remix_of_turn_id: int | None = None  # a remix of a bot result: continue from its image
+    variants: int = 1  # how many sibling turns to make (same parent), shown on one board
+    variant_group: int | None = None  # set by the service for each sibling
+    variant_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

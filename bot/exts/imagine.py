@@ -24,6 +24,7 @@ from bot.ui.choices import SIZE_SUGGESTIONS
 from bot.ui.i18n import t
 from bot.ui.render import error_text, jump_link, quote, thread_name
 from bot.ui.replies import send_error
+from bot.ui.variants import VariantButton
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -32,6 +33,19 @@ log = logging.getLogger(__name__)
 
 DM_NOTE_SECONDS = 3600.0  # a DM refusal is said at most once an hour per user
 ButtonHandler = Callable[[discord.Interaction, Turn, Actor], Awaitable[None]]
+
+
+MAX_VARIANTS = 4
+
+
+def variants_from(text: str) -> int:
+    """The Refine modal's optional "variants" field: empty = 1, else a number from 1 to 4."""
+    text = text.strip()
+    if not text:
+        return 1
+    if not text.isdigit() or not 1 <= int(text) <= MAX_VARIANTS:
+        raise UserFacingError(ErrorKind.invalid_options, problem="variants_range", value=text[:10])
+    return int(text)
 
 
 class Imagine(commands.Cog):
@@ -53,7 +67,7 @@ class Imagine(commands.Cog):
         except UserFacingError as error:
             await send_error(interaction, error)
             return
-        await self.start_root(interaction, prompt, options, attachments)
+        await self.start_root(interaction, prompt, options, attachments, variants=request.variants or 1)
 
     async def start_prompt(self, interaction: discord.Interaction, prompt: str) -> None:
         """Start a conversation from a prompt the bot offered (e.g. a /describe suggestion),
@@ -71,8 +85,11 @@ class Imagine(commands.Cog):
         prompt: str,
         options: ImageOptions,
         attachments: list[discord.Attachment],
+        *,
+        variants: int = 1,
     ) -> None:
-        """Acknowledge, open the thread (or DM) and submit the first turn of a conversation."""
+        """Acknowledge, open the thread (or DM) and submit the first turn of a conversation
+        (`variants` first turns side by side)."""
         await interaction.response.defer(thinking=True)
         ticket: Ticket | None = None
         try:
@@ -80,7 +97,7 @@ class Imagine(commands.Cog):
             conversation_id, ticket = await self._open_conversation(interaction, prompt)
             await self._submit(
                 interaction, TurnKind.root, prompt, options, inputs, conversation_id,
-                ticket=ticket,
+                ticket=ticket, variants=variants,
             )
         except UserFacingError as error:
             await self._show_start_error(interaction, error)
@@ -241,6 +258,7 @@ class Imagine(commands.Cog):
         parent_turn_id: int | None = None,
         *,
         ticket: Ticket | None = None,
+        variants: int = 1,
     ) -> Turn:
         request = TurnRequest(
             kind=kind,
@@ -252,6 +270,7 @@ class Imagine(commands.Cog):
             parent_turn_id=parent_turn_id,
             input_images=inputs,
             locale=str(interaction.locale),
+            variants=variants,
         )
         if getattr(interaction.channel, "id", None) == conversation_id:
             await self._own_conversation(interaction.channel)  # settles an older record
@@ -274,7 +293,8 @@ class Imagine(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             inputs = await self.bot.attachments.read(attachments)
-            await self._submit(interaction, TurnKind.reply, prompt, options, inputs, channel_id)
+            await self._submit(interaction, TurnKind.reply, prompt, options, inputs, channel_id,
+                               variants=request.variants or 1)
             await interaction.followup.send(
                 t("ack.queued", str(interaction.locale), prompt=prompt[:200]), ephemeral=True
             )
@@ -475,24 +495,48 @@ class Imagine(commands.Cog):
         await interaction.response.send_message(t(key, str(interaction.locale)), ephemeral=True)
 
     async def on_refine_submit(
-        self, interaction: discord.Interaction, turn_id: int, instruction: str
+        self, interaction: discord.Interaction, turn_id: int, instruction: str, variants: str = ""
     ) -> None:
         try:
+            count = variants_from(variants)
             turn = await self.service.turn(turn_id)
             if turn is None:
                 raise UserFacingError(ErrorKind.unknown_conversation)
             await interaction.response.defer()
-            await self._submit_turn_action(interaction, turn, TurnKind.branch, instruction)
+            await self._submit_turn_action(interaction, turn, TurnKind.branch, instruction, count)
         except UserFacingError as error:
             await send_error(interaction, error)
 
     async def _submit_turn_action(
-        self, interaction: discord.Interaction, turn: Turn, kind: TurnKind, prompt: str
+        self, interaction: discord.Interaction, turn: Turn, kind: TurnKind, prompt: str,
+        variants: int = 1,
     ) -> None:
         await self._submit(
             interaction, kind, prompt, ImageOptions(), [], turn.conversation_id,
-            parent_turn_id=turn.id,
+            parent_turn_id=turn.id, variants=variants,
         )
+
+    async def on_variant_button(
+        self, interaction: discord.Interaction, action: str, turn_id: int
+    ) -> None:
+        """"Continue from n" and "Reroll all" on a variant board."""
+        locale = str(interaction.locale)
+        try:
+            turn = await self.service.turn(turn_id)
+            if turn is None:
+                raise UserFacingError(ErrorKind.unknown_conversation)
+            actor = await self._actor(interaction.user, interaction.channel)
+            if action == "continue":
+                await self.service.continue_from(turn, actor)
+                await interaction.response.send_message(
+                    t("variants.continuing", locale, n=turn.variant_index or 1), ephemeral=True
+                )
+                return
+            await interaction.response.defer()
+            async with self.service.turnstile.ticket(turn.conversation_id):
+                await self.service.reroll_set(turn, actor, locale)
+        except UserFacingError as error:
+            await send_error(interaction, error)
 
     async def _delete_messages(self, turn: Turn) -> None:
         channel = self.bot.get_partial_messageable(turn.conversation_id, guild_id=turn.guild_id)
@@ -544,4 +588,5 @@ class Imagine(commands.Cog):
 
 
 async def setup(bot: ImagineBot) -> None:
+    bot.add_dynamic_items(VariantButton)
     await bot.add_cog(Imagine(bot))

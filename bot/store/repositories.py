@@ -77,6 +77,9 @@ def _turn(row: Row) -> Turn:
         input_image_count=row["input_count"],
         last_sequence=row["last_sequence"],
         remix_of_turn_id=row["remix_of_turn_id"],
+        variant_group=row["variant_group"],
+        variant_index=row["variant_index"],
+        variant_count=row["variant_count"],
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
@@ -164,15 +167,18 @@ class TurnRepository:
         source_message_id: int | None,
         inputs: Iterable[InputImage] = (),
         remix_of_turn_id: int | None = None,
+        variant: tuple[int, int, int] | None = None,
     ) -> int:
+        group, index, count = variant or (None, None, None)
         async with self._db.transaction():
             turn_id = await self._db.insert(
                 "INSERT INTO turns (conversation_id, parent_id, kind, guild_id, author_id, prompt, "
-                "options, locale, status, source_message_id, created_at, remix_of_turn_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                "options, locale, status, source_message_id, created_at, remix_of_turn_id, "
+                "variant_group, variant_index, variant_count) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
                 (conversation_id, parent_id, kind.value, guild_id, author_id, prompt,
                  _dumps(options.chosen()), locale, source_message_id, time.time(),
-                 remix_of_turn_id),
+                 remix_of_turn_id, group, index, count),
             )
             for position, image in enumerate(inputs):
                 await self._db.execute(
@@ -204,6 +210,13 @@ class TurnRepository:
         """Turns left queued or running (after a crash or shutdown), oldest first."""
         rows = await self._db.fetchall(
             f"{_TURN_SELECT} WHERE t.status IN ('queued', 'running') ORDER BY t.id"
+        )
+        return [_turn(r) for r in rows]
+
+    async def variant_siblings(self, group: int) -> list[Turn]:
+        """The turns of one variant set, in their order."""
+        rows = await self._db.fetchall(
+            f"{_TURN_SELECT} WHERE t.variant_group = ? ORDER BY t.variant_index, t.id", (group,)
         )
         return [_turn(r) for r in rows]
 

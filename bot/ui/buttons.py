@@ -94,6 +94,17 @@ class RefineModal(discord.ui.Modal):
             custom_id="instruction",
         )
         self.add_item(self.instruction)
+        self.variants: discord.ui.TextInput[RefineModal] = discord.ui.TextInput(
+            label=t("modal.variants", locale),
+            placeholder="1-4",
+            style=discord.TextStyle.short,
+            required=False,
+            max_length=1,
+            custom_id="variants",
+        )
+        self.add_item(self.variants)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        await self.cog.on_refine_submit(interaction, self.turn_id, self.instruction.value)
+        await self.cog.on_refine_submit(
+            interaction, self.turn_id, self.instruction.value, self.variants.value or ""
+        )

@@ -41,6 +41,7 @@ OPTION_DESCRIPTIONS = {
     "compression": locale_str("0-100, jpeg and webp only"),
     "moderation": locale_str("Content moderation level"),
     "previews": locale_str("Live previews while generating (0-3)"),
+    "variants": locale_str("How many versions to make side by side (1-4)"),
     "image": locale_str("An image to start from or to use as a reference"),
     "image2": locale_str("Another reference image"),
     "image3": locale_str("Another reference image"),

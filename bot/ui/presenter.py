@@ -21,6 +21,7 @@ from bot.core.tasks import BackgroundTasks
 from bot.ui.buttons import cancel_view, result_view, retry_view
 from bot.ui.i18n import t
 from bot.ui.render import MAX_CONTENT, clip, failure_text, ping_text, progress_text, result_caption
+from bot.ui.variants import VariantBoard
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class DiscordPresenter:
             PREVIEW_THREADS, thread_name_prefix="preview"
         )
         self._previews_pending = 0
+        self.variants = VariantBoard(self)
 
     async def close(self) -> None:
         """Stop progress work (tickers, pending edits) and the preview threads."""
@@ -129,6 +131,8 @@ class DiscordPresenter:
 
     # ------------------------------------------------------------------ Presenter protocol
     async def show_queued(self, turn: Turn, position: int | None) -> int | None:
+        if turn.variant_group is not None:
+            return await self.variants.show_queued(turn)
         channel = self._channel(turn)
         reference = None
         if turn.source_message_id:
@@ -148,6 +152,8 @@ class DiscordPresenter:
         return message.id
 
     async def show_progress(self, turn: Turn, progress: Progress) -> None:
+        if turn.variant_group is not None:
+            return  # a variant set's board changes when a sibling arrives or fails
         if turn.progress_message_id is None:
             return
         if progress.stage is Stage.paused:  # shutting down: say it now, nothing more after
@@ -242,6 +248,8 @@ class DiscordPresenter:
         return live
 
     async def show_result(self, turn: Turn, result: TurnResult) -> Delivery:
+        if turn.variant_group is not None:
+            return await self.variants.show_result(turn, result)
         await self._close_live(turn.id)
         limit = self.upload_limit(turn.guild_id)
         for _ in range(3):
@@ -380,6 +388,9 @@ class DiscordPresenter:
             log.info("Could not delete the stale progress message %s: %s", message.id, exc)
 
     async def show_failure(self, turn: Turn, error: UserFacingError) -> None:
+        if turn.variant_group is not None:
+            await self.variants.show_failure(turn, error)
+            return
         await self._close_live(turn.id)
         view = retry_view(turn.id, turn.locale) if error.kind in RETRYABLE_FAILURES else None
         try:
@@ -419,6 +430,10 @@ class DiscordPresenter:
             for attachment in message.attachments:
                 if attachment.content_type and not attachment.content_type.startswith("image/"):
                     continue
+                if turn.variant_group is not None and not attachment.filename.startswith(
+                    f"imagine-{turn.id}-"
+                ):
+                    continue  # a variant board also shows the grid and the siblings' images
                 data = await attachment.read()
                 images.append(InputImage(
                     data=data, mime=attachment.content_type or "image/png",

@@ -363,3 +363,36 @@ async def test_shutdown_lets_short_jobs_finish_and_cancels_long_ones() -> None:
 async def test_shutdown_without_running_jobs_returns_at_once() -> None:
     scheduler = JobScheduler(max_concurrent=1)
     await asyncio.wait_for(scheduler.shutdown(grace=10), 0.5)
+
+
+# --------------------------------------------------------------------------- variants
+def variant(gate: Gate, turn_id: int, group: int | None, conversation_id: int = 7) -> Job:
+    return Job(turn_id, ALICE, conversation_id, gate.run, group=group)
+
+
+async def test_variants_of_one_set_run_side_by_side_and_the_thread_waits_for_all():
+    gate = Gate()
+    scheduler = JobScheduler(max_concurrent=8, per_user_concurrent=4, per_user_queued=8)
+    for turn_id in (1, 2, 3):
+        scheduler.submit(variant(gate, turn_id, group=99))
+    scheduler.submit(variant(gate, 4, group=None))  # a plain reply after the set
+    await settle()
+    assert sorted(gate.started) == [1, 2, 3]
+    await gate.release(1)
+    await gate.release(2)
+    assert 4 not in gate.started  # the thread's next turn waits for the whole set
+    await gate.release(3)
+    await gate.wait_started(4)
+    await gate.release(4)
+
+
+async def test_another_set_in_the_thread_waits_for_the_running_one():
+    gate = Gate()
+    scheduler = JobScheduler(max_concurrent=8, per_user_concurrent=4, per_user_queued=8)
+    scheduler.submit(variant(gate, 1, group=5))
+    scheduler.submit(variant(gate, 2, group=6))
+    await settle()
+    assert gate.started == [1]
+    await gate.release(1)
+    await gate.wait_started(2)
+    await gate.release(2)

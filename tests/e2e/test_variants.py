@@ -1,0 +1,150 @@
+"""Variants: sibling turns with one parent run side by side and share one board (a numbered
+2x2 grid, then the full images), with Continue from n, Reroll all and a Cancel for the set."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from tests.e2e.harness import (
+    custom_ids,
+    image_attachments,
+    running,
+    start_conversation,
+    turn_rows,
+    wait_results,
+)
+from tests.fakes.openai_server import Fault
+
+PARALLEL = {"per_user_concurrent": 4, "per_user_queued": 4, "max_concurrent_generations": 4}
+
+
+async def board_when(fake, thread: int, predicate, what: str, timeout: float = 15.0):
+    """The variant board in `thread` once `predicate(message)` holds."""
+    def find():
+        for message in fake.messages(thread):
+            on_board = any(a.filename.startswith("variants-") for a in message.attachments)
+            if (on_board or "variants" in message.content) and predicate(message):
+                return message
+        return None
+
+    try:
+        return await fake.wait_for(find, timeout, what=what)
+    except TimeoutError:
+        for m in fake.messages(thread):
+            print("MSG", m.id, repr(m.content), [a.filename for a in m.attachments], custom_ids(m))
+        raise
+
+
+def fulls(message) -> list:
+    """The full images on a board (not the grid)."""
+    return [a for a in image_attachments(message) if a.filename.startswith("imagine-")]
+
+
+def grid_of(message) -> Image.Image:
+    [grid] = [a for a in message.attachments if a.filename.startswith("variants-")]
+    return Image.open(io.BytesIO(grid.data)).convert("RGB")
+
+
+def marks(message) -> list[str]:
+    """The state mark of each numbered line of the board, in order."""
+    lines = [line for line in message.content.splitlines() if line.startswith("**")]
+    return [next(m for m in ("✅", "❌", "⏳") if m in line) for line in lines]
+
+
+async def test_four_variants_with_one_failing(discord_fake, openai_fake, make_settings):
+    openai_fake.latency = 0.8
+    openai_fake.add_fault(Fault.moderation("http"))  # the first request to arrive is refused
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(**PARALLEL)
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "a red fox", variants=4)
+        board = await board_when(discord_fake, thread, lambda m: "⏳" not in m.content
+                                 and len(fulls(m)) == 3, "the finished board")
+    rows = turn_rows(settings)
+    assert len(rows) == 4 and len({r["variant_group"] for r in rows}) == 1
+    assert sorted(r["variant_index"] for r in rows) == [1, 2, 3, 4]
+    assert all(r["parent_id"] is None and r["prompt"] == "a red fox" for r in rows)
+    assert sorted(r["status"] for r in rows) == ["done", "done", "done", "failed"]
+    done = [r for r in rows if r["status"] == "done"]
+    # side by side: every sibling started before any of them finished
+    assert max(r["started_at"] for r in rows) < min(r["finished_at"] for r in done)
+    assert len(openai_fake.create_requests()) == 4  # the refused one is not retried
+    failed = next(r["variant_index"] for r in rows if r["status"] == "failed")
+    assert marks(board) == ["❌" if n == failed else "✅" for n in range(1, 5)]
+    assert "safety system" in board.content
+    # the failure showed while the others were still on their way
+    assert any("❌" in v.content and "⏳" in v.content for v in board.edits)
+    grid = grid_of(board)
+    assert grid.size == (1024, 1024)
+    corners = {n: grid.getpixel(((n - 1) % 2 * 512 + 44, (n - 1) // 2 * 512 + 20))
+               for n in range(1, 5)}
+    assert corners[failed] == (0xDA, 0x37, 0x3C)  # a red number badge on the failed one
+    assert all(corners[n] == (0xF0, 0xB2, 0x32) for n in range(1, 5) if n != failed)
+    names = sorted(a.filename for a in fulls(board))
+    assert names == sorted(f"imagine-{r['id']}-1.png" for r in done)
+    ids = custom_ids(board)
+    assert sorted(i.split(":")[3] for i in ids if i.startswith("variants:continue")) == sorted(
+        str(r["variant_index"]) for r in done
+    )
+    assert any(i.startswith("variants:reroll") for i in ids)
+    assert not any(i.startswith("imagine:cancel") for i in ids)
+
+
+async def test_refine_variants_continue_and_reroll_all(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(**PARALLEL)
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "a castle")
+        await wait_results(discord_fake, thread, 1)
+        await discord_fake.slash(alice, thread, "refine", {"prompt": "at night", "variants": 2})
+        board = await board_when(discord_fake, thread,
+                                 lambda m: len(fulls(m)) == 2, "two variants")
+        second = next(r for r in turn_rows(settings) if r["variant_index"] == 2)
+        await discord_fake.click(alice, board.id, f"variants:continue:{second['id']}:2")
+        await discord_fake.wait_for(
+            lambda: "continue from variant 2" in " ".join(
+                m.content for i in discord_fake.interactions.values() for m in i.messages()),
+            10, what="the continue answer",
+        )
+        await discord_fake.say(alice, thread, "with fireworks")
+        await discord_fake.wait_for(
+            lambda: any(r["prompt"] == "with fireworks" and r["status"] == "done"
+                        for r in turn_rows(settings)), 15, what="the reply's result",
+        )
+        first = next(r for r in turn_rows(settings) if r["variant_index"] == 1)
+        await discord_fake.click(alice, board.id, f"variants:reroll:{first['id']}:0")
+        await discord_fake.wait_for(
+            lambda: len([r for r in turn_rows(settings) if r["status"] == "done"]) == 6, 15,
+            what="the rerolled set",
+        )
+    rows = turn_rows(settings)
+    sets = {}
+    for r in rows:
+        if r["variant_group"] is not None:
+            sets.setdefault(r["variant_group"], []).append(r)
+    assert [len(s) for s in sets.values()] == [2, 2]
+    assert all(r["parent_id"] == rows[0]["id"] and r["prompt"] == "at night"
+               for s in sets.values() for r in s)
+    reply = next(r for r in rows if r["prompt"] == "with fireworks")
+    assert reply["parent_id"] == second["id"]
+
+
+async def test_cancel_stops_the_whole_set(discord_fake, openai_fake, make_settings):
+    openai_fake.latency = 30
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(**PARALLEL)
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "a slow sunrise", variants=3)
+        board = await board_when(discord_fake, thread, lambda m: any(
+            i.startswith("imagine:cancel") for i in custom_ids(m)), "the board with Cancel")
+        [cancel] = [i for i in custom_ids(board) if i.startswith("imagine:cancel")]
+        await discord_fake.click(alice, board.id, cancel)
+        await discord_fake.wait_for(
+            lambda: [r["status"] for r in turn_rows(settings)] == ["cancelled"] * 3, 10,
+            what=f"three cancelled turns {[r['status'] for r in turn_rows(settings)]}",
+        )
+        board = await board_when(discord_fake, thread, lambda m: marks(m) == ["❌"] * 3,
+                                 "the board showing the set cancelled")
+    assert "Cancelled" in board.content
