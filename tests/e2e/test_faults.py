@@ -231,7 +231,7 @@ async def test_moderation_category_is_named(discord_fake, openai_fake, make_sett
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "something forbidden")
-        await wait_terminal(discord_fake, settings.database_path, 1)
+        await wait_terminal(discord_fake, settings, 1)
         await discord_fake.wait_for(
             lambda: any("(category: violence)" in t for t in bot_texts(discord_fake, thread_id)),
             5, what="the moderation message naming its category",
@@ -245,7 +245,7 @@ async def test_a_refusal_shows_the_models_words(discord_fake, openai_fake, make_
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "something it refuses")
-        [row] = await wait_terminal(discord_fake, settings.database_path, 1)
+        [row] = await wait_terminal(discord_fake, settings, 1)
         await discord_fake.wait_for(
             lambda: any("The model declined: I can't help with making that image." in t
                         for t in bot_texts(discord_fake, thread_id)),
@@ -294,7 +294,7 @@ async def test_a_retryable_failure_of_a_background_response_starts_a_new_request
         assert len(results(discord_fake, thread_id)) == 1
     assert openai_calls(openai_fake) == {"create": 2, "cancel": cancels, "resume": 0, "retrieve": 0}
     assert openai_fake.generations == 1
-    [row] = turn_rows(settings.database_path)
+    [row] = turn_rows(settings)
     assert row["status"] == "done"
     assert openai_fake.responses[row["response_id"]]["status"] == "completed"
     assert read_lineage(image_attachments(result)[0].data) == ["a kite over the dunes"]
@@ -316,7 +316,7 @@ async def test_an_empty_resume_falls_back_to_retrieve_then_cancel_and_recreate(
     statuses = sorted(r["status"] for r in openai_fake.responses.values())
     assert statuses == ["cancelled", "completed"]
     assert openai_fake.generations == 1
-    [row] = turn_rows(settings.database_path)
+    [row] = turn_rows(settings)
     assert row["status"] == "done"
     assert openai_fake.responses[row["response_id"]]["status"] == "completed"
 
@@ -336,7 +336,7 @@ async def test_a_response_stuck_in_queued_is_cancelled_and_recreated(
     statuses = sorted(r["status"] for r in openai_fake.responses.values())
     assert statuses == ["cancelled", "completed"]
     assert openai_fake.generations == 1
-    [row] = turn_rows(settings.database_path)
+    [row] = turn_rows(settings)
     assert row["status"] == "done"
 
 
@@ -379,7 +379,7 @@ async def test_a_rebuilt_chain_with_large_inputs_keeps_to_the_request_limits(
     assert max(sent) <= 20_000_000 and sum(sent) <= 50_000_000
     assert "previous_response_id" not in last
     assert openai_fake.generations == 2
-    rows = turn_rows(settings.database_path)
+    rows = turn_rows(settings)
     assert [r["status"] for r in rows] == ["done", "done"] and rows[1]["rerooted"] == 1
 
 
