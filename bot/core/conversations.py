@@ -86,6 +86,21 @@ class Presenter(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Allowance:
+    """What a member has left right now (0 limit = none set)."""
+
+    exempt: bool
+    images_per_day: int
+    images_left: int
+    daily_spend: float
+    daily_spend_left: float
+    monthly_spend: float
+    monthly_spend_left: float
+    day_resets: int  # unix time
+    month_resets: int
+
+
+@dataclass(frozen=True, slots=True)
 class UsageReport:
     images_today: int
     cost_today: float
@@ -308,6 +323,10 @@ class ConversationService:
 
     async def turn(self, turn_id: int) -> Turn | None:
         return await self.store.turns.get(turn_id)
+
+    async def inputs_of(self, turn: Turn) -> list[InputImage]:
+        """The images attached to a turn's request."""
+        return await self.store.turns.inputs(turn.id) if turn.input_image_count else []
 
     async def lineage(self, turn: Turn) -> list[Turn]:
         return await self.store.turns.lineage(turn.id)
@@ -850,6 +869,39 @@ class ConversationService:
         day = await self.store.usage.totals(since=today, author_id=user_id, guild_id=guild_id)
         mon = await self.store.usage.totals(since=month, author_id=user_id, guild_id=guild_id)
         return UsageReport(day.images, day.cost_usd, mon.images, mon.cost_usd)
+
+    async def allowance(self, actor: Actor) -> Allowance:
+        """Images and spend left for `actor` today and this month, as admission counts them."""
+        policy = await self.policy_for(actor.guild_id)
+        now = dt.datetime.now(dt.UTC)
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        per_day, images_left = policy.user_daily_images(), 0
+        if per_day:
+            mine = await self.store.usage.totals(since=today, author_id=actor.user_id)
+            pending = await self.store.usage.pending(author_id=actor.user_id)
+            images_left = max(0, per_day - mine.images - pending)
+        daily, monthly = policy.daily_spend(), policy.monthly_spend()
+        daily_left = monthly_left = 0.0
+        if actor.guild_id is not None and daily:
+            spent = await self.store.usage.totals(since=today, guild_id=actor.guild_id)
+            daily_left = max(0.0, daily - spent.cost_usd)
+        if actor.guild_id is not None and monthly:
+            spent = await self.store.usage.totals(since=month_start(now).timestamp(),
+                                                  guild_id=actor.guild_id)
+            monthly_left = max(0.0, monthly - spent.cost_usd)
+        return Allowance(
+            exempt=policy.is_exempt(actor), images_per_day=per_day, images_left=images_left,
+            daily_spend=daily if actor.guild_id else 0.0, daily_spend_left=daily_left,
+            monthly_spend=monthly if actor.guild_id else 0.0, monthly_spend_left=monthly_left,
+            day_resets=int(next_day(now).timestamp()),
+            month_resets=int(next_month(now).timestamp()),
+        )
+
+    async def unfinished_of(self, user_id: int) -> list[tuple[Turn, int | None]]:
+        """A member's queued and running turns, each with its queue position (None: running)."""
+        turns = [t for t in await self.store.turns.unfinished() if t.author_id == user_id]
+        return [(t, self.scheduler.position(t.id) if t.status is TurnStatus.queued else None)
+                for t in turns]
 
     async def top_users(self, guild_id: int, *, since: float) -> list[tuple[int, int, float]]:
         """(user id, images, USD) of a server's biggest users since `since`."""

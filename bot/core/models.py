@@ -121,6 +121,7 @@ class Turn:
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
+    number: int = 0  # its place in the conversation (1 = first), as users count
 
 
 @dataclass(slots=True)

@@ -22,8 +22,8 @@ from bot.core.policy import Actor, OncePer
 from bot.ui.buttons import RefineModal
 from bot.ui.choices import SIZE_SUGGESTIONS
 from bot.ui.i18n import t
-from bot.ui.render import error_text, jump_link, quote, thread_name
-from bot.ui.replies import send_error
+from bot.ui.render import error_text, jump_link, options_summary, quote, thread_name
+from bot.ui.replies import command_mentions, send_error
 from bot.ui.variants import VariantButton
 
 if TYPE_CHECKING:
@@ -189,12 +189,14 @@ class Imagine(commands.Cog):
             owner_id=interaction.user.id,
         )
         hint = "thread.hint" if self.bot.intents.message_content else "thread.hint_no_content"
+        refine = await self.bot.command_mention("refine")
         await interaction.edit_original_response(
             content=t("thread.started", str(interaction.locale), thread=thread.mention)
-            + "\n" + quote(prompt, 300) + "\n-# " + t(hint, str(interaction.locale)),
+            + "\n" + quote(prompt, 300) + "\n-# " + t(hint, str(interaction.locale), refine=refine),
         )
         if not self.bot.intents.message_content:
-            await thread.send(t("thread.hint_no_content", str(interaction.guild_locale)))
+            await thread.send(t("thread.hint_no_content", str(interaction.guild_locale),
+                                refine=refine))
 
     async def _open_beside(
         self, interaction: discord.Interaction, foreign: discord.Thread, prompt: str
@@ -241,7 +243,7 @@ class Imagine(commands.Cog):
             raise UserFacingError(ErrorKind.unknown_conversation)
 
     async def _show_start_error(self, interaction: discord.Interaction, error: UserFacingError) -> None:
-        text = error_text(error, str(interaction.locale))
+        text = error_text(error, str(interaction.locale), await command_mentions(self.bot))
         try:
             await interaction.edit_original_response(content=text)
         except discord.HTTPException:
@@ -437,7 +439,7 @@ class Imagine(commands.Cog):
     async def _reply_error(self, message: discord.Message, error: UserFacingError) -> None:
         try:
             await message.reply(
-                error_text(error, await self._locale_of(message)),
+                error_text(error, await self._locale_of(message), await command_mentions(self.bot)),
                 mention_author=False, allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException as exc:
@@ -448,7 +450,9 @@ class Imagine(commands.Cog):
         """A click on a result's or a progress message's button: one handler per action."""
         handlers: dict[str, ButtonHandler] = {
             "refine": self._refine_button,
+            "edit": self._refine_button,
             "reroll": self._reroll_button,
+            "retry": self._reroll_button,
             "continue": self._continue_button,
             "details": self._details_button,
             "delete": self._delete_button,
@@ -470,7 +474,12 @@ class Imagine(commands.Cog):
         conversation = await self.service.conversation(turn.conversation_id)
         if conversation is not None:
             policy.check_refine(actor, conversation.owner_id)
-        await interaction.response.send_modal(RefineModal(self, turn.id, str(interaction.locale)))
+        # "edit" (a failed turn's Edit prompt) and "refine" open the same modal, pre-filled
+        mode = "edit" if (interaction.data or {}).get("custom_id", "").startswith("imagine:edit:") \
+            else "refine"
+        await interaction.response.send_modal(
+            RefineModal(self, turn.id, str(interaction.locale), prompt=turn.prompt, mode=mode)
+        )
 
     async def _reroll_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
         await interaction.response.defer()
@@ -504,6 +513,24 @@ class Imagine(commands.Cog):
                 raise UserFacingError(ErrorKind.unknown_conversation)
             await interaction.response.defer()
             await self._submit_turn_action(interaction, turn, TurnKind.branch, instruction, count)
+        except UserFacingError as error:
+            await send_error(interaction, error)
+
+    async def on_edit_submit(
+        self, interaction: discord.Interaction, turn_id: int, prompt: str
+    ) -> None:
+        """A failed turn asked again with an edited prompt: from the same parent (or as a new
+        first image), with the same options and attached images."""
+        try:
+            turn = await self.service.turn(turn_id)
+            if turn is None:
+                raise UserFacingError(ErrorKind.unknown_conversation)
+            await interaction.response.defer()
+            kind = TurnKind.branch if turn.parent_id else TurnKind.root
+            await self._submit(
+                interaction, kind, prompt, turn.options, await self.service.inputs_of(turn),
+                turn.conversation_id, parent_turn_id=turn.parent_id,
+            )
         except UserFacingError as error:
             await send_error(interaction, error)
 
@@ -559,20 +586,26 @@ class Imagine(commands.Cog):
 
     async def _details_embed(self, turn: Turn, locale: str) -> discord.Embed:
         none = t("details.none", locale)
-        embed = discord.Embed(title=t("details.title", locale, turn=turn.id))
+        embed = discord.Embed(title=t("details.title", locale, turn=turn.number or turn.id))
         embed.add_field(name=t("details.prompt", locale), value=turn.prompt[:1024], inline=False)
         if turn.revised_prompt:
             embed.add_field(name=t("details.revised", locale), value=turn.revised_prompt[:1024],
                             inline=False)
-        embed.add_field(name=t("details.settings", locale), value=turn.options.summary())
-        status = turn.status.value + (" (deleted)" if turn.deleted else "")
-        if turn.error_kind:
-            status += f" — {turn.error_kind}"
+        actual = next((img.size for img in turn.images if img.size), None)
+        embed.add_field(name=t("details.settings", locale),
+                        value=options_summary(turn.options, locale, actual))
+        status = t(f"status.{turn.status.value}", locale)
+        if turn.deleted:
+            status += " " + t("details.deleted", locale)
         if turn.rerooted:
             status += f" · {t('result.rerooted', locale)}"
         embed.add_field(name=t("details.status", locale), value=status)
+        if turn.error_kind:
+            embed.add_field(name=t("details.why", locale),
+                            value=t(f"errorkind.{turn.error_kind}", locale))
+        parent = await self.service.turn(turn.parent_id) if turn.parent_id else None
         embed.add_field(name=t("details.parent", locale),
-                        value=f"#{turn.parent_id}" if turn.parent_id else none)
+                        value=f"#{parent.number}" if parent else none)
         remixed = await self._remixed_from(turn)
         if remixed:
             embed.add_field(name=t("details.remixed", locale), value=remixed, inline=False)

@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.options import parse_size
 from bot.ui.choices import QUALITY_CHOICES
-from bot.ui.i18n import t
+from bot.ui.i18n import EN, t
 from bot.ui.replies import send_error
 
 if TYPE_CHECKING:
@@ -48,7 +48,14 @@ def format_settings(data: dict[str, Any], locale: str) -> str:
             value = ", ".join(f"<@&{v}>" for v in value)
         elif key == "blocked_users":
             value = ", ".join(f"<@{v}>" for v in value)
-        lines.append(f"• `{key}`: {value}")
+        elif key in ("default_quality", "max_quality") and f"label.quality.{value}" in EN:
+            value = t(f"label.quality.{value}", locale)
+        elif key == "refine_mode" and f"label.refine.{value}" in EN:
+            value = t(f"label.refine.{value}", locale)
+        elif isinstance(value, bool):
+            value = t("label.yes" if value else "label.no", locale)
+        name = t(f"setting.{key}", locale) if f"setting.{key}" in EN else key
+        lines.append(f"• {name}: {value}")
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
-"""`/usage`: a member's own usage; for server managers also the server's totals, top users and a
-30-day chart."""
+"""`/usage`: what a member has used and what is left (images today, the server's budget, when
+it resets, their images in progress); for server managers also the server's totals, top users
+and a 30-day chart."""
 
 from __future__ import annotations
 
@@ -13,12 +14,51 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.core.conversations import Allowance
+from bot.core.models import Turn
 from bot.core.policy import month_start
+from bot.exts.imagine import actor_of
 from bot.ui.chart import usage_chart
-from bot.ui.i18n import t
+from bot.ui.i18n import plural, t
+from bot.ui.render import clip
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
+
+
+def allowance_lines(left: Allowance, locale: str) -> list[str]:
+    """"Limits: 5 images per day, 3 left, resets <t:…:R>" and the server's budgets."""
+    if left.exempt:
+        return [t("usage.exempt", locale)]
+    lines = []
+    if left.images_per_day:
+        lines.append(t("usage.left_images", locale,
+                       images=plural("unit.image", left.images_per_day, locale),
+                       left=left.images_left, reset=left.day_resets))
+    if left.daily_spend:
+        lines.append(t("usage.left_daily_spend", locale, limit=f"{left.daily_spend:.2f}",
+                       left=f"{left.daily_spend_left:.2f}", reset=left.day_resets))
+    if left.monthly_spend:
+        lines.append(t("usage.left_monthly_spend", locale, limit=f"{left.monthly_spend:.2f}",
+                       left=f"{left.monthly_spend_left:.2f}", reset=left.month_resets))
+    return lines
+
+
+def progress_lines(turns: list[tuple[Turn, int | None]], locale: str) -> list[str]:
+    """The member's images in progress, with their place in the queue."""
+    if not turns:
+        return []
+    lines = [t("usage.in_progress", locale)]
+    for turn, position in turns:
+        prompt = clip(" ".join(turn.prompt.split()), 60).replace("@", "@\u200b")
+        if position is None and turn.status.value == "running":
+            state = t("usage.running", locale)
+        elif position is None:
+            state = t("progress.queued_now", locale).removeprefix("⏳ ")
+        else:
+            state = t("usage.position", locale, position=position)
+        lines.append(f"• <#{turn.conversation_id}> “{prompt}” — {state}")
+    return lines
 
 
 class Usage(commands.Cog):
@@ -31,43 +71,47 @@ class Usage(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         locale = str(interaction.locale)
         mine = await self.service.usage_of(user_id=interaction.user.id)
-        lines = [t("usage.you", locale, images_today=mine.images_today,
-                   cost_today=f"{mine.cost_today:.2f}", images_month=mine.images_month,
+        lines = [t("usage.you", locale,
+                   images_today=plural("unit.image", mine.images_today, locale),
+                   cost_today=f"{mine.cost_today:.2f}",
+                   images_month=plural("unit.image", mine.images_month, locale),
                    cost_month=f"{mine.cost_month:.2f}")]
-        policy = await self.service.policy_for(interaction.guild_id)
-        limits = []
-        if policy.user_daily_images():
-            limits.append(f"{t('limit.user_daily_images', locale)} {policy.user_daily_images()}")
-        if policy.daily_spend():
-            limits.append(f"{t('limit.guild_daily_spend', locale)} ${policy.daily_spend():.2f}")
-        if policy.monthly_spend():
-            limits.append(f"{t('limit.guild_monthly_spend', locale)} ${policy.monthly_spend():.2f}")
-        if limits:
-            lines.append(t("usage.limits", locale, limits="; ".join(limits)))
+        actor = actor_of(interaction.user, interaction.channel)
+        lines += allowance_lines(await self.service.allowance(actor), locale)
+        lines += progress_lines(await self.service.unfinished_of(interaction.user.id), locale)
         files = []
         member = interaction.user
         if (interaction.guild_id is not None and isinstance(member, discord.Member)
                 and member.guild_permissions.manage_guild):
-            server = await self.service.usage_of(guild_id=interaction.guild_id)
-            lines.append(t("usage.server", locale, images_today=server.images_today,
-                           cost_today=f"{server.cost_today:.2f}",
-                           images_month=server.images_month,
-                           cost_month=f"{server.cost_month:.2f}"))
-            now = dt.datetime.now(dt.UTC)
-            month = month_start(now).timestamp()
-            top = await self.service.top_users(interaction.guild_id, since=month)
-            if top:
-                entries = ", ".join(f"<@{uid}> {n} (${c:.2f})" for uid, n, c in top)
-                lines.append(t("usage.top", locale, entries=entries))
-            since = (now - dt.timedelta(days=30)).timestamp()
-            days = await self.service.daily_usage(interaction.guild_id, since=since)
-            png = await asyncio.to_thread(usage_chart, days, today=now.date(),
-                                          title=t("usage.chart", "en"))
-            files.append(discord.File(io.BytesIO(png), filename="usage-30d.png"))
+            server_lines, chart = await self._server_report(interaction.guild_id, locale)
+            lines += server_lines
+            files.append(chart)
         await interaction.followup.send(
             "**" + t("usage.title", locale) + "**\n" + "\n".join(lines), files=files,
             ephemeral=True, allowed_mentions=discord.AllowedMentions.none(),
         )
+
+    async def _server_report(self, guild_id: int, locale: str) -> tuple[list[str], discord.File]:
+        """For managers: the server's totals, its top members this month, a 30-day chart."""
+        server = await self.service.usage_of(guild_id=guild_id)
+        lines = [t("usage.server", locale,
+                   images_today=plural("unit.image", server.images_today, locale),
+                   cost_today=f"{server.cost_today:.2f}",
+                   images_month=plural("unit.image", server.images_month, locale),
+                   cost_month=f"{server.cost_month:.2f}")]
+        now = dt.datetime.now(dt.UTC)
+        month = month_start(now).timestamp()
+        top = await self.service.top_users(guild_id, since=month)
+        if top:
+            entries = ", ".join(f"<@{uid}> {n} (${c:.2f})" for uid, n, c in top)
+            lines.append(t("usage.top", locale, entries=entries))
+        # The chart carries no text of its own (its font has no CJK glyphs): the caption says
+        # what it shows, in the reader's language.
+        lines.append("-# " + t("usage.chart", locale))
+        since = (now - dt.timedelta(days=30)).timestamp()
+        days = await self.service.daily_usage(guild_id, since=since)
+        png = await asyncio.to_thread(usage_chart, days, today=now.date(), title="")
+        return lines, discord.File(io.BytesIO(png), filename="usage-30d.png")
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -83,6 +83,7 @@ def _turn(row: Row) -> Turn:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        number=row["number"],
     )
 
 
@@ -92,7 +93,9 @@ _LINK_MESSAGE = (
 )
 
 _TURN_SELECT = (
-    "SELECT t.*, (SELECT COUNT(*) FROM turn_inputs i WHERE i.turn_id = t.id) AS input_count "
+    "SELECT t.*, (SELECT COUNT(*) FROM turn_inputs i WHERE i.turn_id = t.id) AS input_count, "
+    "(SELECT COUNT(*) FROM turns n WHERE n.conversation_id = t.conversation_id "
+    "AND n.id <= t.id) AS number "
     "FROM turns t"
 )
 

@@ -14,9 +14,11 @@ import discord
 
 from bot.ui.i18n import t
 
-ACTIONS = ("reroll", "refine", "continue", "details", "delete", "cancel")
+ACTIONS = ("reroll", "retry", "edit", "refine", "continue", "details", "delete", "cancel")
 _STYLES = {
     "reroll": (discord.ButtonStyle.secondary, "🔁"),
+    "retry": (discord.ButtonStyle.primary, "🔁"),
+    "edit": (discord.ButtonStyle.secondary, "📝"),
     "refine": (discord.ButtonStyle.primary, "✏️"),
     "continue": (discord.ButtonStyle.secondary, "➡️"),
     "details": (discord.ButtonStyle.secondary, "ℹ️"),
@@ -73,22 +75,34 @@ def cancel_view(turn_id: int, locale: str | None) -> discord.ui.View:
     return view
 
 
-def retry_view(turn_id: int, locale: str | None) -> discord.ui.View:
+def failure_view(turn_id: int, locale: str | None, *, retryable: bool) -> discord.ui.View:
+    """A failed or blocked result offers "Edit prompt", and "Retry" when the same request may
+    succeed again (a good result offers "Reroll" instead)."""
     view = discord.ui.View(timeout=None)
-    view.add_item(TurnButton("reroll", turn_id, locale))
+    if retryable:
+        view.add_item(TurnButton("retry", turn_id, locale))
+    view.add_item(TurnButton("edit", turn_id, locale))
     return view
 
 
 class RefineModal(discord.ui.Modal):
-    """Asks for the instruction that branches from one image."""
+    """Asks for the instruction that branches from one image (`mode="refine"`), or for a new
+    version of a failed turn's prompt (`mode="edit"`); pre-filled with the turn's prompt, so a
+    small change is a small edit."""
 
-    def __init__(self, cog: Any, turn_id: int, locale: str | None) -> None:
-        super().__init__(title=t("modal.title", locale), custom_id=f"imagine:refine-modal:{turn_id}")
+    def __init__(
+        self, cog: Any, turn_id: int, locale: str | None, *, prompt: str = "",
+        mode: str = "refine",
+    ) -> None:
+        super().__init__(title=t(f"modal.{mode}.title", locale),
+                         custom_id=f"imagine:{mode}-modal:{turn_id}")
         self.cog = cog
         self.turn_id = turn_id
+        self.mode = mode
         self.instruction: discord.ui.TextInput[RefineModal] = discord.ui.TextInput(
-            label=t("modal.label", locale),
+            label=t(f"modal.{mode}.label", locale),
             placeholder=t("modal.placeholder", locale),
+            default=prompt[:2000] or None,
             style=discord.TextStyle.paragraph,
             max_length=2000,
             custom_id="instruction",
@@ -102,9 +116,13 @@ class RefineModal(discord.ui.Modal):
             max_length=1,
             custom_id="variants",
         )
-        self.add_item(self.variants)
+        if mode == "refine":
+            self.add_item(self.variants)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
+        if self.mode == "edit":
+            await self.cog.on_edit_submit(interaction, self.turn_id, self.instruction.value)
+            return
         await self.cog.on_refine_submit(
             interaction, self.turn_id, self.instruction.value, self.variants.value or ""
         )

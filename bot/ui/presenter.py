@@ -18,7 +18,7 @@ from bot.core.errors import DeliveryError, ErrorKind, UserFacingError
 from bot.core.imaging import FittedImage, fit_to_limit, make_preview
 from bot.core.models import Delivery, InputImage, Progress, Stage, Turn, TurnResult
 from bot.core.tasks import BackgroundTasks
-from bot.ui.buttons import cancel_view, result_view, retry_view
+from bot.ui.buttons import cancel_view, failure_view, result_view
 from bot.ui.i18n import t
 from bot.ui.render import MAX_CONTENT, clip, failure_text, ping_text, progress_text, result_caption
 from bot.ui.variants import VariantBoard
@@ -392,7 +392,9 @@ class DiscordPresenter:
             await self.variants.show_failure(turn, error)
             return
         await self._close_live(turn.id)
-        view = retry_view(turn.id, turn.locale) if error.kind in RETRYABLE_FAILURES else None
+        view = None
+        if error.kind is not ErrorKind.cancelled:
+            view = failure_view(turn.id, turn.locale, retryable=error.kind in RETRYABLE_FAILURES)
         try:
             await self._replace_progress(turn, failure_text(turn, error), [], view)
         except discord.HTTPException as exc:

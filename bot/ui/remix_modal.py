@@ -31,7 +31,7 @@ class RemixModal(discord.ui.Modal):
         self.cog = cog
         self.source = source
         self.instruction: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-            label=t("modal.label", locale),
+            label=t("modal.refine.label", locale),
             placeholder=t("remix.placeholder", locale),
             default=prefill[:MAX_PROMPT] or None,
             style=discord.TextStyle.paragraph,

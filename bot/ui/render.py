@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Progress, Stage, Turn
-from bot.ui.i18n import t
+from bot.core.options import ImageOptions
+from bot.ui.i18n import EN, plural, t
 
 MAX_CONTENT = 2000
 
 
-def error_text(error: UserFacingError, locale: str | None) -> str:
-    """A short, specific sentence for a domain error, in the user's language."""
+def permission_name(name: str | None, locale: str | None) -> str:
+    """A Discord permission as the user's client names it ("Attach Files", "附加文件")."""
+    key = "permission." + (name or "any").lower().replace(" ", "_")
+    return t(key, locale) if key in EN else str(name)
+
+
+def error_text(
+    error: UserFacingError, locale: str | None, commands: Mapping[str, str] | None = None
+) -> str:
+    """A short, specific sentence for a domain error, in the user's language. `commands` maps
+    command names to their clickable mentions (`</imagine:ID>`), when known."""
     params = dict(error.params)
+    for name in ("imagine", "refine"):
+        params.setdefault(name, (commands or {}).get(name) or f"`/{name}`")
     if "problem" in params:
         params["problem_text"] = t(f"problem.{params['problem']}", locale, **params)
     else:
         params.setdefault("problem_text", "")
     if "reason" in params and error.kind is ErrorKind.not_allowed:
-        params["reason_text"] = t(f"reason.{params['reason']}", locale)
+        params["reason_text"] = t(f"reason.{params['reason']}", locale, **params)
     if "limit" in params and error.kind is ErrorKind.limit_reached:
-        params["limit_name"] = t(f"limit.{params['limit']}", locale)
+        if params["limit"] == "user_daily_images":
+            params["images"] = plural("unit.image", int(params.get("value") or 0), locale)
+        params["limit_name"] = t(f"limit.{params['limit']}", locale, **params)
     if error.kind is ErrorKind.missing_permissions:
-        params.setdefault("permission", "Send Messages in Threads / Create Public Threads / Attach Files")
+        params["permission"] = permission_name(params.get("permission"), locale)
     if error.kind is ErrorKind.moderation:
         category = params.get("category")
         params["category_text"] = t("moderation.category", locale, category=category) if category else ""
@@ -80,14 +96,12 @@ def result_caption(
         parts.append(clip(text, 1000))
     elif not has_images:
         parts.append(t("result.text_only", locale))
-    footer = [t("result.by", locale, user=turn.author_id), turn.options.summary(actual_size)]
-    if turn.options.action and turn.options.action != "auto":
-        footer.insert(1, turn.options.action)
+    footer = [t("result.by", locale, user=turn.author_id),
+              options_summary(turn.options, locale, actual_size)]
     if reencoded:
         footer.append(t("result.reencoded", locale))
-    if rerooted:
-        footer.append(t("result.rerooted", locale))
-    footer.append(f"#{turn.id}")
+    # how the chain was carried (rerooted) is for Details, not the footer
+    footer.append(f"#{turn.number or turn.id}")
     parts.append("-# " + " · ".join(footer))
     if revised_prompt and revised_prompt.strip() != turn.prompt.strip():
         parts.append("-# " + t("result.revised", locale, text=clip(revised_prompt, 300)))
@@ -98,9 +112,29 @@ def failure_text(turn: Turn, error: UserFacingError) -> str:
     return clip(
         f"{quote(turn.prompt, 200)}\n"
         + t("progress.failed", turn.locale, message=error_text(error, turn.locale))
-        + f"\n-# {t('result.by', turn.locale, user=turn.author_id)} · #{turn.id}",
+        + f"\n-# {t('result.by', turn.locale, user=turn.author_id)} · #{turn.number or turn.id}",
         MAX_CONTENT,
     )
+
+
+def options_summary(options: ImageOptions, locale: str | None, actual_size: str | None = None) -> str:
+    """The options as users read them, e.g. `edit · 1536x1024 · high quality · webp`: the labels
+    the options use; `actual_size` is what the API produced; choices left at auto are left out."""
+    parts = []
+    if options.action in ("generate", "edit"):
+        parts.append(t(f"label.action.{options.action}", locale))
+    size = options.size if options.size and options.size != "auto" else actual_size
+    parts.append(size or t("label.size_auto", locale))
+    if options.quality and options.quality != "auto":
+        parts.append(t(f"label.quality.{options.quality}", locale))
+    parts.append(options.output_format or "png")
+    if options.background in ("transparent", "opaque"):
+        parts.append(t(f"label.background.{options.background}", locale))
+    if options.compression is not None:
+        parts.append(t("label.compression", locale, value=options.compression))
+    if options.moderation == "low":
+        parts.append(t("label.moderation.low", locale))
+    return " · ".join(parts)
 
 
 def ping_text(turn: Turn, *, done: bool) -> str:

@@ -23,6 +23,15 @@ async def reply_privately(interaction: discord.Interaction, text: str) -> None:
         log.info("Could not answer interaction %s privately: %s", interaction.id, exc)
 
 
+async def command_mentions(client: discord.Client) -> dict[str, str]:
+    """Clickable mentions of the commands error messages point to (empty if unknown)."""
+    mention = getattr(client, "command_mention", None)
+    if mention is None:
+        return {}
+    return {name: await mention(name) for name in ("imagine", "refine")}
+
+
 async def send_error(interaction: discord.Interaction, error: UserFacingError) -> None:
     """Tell the user what went wrong, in their language, privately."""
-    await reply_privately(interaction, error_text(error, str(interaction.locale)))
+    commands = await command_mentions(interaction.client)
+    await reply_privately(interaction, error_text(error, str(interaction.locale), commands))

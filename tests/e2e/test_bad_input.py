@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import struct
 import time
 import zlib
@@ -20,7 +21,8 @@ from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import read_lineage
 
 EMPTY = "Please write what you want to see: the prompt is empty."
-UNKNOWN = "This isn't an image conversation I know. Start one with `/imagine`."
+# the command is named with its clickable mention (the client shows it in the reader's language)
+UNKNOWN = re.compile(r"This isn't an image conversation I know\. Start one with </imagine:\d+>\.")
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -341,7 +343,7 @@ async def test_unknown_thread(discord_fake, openai_fake, make_settings):
         plain = await discord_fake.say(alice, thread_id, "draw a cat")
         mention = await discord_fake.say(alice, thread_id, "draw a cat", mention_bot=True)
         reply = await bot_reply_to(discord_fake, mention["id"])
-        assert reply.content == UNKNOWN
+        assert UNKNOWN.fullmatch(reply.content), reply.content
         await asyncio.sleep(0.3)
         assert replies_to(discord_fake, plain["id"]) == []
         bot_id = int(discord_fake.bot_user["id"])

@@ -159,7 +159,7 @@ async def test_per_user_queue_limit(discord_fake, openai_fake, make_settings):
             await wait_results(discord_fake, thread_id, 1)
 
     assert refused.content == refusal(ErrorKind.queue_full, limit=1)
-    assert "1 turns waiting" in refused.content
+    assert "queue is full (1 waiting)" in refused.content
     assert sorted(r[0] for r in db_rows(settings, "SELECT prompt FROM turns")) == [
         "bob's", "one", "two"]
     assert "three" not in [prompt_of(r) for r in openai_fake.create_requests()]
@@ -235,7 +235,7 @@ async def test_daily_image_limit_says_which_limit_and_when_it_resets(
         await wait_results(discord_fake, v2, 1)
 
     for text in (refused.content, reply.content):
-        assert "your images per day (1)" in text
+        assert "Limit reached: 1 image per person per day." in text
         match = re.search(r"<t:(\d+):R>", text)
         assert match and int(match.group(1)) == next_utc_midnight()
     assert t("settings.saved") in saved and f"<@&{vip_role}>" in saved
@@ -259,7 +259,7 @@ async def test_server_spend_cap_set_by_a_manager(discord_fake, openai_fake, make
         allowed = await start_conversation(discord_fake, patron, "exempt")
         await wait_results(discord_fake, allowed, 1)
 
-    assert "daily_spend_usd" in saved and "0.5" in saved
+    assert "Daily budget (USD): 0.5" in saved
     stored = json.loads(db_rows(settings, "SELECT settings FROM guild_settings")[0][0])
     assert stored["daily_spend_usd"] == 0.5
     cost = db_rows(settings, "SELECT cost_usd FROM turns WHERE prompt = 'expensive'")[0][0]
@@ -344,7 +344,7 @@ async def test_refine_mode_starter(discord_fake, openai_fake, make_settings):
         await discord_fake.say(admin, thread, "add a flag")
         await wait_results(discord_fake, thread, 3)
 
-    assert "refine_mode`: starter" in saved
+    assert "Who may refine: only the starter and moderators" in saved
     assert [prompt_of(r) for r in openai_fake.create_requests()] == [
         "a castle", "add a moat", "add a flag"]
 
@@ -415,11 +415,12 @@ async def test_usage_for_members_and_managers_and_recorded_cost(
 
     assert mine.ephemeral and not mine.attachments
     assert f"You: today 2 images (${alice_cost:.2f})" in mine.content
-    assert "Limits: your images per day 5" in mine.content
+    assert (f"Limits: 5 images per day, 3 left, resets <t:{next_utc_midnight()}:R>."
+            in mine.content)
     assert "Server:" not in mine.content and "Top this month" not in mine.content
 
     assert managed.ephemeral
-    assert "You: today 1 images" in managed.content
+    assert "You: today 1 image (" in managed.content
     assert f"Server: today 3 images (${total:.2f})" in managed.content
     top = re.search(r"Top this month: (.*)", managed.content)
     assert top and top.group(1).startswith(f"<@{a['id']}> 2 (${alice_cost:.2f})")
@@ -487,10 +488,10 @@ async def test_a_chinese_member_reads_chinese(discord_fake, openai_fake, make_se
     assert started.content.startswith("🧵 已开始对话")
     assert f"来自 <@{li['id']}>" in result.content
     assert any("排队中" in h or "生成中" in h for h in history(result))
-    assert "已达到上限：你的每日图片数（1）" in limit.content
+    assert "已达到上限：每人每天 1 张图片。" in limit.content
     assert re.search(r"<t:\d+:R> 重置", limit.content)
     assert usage.ephemeral and usage.content.startswith("**图片用量**")
-    assert "你：今天 1 张" in usage.content and "限制：你的每日图片数 1" in usage.content
+    assert "你：今天 1 张图片" in usage.content and "限制：每天 1 张图片，还剩 0 张" in usage.content
     assert settings_refused.ephemeral and settings_refused.content == "你需要“管理服务器”权限才能这样做。"
     # nothing a Chinese member read fell back to English
     for text in (wrong_channel.content, bad_size.content, limit.content, usage.content):
@@ -547,7 +548,7 @@ async def test_server_size_ceiling_is_bounded_by_the_instance(
     member = discord_fake.add_user("member")
     async with running(settings):
         text = await settings_cmd(discord_fake, admin, "limits", max_size="1536x1024")
-        assert "max_size" in text and "1536x1024" in text
+        assert "Largest size: 1536x1024" in text
         refused = await answer(discord_fake, await imagine(discord_fake, member, "wide",
                                                            size="1536x1536"), "pixels")
         assert refused.ephemeral and "1536x1024" in refused.content

@@ -63,7 +63,7 @@ async def test_history_draws_a_branched_thread_as_a_tree(discord_fake, openai_fa
     # 6 columns (the 6-turn line) and 3 rows (the line and two branches) of 200x230 cells with
     # 48 px on the left, 20 on the right, 34 for the title and 20 above the cells.
     assert image.size == (48 + 6 * 200 - 40 + 20, 34 + 20 + 3 * 230)
-    assert "turns 1-10 of 10" in sheet.content and "page 1/1" in sheet.content
+    assert "images 1-10 of 10" in sheet.content and "page 1/1" in sheet.content
     options = next(c for row in sheet.components for c in row["components"] if c["type"] == 3)
     assert [o["label"] for o in options["options"]] == [f"Continue from #{n}" for n in range(1, 11)]
 
@@ -76,7 +76,7 @@ async def test_pager_and_continue_work_after_a_restart(discord_fake, openai_fake
         thread, _ = await build_thread(discord_fake, alice, replies)
         interaction = await discord_fake.slash(alice, thread, "history")
         sheet = await answer(discord_fake, interaction, "History", timeout=20)
-    assert "turns 1-16 of 17" in sheet.content
+    assert "images 1-16 of 17" in sheet.content
     first_page = sheet_of(sheet)
     async with running(settings):  # a new process on the same database
         ids = sorted(r["id"] for r in turn_rows(settings.database_path))
@@ -86,7 +86,7 @@ async def test_pager_and_continue_work_after_a_restart(discord_fake, openai_fake
         assert "continue from #5" in reply.content and reply.ephemeral
         await discord_fake.click(alice, sheet.id, f"history:page:{thread}:1:n")
         await discord_fake.wait_for(
-            lambda: "turns 17-17 of 17" in discord_fake.message(sheet.id).content, 15,
+            lambda: "images 17-17 of 17" in discord_fake.message(sheet.id).content, 15,
             what="the sheet to show page 2",
         )
         second_page = sheet_of(discord_fake.message(sheet.id))

@@ -144,7 +144,7 @@ async def test_dms_for_members_of_a_server_that_allows_them_unless_blocked(
         await discord_fake.dm(troll, "a paper plane")  # blocked in the server: not by DM either
         note = await discord_fake.wait_for(
             lambda: next(iter(bot_texts_in(discord_fake, discord_fake.dm_channel(troll))), None))
-    assert "allow_member_dms" in saved
+    assert "Members may generate in DMs: yes" in saved
     assert note.startswith(DM_REFUSAL)
     prompts = [r["input"][-1]["content"][-1]["text"] for r in openai_fake.create_requests()]
     assert prompts == ["a paper boat"]

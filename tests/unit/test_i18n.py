@@ -118,7 +118,7 @@ def test_language_selection_and_fallbacks():
     assert t("error.cancelled", "zh-TW") == "Cancelled."
     assert t("error.cancelled", "zh-CN") == "已取消。"
     assert t("error.cancelled", "de") == "Cancelled."
-    assert t("error.queue_full", "zh-CN", limit=3).startswith("你已有 3 个")
+    assert t("error.queue_full", "zh-CN", limit=3).startswith("你的队列已满（3 个")
     assert t("no.such.key", "zh-CN") == "no.such.key"
     assert t("error.queue_full", "en-US").count("{limit}") == 1  # a missing parameter shows
 

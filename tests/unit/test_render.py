@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bot.core.errors import ErrorKind, UserFacingError
@@ -62,15 +64,22 @@ def test_quote_defuses_mentions_and_keeps_lines():
 def test_caption_shows_prompt_settings_and_flags():
     turn = Turn(
         id=7, conversation_id=1, parent_id=None, kind=TurnKind.root, guild_id=1, author_id=42,
-        prompt="a fox", options=ImageOptions(size="1536x1024", quality="high", output_format="webp"),
-        status=TurnStatus.running,
+        prompt="a fox", options=ImageOptions(size="1536x1024", quality="high", output_format="webp",
+                                             action="edit", moderation="low"),
+        status=TurnStatus.running, number=3,
     )
     caption = result_caption(turn, revised_prompt="a red fox, watercolour", text=None,
                              reencoded=True, rerooted=True, has_images=True)
     assert caption.startswith("> a fox")
-    assert "1536x1024 · high · webp" in caption
-    assert "re-encoded" in caption and "chain rebuilt" in caption and "#7" in caption
-    assert "a red fox, watercolour" in caption
+    # the option labels, not raw values
+    assert "edit · 1536x1024 · high quality · webp · less strict moderation" in caption
+    assert "re-encoded" in caption
+    # the number counts within the conversation; how the chain was carried is for Details
+    assert caption.endswith("#3\n-# Revised prompt: a red fox, watercolour")
+    assert "chain rebuilt" not in caption and "#7" not in caption
+    zh = result_caption(dataclasses.replace(turn, locale="zh-CN"), revised_prompt=None, text=None,
+                        reencoded=False, rerooted=False, has_images=True)
+    assert "编辑 · 1536x1024 · 高质量 · webp · 较宽松的审核" in zh
 
 
 @pytest.mark.parametrize(
