@@ -219,6 +219,7 @@ EN: dict[str, str] = {
     "errorkind.upload_failed": "upload failed",
     "errorkind.missing_permissions": "missing permission",
     "errorkind.thread_locked": "thread locked",
+    "errorkind.remix_source_gone": "remixed image gone",
     # pings and preferences
     "ping.done": "<@{user}> your image is ready.",
     "ping.failed": "<@{user}> your image could not be made (see above).",
@@ -477,6 +478,7 @@ ZH: dict[str, str] = {
     "errorkind.upload_failed": "上传失败",
     "errorkind.missing_permissions": "缺少权限",
     "errorkind.thread_locked": "子区已锁定",
+    "errorkind.remix_source_gone": "再创作的原图已不存在",
     "ping.done": "<@{user}> 你的图片好了。",
     "ping.failed": "<@{user}> 你的图片没能生成（见上方）。",
     "prefs.title": "你的偏好设置",

@@ -47,7 +47,7 @@ TURN = Turn(
 PARAMS = {
     "length": 5000, "limit": 4000, "value": "9999x9999", "option": "quality", "name": "cat.png",
     "limit_mb": 20, "reason": "bad things", "text": "no", "category": "violence",
-    "reset": 1_900_000_000, "permission": "Attach Files",
+    "reset": 1_900_000_000, "permission": "Attach Files", "model": "gpt-image-1",
 }
 
 
