@@ -17,7 +17,7 @@ from discord.ext import commands
 from bot.core.conversations import Allowance
 from bot.core.models import Turn
 from bot.core.policy import month_start
-from bot.exts.imagine import actor_of
+from bot.adapter import actor_of
 from bot.ui.chart import usage_chart
 from bot.ui.i18n import plural, t
 from bot.ui.render import clip
