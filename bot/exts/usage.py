@@ -14,10 +14,10 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.adapter import actor_of
 from bot.core.conversations import Allowance
 from bot.core.models import Turn
 from bot.core.policy import month_start
-from bot.adapter import actor_of
 from bot.ui.chart import usage_chart
 from bot.ui.i18n import plural, t
 from bot.ui.render import clip
