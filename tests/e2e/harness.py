@@ -15,8 +15,10 @@ from bot.__main__ import serve
 from bot.app import ImagineBot
 from bot.config import Settings
 from tests.fakes.discord_server import FakeDiscord, FakeMessage
+from tests.fakes.openai_server import FakeOpenAI
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+STOP_MARGIN = 10.0  # seconds beyond SHUTDOWN_GRACE_SECONDS for closing connections and the store
 
 
 class BotRunner:
@@ -43,21 +45,34 @@ class BotRunner:
         return self.bot
 
     async def stop(self) -> None:
+        """Stop gracefully, as SIGTERM does. A shutdown that fails, or that outlives the grace
+        period (plus STOP_MARGIN for closing connections), fails the test."""
         self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._task, timeout=30)
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self._saved
+        try:
+            if self._task is not None:
+                limit = self.settings.shutdown_grace_seconds + STOP_MARGIN
+                try:
+                    await asyncio.wait_for(self._task, timeout=limit)
+                except TimeoutError:
+                    raise AssertionError(f"the bot did not shut down within {limit:.0f}s") from None
+        finally:
+            self._restore_endpoints()
 
     async def kill(self) -> None:
-        """Stop abruptly: no grace period, no shutdown bookkeeping (like a crash)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-        if self.bot is not None:
-            with contextlib.suppress(Exception):
-                await self.bot.store.close()
+        """Stop abruptly: no grace period, no shutdown bookkeeping (like a crash). Only the
+        cancellation itself is expected; any other error fails the test."""
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            store = getattr(self.bot, "store", None)
+            if store is not None:
+                await store.close()
+        finally:
+            self._restore_endpoints()
+
+    def _restore_endpoints(self) -> None:
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self._saved
 
 
@@ -69,6 +84,32 @@ async def running(settings: Settings) -> AsyncIterator[ImagineBot]:
         yield bot
     finally:
         await runner.stop()
+
+
+async def quiet(
+    discord_fake: FakeDiscord,
+    openai_fake: FakeOpenAI | None = None,
+    *,
+    settle: float = 0.5,
+    timeout: float = 15.0,
+) -> None:
+    """Wait until the bot has gone quiet: no request reached either fake for `settle` seconds.
+    Then whatever the bot was going to send has been sent, and "exactly once" can be counted.
+    Raises TimeoutError if the bot is still talking after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+
+    def seen() -> tuple[int, int]:
+        return len(discord_fake.request_log), len(openai_fake.requests) if openai_fake else 0
+
+    last, since = seen(), loop.time()
+    deadline = since + timeout
+    while loop.time() - since < settle:
+        if loop.time() > deadline:
+            raise TimeoutError(f"the bot kept sending requests for {timeout:.0f}s")
+        await asyncio.sleep(0.05)
+        now = seen()
+        if now != last:
+            last, since = now, loop.time()
 
 
 def image_attachments(message: FakeMessage) -> list[Any]:

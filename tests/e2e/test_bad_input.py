@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.e2e.harness import results, running, start_conversation, wait_results
+from tests.e2e.harness import quiet, results, running, start_conversation, wait_results
 from tests.fakes.discord_models import FakeMessage
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import read_lineage
@@ -320,7 +320,7 @@ async def test_bots_and_webhooks_are_ignored(discord_fake, openai_fake, make_set
         # a person's message sent after them is answered, so they have been seen (and dropped)
         await discord_fake.say(alice, thread_id, "draw a bird")
         await wait_results(discord_fake, thread_id, 2)
-        await asyncio.sleep(0.3)
+        await quiet(discord_fake, openai_fake)
         assert replies_to(discord_fake, from_bot["id"]) == []
         assert replies_to(discord_fake, hook.id) == []
         await still_serving(discord_fake)
@@ -344,7 +344,7 @@ async def test_unknown_thread(discord_fake, openai_fake, make_settings):
         mention = await discord_fake.say(alice, thread_id, "draw a cat", mention_bot=True)
         reply = await bot_reply_to(discord_fake, mention["id"])
         assert UNKNOWN.fullmatch(reply.content), reply.content
-        await asyncio.sleep(0.3)
+        await quiet(discord_fake, openai_fake)
         assert replies_to(discord_fake, plain["id"]) == []
         bot_id = int(discord_fake.bot_user["id"])
         assert [m.id for m in discord_fake.messages(thread_id) if m.author_id == bot_id] == [reply.id]

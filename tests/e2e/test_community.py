@@ -5,7 +5,6 @@ roles, server access settings, who may change them, /usage with its chart, and t
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import io
 import json
@@ -23,6 +22,7 @@ from tests.e2e.harness import (
     answer,
     custom_ids,
     image_attachments,
+    quiet,
     running,
     start_conversation,
     wait_results,
@@ -364,7 +364,7 @@ async def test_settings_need_manage_server(discord_fake, openai_fake, make_setti
         inter = await discord_fake.slash(member, discord_fake.text_channel_id,
                                          "imagine-settings limits", {"user_daily_images": 1})
         refused = await answer(discord_fake, inter)
-        await asyncio.sleep(0.3)  # anything else the bot might (wrongly) still send
+        await quiet(discord_fake, openai_fake)  # anything else the bot might (wrongly) still send
 
     assert refused.ephemeral
     assert refused.content == refusal(ErrorKind.not_allowed, reason="manage_guild")
@@ -407,8 +407,11 @@ async def test_usage_for_members_and_managers_and_recorded_cost(
         }
         assert json.loads(usage_json) == expected, prompt
         assert expected["image_output"] > 0
-        price = PRICES["default"]
-        assert cost == pytest.approx(sum(expected[k] * price[k] for k in expected) / 1e6)
+        # USD per million tokens, as PRICES above says: 100 text in, 400 text out, 200 image
+        # in, 1000 image out
+        by_hand = (expected["text_input"] * 100 + expected["text_output"] * 400
+                   + expected["image_input"] * 200 + expected["image_output"] * 1000) / 1_000_000
+        assert cost == pytest.approx(by_hand)
         assert images == 1
     alice_cost = sum(r[3] for r in rows if r[5] == int(a["id"]))
     total = sum(r[3] for r in rows)

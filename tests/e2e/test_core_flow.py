@@ -40,9 +40,10 @@ async def test_imagine_then_two_refinements_chain(discord_fake, openai_fake, mak
     requests = openai_fake.create_requests()
     assert len(requests) == 3
     assert "previous_response_id" not in requests[0]
-    assert requests[1]["previous_response_id"] == requests[1]["previous_response_id"]
-    stored = list(openai_fake.responses)
-    assert requests[2]["previous_response_id"] in stored
+    stored = list(openai_fake.responses)  # the responses the API made, in the order it made them
+    assert len(stored) == 3
+    assert requests[1]["previous_response_id"] == stored[0]
+    assert requests[2]["previous_response_id"] == stored[1]
     assert "a red fox in the snow" in first.content
     rows = [(r["status"], r["parent_id"], r["response_id"]) for r in turn_rows(settings)]
     assert [r[0] for r in rows] == ["done", "done", "done"]

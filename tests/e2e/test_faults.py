@@ -13,12 +13,14 @@ import threading
 import time
 from typing import Any
 
+import openai
 import pytest
 
 from tests.e2e.harness import (
     BotRunner,
     bot_texts,
     image_attachments,
+    quiet,
     results,
     running,
     start_conversation,
@@ -26,7 +28,7 @@ from tests.e2e.harness import (
     wait_results,
 )
 from tests.fakes.discord_server import FakeDiscord, FakeMessage
-from tests.fakes.openai_server import Fault, read_lineage
+from tests.fakes.openai_server import FakeOpenAI, Fault, read_lineage
 
 pytestmark = pytest.mark.both_backends
 
@@ -75,9 +77,17 @@ def bot_messages(fake: FakeDiscord, channel_id: int) -> list[FakeMessage]:
     return [m for m in fake.messages(channel_id) if not m.deleted and m.author_id == bot_id]
 
 
-async def settle(seconds: float = 0.3) -> None:
-    """Give a wrongly repeated delivery time to show up before counting."""
-    await asyncio.sleep(seconds)
+async def first_sequence_number(openai_fake: FakeOpenAI, response_id: str, event_type: str) -> int:
+    """Replay a finished background response's stream from its start, as any API client may,
+    and return the `sequence_number` of its first `event_type` event."""
+    async with openai.AsyncOpenAI(base_url=openai_fake.base_url, api_key="sk-test",
+                                  max_retries=0) as client:
+        stream = await client.responses.retrieve(response_id, stream=True)
+        async with stream:
+            async for event in stream:
+                if event.type == event_type:
+                    return event.sequence_number
+    raise AssertionError(f"{response_id} streamed no {event_type} event")
 
 
 async def still_serving(fake: FakeDiscord, prompt: str = "a lighthouse at dawn") -> None:
@@ -96,7 +106,7 @@ async def test_rate_limited_twice_then_succeeds(discord_fake, openai_fake, make_
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a fox under the aurora")
         [result] = await wait_results(discord_fake, thread_id, 1)
-        await settle()
+        await quiet(discord_fake, openai_fake)
         assert len(results(discord_fake, thread_id)) == 1
 
     assert len(openai_fake.create_requests()) == 3
@@ -116,7 +126,7 @@ async def test_server_error_then_succeeds(discord_fake, openai_fake, make_settin
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a teapot in space")
         await wait_results(discord_fake, thread_id, 1)
-        await settle()
+        await quiet(discord_fake, openai_fake)
         assert len(results(discord_fake, thread_id)) == 1
     assert len(openai_fake.create_requests()) == 2
     assert openai_fake.generations == 1
@@ -131,7 +141,7 @@ async def test_hung_request_times_out_and_is_retried(discord_fake, openai_fake, 
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a slow snail")
         await wait_results(discord_fake, thread_id, 1)
-        await settle()
+        await quiet(discord_fake, openai_fake)
         assert len(results(discord_fake, thread_id)) == 1
     assert len(openai_fake.create_requests()) == 2
     # the hung request never became a generation: the client had gone when the pause ended
@@ -174,7 +184,7 @@ async def test_cut_stream_resumes_the_same_generation(
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a paper boat on a river")
         [result] = await wait_results(discord_fake, thread_id, 1)
-        await settle()
+        await quiet(discord_fake, openai_fake)
         assert len(results(discord_fake, thread_id)) == 1
 
     assert len(openai_fake.create_requests()) == 1
@@ -186,8 +196,11 @@ async def test_cut_stream_resumes_the_same_generation(
         if r.method == "GET" and r.path == f"/v1/responses/{row['response_id']}"
         and r.query.get("stream") == "true"
     ]
-    assert len(resumes) >= 1
-    assert int(resumes[0].query["starting_after"]) >= 0
+    assert len(resumes) == 1
+    # the stream was cut right after the first `event_type` event: the resume asks for what
+    # came after exactly that event, so nothing is read twice and nothing is skipped
+    cut_at = await first_sequence_number(openai_fake, row["response_id"], event_type)
+    assert resumes[0].query["starting_after"] == str(cut_at)
     assert read_lineage(image_attachments(result)[0].data) == ["a paper boat on a river"]
 
 
@@ -214,7 +227,7 @@ async def test_moderation_block_is_shown_and_not_retried(
             lambda: any(MODERATION_TEXT in t for t in bot_texts(discord_fake, thread_id)), 5,
             what="the moderation message in the thread",
         )
-        await settle()
+        await quiet(discord_fake, openai_fake)
     assert row["status"] == "failed"
     assert row["error_kind"] == "moderation"
     assert len(openai_fake.create_requests()) == 1
@@ -251,7 +264,7 @@ async def test_a_refusal_shows_the_models_words(discord_fake, openai_fake, make_
                         for t in bot_texts(discord_fake, thread_id)),
             5, what="the refusal in the thread",
         )
-        await settle()
+        await quiet(discord_fake, openai_fake)
         texts = bot_texts(discord_fake, thread_id)
     assert not any("returned nothing" in t for t in texts), texts
     assert row["status"] == "failed" and row["error_kind"] == "refused"
@@ -290,7 +303,7 @@ async def test_a_retryable_failure_of_a_background_response_starts_a_new_request
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a kite over the dunes")
         [result] = await wait_results(discord_fake, thread_id, 1)
-        await settle()
+        await quiet(discord_fake, openai_fake)
         assert len(results(discord_fake, thread_id)) == 1
     assert openai_calls(openai_fake) == {"create": 2, "cancel": cancels, "resume": 0, "retrieve": 0}
     assert openai_fake.generations == 1
@@ -310,7 +323,7 @@ async def test_an_empty_resume_falls_back_to_retrieve_then_cancel_and_recreate(
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a kite over the dunes")
         await wait_results(discord_fake, thread_id, 1, timeout=20)
-        await settle()
+        await quiet(discord_fake, openai_fake)
         assert len(results(discord_fake, thread_id)) == 1
     assert openai_calls(openai_fake) == {"create": 2, "cancel": 1, "resume": 1, "retrieve": 1}
     statuses = sorted(r["status"] for r in openai_fake.responses.values())
@@ -330,7 +343,7 @@ async def test_a_response_stuck_in_queued_is_cancelled_and_recreated(
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a kite over the dunes")
         await wait_results(discord_fake, thread_id, 1)
-        await settle()
+        await quiet(discord_fake, openai_fake)
         assert len(results(discord_fake, thread_id)) == 1
     assert openai_calls(openai_fake) == {"create": 2, "cancel": 1, "resume": 0, "retrieve": 1}
     statuses = sorted(r["status"] for r in openai_fake.responses.values())
@@ -460,7 +473,7 @@ async def test_discord_refuses_the_upload_once(
             method, path = "PATCH", rf"/channels/{thread_id}/messages/{progress_id}$"
         discord_fake.fail_next(method, path, status, retry_after=0.1 if status == 429 else None)
         [result] = await wait_results(discord_fake, thread_id, 1, timeout=20)
-        await settle()
+        await quiet(discord_fake, openai_fake)
         assert len(results(discord_fake, thread_id)) == 1
 
     uploads = [
@@ -490,7 +503,7 @@ async def test_gateway_drop_mid_generation(discord_fake, openai_fake, make_setti
         await asyncio.sleep(0.2)
         discord_fake.release_gateway()
         await wait_results(discord_fake, thread_id, 2, timeout=20)
-        await settle(0.5)
+        await quiet(discord_fake, openai_fake)
         assert len(results(discord_fake, thread_id)) == 2
     assert discord_fake.gateway.resumed_count >= 1  # the session was resumed, not replaced
     rows = turn_rows(settings)
@@ -533,7 +546,7 @@ async def test_thread_archived_mid_generation_gets_its_result_as_a_new_message(
         await wait_response_recorded(discord_fake, settings)
         discord_fake.archive_thread(thread_id)
         [row] = await wait_terminal(discord_fake, settings, 1)
-        await settle()
+        await quiet(discord_fake, openai_fake)
     assert row["status"] == "done", row
     [shown] = results(discord_fake, thread_id)
     assert json.loads(row["message_ids"]) == [shown.id] and shown.id != row["progress_message_id"]
@@ -561,7 +574,7 @@ async def test_thread_locked_mid_generation_gets_its_result_in_the_parent_channe
         if archived:
             discord_fake.archive_thread(thread_id)
         [row] = await wait_terminal(discord_fake, settings, 1)
-        await settle()
+        await quiet(discord_fake, openai_fake)
     assert row["status"] == "done", row
     assert results(discord_fake, thread_id) == []
     [shown] = results(discord_fake, discord_fake.text_channel_id)
@@ -586,7 +599,7 @@ async def test_expired_interaction_token_does_not_matter(discord_fake, openai_fa
         [inter_id] = set(discord_fake.interactions) - before
         inter = discord_fake.interactions[inter_id]
         assert time.monotonic() - inter.created_mono > discord_fake.token_lifetime
-        await settle()
+        await quiet(discord_fake, openai_fake)
     assert inter.errors == []  # nothing was sent through the expired token
     assert result.webhook_id is None
     assert result.author_id == int(discord_fake.bot_user["id"])
@@ -690,7 +703,7 @@ async def test_shutdown_keeps_a_long_turn_and_the_restart_resumes_it(
 
     async with running(settings):
         [result] = await wait_results(discord_fake, thread_id, 1, timeout=20)
-        await settle(0.5)
+        await quiet(discord_fake, openai_fake)
         assert len(results(discord_fake, thread_id)) == 1
     assert len(openai_fake.create_requests()) == 1
     assert openai_fake.generations == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import SECRET_KEY, SECRET_TOKEN
-from tests.e2e.harness import BotProcess, results, start_conversation, turn_rows, wait_results
+from tests.e2e.harness import BotProcess, quiet, results, start_conversation, turn_rows, wait_results
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI, Fault
 
@@ -96,7 +96,7 @@ async def test_sigkill_mid_generation_then_restart_posts_once(
     await second.start(discord_fake)
     try:
         [result] = await wait_results(discord_fake, thread_id, 1, timeout=20)
-        await asyncio.sleep(1.0)  # a duplicate delivery would show up here
+        await quiet(discord_fake, openai_fake)  # a duplicate delivery would show up before
         assert len(results(discord_fake, thread_id)) == 1
     finally:
         assert await second.stop() == 0

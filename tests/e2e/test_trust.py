@@ -5,11 +5,10 @@ user some server blocked)."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from typing import Any
 
-from tests.e2e.harness import answer, running, start_conversation, turn_rows, wait_results
+from tests.e2e.harness import answer, quiet, running, start_conversation, turn_rows, wait_results
 from tests.fakes.discord_server import FakeDiscord
 
 DM_REFUSAL = "Image generation in direct messages isn't open to you."
@@ -106,7 +105,7 @@ async def test_dms_are_off_by_default_and_the_note_is_not_repeated(
         inter = await discord_fake.slash(alice, dm, "imagine", {"prompt": "a paper frog"})
         refused = await answer(discord_fake, inter, DM_REFUSAL)
         await discord_fake.dm(alice, "a paper swan")  # answered after the others: all seen
-        await asyncio.sleep(0.3)
+        await quiet(discord_fake, openai_fake)
     notes = bot_texts_in(discord_fake, dm)
     assert len(notes) == 1 and notes[0].startswith(DM_REFUSAL) and "/imagine" in notes[0]
     assert refused.ephemeral
