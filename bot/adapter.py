@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.app_commands import locale_str
 
-from bot.core.options import ImageOptions, parse_size
+from bot.core.options import ImageOptions, checked_size
 from bot.core.policy import Actor
 from bot.ui.choices import (
     ACTION_CHOICES,
@@ -69,7 +69,7 @@ class GenerationInput:
         """Options the user chose, checked on their own (the full set is checked by the core)."""
         options = ImageOptions(
             action=self.action,
-            size=parse_size(self.size) if self.size else None,
+            size=checked_size(self.size) if self.size else None,
             quality=self.quality,
             background=self.background,
             output_format=self.format,

@@ -7,6 +7,7 @@ gets a message that says what to change.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -59,12 +60,113 @@ def takes_custom_sizes(image_model: str | None) -> bool:
     return _SNAPSHOT_RE.sub("", image_model.strip().lower()) not in PRESET_ONLY_MODELS
 
 
+# Sizes people say: a shape or a ratio becomes the nearest size the image model takes.
+SIZE_WORDS: dict[str, tuple[int, int]] = {
+    "square": (1, 1), "landscape": (3, 2), "portrait": (2, 3), "wide": (16, 9), "tall": (9, 16),
+    "方形": (1, 1), "正方形": (1, 1), "横向": (3, 2), "横版": (3, 2), "竖向": (2, 3), "竖版": (2, 3),
+}
+_RATIO_RE = re.compile(r"^\s*(\d{1,4})\s*[:：/]\s*(\d{1,4})\s*$")
+RATIO_LONG_EDGE = 1536  # a ratio alone is drawn about as large as the landscape preset
+
+
+def size_ratio(value: str) -> tuple[int, int] | None:
+    """(width, height) proportions of a shape word or a ratio such as `16:9`, else None."""
+    text = value.strip().lower()
+    if text in SIZE_WORDS:
+        return SIZE_WORDS[text]
+    match = _RATIO_RE.match(text)
+    if match and int(match.group(1)) and int(match.group(2)):
+        return int(match.group(1)), int(match.group(2))
+    return None
+
+
+def _edge(value: float) -> int:
+    return max(SIZE_MULTIPLE, int(value / SIZE_MULTIPLE + 0.5) * SIZE_MULTIPLE)
+
+
+def nearest_size(width: float, height: float, image_model: str | None = None) -> str:
+    """The valid size for `image_model` closest to `width`x`height`: the same proportions (within
+    1:3-3:1) and about the same area (within the pixel limits), edges in steps of 16; for a model
+    that takes presets only, the preset of the closest proportions."""
+    presets = SIZE_PRESETS[1:]
+    if not takes_custom_sizes(image_model):
+        wanted = math.log(width / height)
+        return min(presets, key=lambda p: abs(math.log(_proportion(p)) - wanted))
+    ratio = min(max(width / height, 1 / MAX_RATIO), MAX_RATIO)
+    area = min(max(width * height, MIN_PIXELS), MAX_PIXELS)
+    w = math.sqrt(area * ratio)
+    h = w / ratio
+    scale = min(1.0, MAX_EDGE / max(w, h))
+    w, h = _edge(w * scale), _edge(h * scale)
+    for _ in range(512):  # rounding may cross a limit by a step: walk back inside
+        try:
+            return parse_size(f"{w}x{h}", image_model)
+        except UserFacingError as error:
+            problem = error.params.get("problem")
+        if problem == "size_min":
+            w, h = (w, h + SIZE_MULTIPLE) if w >= h else (w + SIZE_MULTIPLE, h)
+        else:  # too large or too narrow: shorten the longer edge
+            w, h = (w - SIZE_MULTIPLE, h) if w >= h else (w, h - SIZE_MULTIPLE)
+    raise UserFacingError(ErrorKind.invalid_options, problem="size_format", value=f"{w}x{h}")
+
+
+def _proportion(size: str) -> float:
+    width, height = size.split("x")
+    return int(width) / int(height)
+
+
+def size_for_ratio(width: int, height: int, image_model: str | None = None) -> str:
+    """The size for proportions `width`:`height`: a preset when one has them, else the nearest
+    size with a long edge of about 1536."""
+    for preset in SIZE_PRESETS[1:]:
+        if math.isclose(_proportion(preset), width / height):
+            return preset
+    if width >= height:
+        return nearest_size(RATIO_LONG_EDGE, RATIO_LONG_EDGE * height / width, image_model)
+    return nearest_size(RATIO_LONG_EDGE * width / height, RATIO_LONG_EDGE, image_model)
+
+
+def suggest_size(value: str, image_model: str | None = None) -> str | None:
+    """What to offer for a half-typed or impossible size (`1920x1080` → `1920x1088`)."""
+    ratio = size_ratio(value)
+    if ratio is not None:
+        return size_for_ratio(*ratio, image_model)
+    match = _SIZE_RE.match(value.strip().lower())
+    if match and int(match.group(1)) and int(match.group(2)):
+        return nearest_size(int(match.group(1)), int(match.group(2)), image_model)
+    return None
+
+
+def valid_sizes(sizes: list[str], image_model: str | None) -> list[str]:
+    """The sizes in `sizes` that `image_model` takes."""
+    valid = []
+    for size in sizes:
+        try:
+            valid.append(parse_size(size, image_model))
+        except UserFacingError:
+            continue
+    return valid
+
+
+def checked_size(value: str) -> str:
+    """A size as a user chose it: a shape or ratio is kept as said (it is mapped for the image
+    model when the options are validated, and sticks to a thread as said); else `parse_size`."""
+    text = value.strip().lower()
+    if size_ratio(text) is not None:
+        return text
+    return parse_size(text)
+
+
 def parse_size(value: str, image_model: str | None = None) -> str:
     """Normalise a size to `auto`, a preset or `WxH` that `image_model` accepts, or raise
-    `UserFacingError` saying what is wrong."""
+    `UserFacingError` saying what is wrong. A shape (`landscape`) or ratio (`16:9`) becomes the
+    nearest size the model takes."""
     text = value.strip().lower()
     if text in SIZE_PRESETS:
         return text
+    ratio = size_ratio(text)
+    if ratio is not None:
+        return size_for_ratio(*ratio, image_model)
     match = _SIZE_RE.match(text)
     if not match:
         raise UserFacingError(ErrorKind.invalid_options, problem="size_format", value=value)

@@ -17,7 +17,7 @@ from bot.adapter import GenerationInput, actor_of, generation_command
 from bot.core.conversations import Ticket, clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Conversation, InputImage, Turn, TurnKind, TurnRequest
-from bot.core.options import ImageOptions, parse_size
+from bot.core.options import ImageOptions, parse_size, suggest_size, valid_sizes
 from bot.core.policy import Actor, OncePer
 from bot.ui.buttons import RefineModal
 from bot.ui.choices import SIZE_SUGGESTIONS
@@ -308,12 +308,18 @@ class Imagine(commands.Cog):
     async def _size_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[Choice[str]]:
+        model = self.bot.settings.image_model
         text = current.strip().lower()
-        suggestions = [s for s in SIZE_SUGGESTIONS if text in s]
-        if text and text not in suggestions:
+        choices = [Choice(name=s, value=s) for s in valid_sizes(SIZE_SUGGESTIONS, model)
+                   if text in s]
+        nearest = suggest_size(text, model) if text else None
+        if nearest is not None and nearest != text:
+            # what was typed, mapped to the nearest size this model takes: "16:9 → 1536x864"
+            choices.insert(0, Choice(name=f"{current.strip()[:40]} → {nearest}", value=nearest))
+        elif text and not choices:
             with contextlib.suppress(UserFacingError):
-                suggestions.insert(0, parse_size(text))
-        return [Choice(name=s, value=s) for s in suggestions[:25]]
+                choices.insert(0, Choice(name=text, value=parse_size(text, model)))
+        return choices[:25]
 
     # ------------------------------------------------------------------ thread replies
     @commands.Cog.listener()

@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot.core.errors import UserFacingError
 from bot.core.models import UserPrefs
-from bot.core.options import parse_size
+from bot.core.options import checked_size
 from bot.ui.choices import QUALITY_CHOICES
 from bot.ui.i18n import t
 from bot.ui.replies import send_error
@@ -69,7 +69,7 @@ class Prefs(commands.Cog):
         try:
             updated = UserPrefs(
                 locale=current.locale,
-                size=parse_size(size) if size else current.size,
+                size=checked_size(size) if size else current.size,
                 quality=quality or current.quality,
                 partial_images=current.partial_images if previews is None else previews,
                 ping=current.ping if ping is None else ping,

@@ -287,3 +287,45 @@ def test_settings_refuse_a_default_size_the_image_model_does_not_take() -> None:
     ok = Settings(discord_token="t", openai_api_key="k", image_model="gpt-image-2",
                   default_size="1536x864", _env_file=None)
     assert ok.default_size == "1536x864"
+
+
+# ------------------------------------------------------------------ sizes people say
+@pytest.mark.parametrize(("said", "custom", "presets_only"), [
+    ("square", "1024x1024", "1024x1024"),
+    ("landscape", "1536x1024", "1536x1024"),
+    ("Portrait", "1024x1536", "1024x1536"),
+    ("16:9", "1536x864", "1536x1024"),
+    ("9:16", "864x1536", "1024x1536"),
+    ("3:2", "1536x1024", "1536x1024"),
+    ("21:9", "1536x656", "1536x1024"),
+    ("横向", "1536x1024", "1536x1024"),
+])
+def test_shapes_and_ratios_map_to_the_nearest_size_the_model_takes(said, custom, presets_only):
+    from bot.core.options import parse_size
+
+    assert parse_size(said, "gpt-image-2") == custom
+    assert parse_size(said, "gpt-image-1") == presets_only
+
+
+@pytest.mark.parametrize(("typed", "nearest"), [
+    ("1920x1080", "1920x1088"),   # edges to steps of 16
+    ("100x100", "816x816"),       # up to the pixel minimum (655,360)
+    ("5000x5000", "2880x2880"),   # down to the pixel maximum (8,294,400)
+    ("4000x1000", "3456x1152"),   # ratio 4:1 brought to 3:1
+])
+def test_autocomplete_suggests_the_nearest_valid_size(typed, nearest):
+    from bot.core.options import parse_size, suggest_size
+
+    assert suggest_size(typed, "gpt-image-2") == nearest
+    assert parse_size(nearest, "gpt-image-2") == nearest  # and it is valid
+    assert suggest_size(typed, "gpt-image-1") in ("1024x1024", "1536x1024", "1024x1536")
+
+
+def test_a_ratio_is_kept_as_said_until_validated():
+    from bot.core.options import ImageOptions, checked_size
+
+    assert checked_size(" 16:9 ") == "16:9"
+    assert checked_size("1536X864") == "1536x864"
+    options = ImageOptions(size=checked_size("16:9"))
+    assert options.validated(image_model="gpt-image-1").size == "1536x1024"
+    assert options.validated(image_model="gpt-image-2").size == "1536x864"
