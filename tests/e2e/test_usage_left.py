@@ -1,0 +1,48 @@
+"""/usage answers "how much do I have left": images left today, the server's budget left, when
+each resets (a Discord timestamp), and the member's images in progress with their place in line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from tests.e2e.harness import answer, running, start_conversation, turn_rows, wait_results
+
+
+def next_utc_midnight() -> int:
+    now = dt.datetime.now(dt.UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+    return int(midnight.timestamp())
+
+
+async def test_usage_shows_what_is_left_and_the_queue(discord_fake, openai_fake, make_settings):
+    settings = make_settings(user_daily_images=5, guild_daily_spend_usd=20.0,
+                             per_user_concurrent=1, per_user_queued=3)
+    alice = discord_fake.add_user("alice")
+    channel = discord_fake.text_channel_id
+    async with running(settings):
+        done = await start_conversation(discord_fake, alice, "a first lamp")
+        await wait_results(discord_fake, done, 1)
+        openai_fake.latency = 30.0  # the next ones stay in progress while /usage is asked
+        threads = [await start_conversation(discord_fake, alice, f"lamp {n}") for n in (2, 3, 4)]
+        await discord_fake.wait_for(
+            lambda: [r["status"] for r in turn_rows(settings.database_path)].count("running") == 1,
+            10, what="one running turn",
+        )
+        usage = await answer(discord_fake, await discord_fake.slash(alice, channel, "usage"))
+        openai_fake.latency = 0.05
+    spent = sum(r["cost_usd"] for r in turn_rows(settings.database_path) if r["status"] == "done")
+    text = usage.content
+    reset = next_utc_midnight()
+    # 1 done + 3 in progress count against the 5 a day
+    assert f"Limits: 5 images per day, 1 left, resets <t:{reset}:R>." in text
+    assert (f"Server budget: $20.00 per day, ${20.0 - spent:.2f} left, resets <t:{reset}:R>."
+            in text)
+    assert "Your images in progress:" in text
+    lines = [line for line in text.splitlines() if line.startswith("• ")]
+    assert len(lines) == 3
+    assert f"<#{threads[0]}> “lamp 2” — being drawn now" in lines[0]
+    assert re.search(rf"<#{threads[1]}> “lamp 3” — waiting, number \d in line", lines[1])
+    assert re.search(rf"<#{threads[2]}> “lamp 4” — waiting, number \d in line", lines[2])
+    positions = [int(re.search(r"number (\d)", line).group(1)) for line in lines[1:]]
+    assert positions == [1, 2]
