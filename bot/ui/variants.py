@@ -131,7 +131,10 @@ class VariantBoard:
 
     def _board(self, turn: Turn) -> _Board:
         assert turn.variant_group is not None
-        return self._boards.setdefault(turn.variant_group, _Board())
+        board = self._boards.setdefault(turn.variant_group, _Board())
+        if board.message_id is None:  # after a restart: the siblings share their board
+            board.message_id = turn.progress_message_id
+        return board
 
     async def _siblings(self, turn: Turn) -> list[Turn]:
         service = getattr(self.presenter.bot, "service", None)
@@ -186,7 +189,9 @@ class VariantBoard:
     async def _render(self, turn: Turn, board: _Board, *, state: str) -> None:
         """Edit the board to show every sibling as it is now (`turn` is in `state`)."""
         siblings = await self._siblings(turn)
-        states = {s.id: _state(s) for s in siblings}
+        # what this board has shown wins over the store, which records a sibling a moment later
+        states = {s.id: "done" if s.id in board.images else "failed" if s.id in board.errors
+                  else _state(s) for s in siblings}
         states[turn.id] = state
         await self._recover_images(turn, board, [s for s in siblings if states[s.id] == "done"])
         cells = [(states[s.id], board.images.get(s.id, (None, ""))[0]) for s in siblings]

@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 
+import pytest
 from PIL import Image
 
 from tests.e2e.harness import (
@@ -20,17 +21,31 @@ from tests.e2e.harness import (
 )
 from tests.fakes.images import PHOTO_MARKER
 
+pytestmark = pytest.mark.both_backends
 
-async def build_thread(fake, user, replies: list[tuple[str, int | None]]) -> tuple[int, list]:
+
+async def build_thread(
+    fake, user, replies: list[tuple[str, int | None]], settings
+) -> tuple[int, list]:
     """/imagine, then each (text, number of the turn to reply to, or None for a plain reply) in
     order, each waiting for its result. Returns the thread and the result messages by turn."""
     thread = await start_conversation(fake, user, "a castle")
     shown = list(await wait_results(fake, thread, 1))
     for text, reply_to in replies:
+        await recorded(fake, settings, len(shown))  # the next plain reply follows this result
         target = shown[reply_to - 1].id if reply_to else None
         await fake.say(user, thread, text, reply_to=target)
         shown = list(await wait_results(fake, thread, len(shown) + 1))
+    await recorded(fake, settings, len(shown))
     return thread, shown
+
+
+async def recorded(fake, settings, count: int) -> None:
+    """Wait until `count` turns are recorded as done (a result shows a moment before that)."""
+    await fake.wait_for(
+        lambda: len([r for r in turn_rows(settings) if r["status"] == "done"]) >= count, 10,
+        what=f"{count} turn(s) recorded as done",
+    )
 
 
 # 1-2-3-4-5-6 in a line; 7 branches from 1 and 8 follows it; 9 branches from 3 and 10 follows it.
@@ -52,10 +67,10 @@ async def test_history_draws_a_branched_thread_as_a_tree(discord_fake, openai_fa
     alice = discord_fake.add_user("alice")
     settings = make_settings()
     async with running(settings):
-        thread, _ = await build_thread(discord_fake, alice, BRANCHED_10)
+        thread, _ = await build_thread(discord_fake, alice, BRANCHED_10, settings)
         interaction = await discord_fake.slash(alice, thread, "history")
         sheet = await answer(discord_fake, interaction, "History", timeout=15)
-    rows = turn_rows(settings.database_path)
+    rows = turn_rows(settings)
     parents = {r["id"]: r["parent_id"] for r in rows}
     assert [parents[n] for n in range(1, 11)] == [None, 1, 2, 3, 4, 5, 1, 7, 3, 9]
     image = sheet_of(sheet)
@@ -73,13 +88,13 @@ async def test_pager_and_continue_work_after_a_restart(discord_fake, openai_fake
     settings = make_settings()
     replies = [(f"step {n}", None) for n in range(2, 17)] + [("a branch from two", 2)]
     async with running(settings):
-        thread, _ = await build_thread(discord_fake, alice, replies)
+        thread, _ = await build_thread(discord_fake, alice, replies, settings)
         interaction = await discord_fake.slash(alice, thread, "history")
         sheet = await answer(discord_fake, interaction, "History", timeout=20)
     assert "images 1-16 of 17" in sheet.content
     first_page = sheet_of(sheet)
     async with running(settings):  # a new process on the same database
-        ids = sorted(r["id"] for r in turn_rows(settings.database_path))
+        ids = sorted(r["id"] for r in turn_rows(settings))
         pick = await discord_fake.click(alice, sheet.id, f"history:continue:{thread}:0",
                                         values=[str(ids[4])])
         reply = await answer(discord_fake, pick, "#", timeout=10)
@@ -96,7 +111,7 @@ async def test_pager_and_continue_work_after_a_restart(discord_fake, openai_fake
         assert f"history:page:{thread}:0:p" in custom_ids(discord_fake.message(sheet.id))
         await discord_fake.say(alice, thread, "from five")
         await wait_results(discord_fake, thread, 18)
-    rows = turn_rows(settings.database_path)
+    rows = turn_rows(settings)
     assert rows[-1]["prompt"] == "from five" and rows[-1]["parent_id"] == ids[4]
 
 
@@ -105,8 +120,9 @@ async def test_export_holds_every_image_and_the_record(discord_fake, openai_fake
     bob = discord_fake.add_user("bob")
     settings = make_settings()
     async with running(settings):
-        thread, shown = await build_thread(discord_fake, alice, [("add a moat", None),
-                                                                 ("in winter", 1)])
+        thread, shown = await build_thread(
+            discord_fake, alice, [("add a moat", None), ("in winter", 1)], settings
+        )
         interaction = await discord_fake.slash(alice, thread, "history")
         sheet = await answer(discord_fake, interaction, "History", timeout=15)
         refused = await discord_fake.click(bob, sheet.id, f"history:export:{thread}")
@@ -121,7 +137,7 @@ async def test_export_holds_every_image_and_the_record(discord_fake, openai_fake
     for n, message in enumerate(shown, 1):
         assert archive.read(f"turn-0{n}-1.png") == image_attachments(message)[0].data
     record = json.loads(archive.read("conversation.json"))
-    rows = turn_rows(settings.database_path)
+    rows = turn_rows(settings)
     assert [t["prompt"] for t in record["turns"]] == ["a castle", "add a moat", "in winter"]
     assert [t["parent_number"] for t in record["turns"]] == [None, 1, 1]
     assert [t["response_id"] for t in record["turns"]] == [r["response_id"] for r in rows]
@@ -138,9 +154,12 @@ async def test_export_is_split_to_fit_the_upload_limit(discord_fake, openai_fake
     """Five photo-like results (about 2.6 MB each as PNG) do not fit one 10 MiB upload, the limit
     of a server without boosts (Reference → Uploading Files)."""
     alice = discord_fake.add_user("alice")
-    async with running(make_settings()):
-        thread, _ = await build_thread(discord_fake, alice, [(f"step {n} {PHOTO_MARKER}", None)
-                                                                 for n in range(2, 7)])
+    settings = make_settings()
+    async with running(settings):
+        thread, _ = await build_thread(
+            discord_fake, alice, [(f"step {n} {PHOTO_MARKER}", None) for n in range(2, 7)],
+            settings,
+        )
         interaction = await discord_fake.slash(alice, thread, "history")
         sheet = await answer(discord_fake, interaction, "History", timeout=15)
         click = await discord_fake.click(alice, sheet.id, f"history:export:{thread}")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from PIL import Image
 
 from tests.e2e.harness import (
+    BotRunner,
     custom_ids,
     image_attachments,
     running,
@@ -16,6 +18,8 @@ from tests.e2e.harness import (
     wait_results,
 )
 from tests.fakes.openai_server import Fault
+
+pytestmark = pytest.mark.both_backends
 
 PARALLEL = {"per_user_concurrent": 4, "per_user_queued": 4, "max_concurrent_generations": 4}
 
@@ -101,6 +105,10 @@ async def test_refine_variants_continue_and_reroll_all(discord_fake, openai_fake
         await discord_fake.slash(alice, thread, "refine", {"prompt": "at night", "variants": 2})
         board = await board_when(discord_fake, thread,
                                  lambda m: len(fulls(m)) == 2, "two variants")
+        await discord_fake.wait_for(  # the board shows a result a moment before it is recorded
+            lambda: len([r for r in turn_rows(settings) if r["status"] == "done"]) == 3, 10,
+            what="both variants recorded",
+        )
         second = next(r for r in turn_rows(settings) if r["variant_index"] == 2)
         await discord_fake.click(alice, board.id, f"variants:continue:{second['id']}:2")
         await discord_fake.wait_for(
@@ -142,9 +150,37 @@ async def test_cancel_stops_the_whole_set(discord_fake, openai_fake, make_settin
         [cancel] = [i for i in custom_ids(board) if i.startswith("imagine:cancel")]
         await discord_fake.click(alice, board.id, cancel)
         await discord_fake.wait_for(
-            lambda: [r["status"] for r in turn_rows(settings)] == ["cancelled"] * 3, 10,
+            lambda: [r["status"] for r in turn_rows(settings)] == ["cancelled"] * 3, 20,
             what=f"three cancelled turns {[r['status'] for r in turn_rows(settings)]}",
         )
         board = await board_when(discord_fake, thread, lambda m: marks(m) == ["❌"] * 3,
                                  "the board showing the set cancelled")
     assert "Cancelled" in board.content
+
+
+async def test_a_set_interrupted_by_a_restart_finishes_on_its_board(
+    discord_fake, openai_fake, make_settings
+):
+    openai_fake.latency = 2.0
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(shutdown_grace_seconds=0.2, **PARALLEL)
+    runner = BotRunner(settings)
+    await runner.start()
+    try:
+        thread = await start_conversation(discord_fake, alice, "a night train", variants=2)
+        await discord_fake.wait_for(
+            lambda: len([r for r in turn_rows(settings) if r["response_id"]]) == 2, 10,
+            what="both siblings started",
+        )
+    finally:
+        await runner.stop()
+    assert all(not r["finished_at"] for r in turn_rows(settings))
+    async with running(settings):
+        board = await board_when(discord_fake, thread, lambda m: len(fulls(m)) == 2,
+                                 "the board with both images", timeout=20)
+    rows = turn_rows(settings)
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert {r["progress_message_id"] for r in rows} == {board.id}  # one board, edited
+    assert len(openai_fake.create_requests()) == 2  # resumed by response id, not asked again
+    boards = [m for m in discord_fake.messages(thread) if "variants" in m.content]
+    assert len(boards) == 1
