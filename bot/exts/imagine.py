@@ -21,6 +21,7 @@ from bot.core.options import ImageOptions, parse_size, suggest_size, valid_sizes
 from bot.core.policy import Actor, OncePer
 from bot.ui.buttons import RefineModal
 from bot.ui.choices import SIZE_SUGGESTIONS
+from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t
 from bot.ui.render import error_text, jump_link, options_summary, quote, thread_name
 from bot.ui.replies import command_mentions, send_error
@@ -146,27 +147,20 @@ class Imagine(commands.Cog):
         self._check_parent_channel(channel)
         ticket: Ticket | None = None
         try:
-            if isinstance(channel, discord.ForumChannel):
-                created = await channel.create_thread(
-                    name=thread_name(prompt), content=quote(prompt),
-                    allowed_mentions=discord.AllowedMentions.none(),
-                )
-                thread = created.thread
-            else:
-                # The deferred reply is the thread's starter message (its id becomes the thread's).
-                # A type-5 callback response carries no message (Discord docs, Receiving and
-                # Responding → Interaction Callback Response): read it back with GET @original.
-                original = await interaction.original_response()
-                # The thread takes the id of the message it starts from: record the conversation
-                # and take this turn's place in line first, so that a reply posted the moment the
-                # thread appears is neither ignored nor run before this first turn.
-                ticket = self.service.turnstile.ticket(original.id)
-                await self.service.open_conversation(
-                    original.id, guild_id=guild_id, parent_channel_id=channel.id, owner_id=user.id
-                )
-                thread = await channel.create_thread(  # type: ignore[union-attr]
-                    name=thread_name(prompt), message=original, auto_archive_duration=1440,
-                )
+            # The deferred reply is the thread's starter message (its id becomes the thread's).
+            # A type-5 callback response carries no message (Discord docs, Receiving and
+            # Responding → Interaction Callback Response): read it back with GET @original.
+            original = await interaction.original_response()
+            # The thread takes the id of the message it starts from: record the conversation
+            # and take this turn's place in line first, so that a reply posted the moment the
+            # thread appears is neither ignored nor run before this first turn.
+            ticket = self.service.turnstile.ticket(original.id)
+            await self.service.open_conversation(
+                original.id, guild_id=guild_id, parent_channel_id=channel.id, owner_id=user.id
+            )
+            thread = await channel.create_thread(  # type: ignore[union-attr]
+                name=thread_name(prompt), message=original, auto_archive_duration=1440,
+            )
         except BaseException as exc:
             if ticket is not None:
                 ticket.done()
@@ -206,8 +200,9 @@ class Imagine(commands.Cog):
         parent = foreign.parent
         try:
             if isinstance(parent, discord.ForumChannel):
+                # a post of a forum: the conversation becomes a new post there
                 created = await parent.create_thread(
-                    name=thread_name(prompt), content=quote(prompt),
+                    name=thread_name(prompt), content=quote(prompt), applied_tags=forum_tags(parent),
                     allowed_mentions=discord.AllowedMentions.none(),
                 )
                 thread = created.thread
@@ -225,6 +220,11 @@ class Imagine(commands.Cog):
             raise UserFacingError(
                 ErrorKind.missing_permissions, permission="Create Public Threads"
             ) from None
+        except discord.HTTPException as exc:
+            if exc.code != TAG_REQUIRED:
+                raise
+            log.warning("Forum %s requires a tag the bot may not apply", foreign.parent_id)
+            raise UserFacingError(ErrorKind.no_thread_here) from None
         await self._announce_thread(interaction, thread, prompt, parent.id)
         return thread.id
 
@@ -239,7 +239,9 @@ class Imagine(commands.Cog):
         return await self.service.record_origin(conversation, opened)
 
     def _check_parent_channel(self, channel: Any) -> None:
-        if not isinstance(channel, discord.TextChannel | discord.ForumChannel):
+        # Only a text channel: a slash command cannot be run in a forum channel itself (it has
+        # no message box), only in its posts, which are threads (handled above).
+        if not isinstance(channel, discord.TextChannel):
             raise UserFacingError(ErrorKind.unknown_conversation)
 
     async def _show_start_error(self, interaction: discord.Interaction, error: UserFacingError) -> None:

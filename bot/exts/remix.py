@@ -16,6 +16,7 @@ from bot.adapter import actor_of
 from bot.core.conversations import clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import TurnKind, TurnRequest, TurnStatus
+from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t
 from bot.ui.remix_modal import RemixModal, RemixSource
 from bot.ui.render import quote, thread_name
@@ -111,6 +112,7 @@ class Remix(commands.Cog):
         try:
             if isinstance(parent, discord.ForumChannel):
                 created = await parent.create_thread(name=thread_name(prompt), content=first,
+                                                     applied_tags=forum_tags(parent),
                                                      allowed_mentions=NO_MENTIONS)
                 thread = created.thread
             elif isinstance(parent, discord.TextChannel):
@@ -126,6 +128,10 @@ class Remix(commands.Cog):
             log.warning("Cannot open a remix thread in %s: missing Create Public Threads", parent.id)
             raise UserFacingError(ErrorKind.missing_permissions,
                                   permission="Create Public Threads") from None
+        except discord.HTTPException as exc:
+            if exc.code != TAG_REQUIRED:
+                raise
+            raise UserFacingError(ErrorKind.no_thread_here) from None
         await self.service.open_conversation(
             thread.id, guild_id=interaction.guild_id, parent_channel_id=parent.id,
             owner_id=interaction.user.id,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
+from tests.contract.discord_openapi import contract_problems
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pg import fresh_database
@@ -31,6 +32,12 @@ async def discord_fake() -> AsyncIterator[FakeDiscord]:
     await fake.start()
     yield fake
     await fake.stop()
+    # Every request the bot made, and every answer the fake gave, against Discord's OpenAPI spec
+    # (tests/contract/discord_openapi.py; nothing is checked where the spec is not available).
+    problems = contract_problems(fake.request_log)
+    if problems:
+        shown = "\n  ".join(dict.fromkeys(problems))
+        pytest.fail(f"REST traffic disagrees with Discord's OpenAPI spec:\n  {shown}", pytrace=False)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

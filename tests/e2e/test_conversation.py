@@ -286,16 +286,33 @@ async def test_nitro_users_4k_photo_is_shrunk_to_the_servers_upload_limit(
     assert turns(make_settings())[0]["status"] == "done"
 
 
-async def test_forum_channel_opens_a_post(discord_fake, openai_fake, make_settings):
+async def test_imagine_in_a_forum_post_opens_a_tagged_post_beside_it(
+    discord_fake, openai_fake, make_settings
+):
+    """A slash command cannot run in a forum channel itself, only in its posts; a forum that
+    requires tags refuses an untagged post with 40067. /imagine in a member's post opens a new
+    post in that forum, tagged, and the image arrives there."""
+    discord_fake.require_forum_tags(discord_fake.forum_channel_id)
+    forum = discord_fake.channels[discord_fake.forum_channel_id]
+    first_tag = forum["available_tags"][0]["id"]
     alice = discord_fake.add_user("alice")
     async with running(make_settings()):
+        post = int(discord_fake.create_thread_record(
+            discord_fake.forum_channel_id, name="show your cats", type_=11,
+            owner_id=int(alice["id"]), applied_tags=[first_tag],
+        )["id"])
+        discord_fake.update_thread(post, name="show your cats")  # THREAD_UPDATE: the bot caches it
         before = set(discord_fake.threads)
-        await discord_fake.slash(alice, discord_fake.forum_channel_id, "imagine",
-                                 {"prompt": "a forum cat"})
-        post = await discord_fake.wait_for(
-            lambda: next(iter(set(discord_fake.threads) - before), None))
-        await wait_results(discord_fake, post, 1)
-    assert int(discord_fake.threads[post]["parent_id"]) == discord_fake.forum_channel_id
+        inter = await discord_fake.slash(alice, post, "imagine", {"prompt": "a forum cat"})
+        started = await answer(discord_fake, inter, "Started a conversation")
+        new = await discord_fake.wait_for(
+            lambda: next(iter(set(discord_fake.threads) - before), None), 10)
+        [shown] = await wait_results(discord_fake, new, 1)
+    assert int(discord_fake.threads[new]["parent_id"]) == discord_fake.forum_channel_id
+    assert discord_fake.threads[new]["applied_tags"] == [first_tag]
+    assert f"<#{new}>" in started.content
+    assert lineage_of(shown) == ["a forum cat"]
+    assert not [r for r in discord_fake.request_log if r.status == 400]
 
 
 async def test_imagine_inside_a_conversation_starts_a_new_root_there(

@@ -44,6 +44,7 @@ CH_PUBLIC_THREAD = 11
 CH_PRIVATE_THREAD = 12
 CH_FORUM = 15
 THREAD_TYPES = (10, CH_PUBLIC_THREAD, CH_PRIVATE_THREAD)
+FLAG_REQUIRE_TAG = 1 << 4  # Resources → Channel → Channel Flags: a forum post needs a tag
 
 # --- permissions: names are discord.py's ``Permissions`` flag names --------------------------
 PERMISSION_BITS: dict[str, int] = dict(Permissions.VALID_FLAGS)
@@ -103,6 +104,7 @@ ERROR_MESSAGES: dict[int, str] = {
     40005: "Request entity too large",
     40058: "Cannot send a message in a forum channel",
     40060: "Interaction has already been acknowledged.",
+    40067: "A tag is required to create a forum post in this channel",
     50001: "Missing Access",
     50005: "Cannot edit a message authored by another user",
     50006: "Cannot send an empty message",

@@ -25,6 +25,7 @@ from .discord_models import (
     CH_TEXT,
     FLAG_EPHEMERAL,
     FLAG_LOADING,
+    FLAG_REQUIRE_TAG,
     MSG_CHAT_INPUT_COMMAND,
     MSG_DEFAULT,
     MSG_REPLY,
@@ -80,6 +81,24 @@ def notified_users(msg: FakeMessage, body: dict[str, Any]) -> list[int]:
         elif allowed.get("replied_user"):
             out.append(uid)
     return out
+
+
+def numbered(components: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Components as Discord stores and returns them: every one gets an ``id`` (Components →
+    "Anatomy of a Component": an id left out is filled in sequentially)."""
+    from .discord_server import FakeDiscord
+
+    stored = json.loads(json.dumps(components or []))
+    walked = list(FakeDiscord.walk_components(stored))
+    next_id = max((c["id"] for c in walked if isinstance(c.get("id"), int)), default=0) + 1
+    for comp in walked:
+        if not isinstance(comp.get("id"), int):
+            comp["id"] = next_id
+            next_id += 1
+        emoji = comp.get("emoji")
+        if isinstance(emoji, dict) and emoji.get("id") is None:
+            emoji.pop("id", None)  # a Unicode emoji has no id (the spec's ComponentEmojiResponse)
+    return stored
 
 
 def _int(value: Any, what: str) -> int:
@@ -727,6 +746,8 @@ class RestApi:
             known = {t["id"] for t in channel.get("available_tags", [])}
             if len(tags) > 5 or not set(tags) <= known:
                 raise form_error("applied_tags", "BASE_TYPE_CHOICES", "Invalid tag(s)")
+            if not tags and int(channel.get("flags") or 0) & FLAG_REQUIRE_TAG:
+                raise ApiError(400, 40067)  # Opcodes and Status Codes → JSON error codes
             self._validate_message(message_body, files, cid)
             thread = fake.create_thread_record(
                 cid,
@@ -968,7 +989,7 @@ class RestApi:
             author=fake.bot_user,
             content=str(content),
             embeds=list(body.get("embeds") or []),
-            components=list(body.get("components") or []),
+            components=numbered(body.get("components")),
             attachments=attachments,
             flags=int(body.get("flags") or 0) & SETTABLE_MESSAGE_FLAGS,
             tts=bool(body.get("tts", False)),
@@ -1014,7 +1035,7 @@ class RestApi:
         new_attachments = self._attachments(body, files, msg.channel_id, msg.attachments)
         content = str(body["content"] or "") if "content" in body else msg.content
         embeds = list(body["embeds"] or []) if "embeds" in body else msg.embeds
-        components = list(body["components"] or []) if "components" in body else msg.components
+        components = numbered(body["components"]) if "components" in body else msg.components
         attachments = new_attachments if new_attachments is not None else msg.attachments
         if not (content or embeds or components or attachments or msg.sticker_ids or msg.poll):
             raise ApiError(400, 50006)
@@ -1274,7 +1295,7 @@ class RestApi:
             author=fake.bot_user,
             content=str(data.get("content") or ""),
             embeds=list(data.get("embeds") or []),
-            components=list(data.get("components") or []),
+            components=numbered(data.get("components")),
             attachments=attachments,
             flags=flags & (SETTABLE_MESSAGE_FLAGS | FLAG_EPHEMERAL),
             tts=bool(data.get("tts", False)),

@@ -77,6 +77,7 @@ from .discord_models import (
     CH_TEXT,
     DEFAULT_UPLOAD_LIMIT,
     EVERYONE_PERMISSIONS,
+    FLAG_REQUIRE_TAG,
     INTENT_MESSAGE_CONTENT,
     MODERATOR_PERMISSIONS,
     MSG_REPLY,
@@ -328,6 +329,9 @@ class FakeDiscord:
             "global_name": None if bot else name.title(),
             "avatar": None,
             "public_flags": 0,
+            # Resources → User → User Object; the OpenAPI spec's UserResponse requires both
+            "flags": 0,
+            "primary_guild": None,
         }
         if bot:
             user["bot"] = True
@@ -493,6 +497,13 @@ class FakeDiscord:
         cid = self._add_guild_channel(name, CH_FORUM if forum else CH_TEXT, len(self.channels))
         self.dispatch_guild("CHANNEL_CREATE", dict(self.channels[cid]))
         return cid
+
+    def require_forum_tags(self, channel_id: int, required: bool = True) -> None:
+        """Set a forum's REQUIRE_TAG flag (CHANNEL_UPDATE): untagged posts then fail with 40067."""
+        channel = self.channels[channel_id]
+        flags = int(channel.get("flags") or 0)
+        channel["flags"] = flags | FLAG_REQUIRE_TAG if required else flags & ~FLAG_REQUIRE_TAG
+        self.dispatch_guild("CHANNEL_UPDATE", dict(channel))
 
     def channel(self, channel_id: int) -> dict[str, Any] | None:
         """The payload of a guild channel, thread or DM channel."""
@@ -787,6 +798,11 @@ class FakeDiscord:
                 "permissions": str(BOT_ROLE_PERMISSIONS),
             },
             "integration_types_config": {"0": {}},
+            # required by the spec's PrivateApplicationResponse (Resources → Application)
+            "flags_new": str(self.application_flags),
+            "approximate_user_authorization_count": 0,
+            "explicit_content_filter": 0,
+            "eligible_oauth2_scopes": ["bot", "applications.commands"],
         }
 
     # ------------------------------------------------------------------------------------------
@@ -1120,6 +1136,10 @@ class FakeDiscord:
         if type_ in (2, 4) and archived:
             # Topics → Threads: users cannot use application commands in archived threads
             raise FakeDiscordError(f"thread {channel_id} is archived: no application commands there")
+        if type_ in (2, 4) and channel.get("type") == CH_FORUM:
+            # a forum channel has no message box to type a command into (Topics → Threads,
+            # Resources → Channel "Forum"): commands run in its posts, which are threads
+            raise FakeDiscordError(f"channel {channel_id} is a forum: commands run in its posts")
         iid = self.snowflake()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
         guild_id = self.guild_of(channel_id)

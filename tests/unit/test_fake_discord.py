@@ -431,10 +431,20 @@ async def test_forum_posts_and_interaction_app_permissions(fake: FakeDiscord) ->
         )
         assert post.thread.id == post.message.id and post.message.attachments[0].filename == "a.png"
         assert fake.messages(post.thread.id)[0].id == post.thread.id
+        # REQUIRE_TAG: an untagged post is refused (40067); a tagged one is fine
+        fake.require_forum_tags(forum.id)
+        await fake.wait_for(lambda: forum.flags.require_tag)
+        with pytest.raises(discord.HTTPException) as err:
+            await forum.create_thread(name="untagged", content="no tag")
+        assert err.value.code == 40067
+        await forum.create_thread(name="tagged", content="ok", applied_tags=[forum.available_tags[1]])
 
         await bot.tree.sync()
         fake.deny(fake.other_channel_id, "attach_files")
         alice = fake.add_user("alice")
+        with pytest.raises(FakeDiscordError, match="forum"):  # no message box to type it into
+            await fake.slash(alice, fake.forum_channel_id, "pick", {"style": "x"})
+        await fake.slash(alice, post.thread.id, "pick", {"style": "in a post"})  # a post is fine
         inter = await fake.slash(alice, fake.other_channel_id, "pick", {"style": "x"})
         assert not int(inter.payload["app_permissions"]) & discord.Permissions(attach_files=True).value
         await fake.wait_for(lambda: inter.original)
