@@ -1,4 +1,4 @@
-"""Issue #6 "Never lose a turn": faults of OpenAI, Discord, the database and the process itself,
+"""Never lose a turn: faults of OpenAI, Discord, the database and the process itself,
 each injected through the fakes while the real bot runs. Every test checks what users see (the
 thread), what the store recorded, and how many generations were paid for."""
 

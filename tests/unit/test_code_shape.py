@@ -1,8 +1,9 @@
 """The shape of the code that the style rules promise, checked on the source itself.
 
 - no function in `bot/` is longer than 60 lines (ruff's C901 covers complexity);
-- dependencies point one way: the core never imports discord.py or the Discord layer, a cog never
-  imports another cog, and nothing outside the extensions imports a cog.
+- dependencies point one way (docs/ARCHITECTURE.md): the core never imports discord.py or the
+  Discord layer and reaches the store only through its protocol; the UI imports no cog, adapter,
+  entry or store module; a cog never imports another cog; the fakes import nothing of the bot.
 """
 
 from __future__ import annotations
@@ -77,3 +78,26 @@ def test_cogs_do_not_import_each_other_and_nothing_imports_a_cog() -> None:
             if name != me:
                 offenders.append(f"{me} imports {name}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("path", [p for p in _modules() if p.is_relative_to(BOT / "core")],
+                         ids=lambda p: p.name)
+def test_the_core_reaches_the_store_only_through_its_protocol(path: Path) -> None:
+    store = {name for name in _imports(path) if name == "bot.store" or name.startswith("bot.store.")}
+    beside = {n for n in store if n != "bot.store.protocol" and not n.startswith("bot.store.protocol.")}
+    assert beside == set()
+
+
+@pytest.mark.parametrize("path", [p for p in _modules() if p.is_relative_to(BOT / "ui")],
+                         ids=lambda p: p.name)
+def test_the_ui_renders_from_the_core_alone(path: Path) -> None:
+    allowed = ("bot.core", "bot.ui")
+    outside = {name for name in _imports(path) if name.startswith("bot.") and not name.startswith(allowed)}
+    assert outside == set()
+
+
+def test_the_fakes_know_nothing_of_the_bot() -> None:
+    fakes = sorted((ROOT / "tests" / "fakes").glob("*.py"))
+    assert fakes
+    users = [p.name for p in fakes if any(n == "bot" or n.startswith("bot.") for n in _imports(p))]
+    assert users == []

@@ -1,0 +1,59 @@
+"""Documents stay inside the repository: no Markdown file points at a path outside it (a
+`../shared/…` that only exists on one machine), and every relative link leads to a file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SKIP_DIRS = {".git", ".venv", "venv", "build", "node_modules", "sandbox-output", ".pytest_cache",
+             ".ruff_cache"}
+# any `../…` path, in a link, in code or in prose
+PARENT_PATH = re.compile(r"(?:\.\./)+[\w.\-/]*")
+# [text](target) and <a href="target">
+LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)|href=\"([^\"]+)\"")
+EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # https:, mailto:, …
+
+
+def markdown_files() -> list[Path]:
+    return sorted(
+        p for p in ROOT.rglob("*.md")
+        if not SKIP_DIRS & set(p.relative_to(ROOT).parts) and not any(
+            part.endswith(".egg-info") for part in p.relative_to(ROOT).parts)
+    )
+
+
+def _inside(path: Path) -> bool:
+    return path.resolve().is_relative_to(ROOT)
+
+
+@pytest.mark.parametrize("doc", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_path_leaves_the_repository(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    outside = [m.group(0) for m in PARENT_PATH.finditer(text) if not _inside(doc.parent / m.group(0))]
+    assert outside == []
+
+
+@pytest.mark.parametrize("doc", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_lead_to_files_in_the_repository(doc: Path) -> None:
+    broken = []
+    for match in LINK.finditer(doc.read_text(encoding="utf-8")):
+        target = (match.group(1) or match.group(2)).split("#", 1)[0]
+        if not target or EXTERNAL.match(target):
+            continue
+        path = ROOT / target.lstrip("/") if target.startswith("/") else doc.parent / target
+        if not _inside(path) or not path.exists():
+            broken.append(target)
+    assert broken == []
+
+
+def test_the_checks_see_an_escaping_path(tmp_path: Path) -> None:
+    """The patterns find what they are for: a `../` path out of the root, in code and in a link."""
+    text = "See `../shared/DESIGN.md` and [the plan](../../DESIGN.md)."
+    found = [m.group(0) for m in PARENT_PATH.finditer(text)]
+    assert found == ["../shared/DESIGN.md", "../../DESIGN.md"]
+    assert not _inside(ROOT / found[0])
+    assert [m.group(1) for m in LINK.finditer(text)] == ["../../DESIGN.md"]
