@@ -1,8 +1,9 @@
-"""Issue 7: "the bot adds almost nothing on top of the image API, at 1 or 300 conversations".
+"""How much the bot adds on top of the image API, at 1 to 300 conversations at once.
 
-    python -m bench.run                      # L=10 s, N = 1,10,100,300 (a few minutes)
-    python -m bench.run --quick              # smoke run: L=3 s, N = 1,10
-    python -m bench.run --ns 100 --latency 10 --profile --out bench/results/n100.json
+    python -m bench.run                      # L=10 s, N = 1,10,100,300 → bench/results/run.json
+    python -m bench.run --payload realistic  # the same with ~2.6 MB PNGs → bench/results/run-realistic.json
+    python -m bench.run --quick              # smoke run: L=3 s, N = 1,10 → bench/results/scratch/
+    python -m bench.run --ns 100 --profile   # any partial or profiled run → bench/results/scratch/
 
 For each N it runs, one after the other, each against fresh fakes (every fake in its own
 process, on 127.0.0.1 only):
@@ -746,7 +747,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated conversation counts (default 1,10,100,300; 1,10 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
     parser.add_argument("--out", default=None,
-                        help="JSON output (default bench/results/bench-<UTC time>.json)")
+                        help="JSON output (default: bench/results/run.json, or run-realistic.json "
+                             "with --payload realistic, for the full default run; any other run "
+                             "goes to the git-ignored bench/results/scratch/run-<UTC time>.json)")
     parser.add_argument("--payload", choices=("synthetic", "realistic"), default="synthetic",
                         help="image bytes: the fake's own pre-rendered 1536x1024 PNG (~30 KB), "
                              "or realistic photo-like PNGs (~2.6 MB final, ~1.4 MB partials)")
@@ -779,9 +782,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.baseline_cap is None:
         args.baseline_cap = max(3 * args.latency, 8.0)
     if args.out is None:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-        args.out = str(REPO / "bench" / "results" / f"bench-{stamp}.json")
+        args.out = str(default_out(args, sys.argv[1:] if argv is None else argv))
     return args
+
+
+def default_out(args: argparse.Namespace, argv: list[str]) -> Path:
+    """The committed result file for the full default run (the one bench/README.md cites);
+    a scratch file for anything else, so a smoke run never overwrites the record."""
+    results = REPO / "bench" / "results"
+    changed = {a.split("=", 1)[0] for a in argv if a.startswith("--")} - {"--payload", "--keep"}
+    if not changed:
+        return results / ("run-realistic.json" if args.payload == "realistic" else "run.json")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return results / "scratch" / f"run-{stamp}.json"
 
 
 async def amain(args: argparse.Namespace) -> int:
