@@ -215,11 +215,12 @@ class FleetScheduler:
                 await asyncio.wait_for(self._wake.wait(), self.lease_seconds / 2)
 
     async def _snapshot(self) -> None:
+        counted = len(self._submitted)  # submitted before the query: its rows include them
         rows = await self._db.fetchall(
             "SELECT author_id, conversation_id, status FROM turns "
             "WHERE status IN ('queued', 'running')"
         )
-        self._submitted.clear()
+        del self._submitted[:counted]
         unfinished: dict[int, int] = {}
         for row in rows:
             unfinished[row["author_id"]] = unfinished.get(row["author_id"], 0) + 1
