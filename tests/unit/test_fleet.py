@@ -59,7 +59,8 @@ async def launch(slow_openai: FakeOpenAI) -> AsyncIterator[Launch]:
     async with fresh_database("imagine_fleet") as url:
 
         async def start(
-            *, max_concurrent: int = 2, lease_seconds: float = 5.0, claiming: bool = True
+            *, max_concurrent: int = 2, lease_seconds: float = 5.0, claiming: bool = True,
+            per_user_concurrent: int = 1,
         ) -> Process:
             client = openai.AsyncOpenAI(base_url=slow_openai.base_url, api_key="sk-test",
                                         max_retries=0, timeout=20.0)
@@ -67,6 +68,7 @@ async def launch(slow_openai: FakeOpenAI) -> AsyncIterator[Launch]:
             db = await PostgresDatabase.open(url)
             store = Store(db)
             scheduler = FleetScheduler(db, max_concurrent=max_concurrent,
+                                       per_user_concurrent=per_user_concurrent,
                                        per_user_queued=5, lease_seconds=lease_seconds)
             service = ConversationService(
                 store, ImageClient(client, model=MODEL, retry=FAST_RETRY),
@@ -153,6 +155,23 @@ async def test_claims_follow_the_fairness_rule_across_processes(
         "alice one", "bob one", "alice two", "alice three",
     ]
     assert slow_openai.peak_in_flight == 1
+
+
+async def test_variants_run_side_by_side_and_the_thread_waits_for_the_set(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    process = await launch(max_concurrent=4, per_user_concurrent=4)
+    await process.service.open_conversation(9001, guild_id=GUILD, parent_channel_id=CHANNEL,
+                                            owner_id=1)
+    actor = Actor(user_id=1, guild_id=GUILD, channel_id=CHANNEL)
+    await process.service.submit(TurnRequest(
+        kind=TurnKind.root, author_id=1, prompt="three foxes", guild_id=GUILD,
+        conversation_id=9001, variants=3,
+    ), actor)
+    await submit(process, 1, 9001, "and a moon", TurnKind.reply)
+    assert await until_finished(process.store, 4) == [TurnStatus.done] * 4
+    assert slow_openai.peak_in_flight == 3  # the set side by side, the reply after it
+    assert prompts_in_request_order(slow_openai) == ["three foxes"] * 3 + ["and a moon"]
 
 
 def crash(process: Process) -> None:

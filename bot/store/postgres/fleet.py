@@ -40,6 +40,8 @@ CANCEL_CHANNEL = "imagine_cancel"
 
 _NOW = "extract(epoch FROM now())::float8"
 
+# A thread's turns run in order, except that variants asked for together (one variant_group) run
+# side by side; the thread's next turn waits for the whole set.
 CLAIM = f"""
 WITH live AS (
     SELECT t.author_id FROM turns t JOIN fleet_leases l ON l.turn_id = t.id
@@ -54,7 +56,8 @@ WHERE (SELECT count(*) FROM live) < ?
        OR (t.status = 'running' AND (l.lease_until IS NULL OR l.lease_until <= {_NOW})))
   AND NOT EXISTS (
       SELECT 1 FROM turns e WHERE e.conversation_id = t.conversation_id AND e.id < t.id
-      AND e.status IN ('queued', 'running'))
+      AND e.status IN ('queued', 'running')
+      AND (t.variant_group IS NULL OR e.variant_group IS DISTINCT FROM t.variant_group))
   AND (SELECT count(*) FROM live WHERE live.author_id = t.author_id) < ?
 ORDER BY t.status = 'running' DESC, COALESCE(s.served, 0), t.id
 LIMIT 1
