@@ -85,6 +85,12 @@ async def test_remix_of_a_bot_result_refers_to_its_stored_image(
         [result] = await wait_results(discord_fake, thread, 1)
         history = await discord_fake.slash(bob, thread, "history")
         sheet = await answer(discord_fake, history, "History", timeout=15)
+        details = await discord_fake.click(bob, result.id, "imagine:details:2")
+        embed = await discord_fake.wait_for(
+            lambda: next((m.embeds[0] for m in details.ephemeral_messages if m.embeds), None)
+            or next((c["data"]["embeds"][0] for c in details.callbacks
+                     if c.get("data", {}).get("embeds")), None)
+        )
     text_input = inter.modal["components"][0]["components"][0]
     assert text_input["value"] == "a lighthouse"  # pre-filled with the source's prompt
     call_id = json.loads(turn_rows(settings)[0]["images"])[0]["call_id"]
@@ -97,6 +103,8 @@ async def test_remix_of_a_bot_result_refers_to_its_stored_image(
     opening = discord_fake.messages(thread)[0]
     assert "Remixed from" in opening.content and link in opening.content
     assert link in sheet.content
+    remixed = [f for f in embed["fields"] if f["name"] == "Remixed from"]
+    assert len(remixed) == 1 and link in remixed[0]["value"]
     row = conversation_row(settings, thread)
     assert row["remixed_from_message_id"] == source.id and row["owner_id"] == discord_fake.uid(bob)
     remix_turn = turn_rows(settings)[1]
