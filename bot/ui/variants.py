@@ -19,7 +19,7 @@ import discord
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from bot.core.errors import DeliveryError, UserFacingError
-from bot.core.imaging import fit_to_limit
+from bot.core.imaging import FittedImage, fit_to_limit
 from bot.core.models import Delivery, Turn, TurnResult, TurnStatus
 from bot.ui.buttons import TurnButton
 from bot.ui.i18n import t
@@ -167,15 +167,37 @@ class VariantBoard:
         board = self._board(turn)
         limit = self.presenter.upload_limit(turn.guild_id)
         async with board.lock:
-            if result.images:
-                image = result.images[0]
-                fitted = await asyncio.to_thread(fit_to_limit, image.data, image.output_format, limit)
-                board.images[turn.id] = (fitted.data, fitted.extension)
+            fitted = [await asyncio.to_thread(fit_to_limit, image.data, image.output_format, limit)
+                      for image in result.images]
+            if fitted:
+                board.images[turn.id] = (fitted[0].data, fitted[0].extension)
             else:
                 board.errors[turn.id] = t("result.text_only", turn.locale)
-            await self._render(turn, board, state="done" if result.images else "failed")
+            await self._render(turn, board, state="done" if fitted else "failed")
             assert board.message_id is not None
-            return Delivery((board.message_id,))
+            # the board shows one image per variant; any more this sibling made follow it
+            extra = await self._post_more(turn, fitted[1:]) if len(fitted) > 1 else []
+            return Delivery((board.message_id, *extra))
+
+    async def _post_more(self, turn: Turn, fitted: list[FittedImage]) -> list[int]:
+        from bot.ui.presenter import MAX_FILES, UPLOAD_PERMISSION, delivery_error
+
+        channel = self.presenter._channel(turn)
+        files = [discord.File(io.BytesIO(f.data), filename=f"imagine-{turn.id}-{n}.{f.extension}")
+                 for n, f in enumerate(fitted, 2)]
+        ids = []
+        try:
+            for start in range(0, len(files), MAX_FILES):
+                sent = await self.presenter._retrying(
+                    lambda chunk=files[start:start + MAX_FILES]: channel.send(
+                        t("variants.more", turn.locale, n=turn.variant_index or 1), files=chunk,
+                        allowed_mentions=NO_MENTIONS,
+                    )
+                )
+                ids.append(sent.id)
+        except discord.HTTPException as exc:
+            raise delivery_error(exc, needs=UPLOAD_PERMISSION) from exc
+        return ids
 
     async def show_failure(self, turn: Turn, error: UserFacingError) -> None:
         board = self._board(turn)

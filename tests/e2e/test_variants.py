@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from PIL import Image
@@ -184,3 +185,25 @@ async def test_a_set_interrupted_by_a_restart_finishes_on_its_board(
     assert len(openai_fake.create_requests()) == 2  # resumed by response id, not asked again
     boards = [m for m in discord_fake.messages(thread) if "variants" in m.content]
     assert len(boards) == 1
+
+
+async def test_every_image_of_a_sibling_reaches_the_thread(discord_fake, openai_fake, make_settings):
+    openai_fake.images_per_response = 2
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(**PARALLEL)
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "twin peaks", variants=2)
+        await discord_fake.wait_for(
+            lambda: len([a for m in discord_fake.messages(thread) for a in fulls(m)]) == 4, 15,
+            what="four images in the thread",
+        )
+    rows = turn_rows(settings)
+    names = sorted(a.filename for m in discord_fake.messages(thread) for a in fulls(m))
+    assert names == sorted(f"imagine-{r['id']}-{n}.png" for r in rows for n in (1, 2))
+    assert all(len(json.loads(r["images"])) == 2 for r in turns_done(settings, 2))
+
+
+def turns_done(settings, count: int) -> list[dict]:
+    rows = [r for r in turn_rows(settings) if r["status"] == "done"]
+    assert len(rows) == count
+    return rows
