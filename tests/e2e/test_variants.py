@@ -207,3 +207,24 @@ def turns_done(settings, count: int) -> list[dict]:
     rows = [r for r in turn_rows(settings) if r["status"] == "done"]
     assert len(rows) == count
     return rows
+
+
+async def test_the_refine_form_asks_for_variants(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(**PARALLEL)
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "a harbour")
+        [first] = await wait_results(discord_fake, thread, 1)
+        wrong = await discord_fake.click(alice, first.id, "imagine:refine:1")
+        refused = await discord_fake.submit_modal(alice, wrong, {"instruction": "at dawn",
+                                                                 "variants": "7"})
+        await discord_fake.wait_for(
+            lambda: any("1 to 4" in m.content for m in refused.messages()), 10,
+            what="the refusal of 7 variants",
+        )
+        click = await discord_fake.click(alice, first.id, "imagine:refine:1")
+        await discord_fake.submit_modal(alice, click, {"instruction": "at dawn", "variants": "3"})
+        await board_when(discord_fake, thread, lambda m: len(fulls(m)) == 3, "three variants")
+    rows = turn_rows(settings)
+    assert [r["prompt"] for r in rows] == ["a harbour"] + ["at dawn"] * 3
+    assert all(r["parent_id"] == rows[0]["id"] and r["kind"] == "branch" for r in rows[1:])
