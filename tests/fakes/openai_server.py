@@ -448,8 +448,8 @@ class FakeOpenAI:
         self.reasoning_item = True
         self.message_first = False
         self.api_key_seen: set[str] = set()
-        self.events: list[JSON] = []  # every stream event emitted, for the contract tests
-        self.answers: list[RecordedAnswer] = []  # every JSON answer, for the contract tests
+        self._event_log: list[bytes] = []  # every stream event emitted (SSE bytes)
+        self._answer_log: list[tuple[str, str, int, bytes]] = []  # every JSON answer
         self.key_accepted = True  # False: every request's key is rejected (401 invalid_api_key)
         self.models: set[str] = set(DEFAULT_MODELS)  # what GET /v1/models/{id} finds
         self._faults: deque[Fault] = deque()
@@ -489,6 +489,19 @@ class FakeOpenAI:
             await self._runner.cleanup()
             self._runner = None
 
+    @property
+    def events(self) -> list[JSON]:
+        """Every SSE event emitted so far, parsed (for the contract tests)."""
+        return [json.loads(data.split(b"data: ", 1)[1]) for data in self._event_log]
+
+    @property
+    def answers(self) -> list[RecordedAnswer]:
+        """Every JSON answer given so far, parsed (for the contract tests)."""
+        return [
+            RecordedAnswer(method, path, status, json.loads(body) if body else None)
+            for method, path, status, body in self._answer_log
+        ]
+
     def create_requests(self) -> list[JSON]:
         """JSON bodies of every ``POST /v1/responses``, in arrival order."""
         return [r.json for r in self.requests if r.method == "POST" and r.path == "/v1/responses"]
@@ -517,10 +530,8 @@ class FakeOpenAI:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         answer = await self._answer(request, handler)
         if isinstance(answer, web.Response) and answer.content_type == "application/json":
-            with contextlib.suppress(ValueError, TypeError):
-                self.answers.append(RecordedAnswer(
-                    request.method, request.path, answer.status, json.loads(answer.body)  # type: ignore[arg-type]
-                ))
+            body = answer.body if isinstance(answer.body, bytes) else b""
+            self._answer_log.append((request.method, request.path, answer.status, body))
         return answer
 
     async def _answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -1143,7 +1154,7 @@ class FakeOpenAI:
     def _emit(self, run: _Run, event_type: str, payload: JSON) -> None:
         event = {"type": event_type, "sequence_number": len(run.events), **payload}
         data = f"event: {event_type}\ndata: {json.dumps(event)}\n\n".encode()
-        self.events.append(json.loads(data.split(b"data: ", 1)[1]))  # a snapshot, as sent
+        self._event_log.append(data)  # as sent; parsed only when `events` is read
         run.events.append((event_type, data))
         wakeup, run.wakeup = run.wakeup, asyncio.Event()
         wakeup.set()
