@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     shard_ids: Annotated[list[int] | None, NoDecode] = None  # a fleet process: e.g. 0,1
     dev_guild_id: int | None = None
     progress_edit_interval: float = Field(default=1.5, ge=0.0)
+    # a TrueType/OpenType font for the /history sheet's captions (e.g. Noto Sans CJK for
+    # Chinese prompts and names); none = Pillow's built-in font, which has Latin letters only
+    sheet_font_path: Path | None = None
 
     # --- scheduling, retries, shutdown ---
     max_concurrent_generations: int = Field(default=4, ge=1)
@@ -137,6 +140,13 @@ class Settings(BaseSettings):
         if size == "auto" and info.field_name == "max_size":
             raise ValueError("must be WIDTHxHEIGHT, not auto")
         return size
+
+    @field_validator("sheet_font_path")
+    @classmethod
+    def _check_font(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no font file at {value}")
+        return value
 
     @field_validator("dm_allowed_users", mode="before")
     @classmethod

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 THUMB_CACHE = 1024  # thumbnails kept in memory (a few kB each), so paging is cheap
 FETCH_PARALLEL = 4
+NAME_CACHE = 1024
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
@@ -60,6 +61,7 @@ class History(commands.Cog):
         self.service = bot.service
         self._thumbs: OrderedDict[int, bytes | None] = OrderedDict()
         self._fetching = asyncio.Semaphore(FETCH_PARALLEL)
+        self._names_seen: OrderedDict[tuple[int | None, int], str | None] = OrderedDict()
 
     @app_commands.command(
         name=locale_str("history"),
@@ -96,7 +98,8 @@ class History(commands.Cog):
         ]
         first = page * PAGE_SIZE + 1
         title = f"#{first}-#{first + len(shown) - 1} / {len(nodes)}"
-        png = await asyncio.to_thread(render_sheet, cells, title)
+        font = self.bot.settings.sheet_font_path
+        png = await asyncio.to_thread(render_sheet, cells, title, str(font) if font else None)
         pages = page_count(len(nodes))
         lines = [t("history.title", locale, first=first, last=first + len(shown) - 1,
                    total=len(nodes), page=page + 1, pages=pages)]
@@ -133,19 +136,29 @@ class History(commands.Cog):
         return thumb
 
     async def _names(self, user_ids: set[int], guild_id: int | None) -> dict[int, str]:
+        """Display names (a member's in the server, else the user's), remembered for a while so
+        that paging does not ask Discord again."""
         guild = self.bot.get_guild(guild_id) if guild_id else None
         names: dict[int, str] = {}
         for user_id in user_ids:
-            member = guild.get_member(user_id) if guild is not None else None
-            if member is None and guild is not None:
-                try:
-                    member = await guild.fetch_member(user_id)
-                except discord.HTTPException:
-                    member = None
-            user = member or self.bot.get_user(user_id)
-            if user is not None:
-                names[user_id] = user.display_name
+            key = (guild_id, user_id)
+            if key not in self._names_seen:
+                self._names_seen[key] = await self._name(guild, user_id)
+                while len(self._names_seen) > NAME_CACHE:
+                    self._names_seen.popitem(last=False)
+            if self._names_seen[key] is not None:
+                names[user_id] = self._names_seen[key]  # type: ignore[assignment]
         return names
+
+    async def _name(self, guild: discord.Guild | None, user_id: int) -> str | None:
+        member = guild.get_member(user_id) if guild is not None else None
+        if member is None and guild is not None:
+            try:
+                member = await guild.fetch_member(user_id)
+            except discord.HTTPException:
+                member = None
+        user = member or self.bot.get_user(user_id)
+        return user.display_name if user is not None else None
 
     # ------------------------------------------------------------------ controls
     async def on_page(self, interaction: discord.Interaction, conversation_id: int, page: int) -> None:

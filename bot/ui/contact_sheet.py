@@ -78,13 +78,20 @@ def cell_origin(column: int, row: int) -> tuple[int, int]:
     return MARGIN_L + column * CELL_W, HEADER + MARGIN + row * CELL_H
 
 
-def render_sheet(cells: list[SheetCell], title: str) -> bytes:
+def load_font(size: int, path: str | None = None) -> ImageFont.FreeTypeFont:
+    """The captions' font: a configured font file, else Pillow's built-in one (Latin only)."""
+    if path:
+        return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size)  # type: ignore[return-value]
+
+
+def render_sheet(cells: list[SheetCell], title: str, font_path: str | None = None) -> bytes:
     """The contact sheet as PNG bytes."""
     positions = layout(cells)
     image = Image.new("RGB", sheet_size(positions), BG)
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(13)
-    draw.text((MARGIN_L, 10), title, fill=TEXT, font=ImageFont.load_default(16))
+    font = load_font(13, font_path)
+    draw.text((MARGIN_L, 10), title, fill=TEXT, font=load_font(16, font_path))
     by_number = {cell.number: cell for cell in cells}
     for cell in cells:
         if cell.parent_number in by_number:

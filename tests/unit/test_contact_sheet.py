@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from bot.ui.contact_sheet import SheetCell, layout, render_sheet
@@ -49,3 +51,24 @@ def test_sheet_size_and_marks():
     assert image.getpixel((448 + 2, 514 + 80)) == (0xF0, 0xB2, 0x32)  # turn 5: gold (head) frame
     green = image.getpixel((248 + 40, 284 + 120))  # turn 4: deleted, its image greyed out
     assert green != (0, 128, 0) and max(green) - min(green) < 60
+
+
+def test_a_configured_font_must_exist(tmp_path):
+    import pydantic
+
+    from bot.config import Settings
+
+    with pytest.raises(pydantic.ValidationError, match="no font file"):
+        Settings(_env_file=None, discord_token="x", openai_api_key="y",
+                 sheet_font_path=tmp_path / "missing.ttf")
+
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+@pytest.mark.skipif(not DEJAVU.is_file(), reason="needs the DejaVu fonts installed")
+def test_captions_use_the_configured_font():
+    plain = render_sheet(TREE[:1], "t")
+    styled = render_sheet(TREE[:1], "t", font_path=str(DEJAVU))
+    assert Image.open(io.BytesIO(plain)).size == Image.open(io.BytesIO(styled)).size
+    assert plain != styled  # same layout, other glyphs
