@@ -42,9 +42,10 @@ from bot.core.models import (
     TurnRequest,
     TurnResult,
     TurnStatus,
+    Usage,
     UserPrefs,
 )
-from bot.core.options import ImageOptions
+from bot.core.options import ImageOptions, largest_size, lower_quality
 from bot.core.policy import (
     Actor,
     Ceilings,
@@ -83,6 +84,19 @@ class Presenter(Protocol):
 
     async def notify(self, turn: Turn, *, done: bool) -> None:
         """Tell the requester, with one notification, that their turn is over."""
+
+
+# Image output tokens of one 1024x1024 image by quality (image generation guide); other sizes
+# scale with their pixel count; each preview adds 100.
+_IMAGE_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160}
+
+
+@dataclass(frozen=True, slots=True)
+class UpscalePlan:
+    """An upscale of a result: the options it runs with and what it should cost."""
+
+    options: ImageOptions
+    cost_usd: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,7 +415,7 @@ class ConversationService:
                      else (request.variant_group, request.variant_index or 1, request.variants)),
         )
         sticky = request.options.sticky()
-        if request.kind is not TurnKind.reroll and sticky.chosen():
+        if request.kind is not TurnKind.reroll and request.sticky and sticky.chosen():
             await self.store.conversations.set_options(
                 conversation.id, sticky.merged_over(conversation.options)
             )
@@ -869,6 +883,25 @@ class ConversationService:
         day = await self.store.usage.totals(since=today, author_id=user_id, guild_id=guild_id)
         mon = await self.store.usage.totals(since=month, author_id=user_id, guild_id=guild_id)
         return UsageReport(day.images, day.cost_usd, mon.images, mon.cost_usd)
+
+    async def plan_upscale(self, turn: Turn) -> UpscalePlan:
+        """Re-render a result as an edit at the highest quality and the largest size this server
+        allows, with the same proportions; and its estimated cost."""
+        if turn.status is not TurnStatus.done or not turn.images or turn.deleted:
+            raise UserFacingError(ErrorKind.unknown_conversation)
+        policy = await self.policy_for(turn.guild_id)
+        source = next((img.size for img in turn.images if img.size), None) or turn.options.size
+        size = largest_size(source, self.images.image_model, policy.max_size)
+        options = ImageOptions(action="edit", size=size,
+                               quality=lower_quality(policy.max_quality, "high"))
+        checked = policy.clamp(options.merged_over(turn.options))
+        width, height = (int(part) for part in size.split("x"))
+        quality = checked.quality if checked.quality in _IMAGE_TOKENS_1024 else "high"
+        tokens = _IMAGE_TOKENS_1024[quality] * width * height // (1024 * 1024)
+        tokens += 100 * (checked.partial_images or 0)
+        cost = estimate_cost(Usage(image_output=tokens),
+                             self.images.image_model or self.images.model, self.prices)
+        return UpscalePlan(options, cost)
 
     async def allowance(self, actor: Actor) -> Allowance:
         """Images and spend left for `actor` today and this month, as admission counts them."""

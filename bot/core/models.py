@@ -142,6 +142,7 @@ class TurnRequest:
     variants: int = 1  # how many sibling turns to make (same parent), shown on one board
     variant_group: int | None = None  # set by the service for each sibling
     variant_index: int | None = None
+    sticky: bool = True  # the options chosen here stick to the thread (not for an upscale)
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,34 @@ def suggest_size(value: str, image_model: str | None = None) -> str | None:
     return None
 
 
+def largest_size(like: str | None, image_model: str | None, ceiling: str | None = None) -> str:
+    """The largest size `image_model` takes with the proportions of `like` (`WxH`; None or
+    `auto`: square), no larger in pixels than `ceiling` (`WxH`) when one is set."""
+    width, height = (1, 1)
+    if like and "x" in like:
+        width, height = (int(part) for part in like.split("x"))
+    if not takes_custom_sizes(image_model):
+        return nearest_size(width, height, image_model)
+    limit = MAX_PIXELS
+    if ceiling:
+        cw, ch = (int(part) for part in parse_size(ceiling).split("x"))
+        limit = min(limit, cw * ch)
+    ratio = width / height
+    best: tuple[int, str] | None = None
+    for long_edge in range(MAX_EDGE, SIZE_MULTIPLE - 1, -SIZE_MULTIPLE):
+        short_edge = _edge(long_edge / ratio if ratio >= 1 else long_edge * ratio)
+        w, h = (long_edge, short_edge) if ratio >= 1 else (short_edge, long_edge)
+        if w * h > limit or abs(math.log((w / h) / ratio)) > 0.02:
+            continue
+        try:
+            size = parse_size(f"{w}x{h}", image_model)
+        except UserFacingError:
+            continue
+        if best is None or w * h > best[0]:
+            best = (w * h, size)
+    return best[1] if best else nearest_size(width, height, image_model)
+
+
 def valid_sizes(sizes: list[str], image_model: str | None) -> list[str]:
     """The sizes in `sizes` that `image_model` takes."""
     valid = []

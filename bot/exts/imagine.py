@@ -19,7 +19,7 @@ from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Conversation, InputImage, Turn, TurnKind, TurnRequest
 from bot.core.options import ImageOptions, parse_size, suggest_size, valid_sizes
 from bot.core.policy import Actor, OncePer
-from bot.ui.buttons import RefineModal
+from bot.ui.buttons import RefineModal, upscale_confirm_view
 from bot.ui.choices import SIZE_SUGGESTIONS
 from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t
@@ -263,6 +263,7 @@ class Imagine(commands.Cog):
         *,
         ticket: Ticket | None = None,
         variants: int = 1,
+        sticky: bool = True,
     ) -> Turn:
         request = TurnRequest(
             kind=kind,
@@ -275,6 +276,7 @@ class Imagine(commands.Cog):
             input_images=inputs,
             locale=str(interaction.locale),
             variants=variants,
+            sticky=sticky,
         )
         if getattr(interaction.channel, "id", None) == conversation_id:
             await self._own_conversation(interaction.channel)  # settles an older record
@@ -461,6 +463,8 @@ class Imagine(commands.Cog):
             "edit": self._refine_button,
             "reroll": self._reroll_button,
             "retry": self._reroll_button,
+            "hq": self._upscale_button,
+            "hqgo": self._upscale_confirm_button,
             "continue": self._continue_button,
             "details": self._details_button,
             "delete": self._delete_button,
@@ -541,6 +545,35 @@ class Imagine(commands.Cog):
             )
         except UserFacingError as error:
             await send_error(interaction, error)
+
+    async def _upscale_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
+        """Upscale / HQ: say what it will make and cost; a Confirm button starts it."""
+        await self._check_refine(turn, actor)
+        plan = await self.service.plan_upscale(turn)
+        locale = str(interaction.locale)
+        await interaction.response.send_message(
+            t("upscale.confirm", locale, n=turn.number or turn.id,
+              options=options_summary(plan.options, locale), cost=f"{plan.cost_usd:.2f}"),
+            view=upscale_confirm_view(turn.id, locale), ephemeral=True,
+        )
+
+    async def _upscale_confirm_button(
+        self, interaction: discord.Interaction, turn: Turn, actor: Actor
+    ) -> None:
+        await self._check_refine(turn, actor)
+        plan = await self.service.plan_upscale(turn)
+        locale = str(interaction.locale)
+        await interaction.response.edit_message(content=t("upscale.started", locale), view=None)
+        await self._submit(
+            interaction, TurnKind.branch, t("upscale.prompt", locale), plan.options, [],
+            turn.conversation_id, parent_turn_id=turn.id, sticky=False,
+        )
+
+    async def _check_refine(self, turn: Turn, actor: Actor) -> None:
+        policy = await self.service.policy_for(turn.guild_id)
+        conversation = await self.service.conversation(turn.conversation_id)
+        if conversation is not None:
+            policy.check_refine(actor, conversation.owner_id)
 
     async def _submit_turn_action(
         self, interaction: discord.Interaction, turn: Turn, kind: TurnKind, prompt: str,

@@ -14,11 +14,13 @@ import discord
 
 from bot.ui.i18n import t
 
-ACTIONS = ("reroll", "retry", "edit", "refine", "continue", "details", "delete", "cancel")
+ACTIONS = ("reroll", "retry", "edit", "hq", "hqgo", "refine", "continue", "details", "delete", "cancel")
 _STYLES = {
     "reroll": (discord.ButtonStyle.secondary, "🔁"),
     "retry": (discord.ButtonStyle.primary, "🔁"),
     "edit": (discord.ButtonStyle.secondary, "📝"),
+    "hq": (discord.ButtonStyle.secondary, "⬆️"),
+    "hqgo": (discord.ButtonStyle.success, "✅"),
     "refine": (discord.ButtonStyle.primary, "✏️"),
     "continue": (discord.ButtonStyle.secondary, "➡️"),
     "details": (discord.ButtonStyle.secondary, "ℹ️"),
@@ -64,8 +66,15 @@ class TurnButton(
 
 def result_view(turn_id: int, locale: str | None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    for action in ("reroll", "refine", "continue", "details", "delete"):
+    for action in ("reroll", "refine", "hq", "continue", "details", "delete"):
         view.add_item(TurnButton(action, turn_id, locale))
+    return view
+
+
+def upscale_confirm_view(turn_id: int, locale: str | None) -> discord.ui.View:
+    """The Confirm button under an Upscale / HQ cost estimate."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(TurnButton("hqgo", turn_id, locale))
     return view
 
 

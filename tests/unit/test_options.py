@@ -329,3 +329,16 @@ def test_a_ratio_is_kept_as_said_until_validated():
     options = ImageOptions(size=checked_size("16:9"))
     assert options.validated(image_model="gpt-image-1").size == "1536x1024"
     assert options.validated(image_model="gpt-image-2").size == "1536x864"
+
+
+@pytest.mark.parametrize(("like", "model", "ceiling", "largest"), [
+    ("1536x1024", None, "2048x2048", "2496x1664"),  # 3:2 within 4,194,304 pixels
+    ("1024x1024", None, None, "2880x2880"),          # square at the pixel maximum
+    ("1536x864", None, None, "3840x2160"),           # 16:9 at the edge maximum
+    (None, None, "1024x1024", "1024x1024"),          # unknown proportions: square
+    ("1024x1536", "gpt-image-1", None, "1024x1536"), # presets only: the preset of its shape
+])
+def test_the_largest_size_with_the_same_proportions(like, model, ceiling, largest):
+    from bot.core.options import largest_size
+
+    assert largest_size(like, model, ceiling) == largest
