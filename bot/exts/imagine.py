@@ -4,7 +4,6 @@ core, render. No generation logic lives here.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -17,10 +16,10 @@ from bot.adapter import GenerationInput, actor_of, generation_command
 from bot.core.conversations import Ticket, clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Conversation, InputImage, Turn, TurnKind, TurnRequest
-from bot.core.options import ImageOptions, parse_size, suggest_size, valid_sizes
+from bot.core.options import ImageOptions
 from bot.core.policy import Actor, OncePer
 from bot.ui.buttons import RefineModal, upscale_confirm_view
-from bot.ui.choices import SIZE_SUGGESTIONS
+from bot.ui.choices import size_choices
 from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t
 from bot.ui.render import error_text, jump_link, options_summary, quote, thread_name
@@ -312,18 +311,7 @@ class Imagine(commands.Cog):
     async def _size_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[Choice[str]]:
-        model = self.bot.settings.image_model
-        text = current.strip().lower()
-        choices = [Choice(name=s, value=s) for s in valid_sizes(SIZE_SUGGESTIONS, model)
-                   if text in s]
-        nearest = suggest_size(text, model) if text else None
-        if nearest is not None and nearest != text:
-            # what was typed, mapped to the nearest size this model takes: "16:9 → 1536x864"
-            choices.insert(0, Choice(name=f"{current.strip()[:40]} → {nearest}", value=nearest))
-        elif text and not choices:
-            with contextlib.suppress(UserFacingError):
-                choices.insert(0, Choice(name=text, value=parse_size(text, model)))
-        return choices[:25]
+        return size_choices(current, self.bot.settings.image_model)
 
     # ------------------------------------------------------------------ thread replies
     @commands.Cog.listener()

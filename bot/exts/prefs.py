@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.core.errors import UserFacingError
 from bot.core.models import UserPrefs
 from bot.core.options import checked_size
-from bot.ui.choices import QUALITY_CHOICES
+from bot.ui.choices import QUALITY_CHOICES, size_choices
 from bot.ui.i18n import t
 from bot.ui.replies import send_error
 
@@ -84,6 +84,13 @@ class Prefs(commands.Cog):
         await interaction.response.send_message(
             f"**{head}**\n{prefs_text(updated, locale)}", ephemeral=True
         )
+
+
+    @prefs.autocomplete("size")
+    async def _size_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return size_choices(current, self.bot.settings.image_model)
 
 
 async def setup(bot: ImagineBot) -> None:

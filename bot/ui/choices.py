@@ -6,9 +6,22 @@ Labels and descriptions are `locale_str`s, translated by `bot.ui.i18n.Translator
 
 from __future__ import annotations
 
+import contextlib
+
 from discord.app_commands import Choice, locale_str
 
-from bot.core.options import ACTIONS, BACKGROUNDS, FORMATS, MODERATIONS, QUALITIES, SIZE_PRESETS
+from bot.core.errors import UserFacingError
+from bot.core.options import (
+    ACTIONS,
+    BACKGROUNDS,
+    FORMATS,
+    MODERATIONS,
+    QUALITIES,
+    SIZE_PRESETS,
+    parse_size,
+    suggest_size,
+    valid_sizes,
+)
 
 _ACTION_LABELS = {
     "auto": "let the model decide",
@@ -47,3 +60,18 @@ OPTION_DESCRIPTIONS = {
     "image3": locale_str("Another reference image"),
 }
 OPTION_RENAMES = {name: locale_str(name) for name in OPTION_DESCRIPTIONS}
+
+
+def size_choices(current: str, image_model: str | None) -> list[Choice[str]]:
+    """Autocomplete for a size option: what was typed mapped to the nearest size the model takes
+    ("16:9 → 1536x864"), then the listed sizes the model takes that match."""
+    text = current.strip().lower()
+    choices = [Choice(name=s, value=s) for s in valid_sizes(SIZE_SUGGESTIONS, image_model)
+               if text in s]
+    nearest = suggest_size(text, image_model) if text else None
+    if nearest is not None and nearest != text:
+        choices.insert(0, Choice(name=f"{current.strip()[:40]} → {nearest}", value=nearest))
+    elif text and not choices:
+        with contextlib.suppress(UserFacingError):
+            choices.insert(0, Choice(name=text, value=parse_size(text, image_model)))
+    return choices[:25]

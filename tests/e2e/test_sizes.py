@@ -41,3 +41,16 @@ async def test_autocomplete_offers_the_nearest_valid_size(discord_fake, openai_f
     assert presets[0]["value"] == "1536x1024"
     # a presets-only model is never offered a size it would refuse
     assert [c["value"] for c in listed] == ["auto", "1024x1024", "1536x1024", "1024x1536"]
+
+
+async def test_prefs_take_a_ratio_and_offer_sizes_too(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    channel = discord_fake.text_channel_id
+    async with running(make_settings(image_model="gpt-image-2")):
+        offered = await discord_fake.autocomplete(alice, channel, "imagine-prefs",
+                                                  {"size": "16:9"}, "size")
+        await discord_fake.slash(alice, channel, "imagine-prefs", {"size": "16:9"})
+        thread = await start_conversation(discord_fake, alice, "a river")
+        await wait_results(discord_fake, thread, 1)
+    assert offered[0] == {"name": "16:9 → 1536x864", "value": "1536x864"}
+    assert openai_fake.create_requests()[-1]["tools"][0]["size"] == "1536x864"
