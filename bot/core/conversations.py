@@ -25,9 +25,10 @@ from bot.core.errors import (
     GenerationError,
     PreviousResponseNotFound,
     ReferenceNotFound,
+    ResponseOver,
     UserFacingError,
 )
-from bot.core.image_client import GenerationRequest, ImageClient
+from bot.core.image_client import GenerationRequest, ImageClient, ProgressSink
 from bot.core.jobs import Job, JobScheduler, Scheduler
 from bot.core.models import (
     Conversation,
@@ -611,6 +612,24 @@ class ConversationService:
         except Exception:
             log.warning("Could not show progress of turn %s", turn.id, exc_info=True)
 
+    async def _resume_left(
+        self, turn: Turn, on_progress: ProgressSink
+    ) -> TurnResult | None:
+        """Recovered after a restart: the generation already exists server-side. None when
+        that response ended without a result and a new request may be made (never billed
+        twice: it failed, or was cancelled first)."""
+        assert turn.response_id is not None
+        if not self.images.background:
+            raise GenerationError(ErrorKind.connection, detail="interrupted by a restart")
+        try:
+            return await self.images.resume(
+                turn.response_id, turn.last_sequence, on_progress=on_progress
+            )
+        except ResponseOver as over:
+            log.info("Turn %s: response %s ended without a result (%s); requesting anew",
+                     turn.id, turn.response_id, over.kind.name)
+            return None
+
     async def _generate(self, turn: Turn) -> TurnResult:
         async def on_progress(progress: Progress) -> None:
             await self._progress(turn, progress)
@@ -619,12 +638,9 @@ class ConversationService:
             await self.store.turns.set_response_id(turn.id, response_id, sequence)
 
         if turn.response_id and turn.status is TurnStatus.running:
-            # Recovered after a restart: the generation already exists server-side.
-            if not self.images.background:
-                raise GenerationError(ErrorKind.connection, detail="interrupted by a restart")
-            return await self.images.resume(
-                turn.response_id, turn.last_sequence, on_progress=on_progress
-            )
+            resumed = await self._resume_left(turn, on_progress)
+            if resumed is not None:
+                return resumed
 
         parent = await self._resolve_parent(turn)
         source = await self._remix_source(turn)

@@ -85,6 +85,16 @@ class ReferenceNotFound(GenerationError):
         super().__init__(ErrorKind.invalid_request, detail=detail, reason=detail[:200])
 
 
+class ResponseOver(GenerationError):
+    """A response picked up again (after a restart) ended without a result for a passing reason
+    (it failed with `server_error`, or stalled and was cancelled first): a new request for the
+    same turn is safe, nothing is billed twice."""
+
+    def __init__(self, error: GenerationError) -> None:
+        super().__init__(error.kind, retryable=True, retry_after=error.retry_after,
+                         detail=error.detail, **error.params)
+
+
 class PreviousResponseNotFound(Exception):
     """The API no longer knows the parent response: the chain must be rebuilt from our store."""
 

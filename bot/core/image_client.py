@@ -34,7 +34,13 @@ from openai.types.responses import (
 )
 from openai.types.responses.tool_param import ImageGeneration as ImageGenerationParam
 
-from bot.core.errors import ErrorKind, GenerationError, PreviousResponseNotFound, ReferenceNotFound
+from bot.core.errors import (
+    ErrorKind,
+    GenerationError,
+    PreviousResponseNotFound,
+    ReferenceNotFound,
+    ResponseOver,
+)
 from bot.core.imaging import fit_inputs
 from bot.core.models import GeneratedImage, InputImage, Progress, Stage, TurnResult, Usage
 from bot.core.options import ImageOptions
@@ -423,9 +429,10 @@ class ImageClient:
             self._redact(error)
             if over.cancel and state.response_id and self.background:
                 await self.cancel(state.response_id)
-            if not error.retryable or params is None:
-                # a resumed response (after a restart) has no request to send again
+            if not error.retryable:
                 raise error from exc
+            if params is None:  # resumed after a restart: the caller holds the request
+                raise ResponseOver(error) from exc
             state.start_over()
             return error
         error = exc if isinstance(exc, GenerationError) else classify(exc)

@@ -611,6 +611,50 @@ async def test_recover_runs_a_turn_left_queued(
     assert await service.recover() == 0
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.response_failed("server_error"), Fault.cut_after("response.created", resume_empty=True)],
+    ids=["failed-server-error", "empty-resume"],
+)
+async def test_recover_requests_anew_when_the_left_response_is_over(
+    make_service: MakeService,
+    store: Store,
+    fake_openai: FakeOpenAI,
+    openai_client: openai.AsyncOpenAI,
+    image_client: ImageClient,
+    fault: Fault,
+) -> None:
+    await store.conversations.create(THREAD, guild_id=GUILD, parent_channel_id=CHANNEL,
+                                     owner_id=ALICE, options=ImageOptions())
+    turn_id = await store.turns.create(
+        conversation_id=THREAD, parent_id=None, kind=TurnKind.root, guild_id=GUILD,
+        author_id=ALICE, prompt="a lighthouse", options=DEFAULTS, locale="en-US",
+        source_message_id=None,
+    )
+    from bot.core.image_client import GenerationRequest
+
+    # the previous run had started a generation that then failed (or cannot be followed)
+    fake_openai.latency = 2.0
+    fake_openai.add_fault(fault)
+    started = await openai_client.responses.create(
+        **image_client.build_params(GenerationRequest(prompt="a lighthouse", options=DEFAULTS)),
+        stream=False,
+    )
+    fake_openai.latency = 0.0  # the new request is quick; the left one keeps its 2 s
+    await store.turns.mark_running(turn_id)
+    await store.turns.set_response_id(turn_id, started.id, 0)
+
+    service, presenter = make_service()
+    assert await service.recover() == 1
+    await idle(service)
+    turn = await store.turns.get(turn_id)
+    assert turn is not None and turn.status is TurnStatus.done
+    assert turn.response_id != started.id  # a new response made the image
+    assert len(fake_openai.create_requests()) == 2
+    assert fake_openai.responses[started.id]["status"] in ("failed", "cancelled")
+    assert read_lineage(presenter.results[turn_id].images[0].data) == ["a lighthouse"]
+
+
 async def test_recover_resumes_a_background_generation_left_running(
     make_service: MakeService,
     store: Store,
