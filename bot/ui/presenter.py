@@ -359,17 +359,22 @@ class DiscordPresenter:
             raise DeliveryError(ErrorKind.thread_locked, detail="thread locked, no parent channel")
         log.info("Thread of turn %s is locked; posting in its parent channel %s", turn.id, parent_id)
         parent = self.bot.get_partial_messageable(parent_id, guild_id=turn.guild_id)
-        header = t("result.thread_locked", turn.locale, user=turn.author_id,
-                   thread=f"<#{turn.conversation_id}>")
         for file in files:
             file.reset()
         sent = await self._retrying(lambda: parent.send(
-            content=clip(f"{header}\n{content}", MAX_CONTENT), files=files,
+            content=self.locked_content(turn, content), files=files,
             allowed_mentions=discord.AllowedMentions(
                 everyone=False, roles=False, users=[discord.Object(turn.author_id)]
             ),
         ))
         return _Placed(sent.id, parent, f"thread locked: shown in parent channel {parent_id}")
+
+    @staticmethod
+    def locked_content(turn: Turn, content: str) -> str:
+        """`content` as shown in the parent channel of a locked thread: who it is for, and why."""
+        header = t("result.thread_locked", turn.locale, user=turn.author_id,
+                   thread=f"<#{turn.conversation_id}>")
+        return clip(f"{header}\n{content}", MAX_CONTENT)
 
     async def _parent_of(self, thread_id: int) -> int | None:
         channel = self.bot.get_channel(thread_id)

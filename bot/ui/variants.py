@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CELL = 512
 BG, PANEL, BADGE, FAILED, PENDING = "#2b2d31", "#1e1f22", "#f0b232", "#da373c", "#5865f2"
 NO_MENTIONS = discord.AllowedMentions.none()
+THREAD_ARCHIVED, THREAD_LOCKED = 50083, 160005  # see bot/ui/presenter.py
 _FULL = re.compile(r"^imagine-(?P<turn>\d+)-1\.\w+$")
 
 
@@ -42,6 +43,8 @@ class _Board:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     images: dict[int, tuple[bytes, str]] = field(default_factory=dict)  # turn id -> (data, ext)
     errors: dict[int, str] = field(default_factory=dict)  # turn id -> why it failed
+    parent: discord.abc.Messageable | None = None  # the board moved out of a locked thread
+    note: str = ""  # where the board went, when not where it started
 
 
 def variant_grid(cells: list[tuple[str, bytes | None]]) -> bytes:
@@ -176,13 +179,13 @@ class VariantBoard:
             await self._render(turn, board, state="done" if fitted else "failed")
             assert board.message_id is not None
             # the board shows one image per variant; any more this sibling made follow it
-            extra = await self._post_more(turn, fitted[1:]) if len(fitted) > 1 else []
-            return Delivery((board.message_id, *extra))
+            extra = await self._post_more(turn, board, fitted[1:]) if len(fitted) > 1 else []
+            return Delivery((board.message_id, *extra), board.note)
 
-    async def _post_more(self, turn: Turn, fitted: list[FittedImage]) -> list[int]:
+    async def _post_more(self, turn: Turn, board: _Board, fitted: list[FittedImage]) -> list[int]:
         from bot.ui.presenter import MAX_FILES, UPLOAD_PERMISSION, delivery_error
 
-        channel = self.presenter._channel(turn)
+        channel = board.parent or self.presenter._channel(turn)
         files = [discord.File(io.BytesIO(f.data), filename=f"imagine-{turn.id}-{n}.{f.extension}")
                  for n, f in enumerate(fitted, 2)]
         ids = []
@@ -222,22 +225,57 @@ class VariantBoard:
         files += [discord.File(io.BytesIO(board.images[s.id][0]),
                                filename=f"imagine-{s.id}-1.{board.images[s.id][1]}")
                   for s in siblings if states[s.id] == "done" and s.id in board.images]
-        channel = self.presenter._channel(turn)
         content = self._content(turn, siblings, states, board.errors)
-        view = self._view(turn, siblings, states)
+        view: discord.ui.View | None = self._view(turn, siblings, states)
+        if board.parent is not None:  # out of a locked thread: no buttons that act there
+            content, view = self.presenter.locked_content(turn, content), None
         try:
-            if board.message_id is None:
-                sent = await self.presenter._retrying(lambda: channel.send(
-                    content, files=files, view=view, allowed_mentions=NO_MENTIONS))
-                board.message_id = sent.id
-            else:
-                message = channel.get_partial_message(board.message_id)
-                await self.presenter._retrying(lambda: message.edit(
-                    content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS))
+            await self._show(board, board.parent or self.presenter._channel(turn), content, files,
+                             view)
         except discord.HTTPException as exc:
             from bot.ui.presenter import UPLOAD_PERMISSION, delivery_error
 
-            raise delivery_error(exc, needs=UPLOAD_PERMISSION) from exc
+            if board.parent is not None or exc.code not in (THREAD_ARCHIVED, THREAD_LOCKED):
+                raise delivery_error(exc, needs=UPLOAD_PERMISSION) from exc
+            try:
+                await self._move(turn, board, content, files, view, exc.code)
+            except discord.HTTPException as again:
+                raise delivery_error(again, needs=UPLOAD_PERMISSION) from again
+
+    async def _show(self, board: _Board, channel: Any, content: str, files: list[discord.File],
+                    view: discord.ui.View | None) -> None:
+        """Post the board, or edit it where it is."""
+        for file in files:
+            file.reset()
+        if board.message_id is None:
+            sent = await self.presenter._retrying(lambda: channel.send(
+                content, files=files, view=view, allowed_mentions=NO_MENTIONS))
+            board.message_id = sent.id
+        else:
+            message = channel.get_partial_message(board.message_id)
+            await self.presenter._retrying(lambda: message.edit(
+                content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS))
+
+    async def _move(self, turn: Turn, board: _Board, content: str, files: list[discord.File],
+                    view: discord.ui.View | None, code: int) -> None:
+        """The thread was archived (no edits; a new message unarchives it) or locked (no
+        messages at all) while the set rendered: post the board anew, or in the parent channel
+        with the author mentioned (Discord docs, Topics → Threads)."""
+        stale, board.message_id = board.message_id, None
+        if code == THREAD_ARCHIVED:
+            channel = self.presenter._channel(turn)
+            try:
+                await self._show(board, channel, content, files, view)
+            except discord.HTTPException as exc:
+                if exc.code != THREAD_LOCKED:
+                    raise
+            else:
+                board.note = "thread archived: board shown in a new message (which unarchived it)"
+                if stale is not None:
+                    await self.presenter._delete_quietly(channel.get_partial_message(stale))
+                return
+        placed = await self.presenter._post_in_parent(turn, content, files)
+        board.parent, board.message_id, board.note = placed.channel, placed.message_id, placed.note
 
     async def _recover_images(self, turn: Turn, board: _Board, done: list[Turn]) -> None:
         """After a restart: read the images the board already shows back from it."""

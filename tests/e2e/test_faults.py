@@ -585,6 +585,48 @@ async def test_thread_locked_mid_generation_gets_its_result_in_the_parent_channe
     assert openai_fake.generations == 1
 
 
+@pytest.mark.parametrize("lock", [False, True], ids=["archived", "locked"])
+async def test_a_variant_board_survives_its_thread_being_archived_or_locked(
+    discord_fake, openai_fake, make_settings, lock
+):
+    """The same for a set of variants sharing one board: the board is posted anew (archived)
+    or in the parent channel with the author mentioned (locked); every sibling is recorded done,
+    with where its result went."""
+    settings = make_settings(per_user_concurrent=4, per_user_queued=4, max_concurrent_generations=4)
+    openai_fake.latency = 0.8
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "two kites", variants=2)
+        await wait_response_recorded(discord_fake, settings)
+        if lock:
+            discord_fake.lock_thread(thread_id)
+        else:
+            discord_fake.archive_thread(thread_id)
+        rows = await wait_terminal(discord_fake, settings, 2)
+        await quiet(discord_fake, openai_fake)
+    assert [r["status"] for r in rows] == ["done", "done"], rows
+    where = discord_fake.text_channel_id if lock else thread_id
+    boards = [m for m in fake_boards(discord_fake, where) if not m.deleted]
+    assert len(boards) == 1
+    [board] = boards
+    fulls = sorted(a.filename for a in board.attachments if a.filename.startswith("imagine-"))
+    assert fulls == sorted(f"imagine-{r['id']}-1.png" for r in rows)
+    assert all(json.loads(r["message_ids"])[0] == board.id for r in rows)
+    expected = f"parent channel {discord_fake.text_channel_id}" if lock else "archived"
+    assert all(expected in (r["error_detail"] or "") for r in rows), rows
+    if lock:
+        assert int(alice["id"]) in board.mentions and f"<#{thread_id}>" in board.content
+    else:
+        assert discord_fake.threads[thread_id]["thread_metadata"]["archived"] is False
+    assert openai_fake.generations == 2
+
+
+def fake_boards(fake: FakeDiscord, channel_id: int) -> list[FakeMessage]:
+    """Bot messages in a channel that carry a variant board (its grid image)."""
+    return [m for m in bot_messages(fake, channel_id)
+            if any(a.filename.startswith("variants-") for a in m.attachments)]
+
+
 async def test_expired_interaction_token_does_not_matter(discord_fake, openai_fake, make_settings):
     """The result arrives after the /imagine token expired: the bot posts with its own channel
     messages, never through the interaction webhook."""

@@ -29,6 +29,11 @@ async def test_usage_shows_what_is_left_and_the_queue(discord_fake, openai_fake,
             lambda: [r["status"] for r in turn_rows(settings.database_path)].count("running") == 1,
             10, what="one running turn",
         )
+        await discord_fake.wait_for(  # each /imagine's turn recorded and shown in its thread
+            lambda: len(rows := turn_rows(settings.database_path)) == 4
+            and all(r["progress_message_id"] for r in rows[1:]),
+            10, what="the three later turns recorded with their progress messages",
+        )
         usage = await answer(discord_fake, await discord_fake.slash(alice, channel, "usage"))
         openai_fake.latency = 0.05
     spent = sum(r["cost_usd"] for r in turn_rows(settings.database_path) if r["status"] == "done")

@@ -1286,6 +1286,12 @@ class RestApi:
                     "authorizing_integration_owners", {}
                 ),
             }
+            if inter.parent.type == 3 and inter.parent.source_message_id is not None:
+                # Resources → Message → Message Interaction Metadata: a component interaction
+                # names the message that held the component (the spec requires it)
+                metadata["triggering_interaction_metadata"]["interacted_message_id"] = str(
+                    inter.parent.source_message_id
+                )
         if followup and inter.original is not None:
             metadata["original_response_message_id"] = str(inter.original.id)
         msg = FakeMessage(
