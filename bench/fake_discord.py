@@ -111,9 +111,24 @@ class Tracker:
     def results(self) -> dict[str, Any]:
         self.scan()
         fake = self.fake
+        rows = self._rows()
+        window = fake.request_log[self.log_start:]
+        timelines = self._timelines(window)
+        return {
+            "turns": rows,
+            "requests": len(window),
+            "requests_by_route": _by_route(window),
+            "unmatched": self.unmatched,
+            "threads": len(fake.threads),
+            "steps": self._steps(timelines),
+            "timeline_examples": self._examples(rows, timelines),
+        }
+
+    def _rows(self) -> list[dict[str, Any]]:
+        """One row per interaction of the batch: when it was dispatched, acked and shown."""
         rows = []
         for iid in self.batch:
-            inter = fake.interactions[iid]
+            inter = self.fake.interactions[iid]
             done = self.done.get(iid)
             rows.append({
                 "interaction_id": str(iid),
@@ -130,25 +145,33 @@ class Tracker:
                 "files": done["files"] if done else [],
                 "bytes": done["bytes"] if done else 0,
             })
-        window = fake.request_log[self.log_start:]
-        timelines = self._timelines(window)
+        return rows
+
+    def _steps(self, timelines: dict[int, list[tuple[float, str, str, Any]]]) -> dict[str, Any]:
+        """The n-th request of each route, seconds after dispatch: count, p50, max, first."""
         steps: dict[str, list[float]] = {}
         for iid, events in timelines.items():
             seen: dict[str, int] = {}
-            start = fake.interactions[iid].created_at
+            start = self.fake.interactions[iid].created_at
             for at, method, route, _status in events:
                 key = f"{method} {route}"
                 seen[key] = seen.get(key, 0) + 1
                 steps.setdefault(f"{key} #{seen[key]}", []).append(at - start)
-        step_summary = {}
+        summary = {}
         for key, values in steps.items():
             values.sort()
-            step_summary[key] = {
+            summary[key] = {
                 "count": len(values),
                 "p50_s": round(values[len(values) // 2], 3),
                 "max_s": round(values[-1], 3),
                 "first_s": round(values[0], 3),
             }
+        return dict(sorted(summary.items(), key=lambda kv: kv[1]["p50_s"]))
+
+    def _examples(
+        self, rows: list[dict[str, Any]], timelines: dict[int, list[tuple[float, str, str, Any]]]
+    ) -> dict[str, Any]:
+        """The REST timeline of the fastest, the median and the slowest finished turn."""
         ordered = sorted(
             (r for r in rows if r["done"] is not None), key=lambda r: r["done"] - r["dispatched"]
         )
@@ -157,27 +180,12 @@ class Tracker:
             for label, row in (("fastest", ordered[0]), ("median", ordered[len(ordered) // 2]),
                                ("slowest", ordered[-1])):
                 iid = int(row["interaction_id"])
-                start = fake.interactions[iid].created_at
+                start = self.fake.interactions[iid].created_at
                 examples[label] = [
                     [round(at - start, 3), method, route, status]
                     for at, method, route, status in timelines.get(iid, [])
                 ]
-        by_route: dict[str, int] = {}
-        for record in window:
-            parts = record.path.strip("/").split("/")
-            key = record.method + " /" + "/".join(
-                p if not p.isdigit() and len(p) < 40 else "{}" for p in parts[:5]
-            )
-            by_route[key] = by_route.get(key, 0) + 1
-        return {
-            "turns": rows,
-            "requests": len(window),
-            "requests_by_route": dict(sorted(by_route.items(), key=lambda kv: -kv[1])),
-            "unmatched": self.unmatched,
-            "threads": len(fake.threads),
-            "steps": dict(sorted(step_summary.items(), key=lambda kv: kv[1]["p50_s"])),
-            "timeline_examples": examples,
-        }
+        return examples
 
     def _timelines(self, window: list[Any]) -> dict[int, list[tuple[float, str, str, Any]]]:
         """Each batch interaction's REST requests: (time, method, route template, status)."""
@@ -207,6 +215,18 @@ class Tracker:
         return out
 
 
+def _by_route(window: list[Any]) -> dict[str, int]:
+    """Requests per route template (ids as `{}`), most used first."""
+    by_route: dict[str, int] = {}
+    for record in window:
+        parts = record.path.strip("/").split("/")
+        key = record.method + " /" + "/".join(
+            p if not p.isdigit() and len(p) < 40 else "{}" for p in parts[:5]
+        )
+        by_route[key] = by_route.get(key, 0) + 1
+    return dict(sorted(by_route.items(), key=lambda kv: -kv[1]))
+
+
 async def _serve(args: argparse.Namespace) -> None:
     fake = FakeDiscord(
         host="127.0.0.1", port=args.port, ack_deadline=args.ack_deadline,
@@ -214,15 +234,19 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     await fake.start()
     users = [fake.add_user(f"bench-user-{i:04d}") for i in range(args.users)]
-    tracker = Tracker(fake)
+    control = _control_app(fake, users, Tracker(fake))
+    await serve_control_until_signalled(control, f"{fake.api_base} {fake.gateway_url}", fake.stop)
 
-    def reply(data: Any, status: int = 200) -> web.Response:
-        return web.Response(
-            body=json.dumps(data).encode(), status=status, content_type="application/json"
-        )
+
+def _reply(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(data).encode(), status=status, content_type="application/json")
+
+
+def _control_app(fake: FakeDiscord, users: list[Any], tracker: Tracker) -> web.Application:
+    """The control port: state, dispatch all /imagine at once, progress, per-turn results."""
 
     async def state(request: web.Request) -> web.Response:
-        return reply({
+        return _reply({
             "connected": fake.connected,
             "sessions": len(fake.sessions),
             "commands": sorted(
@@ -251,7 +275,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 tracker.batch.append(inter.id)
             except Exception as exc:  # report, don't crash the fake
                 errors.append(f"{type(exc).__name__}: {exc}")
-        return reply({
+        return _reply({
             "dispatched": len(tracker.batch),
             "started": tracker.batch_started,
             "finished": time.time(),
@@ -259,17 +283,17 @@ async def _serve(args: argparse.Namespace) -> None:
         }, 200 if not errors else 400)
 
     async def status(request: web.Request) -> web.Response:
-        return reply(tracker.status())
+        return _reply(tracker.status())
 
     async def results(request: web.Request) -> web.Response:
-        return reply(tracker.results())
+        return _reply(tracker.results())
 
     control = web.Application()
     control.router.add_get("/state", state)
     control.router.add_post("/imagine", imagine)
     control.router.add_get("/status", status)
     control.router.add_get("/results", results)
-    await serve_control_until_signalled(control, f"{fake.api_base} {fake.gateway_url}", fake.stop)
+    return control
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,167 @@ def read_agent(path: Path) -> tuple[list[tuple[float, float]], list[tuple[float,
 
 
 # ---------------------------------------------------------------------------- the benchmark
+@dataclass
+class _BotRun:
+    """One bot run's raw measurements, and the figures the report derives from them."""
+
+    kind: str
+    n: int
+    tag: str
+    workdir: Path
+    profile: bool
+    oa: Any = None
+    dc: Any = None
+    oa_ctl: str = ""
+    dc_ctl: str = ""
+    bot: Child | None = None
+    spy: Child | None = None
+    wal: WalCommitCounter | None = None
+    commits0: int = 0
+    idle_rate: float = 0.0
+    rss_idle: int = 0
+    rss_max: int = 0
+    cpu0: float = 0.0
+    cpu_done: float = 0.0
+    cpu_end: float = 0.0
+    mem: dict[str, int] = field(default_factory=dict)
+    fakes_cpu_s: float = 0.0
+    status: dict[str, Any] = field(default_factory=dict)
+    timed_out: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+    timings: list[dict[str, Any]] = field(default_factory=list)
+    api_log: list[dict[str, Any]] = field(default_factory=list)
+    exit_code: int | None = None
+    profile_summary: dict[str, Any] | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / f"{self.tag}.db"
+
+    @property
+    def agent_out(self) -> Path:
+        return self.workdir / f"{self.tag}-agent.txt"
+
+    def fakes_cpu(self) -> float:
+        return (cpu_seconds(self.oa.pid) or 0) + (cpu_seconds(self.dc.pid) or 0)
+
+    def figures(self) -> dict[str, Any]:
+        """The run's entry in the report (see bench/README.md for each number)."""
+        turns = self.details["turns"]
+        done = [t for t in turns if t["done"] is not None]
+        first_dispatch = min(t["dispatched"] for t in turns)
+        last_done = max((t["done"] for t in done), default=None)
+        result: dict[str, Any] = {"system": self.kind, "n": self.n}
+        if self.profile_summary is not None:
+            result["profile"] = self.profile_summary
+        result.update(self._time_figures(done, first_dispatch, last_done))
+        result.update(self._resource_figures(done, first_dispatch, last_done))
+        result.update(self._request_figures(turns))
+        return result
+
+    def _makespan(self, done: list[dict[str, Any]], first_dispatch: float,
+                  last_done: float | None) -> tuple[float | None, bool]:
+        makespan = (last_done - first_dispatch) if last_done is not None else None
+        finished_api = sorted(t["completed"] for t in self.timings if t["completed"] is not None)
+        if self.kind == "baseline" and len(done) < self.n and finished_api:
+            # Serial by construction: the blocking call runs one generation at a time, and the
+            # followups that post results only get the loop once every queued call is done.
+            # So N turns take N times the mean time per generation it got through.
+            return (finished_api[-1] - first_dispatch) / len(finished_api) * self.n, True
+        return makespan, False
+
+    def _time_figures(self, done: list[dict[str, Any]], first_dispatch: float,
+                      last_done: float | None) -> dict[str, Any]:
+        makespan, extrapolated = self._makespan(done, first_dispatch, last_done)
+        by_prompt = {t["prompt"]: t for t in self.timings}
+        overheads, apis, pres, posts = [], [], [], []
+        for t in done:
+            api_t = by_prompt.get(t["prompt"])
+            if api_t is None or api_t["completed"] is None:
+                continue
+            api = api_t["completed"] - api_t["arrived"]
+            apis.append(api)
+            overheads.append((t["done"] - t["dispatched"]) - api)
+            pres.append(api_t["arrived"] - t["dispatched"])
+            posts.append(t["done"] - api_t["completed"])
+        lag_samples, _ = read_agent(self.agent_out)
+        window_end = last_done if last_done is not None else time.time()
+        lags = [lag for at, lag in lag_samples if first_dispatch <= at <= window_end]
+        return {
+            "ok": len(done),
+            "timed_out": self.timed_out,
+            "exit_code": self.exit_code,
+            "makespan_s": r2(makespan, 3),
+            "makespan_extrapolated": extrapolated,
+            "measured_s": r2(last_done - first_dispatch if last_done else None, 3),
+            "overhead_ms": {"p50": ms(quantile(overheads, 0.5)),
+                            "p99": ms(quantile(overheads, 0.99)),
+                            "max": ms(max(overheads, default=None))},
+            "before_api_ms": {"p50": ms(quantile(pres, 0.5)), "p99": ms(quantile(pres, 0.99))},
+            "after_api_ms": {"p50": ms(quantile(posts, 0.5)), "p99": ms(quantile(posts, 0.99))},
+            "api_s_p50": r2(quantile(apis, 0.5), 3),
+            "loop_lag_ms": {"p50": ms(quantile(lags, 0.5)), "p99": ms(quantile(lags, 0.99)),
+                            "max": ms(max(lags, default=None)), "samples": len(lags)},
+        }
+
+    def _resource_figures(self, done: list[dict[str, Any]], first_dispatch: float,
+                          last_done: float | None) -> dict[str, Any]:
+        turns_cpu = self.cpu_end - self.cpu0
+        peak = max(self.mem.get("VmHWM", 0), self.rss_max)
+        per_done = max(1, len(done))
+        return {
+            "cpu_ms_per_turn": r2(turns_cpu * 1000 / per_done, 1) if done else None,
+            "cpu_s_total_window": r2(turns_cpu, 2),
+            "cpu_s_until_last_result": r2(self.cpu_done - self.cpu0, 2),
+            "cpu_idle_ms_per_s": r2(self.idle_rate * 1000, 2),
+            "rss_idle_mb": r2(self.rss_idle / 1024, 1),
+            "rss_max_sampled_mb": r2(self.rss_max / 1024, 1),
+            "peak_rss_mb": r2(peak / 1024, 1),
+            "rss_per_turn_kb": r2((peak - self.rss_idle) / max(1, self.n), 1),
+            **self._db_figures(done, first_dispatch),
+            "fakes_cpu_s": r2(self.fakes_cpu_s, 2),
+        }
+
+    def _db_figures(self, done: list[dict[str, Any]], first_dispatch: float) -> dict[str, Any]:
+        wal = self.wal
+        _, write_samples = read_agent(self.agent_out)
+        writes_before = [w for w in write_samples if w[0] <= first_dispatch]
+        w0 = writes_before[-1] if writes_before else (0.0, 0, 0)
+        w1 = write_samples[-1] if write_samples else (0.0, 0, 0)
+        per_done = max(1, len(done))
+        traced = self.kind == "bot" and bool(done)
+        return {
+            "db_commits_per_turn_wal": (
+                r2((wal.commits - self.commits0) / per_done, 2) if wal and done else None
+            ),
+            "db_wal": ({"commits": wal.commits - self.commits0, "restarts": wal.restarts,
+                        "missed_generations": wal.missed_generations, "polls": wal.polls}
+                       if wal else None),
+            "db_write_tx_per_turn_trace": r2((w1[1] - w0[1]) / per_done, 2) if traced else None,
+            "db_write_stmts_per_turn_trace": r2((w1[2] - w0[2]) / per_done, 2) if traced else None,
+        }
+
+    def _request_figures(self, turns: list[dict[str, Any]]) -> dict[str, Any]:
+        details, timings = self.details, self.timings
+        acks = [t["acked"] - t["dispatched"] for t in turns if t["acked"] is not None]
+        return {
+            "discord_requests_per_turn": r2(details["requests"] / max(1, self.n), 2),
+            "discord_requests_by_route": details["requests_by_route"],
+            "discord_steps_s": details.get("steps"),
+            "discord_timeline_examples": details.get("timeline_examples"),
+            "ack_ms": {"p50": ms(quantile(acks, 0.5)), "max": ms(max(acks, default=None))},
+            "late_acks": sum(1 for a in acks if a > ACK_DEADLINE),
+            "interaction_errors": sum(1 for t in turns if t["errors"]),
+            "unacked": sum(1 for t in turns if t["acked"] is None),
+            "api_requests": len(timings),
+            "api_requests_by_kind": _api_kinds(self.api_log),
+            "tools_sent": timings[0]["tools"] if timings else None,
+            "tool_mismatch": (self.kind == "bot" and bool(timings)
+                              and timings[0]["tools"] != [BOT_TOOL]),
+            "status": self.status,
+        }
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
@@ -277,23 +439,44 @@ class Bench:
             await asyncio.sleep(0.1)
 
     async def run_bot(self, kind: str, n: int, *, profile: bool = False) -> dict[str, Any]:
+        """One run of the bot (or the baseline bot) at N, against fresh fakes."""
         assert self.http is not None
-        args = self.args
         tag = f"{kind}-{n}" + ("-profile" if profile else "")
         oa, base_url, oa_ctl = await self.start_openai(tag)
         dc, api_base, gateway_url, dc_ctl = await self.start_discord(tag, n)
-        db_path = self.workdir / f"{tag}.db"
-        agent_out = self.workdir / f"{tag}-agent.txt"
+        run = _BotRun(kind, n, tag, self.workdir, profile)
+        run.oa, run.dc, run.oa_ctl, run.dc_ctl = oa, dc, oa_ctl, dc_ctl
         cwd = self.workdir / "cwd"  # an empty folder: no stray .env is read
         cwd.mkdir(exist_ok=True)
+        env = self.bot_env(run, base_url, api_base, gateway_url)
+        module = "bot" if kind == "bot" else "bench.baseline_bot"
+        try:
+            run.bot, _ = await self.procs.start(
+                tag, ["-m", module], env=env, cwd=cwd, ready_prefix=None
+            )
+            await self.measure(run)
+        finally:
+            if run.spy is not None:
+                await self.procs.stop(run.spy)
+            if run.wal is not None and run.wal.is_alive():
+                run.wal.stop()
+            if run.bot is not None:
+                await self.procs.stop(run.bot)
+            await self.procs.stop(dc)
+            await self.procs.stop(oa)
+        return run.figures()
+
+    def bot_env(self, run: _BotRun, base_url: str, api_base: str, gateway_url: str) -> dict[str, str]:
+        """The bot configured only by environment variables, with the bench agent loaded."""
+        args = self.args
         env = clean_env({
             "DISCORD_TOKEN": "bench-discord-token",
             "OPENAI_API_KEY": "sk-bench-openai-key",
             "OPENAI_BASE_URL": base_url,
             "DISCORD_API_BASE": api_base,
             "DISCORD_GATEWAY_URL": gateway_url,
-            "DATABASE_PATH": str(db_path),
-            "MAX_CONCURRENT_GENERATIONS": str(max(n, 4)),
+            "DATABASE_PATH": str(run.db_path),
+            "MAX_CONCURRENT_GENERATIONS": str(max(run.n, 4)),
             "PER_USER_CONCURRENT": "1",  # one user per conversation
             "PER_USER_QUEUED": "3",
             "PROGRESS_EDIT_INTERVAL": str(args.progress_edit_interval),
@@ -302,165 +485,76 @@ class Bench:
             "DEFAULT_PARTIAL_IMAGES": str(PARTIAL_IMAGES),
             "OPENAI_MODEL": MODEL,
             "PYTHONPATH": f"{AGENT_DIR}:{REPO}",
-            "BENCH_AGENT_OUT": str(agent_out),
+            "BENCH_AGENT_OUT": str(run.agent_out),
             "BENCH_LAG_INTERVAL": str(args.lag_interval),
         })
-        if profile and args.profiler == "cprofile":
-            env["BENCH_CPROFILE"] = str(self.workdir / f"{tag}.pstats")
-        module = "bot" if kind == "bot" else "bench.baseline_bot"
-        result: dict[str, Any] = {"system": kind, "n": n}
-        wal: WalCommitCounter | None = None
-        spy: Child | None = None
-        bot: Child | None = None
-        try:
-            bot, _ = await self.procs.start(
-                tag, ["-m", module], env=env, cwd=cwd, ready_prefix=None
-            )
-            await self.wait_ready(dc_ctl, bot)
-            await asyncio.sleep(1.0)  # READY → GUILD_CREATE → on_ready, recovery task
-            pid = bot.pid
-            cpu_a, wall_a = cpu_seconds(pid) or 0.0, time.monotonic()
-            await asyncio.sleep(args.idle_window)
-            cpu_b, wall_b = cpu_seconds(pid) or 0.0, time.monotonic()
-            idle_rate = (cpu_b - cpu_a) / (wall_b - wall_a)
-            rss_idle = memory_kb(pid).get("VmRSS", 0)
-            if kind == "bot":
-                wal = WalCommitCounter(db_path)
-                wal.poll()
-                wal.start()
-            commits0 = wal.commits if wal else 0
-            if profile and args.profiler == "py-spy":
-                spy = await self.start_py_spy(tag, pid)
-            fakes_cpu0 = (cpu_seconds(oa.pid) or 0) + (cpu_seconds(dc.pid) or 0)
-            cpu0 = cpu_seconds(pid) or 0.0
-            dispatch = await post_json(self.http, f"{dc_ctl}/imagine",
-                                       {"prompt_format": PROMPT, "options": {}})
-            if dispatch.get("errors"):
-                raise RuntimeError(f"dispatch failed: {dispatch['errors']}")
-            cap = args.baseline_cap if kind == "baseline" else self.run_timeout(n)
-            deadline = time.monotonic() + cap
-            rss_max = rss_idle
-            status: dict[str, Any] = {}
-            timed_out = False
-            while True:
-                status = await get_json(self.http, f"{dc_ctl}/status")
-                rss_max = max(rss_max, memory_kb(pid).get("VmRSS", 0))
-                if status["done"] >= n or not bot.alive:
-                    break
-                if time.monotonic() > deadline:
-                    timed_out = True
-                    break
-                await asyncio.sleep(0.2)
-            cpu_done = cpu_seconds(pid) or cpu0
-            # the last turns' bookkeeping after delivery; the agent's once-a-second flush
-            await asyncio.sleep(args.settle)
-            cpu_end = cpu_seconds(pid) or cpu_done
-            mem = memory_kb(pid)
-            fakes_cpu = (cpu_seconds(oa.pid) or 0) + (cpu_seconds(dc.pid) or 0) - fakes_cpu0
-            if wal is not None:
-                wal.stop()
-            if spy is not None:
-                result["profile"] = await self.stop_py_spy(spy, tag)
-                spy = None
-            details = await get_json(self.http, f"{dc_ctl}/results")
-            timings = await get_json(self.http, f"{oa_ctl}/timings")
-            api_log = await get_json(self.http, f"{oa_ctl}/requests")
-            rc = await self.procs.stop(bot, grace=30.0)
-            bot = None
-        finally:
-            if spy is not None:
-                await self.procs.stop(spy)
-            if wal is not None and wal.is_alive():
-                wal.stop()
-            if bot is not None:
-                await self.procs.stop(bot)
-            await self.procs.stop(dc)
-            await self.procs.stop(oa)
+        if run.profile and args.profiler == "cprofile":
+            env["BENCH_CPROFILE"] = str(self.workdir / f"{run.tag}.pstats")
+        return env
 
-        turns = details["turns"]
-        done = [t for t in turns if t["done"] is not None]
-        first_dispatch = min(t["dispatched"] for t in turns)
-        last_done = max((t["done"] for t in done), default=None)
-        makespan = (last_done - first_dispatch) if last_done is not None else None
-        extrapolated = False
-        finished_api = sorted(t["completed"] for t in timings if t["completed"] is not None)
-        if kind == "baseline" and len(done) < n and finished_api:
-            # Serial by construction: the blocking call runs one generation at a time, and the
-            # followups that post results only get the loop once every queued call is done.
-            # So N turns take N times the mean time per generation it got through.
-            makespan = (finished_api[-1] - first_dispatch) / len(finished_api) * n
-            extrapolated = True
-        by_prompt = {t["prompt"]: t for t in timings}
-        overheads, apis, pres, posts = [], [], [], []
-        for t in done:
-            api_t = by_prompt.get(t["prompt"])
-            if api_t is None or api_t["completed"] is None:
-                continue
-            api = api_t["completed"] - api_t["arrived"]
-            apis.append(api)
-            overheads.append((t["done"] - t["dispatched"]) - api)
-            pres.append(api_t["arrived"] - t["dispatched"])
-            posts.append(t["done"] - api_t["completed"])
-        lag_samples, write_samples = read_agent(agent_out)
-        window_end = last_done if last_done is not None else time.time()
-        lags = [lag for at, lag in lag_samples if first_dispatch <= at <= window_end]
-        writes_before = [w for w in write_samples if w[0] <= first_dispatch]
-        w0 = writes_before[-1] if writes_before else (0.0, 0, 0)
-        w1 = write_samples[-1] if write_samples else (0.0, 0, 0)
-        acks = [t["acked"] - t["dispatched"] for t in turns if t["acked"] is not None]
-        turns_cpu = cpu_end - cpu0
-        window = (cpu_done - cpu0)
-        result.update({
-            "ok": len(done),
-            "timed_out": timed_out,
-            "exit_code": rc,
-            "makespan_s": r2(makespan, 3),
-            "makespan_extrapolated": extrapolated,
-            "measured_s": r2(last_done - first_dispatch if last_done else None, 3),
-            "cpu_ms_per_turn": r2(turns_cpu * 1000 / max(1, len(done)), 1) if done else None,
-            "cpu_s_total_window": r2(turns_cpu, 2),
-            "cpu_s_until_last_result": r2(window, 2),
-            "cpu_idle_ms_per_s": r2(idle_rate * 1000, 2),
-            "overhead_ms": {"p50": ms(quantile(overheads, 0.5)),
-                            "p99": ms(quantile(overheads, 0.99)),
-                            "max": ms(max(overheads, default=None))},
-            "before_api_ms": {"p50": ms(quantile(pres, 0.5)), "p99": ms(quantile(pres, 0.99))},
-            "after_api_ms": {"p50": ms(quantile(posts, 0.5)), "p99": ms(quantile(posts, 0.99))},
-            "api_s_p50": r2(quantile(apis, 0.5), 3),
-            "loop_lag_ms": {"p50": ms(quantile(lags, 0.5)), "p99": ms(quantile(lags, 0.99)),
-                            "max": ms(max(lags, default=None)), "samples": len(lags)},
-            "rss_idle_mb": r2(rss_idle / 1024, 1),
-            "rss_max_sampled_mb": r2(rss_max / 1024, 1),
-            "peak_rss_mb": r2(max(mem.get("VmHWM", 0), rss_max) / 1024, 1),
-            "rss_per_turn_kb": r2((max(mem.get("VmHWM", 0), rss_max) - rss_idle) / max(1, n), 1),
-            "db_commits_per_turn_wal": (
-                r2((wal.commits - commits0) / max(1, len(done)), 2) if wal and done else None
-            ),
-            "db_wal": ({"commits": wal.commits - commits0, "restarts": wal.restarts,
-                        "missed_generations": wal.missed_generations, "polls": wal.polls}
-                       if wal else None),
-            "db_write_tx_per_turn_trace": (
-                r2((w1[1] - w0[1]) / max(1, len(done)), 2) if kind == "bot" and done else None
-            ),
-            "db_write_stmts_per_turn_trace": (
-                r2((w1[2] - w0[2]) / max(1, len(done)), 2) if kind == "bot" and done else None
-            ),
-            "discord_requests_per_turn": r2(details["requests"] / max(1, n), 2),
-            "discord_requests_by_route": details["requests_by_route"],
-            "discord_steps_s": details.get("steps"),
-            "discord_timeline_examples": details.get("timeline_examples"),
-            "ack_ms": {"p50": ms(quantile(acks, 0.5)), "max": ms(max(acks, default=None))},
-            "late_acks": sum(1 for a in acks if a > ACK_DEADLINE),
-            "interaction_errors": sum(1 for t in turns if t["errors"]),
-            "unacked": sum(1 for t in turns if t["acked"] is None),
-            "fakes_cpu_s": r2(fakes_cpu, 2),
-            "api_requests": len(timings),
-            "api_requests_by_kind": _api_kinds(api_log),
-            "tools_sent": timings[0]["tools"] if timings else None,
-            "tool_mismatch": kind == "bot" and bool(timings) and timings[0]["tools"] != [BOT_TOOL],
-            "status": status,
-        })
-        return result
+    async def measure(self, run: _BotRun) -> None:
+        """Idle cost first, then dispatch all N /imagine at once and wait for the results."""
+        args = self.args
+        assert run.bot is not None
+        await self.wait_ready(run.dc_ctl, run.bot)
+        await asyncio.sleep(1.0)  # READY → GUILD_CREATE → on_ready, recovery task
+        pid = run.bot.pid
+        cpu_a, wall_a = cpu_seconds(pid) or 0.0, time.monotonic()
+        await asyncio.sleep(args.idle_window)
+        cpu_b, wall_b = cpu_seconds(pid) or 0.0, time.monotonic()
+        run.idle_rate = (cpu_b - cpu_a) / (wall_b - wall_a)
+        run.rss_idle = run.rss_max = memory_kb(pid).get("VmRSS", 0)
+        if run.kind == "bot":
+            run.wal = WalCommitCounter(run.db_path)
+            run.wal.poll()
+            run.wal.start()
+            run.commits0 = run.wal.commits
+        if run.profile and args.profiler == "py-spy":
+            run.spy = await self.start_py_spy(run.tag, pid)
+        fakes_cpu0 = run.fakes_cpu()
+        run.cpu0 = cpu_seconds(pid) or 0.0
+        await self.dispatch_and_wait(run)
+        run.cpu_done = cpu_seconds(pid) or run.cpu0
+        # the last turns' bookkeeping after delivery; the agent's once-a-second flush
+        await asyncio.sleep(args.settle)
+        run.cpu_end = cpu_seconds(pid) or run.cpu_done
+        run.mem = memory_kb(pid)
+        run.fakes_cpu_s = run.fakes_cpu() - fakes_cpu0
+        if run.wal is not None:
+            run.wal.stop()
+        if run.spy is not None:
+            run.profile_summary = await self.stop_py_spy(run.spy, run.tag)
+            run.spy = None
+        await self.collect(run)
+
+    async def dispatch_and_wait(self, run: _BotRun) -> None:
+        """All N interactions in one go; poll until every result arrived, the bot died, or the
+        cap (the baseline's, or the run timeout) passed."""
+        assert self.http is not None and run.bot is not None
+        dispatch = await post_json(self.http, f"{run.dc_ctl}/imagine",
+                                   {"prompt_format": PROMPT, "options": {}})
+        if dispatch.get("errors"):
+            raise RuntimeError(f"dispatch failed: {dispatch['errors']}")
+        cap = self.args.baseline_cap if run.kind == "baseline" else self.run_timeout(run.n)
+        deadline = time.monotonic() + cap
+        while True:
+            run.status = await get_json(self.http, f"{run.dc_ctl}/status")
+            run.rss_max = max(run.rss_max, memory_kb(run.bot.pid).get("VmRSS", 0))
+            if run.status["done"] >= run.n or not run.bot.alive:
+                return
+            if time.monotonic() > deadline:
+                run.timed_out = True
+                return
+            await asyncio.sleep(0.2)
+
+    async def collect(self, run: _BotRun) -> None:
+        """What the fakes saw, then stop the bot gracefully (its exit code is part of the run)."""
+        assert self.http is not None and run.bot is not None
+        run.details = await get_json(self.http, f"{run.dc_ctl}/results")
+        run.timings = await get_json(self.http, f"{run.oa_ctl}/timings")
+        run.api_log = await get_json(self.http, f"{run.oa_ctl}/requests")
+        run.exit_code = await self.procs.stop(run.bot, grace=30.0)
+        run.bot = None
 
     # ------------------------------------------------------------------ profiling
     def py_spy_path(self) -> str | None:

@@ -25,28 +25,40 @@ import os
 _OUT = os.environ.get("BENCH_AGENT_OUT")
 
 
+class _Samples:
+    """What the agent has measured and not yet written out (shared with the flush thread)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.lags: list[tuple[float, float]] = []
+        self.writes = {"tx": 0, "stmts": 0}
+
+
 def _install(out_path: str) -> None:
+    samples = _Samples()
+    _sample_loop_lag(samples, float(os.environ.get("BENCH_LAG_INTERVAL", "0.02")))
+    _trace_sqlite_writes(samples)
+    _flush_every_second(samples, out_path)
+    profile_path = os.environ.get("BENCH_CPROFILE")
+    if profile_path:
+        _profile_main_thread(profile_path)
+
+
+def _sample_loop_lag(samples: _Samples, interval: float) -> None:
+    """Every new event loop gets a plain timer callback that re-arms itself (cheaper than a task
+    awaiting sleep()): each run records how far past its due time the loop got round to it."""
     import asyncio
-    import atexit
-    import sqlite3
-    import threading
     import time
 
-    interval = float(os.environ.get("BENCH_LAG_INTERVAL", "0.02"))
-    lock = threading.Lock()
-    lag_samples: list[tuple[float, float]] = []
-    writes = {"tx": 0, "stmts": 0}
-
-    # ---------------------------------------------------------------- event-loop lag
-    # A plain timer callback that re-arms itself (cheaper than a task awaiting sleep()):
-    # each run records how far past its due time the loop got round to it.
     def start_sampler(loop: asyncio.AbstractEventLoop) -> None:
         perf = time.perf_counter
 
         def tick(due: float) -> None:
             now = perf()
-            with lock:
-                lag_samples.append((time.time(), max(0.0, now - due)))
+            with samples.lock:
+                samples.lags.append((time.time(), max(0.0, now - due)))
             if not loop.is_closed():
                 loop.call_later(interval, tick, perf() + interval)
 
@@ -62,43 +74,62 @@ def _install(out_path: str) -> None:
 
     asyncio.set_event_loop_policy(SamplingPolicy())
 
-    # ---------------------------------------------------------------- SQLite writes
+
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "UPSERT")
+
+
+def _trace_sqlite_writes(samples: _Samples) -> None:
+    """Count committed transactions that wrote, and autocommit writes, on every connection."""
+    import sqlite3
+
     original_connect = sqlite3.connect
-    write_verbs = ("INSERT", "UPDATE", "DELETE", "REPLACE", "UPSERT")
 
     def traced_connect(*args, **kwargs):  # type: ignore[no-untyped-def]
         conn = original_connect(*args, **kwargs)
-        state = {"in_tx": False, "dirty": False}
-
-        def trace(statement: str) -> None:
-            head = statement.lstrip()[:8].upper()
-            if head.startswith("BEGIN"):
-                state["in_tx"], state["dirty"] = True, False
-            elif head.startswith(("COMMIT", "END")):
-                if state["dirty"]:
-                    writes["tx"] += 1
-                state["in_tx"] = False
-            elif head.startswith("ROLLBACK"):
-                state["in_tx"] = False
-            elif head.startswith(write_verbs):
-                writes["stmts"] += 1
-                if state["in_tx"]:
-                    state["dirty"] = True
-                else:
-                    writes["tx"] += 1
-
-        conn.set_trace_callback(trace)
+        conn.set_trace_callback(_WriteTrace(samples.writes))
         return conn
 
     sqlite3.connect = traced_connect  # type: ignore[assignment]
 
-    # ---------------------------------------------------------------- output
+
+class _WriteTrace:
+    """A connection's statement trace: is a transaction open, and has it written yet?"""
+
+    def __init__(self, writes: dict[str, int]) -> None:
+        self.writes = writes
+        self.in_tx = False
+        self.dirty = False
+
+    def __call__(self, statement: str) -> None:
+        head = statement.lstrip()[:8].upper()
+        if head.startswith("BEGIN"):
+            self.in_tx, self.dirty = True, False
+        elif head.startswith(("COMMIT", "END")):
+            if self.dirty:
+                self.writes["tx"] += 1
+            self.in_tx = False
+        elif head.startswith("ROLLBACK"):
+            self.in_tx = False
+        elif head.startswith(_WRITE_VERBS):
+            self.writes["stmts"] += 1
+            if self.in_tx:
+                self.dirty = True
+            else:
+                self.writes["tx"] += 1
+
+
+def _flush_every_second(samples: _Samples, out_path: str) -> None:
+    """Append the samples to `out_path` from a daemon thread about once a second, and at exit."""
+    import atexit
+    import threading
+    import time
+
     def flush() -> None:
-        with lock:
-            batch = lag_samples[:]
-            lag_samples.clear()
+        with samples.lock:
+            batch = samples.lags[:]
+            samples.lags.clear()
         lines = [f"L {t:.6f} {lag:.6f}\n" for t, lag in batch]
-        lines.append(f"W {time.time():.6f} {writes['tx']} {writes['stmts']}\n")
+        lines.append(f"W {time.time():.6f} {samples.writes['tx']} {samples.writes['stmts']}\n")
         with open(out_path, "a", encoding="ascii") as fh:
             fh.writelines(lines)
 
@@ -113,18 +144,19 @@ def _install(out_path: str) -> None:
     threading.Thread(target=flusher, name="bench-agent-flush", daemon=True).start()
     atexit.register(flush)
 
-    profile_path = os.environ.get("BENCH_CPROFILE")
-    if profile_path:
-        import cProfile
 
-        profiler = cProfile.Profile()
-        profiler.enable()
+def _profile_main_thread(profile_path: str) -> None:
+    import atexit
+    import cProfile
 
-        def dump() -> None:
-            profiler.disable()
-            profiler.dump_stats(profile_path)
+    profiler = cProfile.Profile()
+    profiler.enable()
 
-        atexit.register(dump)
+    def dump() -> None:
+        profiler.disable()
+        profiler.dump_stats(profile_path)
+
+    atexit.register(dump)
 
 
 if _OUT:

@@ -407,9 +407,7 @@ async def test_usage_for_members_and_managers_and_recorded_cost(
         }
         assert json.loads(usage_json) == expected, prompt
         assert expected["image_output"] > 0
-        # USD per million tokens, as PRICES above says: 100 text in, 400 text out, 200 image
-        # in, 1000 image out
-        by_hand = (expected["text_input"] * 100 + expected["text_output"] * 400
+        by_hand = (expected["text_input"] * 100 + expected["text_output"] * 400  # PRICES, per 1M
                    + expected["image_input"] * 200 + expected["image_output"] * 1000) / 1_000_000
         assert cost == pytest.approx(by_hand)
         assert images == 1

@@ -42,6 +42,28 @@ async def get(url: str) -> tuple[int, str, str]:
         return response.status, response.headers.get("Content-Type", ""), await response.text()
 
 
+def assert_after_three_turns(m: Samples, spent: float) -> None:
+    """The metrics after one done, one cancelled and one moderation-blocked turn."""
+    assert value(m, "imagine_turns_submitted_total") == 3
+    assert value(m, "imagine_turns_total", outcome="done", error_kind="") == 1
+    assert value(m, "imagine_turns_total", outcome="failed", error_kind="moderation") == 1
+    assert value(m, "imagine_turns_total", outcome="cancelled", error_kind="cancelled") == 1
+    assert value(m, "imagine_api_errors_total", kind="moderation") == 1
+    assert [k for k in m if k[0] == "imagine_api_errors_total"] == [
+        ("imagine_api_errors_total", frozenset({("kind", "moderation")}))]
+    assert value(m, "imagine_images_total") == 1
+    # latency from start to finish: the done turn took the fake's 0.6 s; the cancelled one
+    # never started
+    assert value(m, "imagine_generation_seconds_count", outcome="done") == 1
+    assert 0.5 <= value(m, "imagine_generation_seconds_sum", outcome="done") < 5  # type: ignore[operator]
+    assert value(m, "imagine_generation_seconds_count", outcome="failed") == 1
+    assert value(m, "imagine_generation_seconds_count", outcome="cancelled") is None
+    assert spent > 0
+    assert value(m, "imagine_estimated_spend_usd_total") == pytest.approx(spent)
+    assert value(m, "imagine_queue_depth") == 0 and value(m, "imagine_generations_running") == 0
+    assert any(name.startswith("process_") for name, _ in m)  # the usual process metrics
+
+
 async def test_metrics_and_health_over_http(discord_fake, openai_fake, make_settings):
     settings = make_settings(metrics_port=0, max_concurrent_generations=1, price_table=PRICES)
     alice, bob = discord_fake.add_user("alice"), discord_fake.add_user("bob")
@@ -96,27 +118,9 @@ async def test_metrics_and_health_over_http(discord_fake, openai_fake, make_sett
     assert status == 200 and ctype.startswith("text/plain") and "version=" in ctype
     assert not_found == 404
     assert json.loads(body) == {"status": "ok", "ready": True, "queued": 0, "running": 0}
-    m = parse(text)
-    assert value(m, "imagine_turns_submitted_total") == 3
-    assert value(m, "imagine_turns_total", outcome="done", error_kind="") == 1
-    assert value(m, "imagine_turns_total", outcome="failed", error_kind="moderation") == 1
-    assert value(m, "imagine_turns_total", outcome="cancelled", error_kind="cancelled") == 1
-    assert value(m, "imagine_api_errors_total", kind="moderation") == 1
-    assert [k for k in m if k[0] == "imagine_api_errors_total"] == [
-        ("imagine_api_errors_total", frozenset({("kind", "moderation")}))]
-    assert value(m, "imagine_images_total") == 1
-    # latency from start to finish: the done turn took the fake's 0.6 s; the cancelled one
-    # never started
-    assert value(m, "imagine_generation_seconds_count", outcome="done") == 1
-    assert 0.5 <= value(m, "imagine_generation_seconds_sum", outcome="done") < 5  # type: ignore[operator]
-    assert value(m, "imagine_generation_seconds_count", outcome="failed") == 1
-    assert value(m, "imagine_generation_seconds_count", outcome="cancelled") is None
     with sqlite3.connect(settings.database_path) as db:
         spent = db.execute("SELECT SUM(cost_usd) FROM turns").fetchone()[0]
-    assert spent > 0
-    assert value(m, "imagine_estimated_spend_usd_total") == pytest.approx(spent)
-    assert value(m, "imagine_queue_depth") == 0 and value(m, "imagine_generations_running") == 0
-    assert any(name.startswith("process_") for name, _ in m)  # the usual process metrics
+    assert_after_three_turns(parse(text), spent)
 
 
 async def test_metrics_are_off_by_default(discord_fake, openai_fake, make_settings):

@@ -71,6 +71,83 @@ def other_tasks(baseline: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t not in baseline and t is not current]
 
 
+SOAK_SETTINGS = {
+    "max_concurrent_generations": 8,
+    "per_user_concurrent": 2,
+    "per_user_queued": 10_000,
+    "progress_edit_interval": 0.02,
+    "default_partial_images": 0,
+    "default_size": "1024x1024",
+    "default_quality": "low",
+    "retry_max_attempts": 6,
+    "retry_base_delay": 0.01,
+    "shutdown_grace_seconds": 5.0,
+    "log_level": "INFO",
+}
+
+
+async def play_traffic(discord_fake, users, rng, threads: list[int], sent: list[int]) -> None:
+    """THREADS conversations, then the other turns as replies in random threads."""
+    for n in range(THREADS):
+        threads.append(await start_conversation(
+            discord_fake, users[n % USERS], f"soak root {n}: a harbour, variation {n}",
+        ))
+    for n in range(THREADS, TURNS):
+        said = await discord_fake.say(rng.choice(users), rng.choice(threads),
+                                      f"soak reply {n}: add detail {n}")
+        sent.append(int(said["id"]))
+        if n % 5 == 0:
+            await asyncio.sleep(0.01)  # let the bot interleave as real traffic would
+
+
+def assert_every_turn_ended_once(rows) -> Counter[str]:
+    """Every turn exactly once, in a terminal state, with a reason when it failed."""
+    assert len(rows) == TURNS
+    statuses = Counter(r["status"] for r in rows)
+    assert set(statuses) <= set(TERMINAL), statuses
+    for r in rows:
+        if r["status"] == "done":
+            assert r["error_kind"] is None and r["finished_at"] is not None
+        else:
+            assert r["error_kind"], r
+    return statuses
+
+
+def assert_each_result_shown_once(discord_fake, threads, rows, done, with_images) -> None:
+    """Every done turn shows exactly one result message, in its own thread; nothing else does.
+    The footer numbers a turn within its conversation (#1 is the first turn of the thread)."""
+    by_number: dict[tuple[int, int], int] = {}
+    counted: Counter[int] = Counter()
+    for r in sorted(rows, key=lambda r: r["id"]):
+        counted[r["conversation_id"]] += 1
+        by_number[(r["conversation_id"], counted[r["conversation_id"]])] = r["id"]
+    shown: Counter[int] = Counter()
+    where: dict[int, int] = {}
+    for thread_id in threads:
+        for message in results(discord_fake, thread_id):
+            [number] = [int(m) for m in FOOTER_TURN.findall(message.content)]
+            turn_id = by_number.get((thread_id, number), -number)
+            shown[turn_id] += 1
+            where[turn_id] = thread_id
+    assert set(shown) == with_images
+    assert all(count == 1 for count in shown.values()), shown.most_common(3)
+    assert all(where[i] == done[i]["conversation_id"] for i in with_images)
+
+
+def assert_nothing_paid_twice(openai_fake, done, with_images) -> None:
+    """One image per done turn, one response per prompt."""
+    assert openai_fake.generations == len(with_images)
+    made = Counter(
+        item["revised_prompt"]
+        for response in openai_fake.responses.values()
+        for item in response["output"]
+        if item["type"] == "image_generation_call" and item["status"] == "completed"
+    )
+    assert sum(made.values()) == len(with_images)
+    assert all(count == 1 for count in made.values()), made.most_common(3)
+    assert set(made) == {done[i]["prompt"] for i in with_images}
+
+
 async def assert_no_leaked_tasks(discord_fake, baseline: set[asyncio.Task[Any]]) -> None:
     try:
         await discord_fake.wait_for(lambda: not other_tasks(baseline), 3, what="no leftover tasks")
@@ -107,19 +184,7 @@ def fail_with_diagnosis(discord_fake, runner, settings, sent, injected, caplog, 
 
 async def test_soak(discord_fake, openai_fake, make_settings, caplog):
     rng = random.Random(SEED)
-    settings = make_settings(
-        max_concurrent_generations=8,
-        per_user_concurrent=2,
-        per_user_queued=10_000,
-        progress_edit_interval=0.02,
-        default_partial_images=0,
-        default_size="1024x1024",
-        default_quality="low",
-        retry_max_attempts=6,
-        retry_base_delay=0.01,
-        shutdown_grace_seconds=5.0,
-        log_level="INFO",
-    )
+    settings = make_settings(**SOAK_SETTINGS)
     openai_fake.latency = 0.0
     openai_fake.static_images = True  # one cached render: the soak measures the bot, not Pillow
     users = [discord_fake.add_user(f"user{n}") for n in range(USERS)]
@@ -134,16 +199,7 @@ async def test_soak(discord_fake, openai_fake, make_settings, caplog):
         threads: list[int] = []
         sent: list[int] = []
         feeder = asyncio.create_task(feed_faults(openai_fake, rng, injected), name="faults")
-        for n in range(THREADS):
-            threads.append(await start_conversation(
-                discord_fake, users[n % USERS], f"soak root {n}: a harbour, variation {n}",
-            ))
-        for n in range(THREADS, TURNS):
-            said = await discord_fake.say(rng.choice(users), rng.choice(threads),
-                                          f"soak reply {n}: add detail {n}")
-            sent.append(int(said["id"]))
-            if n % 5 == 0:
-                await asyncio.sleep(0.01)  # let the bot interleave as real traffic would
+        await play_traffic(discord_fake, users, rng, threads, sent)
         remaining = BUDGET_SECONDS - (time.monotonic() - started) - 5
         try:
             rows = await discord_fake.wait_for(
@@ -160,15 +216,7 @@ async def test_soak(discord_fake, openai_fake, make_settings, caplog):
         await runner.stop()
     elapsed = time.monotonic() - started
 
-    # every turn exactly once, in a terminal state, with a reason when it failed
-    assert len(rows) == TURNS
-    statuses = Counter(r["status"] for r in rows)
-    assert set(statuses) <= set(TERMINAL), statuses
-    for r in rows:
-        if r["status"] == "done":
-            assert r["error_kind"] is None and r["finished_at"] is not None
-        else:
-            assert r["error_kind"], r
+    statuses = assert_every_turn_ended_once(rows)
     done = {r["id"]: r for r in rows if r["status"] == "done"}
     with_images = {i for i, r in done.items() if r["image_count"] > 0}
     failed_kinds = Counter(r["error_kind"] for r in rows if r["status"] == "failed")
@@ -178,29 +226,8 @@ async def test_soak(discord_fake, openai_fake, make_settings, caplog):
     blocks = sum(n for name, n in injected.items() if name.startswith("moderation"))
     assert blocks - 1 <= failed_kinds["moderation"] <= blocks, (failed_kinds, injected)
 
-    # every done turn shows exactly one result message, in its own thread; nothing else does
-    shown: Counter[int] = Counter()
-    where: dict[int, int] = {}
-    for thread_id in threads:
-        for message in results(discord_fake, thread_id):
-            [turn_id] = [int(m) for m in FOOTER_TURN.findall(message.content)]
-            shown[turn_id] += 1
-            where[turn_id] = thread_id
-    assert set(shown) == with_images
-    assert all(count == 1 for count in shown.values()), shown.most_common(3)
-    assert all(where[i] == done[i]["conversation_id"] for i in with_images)
-
-    # no generation was paid for twice: one image per done turn, one response per prompt
-    assert openai_fake.generations == len(with_images)
-    made = Counter(
-        item["revised_prompt"]
-        for response in openai_fake.responses.values()
-        for item in response["output"]
-        if item["type"] == "image_generation_call" and item["status"] == "completed"
-    )
-    assert sum(made.values()) == len(with_images)
-    assert all(count == 1 for count in made.values()), made.most_common(3)
-    assert set(made) == {done[i]["prompt"] for i in with_images}
+    assert_each_result_shown_once(discord_fake, threads, rows, done, with_images)
+    assert_nothing_paid_twice(openai_fake, done, with_images)
 
     # nothing left running in this event loop once the bot has stopped
     await assert_no_leaked_tasks(discord_fake, baseline)

@@ -79,6 +79,17 @@ async def client(fake: FakeOpenAI) -> AsyncIterator[openai.AsyncOpenAI]:
 # --------------------------------------------------------------------------- happy paths
 
 
+def assert_completed_with_text_usage_and_image(response: Any, text: str, lineage: list[str]) -> None:
+    """A completed response with its text, token usage (image tool included) and one image."""
+    assert response.id.startswith("resp_") and response.status == "completed"
+    assert response.output_text == text
+    assert response.usage is not None and response.usage.total_tokens > 0
+    assert response.tool_usage is not None
+    image_gen = response.tool_usage.image_gen
+    assert image_gen.output_tokens == image_gen.output_tokens_details.image_tokens > 200
+    assert read_lineage(first_image(response)) == lineage
+
+
 async def test_stream_event_order_and_types(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
     fake.text_reply = "Here is your cat."
     stream = await client.responses.create(
@@ -122,12 +133,7 @@ async def test_stream_event_order_and_types(fake: FakeOpenAI, client: openai.Asy
     assert isinstance(done, ResponseOutputItemDoneEvent)
     item = done.item
     assert item.type == "image_generation_call"
-    assert (item.id, item.status, item.action, item.size) == (
-        item_id,
-        "completed",
-        "generate",
-        SMALL,
-    )
+    assert (item.id, item.status, item.action, item.size) == (item_id, "completed", "generate", SMALL)
     assert (item.output_format, item.background, item.revised_prompt) == ("png", "opaque", "a cat")
     assert "".join(e.delta for e in events if isinstance(e, ResponseTextDeltaEvent)) == (
         "Here is your cat."
@@ -135,13 +141,7 @@ async def test_stream_event_order_and_types(fake: FakeOpenAI, client: openai.Asy
     final = events[-1]
     assert isinstance(final, ResponseCompletedEvent)
     response = final.response
-    assert response.id.startswith("resp_") and response.status == "completed"
-    assert response.output_text == "Here is your cat."
-    assert response.usage is not None and response.usage.total_tokens > 0
-    assert response.tool_usage is not None
-    image_gen = response.tool_usage.image_gen
-    assert image_gen.output_tokens == image_gen.output_tokens_details.image_tokens > 200
-    assert read_lineage(first_image(response)) == ["a cat"]
+    assert_completed_with_text_usage_and_image(response, "Here is your cat.", ["a cat"])
     # a partial preview is a real image of the same size, but carries no lineage
     partial = base64.b64decode(partials[0].partial_image_b64)
     assert Image.open(io.BytesIO(partial)).size == (256, 256)
