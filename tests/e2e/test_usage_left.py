@@ -34,6 +34,12 @@ async def test_usage_shows_what_is_left_and_the_queue(discord_fake, openai_fake,
             and all(r["progress_message_id"] for r in rows[1:]),
             10, what="the three later turns recorded with their progress messages",
         )
+        # the two others are in the queue once their progress messages show a position
+        await discord_fake.wait_for(
+            lambda: all(any("position" in m.content for m in discord_fake.messages(t))
+                        for t in threads[1:]),
+            15, what="queue positions shown",
+        )
         usage = await answer(discord_fake, await discord_fake.slash(alice, channel, "usage"))
         openai_fake.latency = 0.05
     spent = sum(r["cost_usd"] for r in turn_rows(settings.database_path) if r["status"] == "done")
