@@ -37,6 +37,11 @@ def _toggle(values: list[int], item: int, mode: str) -> list[int]:
     return values
 
 
+# Settings whose stored values are shown with a label: the catalogue prefix for each.
+_VALUE_LABELS = {"refine_mode": "label.refine", "moderation": "label.moderation_setting",
+                 "locale": "label.language"}
+
+
 def format_settings(data: dict[str, Any], locale: str) -> str:
     if not data:
         return t("settings.none", locale)
@@ -50,8 +55,8 @@ def format_settings(data: dict[str, Any], locale: str) -> str:
             value = ", ".join(f"<@{v}>" for v in value)
         elif key in ("default_quality", "max_quality") and f"label.quality.{value}" in EN:
             value = t(f"label.quality.{value}", locale)
-        elif key == "refine_mode" and f"label.refine.{value}" in EN:
-            value = t(f"label.refine.{value}", locale)
+        elif key in _VALUE_LABELS and f"{_VALUE_LABELS[key]}.{value}" in EN:
+            value = t(f"{_VALUE_LABELS[key]}.{value}", locale)
         elif isinstance(value, bool):
             value = t("label.yes" if value else "label.no", locale)
         name = t(f"setting.{key}", locale) if f"setting.{key}" in EN else key

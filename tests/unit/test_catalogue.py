@@ -115,6 +115,8 @@ def test_labels_settings_usage_help_and_prefs_read_in_chinese():
         permission_name(None, ZH_CN),
         format_settings({key.split(".", 1)[1]: [1] if key.endswith(("s", "roles")) else 1
                          for key in EN if key.startswith("setting.")}, ZH_CN),
+        format_settings({"refine_mode": "starter", "moderation": "low", "locale": "en-US",
+                         "max_quality": "medium", "allow_member_dms": True}, ZH_CN),
         prefs_text(UserPrefs(size="1024x1024", quality="low", partial_images=0, ping=False), ZH_CN),
         prefs_text(UserPrefs(), ZH_CN),
         plural("unit.image", 1, ZH_CN),
