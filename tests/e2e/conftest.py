@@ -10,6 +10,7 @@ import pytest
 
 from bot.config import Settings
 from tests.contract.discord_openapi import contract_problems
+from tests.contract.openai_types import contract_problems as openai_contract_problems
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pg import fresh_database
@@ -24,6 +25,12 @@ async def openai_fake() -> AsyncIterator[FakeOpenAI]:
     await fake.start()
     yield fake
     await fake.stop()
+    # Every event and answer of the fake against the openai SDK's types, every request body the
+    # bot sent against ResponseCreateParams (tests/contract/openai_types.py).
+    problems = openai_contract_problems(fake)
+    if problems:
+        shown = "\n  ".join(dict.fromkeys(problems))
+        pytest.fail(f"OpenAI traffic disagrees with the SDK's types:\n  {shown}", pytrace=False)
 
 
 @pytest.fixture
