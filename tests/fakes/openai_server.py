@@ -25,7 +25,13 @@ Faithful (checked against the installed ``openai`` 3.57 types, which must parse 
   ``background`` semantics (a background generation runs server-side, independent of the
   client connection, and its stream can be resumed).
 * Faults: HTTP errors, rate limits with ``retry-after``/``retry-after-ms``, hangs, connections
-  dropped mid-stream, the three shapes of ``moderation_blocked``, text-only answers.
+  dropped mid-stream, the three shapes of a moderation block, ``response.failed`` with any
+  ``ResponseError.code``, a stream ``error`` event, refusals, text-only answers, a background
+  response stuck in ``queued``, and a resume that yields no event. (How the real service
+  behaves after an ``error`` event, and how a resume can come back empty, are our assumptions:
+  see each ``Fault`` constructor.)
+* Limits: sizes per image model (custom sizes and the pixel range only where documented),
+  20 MB per input image and 50 MB of input image bytes per request.
 
 Simplified or invented (good enough for the bot's tests, not the real service):
 
