@@ -381,6 +381,11 @@ class ImageClient:
                 # running so the next start resumes it; a user's cancel calls `cancel()`.
                 raise
             except (openai.OpenAIError, GenerationError, _ResponseOver) as exc:
+                if isinstance(exc, _ResponseOver) and state.images:
+                    # the response failed after making images: those were paid for; show them
+                    log.warning("Response %s failed after %d image(s); keeping them",
+                                state.response_id, len(state.images))
+                    return self._result(state)
                 error = await self._after_failure(exc, state, params)
                 delay = self.retry.delay(attempt, error.retry_after)
                 elapsed = time.monotonic() - started

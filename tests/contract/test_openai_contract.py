@@ -172,6 +172,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "failed-server-error": _with_fault(Fault.response_failed("server_error")),
     "failed-rate-limit": _with_fault(Fault.response_failed("rate_limit_exceeded")),
+    "failed-after-image": _with_fault(Fault.response_failed("server_error", after_image=True)),
     "failed-invalid-prompt": _with_fault(
         Fault.response_failed("invalid_prompt"), error=GenerationError
     ),

@@ -181,6 +181,7 @@ class Fault:
     categories: tuple[str, ...] = ()
     code: str | None = None
     resume_empty: bool = False
+    after_image: bool = False
 
     @classmethod
     def http(
@@ -251,15 +252,17 @@ class Fault:
         return cls("cut_after", event_type=event_type, resume_empty=resume_empty)
 
     @classmethod
-    def response_failed(cls, code: str) -> Fault:
+    def response_failed(cls, code: str, *, after_image: bool = False) -> Fault:
         """The generation starts, then ends in ``response.failed`` with ``error.code`` = ``code``
         (a ``ResponseError.code`` value; the SDK type lists e.g. ``server_error``,
         ``rate_limit_exceeded``, ``invalid_prompt``, ``bio_policy``,
         ``image_content_policy_violation``). The failed response is over: resuming its stream
-        yields nothing after the ``response.failed`` event."""
+        yields nothing after the ``response.failed`` event. With ``after_image``, the failure
+        comes after a completed (and so billed) image item (invented, to test that such an
+        image is still delivered)."""
         if code not in FAILURE_MESSAGES:
             raise ValueError(f"no message for failure code {code!r}")
-        return cls("failed", code=code)
+        return cls("failed", code=code, after_image=after_image)
 
     @classmethod
     def error_event(cls, code: str) -> Fault:
@@ -1199,7 +1202,7 @@ class FakeOpenAI:
             await asyncio.sleep(latency * 0.05)
             fault = run.fault
             failing = fault is not None and fault.kind in ("failed", "error_event", "moderation")
-            if failing and await self._produce_failure(run, fault):
+            if failing and not fault.after_image and await self._produce_failure(run, fault):
                 return
             text = self.text_reply
             images: list[JSON] = []
@@ -1220,6 +1223,8 @@ class FakeOpenAI:
                 for _ in range(count):
                     item = await self._produce_image(run, budget)
                     images.append(item)
+                if failing and fault.after_image and await self._produce_failure(run, fault):
+                    return
                 # The recorded real stream ends with an assistant message after the image,
                 # often with empty text (vercel/ai openai-image-generation-tool.1.chunks.txt).
                 text = None if self.message_first else text or ""

@@ -429,6 +429,16 @@ async def test_a_retryable_failed_response_starts_a_new_request(
     assert fake_openai.generations == 1
 
 
+async def test_a_response_failing_after_its_image_still_delivers_the_image(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.add_fault(Fault.response_failed("server_error", after_image=True))
+    result = await image_client.generate(request("a kite"))
+    assert read_lineage(result.images[0].data) == ["a kite"]
+    assert len(fake_openai.create_requests()) == 1  # not generated (and billed) a second time
+    assert fake_openai.generations == 1
+
+
 async def test_a_stream_error_event_cancels_then_starts_a_new_request(
     fake_openai: FakeOpenAI, image_client: ImageClient
 ) -> None:
