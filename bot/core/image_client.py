@@ -224,6 +224,7 @@ class _StreamState:
         self.images: dict[str, GeneratedImage] = {}
         self.text_parts: list[str] = []
         self.refusals: list[str] = []
+        self.failed_items: dict[str, GenerationError] = {}  # failed image items, by id
         self.usage = Usage()
         self.finished = False
         self.queued = False  # the response said `queued` and has not started since
@@ -572,7 +573,12 @@ class ImageClient:
     async def _take_item(self, item: Any, state: _StreamState, *, from_completed: bool = False) -> None:
         if item.type == "image_generation_call":
             if item.status == "failed" or item.error is not None:
-                raise classify_error_body(item.error or {"code": "server_error"})
+                # kept until the response ends: another image of it may still arrive (paid)
+                if item.id not in state.failed_items:
+                    state.failed_items[item.id] = classify_error_body(
+                        item.error or {"code": "server_error"}
+                    )
+                return
             if item.result and item.id not in state.images:
                 data = await asyncio.to_thread(_decode, item.result)
                 state.images[item.id] = GeneratedImage(
@@ -595,6 +601,8 @@ class ImageClient:
     def _result(self, state: _StreamState) -> TurnResult:
         text = "\n".join(state.text_parts).strip() or None
         refusal = "\n".join(state.refusals).strip()
+        if not state.images and state.failed_items:
+            raise next(iter(state.failed_items.values()))
         if not state.images and refusal:
             # the model declined: its own words, never "no image"; not retried
             raise GenerationError(ErrorKind.refused, detail=refusal, text=refusal)

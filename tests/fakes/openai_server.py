@@ -182,6 +182,7 @@ class Fault:
     code: str | None = None
     resume_empty: bool = False
     after_image: bool = False
+    first_only: bool = False
 
     @classmethod
     def http(
@@ -288,10 +289,15 @@ class Fault:
 
     @classmethod
     def moderation(
-        cls, shape: ModerationShape, *, categories: tuple[str, ...] = ("violence",)
+        cls,
+        shape: ModerationShape,
+        *,
+        categories: tuple[str, ...] = ("violence",),
+        first_only: bool = False,
     ) -> Fault:
-        """``moderation_blocked`` as an HTTP 400, a failed image item, or ``response.failed``."""
-        return cls("moderation", shape=shape, categories=categories)
+        """``moderation_blocked`` as an HTTP 400, a failed image item, or ``response.failed``.
+        With ``first_only`` (shape ``item``), only the first of several images fails."""
+        return cls("moderation", shape=shape, categories=categories, first_only=first_only)
 
     @classmethod
     def text_only(cls, text: str) -> Fault:
@@ -1264,7 +1270,12 @@ class FakeOpenAI:
         response = run.response
         item_id = _new_id("ig")
         index = len(response["output"])
-        moderated = run.fault is not None and run.fault.kind == "moderation"
+        earlier = sum(1 for o in response["output"] if o.get("type") == "image_generation_call")
+        moderated = (
+            run.fault is not None
+            and run.fault.kind == "moderation"
+            and not (run.fault.first_only and earlier)
+        )
         render = None if moderated else asyncio.ensure_future(self._render(run))
         try:
             item: JSON = {"id": item_id, "type": "image_generation_call", "status": "in_progress"}

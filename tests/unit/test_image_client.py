@@ -393,6 +393,17 @@ async def test_every_safety_outcome_is_a_moderation_block_never_retried(
     assert retrieves(fake_openai) == []
 
 
+async def test_one_blocked_image_does_not_lose_the_other(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.images_per_response = 2
+    fake_openai.add_fault(Fault.moderation("item", first_only=True))
+    result = await image_client.generate(request("two kites"))
+    assert [read_lineage(img.data) for img in result.images] == [["two kites"]]
+    assert len(fake_openai.create_requests()) == 1
+    assert fake_openai.generations == 1
+
+
 async def test_a_refusal_shows_its_text_and_is_not_retried(
     fake_openai: FakeOpenAI, image_client: ImageClient
 ) -> None:
