@@ -133,6 +133,8 @@ def ceilings_for(s: Settings) -> Ceilings:
         guild_monthly_spend_usd=s.guild_monthly_spend_usd,
         allow_dms=s.allow_dms,
         dm_allowed_users=tuple(s.dm_allowed_users),
+        instance_daily_spend_usd=s.instance_daily_spend_usd,
+        instance_monthly_spend_usd=s.instance_monthly_spend_usd,
     )
 
 

@@ -21,17 +21,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.options import Moderation, OutputFormat, Quality
 
-# USD per 1M tokens. Image output tokens dominate the bill; defaults follow the published
-# gpt-image-2 prices. Operators override them with PRICE_TABLE='{"model": {...}}'.
-DEFAULT_PRICES: dict[str, dict[str, float]] = {
-    "default": {
-        "text_input": 1.25,
-        "text_output": 10.0,
-        "image_input": 8.0,
-        "image_output": 30.0,
-    },
-}
-
 
 class Settings(BaseSettings):
     """Every knob of the bot. Environment variables use the upper-case field names."""
@@ -99,7 +88,11 @@ class Settings(BaseSettings):
     user_daily_images: int = Field(default=0, ge=0)
     guild_daily_spend_usd: float = Field(default=0.0, ge=0)
     guild_monthly_spend_usd: float = Field(default=0.0, ge=0)
-    price_table: dict[str, dict[str, float]] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    # USD per 1M tokens, keyed by model, over the published prices in bot/core/costs.py;
+    # PRICE_TABLE='{"gpt-image-2": {"image_output": 30}, "default": {...}}'
+    price_table: dict[str, dict[str, float]] = Field(default_factory=dict)
+    instance_daily_spend_usd: float = Field(default=0.0, ge=0)
+    instance_monthly_spend_usd: float = Field(default=0.0, ge=0)
 
     # --- direct messages (off by default: a DM would spend without any server's rules) ---
     allow_dms: bool = False

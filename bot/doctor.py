@@ -37,10 +37,10 @@ MAX_GUILDS = 50
 TEST_PROMPT = "A small red paper boat on calm blue water, simple flat illustration."
 # The test image: low quality, 1024x1024, no partial images. 272 image output tokens is the
 # documented figure for that size and quality (OpenAI image generation guide, cost table); the
-# prompt is about 30 text tokens.
+# prompt is about 30 text tokens, read by the image model.
 TEST_OPTIONS = ImageOptions(action="generate", size="1024x1024", quality="low",
                             output_format="png", partial_images=0)
-TEST_USAGE = Usage(text_input=30, image_output=272)
+TEST_USAGE = Usage(tool_text_input=30, image_output=272)
 
 
 class Checklist:
@@ -218,8 +218,8 @@ def check_settings(settings: Settings, out: Checklist) -> None:
 async def generate_test_image(settings: Settings, client: AsyncOpenAI, out: Checklist) -> None:
     """One low-quality image through the bot's own image client, its estimate printed first."""
     out.section("Test image (--generate)")
-    model = settings.image_model or settings.openai_model
-    estimate = estimate_cost(TEST_USAGE, model, settings.price_table)
+    model, image_model = settings.openai_model, settings.image_model
+    estimate = estimate_cost(TEST_USAGE, model, settings.price_table, image_model)
     print(f"  estimated cost: ${estimate:.4f} (1 image, quality low, 1024x1024)", flush=True)
     images = ImageClient(client, model=settings.openai_model, image_model=settings.image_model,
                          store=False, background=False, retry=RetryPolicy(max_attempts=0))  # never bill twice
@@ -237,7 +237,7 @@ async def generate_test_image(settings: Settings, client: AsyncOpenAI, out: Chec
         return
     image = result.images[0]
     path = await asyncio.to_thread(write_private, image.data, f".{image.output_format}")
-    cost = estimate_cost(result.usage, model, settings.price_table)
+    cost = estimate_cost(result.usage, model, settings.price_table, image_model)
     out.add(True, f"generated a {image.size or '?'} {image.output_format} image "
                   f"({len(image.data) // 1024} KiB, about ${cost:.4f}): {path}")
 

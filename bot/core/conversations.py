@@ -18,7 +18,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.core.costs import estimate_cost
+from bot.core.admission import Admission, Hold
+from bot.core.costs import PriceBook
 from bot.core.errors import (
     DeliveryError,
     ErrorKind,
@@ -123,6 +124,13 @@ class UsageReport:
     cost_month: float
 
 
+def _variant_of(request: TurnRequest) -> tuple[int, int, int] | None:
+    """(group, index, count) of a variant turn, None for a lone one."""
+    if request.variant_group is None:
+        return None
+    return request.variant_group, request.variant_index or 1, request.variants
+
+
 def clean_prompt(text: str, *, max_chars: int) -> str:
     """Strip invisible characters and whitespace; refuse empty or over-long prompts."""
     cleaned = _INVISIBLE.sub("", unicodedata.normalize("NFC", text)).strip()
@@ -203,7 +211,12 @@ class ConversationService:
         self.store = store
         self.images = image_client
         self.ceilings = ceilings
-        self.prices = prices
+        self.prices = PriceBook(prices, mainline=image_client.model,
+                                image_model=image_client.image_model)
+        self.admission = Admission(
+            store, ceilings, per_user_slots=per_user_queued + per_user_concurrent,
+            per_user_queued=per_user_queued,
+        )
         self.max_prompt_chars = max_prompt_chars
         self.max_input_images = max_input_images
         self.presenter: Presenter | None = None
@@ -351,32 +364,37 @@ class ConversationService:
         return await self.store.turns.in_conversation(conversation_id)
 
     # ------------------------------------------------------------------ submitting
-    async def admit(self, actor: Actor, options: ImageOptions | None = None) -> None:
-        """Check, before anything is created, that `actor` may start a turn now: access, room
-        in their queue, usage limits, and (if given) the options against the server's ceilings.
-        `submit` checks the same again."""
-        policy = await self.policy_for(actor.guild_id)
-        if options is not None:
-            policy.clamp(options.merged_over(policy.defaults()))
-        await self._admit(policy, actor)
-
-    async def _admit(self, policy: EffectivePolicy, actor: Actor) -> None:
+    async def may_use(self, actor: Actor) -> None:
+        """Raise `not_allowed` unless `actor` may generate here at all (access only)."""
         if actor.guild_id is None:
             await self._check_dm(actor)
+        policy = await self.policy_for(actor.guild_id)
         policy.check_access(actor)
-        self._check_queue_room(actor.user_id)
-        await self._check_limits(policy, actor)
 
-    async def submit(self, request: TurnRequest, actor: Actor) -> Turn:
-        """Validate a request, record it as a queued turn, and schedule it."""
+    async def admit(
+        self, actor: Actor, options: ImageOptions | None = None, *, prompt: str = "",
+        input_images: int = 0,
+    ) -> Hold:
+        """Check, before anything is created, that `actor` may start a turn now (access, room in
+        their queue, usage limits, the options against the server's ceilings) and hold its
+        worst-case cost until `submit` records it (pass the hold) or `release_hold` drops it."""
+        policy = await self.policy_for(actor.guild_id)
+        chosen = policy.clamp((options or ImageOptions()).merged_over(policy.defaults()))
+        amount = self.prices.reservation(chosen, prompt_chars=len(prompt),
+                                         input_images=input_images)
+        async with self.admission.lock:
+            await self.may_use(actor)
+            return await self.admission.hold(policy, actor, amount)
+
+    def release_hold(self, hold: Hold | None) -> None:
+        self.admission.release(hold)
+
+    async def submit(self, request: TurnRequest, actor: Actor, *, hold: Hold | None = None) -> Turn:
+        """Validate a request, record it as a queued turn (admitted and reserved atomically;
+        `hold`, from `admit`, is replaced by the turn), and schedule it."""
         if request.variants > 1 and request.variant_group is None:
-            return await self._submit_variants(request, actor)
-        if request.conversation_id is None:
-            raise UserFacingError(ErrorKind.unknown_conversation)
-        conversation = await self.store.conversations.get(request.conversation_id)
-        if conversation is None or conversation.bot_opened is not True:
-            # never bill a message in a thread the bot did not open
-            raise UserFacingError(ErrorKind.unknown_conversation)
+            return await self._submit_variants(request, actor, hold)
+        conversation = await self._conversation_of(request)
         policy = await self.policy_for(conversation.guild_id)
         policy.check_access(actor)
         if request.kind is not TurnKind.root:
@@ -398,23 +416,28 @@ class ConversationService:
         )
         if options.action == "edit" and not inputs and not context_has_image:
             raise UserFacingError(ErrorKind.edit_needs_image)
-        await self._admit(policy, actor)
-
-        turn_id = await self.store.turns.create(
-            conversation_id=conversation.id,
-            parent_id=parent.id if parent else None,
-            kind=request.kind,
-            guild_id=conversation.guild_id,
-            author_id=request.author_id,
-            prompt=prompt,
-            options=options,
-            locale=request.locale,
-            source_message_id=request.source_message_id,
-            inputs=inputs,
-            remix_of_turn_id=remix_of,
-            variant=(None if request.variant_group is None
-                     else (request.variant_group, request.variant_index or 1, request.variants)),
+        amount = self.prices.reservation(
+            options, prompt_chars=len(prompt), input_images=len(inputs) + int(context_has_image)
         )
+        async with self.admission.lock:  # check, reserve and record with no gap between
+            self.admission.release(hold)
+            await self.may_use(actor)
+            await self.admission.check(policy, actor, amount)
+            turn_id = await self.store.turns.create(
+                conversation_id=conversation.id,
+                parent_id=parent.id if parent else None,
+                kind=request.kind,
+                guild_id=conversation.guild_id,
+                author_id=request.author_id,
+                prompt=prompt,
+                options=options,
+                locale=request.locale,
+                source_message_id=request.source_message_id,
+                inputs=inputs,
+                remix_of_turn_id=remix_of,
+                variant=_variant_of(request),
+                reserved_usd=amount,
+            )
         sticky = request.options.sticky()
         if request.kind is not TurnKind.reroll and request.sticky and sticky.chosen():
             await self.store.conversations.set_options(
@@ -423,6 +446,14 @@ class ConversationService:
         turn = await self.store.turns.get(turn_id)
         assert turn is not None
         return await self._enqueue(turn)
+
+    async def _conversation_of(self, request: TurnRequest) -> Conversation:
+        """The conversation a request continues: only one the bot opened (a thread of someone
+        else's is never billed)."""
+        conversation = await self.store.conversations.get(request.conversation_id or 0)
+        if conversation is None or conversation.bot_opened is not True:
+            raise UserFacingError(ErrorKind.unknown_conversation)
+        return conversation
 
     async def _resolve(
         self, request: TurnRequest, conversation: Conversation
@@ -454,7 +485,9 @@ class ConversationService:
                 follows = await self.head(conversation)
         return prompt, parent, follows, inputs, request_options, remix_of
 
-    async def _submit_variants(self, request: TurnRequest, actor: Actor) -> Turn:
+    async def _submit_variants(
+        self, request: TurnRequest, actor: Actor, hold: Hold | None = None
+    ) -> Turn:
         """`request.variants` sibling turns with one parent, grouped for one board; each is
         queued, limited and billed on its own. Returns the first."""
         if request.kind is TurnKind.reply and request.parent_turn_id is None:
@@ -468,11 +501,18 @@ class ConversationService:
         first: Turn | None = None
         for index in range(1, request.variants + 1):
             turn = await self.submit(
-                dataclasses.replace(request, variant_group=group, variant_index=index), actor
+                dataclasses.replace(request, variant_group=group, variant_index=index), actor,
+                hold=hold if index == 1 else None,  # each further sibling is admitted alone
             )
             first = first or turn
+            if index > 1 and await self._set_cancelled(first):
+                await self.cancel(turn, actor)  # the set was cancelled while it was being asked
         assert first is not None
         return first
+
+    async def _set_cancelled(self, first: Turn) -> bool:
+        current = await self.store.turns.get(first.id)
+        return current is not None and current.status is TurnStatus.cancelled
 
     async def variant_set(self, turn: Turn) -> list[Turn]:
         """The siblings of a variant (itself included), in order; just the turn otherwise."""
@@ -488,10 +528,6 @@ class ConversationService:
             guild_id=turn.guild_id, conversation_id=turn.conversation_id,
             parent_turn_id=siblings[0].id, variants=len(siblings), locale=locale,
         ), actor)
-
-    def _check_queue_room(self, user_id: int) -> None:
-        if not self.scheduler.has_room_for(user_id):
-            raise UserFacingError(ErrorKind.queue_full, limit=self.scheduler.per_user_queued)
 
     async def _enqueue(self, turn: Turn) -> Turn:
         if self.presenter is not None and turn.progress_message_id is None:
@@ -528,41 +564,6 @@ class ConversationService:
         if turn is None or turn.conversation_id != conversation.id:
             raise UserFacingError(ErrorKind.unknown_conversation)
         return turn
-
-    async def _check_limits(self, policy: EffectivePolicy, actor: Actor) -> None:
-        if policy.is_exempt(actor):
-            return
-        now = dt.datetime.now(dt.UTC)
-        today = day_start(now).timestamp()
-        daily_images = policy.user_daily_images()
-        if daily_images:
-            totals = await self.store.usage.totals(since=today, author_id=actor.user_id)
-            pending = await self.store.usage.pending(author_id=actor.user_id)
-            if totals.images + pending >= daily_images:
-                raise UserFacingError(
-                    ErrorKind.limit_reached, limit="user_daily_images", value=daily_images,
-                    reset=int(next_day(now).timestamp()),
-                )
-        if actor.guild_id is None:
-            return
-        daily_spend = policy.daily_spend()
-        if daily_spend:
-            totals = await self.store.usage.totals(since=today, guild_id=actor.guild_id)
-            if totals.cost_usd >= daily_spend:
-                raise UserFacingError(
-                    ErrorKind.limit_reached, limit="guild_daily_spend", value=f"${daily_spend:.2f}",
-                    reset=int(next_day(now).timestamp()),
-                )
-        monthly_spend = policy.monthly_spend()
-        if monthly_spend:
-            totals = await self.store.usage.totals(
-                since=month_start(now).timestamp(), guild_id=actor.guild_id
-            )
-            if totals.cost_usd >= monthly_spend:
-                raise UserFacingError(
-                    ErrorKind.limit_reached, limit="guild_monthly_spend",
-                    value=f"${monthly_spend:.2f}", reset=int(next_month(now).timestamp()),
-                )
 
     # ------------------------------------------------------------------ running
     def _on_position(self, turn_id: int, position: int) -> None:
@@ -764,12 +765,17 @@ class ConversationService:
 
     async def _deliver(self, turn: Turn, result: TurnResult) -> None:
         delivery = Delivery(())
+        cost = self.prices.cost(result.usage)
         current = await self.store.turns.get(turn.id) or turn
         if self.presenter is not None:
-            shown = await self.presenter.show_result(current, result)
+            try:
+                shown = await self.presenter.show_result(current, result)
+            except BaseException:
+                # billed but not shown: the reservation still becomes what the API charged
+                await self.store.turns.settle(turn.id, usage=result.usage, cost_usd=cost)
+                raise
             delivery = shown if isinstance(shown, Delivery) else Delivery(tuple(shown))
         message_ids = list(delivery.message_ids)
-        cost = estimate_cost(result.usage, self.images.image_model or self.images.model, self.prices)
         refs = [
             ImageRef(img.call_id, img.size, img.output_format, len(img.data))
             for img in result.images
@@ -915,8 +921,7 @@ class ConversationService:
         quality = checked.quality if checked.quality in _IMAGE_TOKENS_1024 else "high"
         tokens = _IMAGE_TOKENS_1024[quality] * width * height // (1024 * 1024)
         tokens += 100 * (checked.partial_images or 0)
-        cost = estimate_cost(Usage(image_output=tokens),
-                             self.images.image_model or self.images.model, self.prices)
+        cost = self.prices.cost(Usage(image_output=tokens))  # by the image model's table
         return UpscalePlan(options, cost)
 
     async def allowance(self, actor: Actor) -> Allowance:
@@ -931,13 +936,13 @@ class ConversationService:
             images_left = max(0, per_day - mine.images - pending)
         daily, monthly = policy.daily_spend(), policy.monthly_spend()
         daily_left = monthly_left = 0.0
-        if actor.guild_id is not None and daily:
-            spent = await self.store.usage.totals(since=today, guild_id=actor.guild_id)
-            daily_left = max(0.0, daily - spent.cost_usd)
+        if actor.guild_id is not None and daily:  # settled spend plus reservations
+            spent = await self.store.usage.spend(since=today, guild_id=actor.guild_id)
+            daily_left = max(0.0, daily - spent.settled - spent.reserved)
         if actor.guild_id is not None and monthly:
-            spent = await self.store.usage.totals(since=month_start(now).timestamp(),
-                                                  guild_id=actor.guild_id)
-            monthly_left = max(0.0, monthly - spent.cost_usd)
+            spent = await self.store.usage.spend(since=month_start(now).timestamp(),
+                                                 guild_id=actor.guild_id)
+            monthly_left = max(0.0, monthly - spent.settled - spent.reserved)
         return Allowance(
             exempt=policy.is_exempt(actor), images_per_day=per_day, images_left=images_left,
             daily_spend=daily if actor.guild_id else 0.0, daily_spend_left=daily_left,

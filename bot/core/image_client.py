@@ -630,17 +630,18 @@ def usage_of(response: Any) -> Usage:
     usage = getattr(response, "usage", None)
     text_in = getattr(usage, "input_tokens", 0) or 0
     text_out = getattr(usage, "output_tokens", 0) or 0
-    image_in = image_out = 0
+    image_in = image_out = tool_text_in = 0
     tool_usage = getattr(response, "tool_usage", None)
     image_gen = getattr(tool_usage, "image_gen", None)
     if image_gen is not None:
         details = getattr(image_gen, "input_tokens_details", None)
         image_in = getattr(details, "image_tokens", None) or 0
-        text_in += getattr(details, "text_tokens", None) or 0
+        tool_text_in = getattr(details, "text_tokens", None) or 0  # priced by the image model
         out_details = getattr(image_gen, "output_tokens_details", None)
         image_out = (
             getattr(out_details, "image_tokens", None)
             if out_details is not None
             else getattr(image_gen, "output_tokens", 0)
         ) or 0
-    return Usage(text_input=text_in, text_output=text_out, image_input=image_in, image_output=image_out)
+    return Usage(text_input=text_in, text_output=text_out, image_input=image_in,
+                 image_output=image_out, tool_text_input=tool_text_in)

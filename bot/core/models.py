@@ -51,12 +51,15 @@ class ImageRef:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token usage of one response: the mainline model and the image tool."""
+    """Token usage of one response: the mainline model (`text_input`, `text_output`, from
+    `response.usage`) and the image tool (`tool_text_input`, `image_input`, `image_output`, from
+    `response.tool_usage.image_gen`). They are priced by different models' tables."""
 
     text_input: int = 0
     text_output: int = 0
     image_input: int = 0
     image_output: int = 0
+    tool_text_input: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -64,6 +67,7 @@ class Usage:
             "text_output": self.text_output,
             "image_input": self.image_input,
             "image_output": self.image_output,
+            "tool_text_input": self.tool_text_input,
         }
 
     @classmethod
@@ -200,6 +204,14 @@ class UsageTotals:
     turns: int
     images: int
     cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Money counted against a cap: settled (billed) and reserved (turns still unfinished)."""
+
+    settled: float
+    reserved: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,8 @@ class Ceilings:
     guild_monthly_spend_usd: float = 0.0
     allow_dms: bool = False
     dm_allowed_users: tuple[int, ...] = ()
+    instance_daily_spend_usd: float = 0.0  # over every server and DM (0 = unlimited)
+    instance_monthly_spend_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

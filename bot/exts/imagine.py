@@ -13,6 +13,7 @@ from discord.app_commands import Choice
 from discord.ext import commands
 
 from bot.adapter import GenerationInput, actor_of, generation_command
+from bot.core.admission import Hold
 from bot.core.conversations import Ticket, clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Conversation, InputImage, Turn, TurnKind, TurnRequest
@@ -55,6 +56,7 @@ class Imagine(commands.Cog):
         self.bot = bot
         self.service = bot.service
         self._dm_notes = OncePer(DM_NOTE_SECONDS)
+        self._holds: dict[int, Hold] = {}  # interaction id -> its admission, until recorded
 
     # ------------------------------------------------------------------ /imagine
     @generation_command("imagine", "Create an image and start a conversation thread")
@@ -65,6 +67,7 @@ class Imagine(commands.Cog):
             if options.action == "edit" and not attachments:  # a new root has no image yet
                 raise UserFacingError(ErrorKind.edit_needs_image)
         except UserFacingError as error:
+            self.service.release_hold(self._holds.pop(interaction.id, None))
             await send_error(interaction, error)
             return
         await self.start_root(interaction, prompt, options, attachments, variants=request.variants or 1)
@@ -102,21 +105,28 @@ class Imagine(commands.Cog):
         except UserFacingError as error:
             await self._show_start_error(interaction, error)
         finally:
+            self.service.release_hold(self._holds.pop(interaction.id, None))
             if ticket is not None:
                 ticket.done()
 
     async def _admit(
-        self, interaction: discord.Interaction, request: GenerationInput
+        self, interaction: discord.Interaction, request: GenerationInput, *,
+        context_image: bool = False,
     ) -> tuple[ImageOptions, list[discord.Attachment]]:
         """Everything checkable before acknowledging: the options, the prompt, the attachments'
         size and type, access, queue room and limits. A refusal is private and leaves nothing
-        behind (no thread, no turn)."""
+        behind (no thread, no turn). An admission holds its worst-case cost (in `_holds`, by
+        interaction) until `_submit` records the turn or the command ends."""
         options = request.options()
-        clean_prompt(request.prompt, max_chars=self.service.max_prompt_chars)
+        prompt = request.prompt
+        clean_prompt(prompt, max_chars=self.service.max_prompt_chars)
         attachments = request.attachments
         for attachment in attachments:
             self.bot.attachments.check(attachment)
-        await self.service.admit(await self._actor(interaction.user, interaction.channel), options)
+        self._holds[interaction.id] = await self.service.admit(
+            await self._actor(interaction.user, interaction.channel), options, prompt=prompt,
+            input_images=len(attachments) + int(context_image),
+        )
         return options, attachments
 
     async def _open_conversation(
@@ -280,8 +290,12 @@ class Imagine(commands.Cog):
         if getattr(interaction.channel, "id", None) == conversation_id:
             await self._own_conversation(interaction.channel)  # settles an older record
         actor = await self._actor(interaction.user, interaction.channel)
-        async with ticket or self.service.turnstile.ticket(conversation_id):
-            return await self.service.submit(request, actor)
+        hold = self._holds.pop(interaction.id, None)
+        try:
+            async with ticket or self.service.turnstile.ticket(conversation_id):
+                return await self.service.submit(request, actor, hold=hold)
+        finally:
+            self.service.release_hold(hold)  # if submit refused before replacing it
 
     # ------------------------------------------------------------------ /refine
     @generation_command("refine", "Refine the latest image in this conversation")
@@ -291,12 +305,12 @@ class Imagine(commands.Cog):
             channel_id = interaction.channel_id or 0
             if await self._own_conversation(interaction.channel) is None:
                 raise UserFacingError(ErrorKind.unknown_conversation)
-            options, attachments = await self._admit(interaction, request)
+            options, attachments = await self._admit(interaction, request, context_image=True)
         except UserFacingError as error:
             await send_error(interaction, error)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
         try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
             inputs = await self.bot.attachments.read(attachments)
             await self._submit(interaction, TurnKind.reply, prompt, options, inputs, channel_id,
                                variants=request.variants or 1)
@@ -305,6 +319,8 @@ class Imagine(commands.Cog):
             )
         except UserFacingError as error:
             await send_error(interaction, error)
+        finally:
+            self.service.release_hold(self._holds.pop(interaction.id, None))
 
     @imagine.autocomplete("size")
     @refine.autocomplete("size")
@@ -341,7 +357,7 @@ class Imagine(commands.Cog):
         channel = message.channel
         if message.guild is None:
             actor = await self._dm_actor(message.author)
-            await self.service.admit(actor)  # refused before anything is recorded
+            await self.service.may_use(actor)  # refused before anything is recorded
             if await self._own_conversation(channel) is not None:
                 return TurnKind.reply, actor
             await self.service.open_conversation(
@@ -643,7 +659,8 @@ class Imagine(commands.Cog):
         u = turn.usage
         embed.add_field(
             name=t("details.usage", locale),
-            value=f"{u.text_input}/{u.text_output}, {u.image_input}/{u.image_output}",
+            value=f"{u.text_input + u.tool_text_input}/{u.text_output}, "
+                  f"{u.image_input}/{u.image_output}",
         )
         embed.add_field(name=t("details.cost", locale), value=f"${turn.cost_usd:.4f}")
         return embed

@@ -13,9 +13,11 @@ from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.adapter import actor_of
+from bot.core.admission import Hold
 from bot.core.conversations import clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import TurnKind, TurnRequest, TurnStatus
+from bot.core.policy import Actor
 from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t
 from bot.ui.remix_modal import RemixModal, RemixSource
@@ -54,7 +56,9 @@ class Remix(commands.Cog):
             if interaction.guild_id is None:
                 raise UserFacingError(ErrorKind.no_thread_here)
             source, prefill = await self._source(message)
-            await self.service.admit(actor_of(interaction.user, interaction.channel))
+            # an early check only: the modal may never be submitted, so nothing stays held
+            self.service.release_hold(
+                await self.service.admit(actor_of(interaction.user, interaction.channel)))
         except UserFacingError as error:
             await send_error(interaction, error)
             return
@@ -78,14 +82,23 @@ class Remix(commands.Cog):
     async def on_remix_submit(
         self, interaction: discord.Interaction, source: RemixSource, prompt: str
     ) -> None:
-        locale = str(interaction.locale)
         actor = actor_of(interaction.user, interaction.channel)
         try:
             clean_prompt(prompt, max_chars=self.service.max_prompt_chars)
-            await self.service.admit(actor)
+            hold = await self.service.admit(actor, prompt=prompt, input_images=1)
         except UserFacingError as error:
             await send_error(interaction, error)
             return
+        try:
+            await self._start(interaction, source, prompt, actor, hold)
+        finally:
+            self.service.release_hold(hold)
+
+    async def _start(
+        self, interaction: discord.Interaction, source: RemixSource, prompt: str, actor: Actor,
+        hold: Hold,
+    ) -> None:
+        locale = str(interaction.locale)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             inputs = await self.bot.attachments.read([source.attachment]) if source.attachment else []
@@ -96,7 +109,7 @@ class Remix(commands.Cog):
                 locale=locale, remix_of_turn_id=source.turn_id,
             )
             async with self.service.turnstile.ticket(thread.id):
-                await self.service.submit(request, actor)
+                await self.service.submit(request, actor, hold=hold)
             await interaction.followup.send(t("remix.started", locale, thread=thread.mention),
                                             ephemeral=True)
         except UserFacingError as error:

@@ -19,6 +19,7 @@ from bot.core.models import (
     DailyUsage,
     ImageRef,
     InputImage,
+    Spend,
     Turn,
     TurnKind,
     TurnStatus,
@@ -69,6 +70,8 @@ class TurnStore(Protocol):
         inputs: Iterable[InputImage] = (),
         remix_of_turn_id: int | None = None,
         variant: tuple[int, int, int] | None = None,  # (group, index, count) of a variant
+        reserved_usd: float = 0.0,
+        own_key: bool = False,
     ) -> int: ...
 
     async def get(self, turn_id: int) -> Turn | None: ...
@@ -96,6 +99,8 @@ class TurnStore(Protocol):
     async def set_parent(self, turn_id: int, parent_id: int) -> None: ...
 
     async def set_rerooted(self, turn_id: int) -> None: ...
+
+    async def settle(self, turn_id: int, *, usage: Usage, cost_usd: float) -> None: ...
 
     async def finish_done(
         self,
@@ -126,6 +131,10 @@ class UsageStore(Protocol):
     async def totals(
         self, *, since: float, author_id: int | None = None, guild_id: int | None = None
     ) -> UsageTotals: ...
+
+    async def spend(
+        self, *, since: float, guild_id: int | None = None, instance_only: bool = False
+    ) -> Spend: ...
 
     async def pending(self, *, author_id: int | None = None, guild_id: int | None = None) -> int: ...
 

@@ -18,6 +18,7 @@ from bot.core.models import (
     DailyUsage,
     ImageRef,
     InputImage,
+    Spend,
     Turn,
     TurnKind,
     TurnStatus,
@@ -171,17 +172,19 @@ class TurnRepository:
         inputs: Iterable[InputImage] = (),
         remix_of_turn_id: int | None = None,
         variant: tuple[int, int, int] | None = None,
+        reserved_usd: float = 0.0,
+        own_key: bool = False,
     ) -> int:
         group, index, count = variant or (None, None, None)
         async with self._db.transaction():
             turn_id = await self._db.insert(
                 "INSERT INTO turns (conversation_id, parent_id, kind, guild_id, author_id, prompt, "
                 "options, locale, status, source_message_id, created_at, remix_of_turn_id, "
-                "variant_group, variant_index, variant_count) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                "variant_group, variant_index, variant_count, reserved_usd, own_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (conversation_id, parent_id, kind.value, guild_id, author_id, prompt,
                  _dumps(options.chosen()), locale, source_message_id, time.time(),
-                 remix_of_turn_id, group, index, count),
+                 remix_of_turn_id, group, index, count, reserved_usd, int(own_key)),
             )
             for position, image in enumerate(inputs):
                 await self._db.execute(
@@ -280,6 +283,14 @@ class TurnRepository:
             "UPDATE turns SET rerooted = 1, response_id = NULL WHERE id = ?", (turn_id,)
         )
 
+    async def settle(self, turn_id: int, *, usage: Usage, cost_usd: float) -> None:
+        """Replace a turn's reservation with what the API billed (as soon as it is known, even
+        if showing the result then fails)."""
+        await self._db.execute(
+            "UPDATE turns SET usage = ?, cost_usd = ?, reserved_usd = 0 WHERE id = ?",
+            (_dumps(usage.to_dict()), cost_usd, turn_id),
+        )
+
     async def finish_done(
         self,
         turn_id: int,
@@ -295,8 +306,8 @@ class TurnRepository:
     ) -> None:
         await self._db.execute(
             "UPDATE turns SET status = 'done', response_id = ?, images = ?, revised_prompt = ?, "
-            "text = ?, usage = ?, cost_usd = ?, image_count = ?, rerooted = ?, finished_at = ?, "
-            "error_kind = NULL, error_detail = ? WHERE id = ?",
+            "text = ?, usage = ?, cost_usd = ?, reserved_usd = 0, image_count = ?, rerooted = ?, "
+            "finished_at = ?, error_kind = NULL, error_detail = ? WHERE id = ?",
             (response_id, _dumps([_image_dict(img) for img in images]),
              revised_prompt, text, _dumps(usage.to_dict()), cost_usd, len(images), int(rerooted),
              time.time(), note[:500] or None, turn_id),
@@ -363,6 +374,27 @@ class UsageRepository:
         )
         assert row is not None
         return UsageTotals(turns=row["turns"], images=row["images"], cost_usd=row["cost"])
+
+    async def spend(
+        self, *, since: float, guild_id: int | None = None, instance_only: bool = False
+    ) -> Spend:
+        """Settled cost of the turns created since `since`, and the reservations of those still
+        unfinished; of one server, or of every server and DM (`instance_only`: leaving out turns
+        billed to a server's own key)."""
+        clauses, params = ["created_at >= ?"], [since]
+        if guild_id is not None:
+            clauses.append("guild_id = ?")
+            params.append(guild_id)
+        if instance_only:
+            clauses.append("own_key = 0")
+        row = await self._db.fetchone(
+            "SELECT COALESCE(SUM(cost_usd), 0) AS settled, COALESCE(SUM(CASE WHEN status IN "
+            "('queued', 'running') THEN reserved_usd ELSE 0 END), 0) AS reserved FROM turns "
+            f"WHERE {' AND '.join(clauses)}",
+            params,
+        )
+        assert row is not None
+        return Spend(settled=float(row["settled"]), reserved=float(row["reserved"]))
 
     async def pending(self, *, author_id: int | None = None, guild_id: int | None = None) -> int:
         """Turns not yet finished (they will make at least one image each)."""

@@ -63,6 +63,8 @@ EN: dict[str, str] = {
     "limit.user_daily_images": "{images} per person per day",
     "limit.guild_daily_spend": "this server's daily budget ({value})",
     "limit.guild_monthly_spend": "this server's monthly budget ({value})",
+    "limit.instance_daily_spend": "the bot's daily budget ({value})",
+    "limit.instance_monthly_spend": "the bot's monthly budget ({value})",
     # errors from the API
     "error.invalid_request": "The image service refused the request: {reason}",
     "error.auth": "The image service rejected the bot's credentials. Please let the bot's owner know.",
@@ -342,6 +344,8 @@ ZH: dict[str, str] = {
     "limit.user_daily_images": "每人每天 {images}",
     "limit.guild_daily_spend": "本服务器的每日预算（{value}）",
     "limit.guild_monthly_spend": "本服务器的每月预算（{value}）",
+    "limit.instance_daily_spend": "机器人的每日预算（{value}）",
+    "limit.instance_monthly_spend": "机器人的每月预算（{value}）",
     "error.invalid_request": "图片服务拒绝了请求：{reason}",
     "error.auth": "图片服务拒绝了机器人的凭据。请告知机器人的所有者。",
     "error.rate_limited": "图片服务现在很忙。请一分钟后再试。",

@@ -250,7 +250,7 @@ async def test_server_spend_cap_set_by_a_manager(discord_fake, openai_fake, make
     rich_role = make_role(discord_fake, "patron")
     patron = discord_fake.add_user("patron", roles=[rich_role])
     async with running(settings):
-        saved = await settings_cmd(discord_fake, admin, "limits", daily_spend_usd=0.5)
+        saved = await settings_cmd(discord_fake, admin, "limits", daily_spend_usd=9)
         await settings_cmd(discord_fake, admin, "access", exempt_role=rich_role)
         thread = await start_conversation(discord_fake, a, "expensive")
         await wait_results(discord_fake, thread, 1)
@@ -259,12 +259,18 @@ async def test_server_spend_cap_set_by_a_manager(discord_fake, openai_fake, make
         allowed = await start_conversation(discord_fake, patron, "exempt")
         await wait_results(discord_fake, allowed, 1)
 
-    assert "Daily budget (USD): 0.5" in saved
+    assert "Daily budget (USD): 9" in saved
     stored = json.loads(db_rows(settings, "SELECT settings FROM guild_settings")[0][0])
-    assert stored["daily_spend_usd"] == 0.5
+    assert stored["daily_spend_usd"] == 9
+    # A turn reserves its worst case (README "Reservations"): with PRICES, at the default options
+    # (quality auto -> high, size auto -> 1536x1024 = 6240 image tokens, 2 previews x 100) plus
+    # 4000 context tokens + the prompt's characters in, to the mainline and the image model, and
+    # 2000 mainline tokens out:
+    first = (4009 * 100.0 + 2000 * 400.0 + 4009 * 100.0 + (6240 + 200) * 1000.0) / 1e6
+    second = (4008 * 100.0 + 2000 * 400.0 + 4008 * 100.0 + (6240 + 200) * 1000.0) / 1e6
     cost = db_rows(settings, "SELECT cost_usd FROM turns WHERE prompt = 'expensive'")[0][0]
-    assert cost > 0.5
-    assert "this server's daily budget ($0.50)" in refused.content
+    assert first <= 9 < cost + second  # the first fitted; the second would not have
+    assert "this server's daily budget ($9.00)" in refused.content
     match = re.search(r"<t:(\d+):R>", refused.content)
     assert match and int(match.group(1)) == next_utc_midnight()
     assert [prompt_of(r) for r in openai_fake.create_requests()] == ["expensive", "exempt"]
@@ -399,17 +405,22 @@ async def test_usage_for_members_and_managers_and_recorded_cost(
         response = openai_fake.responses[response_id]
         image_gen = response["tool_usage"]["image_gen"]
         expected = {
-            "text_input": response["usage"]["input_tokens"]
-            + image_gen["input_tokens_details"]["text_tokens"],
+            "text_input": response["usage"]["input_tokens"],
             "text_output": response["usage"]["output_tokens"],
+            "tool_text_input": image_gen["input_tokens_details"]["text_tokens"],
             "image_input": image_gen["input_tokens_details"]["image_tokens"],
             "image_output": image_gen["output_tokens_details"]["image_tokens"],
         }
         assert json.loads(usage_json) == expected, prompt
         assert expected["image_output"] > 0
-        by_hand = (expected["text_input"] * 100 + expected["text_output"] * 400  # PRICES, per 1M
-                   + expected["image_input"] * 200 + expected["image_output"] * 1000) / 1_000_000
-        assert cost == pytest.approx(by_hand)
+        # PRICES' "default" prices every model (mainline and image): per 1M tokens, text in
+        # $100 (the mainline's and the image model's), text out $400, image in $200, out $1000
+        assert cost == pytest.approx(
+            (expected["text_input"] + expected["tool_text_input"]) * 100.0 / 1e6
+            + expected["text_output"] * 400.0 / 1e6
+            + expected["image_input"] * 200.0 / 1e6
+            + expected["image_output"] * 1000.0 / 1e6
+        )
         assert images == 1
     alice_cost = sum(r[3] for r in rows if r[5] == int(a["id"]))
     total = sum(r[3] for r in rows)

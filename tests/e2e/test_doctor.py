@@ -166,8 +166,8 @@ async def test_generate_prints_the_estimate_then_makes_one_low_quality_image(
 ):
     code, lines = await doctor(discord_fake, openai_fake, tmp_path, "--generate")
     assert code == 0, lines
-    # default prices: 30 text tokens x $1.25/M + 272 image tokens x $30/M = $0.0081975
-    estimate = lines.index("estimated cost: $0.0082 (1 image, quality low, 1024x1024)")
+    # published gpt-image-2 prices: 30 text tokens x $5/M + 272 image tokens x $30/M = $0.00831
+    estimate = lines.index("estimated cost: $0.0083 (1 image, quality low, 1024x1024)")
     [generated] = [i for i, line in enumerate(lines) if line.startswith("✔ generated a ")]
     assert estimate < generated
     [request] = openai_fake.create_requests()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import pytest
+
 from tests.e2e.harness import answer, quiet, running, start_conversation, turn_rows, wait_results
 from tests.fakes.discord_server import FakeDiscord
 
@@ -147,3 +149,109 @@ async def test_dms_for_members_of_a_server_that_allows_them_unless_blocked(
     assert note.startswith(DM_REFUSAL)
     prompts = [r["input"][-1]["content"][-1]["text"] for r in openai_fake.create_requests()]
     assert prompts == ["a paper boat"]
+
+
+# ------------------------------------------------------------------ atomic admission, reservations
+def statuses(settings: Any) -> list[str]:
+    return [row["status"] for row in turn_rows(settings.database_path)]
+
+
+async def test_a_burst_from_one_user_cannot_overshoot_the_queue(
+    discord_fake, openai_fake, make_settings
+):
+    """Five /imagine at once with PER_USER_QUEUED=3 and one running at a time: one runs, three
+    wait, the fifth is refused (before the fix all five were accepted)."""
+    settings = make_settings(per_user_queued=3, per_user_concurrent=1, max_concurrent_generations=1)
+    openai_fake.latency = 30  # nothing finishes while the burst is judged
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        inters = [await discord_fake.slash(alice, discord_fake.text_channel_id, "imagine",
+                                           {"prompt": f"kite {n}"}) for n in range(5)]
+        answers = [await answer(discord_fake, i, timeout=10) for i in inters]
+        await discord_fake.wait_for(lambda: sum(
+            "Started a conversation" in a.content for a in answers) == 4 or None, 10)
+        await discord_fake.wait_for(lambda: sorted(statuses(settings)) == [
+            "queued", "queued", "queued", "running"] or None, 10)
+    refused = [a for a in answers if "queue is full" in a.content]
+    assert len(refused) == 1 and refused[0].ephemeral
+
+
+# With the published prices (gpt-5.5 mainline, gpt-image-2 the API's default image model; USD per
+# 1M tokens: gpt-5.5 $5 in / $30 out; gpt-image-2 text in $5, image out $30), a low-quality
+# 1024x1024 turn without previews and a 3-character prompt reserves:
+#   mainline: (4000 context + 3 prompt) in, 2000 out; image model: 4003 text in, 272 image out
+RESERVATION = (4003 * 5.00 + 2000 * 30.00) / 1e6 + (4003 * 5.00 + 272 * 30.00) / 1e6
+CHEAP = {"quality": "low", "size": "1024x1024", "previews": 0}
+
+
+async def test_twenty_at_once_against_a_server_cap_with_room_for_five_admit_five(
+    discord_fake, openai_fake, make_settings
+):
+    cap = round(5.5 * RESERVATION, 4)  # room for five reservations, not six
+    settings = make_settings(guild_daily_spend_usd=cap)
+    openai_fake.latency = 30
+    users = [discord_fake.add_user(f"user{n}") for n in range(20)]
+    async with running(settings):
+        inters = [await discord_fake.slash(u, discord_fake.text_channel_id, "imagine",
+                                           {"prompt": f"p{n:02d}", **CHEAP})
+                  for n, u in enumerate(users)]
+        answers = [await answer(discord_fake, i, timeout=15) for i in inters]
+        await discord_fake.wait_for(lambda: sum(
+            "Started a conversation" in a.content for a in answers) == 5 or None, 10)
+        await discord_fake.wait_for(lambda: statuses(settings).count("running") == 4 or None)
+        rows = turn_rows(settings.database_path)
+    assert sum("Limit reached" in a.content for a in answers) == 15
+    assert len(rows) == 5
+    for row in rows:  # each holds its worst case until it is settled
+        assert row["reserved_usd"] == pytest.approx(RESERVATION)
+    assert f"this server's daily budget (${cap:.2f})" in next(
+        a.content for a in answers if "Limit reached" in a.content)
+
+
+async def test_instance_cap_counts_every_server_and_dm(discord_fake, openai_fake, make_settings):
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(instance_daily_spend_usd=round(2.5 * RESERVATION, 4),
+                             allow_dms=True, dm_allowed_users=[int(alice["id"])],
+                             default_quality="low", default_size="1024x1024",
+                             default_partial_images=0)
+    openai_fake.latency = 30
+    async with running(settings):
+        first = await discord_fake.slash(alice, discord_fake.text_channel_id, "imagine",
+                                         {"prompt": "p01"})
+        await answer(discord_fake, first, "Started a conversation", timeout=10)
+        await discord_fake.dm(alice, "p02")  # a DM counts against the same instance budget
+        await discord_fake.wait_for(lambda: len(turn_rows(settings.database_path)) == 2 or None)
+        third = await discord_fake.slash(alice, discord_fake.text_channel_id, "imagine",
+                                         {"prompt": "p03"})
+        refused = await answer(discord_fake, third, "Limit reached", timeout=10)
+    assert "the bot's daily budget" in refused.content and refused.ephemeral
+    assert len(turn_rows(settings.database_path)) == 2
+
+
+async def test_cost_is_what_the_api_billed_and_the_reservation_is_settled(
+    discord_fake, openai_fake, make_settings
+):
+    settings = make_settings()
+    alice = discord_fake.add_user("alice")
+    openai_fake.latency = 1.0
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "p01", **CHEAP)
+        await discord_fake.wait_for(lambda: statuses(settings) == ["running"] or None)
+        [while_running] = turn_rows(settings.database_path)
+        await wait_results(discord_fake, thread, 1)
+        [row] = await discord_fake.wait_for(
+            lambda: (r if (r := turn_rows(settings.database_path))[0]["status"] == "done"
+                     else None))
+    response = openai_fake.responses[row["response_id"]]
+    usage, image_gen = response["usage"], response["tool_usage"]["image_gen"]
+    # USD per 1M tokens: gpt-5.5 in $5, out $30; gpt-image-2 text in $5, image in $8, out $30
+    expected = (
+        usage["input_tokens"] * 5.00 / 1e6
+        + usage["output_tokens"] * 30.00 / 1e6
+        + image_gen["input_tokens_details"]["text_tokens"] * 5.00 / 1e6
+        + image_gen["input_tokens_details"]["image_tokens"] * 8.00 / 1e6
+        + image_gen["output_tokens_details"]["image_tokens"] * 30.00 / 1e6
+    )
+    assert while_running["reserved_usd"] == pytest.approx(RESERVATION)
+    assert while_running["cost_usd"] == 0
+    assert row["cost_usd"] == pytest.approx(expected) and row["reserved_usd"] == 0

@@ -161,9 +161,8 @@ async def test_generate_returns_images_usage_and_response_id(
     image_gen = stored["tool_usage"]["image_gen"]
     assert result.usage.image_output == image_gen["output_tokens_details"]["image_tokens"] > 0
     assert result.usage.image_input == image_gen["input_tokens_details"]["image_tokens"]
-    assert result.usage.text_input == (
-        stored["usage"]["input_tokens"] + image_gen["input_tokens_details"]["text_tokens"]
-    )
+    assert result.usage.text_input == stored["usage"]["input_tokens"]  # the mainline model's
+    assert result.usage.tool_text_input == image_gen["input_tokens_details"]["text_tokens"]
     assert result.usage.text_output == stored["usage"]["output_tokens"]
 
     (body,) = fake_openai.create_requests()

@@ -1,0 +1,152 @@
+"""Admission: whether a turn may start, decided together with reserving its worst-case cost.
+
+The checks (room in the user's queue, their daily images, the server's and the instance's spend
+caps) and the reservation happen under one lock, and the caller writes the turn (which carries
+its reservation in the store) before releasing it: no await between the check and the queue
+entry lets a burst overshoot a limit. Between `/imagine`'s early check and the turn record (the
+thread is opened in between), the admission is a `Hold` that every later check counts.
+
+Caps count settled spend (what finished turns cost) plus reservations (what unfinished turns
+may still cost) plus holds; a turn is admitted only if its own reservation still fits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.policy import Actor, Ceilings, EffectivePolicy, month_start, next_day, next_month
+from bot.store.protocol import Store
+
+
+@dataclass(eq=False, slots=True)
+class Hold:
+    """An admitted turn not yet recorded: counted by every check until released."""
+
+    user_id: int
+    guild_id: int | None
+    amount: float
+    own_key: bool = False  # billed to the server's own OpenAI key: not the instance's money
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    limit: str  # the i18n name of the limit (limit.<name>)
+    value: float
+    reset: float  # unix time it resets
+    since: float  # unix time its window started
+    guild_id: int | None  # None: every server and DM
+
+
+class Admission:
+    """Queue room, image quota and spend caps, checked and reserved atomically."""
+
+    def __init__(
+        self,
+        store: Store,
+        ceilings: Ceilings,
+        *,
+        per_user_slots: int,
+        per_user_queued: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.ceilings = ceilings
+        self.per_user_slots = per_user_slots  # running + waiting turns one user may have
+        self.per_user_queued = per_user_queued
+        self.lock = asyncio.Lock()
+        self._clock = clock
+        self._holds: list[Hold] = []
+
+    def release(self, hold: Hold | None) -> None:
+        """Forget a hold (its turn was recorded, or it will never be). Idempotent."""
+        if hold is not None and hold in self._holds:
+            self._holds.remove(hold)
+
+    async def hold(self, policy: EffectivePolicy, actor: Actor, amount: float,
+                   *, own_key: bool = False) -> Hold:
+        """Check and hold. Call with `lock` held."""
+        await self.check(policy, actor, amount, own_key=own_key)
+        hold = Hold(actor.user_id, actor.guild_id, amount, own_key)
+        self._holds.append(hold)
+        return hold
+
+    async def check(self, policy: EffectivePolicy, actor: Actor, amount: float,
+                    *, own_key: bool = False) -> None:
+        """Raise `queue_full` or `limit_reached` unless a turn reserving `amount` fits. Call
+        with `lock` held, and record the turn before releasing it."""
+        assert self.lock.locked(), "admission checks run under the admission lock"
+        await self._check_queue(actor.user_id)
+        now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        if not own_key:
+            for cap in self._instance_caps(now):
+                await self._check_cap(cap, amount)
+        if policy.is_exempt(actor):
+            return
+        await self._check_images(policy, actor, now)
+        if actor.guild_id is not None:
+            for cap in self._guild_caps(policy, actor.guild_id, now):
+                await self._check_cap(cap, amount)
+
+    async def _check_queue(self, user_id: int) -> None:
+        waiting = await self.store.usage.pending(author_id=user_id)
+        waiting += sum(1 for h in self._holds if h.user_id == user_id)
+        if waiting >= self.per_user_slots:
+            raise UserFacingError(ErrorKind.queue_full, limit=self.per_user_queued)
+
+    async def _check_images(self, policy: EffectivePolicy, actor: Actor, now: dt.datetime) -> None:
+        daily_images = policy.user_daily_images()
+        if not daily_images:
+            return
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        totals = await self.store.usage.totals(since=today, author_id=actor.user_id)
+        pending = await self.store.usage.pending(author_id=actor.user_id)
+        held = sum(1 for h in self._holds if h.user_id == actor.user_id)
+        if totals.images + pending + held >= daily_images:
+            raise UserFacingError(
+                ErrorKind.limit_reached, limit="user_daily_images", value=daily_images,
+                reset=int(next_day(now).timestamp()),
+            )
+
+    def _instance_caps(self, now: dt.datetime) -> list[Cap]:
+        caps = []
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.ceilings.instance_daily_spend_usd:
+            caps.append(Cap(limit="instance_daily_spend", value=self.ceilings.instance_daily_spend_usd,
+                            reset=next_day(now).timestamp(), since=day.timestamp(), guild_id=None))
+        if self.ceilings.instance_monthly_spend_usd:
+            caps.append(Cap(limit="instance_monthly_spend", value=self.ceilings.instance_monthly_spend_usd,
+                            reset=next_month(now).timestamp(),
+                            since=month_start(now).timestamp(), guild_id=None))
+        return caps
+
+    @staticmethod
+    def _guild_caps(policy: EffectivePolicy, guild_id: int, now: dt.datetime) -> list[Cap]:
+        caps = []
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        if policy.daily_spend():
+            caps.append(Cap(limit="guild_daily_spend", value=policy.daily_spend(),
+                            reset=next_day(now).timestamp(), since=day.timestamp(),
+                            guild_id=guild_id))
+        if policy.monthly_spend():
+            caps.append(Cap(limit="guild_monthly_spend", value=policy.monthly_spend(),
+                            reset=next_month(now).timestamp(),
+                            since=month_start(now).timestamp(), guild_id=guild_id))
+        return caps
+
+    async def _check_cap(self, cap: Cap, amount: float) -> None:
+        instance = cap.guild_id is None
+        spend = await self.store.usage.spend(
+            since=cap.since, guild_id=cap.guild_id, instance_only=instance
+        )
+        held = sum(h.amount for h in self._holds
+                   if (h.guild_id == cap.guild_id or instance) and not (instance and h.own_key))
+        if spend.settled + spend.reserved + held + amount > cap.value:
+            raise UserFacingError(
+                ErrorKind.limit_reached, limit=cap.limit, value=f"${cap.value:.2f}",
+                reset=int(cap.reset),
+            )
