@@ -26,8 +26,9 @@ async def test_usage_shows_what_is_left_and_the_queue(discord_fake, openai_fake,
         openai_fake.latency = 30.0  # the next ones stay in progress while /usage is asked
         threads = [await start_conversation(discord_fake, alice, f"lamp {n}") for n in (2, 3, 4)]
         await discord_fake.wait_for(
-            lambda: [r["status"] for r in turn_rows(settings.database_path)].count("running") == 1,
-            10, what="one running turn",
+            lambda: sorted(r["status"] for r in turn_rows(settings.database_path)) == [
+                "done", "queued", "queued", "running"],
+            10, what="one running turn and two waiting",
         )
         await discord_fake.wait_for(  # each /imagine's turn recorded and shown in its thread
             lambda: len(rows := turn_rows(settings.database_path)) == 4
@@ -47,8 +48,12 @@ async def test_usage_shows_what_is_left_and_the_queue(discord_fake, openai_fake,
     reset = next_utc_midnight()
     # 1 done + 3 in progress count against the 5 a day
     assert f"Limits: 5 images per day, 1 left, resets <t:{reset}:R>." in text
-    assert (f"Server budget: $20.00 per day, ${20.0 - spent:.2f} left, resets <t:{reset}:R>."
-            in text)
+    # the budget left counts what the three unfinished turns reserve (README "Reservations"):
+    # each, at the default options (high, 1536x1024 = 6240 image tokens + 2 previews x 100) with
+    # a 6-character prompt, at gpt-5.5's $5 in / $30 out and gpt-image-2's $5 text in / $30 out:
+    reserved = 3 * ((4006 * 5.00 + 2000 * 30.00) / 1e6 + (4006 * 5.00 + 6440 * 30.00) / 1e6)
+    assert (f"Server budget: $20.00 per day, ${20.0 - spent - reserved:.2f} left, "
+            f"resets <t:{reset}:R>." in text)
     assert "Your images in progress:" in text
     lines = [line for line in text.splitlines() if line.startswith("• ")]
     assert len(lines) == 3
