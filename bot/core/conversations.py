@@ -951,6 +951,13 @@ class ConversationService:
             month_resets=int(next_month(now).timestamp()),
         )
 
+    async def record_text_spend(
+        self, actor: Actor, kind: str, usage: Usage, cost_usd: float
+    ) -> None:
+        """Count a text-only call (e.g. /describe) against the spend caps."""
+        await self.store.usage.record_text(guild_id=actor.guild_id, author_id=actor.user_id,
+                                           kind=kind, usage=usage, cost_usd=cost_usd)
+
     async def unfinished_of(self, user_id: int) -> list[tuple[Turn, int | None]]:
         """A member's queued and running turns, each with its queue position (None: running)."""
         turns = [t for t in await self.store.turns.unfinished() if t.author_id == user_id]

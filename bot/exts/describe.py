@@ -116,6 +116,8 @@ class Describe(commands.Cog):
         except UserFacingError as error:
             await send_error(interaction, error)
             return
+        await self.service.record_text_spend(actor_of(interaction.user, interaction.channel),
+                                             "describe", result.usage, result.cost_usd)
         lines = [f"**{t('describe.title', locale)}**"]
         lines += [f"{n}. {clip(' '.join(s.split()), 500)}"
                   for n, s in enumerate(result.suggestions, 1)]

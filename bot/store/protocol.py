@@ -138,6 +138,10 @@ class UsageStore(Protocol):
 
     async def pending(self, *, author_id: int | None = None, guild_id: int | None = None) -> int: ...
 
+    async def record_text(
+        self, *, guild_id: int | None, author_id: int, kind: str, usage: Usage, cost_usd: float
+    ) -> None: ...
+
     async def top_users(
         self, guild_id: int, *, since: float, limit: int = 5
     ) -> list[tuple[int, int, float]]: ...

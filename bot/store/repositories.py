@@ -394,7 +394,25 @@ class UsageRepository:
             params,
         )
         assert row is not None
-        return Spend(settled=float(row["settled"]), reserved=float(row["reserved"]))
+        # text-only calls (/describe) use the instance's key: every cap counts them
+        text_clauses = [c for c in clauses if c != "own_key = 0"]
+        text = await self._db.fetchone(
+            "SELECT COALESCE(SUM(cost_usd), 0) AS cost FROM text_spend "
+            f"WHERE {' AND '.join(text_clauses)}",
+            params[: len(text_clauses)],
+        )
+        settled = float(row["settled"]) + (float(text["cost"]) if text else 0.0)
+        return Spend(settled=settled, reserved=float(row["reserved"]))
+
+    async def record_text(
+        self, *, guild_id: int | None, author_id: int, kind: str, usage: Usage, cost_usd: float
+    ) -> None:
+        """Record the cost of a text-only call (no turn): spend caps count it."""
+        await self._db.execute(
+            "INSERT INTO text_spend (guild_id, author_id, kind, usage, cost_usd, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (guild_id, author_id, kind, _dumps(usage.to_dict()), cost_usd, time.time()),
+        )
 
     async def pending(self, *, author_id: int | None = None, guild_id: int | None = None) -> int:
         """Turns not yet finished (they will make at least one image each)."""

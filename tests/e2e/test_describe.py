@@ -78,3 +78,30 @@ async def test_describe_refuses_a_message_without_an_image(discord_fake, openai_
         refusal = await answer(discord_fake, inter)
     assert refusal.ephemeral and "no image to describe" in refusal.content
     assert openai_fake.create_requests() == []
+
+
+async def test_describe_is_priced_as_text_and_recorded(
+    discord_fake, openai_fake, make_settings
+):
+    import json
+    import sqlite3
+
+    settings = make_settings()
+    alice = discord_fake.add_user("alice")
+    photo = render_image(["a red kite"], width=256, height=256, fmt="png")
+    async with running(settings):
+        inter = await discord_fake.slash(
+            alice, discord_fake.text_channel_id, "describe",
+            attachments={"image": ("kite.png", photo.final, "image/png")},
+        )
+        await answer(discord_fake, inter, "Prompt ideas")
+    db = sqlite3.connect(settings.database_path)
+    [(kind, author, usage_json, cost)] = db.execute(
+        "SELECT kind, author_id, usage, cost_usd FROM text_spend").fetchall()
+    tokens = json.loads(usage_json)
+    assert kind == "describe" and author == int(alice["id"])
+    assert tokens["text_input"] > 0 and tokens["text_output"] > 0
+    assert tokens["image_input"] == tokens["image_output"] == 0
+    # the mainline model's published text prices (gpt-5.5: $5 in, $30 out per 1M tokens)
+    assert cost == (tokens["text_input"] * 5.0 + tokens["text_output"] * 30.0) / 1e6
+    # that the caps count it: tests/unit/test_store.py::test_text_spend_counts_in_every_cap…

@@ -435,6 +435,18 @@ async def test_user_prefs_locale_and_choices_are_kept_apart(store: Store) -> Non
     assert await store.user_prefs.get(BOB) == UserPrefs()
 
 
+async def test_text_spend_counts_in_every_cap_but_not_another_server(store: Store) -> None:
+    since = time.time() - 60
+    await store.usage.record_text(guild_id=GUILD, author_id=ALICE, kind="describe",
+                                  usage=Usage(text_input=200, text_output=40), cost_usd=0.25)
+    await store.usage.record_text(guild_id=GUILD + 1, author_id=BOB, kind="describe",
+                                  usage=Usage(text_input=10), cost_usd=0.5)
+    assert (await store.usage.spend(since=since, guild_id=GUILD)).settled == 0.25
+    instance = await store.usage.spend(since=since, instance_only=True)
+    assert instance.settled == 0.75 and instance.reserved == 0
+    assert (await store.usage.spend(since=time.time() + 60, guild_id=GUILD)).settled == 0
+
+
 async def test_every_servers_settings_and_a_conversations_origin(store: Store) -> None:
     await store.guild_settings.put(GUILD, {"allow_dms": True})
     await store.guild_settings.put(GUILD + 1, {})
