@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +38,8 @@ from bot.ui.presenter import DiscordPresenter
 from bot.ui.replies import reply_privately, send_error
 
 log = logging.getLogger(__name__)
+
+HEALTH_WRITE_SECONDS = 2.0  # /healthz: a database that takes no write this long is unwritable
 
 EXTENSIONS = (
     "bot.exts.imagine", "bot.exts.settings", "bot.exts.usage", "bot.exts.help", "bot.exts.describe",
@@ -212,7 +215,8 @@ class ImagineBot(commands.AutoShardedBot):
                               running=lambda: self.service.scheduler.running)
             self.service.listeners.append(metrics)
             self.metrics_server = MetricsServer(
-                metrics, host=s.metrics_host, port=s.metrics_port, ready=self.is_ready
+                metrics, host=s.metrics_host, port=s.metrics_port, ready=self.is_ready,
+                writable=self.database_writable,
             )
             await self.metrics_server.start()
         self.presenter = DiscordPresenter(self, edit_interval=s.progress_edit_interval)
@@ -255,6 +259,16 @@ class ImagineBot(commands.AutoShardedBot):
         except Exception:
             log.warning("Could not remember the locale of user %s", interaction.user.id,
                         exc_info=True)
+
+    async def database_writable(self) -> bool:
+        """Whether the database takes a write within a couple of seconds (for /healthz)."""
+        try:
+            await asyncio.wait_for(self.store.meta.put("health_check", str(time.time())),
+                                   HEALTH_WRITE_SECONDS)
+        except Exception as exc:  # locked, read-only, disk full, connection lost
+            log.warning("Health check: the database did not take a write (%s)", exc or type(exc))
+            return False
+        return True
 
     async def on_ready(self) -> None:
         log.info("Logged in as %s (%s) in %d guild(s)", self.user, getattr(self.user, "id", "?"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import (
@@ -125,9 +125,10 @@ class Metrics:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
-    def health(self, *, ready: bool) -> dict[str, object]:
+    def health(self, *, ready: bool, writable: bool = True) -> dict[str, object]:
+        status = "ok" if ready and writable else ("starting" if not ready else "database_unwritable")
         return {
-            "status": "ok",
+            "status": status,
             "ready": ready,
             "queued": int(self._queued()),
             "running": int(self._running()),
@@ -141,12 +142,14 @@ class MetricsServer:
     """
 
     def __init__(
-        self, metrics: Metrics, *, host: str, port: int, ready: Callable[[], bool]
+        self, metrics: Metrics, *, host: str, port: int, ready: Callable[[], bool],
+        writable: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.metrics = metrics
         self.host = host
         self.port = port
         self._ready = ready
+        self._writable = writable
         self._runner: web.AppRunner | None = None
 
     @property
@@ -175,7 +178,11 @@ class MetricsServer:
         )
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        body = self.metrics.health(ready=bool(self._ready()))
+        """200 when connected and ready and the database takes writes; 503 (same JSON) else."""
+        ready = bool(self._ready())
+        writable = await self._writable() if self._writable is not None else True
+        body = self.metrics.health(ready=ready, writable=writable)
         return web.Response(
-            body=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+            status=200 if ready and writable else 503,
+            body=json.dumps(body).encode(), headers={"Content-Type": "application/json"},
         )

@@ -176,6 +176,6 @@ def test_the_listener_counts_outcomes_latency_api_errors_and_spend():
     assert value(m, "imagine_images_total") == 2
     assert value(m, "imagine_estimated_spend_usd_total") == 0.25
     assert value(m, "imagine_queue_depth") == 4 and value(m, "imagine_generations_running") == 2
-    assert metrics.health(ready=False) == {"status": "ok", "ready": False, "queued": 4,
+    assert metrics.health(ready=False) == {"status": "starting", "ready": False, "queued": 4,
                                            "running": 2}
     assert metrics._started == {}  # nothing left behind for finished turns

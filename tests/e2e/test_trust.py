@@ -5,11 +5,15 @@ user some server blocked)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from typing import Any
 
+import aiohttp
 import pytest
 
+from bot.metrics import Metrics, MetricsServer
 from tests.e2e.harness import answer, quiet, running, start_conversation, turn_rows, wait_results
 from tests.fakes.discord_server import FakeDiscord
 
@@ -255,3 +259,57 @@ async def test_cost_is_what_the_api_billed_and_the_reservation_is_settled(
     assert while_running["reserved_usd"] == pytest.approx(RESERVATION)
     assert while_running["cost_usd"] == 0
     assert row["cost_usd"] == pytest.approx(expected) and row["reserved_usd"] == 0
+
+
+# ------------------------------------------------------------------------------------ /healthz
+async def test_healthz_is_503_until_ready_and_while_the_database_is_unwritable(
+    discord_fake, openai_fake, make_settings
+):
+    async def get(url: str) -> tuple[int, dict[str, Any]]:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return response.status, await response.json(content_type=None)
+
+    # not ready yet (a server that has not connected): 503 with the same JSON
+    ready = False
+    server = MetricsServer(Metrics(queued=lambda: 0, running=lambda: 0), host="127.0.0.1",
+                           port=0, ready=lambda: ready)
+    await server.start()
+    try:
+        starting = await get(f"{server.url}/healthz")
+        ready = True
+        up = await get(f"{server.url}/healthz")
+    finally:
+        await server.stop()
+    assert starting == (503, {"status": "starting", "ready": False, "queued": 0, "running": 0})
+    assert up == (200, {"status": "ok", "ready": True, "queued": 0, "running": 0})
+
+    # the running bot while another connection holds the database's write lock
+    settings = make_settings(metrics_port=0)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(settings.database_path, timeout=10, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            locked.set()
+            release.wait(20)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    async with running(settings) as bot:
+        base = bot.metrics_server.url
+        before = await get(f"{base}/healthz")
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        try:
+            assert await asyncio.to_thread(locked.wait, 5)
+            during = await get(f"{base}/healthz")
+        finally:
+            release.set()
+            await asyncio.to_thread(holder.join, 10)
+        after = await get(f"{base}/healthz")
+    assert before[0] == 200 and before[1]["status"] == "ok"
+    assert during == (503, {"status": "database_unwritable", "ready": True, "queued": 0,
+                            "running": 0})
+    assert after[0] == 200
