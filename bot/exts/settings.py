@@ -14,6 +14,7 @@ from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.options import parse_size
 from bot.ui.choices import QUALITY_CHOICES
 from bot.ui.i18n import EN, t
+from bot.ui.render import MAX_CONTENT, clip
 from bot.ui.replies import send_error
 
 if TYPE_CHECKING:
@@ -42,17 +43,26 @@ _VALUE_LABELS = {"refine_mode": "label.refine", "moderation": "label.moderation_
                  "locale": "label.language"}
 
 
+_MENTIONS = {"allowed_channels": "<#{}>", "allowed_roles": "<@&{}>", "exempt_roles": "<@&{}>",
+             "blocked_users": "<@{}>"}
+MAX_LISTED = 12  # per list: four lists of mentions must fit one 2,000-character message
+
+
+def _mention_list(ids: list[int], template: str, locale: str) -> str:
+    """Mentions of the first MAX_LISTED ids, then how many more there are."""
+    shown = ", ".join(template.format(v) for v in ids[:MAX_LISTED])
+    if len(ids) > MAX_LISTED:
+        shown += " " + t("settings.more", locale, n=len(ids) - MAX_LISTED)
+    return shown
+
+
 def format_settings(data: dict[str, Any], locale: str) -> str:
     if not data:
         return t("settings.none", locale)
     lines = []
     for key, value in sorted(data.items()):
-        if key in ("allowed_channels",):
-            value = ", ".join(f"<#{v}>" for v in value)
-        elif key in ("allowed_roles", "exempt_roles"):
-            value = ", ".join(f"<@&{v}>" for v in value)
-        elif key == "blocked_users":
-            value = ", ".join(f"<@{v}>" for v in value)
+        if key in _MENTIONS:
+            value = _mention_list(value, _MENTIONS[key], locale)
         elif key in ("default_quality", "max_quality") and f"label.quality.{value}" in EN:
             value = t(f"label.quality.{value}", locale)
         elif key in _VALUE_LABELS and f"{_VALUE_LABELS[key]}.{value}" in EN:
@@ -89,7 +99,8 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         data = await self.service.guild_settings(interaction.guild_id)
         locale = str(interaction.locale)
         await interaction.response.send_message(
-            t("settings.current", locale, settings=format_settings(data, locale)), ephemeral=True,
+            clip(t("settings.current", locale, settings=format_settings(data, locale)),
+                 MAX_CONTENT), ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
@@ -190,7 +201,8 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         data = await self.service.guild_settings(interaction.guild_id)
         locale = str(interaction.locale)
         await interaction.response.send_message(
-            t("settings.saved", locale) + "\n" + format_settings(data, locale), ephemeral=True,
+            clip(t("settings.saved", locale) + "\n" + format_settings(data, locale), MAX_CONTENT),
+            ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
         )
 

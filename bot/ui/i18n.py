@@ -146,6 +146,7 @@ EN: dict[str, str] = {
     "usage.chart": "Last 30 days: images (bars) and spend (line)",
     # settings
     "settings.saved": "Settings saved.",
+    "settings.more": "and {n} more",
     "settings.current": "Current settings:\n{settings}",
     "settings.none": "(defaults)",
     # option values as users see them (footer, help, settings)
@@ -419,6 +420,7 @@ ZH: dict[str, str] = {
     "usage.position": "等待中，排第 {position} 位",
     "usage.chart": "最近 30 天：图片数（柱）与花费（线）",
     "settings.saved": "设置已保存。",
+    "settings.more": "等另外 {n} 个",
     "settings.current": "当前设置：\n{settings}",
     "settings.none": "（默认）",
     "label.quality.auto": "自动质量",

@@ -313,3 +313,27 @@ async def test_healthz_is_503_until_ready_and_while_the_database_is_unwritable(
     assert during == (503, {"status": "database_unwritable", "ready": True, "queued": 0,
                             "running": 0})
     assert after[0] == 200
+
+
+# ------------------------------------------------------------------ messages built from server data
+async def test_settings_listing_with_80_allowed_roles_fits_one_message(
+    discord_fake, openai_fake, make_settings
+):
+    admin = discord_fake.add_user("admin", permissions=["manage_guild"])
+    roles = [discord_fake.snowflake() for _ in range(80)]
+    blocked = [discord_fake.snowflake() for _ in range(40)]
+    settings = make_settings()
+    async with running(settings):
+        await settings_cmd(discord_fake, admin, "limits", daily_spend_usd=5)
+    with sqlite3.connect(settings.database_path) as db:  # a server that listed them over time
+        db.execute("UPDATE guild_settings SET settings = json_set(settings, '$.allowed_roles', "
+                   "json(?), '$.exempt_roles', json(?), '$.blocked_users', json(?))",
+                   (str(roles), str(roles), str(blocked)))
+    async with running(settings):
+        shown = await settings_cmd(discord_fake, admin, "show")
+        saved = await settings_cmd(discord_fake, admin, "access", refine="anyone")
+    for text in (shown, saved):  # before: over 4,000 characters, which Discord refuses
+        assert len(text) <= 2000
+        assert f"<@&{roles[0]}>" in text and f"<@&{roles[12]}>" not in text
+        assert text.count("and 68 more") == 2  # allowed and exempt roles: 12 shown of 80
+        assert "and 28 more" in text  # blocked members: 12 shown of 40
