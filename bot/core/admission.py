@@ -92,6 +92,16 @@ class Admission:
             for cap in self._guild_caps(policy, actor.guild_id, now):
                 await self._check_cap(cap, amount)
 
+    async def check_spend(self, policy: EffectivePolicy, actor: Actor, amount: float) -> None:
+        """Raise `limit_reached` unless a text-only call (no image, no queue place) costing up
+        to `amount` fits the instance's and the server's spend caps."""
+        now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        caps = self._instance_caps(now)
+        if actor.guild_id is not None and not policy.is_exempt(actor):
+            caps += self._guild_caps(policy, actor.guild_id, now)
+        for cap in caps:
+            await self._check_cap(cap, amount)
+
     async def _check_queue(self, user_id: int) -> None:
         waiting = await self.store.usage.pending(author_id=user_id)
         waiting += sum(1 for h in self._holds if h.user_id == user_id)

@@ -951,6 +951,13 @@ class ConversationService:
             month_resets=int(next_month(now).timestamp()),
         )
 
+    async def admit_text(self, actor: Actor, amount: float) -> None:
+        """Check that `actor` may make a text-only call costing up to `amount` (e.g. /describe):
+        access, and room under the spend caps."""
+        policy = await self.policy_for(actor.guild_id)
+        policy.check_access(actor)
+        await self.admission.check_spend(policy, actor, amount)
+
     async def record_text_spend(
         self, actor: Actor, kind: str, usage: Usage, cost_usd: float
     ) -> None:

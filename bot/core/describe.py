@@ -24,6 +24,9 @@ from bot.core.models import InputImage, Usage
 log = logging.getLogger(__name__)
 
 SUGGESTIONS = 3
+# The most one description should use: the image as vision input plus the instruction, and a
+# short numbered list back (reasoning included); what the spend caps must have room for.
+WORST_CASE = Usage(text_input=3000, text_output=1500)
 MAX_SUGGESTION_CHARS = 1000
 _NUMBERED = re.compile(r"^\s*(?:\d+[.)、:：]|[-*•])\s*(.+?)\s*$")
 _LANGUAGES = {"zh": "Simplified Chinese", "en": "English"}
@@ -59,6 +62,9 @@ class Describer:
         self._client = client
         self.model = model
         self.prices = prices
+
+    def worst_case_cost(self) -> float:
+        return estimate_cost(WORST_CASE, self.model, self.prices)
 
     def build_params(self, image: InputImage, language: str, user_id: int | None) -> dict:
         instruction = INSTRUCTION.format(

@@ -102,8 +102,8 @@ class Describe(commands.Cog):
             if attachment is None:
                 raise UserFacingError(ErrorKind.bad_attachment, problem="no_image")
             self.bot.attachments.check(attachment)
-            policy = await self.service.policy_for(interaction.guild_id)
-            policy.check_access(actor_of(interaction.user, interaction.channel))
+            await self.service.admit_text(actor_of(interaction.user, interaction.channel),
+                                          self.describer.worst_case_cost())
         except UserFacingError as error:
             await send_error(interaction, error)
             return

@@ -105,3 +105,19 @@ async def test_describe_is_priced_as_text_and_recorded(
     # the mainline model's published text prices (gpt-5.5: $5 in, $30 out per 1M tokens)
     assert cost == (tokens["text_input"] * 5.0 + tokens["text_output"] * 30.0) / 1e6
     # that the caps count it: tests/unit/test_store.py::test_text_spend_counts_in_every_cap…
+
+
+async def test_describe_is_refused_when_the_servers_budget_has_no_room(
+    discord_fake, openai_fake, make_settings
+):
+    alice = discord_fake.add_user("alice")
+    photo = render_image(["a red kite"], width=256, height=256, fmt="png")
+    async with running(make_settings(guild_daily_spend_usd=0.01)):
+        inter = await discord_fake.slash(
+            alice, discord_fake.text_channel_id, "describe",
+            attachments={"image": ("kite.png", photo.final, "image/png")},
+        )
+        refused = await answer(discord_fake, inter)
+    assert refused.ephemeral
+    assert "Limit reached: this server's daily budget ($0.01)" in refused.content
+    assert openai_fake.create_requests() == []  # nothing was paid for
