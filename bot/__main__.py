@@ -109,8 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backup_command(args[1:])
     if args and args[0] == "doctor":
         return doctor_command(args[1:])
+    if args and args[0] == "usage":
+        from bot.usage_cli import usage_command
+
+        return usage_command(args[1:], load_settings())
     if args:
-        print("usage: python -m bot [backup PATH | doctor [--generate]]", file=sys.stderr)
+        print("usage: python -m bot [backup PATH | doctor [--generate] | usage [--since DATE] "
+              "[--csv]]", file=sys.stderr)
         return 2
     settings = load_settings()
     secrets = [settings.discord_token, settings.openai_api_key]

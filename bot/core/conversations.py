@@ -924,6 +924,11 @@ class ConversationService:
         cost = self.prices.cost(Usage(image_output=tokens))  # by the image model's table
         return UpscalePlan(options, cost)
 
+    async def reserved_spend(self, guild_id: int) -> float:
+        """USD a server's unfinished turns still hold (their worst case, until settled)."""
+        spend = await self.store.usage.spend(since=0.0, guild_id=guild_id)
+        return spend.reserved
+
     async def allowance(self, actor: Actor) -> Allowance:
         """Images and spend left for `actor` today and this month, as admission counts them."""
         policy = await self.policy_for(actor.guild_id)

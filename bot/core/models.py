@@ -207,6 +207,18 @@ class UsageTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnCost:
+    """One turn's share of the spend, for operators' reports."""
+
+    guild_id: int | None
+    author_id: int
+    images: int
+    settled_usd: float
+    reserved_usd: float  # still held by an unfinished turn
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
 class Spend:
     """Money counted against a cap: settled (billed) and reserved (turns still unfinished)."""
 

@@ -99,6 +99,9 @@ class Usage(commands.Cog):
                    cost_today=f"{server.cost_today:.2f}",
                    images_month=plural("unit.image", server.images_month, locale),
                    cost_month=f"{server.cost_month:.2f}")]
+        reserved = await self.service.reserved_spend(guild_id)
+        if reserved > 0:
+            lines.append(t("usage.reserved", locale, amount=f"{reserved:.2f}"))
         now = dt.datetime.now(dt.UTC)
         month = month_start(now).timestamp()
         top = await self.service.top_users(guild_id, since=month)

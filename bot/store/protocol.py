@@ -21,6 +21,7 @@ from bot.core.models import (
     InputImage,
     Spend,
     Turn,
+    TurnCost,
     TurnKind,
     TurnStatus,
     Usage,
@@ -135,6 +136,8 @@ class UsageStore(Protocol):
     async def spend(
         self, *, since: float, guild_id: int | None = None, instance_only: bool = False
     ) -> Spend: ...
+
+    async def turn_costs(self, *, since: float) -> list[TurnCost]: ...
 
     async def pending(self, *, author_id: int | None = None, guild_id: int | None = None) -> int: ...
 

@@ -20,6 +20,7 @@ from bot.core.models import (
     InputImage,
     Spend,
     Turn,
+    TurnCost,
     TurnKind,
     TurnStatus,
     Usage,
@@ -413,6 +414,21 @@ class UsageRepository:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (guild_id, author_id, kind, _dumps(usage.to_dict()), cost_usd, time.time()),
         )
+
+    async def turn_costs(self, *, since: float) -> list[TurnCost]:
+        """Every turn created since `since` that spent or still holds money."""
+        rows = await self._db.fetchall(
+            "SELECT guild_id, author_id, image_count, cost_usd, usage, CASE WHEN status IN "
+            "('queued', 'running') THEN reserved_usd ELSE 0 END AS reserved FROM turns "
+            "WHERE created_at >= ? ORDER BY id",
+            (since,),
+        )
+        return [
+            TurnCost(guild_id=r["guild_id"], author_id=r["author_id"], images=r["image_count"],
+                     settled_usd=float(r["cost_usd"]), reserved_usd=float(r["reserved"]),
+                     usage=Usage.from_dict(json.loads(r["usage"])))
+            for r in rows if r["cost_usd"] or r["reserved"]
+        ]
 
     async def pending(self, *, author_id: int | None = None, guild_id: int | None = None) -> int:
         """Turns not yet finished (they will make at least one image each)."""

@@ -337,3 +337,58 @@ async def test_settings_listing_with_80_allowed_roles_fits_one_message(
         assert f"<@&{roles[0]}>" in text and f"<@&{roles[12]}>" not in text
         assert text.count("and 68 more") == 2  # allowed and exempt roles: 12 shown of 80
         assert "and 28 more" in text  # blocked members: 12 shown of 40
+
+
+# ------------------------------------------------------------------ spend reports
+async def test_managers_usage_shows_reserved_spend(discord_fake, openai_fake, make_settings):
+    admin = discord_fake.add_user("admin", permissions=["manage_guild"])
+    settings = make_settings()
+    openai_fake.latency = 30
+    async with running(settings):
+        await start_conversation(discord_fake, admin, "p01", **CHEAP)
+        await discord_fake.wait_for(lambda: statuses(settings) == ["running"] or None)
+        usage = await answer(discord_fake, await discord_fake.slash(
+            admin, discord_fake.text_channel_id, "usage"), timeout=10)
+    assert f"Reserved by images in progress (their worst case, until billed): ${RESERVATION:.2f}." \
+        in usage.content
+
+
+async def test_usage_command_per_server_user_and_model(
+    discord_fake, openai_fake, make_settings, monkeypatch, capsys
+):
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(allow_dms=True, dm_allowed_users=[int(alice["id"])])
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "p01", **CHEAP)
+        await wait_results(discord_fake, thread, 1)
+        await discord_fake.dm(alice, "p02")
+        await wait_results(discord_fake, discord_fake.dm_channel(alice), 1)
+        await discord_fake.wait_for(lambda: statuses(settings) == ["done", "done"] or None)
+    rows = turn_rows(settings.database_path)
+    responses = [openai_fake.responses[r["response_id"]] for r in rows]
+    # by hand, per 1M tokens: gpt-5.5 $5 in / $30 out; gpt-image-2 $5 text in, $8 / $30 image
+    mainline = [r["usage"]["input_tokens"] * 5.00 / 1e6 + r["usage"]["output_tokens"] * 30.00 / 1e6
+                for r in responses]
+    image = [(g := r["tool_usage"]["image_gen"])["input_tokens_details"]["text_tokens"] * 5.00
+             / 1e6 + g["input_tokens_details"]["image_tokens"] * 8.00 / 1e6
+             + g["output_tokens_details"]["image_tokens"] * 30.00 / 1e6 for r in responses]
+    for name, value in (("DATABASE_PATH", str(settings.database_path)),
+                        ("DISCORD_TOKEN", "x"), ("OPENAI_API_KEY", "y")):
+        monkeypatch.setenv(name, value)
+    from bot.__main__ import main
+
+    assert await asyncio.to_thread(main, ["usage", "--since", "2000-01-01", "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = {(c[0], c[1]): c[2:] for c in (line.split(",") for line in lines[1:])}
+    assert lines[0] == "scope,key,turns,images,settled_usd,reserved_usd"
+    server = table[("server", str(discord_fake.guild_id))]
+    assert server[:2] == ["1", "1"]
+    assert float(server[2]) == pytest.approx(mainline[0] + image[0], abs=1e-6)
+    assert float(table[("server", "DMs")][2]) == pytest.approx(mainline[1] + image[1], abs=1e-6)
+    assert float(table[("user", alice["id"])][2]) == pytest.approx(sum(mainline) + sum(image),
+                                                                   abs=1e-6)
+    assert float(table[("model", "gpt-5.5")][2]) == pytest.approx(sum(mainline), abs=1e-6)
+    assert float(table[("model", "gpt-image-2")][2]) == pytest.approx(sum(image), abs=1e-6)
+    assert await asyncio.to_thread(main, ["usage"]) == 0  # the tables, from this month's 1st
+    text = capsys.readouterr().out
+    assert "per server" in text and "per user" in text and "per model" in text
