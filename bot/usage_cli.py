@@ -9,13 +9,14 @@ from collections.abc import Sequence
 
 from bot.config import Settings
 from bot.core.costs import PriceBook
+from bot.core.policy import month_start
 from bot.core.usage_report import Report, build_report
 
 
 def parse_since(text: str | None, now: dt.datetime) -> dt.datetime:
     """A UTC date (`YYYY-MM-DD`); by default the first day of this month."""
     if text is None:
-        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return month_start(now)
     try:
         return dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=dt.UTC)
     except ValueError:

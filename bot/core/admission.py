@@ -19,7 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.policy import Actor, Ceilings, EffectivePolicy, month_start, next_day, next_month
+from bot.core.policy import (
+    Actor,
+    Ceilings,
+    EffectivePolicy,
+    day_start,
+    month_start,
+    next_day,
+    next_month,
+)
 from bot.store.protocol import Store
 
 
@@ -112,7 +120,7 @@ class Admission:
         daily_images = policy.user_daily_images()
         if not daily_images:
             return
-        today = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        today = day_start(now).timestamp()
         totals = await self.store.usage.totals(since=today, author_id=actor.user_id)
         pending = await self.store.usage.pending(author_id=actor.user_id)
         held = sum(1 for h in self._holds if h.user_id == actor.user_id)
@@ -124,7 +132,7 @@ class Admission:
 
     def _instance_caps(self, now: dt.datetime) -> list[Cap]:
         caps = []
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        day = day_start(now)
         if self.ceilings.instance_daily_spend_usd:
             caps.append(Cap(limit="instance_daily_spend", value=self.ceilings.instance_daily_spend_usd,
                             reset=next_day(now).timestamp(), since=day.timestamp(), guild_id=None))
@@ -137,7 +145,7 @@ class Admission:
     @staticmethod
     def _guild_caps(policy: EffectivePolicy, guild_id: int, now: dt.datetime) -> list[Cap]:
         caps = []
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        day = day_start(now)
         if policy.daily_spend():
             caps.append(Cap(limit="guild_daily_spend", value=policy.daily_spend(),
                             reset=next_day(now).timestamp(), since=day.timestamp(),

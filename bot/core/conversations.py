@@ -933,7 +933,7 @@ class ConversationService:
         """Images and spend left for `actor` today and this month, as admission counts them."""
         policy = await self.policy_for(actor.guild_id)
         now = dt.datetime.now(dt.UTC)
-        today = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        today = day_start(now).timestamp()
         per_day, images_left = policy.user_daily_images(), 0
         if per_day:
             mine = await self.store.usage.totals(since=today, author_id=actor.user_id)

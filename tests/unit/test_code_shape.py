@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,14 @@ def test_the_fakes_know_nothing_of_the_bot() -> None:
     assert fakes
     users = [p.name for p in fakes if any(n == "bot" or n.startswith("bot.") for n in _imports(p))]
     assert users == []
+
+
+def test_the_day_boundary_is_defined_once() -> None:
+    """Quotas, caps and reports count days and months from `bot.core.policy.day_start` and
+    `month_start`; no other module computes midnight itself."""
+    policy = BOT / "core" / "policy.py"
+    midnight = re.compile(r"replace\([^)]*hour=0")
+    elsewhere = [str(p.relative_to(ROOT)) for p in _modules()
+                 if p != policy and midnight.search(p.read_text(encoding="utf-8"))]
+    assert elsewhere == []
+    assert midnight.search(policy.read_text(encoding="utf-8"))
