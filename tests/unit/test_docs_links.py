@@ -57,3 +57,15 @@ def test_the_checks_see_an_escaping_path(tmp_path: Path) -> None:
     assert found == ["../shared/DESIGN.md", "../../DESIGN.md"]
     assert not _inside(ROOT / found[0])
     assert [m.group(1) for m in LINK.finditer(text)] == ["../../DESIGN.md"]
+
+
+def test_the_readme_test_command_is_what_ci_runs() -> None:
+    """The README's second set-up command and `.ci/run` stay in step (lint, then the suite)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    [documented] = [line.split("#", 1)[0].strip() for line in readme.splitlines()
+                    if line.startswith("python -m pip install -e '.[dev]'")]
+    [run] = [line.strip().replace(" --quiet", "") for line in ci.splitlines()
+             if line.startswith("python -m pip install --quiet -e '.[dev]'")]
+    assert documented == run
+    assert "ruff check ." in run and "python -m pytest" in run
