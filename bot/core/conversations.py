@@ -15,6 +15,7 @@ import re
 import secrets
 import unicodedata
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -220,6 +221,9 @@ class ConversationService:
         self.max_prompt_chars = max_prompt_chars
         self.max_input_images = max_input_images
         self.presenter: Presenter | None = None
+        # Set by the Discord layer: raises `not_allowed` if a waiting turn's author may no
+        # longer generate there (a role removed, blocked meanwhile); checked before it starts.
+        self.access_check: Callable[[Turn], Awaitable[None]] | None = None
         self.scheduler: Scheduler = scheduler or JobScheduler(
             max_concurrent=max_concurrent,
             per_user_concurrent=per_user_concurrent,
@@ -581,6 +585,8 @@ class ConversationService:
         if turn is None or turn.status.terminal:
             return
         try:
+            if turn.status is TurnStatus.queued and self.access_check is not None:
+                await self.access_check(turn)  # access may have been taken away while it waited
             await self.store.turns.mark_running(turn.id)
             self._notify("running", turn)
             await self._progress(turn, Progress(Stage.started))

@@ -57,6 +57,7 @@ class Imagine(commands.Cog):
         self.service = bot.service
         self._dm_notes = OncePer(DM_NOTE_SECONDS)
         self._holds: dict[int, Hold] = {}  # interaction id -> its admission, until recorded
+        bot.service.access_check = self.check_turn_access
 
     # ------------------------------------------------------------------ /imagine
     @generation_command("imagine", "Create an image and start a conversation thread")
@@ -422,6 +423,31 @@ class Imagine(commands.Cog):
                 return Actor(user_id=user.id, guild_id=None, channel_id=None,
                              member_of=(guild_id,))
         return Actor(user_id=user.id, guild_id=None, channel_id=None)
+
+    async def check_turn_access(self, turn: Turn) -> None:
+        """Before a waiting turn starts: may its author still generate there? Asks Discord for
+        the member as they are now (a role may have been removed while the turn waited)."""
+        if turn.guild_id is None:
+            await self.service.may_use(await self._dm_actor(discord.Object(turn.author_id)))
+            return
+        guild = self.bot.get_guild(turn.guild_id)
+        conversation = await self.service.conversation(turn.conversation_id)
+        if guild is None or conversation is None:
+            return  # nothing to check against; the turn was admitted
+        policy = await self.service.policy_for(guild.id)
+        if turn.author_id in policy.policy.blocked_users:
+            raise UserFacingError(ErrorKind.not_allowed, reason="blocked")
+        if not (policy.policy.allowed_roles or policy.policy.allowed_channels):
+            return  # nothing else can have changed: no need to ask Discord
+        try:
+            member = await guild.fetch_member(turn.author_id)
+        except discord.NotFound:
+            raise UserFacingError(ErrorKind.not_allowed, reason="role") from None  # left
+        except discord.HTTPException as exc:
+            log.info("Could not re-check turn %s's author: %s", turn.id, exc)
+            return
+        channel = discord.Object(conversation.parent_channel_id or turn.conversation_id)
+        policy.check_access(actor_of(member, channel))
 
     async def _is_member(self, guild_id: int, user_id: int) -> bool:
         guild = self.bot.get_guild(guild_id)

@@ -392,3 +392,51 @@ async def test_usage_command_per_server_user_and_model(
     assert await asyncio.to_thread(main, ["usage"]) == 0  # the tables, from this month's 1st
     text = capsys.readouterr().out
     assert "per server" in text and "per user" in text and "per model" in text
+
+
+# ------------------------------------------------------------------ access taken away mid-queue
+async def test_a_role_removed_while_a_turn_waits_stops_it_before_it_is_billed(
+    discord_fake, openai_fake, make_settings
+):
+    settings = make_settings(per_user_concurrent=1, max_concurrent_generations=1)
+    admin = discord_fake.add_user("admin", permissions=["manage_guild"])
+    holder = discord_fake.add_user("artists-holder", permissions=[])
+    artists = int(discord_fake.members[int(holder["id"])]["roles"][-1])
+    painter = discord_fake.add_user("painter", roles=[artists])
+    openai_fake.latency = 1.5
+    async with running(settings):
+        await settings_cmd(discord_fake, admin, "access", role=artists)
+        first = await start_conversation(discord_fake, painter, "first")
+        second = await start_conversation(discord_fake, painter, "second")  # waits behind it
+        await discord_fake.wait_for(lambda: statuses(settings) == ["running", "queued"] or None)
+        discord_fake.set_roles(painter, [])  # a moderator takes the role away
+        await wait_results(discord_fake, first, 1)  # already running: it finishes
+        await discord_fake.wait_for(lambda: statuses(settings) == ["done", "failed"] or None)
+        shown = await discord_fake.wait_for(lambda: next(
+            (m.content for m in discord_fake.messages(second) if "allowed roles" in m.content),
+            None))
+    rows = turn_rows(settings.database_path)
+    assert rows[1]["error_kind"] == "not_allowed" and rows[1]["cost_usd"] == 0
+    assert "You need one of the allowed roles" in shown
+    assert len(openai_fake.create_requests()) == 1  # the second never reached the API
+
+
+async def test_a_moderators_reroll_is_their_own_turn_under_their_own_limits(
+    discord_fake, openai_fake, make_settings
+):
+    """A moderator may act on others' results (cancel, delete), but a Reroll they click is a
+    turn of theirs: the blocked list and their own daily images still apply."""
+    settings = make_settings(user_daily_images=1)
+    alice = discord_fake.add_user("alice")
+    mod = discord_fake.add_user("mod", permissions=["manage_messages"])
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "a lighthouse")
+        [result] = await wait_results(discord_fake, thread, 1)
+        other = await start_conversation(discord_fake, mod, "a harbour")  # the mod's one a day
+        await wait_results(discord_fake, other, 1)
+        click = await discord_fake.click(mod, result.id, "imagine:reroll:1")
+        refused = await answer(discord_fake, click, "Limit reached")
+    assert refused.ephemeral and "1 image per person per day" in refused.content
+    assert len(openai_fake.create_requests()) == 2
+    assert [r["author_id"] for r in turn_rows(settings.database_path)] == [
+        int(alice["id"]), int(mod["id"])]

@@ -421,6 +421,17 @@ class FakeDiscord:
         self.dispatch_guild("GUILD_MEMBER_ADD", {**member, "user": user, "guild_id": str(self.guild_id)})
         return user
 
+    def set_roles(self, user: UserRef, roles: Sequence[int]) -> None:
+        """A moderator changes a member's roles (GUILD_MEMBER_UPDATE; REST shows the change).
+        Discord sends the event only to bots with the GUILD_MEMBERS intent (Gateway docs,
+        Guild Member Update); the gateway's intent filter drops it for the others."""
+        uid = self.uid(user)
+        self.members[uid]["roles"] = [str(r) for r in roles]
+        self.dispatch_guild("GUILD_MEMBER_UPDATE", {
+            "guild_id": str(self.guild_id), "roles": self.members[uid]["roles"],
+            "user": self.user_payload(uid), "joined_at": self.members[uid]["joined_at"],
+        })
+
     def uid(self, user: UserRef) -> int:
         """A user id from a user payload, a member payload, or an id."""
         if isinstance(user, dict):
