@@ -227,7 +227,7 @@ class History(commands.Cog):
                 files.append((name, data))
         head = await self.service.head(conversation)
         record = conversation_record(conversation, nodes, head.id if head else None, names)
-        limit = self.bot.presenter.upload_limit(conversation.guild_id)
+        limit = await self.bot.presenter.upload_limit(conversation.guild_id)
         return await asyncio.to_thread(pack_export, record, files, limit)
 
     async def _images_of(self, node: TreeNode) -> list[tuple[str, bytes]]:

@@ -26,6 +26,7 @@ from bot.ui.variants import VariantBoard
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+FETCHED_LIMIT_TTL = 600.0  # a server read over REST (not in this process's cache) is re-read after
 SEND_PERMISSION = "Send Messages in Threads"
 UPLOAD_PERMISSION = "Attach Files"
 THREAD_ARCHIVED = 50083  # no edits in an archived thread; sending a message unarchives it
@@ -91,6 +92,7 @@ class DiscordPresenter:
             PREVIEW_THREADS, thread_name_prefix="preview"
         )
         self._previews_pending = 0
+        self._fetched_limits: dict[int, tuple[int, float]] = {}  # guild -> (limit, when read)
         self.variants = VariantBoard(self)
 
     async def close(self) -> None:
@@ -102,15 +104,30 @@ class DiscordPresenter:
     def _channel(self, turn: Turn) -> discord.PartialMessageable:
         return self.bot.get_partial_messageable(turn.conversation_id, guild_id=turn.guild_id)
 
-    def upload_limit(self, guild_id: int | None) -> int:
+    async def upload_limit(self, guild_id: int | None) -> int:
         """The per-file limit on the bot's own uploads: the server's boost tier (10 MiB in DMs).
 
         Not an interaction's `attachment_size_limit`: that is the larger of the server's limit and
         the invoking user's Nitro limit, and says what that user may attach (Discord docs,
-        Reference → Uploading Files).
+        Reference → Uploading Files). A fleet process may deliver for a server on another
+        process's shard: it reads the server over REST (`GET /guilds/{id}`) and keeps the answer
+        for a while, falling back to the smallest limit if it cannot.
         """
-        guild = self.bot.get_guild(guild_id) if guild_id else None
-        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+        if not guild_id:
+            return DEFAULT_UPLOAD_LIMIT
+        guild = self.bot.get_guild(guild_id)
+        if guild is not None:
+            return guild.filesize_limit
+        known = self._fetched_limits.get(guild_id)
+        if known is not None and time.monotonic() - known[1] < FETCHED_LIMIT_TTL:
+            return known[0]
+        try:
+            limit = (await self.bot.fetch_guild(guild_id)).filesize_limit
+        except discord.HTTPException as exc:
+            log.info("Could not read server %s for its upload limit: %s", guild_id, exc)
+            return DEFAULT_UPLOAD_LIMIT
+        self._fetched_limits[guild_id] = (limit, time.monotonic())
+        return limit
 
     def _live_for(self, turn_id: int) -> _Live:
         live = self._live.get(turn_id)
@@ -251,7 +268,7 @@ class DiscordPresenter:
         if turn.variant_group is not None:
             return await self.variants.show_result(turn, result)
         await self._close_live(turn.id)
-        limit = self.upload_limit(turn.guild_id)
+        limit = await self.upload_limit(turn.guild_id)
         for _ in range(3):
             try:
                 return await self._show_result(turn, result, limit)

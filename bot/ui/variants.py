@@ -168,7 +168,7 @@ class VariantBoard:
 
     async def show_result(self, turn: Turn, result: TurnResult) -> Delivery:
         board = self._board(turn)
-        limit = self.presenter.upload_limit(turn.guild_id)
+        limit = await self.presenter.upload_limit(turn.guild_id)
         async with board.lock:
             fitted = [await asyncio.to_thread(fit_to_limit, image.data, image.output_format, limit)
                       for image in result.images]
