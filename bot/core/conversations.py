@@ -553,7 +553,8 @@ class ConversationService:
             self._cancel_requested.discard(turn.id)
             await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
             return turn
-        self._queued_turns[turn.id] = turn
+        if not self.scheduler.shared:  # (kept for queue positions, which only one process has)
+            self._queued_turns[turn.id] = turn
         # Queue room was checked on admission; a turn already recorded is never dropped here.
         self.scheduler.submit(
             Job(turn.id, turn.author_id, turn.conversation_id, self._run_job,
@@ -581,7 +582,13 @@ class ConversationService:
 
     async def _run_job(self, job: Job) -> None:
         self._queued_turns.pop(job.turn_id, None)
-        turn = await self.store.turns.get(job.turn_id)
+        try:
+            turn = await self.store.turns.get(job.turn_id)
+        except asyncio.CancelledError:  # Cancel clicked the moment the turn started
+            if not job.cancelled_by_user:
+                raise
+            await self._cancelled_by_user(job)
+            return
         if turn is None or turn.status.terminal:
             return
         try:
@@ -595,13 +602,7 @@ class ConversationService:
         except asyncio.CancelledError:
             if not job.cancelled_by_user:
                 raise  # shutting down: the turn stays resumable
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            latest = await self.store.turns.get(turn.id)
-            if latest is not None and latest.response_id and self.images.background:
-                await self.images.cancel(latest.response_id)  # stop paying for it
-            await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
+            await self._cancelled_by_user(job)
         except UserFacingError as error:
             await self._fail(turn, error)
         except DeliveryError as error:
@@ -610,6 +611,18 @@ class ConversationService:
         except Exception as exc:
             log.exception("Turn %s crashed", turn.id)
             await self._fail(turn, UserFacingError(ErrorKind.server), detail=repr(exc))
+
+    async def _cancelled_by_user(self, job: Job) -> None:
+        """Record (and show) a turn its user cancelled while it ran; stop paying for it."""
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        turn = await self.store.turns.get(job.turn_id)
+        if turn is None or turn.status.terminal:
+            return
+        if turn.response_id and self.images.background:
+            await self.images.cancel(turn.response_id)  # stop paying for it
+        await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
 
     async def _progress(self, turn: Turn, progress: Progress) -> None:
         if self.presenter is None:
@@ -772,6 +785,14 @@ class ConversationService:
     async def _deliver(self, turn: Turn, result: TurnResult) -> None:
         delivery = Delivery(())
         cost = self.prices.cost(result.usage)
+        refs = [
+            ImageRef(img.call_id, img.size, img.output_format, len(img.data))
+            for img in result.images
+        ]
+        if refs and (turn.variant_index or 1) == 1:  # of variants, the first is the head
+            # Before the result is shown: whatever a user does on seeing it (Continue from an
+            # earlier turn) comes later and stands. Until the turn is done, `head` skips it.
+            await self.store.conversations.set_head(turn.conversation_id, turn.id)
         current = await self.store.turns.get(turn.id) or turn
         if self.presenter is not None:
             try:
@@ -782,10 +803,6 @@ class ConversationService:
                 raise
             delivery = shown if isinstance(shown, Delivery) else Delivery(tuple(shown))
         message_ids = list(delivery.message_ids)
-        refs = [
-            ImageRef(img.call_id, img.size, img.output_format, len(img.data))
-            for img in result.images
-        ]
         revised = next((img.revised_prompt for img in result.images if img.revised_prompt), None)
         async with self.store.transaction():
             await self.store.turns.finish_done(
@@ -801,8 +818,6 @@ class ConversationService:
             )
             if message_ids:
                 await self.store.turns.add_messages(turn.id, message_ids)
-            if refs and (turn.variant_index or 1) == 1:  # of variants, the first is the head
-                await self.store.conversations.set_head(turn.conversation_id, turn.id)
         done = await self.store.turns.get(turn.id)
         self._notify("done", done or turn)
         # after the commit: a delivery repeated after a crash never pings twice

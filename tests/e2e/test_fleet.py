@@ -76,12 +76,15 @@ async def test_two_processes_share_the_queue_and_survive_a_kill(
             threads = [await start_conversation(discord_fake, user, f"picture {n}")
                        for n, user in enumerate(users)]
 
-            # a turn under way (its response id recorded): kill the process that runs it
+            # Every request recorded, and both generations under way (their response ids
+            # stored): a process that dies now has lost nothing that was asked of it.
             def running_turn() -> list[dict] | None:
-                rows = query(url, "SELECT t.id, t.conversation_id, l.owner FROM turns t "
-                                  "JOIN fleet_leases l ON l.turn_id = t.id "
-                                  "WHERE t.status = 'running' AND t.response_id IS NOT NULL")
-                return rows or None
+                rows = query(url, "SELECT t.id, t.conversation_id, t.status, t.response_id, "
+                                  "l.owner FROM turns t LEFT JOIN fleet_leases l "
+                                  "ON l.turn_id = t.id ORDER BY t.id")
+                running = [r for r in rows if r["status"] == "running"]
+                started = len(running) == 2 and all(r["response_id"] for r in running)
+                return running if len(rows) == 4 and started else None
 
             victim_row = (await discord_fake.wait_for(running_turn, 20, what="a running turn"))[0]
             pid = int(victim_row["owner"].split(":")[1])
