@@ -121,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     secrets = [settings.discord_token, settings.openai_api_key]
     if settings.database_url is not None:  # may carry a password
         secrets.append(settings.database_url)
+    if settings.key_encryption_secret is not None:
+        secrets.append(settings.key_encryption_secret)
     setup_logging(settings.log_level, secrets=secrets)
     try:
         asyncio.run(run(settings))

@@ -23,6 +23,7 @@ from bot.core.conversations import ConversationService
 from bot.core.errors import UserFacingError
 from bot.core.image_client import ImageClient, RetryPolicy
 from bot.core.imaging import warm_up
+from bot.core.keys import KeyBox, ServerKeys, probe_key
 from bot.core.openai_check import check_openai, models_to_check
 from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings
@@ -39,6 +40,7 @@ from bot.ui.replies import reply_privately, send_error
 
 log = logging.getLogger(__name__)
 
+KEY_CHECK_SECONDS = 15.0  # a server's own key is checked with one call, this long at most
 HEALTH_WRITE_SECONDS = 2.0  # /healthz: a database that takes no write this long is unwritable
 
 EXTENSIONS = (
@@ -98,7 +100,29 @@ async def build_services(settings: Settings) -> Services:
         per_user_queued=s.per_user_queued,
         scheduler=fleet_scheduler(s, store),
     )
+    service.server_keys = server_keys_for(s, store)
     return Services(store, openai, service, attachment_reader_for(s))
+
+
+def server_keys_for(s: Settings, store: Store) -> ServerKeys | None:
+    """Servers' own keys, when KEY_ENCRYPTION_SECRET is set: one client per key, built once."""
+    if s.key_encryption_secret is None:
+        return None
+
+    def client(api_key: str) -> AsyncOpenAI:
+        return AsyncOpenAI(api_key=api_key, base_url=s.openai_base_url, max_retries=0,
+                           timeout=s.request_timeout_seconds)
+
+    async def check(api_key: str) -> str | None:
+        probe = client(api_key).with_options(timeout=KEY_CHECK_SECONDS)
+        try:
+            return await probe_key(probe, s.openai_model)
+        finally:
+            await probe.close()
+
+    return ServerKeys(store, KeyBox(s.key_encryption_secret.get_secret_value()),
+                      make_client=lambda api_key: image_client_for(s, client(api_key)),
+                      check=check)
 
 
 def image_client_for(s: Settings, openai: AsyncOpenAI) -> ImageClient:

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     allow_dms: bool = False
     dm_allowed_users: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
+    # --- servers' own OpenAI keys (off unless set): the secret that encrypts them at rest ---
+    key_encryption_secret: SecretStr | None = None
+
     # --- metrics ---
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"

@@ -32,6 +32,7 @@ from bot.core.errors import (
 )
 from bot.core.image_client import GenerationRequest, ImageClient, ProgressSink
 from bot.core.jobs import Job, JobScheduler, Scheduler
+from bot.core.keys import ServerKeys
 from bot.core.models import (
     Conversation,
     DailyUsage,
@@ -224,6 +225,10 @@ class ConversationService:
         # Set by the Discord layer: raises `not_allowed` if a waiting turn's author may no
         # longer generate there (a role removed, blocked meanwhile); checked before it starts.
         self.access_check: Callable[[Turn], Awaitable[None]] | None = None
+        # Servers that pay with their own OpenAI key (None: KEY_ENCRYPTION_SECRET unset), and
+        # how the Discord layer tells a server's managers that its key stopped working.
+        self.server_keys: ServerKeys | None = None
+        self.key_failed: Callable[[int], Awaitable[None]] | None = None
         self.scheduler: Scheduler = scheduler or JobScheduler(
             max_concurrent=max_concurrent,
             per_user_concurrent=per_user_concurrent,
@@ -388,7 +393,8 @@ class ConversationService:
                                          input_images=input_images)
         async with self.admission.lock:
             await self.may_use(actor)
-            return await self.admission.hold(policy, actor, amount)
+            own_key = await self._own_key(actor.guild_id)
+            return await self.admission.hold(policy, actor, amount, own_key=own_key)
 
     def release_hold(self, hold: Hold | None) -> None:
         self.admission.release(hold)
@@ -426,7 +432,8 @@ class ConversationService:
         async with self.admission.lock:  # check, reserve and record with no gap between
             self.admission.release(hold)
             await self.may_use(actor)
-            await self.admission.check(policy, actor, amount)
+            own_key = await self._own_key(conversation.guild_id)
+            await self.admission.check(policy, actor, amount, own_key=own_key)
             turn_id = await self.store.turns.create(
                 conversation_id=conversation.id,
                 parent_id=parent.id if parent else None,
@@ -441,6 +448,7 @@ class ConversationService:
                 remix_of_turn_id=remix_of,
                 variant=_variant_of(request),
                 reserved_usd=amount,
+                own_key=own_key,
             )
         sticky = request.options.sticky()
         if request.kind is not TurnKind.reroll and request.sticky and sticky.chosen():
@@ -633,16 +641,16 @@ class ConversationService:
             log.warning("Could not show progress of turn %s", turn.id, exc_info=True)
 
     async def _resume_left(
-        self, turn: Turn, on_progress: ProgressSink
+        self, turn: Turn, on_progress: ProgressSink, images: ImageClient
     ) -> TurnResult | None:
         """Recovered after a restart: the generation already exists server-side. None when
         that response ended without a result and a new request may be made (never billed
         twice: it failed, or was cancelled first)."""
         assert turn.response_id is not None
-        if not self.images.background:
+        if not images.background:
             raise GenerationError(ErrorKind.connection, detail="interrupted by a restart")
         try:
-            return await self.images.resume(
+            return await images.resume(
                 turn.response_id, turn.last_sequence, on_progress=on_progress
             )
         except ResponseOver as over:
@@ -657,8 +665,9 @@ class ConversationService:
         async def on_response_id(response_id: str, sequence: int | None) -> None:
             await self.store.turns.set_response_id(turn.id, response_id, sequence)
 
+        images = await self._images_for(turn)
         if turn.response_id and turn.status is TurnStatus.running:
-            resumed = await self._resume_left(turn, on_progress)
+            resumed = await self._resume_left(turn, on_progress, images)
             if resumed is not None:
                 return resumed
 
@@ -668,7 +677,7 @@ class ConversationService:
 
         async def run() -> TurnResult:
             try:
-                return await self.images.generate(
+                return await images.generate(
                     request, on_progress=on_progress, on_response_id=on_response_id
                 )
             except ReferenceNotFound:
@@ -677,7 +686,7 @@ class ConversationService:
                 log.info("Turn %s: the API refused the reference to turn %s's image; "
                          "sending its bytes", turn.id, source.id)
                 await self._send_source_bytes(request, source)
-                return await self.images.generate(
+                return await images.generate(
                     request, on_progress=on_progress, on_response_id=on_response_id
                 )
 
@@ -694,6 +703,39 @@ class ConversationService:
         if rerooted:
             result = TurnResult(result.response_id, result.images, result.text, result.usage, True)
         return result
+
+    async def _images_for(self, turn: Turn) -> ImageClient:
+        """The operator's image client, or the one of the server's own key (never the
+        operator's for a server that pays itself)."""
+        if not turn.own_key:
+            return self.images
+        client = None
+        if self.server_keys is not None and turn.guild_id is not None:
+            client = await self.server_keys.client_for(turn.guild_id)
+        if client is None:
+            raise UserFacingError(ErrorKind.own_key_failed)
+        return client
+
+    async def _own_key_failed(self, turn: Turn) -> None:
+        """A server's own key was refused (401, no quota): stop using it, tell its managers
+        once."""
+        if self.server_keys is None or turn.guild_id is None:
+            return
+        if await self.server_keys.mark_failed(turn.guild_id) and self.key_failed is not None:
+            try:
+                await self.key_failed(turn.guild_id)
+            except Exception:
+                log.warning("Could not tell server %s its key failed", turn.guild_id,
+                            exc_info=True)
+
+    async def _own_key(self, guild_id: int | None) -> bool:
+        """Whether a server's turns are billed to its own key; refused when that key failed."""
+        if self.server_keys is None:
+            return False
+        state = await self.server_keys.state(guild_id)
+        if state == "failed":
+            raise UserFacingError(ErrorKind.own_key_failed)
+        return state == "active"
 
     async def _request_for(
         self, turn: Turn, parent: Turn | None, source: Turn | None
@@ -854,6 +896,8 @@ class ConversationService:
         await self.store.turns.finish_failed(
             turn.id, status=status, error_kind=error.kind.name, error_detail=detail
         )
+        if turn.own_key and error.kind in (ErrorKind.auth, ErrorKind.quota):
+            await self._own_key_failed(turn)
         self._notify(status.value, turn, error)
         if show and self.presenter is not None:
             current = await self.store.turns.get(turn.id) or turn

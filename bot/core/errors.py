@@ -26,6 +26,7 @@ class ErrorKind(StrEnum):
     unknown_conversation = "error.unknown_conversation"
     shutting_down = "error.shutting_down"
     no_thread_here = "error.no_thread_here"
+    own_key_failed = "error.own_key_failed"
     remix_source_gone = "error.remix_source_gone"
     # from the API
     invalid_request = "error.invalid_request"

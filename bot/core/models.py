@@ -122,6 +122,7 @@ class Turn:
     variant_group: int | None = None  # siblings asked for together (variants) share this
     variant_index: int | None = None  # 1-based place in the set
     variant_count: int | None = None
+    own_key: bool = False  # billed to its server's own OpenAI key
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
@@ -204,6 +205,14 @@ class UsageTotals:
     turns: int
     images: int
     cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServerKey:
+    """A server's own OpenAI key as stored: encrypted, and whether it stopped working."""
+
+    encrypted: str
+    failed: bool
 
 
 @dataclass(frozen=True, slots=True)

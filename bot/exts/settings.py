@@ -14,8 +14,9 @@ from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.options import parse_size
 from bot.ui.choices import QUALITY_CHOICES
 from bot.ui.i18n import EN, t
+from bot.ui.key_modal import KeyModal
 from bot.ui.render import MAX_CONTENT, clip
-from bot.ui.replies import send_error
+from bot.ui.replies import reply_privately, send_error
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -26,6 +27,8 @@ REFINE_CHOICES = [
     Choice(name="anyone allowed", value="anyone"),
     Choice(name="only the starter and moderators", value="starter"),
 ]
+KEY_CHOICES = [Choice(name=locale_str("set"), value="set"),
+               Choice(name=locale_str("remove"), value="remove")]
 TOGGLE_CHOICES = [Choice(name="add", value="add"), Choice(name="remove", value="remove")]
 LOCALE_CHOICES = [Choice(name="English", value="en-US"), Choice(name="简体中文", value="zh-CN")]
 
@@ -83,6 +86,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
         self.service = bot.service
+        bot.service.key_failed = self.tell_key_failed
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
@@ -103,6 +107,41 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
                  MAX_CONTENT), ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
         )
+
+    @app_commands.command(name="key",
+                          description=locale_str("Set or remove this server's own OpenAI key"))
+    @app_commands.describe(action="Set a key (a private form) or remove the one set")
+    @app_commands.choices(action=KEY_CHOICES)
+    async def key(self, interaction: discord.Interaction, action: str = "set") -> None:
+        assert interaction.guild_id is not None
+        locale = str(interaction.locale)
+        keys = self.service.server_keys
+        if keys is None:
+            await reply_privately(interaction, t("key.disabled", locale))
+            return
+        if action == "remove":
+            await keys.remove(interaction.guild_id)
+            await reply_privately(interaction, t("key.removed", locale))
+            return
+        await interaction.response.send_modal(KeyModal(self.on_key_submit, locale))
+
+    async def on_key_submit(self, interaction: discord.Interaction, api_key: str) -> None:
+        """Check the key with one call, store it sealed, say so; the key is never echoed."""
+        assert interaction.guild_id is not None and self.service.server_keys is not None
+        locale = str(interaction.locale)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        problem = await self.service.server_keys.set(interaction.guild_id, api_key)
+        text = t("key.saved", locale) if problem is None else t(f"key.problem.{problem}", locale)
+        await interaction.followup.send(text, ephemeral=True)
+
+    async def tell_key_failed(self, guild_id: int) -> None:
+        """A server's own key stopped working: its owner is told by DM (once per failure)."""
+        guild = self.bot.get_guild(guild_id)
+        if guild is None or guild.owner_id is None:
+            return
+        owner = await self.bot.fetch_user(guild.owner_id)
+        locale = str(guild.preferred_locale)
+        await owner.send(t("key.failed_dm", locale, server=guild.name))
 
     @app_commands.command(name="limits",
                           description=locale_str("Change generation defaults and limits"))

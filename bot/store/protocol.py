@@ -19,6 +19,7 @@ from bot.core.models import (
     DailyUsage,
     ImageRef,
     InputImage,
+    ServerKey,
     Spend,
     Turn,
     TurnCost,
@@ -170,6 +171,16 @@ class UserPrefsStore(Protocol):
     async def put(self, user_id: int, prefs: UserPrefs) -> None: ...
 
 
+class ServerKeyStore(Protocol):
+    async def get(self, guild_id: int) -> ServerKey | None: ...
+
+    async def put(self, guild_id: int, encrypted: str) -> None: ...
+
+    async def mark_failed(self, guild_id: int) -> bool: ...
+
+    async def delete(self, guild_id: int) -> None: ...
+
+
 class MetaStore(Protocol):
     async def get(self, key: str) -> str | None: ...
 
@@ -193,6 +204,9 @@ class Store(Protocol):
 
     @property
     def meta(self) -> MetaStore: ...
+
+    @property
+    def server_keys(self) -> ServerKeyStore: ...
 
     @property
     def user_prefs(self) -> UserPrefsStore: ...

@@ -18,6 +18,7 @@ from bot.core.models import (
     DailyUsage,
     ImageRef,
     InputImage,
+    ServerKey,
     Spend,
     Turn,
     TurnCost,
@@ -82,6 +83,7 @@ def _turn(row: Row) -> Turn:
         variant_group=row["variant_group"],
         variant_index=row["variant_index"],
         variant_count=row["variant_count"],
+        own_key=bool(row["own_key"]),
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
@@ -539,6 +541,44 @@ class MetaRepository:
         )
 
 
+class ServerKeyRepository:
+    """Servers' own OpenAI keys, stored encrypted (the store never sees them in clear)."""
+
+    def __init__(self, db: SqlDatabase) -> None:
+        self._db = db
+
+    async def get(self, guild_id: int) -> ServerKey | None:
+        row = await self._db.fetchone(
+            "SELECT encrypted, failed FROM server_keys WHERE guild_id = ?", (guild_id,)
+        )
+        return ServerKey(row["encrypted"], bool(row["failed"])) if row else None
+
+    async def put(self, guild_id: int, encrypted: str) -> None:
+        await self._db.execute(
+            "INSERT INTO server_keys (guild_id, encrypted, failed, updated_at) VALUES (?, ?, 0, ?) "
+            "ON CONFLICT (guild_id) DO UPDATE SET encrypted = excluded.encrypted, failed = 0, "
+            "updated_at = excluded.updated_at",
+            (guild_id, encrypted, time.time()),
+        )
+
+    async def mark_failed(self, guild_id: int) -> bool:
+        """Mark a key failed; True only the first time (so its managers are told once)."""
+        async with self._db.transaction():
+            row = await self._db.fetchone(
+                "SELECT failed FROM server_keys WHERE guild_id = ?", (guild_id,)
+            )
+            if row is None or row["failed"]:
+                return False
+            await self._db.execute(
+                "UPDATE server_keys SET failed = 1, updated_at = ? WHERE guild_id = ?",
+                (time.time(), guild_id),
+            )
+        return True
+
+    async def delete(self, guild_id: int) -> None:
+        await self._db.execute("DELETE FROM server_keys WHERE guild_id = ?", (guild_id,))
+
+
 class Store:
     """All repositories over one database."""
 
@@ -550,6 +590,7 @@ class Store:
         self.guild_settings = GuildSettingsRepository(db)
         self.meta = MetaRepository(db)
         self.user_prefs = UserPrefsRepository(db)
+        self.server_keys = ServerKeyRepository(db)
 
     @classmethod
     async def open(cls, path: Any) -> Store:

@@ -6,6 +6,7 @@ user some server blocked)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from typing import Any
@@ -440,3 +441,67 @@ async def test_a_moderators_reroll_is_their_own_turn_under_their_own_limits(
     assert len(openai_fake.create_requests()) == 2
     assert [r["author_id"] for r in turn_rows(settings.database_path)] == [
         int(alice["id"]), int(mod["id"])]
+
+
+# ------------------------------------------------------------------ servers' own keys
+SERVER_KEY = "server-own-key-test-0123456789abcdef"  # not a real key format on purpose
+
+
+async def set_key(fake: FakeDiscord, admin: Any, api_key: str) -> str:
+    opened = await fake.slash(admin, fake.text_channel_id, "imagine-settings key", {})
+    submitted = await fake.submit_modal(admin, opened, {"api_key": api_key})
+    return (await answer(fake, submitted, "ey", timeout=10)).content
+
+
+def create_keys(openai_fake: Any) -> list[str]:
+    return [r.headers.get("authorization", "") for r in openai_fake.requests
+            if r.method == "POST" and r.path == "/v1/responses"]
+
+
+async def test_own_key_set_used_billed_to_the_server_then_failing(
+    discord_fake, openai_fake, make_settings, caplog
+):
+    from tests.e2e.conftest import SECRET_KEY
+
+    caplog.set_level(logging.DEBUG)
+    admin = discord_fake.add_user("admin", permissions=["manage_guild"])
+    alice = discord_fake.add_user("alice")
+    # the operator's own budget is spent: only turns on the server's key can run
+    settings = make_settings(key_encryption_secret="test-key-encryption-secret-9f2c",
+                             instance_daily_spend_usd=0.001, **{"default_" + "quality": "low"})
+    async with running(settings):
+        refused_by_instance = await answer(discord_fake, await discord_fake.slash(
+            alice, discord_fake.text_channel_id, "imagine", {"prompt": "p01"}), "Limit reached")
+        openai_fake.rejected_keys.add("a-revoked-key-0000000000000000")
+        rejected = await set_key(discord_fake, admin, "a-revoked-key-0000000000000000")
+        saved = await set_key(discord_fake, admin, SERVER_KEY)
+        thread = await start_conversation(discord_fake, alice, "p02")
+        await wait_results(discord_fake, thread, 1)
+        openai_fake.keys_without_quota.add(SERVER_KEY)  # the server's account runs dry
+        failing = await start_conversation(discord_fake, alice, "p03")
+        await discord_fake.wait_for(lambda: statuses(settings) == ["done", "failed"] or None)
+        after = await answer(discord_fake, await discord_fake.slash(
+            alice, discord_fake.text_channel_id, "imagine", {"prompt": "p04"}), "key")
+        owner_dm = discord_fake.dm_channel(discord_fake.owner)
+        told = await discord_fake.wait_for(lambda: bot_texts_in(discord_fake, owner_dm) or None)
+    assert "the bot's daily budget" in refused_by_instance.content
+    assert rejected.startswith("OpenAI rejected that key") and SERVER_KEY not in rejected
+    assert saved.startswith("Key checked and saved") and SERVER_KEY not in saved
+    # used: every generation request carried the server's key, never the operator's
+    assert create_keys(openai_fake) == [f"Bearer {SERVER_KEY}"] * 2
+    assert f"Bearer {SECRET_KEY}" not in create_keys(openai_fake)
+    rows = turn_rows(settings.database_path)
+    assert [r["own_key"] for r in rows] == [1, 1]
+    assert rows[0]["cost_usd"] > 0 and rows[1]["error_kind"] == "quota"
+    # failing later: the owner is told once; the server stops, not falling back to the operator
+    assert len(told) == 1 and "stopped working" in told[0]
+    assert "own OpenAI key stopped working" in after.content and after.ephemeral
+    assert len(create_keys(openai_fake)) == 2
+    with sqlite3.connect(settings.database_path) as db:
+        [(sealed, failed)] = db.execute("SELECT encrypted, failed FROM server_keys").fetchall()
+    assert SERVER_KEY not in sealed and failed == 1  # stored encrypted
+    assert failing in discord_fake.threads
+    # never logged, at DEBUG, by the bot or the SDK (discord.py's own DEBUG dump of gateway
+    # payloads is kept at INFO by bot/logging_setup.py, whatever LOG_LEVEL says)
+    assert not [r.name for r in caplog.records
+                if SERVER_KEY in r.getMessage() and not r.name.startswith("discord")]

@@ -425,6 +425,8 @@ class FakeOpenAI:
         message_first: put the assistant message *before* the image items (the bot must take
             output items in any order and count).
         key_accepted: False rejects every request's key (401 ``invalid_api_key``).
+        rejected_keys: keys rejected like that one by one; keys_without_quota: keys whose
+            POSTs get 429 ``insufficient_quota`` (an account out of credit).
         models: the model names ``GET /v1/models/{id}`` finds (others: 404 ``model_not_found``).
 
     Observations:
@@ -466,6 +468,8 @@ class FakeOpenAI:
         self._event_log: list[bytes] = []  # every stream event emitted (SSE bytes)
         self._answer_log: list[tuple[str, str, int, bytes]] = []  # every JSON answer
         self.key_accepted = True  # False: every request's key is rejected (401 invalid_api_key)
+        self.rejected_keys: set[str] = set()  # these keys get 401 invalid_api_key (revoked keys)
+        self.keys_without_quota: set[str] = set()  # POSTs with these get 429 insufficient_quota
         self.models: set[str] = set(DEFAULT_MODELS)  # what GET /v1/models/{id} finds
         self._faults: deque[Fault] = deque()
         self._runs: dict[str, _Run] = {}  # stored runs only
@@ -577,8 +581,13 @@ class FakeOpenAI:
                 )
             )
         self.api_key_seen.add(token.strip())
-        if not self.key_accepted:
+        if not self.key_accepted or token.strip() in self.rejected_keys:
             return _error_response(_rejected_key(token.strip()))
+        if token.strip() in self.keys_without_quota and request.method == "POST":
+            # an account out of credit: every billable request is a 429 insufficient_quota
+            # (API reference, Error codes: "You exceeded your current quota")
+            fault = Fault.insufficient_quota()
+            return _json_response(fault.status, fault.body)
         try:
             return await handler(request)
         except _ApiError as exc:
