@@ -887,7 +887,11 @@ class ConversationService:
         detail: str = "",
     ) -> None:
         detail = detail or getattr(error, "detail", "") or ""
-        if error.kind is ErrorKind.quota:
+        own_key_failed = turn.own_key and error.kind in (ErrorKind.auth, ErrorKind.quota)
+        if own_key_failed:
+            log.info("Turn %s: server %s's own key failed (%s)", turn.id, turn.guild_id,
+                     error.kind.name)
+        elif error.kind is ErrorKind.quota:
             log.error("OpenAI reports insufficient quota: check the account's billing")
         elif error.kind is ErrorKind.auth:
             log.error("OpenAI rejected the API key (401/403)")
@@ -896,9 +900,10 @@ class ConversationService:
         await self.store.turns.finish_failed(
             turn.id, status=status, error_kind=error.kind.name, error_detail=detail
         )
-        if turn.own_key and error.kind in (ErrorKind.auth, ErrorKind.quota):
-            await self._own_key_failed(turn)
         self._notify(status.value, turn, error)
+        if own_key_failed:
+            await self._own_key_failed(turn)
+            error = UserFacingError(ErrorKind.own_key_failed)  # what the member is shown
         if show and self.presenter is not None:
             current = await self.store.turns.get(turn.id) or turn
             try:

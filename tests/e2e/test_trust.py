@@ -496,6 +496,8 @@ async def test_own_key_set_used_billed_to_the_server_then_failing(
     # failing later: the owner is told once; the server stops, not falling back to the operator
     assert len(told) == 1 and "stopped working" in told[0]
     assert "own OpenAI key stopped working" in after.content and after.ephemeral
+    assert any("own OpenAI key stopped working" in m.content
+               for m in discord_fake.messages(failing))  # the failed turn says why
     assert len(create_keys(openai_fake)) == 2
     with sqlite3.connect(settings.database_path) as db:
         [(sealed, failed)] = db.execute("SELECT encrypted, failed FROM server_keys").fetchall()
