@@ -507,3 +507,23 @@ async def test_own_key_set_used_billed_to_the_server_then_failing(
     # payloads is kept at INFO by bot/logging_setup.py, whatever LOG_LEVEL says)
     assert not [r.name for r in caplog.records
                 if SERVER_KEY in r.getMessage() and not r.name.startswith("discord")]
+
+
+async def test_reservations_survive_a_restart(discord_fake, openai_fake, make_settings):
+    """A turn still running when the bot stops keeps its reservation in the database: after the
+    restart the cap still counts it, so a second turn that would not fit is refused."""
+    settings = make_settings(guild_daily_spend_usd=round(1.5 * RESERVATION, 4),
+                             shutdown_grace_seconds=0.1)
+    alice, bob = discord_fake.add_user("alice"), discord_fake.add_user("bob")
+    openai_fake.latency = 30
+    async with running(settings):
+        await start_conversation(discord_fake, alice, "p01", **CHEAP)
+        await discord_fake.wait_for(lambda: statuses(settings) == ["running"] or None)
+    assert statuses(settings) == ["running"]  # left for the next start to resume
+    async with running(settings):
+        refused = await answer(discord_fake, await discord_fake.slash(
+            bob, discord_fake.text_channel_id, "imagine", {"prompt": "p02", **CHEAP}),
+            "Limit reached", timeout=10)
+    assert "this server's daily budget" in refused.content
+    [row] = turn_rows(settings.database_path)
+    assert row["reserved_usd"] == pytest.approx(RESERVATION)
