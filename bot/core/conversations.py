@@ -831,10 +831,10 @@ class ConversationService:
             ImageRef(img.call_id, img.size, img.output_format, len(img.data))
             for img in result.images
         ]
-        if refs and (turn.variant_index or 1) == 1:  # of variants, the first is the head
-            # Before the result is shown: whatever a user does on seeing it (Continue from an
-            # earlier turn) comes later and stands. Until the turn is done, `head` skips it.
-            await self.store.conversations.set_head(turn.conversation_id, turn.id)
+        # The head as the result is shown: what a user does on seeing it (Continue from an
+        # earlier turn) moves it, and then stands. (Only a read before the result is shown.)
+        conversation = await self.store.conversations.get(turn.conversation_id)
+        head_before = conversation.head_turn_id if conversation else None
         current = await self.store.turns.get(turn.id) or turn
         if self.presenter is not None:
             try:
@@ -860,6 +860,10 @@ class ConversationService:
             )
             if message_ids:
                 await self.store.turns.add_messages(turn.id, message_ids)
+            if refs and (turn.variant_index or 1) == 1:  # of variants, the first is the head
+                await self.store.conversations.move_head(
+                    turn.conversation_id, turn.id, from_turn_id=head_before
+                )
         done = await self.store.turns.get(turn.id)
         self._notify("done", done or turn)
         # after the commit: a delivery repeated after a crash never pings twice

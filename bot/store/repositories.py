@@ -149,6 +149,14 @@ class ConversationRepository:
             "UPDATE conversations SET head_turn_id = ? WHERE id = ?", (turn_id, conversation_id)
         )
 
+    async def move_head(self, conversation_id: int, turn_id: int, *, from_turn_id: int | None) -> None:
+        """Make `turn_id` the head unless someone moved the head away from `from_turn_id` since."""
+        await self._db.execute(
+            "UPDATE conversations SET head_turn_id = ? WHERE id = ? "
+            "AND COALESCE(head_turn_id, 0) = COALESCE(CAST(? AS BIGINT), 0)",
+            (turn_id, conversation_id, from_turn_id),
+        )
+
     async def set_options(self, conversation_id: int, options: ImageOptions) -> None:
         await self._db.execute(
             "UPDATE conversations SET options = ? WHERE id = ?",

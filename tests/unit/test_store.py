@@ -424,6 +424,16 @@ async def test_guild_settings_and_meta_put_get(store: Store) -> None:
     assert await store.meta.get("commands_hash") == "def"
 
 
+async def test_move_head_only_from_the_head_it_expected(store: Store) -> None:
+    await new_conversation(store)
+    first, second, third = [await new_turn(store, prompt=p) for p in ("a", "b", "c")]
+    await store.conversations.move_head(CONV, first, from_turn_id=None)  # nothing yet: moves
+    await store.conversations.move_head(CONV, second, from_turn_id=first)  # as expected: moves
+    await store.conversations.move_head(CONV, third, from_turn_id=first)  # moved since: stays
+    conversation = await store.conversations.get(CONV)
+    assert conversation is not None and conversation.head_turn_id == second
+
+
 async def test_user_prefs_locale_and_choices_are_kept_apart(store: Store) -> None:
     assert await store.user_prefs.get(ALICE) == UserPrefs()
     await store.user_prefs.set_locale(ALICE, "zh-CN")
