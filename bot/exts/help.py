@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from bot.core.policy import EffectivePolicy
 from bot.ui.i18n import t
+from bot.ui.render import MAX_CONTENT, clip
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -67,7 +68,7 @@ class Help(commands.Cog):
             limits = limit_lines(policy, locale)
             lines += ["", t("help.limits", locale)]
             lines += [f"• {line}" for line in limits] or [t("help.no_limits", locale)]
-        return "\n".join(lines)
+        return clip("\n".join(lines), MAX_CONTENT)
 
     @app_commands.command(
         name=locale_str("help"),
@@ -94,7 +95,7 @@ class Help(commands.Cog):
         text = t("help.welcome", locale, settings=settings) + "\n\n"
         text += await self.help_text(guild.id, locale)
         try:
-            await channel.send(text[:2000], allowed_mentions=discord.AllowedMentions.none())
+            await channel.send(clip(text, MAX_CONTENT), allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             log.info("Could not welcome guild %s: %s", guild.id, exc)
             return
