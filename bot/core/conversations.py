@@ -50,6 +50,7 @@ from bot.core.models import (
     UserPrefs,
 )
 from bot.core.options import ImageOptions, largest_size, lower_quality
+from bot.core.placing import Placements
 from bot.core.policy import (
     Actor,
     Ceilings,
@@ -238,6 +239,9 @@ class ConversationService:
         self.scheduler.attach(self._run_job)
         self.turnstile = Turnstile()
         self.tasks = BackgroundTasks()
+        self.placements = Placements(self.tasks)
+        self._unplaceable: dict[int, tuple[UserFacingError, bool]] = {}  # (why, show it)
+        self._delivering: set[int] = set()  # turns whose (billed) result is in hand
         self._queued_turns: dict[int, Turn] = {}
         self._cancel_requested: set[int] = set()
         self._cancelled_groups: set[int | None] = set()  # variant sets cancelled by a user
@@ -399,11 +403,15 @@ class ConversationService:
     def release_hold(self, hold: Hold | None) -> None:
         self.admission.release(hold)
 
-    async def submit(self, request: TurnRequest, actor: Actor, *, hold: Hold | None = None) -> Turn:
+    async def submit(
+        self, request: TurnRequest, actor: Actor, *, hold: Hold | None = None,
+        ready: Awaitable[None] | None = None,
+    ) -> Turn:
         """Validate a request, record it as a queued turn (admitted and reserved atomically;
-        `hold`, from `admit`, is replaced by the turn), and schedule it."""
+        `hold`, from `admit`, is replaced by the turn), and schedule it. Its progress message is
+        posted once `ready` (the conversation's channel being created) is done."""
         if request.variants > 1 and request.variant_group is None:
-            return await self._submit_variants(request, actor, hold)
+            return await self._submit_variants(request, actor, hold, ready)
         conversation = await self._conversation_of(request)
         policy = await self.policy_for(conversation.guild_id)
         policy.check_access(actor)
@@ -457,7 +465,7 @@ class ConversationService:
             )
         turn = await self.store.turns.get(turn_id)
         assert turn is not None
-        return await self._enqueue(turn)
+        return await self._enqueue(turn, ready)
 
     async def _conversation_of(self, request: TurnRequest) -> Conversation:
         """The conversation a request continues: only one the bot opened (a thread of someone
@@ -498,7 +506,8 @@ class ConversationService:
         return prompt, parent, follows, inputs, request_options, remix_of
 
     async def _submit_variants(
-        self, request: TurnRequest, actor: Actor, hold: Hold | None = None
+        self, request: TurnRequest, actor: Actor, hold: Hold | None = None,
+        ready: Awaitable[None] | None = None,
     ) -> Turn:
         """`request.variants` sibling turns with one parent, grouped for one board; each is
         queued, limited and billed on its own. Returns the first."""
@@ -515,6 +524,7 @@ class ConversationService:
             turn = await self.submit(
                 dataclasses.replace(request, variant_group=group, variant_index=index), actor,
                 hold=hold if index == 1 else None,  # each further sibling is admitted alone
+                ready=ready,
             )
             first = first or turn
             if index > 1 and await self._set_cancelled(first):
@@ -541,26 +551,26 @@ class ConversationService:
             parent_turn_id=siblings[0].id, variants=len(siblings), locale=locale,
         ), actor)
 
-    async def _enqueue(self, turn: Turn) -> Turn:
-        if self.presenter is not None and turn.progress_message_id is None:
+    async def _enqueue(self, turn: Turn, ready: Awaitable[None] | None = None) -> Turn:
+        """Schedule a recorded turn. Its progress message is posted beside the generation; with
+        a fleet-wide queue (another process may run the turn) it is posted first."""
+        beside = self.presenter is not None and turn.progress_message_id is None
+        if beside and self.scheduler.shared:
+            beside = False
+            if ready is not None:
+                await ready
             try:
-                message_id = await self.presenter.show_queued(turn, None)
+                turn = await self._place(turn)
             except DeliveryError as error:
-                await self.store.turns.finish_failed(
-                    turn.id, status=TurnStatus.failed, error_kind=error.kind.name,
-                    error_detail=("orphaned: " if error.orphaned else "") + error.detail,
-                )
+                await self._record_unplaced(turn, error)
                 raise error.user_error() from error
-            if message_id is not None:
-                await self.store.turns.set_progress_message(turn.id, message_id)
-                refreshed = await self.store.turns.get(turn.id)
-                assert refreshed is not None
-                turn = refreshed
         if turn.id in self._cancel_requested or turn.variant_group in self._cancelled_groups:
             # Cancel was clicked before it reached the queue
             self._cancel_requested.discard(turn.id)
             await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
             return turn
+        if beside:  # no await from here to the submit: the job is known when posting fails
+            self.placements.start(turn, lambda: self._place_beside(turn, ready))
         if not self.scheduler.shared:  # (kept for queue positions, which only one process has)
             self._queued_turns[turn.id] = turn
         # Queue room was checked on admission; a turn already recorded is never dropped here.
@@ -571,6 +581,55 @@ class ConversationService:
         )
         self._notify("queued", turn)
         return turn
+
+    async def _place(self, turn: Turn) -> Turn:
+        """Post the turn's progress message and record its id; the turn as recorded then."""
+        assert self.presenter is not None
+        message_id = await self.presenter.show_queued(turn, None)
+        if message_id is None:
+            return turn
+        await self.store.turns.set_progress_message(turn.id, message_id)
+        return await self.store.turns.get(turn.id) or turn
+
+    async def _record_unplaced(self, turn: Turn, error: DeliveryError) -> None:
+        await self.store.turns.finish_failed(
+            turn.id, status=TurnStatus.failed, error_kind=error.kind.name,
+            error_detail=("orphaned: " if error.orphaned else "") + error.detail,
+        )
+
+    async def _place_beside(self, turn: Turn, ready: Awaitable[None] | None) -> Turn | None:
+        """Post the progress message while the turn renders (once its channel exists), then show
+        the progress held meanwhile. If it cannot be posted, the generation is stopped unless its
+        result is already in hand (then the result is posted anew, or the record says why not)."""
+        try:
+            if ready is not None:
+                await ready
+        except UserFacingError as error:  # no channel: the Discord layer says why
+            await self._unplaced(turn, error, show=False)
+            return None
+        try:
+            placed = await self._place(turn)
+        except DeliveryError as error:  # shown where it can be (a locked thread's parent)
+            await self._unplaced(turn, error.user_error(), show=True)
+            return None
+        if turn.id in self._queued_turns:
+            self._queued_turns[turn.id] = placed  # queue positions go into the message now
+        for progress in self.placements.take_held(turn.id):
+            await self._progress(placed, progress)
+        return placed
+
+    async def _unplaced(self, turn: Turn, error: UserFacingError, *, show: bool) -> None:
+        self.placements.take_held(turn.id)
+        if turn.id in self._delivering:
+            return  # paid for: the result is posted anew (or the record says why not)
+        self._unplaceable[turn.id] = (error, show)
+        outcome = await self.scheduler.withdraw(turn.id)
+        if outcome == "queued":
+            self._queued_turns.pop(turn.id, None)
+            self._unplaceable.pop(turn.id, None)
+            await self._fail(turn, error, show=show)
+        elif outcome is None:
+            self._unplaceable.pop(turn.id, None)
 
     async def _existing_turn(self, turn_id: int | None, conversation: Conversation) -> Turn:
         turn = await self.store.turns.get(turn_id) if turn_id is not None else None
@@ -606,6 +665,7 @@ class ConversationService:
             self._notify("running", turn)
             await self._progress(turn, Progress(Stage.started))
             result = await self._generate(turn)
+            self._delivering.add(turn.id)
             await self._deliver(turn, result)
         except asyncio.CancelledError:
             if not job.cancelled_by_user:
@@ -619,22 +679,32 @@ class ConversationService:
         except Exception as exc:
             log.exception("Turn %s crashed", turn.id)
             await self._fail(turn, UserFacingError(ErrorKind.server), detail=repr(exc))
+        finally:
+            self._delivering.discard(turn.id)
+            self.placements.forget(turn.id)
 
     async def _cancelled_by_user(self, job: Job) -> None:
-        """Record (and show) a turn its user cancelled while it ran; stop paying for it."""
+        """Record (and show) a turn its user cancelled while it ran, or one stopped because its
+        progress message could not be posted (the record says why); stop paying for it."""
         current = asyncio.current_task()
         if current is not None:
             current.uncancel()
+        unplaced = self._unplaceable.pop(job.turn_id, None)
         turn = await self.store.turns.get(job.turn_id)
         if turn is None or turn.status.terminal:
             return
         if turn.response_id and self.images.background:
             await self.images.cancel(turn.response_id)  # stop paying for it
+        if unplaced is not None:
+            await self._fail(turn, unplaced[0], show=unplaced[1])
+            return
         await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
 
     async def _progress(self, turn: Turn, progress: Progress) -> None:
-        if self.presenter is None:
-            return
+        if self.presenter is None or self.placements.hold(turn.id, progress):
+            return  # (held until the progress message exists)
+        if turn.progress_message_id is None:
+            turn = self.placements.placed(turn.id) or turn
         try:
             await self.presenter.show_progress(turn, progress)
         except Exception:
@@ -827,6 +897,7 @@ class ConversationService:
     async def _deliver(self, turn: Turn, result: TurnResult) -> None:
         delivery = Delivery(())
         cost = self.prices.cost(result.usage)
+        await self.placements.wait(turn.id)  # the result goes into its progress message
         refs = [
             ImageRef(img.call_id, img.size, img.output_format, len(img.data))
             for img in result.images
@@ -909,6 +980,7 @@ class ConversationService:
             await self._own_key_failed(turn)
             error = UserFacingError(ErrorKind.own_key_failed)  # what the member is shown
         if show and self.presenter is not None:
+            await self.placements.wait(turn.id)  # shown in its progress message, not beside it
             current = await self.store.turns.get(turn.id) or turn
             try:
                 await self.presenter.show_failure(current, error)
@@ -917,6 +989,7 @@ class ConversationService:
             else:
                 if status is TurnStatus.failed and current.progress_message_id is not None:
                     await self._ping(current, done=False)
+        self.placements.forget(turn.id)
 
     def _notify(self, event: str, turn: Turn, error: UserFacingError | None = None) -> None:
         for listener in self.listeners:

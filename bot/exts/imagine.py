@@ -4,6 +4,8 @@ core, render. No generation logic lives here.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DM_NOTE_SECONDS = 3600.0  # a DM refusal is said at most once an hour per user
 ButtonHandler = Callable[[discord.Interaction, Turn, Actor], Awaitable[None]]
+ThreadMaker = Callable[[], Awaitable[None]]
 
 
 MAX_VARIANTS = 4
@@ -98,11 +101,15 @@ class Imagine(commands.Cog):
         ticket: Ticket | None = None
         try:
             inputs = await self.bot.attachments.read(attachments)
-            conversation_id, ticket = await self._open_conversation(interaction, prompt)
-            await self._submit(
-                interaction, TurnKind.root, prompt, options, inputs, conversation_id,
+            conversation_id, ticket, make_thread = await self._open_conversation(interaction, prompt)
+            submit = functools.partial(
+                self._submit, interaction, TurnKind.root, prompt, options, inputs, conversation_id,
                 ticket=ticket, variants=variants,
             )
+            if make_thread is None:
+                await submit()
+            else:
+                await self._submit_beside(submit, make_thread)
         except UserFacingError as error:
             await self._show_start_error(interaction, error)
         finally:
@@ -130,13 +137,35 @@ class Imagine(commands.Cog):
         )
         return options, attachments
 
+    @staticmethod
+    async def _submit_beside(
+        submit: Callable[..., Awaitable[Turn]], make_thread: ThreadMaker
+    ) -> None:
+        """The image first: submit the first turn (its image is asked for at once) while its
+        thread is created; its progress message waits for the thread (`ready`)."""
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        submitting = asyncio.ensure_future(submit(ready=ready))
+        try:
+            await make_thread()
+        except BaseException as exc:
+            refusal = exc if isinstance(exc, UserFacingError) else UserFacingError(ErrorKind.server)
+            ready.set_exception(refusal)  # the turn, if recorded, fails with the thread's reason
+            await asyncio.wait([submitting])
+            ready.exception()  # (retrieved: the thread's own error is the one shown)
+            if not submitting.cancelled():
+                submitting.exception()
+            raise
+        ready.set_result(None)
+        await submitting
+
     async def _open_conversation(
         self,
         interaction: discord.Interaction,
         prompt: str,
-    ) -> tuple[int, Ticket | None]:
+    ) -> tuple[int, Ticket | None, ThreadMaker | None]:
         """Find or create the thread (or DM) that holds the conversation; return its id (and,
-        for a new thread, this first turn's place in the thread's line)."""
+        for a new thread, this first turn's place in the thread's line, and what creates the
+        thread: it is created while the first image renders)."""
         channel = interaction.channel
         user = interaction.user
         guild_id = interaction.guild_id
@@ -147,41 +176,51 @@ class Imagine(commands.Cog):
                 channel.id, guild_id=None, parent_channel_id=None, owner_id=user.id
             )
             await interaction.edit_original_response(content=quote(prompt))
-            return channel.id, None
+            return channel.id, None, None
         if isinstance(channel, discord.Thread):
             if await self._own_conversation(channel) is not None:
                 await interaction.edit_original_response(content=quote(prompt))
-                return channel.id, None
+                return channel.id, None, None
             # someone else's thread: the conversation gets a thread of its own beside it
-            return await self._open_beside(interaction, channel, prompt), None
+            return await self._open_beside(interaction, channel, prompt), None, None
         self._check_parent_channel(channel)
-        ticket: Ticket | None = None
+        if not interaction.app_permissions.create_public_threads:  # said before anything is paid
+            log.warning("Cannot open a thread in %s: missing Create Public Threads", channel.id)
+            raise UserFacingError(ErrorKind.missing_permissions, permission="Create Public Threads")
+        # The deferred reply is the thread's starter message (its id becomes the thread's).
+        # A type-5 callback response carries no message (Discord docs, Receiving and
+        # Responding → Interaction Callback Response): read it back with GET @original.
+        original = await interaction.original_response()
+        # The thread takes the id of the message it starts from: record the conversation and
+        # take this turn's place in line first, so that a reply posted the moment the thread
+        # appears is neither ignored nor run before this first turn.
+        ticket = self.service.turnstile.ticket(original.id)
         try:
-            # The deferred reply is the thread's starter message (its id becomes the thread's).
-            # A type-5 callback response carries no message (Discord docs, Receiving and
-            # Responding → Interaction Callback Response): read it back with GET @original.
-            original = await interaction.original_response()
-            # The thread takes the id of the message it starts from: record the conversation
-            # and take this turn's place in line first, so that a reply posted the moment the
-            # thread appears is neither ignored nor run before this first turn.
-            ticket = self.service.turnstile.ticket(original.id)
             await self.service.open_conversation(
                 original.id, guild_id=guild_id, parent_channel_id=channel.id, owner_id=user.id
             )
-            thread = await channel.create_thread(  # type: ignore[union-attr]
+        except BaseException:
+            ticket.done()
+            raise
+        return original.id, ticket, functools.partial(
+            self._make_thread, interaction, channel, original, prompt
+        )
+
+    async def _make_thread(
+        self, interaction: discord.Interaction, channel: discord.TextChannel,
+        original: discord.Message, prompt: str,
+    ) -> None:
+        """Start the conversation's thread from the command's reply and say where it is."""
+        try:
+            thread = await channel.create_thread(
                 name=thread_name(prompt), message=original, auto_archive_duration=1440,
             )
-        except BaseException as exc:
-            if ticket is not None:
-                ticket.done()
-            if isinstance(exc, discord.Forbidden):
-                log.warning("Cannot open a thread in %s: missing Create Public Threads", channel.id)
-                raise UserFacingError(
-                    ErrorKind.missing_permissions, permission="Create Public Threads"
-                ) from None
-            raise
+        except discord.Forbidden:
+            log.warning("Cannot open a thread in %s: missing Create Public Threads", channel.id)
+            raise UserFacingError(
+                ErrorKind.missing_permissions, permission="Create Public Threads"
+            ) from None
         await self._announce_thread(interaction, thread, prompt, channel.id)
-        return thread.id, ticket
 
     async def _announce_thread(
         self, interaction: discord.Interaction, thread: discord.Thread, prompt: str,
@@ -274,7 +313,9 @@ class Imagine(commands.Cog):
         ticket: Ticket | None = None,
         variants: int = 1,
         sticky: bool = True,
+        ready: Awaitable[None] | None = None,
     ) -> Turn:
+        self._check_can_post(interaction)
         request = TurnRequest(
             kind=kind,
             author_id=interaction.user.id,
@@ -294,9 +335,24 @@ class Imagine(commands.Cog):
         hold = self._holds.pop(interaction.id, None)
         try:
             async with ticket or self.service.turnstile.ticket(conversation_id):
-                return await self.service.submit(request, actor, hold=hold)
+                return await self.service.submit(request, actor, hold=hold, ready=ready)
         finally:
             self.service.release_hold(hold)  # if submit refused before replacing it
+
+    @staticmethod
+    def _check_can_post(interaction: discord.Interaction) -> None:
+        """The image is asked for before its progress message is posted: a thread the bot may
+        not post in is refused first, from the interaction's `app_permissions` (the bot's
+        permissions where it was used) and the thread's lock (only Manage Threads posts in a
+        locked thread: Discord docs, Topics → Threads), before anything is paid for."""
+        if interaction.guild_id is None:
+            return
+        allowed = interaction.app_permissions
+        if not allowed.send_messages_in_threads:
+            raise UserFacingError(ErrorKind.missing_permissions, permission="Send Messages in Threads")
+        channel = interaction.channel
+        if isinstance(channel, discord.Thread) and channel.locked and not allowed.manage_threads:
+            raise UserFacingError(ErrorKind.thread_locked)
 
     # ------------------------------------------------------------------ /refine
     @generation_command("refine", "Refine the latest image in this conversation")

@@ -7,6 +7,7 @@ import pytest
 
 from tests.e2e.harness import (
     image_attachments,
+    results,
     running,
     start_conversation,
     turn_rows,
@@ -122,3 +123,35 @@ async def test_a_fleet_process_connects_only_its_shards(discord_fake, openai_fak
         thread_id = await start_conversation(discord_fake, alice, "one shard of two")
         await wait_results(discord_fake, thread_id, 1)
     assert [p["shard"] for p in discord_fake.identify_payloads] == [[guild_shard, 2]]
+
+
+async def test_the_image_is_asked_for_while_the_thread_is_still_being_created(
+    discord_fake, openai_fake, make_settings
+):
+    """The image request first: the fake Discord keeps the thread's creation unanswered until
+    the create request has reached the fake API (a bot that waited for its thread and progress
+    message before asking would never get there). Only then are the thread and the progress
+    message made, and that message becomes the result, once."""
+    settings = make_settings()
+    alice = discord_fake.add_user("alice")
+    thread_created = discord_fake.hold_next("POST", r"^/channels/\d+/messages/\d+/threads$")
+    async with running(settings):
+        await discord_fake.slash(alice, discord_fake.text_channel_id, "imagine",
+                                 {"prompt": "a paper boat"})
+        await discord_fake.wait_for(openai_fake.create_requests, what="the create request")
+        posted_meanwhile = [r.path for r in discord_fake.request_log
+                            if r.method == "POST" and r.path.endswith("/messages")]
+        threads_meanwhile = dict(discord_fake.threads)
+        thread_created.set()
+        thread_id = await discord_fake.wait_for(lambda: next(iter(discord_fake.threads), None),
+                                                what="the thread")
+        result = (await wait_results(discord_fake, thread_id, 1))[0]
+    assert posted_meanwhile == [] and threads_meanwhile == {}
+    row = turn_rows(settings)[0]
+    assert (row["status"], row["progress_message_id"]) == ("done", result.id)
+    assert len(results(discord_fake, thread_id)) == 1
+    quoting = [m.id for m in discord_fake.messages(thread_id) if m.author_id == discord_fake.bot_id
+               and m.id != thread_id and m.content.startswith("> a paper boat")]
+    assert quoting == [result.id]  # no second progress message beside the one that became it
+    assert read_lineage(image_attachments(result)[0].data) == ["a paper boat"]
+    assert len(openai_fake.create_requests()) == 1

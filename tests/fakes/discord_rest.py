@@ -148,6 +148,13 @@ class RestApi:
             record.response = {"message": "401: Unauthorized", "code": 0}
             return json_response(record.response, 401)
 
+        for method, pattern, released in list(fake.holds):
+            if method == request.method and pattern.search(rel):
+                # A test control, not a rule of Discord: the request waits (as a slow answer
+                # would) until the test releases it, so a test can see what happens meanwhile.
+                fake.holds.remove((method, pattern, released))
+                await released.wait()
+                break
         for rule in fake.fail_rules:
             if rule.times > 0 and rule.method in (request.method, "*") and rule.path_regex.search(rel):
                 rule.times -= 1

@@ -192,6 +192,7 @@ class FakeDiscord:
         self.identify_payloads: list[dict[str, Any]] = []
         self.client_errors: list[BaseException] = []  # exceptions that ended a bot's connect task
         self.fail_rules: list[FailRule] = []
+        self.holds: list[tuple[str, re.Pattern[str], asyncio.Event]] = []
 
         # the application, its bot user and the guild owner
         self.application_id = self.snowflake()
@@ -1551,6 +1552,13 @@ class FakeDiscord:
         self.fail_rules.append(
             FailRule(method.upper(), re.compile(path_regex), status, code, message, retry_after, times)
         )
+
+    def hold_next(self, method: str, path_regex: str) -> asyncio.Event:
+        """Keep the next request matching ``method`` and ``path_regex`` (as in :meth:`fail_next`)
+        waiting, unanswered, until the returned event is set; then it is handled as usual."""
+        released = asyncio.Event()
+        self.holds.append((method.upper(), re.compile(path_regex), released))
+        return released
 
     def readd_bot(self) -> None:
         """The bot is removed from the guild and invited again. Gateway docs (Events → Guild
