@@ -403,13 +403,11 @@ class ConversationService:
     def release_hold(self, hold: Hold | None) -> None:
         self.admission.release(hold)
 
-    async def submit(
-        self, request: TurnRequest, actor: Actor, *, hold: Hold | None = None,
-        ready: Awaitable[None] | None = None,
-    ) -> Turn:
+    async def submit(self, request: TurnRequest, actor: Actor, *, hold: Hold | None = None,
+                     ready: Awaitable[None] | None = None) -> Turn:
         """Validate a request, record it as a queued turn (admitted and reserved atomically;
-        `hold`, from `admit`, is replaced by the turn), and schedule it. Its progress message is
-        posted once `ready` (the conversation's channel being created) is done."""
+        `hold`, from `admit`, is replaced by the turn), and schedule it; its progress message
+        is posted once `ready` (its channel being created) is done."""
         if request.variants > 1 and request.variant_group is None:
             return await self._submit_variants(request, actor, hold, ready)
         conversation = await self._conversation_of(request)
@@ -614,8 +612,9 @@ class ConversationService:
             return None
         if turn.id in self._queued_turns:
             self._queued_turns[turn.id] = placed  # queue positions go into the message now
-        for progress in self.placements.take_held(turn.id):
-            await self._progress(placed, progress)
+        while held := self.placements.take_held(turn.id):  # (more may come meanwhile)
+            for progress in held:
+                await self._progress(placed, progress)
         return placed
 
     async def _unplaced(self, turn: Turn, error: UserFacingError, *, show: bool) -> None:
@@ -642,8 +641,8 @@ class ConversationService:
         turn = self._queued_turns.get(turn_id)
         if turn is None or self.presenter is None:
             return
-        self.tasks.spawn(
-            self.presenter.show_progress(turn, Progress(Stage.queued, position=position)),
+        self.tasks.spawn(  # (held until its progress message is posted)
+            self._progress(turn, Progress(Stage.queued, position=position)),
             name=f"position-{turn_id}",
         )
 

@@ -44,8 +44,8 @@ class Placements:
     def hold(self, turn_id: int, progress: Progress) -> bool:
         """Keep `progress` for when the message exists; False if there is nothing to wait for."""
         task = self._placing.get(turn_id)
-        if task is None or task.done():
-            return False
+        if task is None or task.done() or task is asyncio.current_task():
+            return False  # (the posting itself shows what was held)
         held = self._held.setdefault(turn_id, [])
         # "started" starts the shown clock; of the rest only the latest is still news
         held[:] = [p for p in held if p.stage is Stage.started and progress.stage is not Stage.started]

@@ -199,13 +199,14 @@ async def test_root_turn_runs_and_is_recorded(
     presenter = presenter_of(service)
     submitted = await service.submit(turn_request("a red fox", TurnKind.root), actor())
     assert submitted.status is TurnStatus.queued
-    assert presenter.queued[0][0] == submitted.id
-    progress_message = submitted.progress_message_id
-    assert progress_message is not None
 
     await idle(service)
+    # the progress message is posted while the image renders, and recorded
+    assert presenter.queued[0][0] == submitted.id
     turn = await store.turns.get(submitted.id)
     assert turn is not None
+    progress_message = turn.progress_message_id
+    assert progress_message is not None
     assert turn.status is TurnStatus.done
     assert turn.kind is TurnKind.root and turn.parent_id is None
     assert turn.response_id is not None and turn.response_id in fake_openai.responses
