@@ -137,14 +137,17 @@ class Imagine(commands.Cog):
         )
         return options, attachments
 
-    @staticmethod
     async def _submit_beside(
-        submit: Callable[..., Awaitable[Turn]], make_thread: ThreadMaker
+        self, submit: Callable[..., Awaitable[Turn]], make_thread: ThreadMaker
     ) -> None:
-        """The image first: submit the first turn (its image is asked for at once) while its
-        thread is created; its progress message waits for the thread (`ready`)."""
+        """The image first: submit the first turn (its image is asked for at once), then create
+        its thread while it renders; its progress message waits for the thread (`ready`). With
+        the fleet-wide queue the message is posted before the turn is queued, so the thread is
+        created alongside."""
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         submitting = asyncio.ensure_future(submit(ready=ready))
+        if not self.service.scheduler.shared:
+            await asyncio.wait([submitting])  # recorded and scheduled: its request goes first
         try:
             await make_thread()
         except BaseException as exc:
@@ -226,11 +229,13 @@ class Imagine(commands.Cog):
         self, interaction: discord.Interaction, thread: discord.Thread, prompt: str,
         parent_id: int,
     ) -> None:
-        """Record the new thread as a conversation and say where it is."""
-        await self.service.open_conversation(
-            thread.id, guild_id=interaction.guild_id, parent_channel_id=parent_id,
-            owner_id=interaction.user.id,
-        )
+        """Record the new thread as a conversation (unless it was recorded by the id of the
+        message it starts from, which it takes) and say where it is."""
+        if await self.service.conversation(thread.id) is None:
+            await self.service.open_conversation(
+                thread.id, guild_id=interaction.guild_id, parent_channel_id=parent_id,
+                owner_id=interaction.user.id,
+            )
         hint = "thread.hint" if self.bot.intents.message_content else "thread.hint_no_content"
         refine = await self.bot.command_mention("refine")
         await interaction.edit_original_response(

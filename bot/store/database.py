@@ -166,14 +166,15 @@ class Database:
     async def fetchone(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
     ) -> aiosqlite.Row | None:
-        async with self._reading(), self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        async with self._reading():  # one hop to the connection's thread, not three
+            rows = await self._conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
     ) -> list[aiosqlite.Row]:
-        async with self._reading(), self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        async with self._reading():
+            return list(await self._conn.execute_fetchall(sql, params))
 
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[None]:
