@@ -67,6 +67,16 @@ async def wait_response_recorded(fake: FakeDiscord, settings: Any, turn_index: i
     return rows[turn_index]["response_id"]
 
 
+async def wait_progress_posted(fake: FakeDiscord, settings: Any, count: int = 1) -> None:
+    """Wait until the first `count` turns' progress messages are posted and recorded (the image
+    is asked for first, so a response id can be recorded before them)."""
+    await wait_turns(
+        fake, settings,
+        lambda rows: len(rows) >= count and all(r["progress_message_id"] for r in rows[:count]),
+        "the progress messages to be recorded", 10.0,
+    )
+
+
 def versions(message: FakeMessage) -> list[str]:
     """Every content a message has shown, oldest first (edits included)."""
     return [v.content for v in message.edits] + [message.content]
@@ -523,6 +533,7 @@ async def test_thread_deleted_mid_generation(discord_fake, openai_fake, make_set
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a sandcastle")
         await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
         await discord_fake.delete_channel(thread_id)
         [row] = await wait_terminal(discord_fake, settings, 1)
         openai_fake.latency = 0.0
@@ -544,6 +555,7 @@ async def test_thread_archived_mid_generation_gets_its_result_as_a_new_message(
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a snow globe")
         await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
         discord_fake.archive_thread(thread_id)
         [row] = await wait_terminal(discord_fake, settings, 1)
         await quiet(discord_fake, openai_fake)
@@ -570,6 +582,7 @@ async def test_thread_locked_mid_generation_gets_its_result_in_the_parent_channe
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a ship in a bottle")
         await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
         discord_fake.lock_thread(thread_id)
         if archived:
             discord_fake.archive_thread(thread_id)
@@ -598,6 +611,7 @@ async def test_a_variant_board_survives_its_thread_being_archived_or_locked(
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "two kites", variants=2)
         await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings, 2)
         if lock:
             discord_fake.lock_thread(thread_id)
         else:
@@ -731,6 +745,7 @@ async def test_shutdown_keeps_a_long_turn_and_the_restart_resumes_it(
     try:
         thread_id = await start_conversation(discord_fake, alice, "a long exposure of stars")
         response_id = await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
     finally:
         started = time.monotonic()
         await runner.stop()
@@ -768,6 +783,7 @@ async def test_user_cancel_stops_the_generation_server_side(
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a very slow painting")
         response_id = await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
         [row] = turn_rows(settings)
         await discord_fake.click(alice, row["progress_message_id"], f"imagine:cancel:{row['id']}")
         [row] = await wait_terminal(discord_fake, settings, 1)
