@@ -406,8 +406,7 @@ class ConversationService:
     async def submit(self, request: TurnRequest, actor: Actor, *, hold: Hold | None = None,
                      ready: Awaitable[None] | None = None) -> Turn:
         """Validate a request, record it as a queued turn (admitted and reserved atomically;
-        `hold`, from `admit`, is replaced by the turn), and schedule it; its progress message
-        is posted once `ready` (its channel being created) is done."""
+        `hold`, from `admit`, is replaced by it), schedule it; its message waits for `ready`."""
         if request.variants > 1 and request.variant_group is None:
             return await self._submit_variants(request, actor, hold, ready)
         conversation = await self._conversation_of(request)
