@@ -4,6 +4,8 @@
     python -m bench.run --payload realistic  # the same with ~2.6 MB PNGs → bench/results/run-realistic.json
     python -m bench.run --quick              # smoke run: L=3 s, N = 1,10 → bench/results/scratch/
     python -m bench.run --ns 100 --profile   # any partial or profiled run → bench/results/scratch/
+    python -m bench.run --fleet              # N=1000: one process on SQLite vs two on PostgreSQL
+                                             # (fleet queue) → bench/results/fleet.json
 
 For each N it runs, one after the other, each against fresh fakes (every fake in its own
 process, on 127.0.0.1 only):
@@ -76,7 +78,12 @@ TARGETS = {
     "lag_p99_ms": 50.0,
     "lag_max_ms": 200.0,
     "peak_rss_mb_100": 350.0,
+    "before_api_p50_ms_100": 100.0,
+    "overhead_p50_ms_100": 300.0,
+    "overhead_p50_ms_300": 1000.0,
+    "fleet_ratio_irreducible": 1.2,
 }
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 # ---------------------------------------------------------------------------- small helpers
@@ -143,7 +150,16 @@ def machine_facts() -> dict[str, Any]:
         "packages": versions,
         "git_commit": commit,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
     }
+
+
+def read_trips(path: Path) -> list[tuple[float, int]]:
+    """The agent's database round-trip counts: (unix time, total so far)."""
+    if not path.exists():
+        return []
+    return [(float(parts[1]), int(parts[2])) for line in path.read_text().splitlines()
+            if (parts := line.split()) and parts[0] == "R" and len(parts) == 3]
 
 
 def read_agent(path: Path) -> tuple[list[tuple[float, float]], list[tuple[float, int, int]]]:
@@ -299,7 +315,16 @@ class _BotRun:
                        if wal else None),
             "db_write_tx_per_turn_trace": r2((w1[1] - w0[1]) / per_done, 2) if traced else None,
             "db_write_stmts_per_turn_trace": r2((w1[2] - w0[2]) / per_done, 2) if traced else None,
+            "db_round_trips_per_turn": self._trips_per_turn(first_dispatch, per_done, traced),
         }
+
+    def _trips_per_turn(self, first_dispatch: float, per_done: int, traced: bool) -> float | None:
+        """Every statement sent to the database during the run, per finished turn."""
+        samples = read_trips(self.agent_out)
+        if not traced or not samples:
+            return None
+        before = [count for at, count in samples if at <= first_dispatch]
+        return r2((samples[-1][1] - (before[-1] if before else 0)) / per_done, 2)
 
     def _request_figures(self, turns: list[dict[str, Any]]) -> dict[str, Any]:
         details, timings = self.details, self.timings
@@ -607,6 +632,15 @@ class Bench:
         return path
 
     # ------------------------------------------------------------------ the whole run
+    async def run_system(self, system: str, n: int) -> dict[str, Any]:
+        if system == "irreducible":
+            return await self.run_irreducible(n)
+        if system == "fleet":
+            from bench.fleet import run_fleet
+
+            return await run_fleet(self, n, self.args.database_url)
+        return await self.run_bot(system, n)
+
     async def run(self) -> dict[str, Any]:
         args = self.args
         started = time.monotonic()
@@ -637,10 +671,7 @@ class Bench:
                 for system in systems:
                     t0 = time.monotonic()
                     try:
-                        if system == "irreducible":
-                            entry[system] = await self.run_irreducible(n)
-                        else:
-                            entry[system] = await self.run_bot(system, n)
+                        entry[system] = await self.run_system(system, n)
                     except Exception as exc:  # keep going: report what failed
                         entry[system] = {"system": system, "n": n,
                                          "error": f"{type(exc).__name__}: {exc}"}
@@ -662,6 +693,7 @@ class Bench:
                 except Exception as exc:
                     report["profile"] = {"error": f"{type(exc).__name__}: {exc}"}
         report["elapsed_s"] = round(time.monotonic() - started, 1)
+        report["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
         report["summary"] = summarize(report)
         return report
 
@@ -717,6 +749,7 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
             "irreducible_cpu_ms_per_turn": irr.get("cpu_ms_per_turn"),
             "overhead_p50_ms": (bot.get("overhead_ms") or {}).get("p50"),
             "overhead_p99_ms": (bot.get("overhead_ms") or {}).get("p99"),
+            "before_api_p50_ms": (bot.get("before_api_ms") or {}).get("p50"),
             "lag_p99_ms": (bot.get("loop_lag_ms") or {}).get("p99"),
             "lag_max_ms": (bot.get("loop_lag_ms") or {}).get("max"),
             "peak_rss_mb": bot.get("peak_rss_mb"),
@@ -737,6 +770,7 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
                              row["lag_p99_ms"], TARGETS["lag_p99_ms"], complete))
         checks.append(_check(f"loop lag max at N={n} <= {TARGETS['lag_max_ms']:.0f} ms",
                              row["lag_max_ms"], TARGETS["lag_max_ms"], complete))
+        checks.extend(_latency_checks(row, complete))
     # peak RSS with 100 turns in flight: measured at N=100, else projected from the largest N
     by_n = {row["n"]: (row, entry.get("bot", {})) for row, entry in zip(rows, report["runs"], strict=True)}
     if 100 in by_n:
@@ -751,7 +785,47 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
             checks.append(_check(
                 f"peak RSS with 100 turns in flight <= {TARGETS['peak_rss_mb_100']:.0f} MB "
                 f"(projected from N={n})", round(projected, 1), TARGETS["peak_rss_mb_100"], True))
-    return {"rows": rows, "checks": checks}
+    return {"rows": rows, "checks": checks, "fleet": _fleet_summary(report, checks)}
+
+
+def _latency_checks(row: dict[str, Any], complete: bool) -> list[dict[str, Any]]:
+    """The image request first (issue 12): before-API and overhead medians at N=100 and 300."""
+    n, checks = row["n"], []
+    if n == 100:
+        limit = TARGETS["before_api_p50_ms_100"]
+        checks.append(_check(f"before-API p50 at N=100 <= {limit:.0f} ms",
+                             row["before_api_p50_ms"], limit, complete))
+    if n in (100, 300):
+        limit = TARGETS[f"overhead_p50_ms_{n}"]
+        checks.append(_check(f"overhead p50 at N={n} <= {limit:.0f} ms",
+                             row["overhead_p50_ms"], limit, complete))
+    return checks
+
+
+def _fleet_summary(report: dict[str, Any], checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per backend of a fleet run (SQLite: one process; PostgreSQL: two), and the
+    makespan ratio target for both."""
+    rows = []
+    limit = TARGETS["fleet_ratio_irreducible"]
+    for entry in report["runs"]:
+        if "fleet" not in entry:
+            continue
+        n, irr = entry["n"], entry.get("irreducible", {})
+        for system, label in (("bot", "SQLite, 1 process"), ("fleet", "PostgreSQL, 2 processes")):
+            run = entry.get(system) or {}
+            ratio = _ratio(run.get("makespan_s"), irr.get("makespan_s"))
+            rows.append({
+                "n": n, "backend": label, "makespan_s": run.get("makespan_s"),
+                "irreducible_makespan_s": irr.get("makespan_s"), "ratio_vs_irreducible": ratio,
+                "cpu_ms_per_turn": run.get("cpu_ms_per_turn"),
+                "db_round_trips_per_turn": run.get("db_round_trips_per_turn"),
+                "before_api_p50_ms": (run.get("before_api_ms") or {}).get("p50"),
+                "overhead_p50_ms": (run.get("overhead_ms") or {}).get("p50"),
+                "ok": f"{run.get('ok', 0)}/{n}",
+            })
+            checks.append(_check(f"makespan ratio vs irreducible at N={n}, {label} <= {limit}",
+                                 ratio, limit, run.get("ok") == n and "error" not in run))
+    return rows
 
 
 def _check(name: str, value: float | None, limit: float, complete: bool) -> dict[str, Any]:
@@ -800,6 +874,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"\\* the baseline is serial; it was stopped after {cfg['baseline_cap_s']} s "
                      "and its makespan extrapolated as N x (its mean time per generation).")
+    lines.extend(_fleet_markdown(report["summary"].get("fleet") or []))
     lines.append("")
     lines.append("| target | value | verdict |")
     lines.append("|---|---:|---|")
@@ -807,6 +882,23 @@ def markdown(report: dict[str, Any]) -> str:
         note = f" ({check['note']})" if check.get("note") else ""
         lines.append(f"| {check['target']} | {fmt(check['value'])} | **{check['verdict']}**{note} |")
     return "\n".join(lines)
+
+
+def _fleet_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["", "| N | backend | makespan | irreducible | ratio | CPU/turn | DB round trips/turn "
+             "| before-API p50 | overhead p50 | results |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(
+            f"| {row['n']} | {row['backend']} | {fmt(row['makespan_s'], ' s')} "
+            f"| {fmt(row['irreducible_makespan_s'], ' s')} | {fmt(row['ratio_vs_irreducible'])} "
+            f"| {fmt(row['cpu_ms_per_turn'], ' ms')} | {fmt(row['db_round_trips_per_turn'])} "
+            f"| {fmt(row['before_api_p50_ms'], ' ms')} | {fmt(row['overhead_p50_ms'], ' ms')} "
+            f"| {row['ok']} |"
+        )
+    return lines
 
 
 def profile_text(report: dict[str, Any], top: int = 15) -> str:
@@ -867,11 +959,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profiler", choices=("py-spy", "cprofile"), default="py-spy")
     parser.add_argument("--py-spy", default=None, help="path to the py-spy executable")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, DBs)")
+    parser.add_argument("--fleet", action="store_true",
+                        help="the fleet run: irreducible vs one bot on SQLite vs two bot processes "
+                             "(shards 0 and 1 of 2) on PostgreSQL with FLEET_QUEUE; N=1000 "
+                             "(50 with --quick) → bench/results/fleet.json")
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL,
+                        help="PostgreSQL server for --fleet (a fresh database is made and dropped)")
     args = parser.parse_args(argv)
     if args.latency is None:
         args.latency = 3.0 if args.quick else 10.0
-    ns = args.ns or ("1,10" if args.quick else "1,10,100,300")
+    ns = args.ns or _default_ns(args)
     args.ns = [int(v) for v in ns.split(",") if v.strip()]
+    if args.fleet and "--systems" not in " ".join(sys.argv[1:] if argv is None else argv):
+        args.systems = "irreducible,bot,fleet"
     args.systems = [v.strip() for v in args.systems.split(",") if v.strip()]
     if args.baseline_cap is None:
         args.baseline_cap = max(3 * args.latency, 8.0)
@@ -880,11 +980,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _default_ns(args: argparse.Namespace) -> str:
+    if args.fleet:
+        return "50" if args.quick else "1000"
+    return "1,10" if args.quick else "1,10,100,300"
+
+
 def default_out(args: argparse.Namespace, argv: list[str]) -> Path:
     """The committed result file for the full default run (the one bench/README.md cites);
     a scratch file for anything else, so a smoke run never overwrites the record."""
     results = REPO / "bench" / "results"
-    changed = {a.split("=", 1)[0] for a in argv if a.startswith("--")} - {"--payload", "--keep"}
+    changed = {a.split("=", 1)[0] for a in argv if a.startswith("--")} - {
+        "--payload", "--keep", "--fleet", "--database-url"}
+    if not changed and args.fleet:
+        return results / "fleet.json"
     if not changed:
         return results / ("run-realistic.json" if args.payload == "realistic" else "run.json")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")

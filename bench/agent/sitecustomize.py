@@ -11,11 +11,15 @@ to the bot's code. It does nothing unless ``BENCH_AGENT_OUT`` names a file; then
   on each connection (aiosqlite calls ``sqlite3.connect`` in its worker thread). It counts
   committed transactions that contained a write, plus writes run in autocommit mode. This is a
   cross-check; the benchmark's primary count reads commit frames from the WAL file.
+* **database round trips**: every statement an SQLite connection runs (the same trace), and,
+  when ``BENCH_COUNT_PG`` is set, every query call on an ``asyncpg`` connection (``execute``,
+  ``fetch``, ``fetchrow``, ``fetchval``, ``executemany``; a transaction's BEGIN and COMMIT are
+  ``execute`` calls too), each one request and answer between the bot and its database.
 * optionally **cProfile** of the main thread when ``BENCH_CPROFILE`` names an output file.
 
 Samples are appended to ``BENCH_AGENT_OUT`` about once a second by a daemon thread, as lines
-``L <unix time> <lag seconds>`` and ``W <unix time> <write transactions> <write statements>``,
-and once more at exit.
+``L <unix time> <lag seconds>``, ``W <unix time> <write transactions> <write statements>`` and
+``R <unix time> <round trips>``, and once more at exit.
 """
 
 from __future__ import annotations
@@ -33,13 +37,15 @@ class _Samples:
 
         self.lock = threading.Lock()
         self.lags: list[tuple[float, float]] = []
-        self.writes = {"tx": 0, "stmts": 0}
+        self.writes = {"tx": 0, "stmts": 0, "trips": 0}
 
 
 def _install(out_path: str) -> None:
     samples = _Samples()
     _sample_loop_lag(samples, float(os.environ.get("BENCH_LAG_INTERVAL", "0.02")))
     _trace_sqlite_writes(samples)
+    if os.environ.get("BENCH_COUNT_PG"):
+        _count_asyncpg_calls(samples)
     _flush_every_second(samples, out_path)
     profile_path = os.environ.get("BENCH_CPROFILE")
     if profile_path:
@@ -101,6 +107,7 @@ class _WriteTrace:
         self.dirty = False
 
     def __call__(self, statement: str) -> None:
+        self.writes["trips"] += 1
         head = statement.lstrip()[:8].upper()
         if head.startswith("BEGIN"):
             self.in_tx, self.dirty = True, False
@@ -118,6 +125,21 @@ class _WriteTrace:
                 self.writes["tx"] += 1
 
 
+def _count_asyncpg_calls(samples: _Samples) -> None:
+    """Count the query calls made on every asyncpg connection (pooled ones delegate to these)."""
+    import asyncpg.connection
+
+    def counted(original):  # type: ignore[no-untyped-def]
+        async def call(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            samples.writes["trips"] += 1
+            return await original(self, *args, **kwargs)
+        return call
+
+    connection = asyncpg.connection.Connection
+    for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
+        setattr(connection, name, counted(getattr(connection, name)))
+
+
 def _flush_every_second(samples: _Samples, out_path: str) -> None:
     """Append the samples to `out_path` from a daemon thread about once a second, and at exit."""
     import atexit
@@ -129,7 +151,9 @@ def _flush_every_second(samples: _Samples, out_path: str) -> None:
             batch = samples.lags[:]
             samples.lags.clear()
         lines = [f"L {t:.6f} {lag:.6f}\n" for t, lag in batch]
-        lines.append(f"W {time.time():.6f} {samples.writes['tx']} {samples.writes['stmts']}\n")
+        now = time.time()
+        lines.append(f"W {now:.6f} {samples.writes['tx']} {samples.writes['stmts']}\n")
+        lines.append(f"R {now:.6f} {samples.writes['trips']}\n")
         with open(out_path, "a", encoding="ascii") as fh:
             fh.writelines(lines)
 
