@@ -555,6 +555,12 @@ class RestApi:
     async def get_guild(self, request: web.Request) -> Any:
         self._guild(request)
         payload = self.fake.guild_payload()
+        # GET /guilds/{guild.id} answers a GuildWithCountsResponse: the published OpenAPI spec
+        # (contracts: components/schemas/GuildWithCountsResponse) requires these fields as well.
+        payload.update(
+            home_header=None, max_presences=None, max_stage_video_channel_users=50,
+            nsfw=False, region="deprecated", widget_channel_id=None, widget_enabled=False,
+        )
         if request.query.get("with_counts") in ("true", "1"):
             payload["approximate_member_count"] = len(self.fake.members)
             payload["approximate_presence_count"] = 0
