@@ -283,11 +283,7 @@ class JobScheduler:
 
     async def _run(self, job: Job) -> None:
         try:
-            await job.run(job)
-        except asyncio.CancelledError:
-            log.debug("Turn %s cancelled", job.turn_id)
-        except Exception:
-            log.exception("Turn %s failed unexpectedly", job.turn_id)
+            await run_logged(job)
         finally:
             self._running.pop(job.turn_id, None)
             self._jobs.pop(job.turn_id, None)
@@ -351,3 +347,14 @@ class JobScheduler:
                     self._on_position(turn_id, position)
                 except Exception:
                     log.exception("Position listener failed")
+
+
+async def run_logged(job: Job) -> None:
+    """Run a job's turn; its cancellation or an unexpected crash is logged, not raised (every
+    scheduler runs its jobs this way and then frees the job's slot)."""
+    try:
+        await job.run(job)
+    except asyncio.CancelledError:
+        log.debug("Turn %s cancelled", job.turn_id)
+    except Exception:
+        log.exception("Turn %s failed unexpectedly", job.turn_id)

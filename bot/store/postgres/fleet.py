@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.jobs import Job, JobRunner
+from bot.core.jobs import Job, JobRunner, run_logged
 from bot.store.postgres.database import PostgresDatabase
 
 if TYPE_CHECKING:
@@ -263,11 +263,7 @@ class FleetScheduler:
 
     async def _run(self, job: Job) -> None:
         try:
-            await job.run(job)
-        except asyncio.CancelledError:
-            log.debug("Turn %s cancelled", job.turn_id)
-        except Exception:
-            log.exception("Turn %s failed unexpectedly", job.turn_id)
+            await run_logged(job)
         finally:
             self._running.pop(job.turn_id, None)
             await self._release(job.turn_id)
