@@ -88,17 +88,18 @@ async def build_services(settings: Settings) -> Services:
         max_retries=0,  # our own retry loop never re-creates a generation it already started
         timeout=s.request_timeout_seconds,
     )
+    ceilings = ceilings_for(s)
     service = ConversationService(
         store,
         image_client_for(s, openai),
-        ceilings=ceilings_for(s),
+        ceilings=ceilings,
         prices=s.price_table,
         max_prompt_chars=s.max_prompt_chars,
         max_input_images=s.max_input_images,
         max_concurrent=s.max_concurrent_generations,
         per_user_concurrent=s.per_user_concurrent,
         per_user_queued=s.per_user_queued,
-        scheduler=fleet_scheduler(s, store),
+        scheduler=fleet_scheduler(s, store, ceilings),
     )
     service.server_keys = server_keys_for(s, store)
     return Services(store, openai, service, attachment_reader_for(s))

@@ -125,36 +125,14 @@ class Admission:
         pending = await self.store.usage.pending(author_id=actor.user_id)
         held = sum(1 for h in self._holds if h.user_id == actor.user_id)
         if totals.images + pending + held >= daily_images:
-            raise UserFacingError(
-                ErrorKind.limit_reached, limit="user_daily_images", value=daily_images,
-                reset=int(next_day(now).timestamp()),
-            )
+            raise images_reached(daily_images, now)
 
     def _instance_caps(self, now: dt.datetime) -> list[Cap]:
-        caps = []
-        day = day_start(now)
-        if self.ceilings.instance_daily_spend_usd:
-            caps.append(Cap(limit="instance_daily_spend", value=self.ceilings.instance_daily_spend_usd,
-                            reset=next_day(now).timestamp(), since=day.timestamp(), guild_id=None))
-        if self.ceilings.instance_monthly_spend_usd:
-            caps.append(Cap(limit="instance_monthly_spend", value=self.ceilings.instance_monthly_spend_usd,
-                            reset=next_month(now).timestamp(),
-                            since=month_start(now).timestamp(), guild_id=None))
-        return caps
+        return instance_caps(self.ceilings, now)
 
     @staticmethod
     def _guild_caps(policy: EffectivePolicy, guild_id: int, now: dt.datetime) -> list[Cap]:
-        caps = []
-        day = day_start(now)
-        if policy.daily_spend():
-            caps.append(Cap(limit="guild_daily_spend", value=policy.daily_spend(),
-                            reset=next_day(now).timestamp(), since=day.timestamp(),
-                            guild_id=guild_id))
-        if policy.monthly_spend():
-            caps.append(Cap(limit="guild_monthly_spend", value=policy.monthly_spend(),
-                            reset=next_month(now).timestamp(),
-                            since=month_start(now).timestamp(), guild_id=guild_id))
-        return caps
+        return guild_caps(policy, guild_id, now)
 
     async def _check_cap(self, cap: Cap, amount: float) -> None:
         instance = cap.guild_id is None
@@ -164,7 +142,45 @@ class Admission:
         held = sum(h.amount for h in self._holds
                    if (h.guild_id == cap.guild_id or instance) and not (instance and h.own_key))
         if spend.settled + spend.reserved + held + amount > cap.value:
-            raise UserFacingError(
-                ErrorKind.limit_reached, limit=cap.limit, value=f"${cap.value:.2f}",
-                reset=int(cap.reset),
-            )
+            raise cap_reached(cap)
+
+
+def instance_caps(ceilings: Ceilings, now: dt.datetime) -> list[Cap]:
+    """The instance's spend caps in force at `now` (every server and DM)."""
+    caps = []
+    day = day_start(now)
+    if ceilings.instance_daily_spend_usd:
+        caps.append(Cap(limit="instance_daily_spend", value=ceilings.instance_daily_spend_usd,
+                        reset=next_day(now).timestamp(), since=day.timestamp(), guild_id=None))
+    if ceilings.instance_monthly_spend_usd:
+        caps.append(Cap(limit="instance_monthly_spend", value=ceilings.instance_monthly_spend_usd,
+                        reset=next_month(now).timestamp(),
+                        since=month_start(now).timestamp(), guild_id=None))
+    return caps
+
+
+def guild_caps(policy: EffectivePolicy, guild_id: int, now: dt.datetime) -> list[Cap]:
+    """A server's spend caps in force at `now`."""
+    caps = []
+    day = day_start(now)
+    if policy.daily_spend():
+        caps.append(Cap(limit="guild_daily_spend", value=policy.daily_spend(),
+                        reset=next_day(now).timestamp(), since=day.timestamp(),
+                        guild_id=guild_id))
+    if policy.monthly_spend():
+        caps.append(Cap(limit="guild_monthly_spend", value=policy.monthly_spend(),
+                        reset=next_month(now).timestamp(),
+                        since=month_start(now).timestamp(), guild_id=guild_id))
+    return caps
+
+
+def cap_reached(cap: Cap) -> UserFacingError:
+    """What a member is told when a turn would pass `cap`."""
+    return UserFacingError(ErrorKind.limit_reached, limit=cap.limit, value=f"${cap.value:.2f}",
+                           reset=int(cap.reset))
+
+
+def images_reached(daily_images: int, now: dt.datetime) -> UserFacingError:
+    """What a member is told when their daily images are used up."""
+    return UserFacingError(ErrorKind.limit_reached, limit="user_daily_images",
+                           value=daily_images, reset=int(next_day(now).timestamp()))

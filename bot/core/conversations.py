@@ -452,8 +452,7 @@ class ConversationService:
                 inputs=inputs,
                 remix_of_turn_id=remix_of,
                 variant=_variant_of(request),
-                reserved_usd=amount,
-                own_key=own_key,
+                reserved_usd=amount, own_key=own_key, exempt=policy.is_exempt(actor),
             )
         sticky = request.options.sticky()
         if request.kind is not TurnKind.reroll and request.sticky and sticky.chosen():
@@ -647,6 +646,12 @@ class ConversationService:
 
     async def _run_job(self, job: Job) -> None:
         self._queued_turns.pop(job.turn_id, None)
+        if job.refused is not None:
+            await self._refused(job, job.refused)
+        else:
+            await self._run_turn(job)
+
+    async def _run_turn(self, job: Job) -> None:
         try:
             turn = await self.store.turns.get(job.turn_id)
         except asyncio.CancelledError:  # Cancel clicked the moment the turn started
@@ -680,6 +685,13 @@ class ConversationService:
         finally:
             self._delivering.discard(turn.id)
             self.placements.forget(turn.id)
+
+    async def _refused(self, job: Job, error: UserFacingError) -> None:
+        """A turn the fleet queue refused at its claim (recorded as failed there): shown as a
+        turn failing before its API call is, with admission's message."""
+        turn = await self.store.turns.get(job.turn_id)
+        if turn is not None:
+            await self._fail(turn, error, detail=turn.error_detail or "")
 
     async def _cancelled_by_user(self, job: Job) -> None:
         """Record (and show) a turn its user cancelled while it ran, or one stopped because its

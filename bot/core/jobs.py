@@ -30,6 +30,9 @@ class Job:
     cancelled_by_user: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     group: int | None = None  # variants asked for together run side by side in their thread
+    # set when the fleet queue refused the turn at its claim (a limit passed by admissions in
+    # two processes at once): recorded so there; its run only shows why, with no API call
+    refused: UserFacingError | None = None
 
 
 PositionListener = Callable[[int, int], None]

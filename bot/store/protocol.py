@@ -78,6 +78,7 @@ class TurnStore(Protocol):
         variant: tuple[int, int, int] | None = None,  # (group, index, count) of a variant
         reserved_usd: float = 0.0,
         own_key: bool = False,
+        exempt: bool = False,  # its author was exempt from the server's limits when admitted
     ) -> int: ...
 
     async def get(self, turn_id: int) -> Turn | None: ...
@@ -139,12 +140,14 @@ class UsageStore(Protocol):
     ) -> UsageTotals: ...
 
     async def spend(
-        self, *, since: float, guild_id: int | None = None, instance_only: bool = False
+        self, *, since: float, guild_id: int | None = None, instance_only: bool = False,
+        before: int | None = None,  # reservations of the turns admitted before this one only
     ) -> Spend: ...
 
     async def turn_costs(self, *, since: float) -> list[TurnCost]: ...
 
-    async def pending(self, *, author_id: int | None = None, guild_id: int | None = None) -> int: ...
+    async def pending(self, *, author_id: int | None = None, guild_id: int | None = None,
+                      before: int | None = None) -> int: ...
 
     async def record_text(
         self, *, guild_id: int | None, author_id: int, kind: str, usage: Usage, cost_usd: float

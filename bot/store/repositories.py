@@ -91,6 +91,8 @@ def _turn(row: Row) -> Turn:
     )
 
 
+_NO_TURN = 2**63 - 1  # above every turn id: `before` not given
+
 _LINK_MESSAGE = (
     "INSERT INTO turn_messages (message_id, turn_id) VALUES (?, ?) "
     "ON CONFLICT (message_id) DO UPDATE SET turn_id = excluded.turn_id"
@@ -185,17 +187,18 @@ class TurnRepository:
         variant: tuple[int, int, int] | None = None,
         reserved_usd: float = 0.0,
         own_key: bool = False,
+        exempt: bool = False,
     ) -> int:
         group, index, count = variant or (None, None, None)
         async with self._db.transaction():
             turn_id = await self._db.insert(
                 "INSERT INTO turns (conversation_id, parent_id, kind, guild_id, author_id, prompt, "
                 "options, locale, status, source_message_id, created_at, remix_of_turn_id, "
-                "variant_group, variant_index, variant_count, reserved_usd, own_key) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                "variant_group, variant_index, variant_count, reserved_usd, own_key, exempt) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (conversation_id, parent_id, kind.value, guild_id, author_id, prompt,
                  _dumps(options.chosen()), locale, source_message_id, time.time(),
-                 remix_of_turn_id, group, index, count, reserved_usd, int(own_key)),
+                 remix_of_turn_id, group, index, count, reserved_usd, int(own_key), int(exempt)),
             )
             for position, image in enumerate(inputs):
                 await self._db.execute(
@@ -387,11 +390,12 @@ class UsageRepository:
         return UsageTotals(turns=row["turns"], images=row["images"], cost_usd=row["cost"])
 
     async def spend(
-        self, *, since: float, guild_id: int | None = None, instance_only: bool = False
+        self, *, since: float, guild_id: int | None = None, instance_only: bool = False,
+        before: int | None = None,
     ) -> Spend:
         """Settled cost of the turns created since `since`, and the reservations of those still
-        unfinished; of one server, or of every server and DM (`instance_only`: leaving out turns
-        billed to a server's own key)."""
+        unfinished (`before`: of those admitted before that turn only); of one server, or of
+        every server and DM (`instance_only`: leaving out turns billed to a server's own key)."""
         clauses, params = ["created_at >= ?"], [since]
         if guild_id is not None:
             clauses.append("guild_id = ?")
@@ -400,9 +404,9 @@ class UsageRepository:
             clauses.append("own_key = 0")
         row = await self._db.fetchone(
             "SELECT COALESCE(SUM(cost_usd), 0) AS settled, COALESCE(SUM(CASE WHEN status IN "
-            "('queued', 'running') THEN reserved_usd ELSE 0 END), 0) AS reserved FROM turns "
-            f"WHERE {' AND '.join(clauses)}",
-            params,
+            "('queued', 'running') AND id < ? THEN reserved_usd ELSE 0 END), 0) AS reserved "
+            f"FROM turns WHERE {' AND '.join(clauses)}",
+            [_NO_TURN if before is None else before, *params],
         )
         assert row is not None
         # text-only calls (/describe) use the instance's key: every cap counts them
@@ -440,9 +444,14 @@ class UsageRepository:
             for r in rows if r["cost_usd"] or r["reserved"]
         ]
 
-    async def pending(self, *, author_id: int | None = None, guild_id: int | None = None) -> int:
-        """Turns not yet finished (they will make at least one image each)."""
+    async def pending(self, *, author_id: int | None = None, guild_id: int | None = None,
+                      before: int | None = None) -> int:
+        """Turns not yet finished (they will make at least one image each); `before`: of
+        those admitted before that turn."""
         clauses, params = ["status IN ('queued', 'running')"], []
+        if before is not None:
+            clauses.append("id < ?")
+            params.append(before)
         if author_id is not None:
             clauses.append("author_id = ?")
             params.append(author_id)

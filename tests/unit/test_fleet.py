@@ -6,6 +6,7 @@ they were asked for, and that a dead process's turn is finished exactly once by 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -14,16 +15,17 @@ import openai
 import pytest
 
 from bot.core.conversations import ConversationService
+from bot.core.errors import ErrorKind
 from bot.core.image_client import ImageClient
 from bot.core.models import TurnKind, TurnRequest, TurnStatus
-from bot.core.policy import Actor
+from bot.core.policy import Actor, Ceilings
 from bot.store.postgres.database import PostgresDatabase
 from bot.store.postgres.fleet import FleetScheduler
 from bot.store.repositories import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pg import fresh_database
 from tests.unit.conftest import FAST_RETRY, MODEL
-from tests.unit.test_conversations import CEILINGS, GUILD, PRICES, RecordingPresenter
+from tests.unit.test_conversations import CEILINGS, DEFAULTS, GUILD, PRICES, RecordingPresenter
 
 CHANNEL = 42
 
@@ -60,7 +62,7 @@ async def launch(slow_openai: FakeOpenAI) -> AsyncIterator[Launch]:
 
         async def start(
             *, max_concurrent: int = 2, lease_seconds: float = 5.0, claiming: bool = True,
-            per_user_concurrent: int = 1,
+            per_user_concurrent: int = 1, per_user_queued: int = 5, ceilings: Ceilings = CEILINGS,
         ) -> Process:
             client = openai.AsyncOpenAI(base_url=slow_openai.base_url, api_key="sk-test",
                                         max_retries=0, timeout=20.0)
@@ -69,10 +71,11 @@ async def launch(slow_openai: FakeOpenAI) -> AsyncIterator[Launch]:
             store = Store(db)
             scheduler = FleetScheduler(db, max_concurrent=max_concurrent,
                                        per_user_concurrent=per_user_concurrent,
-                                       per_user_queued=5, lease_seconds=lease_seconds)
+                                       per_user_queued=per_user_queued,
+                                       lease_seconds=lease_seconds, ceilings=ceilings)
             service = ConversationService(
                 store, ImageClient(client, model=MODEL, retry=FAST_RETRY),
-                ceilings=CEILINGS, prices=PRICES, scheduler=scheduler,
+                ceilings=ceilings, prices=PRICES, scheduler=scheduler,
             )
             presenter = RecordingPresenter()
             service.presenter = presenter
@@ -242,3 +245,135 @@ async def test_cancel_reaches_the_process_that_runs_the_turn(
     assert slow_openai.generations == 0
     assert [t for t, _ in runner.presenter.failures] == [running_id]  # shown by the runner
     assert [t for t, _ in receiver.presenter.failures] == [waiting_id]
+
+
+# ---------------------------------------------------------------- limits at the claim
+async def admitted(process: Process, user: int, thread: int, prompt: str, *,
+                   reserved_usd: float = 0.30, exempt: bool = False) -> int:
+    """A turn as admission records it (queued, its worst-case cost reserved), written directly:
+    the rows two processes leave when their admissions ran at the same moment, each counting
+    only what the database held before either wrote."""
+    await process.service.open_conversation(thread, guild_id=GUILD, parent_channel_id=CHANNEL,
+                                            owner_id=user)
+    return await process.store.turns.create(
+        conversation_id=thread, parent_id=None, kind=TurnKind.root, guild_id=GUILD,
+        author_id=user, prompt=prompt, options=DEFAULTS, locale="en-US", source_message_id=None,
+        reserved_usd=reserved_usd, exempt=exempt,
+    )
+
+
+def failures(*processes: Process) -> list[tuple[int, ErrorKind, dict[str, object]]]:
+    return sorted((turn_id, error.kind, error.params)
+                  for process in processes for turn_id, error in process.presenter.failures)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def next_midnight() -> int:
+    today = dt.datetime.now(dt.UTC).date()
+    return int(dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp())
+
+
+async def unfinished_reservations(store: Store) -> float:
+    row = await store.db.fetchone(
+        "SELECT COALESCE(SUM(reserved_usd), 0) AS r FROM turns WHERE status IN ('queued', 'running')"
+    )
+    assert row is not None
+    return round(float(row["r"]), 6)
+
+
+async def test_a_server_cap_passed_by_two_admissions_at_once_holds_at_the_claim(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """Room for two turns of $0.30 under a $0.70 daily cap; three were admitted by two processes
+    at once. Whichever process claims them, two reach the API and the third is refused with the
+    cap's message, its reservation released."""
+    slow_openai.latency = 2.0  # the first two still reserve while the third is claimed
+    first = await launch(max_concurrent=3, claiming=False)
+    second = await launch(max_concurrent=3, claiming=False)
+    await first.service.update_policy(GUILD, daily_spend_usd=0.70)
+    one = await admitted(first, 1, 6001, "one")
+    two = await admitted(second, 2, 6002, "two")
+    three = await admitted(first, 3, 6003, "three")
+    await first.scheduler.start()
+    await second.scheduler.start()
+
+    await until(lambda: bool(failures(first, second)))
+    assert failures(first, second) == [(three, ErrorKind.limit_reached, {
+        "limit": "guild_daily_spend", "value": "$0.70", "reset": next_midnight()})]
+    assert await unfinished_reservations(first.store) == 0.60  # one's and two's, not three's
+    assert await until_finished(first.store, 3) == [
+        TurnStatus.done, TurnStatus.done, TurnStatus.failed]
+    row = await first.store.db.fetchone("SELECT error_kind FROM turns WHERE id = ?", (three,))
+    assert row is not None and row["error_kind"] == "limit_reached"
+    assert sorted(prompts_in_request_order(slow_openai)) == ["one", "two"]
+    assert {one, two} == set(first.presenter.results) | set(second.presenter.results)
+
+
+async def test_an_instance_cap_holds_at_the_claim(launch: Launch, slow_openai: FakeOpenAI) -> None:
+    slow_openai.latency = 2.0
+    capped = Ceilings(default_options=DEFAULTS, instance_daily_spend_usd=0.50)
+    first = await launch(max_concurrent=3, claiming=False, ceilings=capped)
+    second = await launch(max_concurrent=3, ceilings=capped, claiming=False)
+    await admitted(first, 1, 6101, "one", reserved_usd=0.25)
+    await admitted(second, 2, 6102, "two", reserved_usd=0.25)
+    three = await admitted(second, 3, 6103, "three", reserved_usd=0.25)
+    await second.scheduler.start()
+    await first.scheduler.start()
+    assert await until_finished(first.store, 3) == [
+        TurnStatus.done, TurnStatus.done, TurnStatus.failed]
+    assert failures(first, second) == [(three, ErrorKind.limit_reached, {
+        "limit": "instance_daily_spend", "value": "$0.50", "reset": next_midnight()})]
+    assert sorted(prompts_in_request_order(slow_openai)) == ["one", "two"]
+
+
+async def test_exempt_members_pass_the_server_cap_at_the_claim(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """A member with an exempt role when admitted is not held to the server's cap later."""
+    process = await launch(max_concurrent=3, claiming=False)
+    await process.service.update_policy(GUILD, daily_spend_usd=0.70)
+    for n in range(3):
+        await admitted(process, 10 + n, 6201 + n, f"exempt {n}", exempt=True)
+    await process.scheduler.start()
+    assert await until_finished(process.store, 3) == [TurnStatus.done] * 3
+    assert failures(process) == []
+    assert slow_openai.generations == 3
+
+
+async def test_daily_images_hold_at_the_claim(launch: Launch, slow_openai: FakeOpenAI) -> None:
+    """One image a day; two turns of one member admitted at once in two threads: one runs."""
+    first = await launch(claiming=False)
+    second = await launch(claiming=False)
+    await first.service.update_policy(GUILD, user_daily_images=1)
+    await admitted(first, 1, 6301, "first")
+    later = await admitted(second, 1, 6302, "second")
+    await first.scheduler.start()
+    await second.scheduler.start()
+    assert await until_finished(first.store, 2) == [TurnStatus.done, TurnStatus.failed]
+    assert failures(first, second) == [(later, ErrorKind.limit_reached, {
+        "limit": "user_daily_images", "value": 1, "reset": next_midnight()})]
+    assert prompts_in_request_order(slow_openai) == ["first"]
+
+
+async def test_a_queue_overfilled_by_two_admissions_is_cut_at_the_claim(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """One running and one waiting turn per member; three admitted at once: the last admitted
+    is refused with the queue's message and never reaches the API."""
+    first = await launch(claiming=False, per_user_queued=1)
+    second = await launch(claiming=False, per_user_queued=1)
+    await admitted(first, 1, 6401, "a")
+    await admitted(second, 1, 6402, "b")
+    last = await admitted(first, 1, 6403, "c")
+    await second.scheduler.start()
+    await first.scheduler.start()
+    assert await until_finished(first.store, 3) == [
+        TurnStatus.done, TurnStatus.done, TurnStatus.failed]
+    assert failures(first, second) == [(last, ErrorKind.queue_full, {"limit": 1})]
+    assert prompts_in_request_order(slow_openai) == ["a", "b"]

@@ -5,6 +5,11 @@ Turns are rows. A process claims the next turn in one transaction: the fairness 
 strictly in order), `MAX_CONCURRENT_GENERATIONS` counted over the whole fleet and the user's
 running limit checked in the same statement, `FOR UPDATE SKIP LOCKED`. Claims are serialised with
 every other store transaction (admissions included) by the store's advisory write lock.
+Admission checks limits inside one process, so two processes admitting at once can pass one; the
+claim checks them again in its transaction (`bot.core.claim_limits`: spend caps and daily images
+for the claimed turn, the user's queue room as a cut of their latest admitted turns), and a turn
+that no longer fits is refused there: recorded failed (its reservation released), shown to its
+author with admission's message, never sent to the API.
 
 A claimed turn holds a lease (`fleet_leases.lease_until`) that its process renews while it runs.
 When a process dies its leases run out and another process claims the turn again; the service then
@@ -25,12 +30,16 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from bot.core.claim_limits import ClaimedTurn, ClaimLimits
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.jobs import Job, JobRunner, run_logged
 from bot.store.postgres.database import PostgresDatabase
+from bot.store.protocol import Row
+from bot.store.repositories import Store as SqlStore
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.core.policy import Ceilings
     from bot.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -47,7 +56,8 @@ WITH live AS (
     SELECT t.author_id FROM turns t JOIN fleet_leases l ON l.turn_id = t.id
     WHERE t.status = 'running' AND l.lease_until > {_NOW}
 )
-SELECT t.id, t.author_id, t.conversation_id
+SELECT t.id, t.author_id, t.conversation_id, t.guild_id, t.status, t.reserved_usd, t.own_key,
+       t.exempt
 FROM turns t
 LEFT JOIN fleet_leases l ON l.turn_id = t.id
 LEFT JOIN fleet_served s ON s.user_id = t.author_id
@@ -64,6 +74,22 @@ LIMIT 1
 FOR UPDATE OF t SKIP LOCKED
 """
 
+# A user's waiting turns beyond their queue room (admitted at the same moment by two processes)
+# are refused, the last admitted first: what admitting them one after the other would have done.
+OVERFLOW = f"""
+UPDATE turns SET status = 'failed', error_kind = 'queue_full', error_detail = ?,
+       finished_at = {_NOW}
+WHERE status = 'queued' AND id IN (
+    SELECT id FROM turns WHERE author_id = ? AND status IN ('queued', 'running')
+    ORDER BY id OFFSET ?)
+RETURNING id, author_id, conversation_id
+"""
+REFUSE = f"""
+UPDATE turns SET status = 'failed', error_kind = ?, error_detail = ?, finished_at = {_NOW}
+WHERE id = ?
+"""
+REFUSED_DETAIL = "refused when claimed: admitted past a limit by two processes at once"
+
 
 class FleetScheduler:
     """A `bot.core.jobs.Scheduler` whose queue is the `turns` table, shared by the fleet."""
@@ -79,8 +105,11 @@ class FleetScheduler:
         per_user_queued: int = 3,
         lease_seconds: float = 30.0,
         owner: str | None = None,
+        ceilings: Ceilings | None = None,
     ) -> None:
         self._db = db
+        # the spend caps and daily images, checked again at each claim (None: not checked)
+        self._limits = ClaimLimits(SqlStore(db), ceilings) if ceilings is not None else None
         self.max_concurrent = max_concurrent
         self.per_user_concurrent = per_user_concurrent
         self.per_user_queued = per_user_queued
@@ -205,11 +234,12 @@ class FleetScheduler:
             self._wake.clear()
             try:
                 await self._snapshot()
-                while len(self._running) < self.max_concurrent and not self._closed:
-                    job = await self._claim()
-                    if job is None:
+                while self._generating() < self.max_concurrent and not self._closed:
+                    jobs = await self._claim()
+                    if not jobs:
                         break
-                    self._start(job)
+                    for job in jobs:
+                        self._start(job)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -231,30 +261,69 @@ class FleetScheduler:
         self._busy = {row["conversation_id"] for row in rows}
         self._queued_total = sum(1 for row in rows if row["status"] == "queued")
 
-    async def _claim(self) -> Job | None:
+    def _generating(self) -> int:
+        return sum(1 for job in self._running.values() if job.refused is None)
+
+    async def _claim(self) -> list[Job]:
+        """Claim the next turn in one transaction: it and the turns refused on the way (a limit
+        passed by admissions in two processes at once), or nothing."""
         assert self._runner is not None, "attach() a runner before start()"
         async with self._db.transaction():
             row = await self._db.fetchone(CLAIM, (self.max_concurrent, self.per_user_concurrent))
             if row is None:
-                return None
-            turn_id = row["id"]
-            await self._db.execute(
-                f"UPDATE turns SET status = 'running', started_at = COALESCE(started_at, {_NOW}) "
-                "WHERE id = ?", (turn_id,),
-            )
-            await self._db.execute(
-                f"INSERT INTO fleet_leases (turn_id, owner, lease_until) VALUES (?, ?, {_NOW} + ?) "
-                "ON CONFLICT (turn_id) DO UPDATE SET owner = excluded.owner, "
-                "lease_until = excluded.lease_until",
-                (turn_id, self.owner, self.lease_seconds),
-            )
-            await self._db.execute(
-                "INSERT INTO fleet_served (user_id, served) VALUES (?, nextval('fleet_serve_seq')) "
-                "ON CONFLICT (user_id) DO UPDATE SET served = excluded.served",
-                (row["author_id"],),
-            )
-        log.debug("Fleet queue: %s claimed turn %s", self.owner, turn_id)
-        return Job(turn_id, row["author_id"], row["conversation_id"], self._runner)
+                return []
+            refused = await self._overflow(row["author_id"])
+            if any(job.turn_id == row["id"] for job in refused):
+                return refused
+            error = await self._refusal(row)
+            if error is not None:
+                await self._db.execute(REFUSE, (error.kind.name, REFUSED_DETAIL, row["id"]))
+                return [*refused, self._job(row, refused=error)]
+            await self._take(row)
+        log.debug("Fleet queue: %s claimed turn %s", self.owner, row["id"])
+        return [*refused, self._job(row)]
+
+    async def _overflow(self, author_id: int) -> list[Job]:
+        rows = await self._db.fetchall(
+            OVERFLOW,
+            (REFUSED_DETAIL, author_id, self.per_user_queued + self.per_user_concurrent),
+        )
+        error = UserFacingError(ErrorKind.queue_full, limit=self.per_user_queued)
+        return [self._job(row, refused=error) for row in rows]
+
+    async def _refusal(self, row: Row) -> UserFacingError | None:
+        """Why a queued turn may no longer start; a turn taken over from a dead process
+        (running) is resumed whatever the limits say: its generation may be paid for."""
+        if self._limits is None or row["status"] != "queued":
+            return None
+        return await self._limits.refusal(ClaimedTurn(
+            id=row["id"], author_id=row["author_id"], guild_id=row["guild_id"],
+            reserved_usd=row["reserved_usd"], own_key=bool(row["own_key"]),
+            exempt=bool(row["exempt"]),
+        ))
+
+    async def _take(self, row: Row) -> None:
+        """Mark the turn running under this process's lease; its user goes last in the round."""
+        await self._db.execute(
+            f"UPDATE turns SET status = 'running', started_at = COALESCE(started_at, {_NOW}) "
+            "WHERE id = ?", (row["id"],),
+        )
+        await self._db.execute(
+            f"INSERT INTO fleet_leases (turn_id, owner, lease_until) VALUES (?, ?, {_NOW} + ?) "
+            "ON CONFLICT (turn_id) DO UPDATE SET owner = excluded.owner, "
+            "lease_until = excluded.lease_until",
+            (row["id"], self.owner, self.lease_seconds),
+        )
+        await self._db.execute(
+            "INSERT INTO fleet_served (user_id, served) VALUES (?, nextval('fleet_serve_seq')) "
+            "ON CONFLICT (user_id) DO UPDATE SET served = excluded.served",
+            (row["author_id"],),
+        )
+
+    def _job(self, row: Row, *, refused: UserFacingError | None = None) -> Job:
+        assert self._runner is not None
+        return Job(row["id"], row["author_id"], row["conversation_id"], self._runner,
+                   refused=refused)
 
     def _start(self, job: Job) -> None:
         self._running[job.turn_id] = job
@@ -331,7 +400,7 @@ class FleetScheduler:
             log.warning("Fleet queue: a notification failed: %s", task.exception())
 
 
-def fleet_scheduler(settings: Settings, store: Store) -> FleetScheduler | None:
+def fleet_scheduler(settings: Settings, store: Store, ceilings: Ceilings) -> FleetScheduler | None:
     """The fleet-wide queue when `FLEET_QUEUE` is on (else None: the in-process scheduler)."""
     if not settings.fleet_queue:
         return None
@@ -343,4 +412,5 @@ def fleet_scheduler(settings: Settings, store: Store) -> FleetScheduler | None:
         per_user_concurrent=settings.per_user_concurrent,
         per_user_queued=settings.per_user_queued,
         lease_seconds=settings.lease_seconds,
+        ceilings=ceilings,
     )
