@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -377,3 +378,42 @@ async def test_a_queue_overfilled_by_two_admissions_is_cut_at_the_claim(
         TurnStatus.done, TurnStatus.done, TurnStatus.failed]
     assert failures(first, second) == [(last, ErrorKind.queue_full, {"limit": 1})]
     assert prompts_in_request_order(slow_openai) == ["a", "b"]
+
+
+# ---------------------------------------------------------------- the LISTEN connection
+async def listening_backends(store: Store) -> list[int]:
+    """Server processes of connections whose last statement was a LISTEN (the fleet's
+    wake-up connections)."""
+    rows = await store.db.fetchall(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND query LIKE 'LISTEN %' ORDER BY pid"
+    )
+    return [row["pid"] for row in rows]
+
+
+async def test_a_dropped_listen_connection_is_reconnected(
+    launch: Launch, slow_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The wake-up connection is killed server-side; the queue listens again and a turn queued
+    by another process afterwards is claimed at once, not at the next poll (a minute away)."""
+    caplog.set_level(logging.INFO, logger="bot.store.postgres.fleet")
+    slow_openai.latency = 0.1
+    claimer = await launch(lease_seconds=120.0)  # polls only every 60 s
+    submitter = await launch(claiming=False)
+    (killed,) = await listening_backends(claimer.store)
+    row = await claimer.store.db.fetchone("SELECT pg_terminate_backend(?) AS ok", (killed,))
+    assert row is not None and row["ok"]
+
+    deadline = time.monotonic() + 10
+    while (backends := await listening_backends(claimer.store)) in ([], [killed]):
+        assert time.monotonic() < deadline, "the LISTEN connection never came back"
+        await asyncio.sleep(0.05)
+    assert killed not in backends and len(backends) == 1
+
+    await submit(submitter, 1, 8101, "after the drop")
+    assert await until_finished(claimer.store, 1, timeout=10.0) == [TurnStatus.done]
+    assert len(claimer.presenter.results) == 1  # run by the process whose connection dropped
+    said = [r.getMessage() for r in caplog.records
+            if r.name == "bot.store.postgres.fleet" and "listen" in r.getMessage().lower()]
+    assert said == ["Fleet queue: the LISTEN connection dropped; polling every 60.0s while it "
+                    "reconnects", "Fleet queue: listening again"]

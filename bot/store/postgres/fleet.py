@@ -15,7 +15,8 @@ A claimed turn holds a lease (`fleet_leases.lease_until`) that its process renew
 When a process dies its leases run out and another process claims the turn again; the service then
 resumes the generation by its stored response id instead of generating a second time.
 Idle processes sleep until `NOTIFY imagine_turns` (a turn was queued or a slot freed), waking at
-least every half lease to look for expired leases.
+least every half lease to look for expired leases. A dropped LISTEN connection is reconnected
+(backing off up to 30 s); meanwhile the half-lease wake-ups keep the queue going, slowly.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 TURNS_CHANNEL = "imagine_turns"
 CANCEL_CHANNEL = "imagine_cancel"
+LISTEN_RETRY_FIRST = 0.5  # seconds before reconnecting a dropped LISTEN connection, doubling
+LISTEN_RETRY_MAX = 30.0
 
 _NOW = "extract(epoch FROM now())::float8"
 
@@ -195,13 +198,8 @@ class FleetScheduler:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Listen for wake-ups and start claiming (after the runner is attached)."""
-        try:
-            self._listener = await asyncpg.connect(self._db.dsn)
-            await self._listener.add_listener(TURNS_CHANNEL, self._on_turns)
-            await self._listener.add_listener(CANCEL_CHANNEL, self._on_cancel)
-        except (OSError, asyncpg.PostgresError) as exc:  # polling still works, only slower
-            log.warning("Fleet queue: cannot LISTEN (%s); polling every %.1fs",
-                        exc, self.lease_seconds / 2)
+        if not await self._listen():
+            self._spawn(self._relisten())
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="fleet-claim"),
             asyncio.create_task(self._renew_loop(), name="fleet-renew"),
@@ -224,9 +222,52 @@ class FleetScheduler:
                 await asyncio.wait(pending, timeout=5)
         for helper in list(self._helpers):
             helper.cancel()
-        if self._listener is not None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
             with contextlib.suppress(Exception):
-                await self._listener.close()
+                await listener.close()
+
+    # ------------------------------------------------------------------ the LISTEN connection
+    async def _listen(self, *, quiet: bool = False) -> bool:
+        """Open the LISTEN connection; False (having said why, unless `quiet`) if it cannot be
+        opened: the queue then polls every half lease until it can."""
+        conn = None
+        try:
+            conn = await asyncpg.connect(self._db.dsn)
+            await conn.add_listener(TURNS_CHANNEL, self._on_turns)
+            await conn.add_listener(CANCEL_CHANNEL, self._on_cancel)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if conn is not None:
+                conn.terminate()
+            if not quiet:
+                log.warning("Fleet queue: cannot LISTEN (%s); polling every %.1fs until it can",
+                            exc, self.lease_seconds / 2)
+            return False
+        if self._closed:
+            conn.terminate()
+            return False
+        conn.add_termination_listener(self._on_listener_lost)
+        self._listener = conn
+        self._wake.set()  # a wake-up may have been missed while not listening
+        return True
+
+    async def _relisten(self) -> None:
+        """Reconnect the LISTEN connection, waiting longer after each failure."""
+        delay = LISTEN_RETRY_FIRST
+        while not self._closed:
+            await asyncio.sleep(delay)
+            if await self._listen(quiet=True):
+                log.info("Fleet queue: listening again")
+                return
+            delay = min(delay * 2, LISTEN_RETRY_MAX)
+
+    def _on_listener_lost(self, conn: object) -> None:
+        if self._closed or conn is not self._listener:
+            return
+        self._listener = None
+        log.warning("Fleet queue: the LISTEN connection dropped; polling every %.1fs while it "
+                    "reconnects", self.lease_seconds / 2)
+        self._spawn(self._relisten())
 
     # ------------------------------------------------------------------ claiming
     async def _claim_loop(self) -> None:
