@@ -152,10 +152,13 @@ async def wait_results(fake: FakeDiscord, channel_id: int, count: int,
     )
 
 
-async def start_conversation(fake: FakeDiscord, user: Any, prompt: str, **options: Any) -> int:
-    """Run /imagine in the text channel and return the thread id it opened."""
+async def start_conversation(fake: FakeDiscord, user: Any, prompt: str, *,
+                             in_channel: int | None = None, **options: Any) -> int:
+    """Run /imagine in the text channel (of the default server, unless `in_channel` names
+    another) and return the thread id it opened."""
     before = set(fake.threads)
-    await fake.slash(user, fake.text_channel_id, "imagine", {"prompt": prompt, **options})
+    channel = in_channel if in_channel is not None else fake.text_channel_id
+    await fake.slash(user, channel, "imagine", {"prompt": prompt, **options})
     return await fake.wait_for(
         lambda: next((t for t in fake.threads if t not in before), None), 10,
         what="a new thread",

@@ -1,11 +1,15 @@
 """A fleet: two `python -m bot` processes (shards 0 and 1 of 2) on one PostgreSQL, one fake
-Discord and one fake Responses API. Conversations are taken by whichever process claims them;
-the fleet-wide limit holds at the API; when the process running a turn is SIGKILLed, the other
-one posts that result exactly once after the lease expires, without generating it again."""
+Discord and one fake Responses API. The fake Discord has a server on each shard; each process
+gets only its own server's events and interactions, and conversations in both servers are taken
+by whichever process claims them; the fleet-wide limit holds at the API; when the process running
+a turn is SIGKILLed, the other one posts that result exactly once after the lease expires,
+without generating it again."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import signal
 import sys
 import time
@@ -15,7 +19,8 @@ import pytest
 
 from tests.e2e.conftest import SECRET_KEY, SECRET_TOKEN
 from tests.e2e.harness import BotProcess, results, start_conversation, wait_results
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord_gateway import GatewaySession
+from tests.fakes.discord_server import FakeDiscord, FakeGuild
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pg import fresh_database, query
 
@@ -56,25 +61,56 @@ async def quiet(fake: FakeDiscord, settle: float = 1.0, timeout: float = 15.0) -
             seen, calm_since = len(fake.request_log), time.monotonic()
 
 
+def dispatched(session: GatewaySession, event: str) -> list[dict]:
+    """The payloads of `event` that the fake sent to this gateway session, in order."""
+    frames = (json.loads(text) for _, text in session.buffer)
+    return [f["d"] for f in frames if f["t"] == event]
+
+
+def shard_of_interaction(fake: FakeDiscord, interaction_id: int) -> int:
+    """The shard whose session the fake delivered an interaction to (exactly one)."""
+    shards = [s.shard_id for s in fake.sessions
+              if any(int(d["id"]) == interaction_id for d in dispatched(s, "INTERACTION_CREATE"))]
+    assert len(shards) == 1, shards
+    return shards[0]
+
+
 async def test_two_processes_share_the_queue_and_survive_a_kill(
     discord_fake: FakeDiscord, openai_fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     openai_fake.latency = 3.0  # generations overlap, and one is still running when we kill
-    guild_shard = (discord_fake.guild_id >> 22) % 2
+    home = discord_fake.guild
+    away = discord_fake.add_guild("Second Guild", shard=(1 - home.shard(2), 2))
+    # Topics → Gateway → Sharding: shard_id = (guild_id >> 22) % num_shards
+    server: dict[int, FakeGuild] = {(g.id >> 22) % 2: g for g in (home, away)}
+    assert sorted(server) == [0, 1]  # a server on each shard
     async with fresh_database("imagine_fleet_e2e") as url:
-        gateway = BotProcess(fleet_env(discord_fake, openai_fake, url, guild_shard),
-                             log_path=str(tmp_path / "gateway.log"))
-        other = BotProcess(fleet_env(discord_fake, openai_fake, url, 1 - guild_shard),
-                           log_path=str(tmp_path / "other.log"))
+        procs = {shard: BotProcess(fleet_env(discord_fake, openai_fake, url, shard),
+                                   log_path=str(tmp_path / f"shard{shard}.log"))
+                 for shard in (0, 1)}
         try:
-            await gateway.start(discord_fake)
-            await other.start(discord_fake)
+            for proc in procs.values():
+                await proc.start(discord_fake)
             shards = sorted(tuple(p["shard"]) for p in discord_fake.identify_payloads)
             assert shards == [(0, 2), (1, 2)]
+            for session in discord_fake.sessions:  # each process was given only its server
+                mine = str(server[session.shard_id].id)
+                assert [g["id"] for g in dispatched(session, "READY")[0]["guilds"]] == [mine]
+                assert [g["id"] for g in dispatched(session, "GUILD_CREATE")] == [mine]
 
-            users = [discord_fake.add_user(f"user{n}") for n in range(4)]
-            threads = [await start_conversation(discord_fake, user, f"picture {n}")
-                       for n, user in enumerate(users)]
+            # conversations in both servers, alternately
+            guild_of_thread: dict[int, FakeGuild] = {}
+            for n in range(4):
+                guild = (home, away)[n % 2]
+                user = discord_fake.add_user(f"user{n}", guild_id=guild.id)
+                thread = await start_conversation(discord_fake, user, f"picture {n}",
+                                                  in_channel=guild.text_channel_id)
+                guild_of_thread[thread] = guild
+            threads = list(guild_of_thread)
+            # each /imagine reached the process connected to its server's shard, and only it
+            for inter in discord_fake.interactions.values():
+                assert inter.guild_id is not None
+                assert shard_of_interaction(discord_fake, inter.id) == (inter.guild_id >> 22) % 2
 
             # Every request recorded, and both generations under way (their response ids
             # stored): a process that dies now has lost nothing that was asked of it.
@@ -88,8 +124,9 @@ async def test_two_processes_share_the_queue_and_survive_a_kill(
 
             victim_row = (await discord_fake.wait_for(running_turn, 20, what="a running turn"))[0]
             pid = int(victim_row["owner"].split(":")[1])
-            victim, survivor = (gateway, other) if gateway.proc.pid == pid else (other, gateway)
-            assert victim.proc is not None and victim.proc.pid == pid
+            victim_shard = next(s for s, p in procs.items() if p.proc and p.proc.pid == pid)
+            victim, survivor_shard = procs[victim_shard], 1 - victim_shard
+            assert victim.proc is not None
             killed_at = time.monotonic()
             victim.proc.send_signal(signal.SIGKILL)
             await victim.proc.wait()
@@ -102,14 +139,21 @@ async def test_two_processes_share_the_queue_and_survive_a_kill(
             await quiet(discord_fake)
 
             assert all(len(results(discord_fake, t)) == 1 for t in threads)  # exactly once each
+            for t, guild in guild_of_thread.items():  # each result in its own server's thread
+                assert discord_fake.threads[t]["guild_id"] == str(guild.id)
+                assert discord_fake.threads[t]["parent_id"] == str(guild.text_channel_id)
+                assert results(discord_fake, t)[0].guild_id == guild.id
             assert len(openai_fake.create_requests()) == 4  # the killed turn was resumed by id
             assert openai_fake.generations == 4
             assert openai_fake.peak_in_flight == 2  # MAX_CONCURRENT_GENERATIONS, fleet-wide
             assert taken_over_after >= LEASE * 0.5  # not before the dead process's lease ran out
-            rows = query(url, "SELECT status FROM turns ORDER BY id")
+            rows = query(url, "SELECT conversation_id, guild_id, status FROM turns ORDER BY id")
             assert [r["status"] for r in rows] == ["done"] * 4
-            if survivor is other:  # the process without the server's shard posted it over REST
-                assert f"claimed turn {victim_row['id']}" in (tmp_path / "other.log").read_text()
+            assert {r["conversation_id"]: r["guild_id"] for r in rows} == {
+                t: g.id for t, g in guild_of_thread.items()
+            }  # turns of both servers, run by the fleet
+            survivor_log = (tmp_path / f"shard{survivor_shard}.log").read_text()
+            assert re.search(rf"claimed turn {victim_row['id']}\b", survivor_log)
         finally:
-            await gateway.stop()
-            await other.stop()
+            for proc in procs.values():
+                await proc.stop()

@@ -4,8 +4,12 @@ Meant for black-box tests of ``python -m bot``: start ``python -m tests.fakes.di
 --port 0``, read the ``READY <api_base> <gateway_url>`` line, point the bot at it, then:
 
 ========================================  ===================================================
-``GET  /_control/state``                  ids: application, bot, guild, channels, roles, users
-``POST /_control/users``                  ``{"name", "roles"?, "permissions"?, "locale"?}`` → user
+``GET  /_control/state``                  ids: application, bot, guild, channels, roles, users,
+                                          ``guilds`` (every guild with its channels)
+``POST /_control/guilds``                 ``{"name"?, "shard"?: [id, count], "premium_tier"?}``
+                                          → the new guild (as in ``guilds``)
+``POST /_control/users``                  ``{"name", "roles"?, "permissions"?, "locale"?,
+                                          "guild_id"?}`` → user
 ``POST /_control/slash``                  ``{"user_id", "channel_id", "name", "options"?,
                                           "attachments"?: {opt: [filename, base64, type]}}``
 ``POST /_control/click``                  ``{"user_id", "message_id", "custom_id", "values"?}``
@@ -35,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .discord_models import FakeInteraction, FakeMessage
+from .discord_models import FakeGuild, FakeInteraction, FakeMessage
 
 if TYPE_CHECKING:
     from .discord_server import FakeDiscord
@@ -52,6 +56,18 @@ def message_json(fake: FakeDiscord, msg: FakeMessage) -> dict[str, Any]:
     payload["deleted"] = msg.deleted
     payload["edits"] = len(msg.edits)
     return payload
+
+
+def guild_json(guild: FakeGuild) -> dict[str, Any]:
+    return {
+        "id": str(guild.id),
+        "name": guild.name,
+        "text_channel_id": str(guild.text_channel_id),
+        "other_channel_id": str(guild.other_channel_id),
+        "forum_channel_id": str(guild.forum_channel_id),
+        "moderator_role_id": str(guild.moderator_role_id),
+        "premium_tier": guild.premium_tier,
+    }
 
 
 def interaction_json(fake: FakeDiscord, inter: FakeInteraction) -> dict[str, Any]:
@@ -102,11 +118,22 @@ def add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
             "other_channel_id": str(fake.other_channel_id),
             "forum_channel_id": str(fake.forum_channel_id),
             "moderator_role_id": str(fake.moderator_role_id),
+            "guilds": [guild_json(g) for g in fake.guilds.values()],
             "users": list(fake.users.values()),
             "connected": fake.connected,
             "commands": {str(k): v for k, v in fake.commands.items()},
             "command_syncs": fake.command_syncs,
         }
+
+    async def guilds(request: web.Request) -> Any:
+        b = await body(request)
+        shard = b.get("shard")
+        guild = fake.add_guild(
+            b.get("name", "Other Guild"),
+            shard=(int(shard[0]), int(shard[1])) if shard else None,
+            premium_tier=int(b.get("premium_tier", 0)),
+        )
+        return guild_json(guild)
 
     async def users(request: web.Request) -> Any:
         b = await body(request)
@@ -115,6 +142,7 @@ def add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
             roles=[int(r) for r in b.get("roles", [])],
             permissions=b.get("permissions"),
             locale=b.get("locale", "en-US"),
+            guild_id=int(b["guild_id"]) if b.get("guild_id") else None,
         )
 
     async def slash(request: web.Request) -> Any:
@@ -206,6 +234,7 @@ def add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
 
     r = app.router
     r.add_get("/_control/state", wrap(state))
+    r.add_post("/_control/guilds", wrap(guilds))
     r.add_post("/_control/users", wrap(users))
     r.add_post("/_control/slash", wrap(slash))
     r.add_post("/_control/click", wrap(click))

@@ -108,12 +108,14 @@ class GatewaySession:
         if guild_id is None:
             needed = _DM_EVENTS.get(event)
             return needed is None or bool(self.intents & needed)
-        if (guild_id >> 22) % self.shard_count != self.shard_id:
+        if not self.owns(guild_id):
             return False
         needed = _GUILD_EVENTS.get(event)
         return needed is None or bool(self.intents & needed)
 
     def owns(self, guild_id: int | None) -> bool:
+        """Whether this shard receives the guild's events. Topics → Gateway → Sharding:
+        ``shard_id = (guild_id >> 22) % num_shards``, and only shard 0 receives DMs."""
         if guild_id is None:
             return self.shard_id == 0
         return (guild_id >> 22) % self.shard_count == self.shard_id
@@ -357,7 +359,7 @@ class Gateway:
         )
         self.sessions.append(session)
         self._attach(session, ws)
-        guild_ids = [fake.guild_id] if session.owns(fake.guild_id) else []
+        guild_ids = [g for g in fake.guilds if session.owns(g)]
         ready: dict[str, Any] = {
             "v": 10,
             "user": fake.bot_user,
@@ -378,8 +380,9 @@ class Gateway:
         if "shard" in data:
             ready["shard"] = [shard_id, shard_count]
         session.push("READY", ready)
-        if guild_ids and intents & INTENT_GUILDS:
-            session.push("GUILD_CREATE", fake.guild_create_payload())
+        if intents & INTENT_GUILDS:
+            for guild_id in guild_ids:
+                session.push("GUILD_CREATE", fake.guild_create_payload(guild_id))
         return session
 
     def _resume(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> GatewaySession | None:
@@ -410,13 +413,13 @@ class Gateway:
     def _request_members(self, session: GatewaySession, data: dict[str, Any]) -> None:
         fake = self.fake
         guild_id = int(data.get("guild_id", 0))
-        if guild_id != fake.guild_id:
+        if guild_id not in fake.guilds or not session.owns(guild_id):
             return
         user_ids = {int(u) for u in data.get("user_ids") or []}
         query = (data.get("query") or "").lower()
         limit = int(data.get("limit") or 0)
         members = []
-        for member in fake.member_payloads():
+        for member in fake.member_payloads(guild_id):
             uid = int(member["user"]["id"])
             if user_ids and uid not in user_ids:
                 continue

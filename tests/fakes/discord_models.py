@@ -170,12 +170,29 @@ class SnowflakeGenerator:
 
     def __call__(self) -> int:
         with self._lock:
-            self._counter = (self._counter + 1) & 0xFFF
-            value = ((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22) | self._counter
-            if value <= self._last:
-                value = self._last + 1
+            value = self._next()
             self._last = value
             return value
+
+    def on_shard(self, shard_id: int, shard_count: int) -> int:
+        """A fresh snowflake ``s`` with ``(s >> 22) % shard_count == shard_id``: a guild with this
+        id is served by that shard (Topics → Gateway → Sharding, "Sharding Formula":
+        ``shard_id = (guild_id >> 22) % num_shards``). The timestamp moves up by at most
+        ``shard_count - 1`` ms; later snowflakes stay larger."""
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"shard {shard_id} is not one of {shard_count}")
+        with self._lock:
+            value = self._next()
+            stamp = value >> 22
+            stamp += (shard_id - stamp) % shard_count
+            value = (stamp << 22) | (value & 0x3FFFFF)
+            self._last = value
+            return value
+
+    def _next(self) -> int:
+        self._counter = (self._counter + 1) & 0xFFF
+        value = ((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22) | self._counter
+        return max(value, self._last + 1)
 
 
 def iso(ts: float | None = None) -> str:
@@ -189,6 +206,30 @@ def snowflake_time(snowflake: int) -> float:
 
 
 # --- records ---------------------------------------------------------------------------------
+@dataclass
+class FakeGuild:
+    """One server the bot is in: its roles (``@everyone`` has the guild's id), members and boost
+    tier, and the ids of its own channels (the channel payloads live in ``FakeDiscord.channels``,
+    each with its ``guild_id``)."""
+
+    id: int
+    name: str
+    owner_id: int
+    moderator_role_id: int
+    bot_role_id: int
+    premium_tier: int = 0
+    created: float = field(default_factory=time.time)
+    roles: dict[int, dict[str, Any]] = field(default_factory=dict)
+    members: dict[int, dict[str, Any]] = field(default_factory=dict)
+    text_channel_id: int = 0
+    other_channel_id: int = 0
+    forum_channel_id: int = 0
+
+    def shard(self, shard_count: int) -> int:
+        """The shard that receives this guild's events (Topics → Gateway → Sharding)."""
+        return (self.id >> 22) % shard_count
+
+
 @dataclass
 class UploadedFile:
     """A file part of a multipart request."""

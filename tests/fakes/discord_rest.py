@@ -32,6 +32,7 @@ from .discord_models import (
     MSG_THREAD_CREATED,
     ApiError,
     FakeAttachment,
+    FakeGuild,
     FakeInteraction,
     FakeMessage,
     RecordedRequest,
@@ -342,14 +343,14 @@ class RestApi:
         # `permissions` (the current user's base permissions in that guild, a string).
         fake = self.fake
         return [{
-            "id": str(fake.guild_id),
-            "name": fake.guild_name,
+            "id": str(guild.id),
+            "name": guild.name,
             "icon": None,
             "banner": None,
             "owner": False,
-            "permissions": str(fake.base_permissions(fake.bot_id)),
+            "permissions": str(fake.base_permissions(fake.bot_id, guild.id)),
             "features": [],
-        }]
+        } for guild in fake.guilds.values()]
 
     async def get_user(self, request: web.Request) -> Any:
         uid = _int(request.match_info["user_id"], "user_id")
@@ -376,7 +377,7 @@ class RestApi:
             raise ApiError(403, 50001)
         if "guild_id" in request.match_info:
             gid = _int(request.match_info["guild_id"], "guild_id")
-            if gid != self.fake.guild_id:
+            if gid not in self.fake.guilds:
                 raise ApiError(403, 50001)
             return gid
         return None
@@ -548,13 +549,15 @@ class RestApi:
     # ------------------------------------------------------------------------------------------
     # guild
     # ------------------------------------------------------------------------------------------
-    def _guild(self, request: web.Request) -> None:
-        if _int(request.match_info["guild_id"], "guild_id") != self.fake.guild_id:
+    def _guild(self, request: web.Request) -> FakeGuild:
+        guild = self.fake.guilds.get(_int(request.match_info["guild_id"], "guild_id"))
+        if guild is None:
             raise ApiError(404, 10004, "Unknown Guild")
+        return guild
 
     async def get_guild(self, request: web.Request) -> Any:
-        self._guild(request)
-        payload = self.fake.guild_payload()
+        guild = self._guild(request)
+        payload = self.fake.guild_payload(guild.id)
         # GET /guilds/{guild.id} answers a GuildWithCountsResponse: the published OpenAPI spec
         # (contracts: components/schemas/GuildWithCountsResponse) requires these fields as well.
         payload.update(
@@ -562,35 +565,32 @@ class RestApi:
             nsfw=False, region="deprecated", widget_channel_id=None, widget_enabled=False,
         )
         if request.query.get("with_counts") in ("true", "1"):
-            payload["approximate_member_count"] = len(self.fake.members)
+            payload["approximate_member_count"] = len(guild.members)
             payload["approximate_presence_count"] = 0
         return payload
 
     async def get_guild_channels(self, request: web.Request) -> Any:
-        self._guild(request)
-        return list(self.fake.channels.values())
+        return self.fake.guild_channels(self._guild(request).id)
 
     async def get_roles(self, request: web.Request) -> Any:
-        self._guild(request)
-        return list(self.fake.roles.values())
+        return list(self._guild(request).roles.values())
 
     async def get_members(self, request: web.Request) -> Any:
-        self._guild(request)
+        guild = self._guild(request)
         limit = int(request.query.get("limit", 1))
         after = int(request.query.get("after", 0))
-        uids = sorted(u for u in self.fake.members if u > after)[:limit]
-        return [self.fake.member_payload(u) for u in uids]
+        uids = sorted(u for u in guild.members if u > after)[:limit]
+        return [self.fake.member_payload(u, guild_id=guild.id) for u in uids]
 
     async def get_member(self, request: web.Request) -> Any:
-        self._guild(request)
+        guild = self._guild(request)
         uid = _int(request.match_info["user_id"], "user_id")
-        if uid not in self.fake.members:
+        if uid not in guild.members:
             raise ApiError(404, 10007, "Unknown Member")
-        return self.fake.member_payload(uid)
+        return self.fake.member_payload(uid, guild_id=guild.id)
 
     async def get_active_threads(self, request: web.Request) -> Any:
-        self._guild(request)
-        threads = [t for t in self.fake.threads.values() if not t["thread_metadata"]["archived"]]
+        threads = self.fake.guild_threads(self._guild(request).id, active=True)
         members = [
             self.fake.thread_member_payload(int(t["id"]), self.fake.bot_id)
             for t in threads
@@ -696,7 +696,7 @@ class RestApi:
         await fake.delete_channel(cid)
         return payload
 
-    def _check_thread_name(self, body: dict[str, Any]) -> tuple[str, int | None]:
+    def _check_thread_name(self, body: dict[str, Any], guild_id: int | None) -> tuple[str, int | None]:
         name = body.get("name")
         if not isinstance(name, str) or not 1 <= len(name) <= 100:
             raise form_error("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
@@ -707,7 +707,7 @@ class RestApi:
                 "BASE_TYPE_CHOICES",
                 f"Value must be one of {ARCHIVE_DURATIONS}.",
             )
-        if self.fake.active_thread_count() >= self.fake.max_active_threads:
+        if self.fake.active_thread_count(guild_id) >= self.fake.max_active_threads:
             raise ApiError(400, 160006)
         return name, duration
 
@@ -729,7 +729,7 @@ class RestApi:
             raise ApiError(400, 160004)
         fake.require(cid, "view_channel", "create_public_threads")
         body = request[JSON_KEY] or {}
-        name, duration = self._check_thread_name(body)
+        name, duration = self._check_thread_name(body, fake.guild_of(cid))
         fake.create_thread_record(
             cid,
             name=name,
@@ -754,7 +754,7 @@ class RestApi:
             fake.require(cid, "view_channel", "send_messages")
             if files:
                 fake.require(cid, "attach_files")
-            name, duration = self._check_thread_name(body)
+            name, duration = self._check_thread_name(body, fake.guild_of(cid))
             tags = [str(t) for t in body.get("applied_tags") or []]
             known = {t["id"] for t in channel.get("available_tags", [])}
             if len(tags) > 5 or not set(tags) <= known:
@@ -789,7 +789,7 @@ class RestApi:
             "view_channel",
             "create_private_threads" if ttype == CH_PRIVATE_THREAD else "create_public_threads",
         )
-        name, duration = self._check_thread_name(body)
+        name, duration = self._check_thread_name(body, fake.guild_of(cid))
         thread = fake.create_thread_record(
             cid,
             name=name,
@@ -805,14 +805,14 @@ class RestApi:
             notice = FakeMessage(
                 id=fake.snowflake(),
                 channel_id=cid,
-                guild_id=fake.guild_id,
+                guild_id=fake.guild_of(cid),
                 author=fake.bot_user,
                 content=name,
                 type=MSG_THREAD_CREATED,
                 message_reference={
                     "type": 0,
                     "channel_id": str(tid),
-                    "guild_id": str(fake.guild_id),
+                    "guild_id": str(fake.guild_of(cid)),
                 },
             )
             fake.store_message(notice)
@@ -1254,7 +1254,7 @@ class RestApi:
         if msg.guild_id is not None:
             data["guild_id"] = str(msg.guild_id)
             if event == "MESSAGE_REACTION_ADD":
-                data["member"] = fake.member_payload(fake.bot_id)
+                data["member"] = fake.member_payload(fake.bot_id, guild_id=msg.guild_id)
         fake.gateway.dispatch(event, lambda s: data, guild_id=msg.guild_id)
 
     # ------------------------------------------------------------------------------------------

@@ -16,10 +16,14 @@ library indexes with ``[...]``):
 
 * Login (``/users/@me``, ``/oauth2/applications/@me``), ``/gateway`` and ``/gateway/bot``;
   command sync (global and guild, ids kept across PUTs and bot restarts, basic validation).
-* Gateway: HELLO, heartbeat ACK, IDENTIFY → READY → GUILD_CREATE (roles, members, two text
-  channels, a forum, active threads), sequence numbers, RESUME with replay of missed
-  dispatches, INVALID_SESSION, op 7 RECONNECT, shards (guild → ``(id >> 22) % count``),
-  intent filtering, close 4014 for a disallowed MESSAGE_CONTENT intent, member chunk requests.
+* Gateway: HELLO, heartbeat ACK, IDENTIFY → READY → GUILD_CREATE per guild (roles, members,
+  two text channels, a forum, active threads), sequence numbers, RESUME with replay of missed
+  dispatches, INVALID_SESSION, op 7 RECONNECT, shards (a guild, and every event and interaction
+  of it, goes to shard ``(guild_id >> 22) % shard_count`` only; DMs to shard 0), intent
+  filtering, close 4014 for a disallowed MESSAGE_CONTENT intent, member chunk requests.
+* Guilds: a default one (``guild_id``, ``text_channel_id``...) and more with
+  :meth:`FakeDiscord.add_guild` (``shard=`` picks a snowflake on a given shard), each with its
+  own roles, members, boost tier and channels; REST answers for every one of them.
 * MESSAGE_CONTENT semantics: without the intent, other users' guild messages arrive with empty
   content/embeds/attachments/components unless they mention the bot (a reply that pings a bot
   message counts); DMs and the bot's own messages are exempt. REST reads follow the same rule.
@@ -40,7 +44,8 @@ library indexes with ``[...]``):
 * Errors as ``{"code", "message", "errors"?}`` with ``Content-Type: application/json`` exactly;
   injected 429s carry ``Via`` and JSON ``retry_after`` so discord.py retries.
 
-Simplified: one guild; no rate-limit headers or real rate limiting; no auto-archiving; no voice,
+Simplified: a user is a member of one guild; the same owner owns every guild; no rate-limit
+headers or real rate limiting; no auto-archiving; no voice,
 presence, stickers, polls beyond storage; no THREAD_MEMBERS_UPDATE or thread-starter (type 21)
 messages; the token's value is not checked (any non-empty token logs in unless
 ``token_accepted=False``, which rejects every token); CDN URLs are plain
@@ -85,6 +90,7 @@ from .discord_models import (
     PERMISSION_BITS,
     ApiError,
     FakeAttachment,
+    FakeGuild,
     FakeInteraction,
     FakeMessage,
     RecordedRequest,
@@ -101,6 +107,7 @@ __all__ = [
     "FakeAttachment",
     "FakeDiscord",
     "FakeDiscordError",
+    "FakeGuild",
     "FakeInteraction",
     "FakeMessage",
     "RecordedRequest",
@@ -141,7 +148,8 @@ class FailRule:
 
 
 class FakeDiscord:
-    """One fake Discord: a guild, a bot application, REST under ``api_base``, a gateway."""
+    """One fake Discord: a bot application in one guild (more with :meth:`add_guild`), REST
+    under ``api_base``, a gateway."""
 
     def __init__(
         self,
@@ -168,7 +176,7 @@ class FakeDiscord:
         self.token_lifetime = token_lifetime
         # The server's boost tier sets what the bot (and webhooks, and interaction responses) may
         # upload; ``upload_limit`` overrides it with a smaller fake-only value for quick tests.
-        self.premium_tier = premium_tier
+        # ``premium_tier`` is the default guild's (each guild has its own).
         self.upload_limit_override = upload_limit
         self.nitro_limits: dict[int, int] = {}  # user id -> the upload limit their Nitro gives
         # what GET /gateway/bot answers (a REST proxy may advertise Discord's own gateway)
@@ -207,35 +215,24 @@ class FakeDiscord:
         self.user_locales: dict[int, str] = {}
         self.dms_open: dict[int, bool] = {}
 
-        # guild, roles, members
-        self.guild_id = self.snowflake()
-        self.guild_name = "Fake Guild"
-        self.guild_created = time.time()
-        self.moderator_role_id = self.snowflake()
-        self.bot_role_id = self.snowflake()
-        self.roles: dict[int, dict[str, Any]] = {}
-        self._add_role(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, position=0)
-        self._add_role(self.moderator_role_id, "Moderator", MODERATOR_PERMISSIONS, position=2)
-        self._add_role(
-            self.bot_role_id,
-            "imagine-bot",
-            BOT_ROLE_PERMISSIONS,
-            position=1,
-            managed=True,
-            tags={"bot_id": str(self.bot_id)},
-        )
-        self.members: dict[int, dict[str, Any]] = {}
-        self._add_member(int(self.owner["id"]), [])
-        self._add_member(self.bot_id, [self.bot_role_id])
-
-        # channels
+        # channels of every guild (each payload names its guild), threads, DM channels
         self.channels: dict[int, dict[str, Any]] = {}
         self.threads: dict[int, dict[str, Any]] = {}
         self.dm_channels: dict[int, dict[str, Any]] = {}
-        self.text_channel_id = self._add_guild_channel("general", CH_TEXT, 0)
-        self.other_channel_id = self._add_guild_channel("random", CH_TEXT, 1)
-        self.forum_channel_id = self._add_guild_channel("gallery", CH_FORUM, 2)
         self.thread_denies: dict[int, int] = {}
+
+        # guilds: the default one (``guild_id``, ``text_channel_id``... name its parts) and any
+        # added with :meth:`add_guild`
+        self.guilds: dict[int, FakeGuild] = {}
+        self.guild = self._new_guild("Fake Guild", self.snowflake(), premium_tier)
+        self.guild_id = self.guild.id
+        self.roles = self.guild.roles
+        self.members = self.guild.members
+        self.moderator_role_id = self.guild.moderator_role_id
+        self.bot_role_id = self.guild.bot_role_id
+        self.text_channel_id = self.guild.text_channel_id
+        self.other_channel_id = self.guild.other_channel_id
+        self.forum_channel_id = self.guild.forum_channel_id
 
         # messages and interactions
         self.transcripts: dict[int, list[FakeMessage]] = {}
@@ -259,11 +256,24 @@ class FakeDiscord:
     # and the invoking user's own Nitro limit (changelog "Per-Attachment File Upload Behavior"): it
     # says what the *user* may attach, not what the bot may post.
     @property
+    def premium_tier(self) -> int:
+        """The default guild's boost tier."""
+        return self.guild.premium_tier
+
+    @property
+    def guild_name(self) -> str:
+        return self.guild.name
+
+    @property
     def upload_limit(self) -> int:
-        """The per-file limit on the bot's own uploads in the server (boost tier, or override)."""
+        """The per-file limit on the bot's own uploads in the default server (boost tier, or
+        override)."""
+        return self.guild_upload_limit(self.guild)
+
+    def guild_upload_limit(self, guild: FakeGuild) -> int:
         if self.upload_limit_override is not None:
             return self.upload_limit_override
-        return BOOST_UPLOAD_LIMITS[self.premium_tier]
+        return BOOST_UPLOAD_LIMITS[guild.premium_tier]
 
     @upload_limit.setter
     def upload_limit(self, value: int | None) -> None:
@@ -271,18 +281,20 @@ class FakeDiscord:
 
     def bot_upload_limit(self, channel_id: int) -> int:
         """What the bot may upload per file in a channel: the server's limit, 10 MiB in DMs."""
-        if channel_id in self.dm_channels:
+        guild_id = self.guild_of(channel_id)
+        if guild_id is None:
             return self.upload_limit_override or DEFAULT_UPLOAD_LIMIT
-        return self.upload_limit
+        return self.guild_upload_limit(self.guild_for(guild_id))
 
     def user_upload_limit(self, user_id: int, channel_id: int) -> int:
         """What a user may attach: the larger of the place's limit and their Nitro limit."""
         return max(self.bot_upload_limit(channel_id), self.nitro_limits.get(user_id, 0))
 
-    def set_premium_tier(self, tier: int) -> None:
-        """Boosts change the server's tier (GUILD_UPDATE)."""
-        self.premium_tier = tier
-        self.dispatch_guild("GUILD_UPDATE", self.guild_payload())
+    def set_premium_tier(self, tier: int, guild_id: int | None = None) -> None:
+        """Boosts change a server's tier (GUILD_UPDATE); the default guild unless named."""
+        guild = self.guild_for(guild_id)
+        guild.premium_tier = tier
+        self.dispatch_guild("GUILD_UPDATE", self.guild_payload(guild.id))
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -338,8 +350,74 @@ class FakeDiscord:
             user["bot"] = True
         return user
 
+    # ------------------------------------------------------------------------------------------
+    # guilds
+    # ------------------------------------------------------------------------------------------
+    def _new_guild(self, name: str, guild_id: int, premium_tier: int) -> FakeGuild:
+        """A guild with @everyone, Moderator and the bot's managed role, the owner and the bot as
+        members, and two text channels and a forum."""
+        guild = FakeGuild(
+            id=guild_id, name=name, owner_id=int(self.owner["id"]),
+            moderator_role_id=self.snowflake(), bot_role_id=self.snowflake(),
+            premium_tier=premium_tier,
+        )
+        self.guilds[guild_id] = guild
+        self._add_role(guild, guild_id, "@everyone", EVERYONE_PERMISSIONS, position=0)
+        self._add_role(guild, guild.moderator_role_id, "Moderator", MODERATOR_PERMISSIONS, position=2)
+        self._add_role(
+            guild,
+            guild.bot_role_id,
+            "imagine-bot",
+            BOT_ROLE_PERMISSIONS,
+            position=1,
+            managed=True,
+            tags={"bot_id": str(self.bot_id)},
+        )
+        self._add_member(guild, guild.owner_id, [])
+        self._add_member(guild, self.bot_id, [guild.bot_role_id])
+        guild.text_channel_id = self._add_guild_channel(guild, "general", CH_TEXT, 0)
+        guild.other_channel_id = self._add_guild_channel(guild, "random", CH_TEXT, 1)
+        guild.forum_channel_id = self._add_guild_channel(guild, "gallery", CH_FORUM, 2)
+        return guild
+
+    def add_guild(
+        self,
+        name: str = "Other Guild",
+        *,
+        shard: tuple[int, int] | None = None,
+        premium_tier: int = 0,
+    ) -> FakeGuild:
+        """The bot is in one more server (with its own roles, members and channels, like the
+        default one). ``shard=(shard_id, shard_count)`` picks its snowflake so that the guild
+        falls on that shard (``(guild_id >> 22) % shard_count``). Sessions that are already
+        connected get GUILD_CREATE as for a server the bot has just joined; later IDENTIFYs list it
+        in READY, on the owning shard only."""
+        guild_id = self.snowflake.on_shard(*shard) if shard is not None else self.snowflake()
+        guild = self._new_guild(name, guild_id, premium_tier)
+        payload = self.guild_create_payload(guild_id)
+        payload.pop("unavailable")  # a join, not a recovery from an outage (see readd_bot)
+        self.dispatch_guild("GUILD_CREATE", payload)
+        return guild
+
+    def guild_for(self, guild_id: int | None) -> FakeGuild:
+        """The guild with this id; the default guild for None."""
+        if guild_id is None:
+            return self.guild
+        try:
+            return self.guilds[guild_id]
+        except KeyError:
+            raise FakeDiscordError(f"unknown guild {guild_id}") from None
+
+    def guild_of(self, channel_id: int) -> int | None:
+        """The guild a channel or thread belongs to; None for a DM channel."""
+        if channel_id in self.dm_channels:
+            return None
+        channel = self.channels.get(channel_id) or self.threads.get(channel_id)
+        return int(channel["guild_id"]) if channel is not None else self.guild_id
+
     def _add_role(
         self,
+        guild: FakeGuild,
         role_id: int,
         name: str,
         permissions: int,
@@ -364,10 +442,10 @@ class FakeDiscord:
         }
         if tags:
             role["tags"] = tags
-        self.roles[role_id] = role
+        guild.roles[role_id] = role
         return role
 
-    def _add_member(self, user_id: int, roles: list[int]) -> dict[str, Any]:
+    def _add_member(self, guild: FakeGuild, user_id: int, roles: list[int]) -> dict[str, Any]:
         member = {
             "roles": [str(r) for r in roles],
             "joined_at": iso(),
@@ -381,7 +459,7 @@ class FakeDiscord:
             "banner": None,
             "communication_disabled_until": None,
         }
-        self.members[user_id] = member
+        guild.members[user_id] = member
         return member
 
     def add_user(
@@ -394,8 +472,10 @@ class FakeDiscord:
         bot: bool = False,
         dms_open: bool = True,
         nitro: str | None = None,
+        guild_id: int | None = None,
     ) -> dict[str, Any]:
-        """Add a guild member; returns its user payload (``user["id"]`` is a string snowflake).
+        """Add a member of the default guild (or of ``guild_id``); returns its user payload
+        (``user["id"]`` is a string snowflake).
 
         ``permissions`` (a bitfield or discord.py flag names such as ``["manage_guild"]``) gives
         the member a personal role with those permissions. ``dms_open=False`` makes the bot's
@@ -409,28 +489,31 @@ class FakeDiscord:
         self.dms_open[uid] = dms_open
         if nitro is not None:
             self.nitro_limits[uid] = NITRO_UPLOAD_LIMITS[nitro]
+        guild = self.guild_for(guild_id)
         role_ids = list(roles)
         new_role: dict[str, Any] | None = None
         if permissions is not None:
             value = permissions if isinstance(permissions, int) else perm(*permissions)
             rid = self.snowflake()
-            new_role = self._add_role(rid, f"{name}-role", value, position=1)
+            new_role = self._add_role(guild, rid, f"{name}-role", value, position=1)
             role_ids.append(rid)
-        member = self._add_member(uid, role_ids)
+        member = self._add_member(guild, uid, role_ids)
         if new_role is not None:
-            self.dispatch_guild("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": new_role})
-        self.dispatch_guild("GUILD_MEMBER_ADD", {**member, "user": user, "guild_id": str(self.guild_id)})
+            self.dispatch_guild("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": new_role})
+        self.dispatch_guild("GUILD_MEMBER_ADD", {**member, "user": user, "guild_id": str(guild.id)})
         return user
 
-    def set_roles(self, user: UserRef, roles: Sequence[int]) -> None:
+    def set_roles(self, user: UserRef, roles: Sequence[int], guild_id: int | None = None) -> None:
         """A moderator changes a member's roles (GUILD_MEMBER_UPDATE; REST shows the change).
         Discord sends the event only to bots with the GUILD_MEMBERS intent (Gateway docs,
         Guild Member Update); the gateway's intent filter drops it for the others."""
         uid = self.uid(user)
-        self.members[uid]["roles"] = [str(r) for r in roles]
+        guild = self.guild_for(guild_id)
+        member = guild.members[uid]
+        member["roles"] = [str(r) for r in roles]
         self.dispatch_guild("GUILD_MEMBER_UPDATE", {
-            "guild_id": str(self.guild_id), "roles": self.members[uid]["roles"],
-            "user": self.user_payload(uid), "joined_at": self.members[uid]["joined_at"],
+            "guild_id": str(guild.id), "roles": member["roles"],
+            "user": self.user_payload(uid), "joined_at": member["joined_at"],
         })
 
     def uid(self, user: UserRef) -> int:
@@ -448,24 +531,31 @@ class FakeDiscord:
         except KeyError:
             raise FakeDiscordError(f"unknown user {uid}") from None
 
-    def member_payload(self, user_id: int, *, with_user: bool = True) -> dict[str, Any]:
-        member = dict(self.members[user_id])
+    def member_payload(
+        self, user_id: int, *, with_user: bool = True, guild_id: int | None = None
+    ) -> dict[str, Any]:
+        """A member of the default guild (or of ``guild_id``)."""
+        member = dict(self.guild_for(guild_id).members[user_id])
         if with_user:
             member["user"] = self.users[user_id]
         return member
 
-    def member_payloads(self) -> list[dict[str, Any]]:
-        return [self.member_payload(uid) for uid in self.members]
+    def member_payloads(self, guild_id: int | None = None) -> list[dict[str, Any]]:
+        guild = self.guild_for(guild_id)
+        return [self.member_payload(uid, guild_id=guild.id) for uid in guild.members]
+
+    def is_member(self, user_id: int, guild_id: int | None) -> bool:
+        return guild_id is not None and user_id in self.guild_for(guild_id).members
 
     # ------------------------------------------------------------------------------------------
     # channels and threads
     # ------------------------------------------------------------------------------------------
-    def _add_guild_channel(self, name: str, type_: int, position: int) -> int:
+    def _add_guild_channel(self, guild: FakeGuild, name: str, type_: int, position: int) -> int:
         cid = self.snowflake()
         channel: dict[str, Any] = {
             "id": str(cid),
             "type": type_,
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild.id),
             "name": name,
             "position": position,
             "permission_overwrites": [],
@@ -504,11 +594,23 @@ class FakeDiscord:
         self.channels[cid] = channel
         return cid
 
-    def add_channel(self, name: str, *, forum: bool = False) -> int:
-        """Add a text (or forum) channel at runtime (dispatches CHANNEL_CREATE)."""
-        cid = self._add_guild_channel(name, CH_FORUM if forum else CH_TEXT, len(self.channels))
+    def add_channel(self, name: str, *, forum: bool = False, guild_id: int | None = None) -> int:
+        """Add a text (or forum) channel at runtime to the default guild (or to ``guild_id``);
+        dispatches CHANNEL_CREATE."""
+        guild = self.guild_for(guild_id)
+        position = len(self.guild_channels(guild.id))
+        cid = self._add_guild_channel(guild, name, CH_FORUM if forum else CH_TEXT, position)
         self.dispatch_guild("CHANNEL_CREATE", dict(self.channels[cid]))
         return cid
+
+    def guild_channels(self, guild_id: int) -> list[dict[str, Any]]:
+        return [c for c in self.channels.values() if int(c["guild_id"]) == guild_id]
+
+    def guild_threads(self, guild_id: int, *, active: bool = False) -> list[dict[str, Any]]:
+        return [
+            t for t in self.threads.values()
+            if int(t["guild_id"]) == guild_id and not (active and t["thread_metadata"]["archived"])
+        ]
 
     def require_forum_tags(self, channel_id: int, required: bool = True) -> None:
         """Set a forum's REQUIRE_TAG flag (CHANNEL_UPDATE): untagged posts then fail with 40067."""
@@ -552,7 +654,7 @@ class FakeDiscord:
             metadata["invitable"] = invitable
         thread: dict[str, Any] = {
             "id": str(tid),
-            "guild_id": str(self.guild_id),
+            "guild_id": str(self.guild_of(parent_id)),
             "parent_id": str(parent_id),
             "owner_id": str(owner_id),
             "name": name,
@@ -574,8 +676,11 @@ class FakeDiscord:
     def thread_member_payload(self, thread_id: int, user_id: int) -> dict[str, Any]:
         return {"id": str(thread_id), "user_id": str(user_id), "join_timestamp": iso(), "flags": 0}
 
-    def active_thread_count(self) -> int:
-        return sum(1 for t in self.threads.values() if not t["thread_metadata"]["archived"])
+    def active_thread_count(self, guild_id: int | None = None) -> int:
+        """Active threads of a server (the default one unless named): the cap behind 160006
+        "Maximum number of active threads reached" counts a guild's threads, the ones List
+        Active Guild Threads returns."""
+        return len(self.guild_threads(self.guild_for(guild_id).id, active=True))
 
     def update_thread(self, thread_id: int, **changes: Any) -> dict[str, Any]:
         """Change a thread's name or metadata (``archived``, ``locked``...); THREAD_UPDATE."""
@@ -624,15 +729,17 @@ class FakeDiscord:
     # ------------------------------------------------------------------------------------------
     # permissions
     # ------------------------------------------------------------------------------------------
-    def base_permissions(self, user_id: int) -> int:
-        if user_id == int(self.owner["id"]):
+    def base_permissions(self, user_id: int, guild_id: int | None = None) -> int:
+        """A member's permissions in the default guild (or ``guild_id``) from its roles."""
+        guild = self.guild_for(guild_id)
+        if user_id == guild.owner_id:
             return ALL_PERMISSIONS
-        member = self.members.get(user_id)
+        member = guild.members.get(user_id)
         if member is None:
             return 0
-        value = int(self.roles[self.guild_id]["permissions"])
+        value = int(guild.roles[guild.id]["permissions"])
         for rid in member["roles"]:
-            role = self.roles.get(int(rid))
+            role = guild.roles.get(int(rid))
             if role is not None:
                 value |= int(role["permissions"])
         if value & ADMINISTRATOR:
@@ -643,7 +750,8 @@ class FakeDiscord:
         """Effective permissions of a user in a channel or thread (roles + overwrites + denies)."""
         if channel_id in self.dm_channels:
             return DM_BOT_PERMISSIONS
-        base = self.base_permissions(user_id)
+        guild = self.guild_for(self.guild_of(channel_id))
+        base = self.base_permissions(user_id, guild.id)
         if base == ALL_PERMISSIONS:
             return base
         extra_deny = 0
@@ -654,10 +762,10 @@ class FakeDiscord:
         channel = self.channels.get(target)
         value = base
         if channel is not None:
-            member_roles = {int(r) for r in self.members.get(user_id, {}).get("roles", [])}
+            member_roles = {int(r) for r in guild.members.get(user_id, {}).get("roles", [])}
             allow = deny = 0
             for ow in channel["permission_overwrites"]:
-                if ow["type"] == 0 and int(ow["id"]) == self.guild_id:
+                if ow["type"] == 0 and int(ow["id"]) == guild.id:
                     value = (value & ~int(ow["deny"])) | int(ow["allow"])
             for ow in channel["permission_overwrites"]:
                 if ow["type"] == 0 and int(ow["id"]) in member_roles:
@@ -714,34 +822,36 @@ class FakeDiscord:
     # ------------------------------------------------------------------------------------------
     # guild payloads
     # ------------------------------------------------------------------------------------------
-    def guild_payload(self) -> dict[str, Any]:
+    def guild_payload(self, guild_id: int | None = None) -> dict[str, Any]:
+        """The default guild (or ``guild_id``) as GET /guilds/{id} and GUILD_UPDATE carry it."""
+        guild = self.guild_for(guild_id)
         return {
-            "id": str(self.guild_id),
-            "name": self.guild_name,
+            "id": str(guild.id),
+            "name": guild.name,
             "icon": None,
             "splash": None,
             "discovery_splash": None,
             "banner": None,
             "description": None,
-            "owner_id": self.owner["id"],
+            "owner_id": str(guild.owner_id),
             "afk_channel_id": None,
             "afk_timeout": 300,
             "verification_level": 0,
             "default_message_notifications": 0,
             "explicit_content_filter": 0,
-            "roles": list(self.roles.values()),
+            "roles": list(guild.roles.values()),
             "emojis": [],
             "stickers": [],
             "features": [],
             "mfa_level": 0,
             "application_id": None,
-            "system_channel_id": str(self.text_channel_id),
+            "system_channel_id": str(guild.text_channel_id),
             "system_channel_flags": 0,
             "rules_channel_id": None,
             "public_updates_channel_id": None,
             "safety_alerts_channel_id": None,
             "vanity_url_code": None,
-            "premium_tier": self.premium_tier,
+            "premium_tier": guild.premium_tier,
             "premium_subscription_count": 0,
             "preferred_locale": "en-US",
             "nsfw_level": 0,
@@ -751,18 +861,21 @@ class FakeDiscord:
             "incidents_data": None,
         }
 
-    def guild_create_payload(self) -> dict[str, Any]:
-        payload = self.guild_payload()
+    def guild_create_payload(self, guild_id: int | None = None) -> dict[str, Any]:
+        """GUILD_CREATE of the default guild (or ``guild_id``): its members, channels and active
+        threads only."""
+        guild = self.guild_for(guild_id)
+        payload = self.guild_payload(guild.id)
         payload.update(
-            joined_at=iso(self.guild_created),
+            joined_at=iso(guild.created),
             large=False,
             unavailable=False,
             lazy=True,
-            member_count=len(self.members),
+            member_count=len(guild.members),
             voice_states=[],
-            members=self.member_payloads(),
-            channels=[dict(c) for c in self.channels.values()],
-            threads=[dict(t) for t in self.threads.values() if not t["thread_metadata"]["archived"]],
+            members=self.member_payloads(guild.id),
+            channels=[dict(c) for c in self.guild_channels(guild.id)],
+            threads=[dict(t) for t in self.guild_threads(guild.id, active=True)],
             presences=[],
             stage_instances=[],
             guild_scheduled_events=[],
@@ -803,7 +916,7 @@ class FakeDiscord:
             "redirect_uris": [],
             "interactions_endpoint_url": None,
             "role_connections_verification_url": None,
-            "approximate_guild_count": 1,
+            "approximate_guild_count": len(self.guilds),
             "approximate_user_install_count": 0,
             "install_params": {
                 "scopes": ["bot", "applications.commands"],
@@ -945,14 +1058,16 @@ class FakeDiscord:
                 )
         if gateway and msg.guild_id is not None:
             payload["guild_id"] = str(msg.guild_id)
-            if msg.webhook_id is None and msg.author_id in self.members:
-                payload["member"] = self.member_payload(msg.author_id, with_user=False)
+            if msg.webhook_id is None and self.is_member(msg.author_id, msg.guild_id):
+                payload["member"] = self.member_payload(
+                    msg.author_id, with_user=False, guild_id=msg.guild_id
+                )
         return payload
 
     def _mention_payload(self, user_id: int, guild_id: int | None) -> dict[str, Any]:
         user = dict(self.users[user_id])
-        if guild_id is not None and user_id in self.members:
-            user["member"] = self.member_payload(user_id, with_user=False)
+        if self.is_member(user_id, guild_id):
+            user["member"] = self.member_payload(user_id, with_user=False, guild_id=guild_id)
         return user
 
     def store_message(self, msg: FakeMessage) -> None:
@@ -991,7 +1106,10 @@ class FakeDiscord:
         self.gateway.dispatch("MESSAGE_DELETE", lambda s: data, guild_id=msg.guild_id)
 
     def dispatch_guild(self, event: str, data: dict[str, Any]) -> None:
-        self.gateway.dispatch(event, lambda s: data, guild_id=self.guild_id)
+        """A guild event, to the shard of the guild it names (``guild_id``; ``id`` in the
+        GUILD_CREATE/UPDATE/DELETE payloads, which are the guild itself)."""
+        guild_id = int(data["guild_id"]) if "guild_id" in data else int(data["id"])
+        self.gateway.dispatch(event, lambda s: data, guild_id=guild_id)
 
     def parse_mentions(self, content: str) -> list[int]:
         found: list[int] = []
@@ -1000,9 +1118,6 @@ class FakeDiscord:
             if uid in self.users and uid not in found:
                 found.append(uid)
         return found
-
-    def guild_of(self, channel_id: int) -> int | None:
-        return None if channel_id in self.dm_channels else self.guild_id
 
     # ------------------------------------------------------------------------------------------
     # driving the bot as users do
@@ -1142,8 +1257,9 @@ class FakeDiscord:
         channel = self.channel(channel_id)
         if channel is None:
             raise FakeDiscordError(f"unknown channel {channel_id}")
-        if channel_id not in self.dm_channels and user_id not in self.members:
-            raise FakeDiscordError(f"user {user_id} is not a guild member")
+        guild_id = self.guild_of(channel_id)
+        if guild_id is not None and not self.is_member(user_id, guild_id):
+            raise FakeDiscordError(f"user {user_id} is not a member of guild {guild_id}")
         archived = channel_id in self.threads and self.threads[channel_id]["thread_metadata"]["archived"]
         if type_ in (2, 4) and archived:
             # Topics → Threads: users cannot use application commands in archived threads
@@ -1154,7 +1270,6 @@ class FakeDiscord:
             raise FakeDiscordError(f"channel {channel_id} is a forum: commands run in its posts")
         iid = self.snowflake()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
-        guild_id = self.guild_of(channel_id)
         payload: dict[str, Any] = {
             "id": str(iid),
             "application_id": str(self.application_id),
@@ -1177,7 +1292,7 @@ class FakeDiscord:
                 guild_locale="en-US",
                 guild={"id": str(guild_id), "locale": "en-US", "features": []},
                 member={
-                    **self.member_payload(user_id),
+                    **self.member_payload(user_id, guild_id=guild_id),
                     "permissions": str(self.permissions_for(user_id, channel_id)),
                 },
                 authorizing_integration_owners={"0": str(guild_id)},
@@ -1223,6 +1338,7 @@ class FakeDiscord:
         focused: str | None = None,
     ) -> list[dict[str, Any]]:
         by_name = {o["name"]: o for o in definitions}
+        guild = self.guild_for(self.guild_of(channel_id))  # DMs resolve against the default
         given = dict(values)
         for name in attachments:
             given.setdefault(name, attachments[name])
@@ -1256,12 +1372,12 @@ class FakeDiscord:
                 option["value"] = str(ref)
                 if otype in (6, 9) and ref in self.users:
                     resolved.setdefault("users", {})[str(ref)] = self.users[ref]
-                    if ref in self.members:
-                        member = self.member_payload(ref, with_user=False)
+                    if ref in guild.members:
+                        member = self.member_payload(ref, with_user=False, guild_id=guild.id)
                         member["permissions"] = str(self.permissions_for(ref, channel_id))
                         resolved.setdefault("members", {})[str(ref)] = member
-                elif otype in (8, 9) and ref in self.roles:
-                    resolved.setdefault("roles", {})[str(ref)] = self.roles[ref]
+                elif otype in (8, 9) and ref in guild.roles:
+                    resolved.setdefault("roles", {})[str(ref)] = guild.roles[ref]
                 elif otype == 7 and self.channel(ref) is not None:
                     ch = dict(self.channel(ref) or {})
                     ch["permissions"] = str(self.permissions_for(user_id, ref))
@@ -1560,14 +1676,16 @@ class FakeDiscord:
         self.holds.append((method.upper(), re.compile(path_regex), released))
         return released
 
-    def readd_bot(self) -> None:
-        """The bot is removed from the guild and invited again. Gateway docs (Events → Guild
-        Delete): a GUILD_DELETE without ``unavailable`` means the user was removed; (Guild
-        Create): GUILD_CREATE is sent "when the current user joins a new guild"; its
-        ``unavailable`` field is only for guilds coming back from an outage, so a join has none
-        (discord.py's ``parse_guild_create`` tells a join from a recovery by it)."""
-        self.dispatch_guild("GUILD_DELETE", {"id": str(self.guild_id)})
-        payload = self.guild_create_payload()
+    def readd_bot(self, guild_id: int | None = None) -> None:
+        """The bot is removed from the default guild (or ``guild_id``) and invited again.
+        Gateway docs (Events → Guild Delete): a GUILD_DELETE without ``unavailable`` means the
+        user was removed; (Guild Create): GUILD_CREATE is sent "when the current user joins a
+        new guild"; its ``unavailable`` field is only for guilds coming back from an outage, so
+        a join has none (discord.py's ``parse_guild_create`` tells a join from a recovery by
+        it)."""
+        guild = self.guild_for(guild_id)
+        self.dispatch_guild("GUILD_DELETE", {"id": str(guild.id)})
+        payload = self.guild_create_payload(guild.id)
         payload.pop("unavailable")
         self.dispatch_guild("GUILD_CREATE", payload)
 

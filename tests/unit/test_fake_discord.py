@@ -19,6 +19,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from tests.contract.discord_openapi import contract_problems
 from tests.fakes.discord_models import PERMISSION_BITS
 from tests.fakes.discord_server import FakeDiscord, FakeDiscordError, running_bot
 
@@ -647,3 +648,69 @@ async def test_locked_and_archived_threads_follow_the_threads_topic(fake: FakeDi
         fake.archive_thread(thread.id, False)
         edited = await first.edit(content="a moderator bot may")  # locked, but Manage Threads
         assert edited.content == "a moderator bot may"
+
+
+async def test_guilds_on_two_shards_reach_only_their_shard(fake: FakeDiscord) -> None:
+    """Topics → Gateway → Sharding: a guild's READY entry, GUILD_CREATE, messages and
+    interactions go to shard ``(guild_id >> 22) % num_shards`` only; REST answers for every guild,
+    with its own members, channels and boost tier."""
+    home_shard = (fake.guild_id >> 22) % 2
+    second = fake.add_guild("Second", shard=(1 - home_shard, 2), premium_tier=2)
+    assert (second.id >> 22) % 2 == 1 - home_shard and second.shard(2) == 1 - home_shard
+    alice = fake.add_user("alice")
+    bob = fake.add_user("bob", guild_id=second.id)
+    async with (
+        running_bot(fake, ProbeBot(shard_id=0, shard_count=2)) as zero,
+        running_bot(fake, ProbeBot(shard_id=1, shard_count=2)) as one,
+    ):
+        home, away = (zero, one) if home_shard == 0 else (one, zero)
+        assert [g.id for g in home.guilds] == [fake.guild_id]
+        assert [g.id for g in away.guilds] == [second.id]
+        guild = away.get_guild(second.id)
+        assert guild is not None and guild.premium_tier == 2 and guild.filesize_limit == 50 * 1024**2
+        assert guild.member_count == 3  # the owner, the bot and bob
+        assert {c.id for c in guild.channels} == {
+            second.text_channel_id, second.other_channel_id, second.forum_channel_id
+        }
+        await zero.tree.sync()
+
+        await fake.say(bob, second.text_channel_id, "hello second")
+        await fake.say(alice, fake.text_channel_id, "hello home")
+        await fake.wait_for(lambda: away.seen_text("hello second") and home.seen_text("hello home"))
+        assert away.seen_text("hello home") is None and home.seen_text("hello second") is None
+
+        inter = await fake.slash(bob, second.text_channel_id, "imagine", {"prompt": "a heron"})
+        thread_id = await fake.wait_for(lambda: next(iter(fake.threads), None))
+        assert inter.guild_id == second.id and fake.threads[thread_id]["guild_id"] == str(second.id)
+        assert fake.guild_of(thread_id) == second.id
+        sessions = {s.shard_id: s for s in fake.sessions}
+        assert "INTERACTION_CREATE" in sessions[1 - home_shard].events
+        assert "INTERACTION_CREATE" not in sessions[home_shard].events
+        with pytest.raises(FakeDiscordError, match="not a member"):
+            await fake.slash(alice, second.text_channel_id, "imagine", {"prompt": "x"})
+
+        fetched = await home.fetch_guild(second.id)  # REST needs no shard
+        assert fetched.id == second.id and fetched.premium_tier == 2
+        channels = await fetched.fetch_channels()
+        assert {c.id for c in channels} == {
+            second.text_channel_id, second.other_channel_id, second.forum_channel_id
+        }
+        member = await fetched.fetch_member(int(bob["id"]))
+        assert member.id == int(bob["id"])
+        with pytest.raises(discord.NotFound):
+            await fetched.fetch_member(int(alice["id"]))
+        active = await fetched.active_threads()
+        assert [t.id for t in active] == [thread_id]
+        assert [g.id async for g in home.fetch_guilds()] == [fake.guild_id, second.id]
+    # these answers are what Discord's OpenAPI spec describes (nothing checked without the spec)
+    assert contract_problems(fake.request_log) == []
+
+
+async def test_a_guild_added_later_arrives_as_a_join_on_its_shard(fake: FakeDiscord) -> None:
+    async with running_bot(fake, ProbeBot(shard_id=0, shard_count=2)) as bot:
+        joined = fake.add_guild("Joined", shard=(0, 2))
+        skipped = fake.add_guild("Elsewhere", shard=(1, 2))
+        await fake.wait_for(lambda: bot.get_guild(joined.id))
+        assert bot.get_guild(skipped.id) is None
+        session = fake.sessions[-1]
+        assert session.events.count("GUILD_CREATE") == (1 if (fake.guild_id >> 22) % 2 == 0 else 0) + 1
