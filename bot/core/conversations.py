@@ -236,7 +236,7 @@ class ConversationService:
             per_user_queued=per_user_queued,
             on_position=self._on_position,
         )
-        self.scheduler.attach(self._run_job)
+        self.scheduler.attach(self._run_job, self._on_position)
         self.turnstile = Turnstile()
         self.tasks = BackgroundTasks()
         self.placements = Placements(self.tasks)
@@ -567,8 +567,7 @@ class ConversationService:
             return turn
         if beside:  # no await from here to the submit: the job is known when posting fails
             self.placements.start(turn, lambda: self._place_beside(turn, ready))
-        if not self.scheduler.shared:  # (kept for queue positions, which only one process has)
-            self._queued_turns[turn.id] = turn
+        self._queued_turns[turn.id] = turn  # (for its queue positions)
         # Queue room was checked on admission; a turn already recorded is never dropped here.
         self.scheduler.submit(
             Job(turn.id, turn.author_id, turn.conversation_id, self._run_job,
@@ -636,6 +635,9 @@ class ConversationService:
 
     # ------------------------------------------------------------------ running
     def _on_position(self, turn_id: int, position: int) -> None:
+        if position <= 0:  # it left the queue (with a fleet queue: perhaps run elsewhere)
+            self._queued_turns.pop(turn_id, None)
+            return
         turn = self._queued_turns.get(turn_id)
         if turn is None or self.presenter is None:
             return

@@ -35,6 +35,7 @@ class Job:
     refused: UserFacingError | None = None
 
 
+# (turn id, its place in the queue from 1; 0: it left the queue, started here or elsewhere)
 PositionListener = Callable[[int, int], None]
 JobRunner = Callable[[Job], Awaitable[None]]
 
@@ -52,8 +53,12 @@ class Scheduler(Protocol):
     @property
     def queued(self) -> int: ...
 
-    def attach(self, run: JobRunner) -> None:
-        """The coroutine that runs a turn the scheduler starts on its own (a claimed turn)."""
+    def attach(self, run: JobRunner, on_position: PositionListener | None = None) -> None:
+        """The coroutine that runs a turn the scheduler starts on its own (a claimed turn), and
+        who hears of waiting turns' queue positions."""
+
+    def position(self, turn_id: int) -> int | None:
+        """A waiting turn's place in the queue as last known (None: not known here)."""
 
     def has_room_for(self, user_id: int) -> bool: ...
 
@@ -136,8 +141,11 @@ class JobScheduler:
         return turn_id in self._jobs
 
     # ----- commands -----
-    def attach(self, run: JobRunner) -> None:
-        """Nothing to do: every job here was submitted with its own `run`."""
+    def attach(self, run: JobRunner, on_position: PositionListener | None = None) -> None:
+        """Every job here was submitted with its own `run`; positions go to `on_position`
+        unless a listener was given at construction."""
+        if self._on_position is None:
+            self._on_position = on_position
 
     async def withdraw(self, turn_id: int) -> str | None:
         return self.cancel(turn_id)

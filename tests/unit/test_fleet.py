@@ -18,7 +18,7 @@ import pytest
 from bot.core.conversations import ConversationService
 from bot.core.errors import ErrorKind
 from bot.core.image_client import ImageClient
-from bot.core.models import TurnKind, TurnRequest, TurnStatus
+from bot.core.models import Stage, TurnKind, TurnRequest, TurnStatus
 from bot.core.policy import Actor, Ceilings
 from bot.store.postgres.database import PostgresDatabase
 from bot.store.postgres.fleet import FleetScheduler
@@ -417,3 +417,39 @@ async def test_a_dropped_listen_connection_is_reconnected(
             if r.name == "bot.store.postgres.fleet" and "listen" in r.getMessage().lower()]
     assert said == ["Fleet queue: the LISTEN connection dropped; polling every 60.0s while it "
                     "reconnects", "Fleet queue: listening again"]
+
+
+# ---------------------------------------------------------------- queue positions
+def positions_shown(process: Process) -> dict[int, list[int | None]]:
+    shown: dict[int, list[int | None]] = {}
+    for turn_id, progress in process.presenter.progress:
+        if progress.stage is Stage.queued:
+            shown.setdefault(turn_id, []).append(progress.position)
+    return shown
+
+
+async def test_waiting_turns_are_told_their_fleet_wide_place(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """One generation at a time for the fleet; turns sent through two processes are told their
+    place in the one queue (round robin between members, as the claims go), and told again as
+    it moves up, each by the process its member used."""
+    first = await launch(max_concurrent=1)
+    second = await launch(max_concurrent=1)
+    alice, bob, carol = 1, 2, 3
+    await submit(first, alice, 9101, "alice one")  # starts at once
+    deadline = time.monotonic() + 10
+    while not slow_openai.create_requests():
+        assert time.monotonic() < deadline, "the first turn never started"
+        await asyncio.sleep(0.02)
+    bob_one = await submit(second, bob, 9102, "bob one")
+    carol_one = await submit(first, carol, 9103, "carol one")
+    alice_two = await submit(second, alice, 9104, "alice two")  # alice was served last
+    bob_two = await submit(first, bob, 9105, "bob two")  # bob's second: the next round
+    assert await until_finished(first.store, 5) == [TurnStatus.done] * 5
+
+    assert prompts_in_request_order(slow_openai) == [
+        "alice one", "bob one", "carol one", "alice two", "bob two"]
+    assert positions_shown(second) == {bob_one: [1], alice_two: [3, 2, 1]}
+    assert positions_shown(first) == {carol_one: [2, 1], bob_two: [4, 3, 2, 1]}
+    assert first.service._queued_turns == {} == second.service._queued_turns

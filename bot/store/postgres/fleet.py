@@ -17,6 +17,8 @@ resumes the generation by its stored response id instead of generating a second 
 Idle processes sleep until `NOTIFY imagine_turns` (a turn was queued or a slot freed), waking at
 least every half lease to look for expired leases. A dropped LISTEN connection is reconnected
 (backing off up to 30 s); meanwhile the half-lease wake-ups keep the queue going, slowly.
+Each process tells its own waiting turns their fleet-wide place (`POSITIONS`, CLAIM's order) after
+every look at the queue and on `NOTIFY imagine_moved` (a turn left the queue somewhere).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import asyncpg
 
 from bot.core.claim_limits import ClaimedTurn, ClaimLimits
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.jobs import Job, JobRunner, run_logged
+from bot.core.jobs import Job, JobRunner, PositionListener, run_logged
 from bot.store.postgres.database import PostgresDatabase
 from bot.store.protocol import Row
 from bot.store.repositories import Store as SqlStore
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 TURNS_CHANNEL = "imagine_turns"
 CANCEL_CHANNEL = "imagine_cancel"
+MOVED_CHANNEL = "imagine_moved"  # a waiting turn left the queue: positions changed
 LISTEN_RETRY_FIRST = 0.5  # seconds before reconnecting a dropped LISTEN connection, doubling
 LISTEN_RETRY_MAX = 30.0
 
@@ -87,6 +90,21 @@ WHERE status = 'queued' AND id IN (
     ORDER BY id OFFSET ?)
 RETURNING id, author_id, conversation_id
 """
+# Queue positions, in the order CLAIM would start the waiting turns if each ran alone (as the
+# in-process scheduler ranks them): a user's n-th waiting turn comes in round n; within a round,
+# the least recently served user first, then the user whose waiting began first.
+POSITIONS = """
+WITH q AS (
+    SELECT t.id, COALESCE(s.served, 0) AS served,
+           row_number() OVER (PARTITION BY t.author_id ORDER BY t.id) AS round,
+           min(t.id) OVER (PARTITION BY t.author_id) AS arrived
+    FROM turns t LEFT JOIN fleet_served s ON s.user_id = t.author_id
+    WHERE t.status = 'queued'
+)
+SELECT id, position FROM (
+    SELECT id, row_number() OVER (ORDER BY round, served, arrived, id) AS position FROM q
+) ranked WHERE id = ANY(?::bigint[])
+"""
 REFUSE = f"""
 UPDATE turns SET status = 'failed', error_kind = ?, error_detail = ?, finished_at = {_NOW}
 WHERE id = ?
@@ -119,6 +137,9 @@ class FleetScheduler:
         self.lease_seconds = lease_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._runner: JobRunner | None = None
+        self._on_position: PositionListener | None = None
+        self._waiting: dict[int, int] = {}  # this process's waiting turns -> position told (0: none)
+        self._moved = asyncio.Event()  # the queue changed: tell waiting turns their positions
         self._running: dict[int, Job] = {}
         self._unfinished: dict[int, int] = {}  # user -> queued+running turns, fleet-wide snapshot
         self._busy: set[int] = set()  # conversations with unfinished turns (snapshot)
@@ -141,8 +162,13 @@ class FleetScheduler:
     def queued(self) -> int:
         return self._queued_total
 
-    def attach(self, run: JobRunner) -> None:
+    def attach(self, run: JobRunner, on_position: PositionListener | None = None) -> None:
         self._runner = run
+        self._on_position = on_position
+
+    def position(self, turn_id: int) -> int | None:
+        """Fleet-wide place of one of this process's waiting turns, as last read."""
+        return self._waiting.get(turn_id) or None
 
     def has_room_for(self, user_id: int) -> bool:
         mine = self._unfinished.get(user_id, 0) + sum(
@@ -156,17 +182,20 @@ class FleetScheduler:
         )
 
     def submit(self, job: Job, *, force: bool = False) -> int:
-        """The turn is already a queued row: tell the fleet (this process included)."""
+        """The turn is already a queued row: tell the fleet (this process included). Returns 0:
+        its position reaches `on_position` once the queue has been read."""
         if self._closed:
             raise UserFacingError(ErrorKind.shutting_down)
         if not force and not self.has_room_for(job.user_id):
             raise UserFacingError(ErrorKind.queue_full, limit=self.per_user_queued)
         self._submitted.append(job)
+        self._waiting[job.turn_id] = 0  # (read once the claim loop had its chance to start it)
         self._wake.set()
         self._spawn(self._notify(TURNS_CHANNEL, ""))
-        return 0  # positions are not tracked fleet-wide
+        return 0
 
     async def withdraw(self, turn_id: int) -> str | None:
+        self._waiting.pop(turn_id, None)
         job = self._running.get(turn_id)
         if job is not None and job.task is not None:
             job.cancelled_by_user = True
@@ -187,6 +216,7 @@ class FleetScheduler:
             await self._db.execute(
                 "UPDATE turns SET status = 'cancelled' WHERE id = ?", (turn_id,)
             )
+            await self._notify(MOVED_CHANNEL, "")
             return "queued"
 
     def running_turn_ids(self) -> list[int]:
@@ -203,6 +233,7 @@ class FleetScheduler:
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="fleet-claim"),
             asyncio.create_task(self._renew_loop(), name="fleet-renew"),
+            asyncio.create_task(self._positions_loop(), name="fleet-positions"),
         ]
         log.info("Fleet queue started as %s", self.owner)
 
@@ -236,6 +267,7 @@ class FleetScheduler:
             conn = await asyncpg.connect(self._db.dsn)
             await conn.add_listener(TURNS_CHANNEL, self._on_turns)
             await conn.add_listener(CANCEL_CHANNEL, self._on_cancel)
+            await conn.add_listener(MOVED_CHANNEL, self._on_moved)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             if conn is not None:
                 conn.terminate()
@@ -285,6 +317,7 @@ class FleetScheduler:
                 raise
             except Exception:
                 log.exception("Fleet queue: claiming failed; trying again")
+            self._moved.set()  # positions are read after every look at the queue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.lease_seconds / 2)
 
@@ -321,6 +354,7 @@ class FleetScheduler:
                 await self._db.execute(REFUSE, (error.kind.name, REFUSED_DETAIL, row["id"]))
                 return [*refused, self._job(row, refused=error)]
             await self._take(row)
+            await self._notify(MOVED_CHANNEL, "")  # delivered on commit
         log.debug("Fleet queue: %s claimed turn %s", self.owner, row["id"])
         return [*refused, self._job(row)]
 
@@ -422,7 +456,50 @@ class FleetScheduler:
         await self._db.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
     def _on_turns(self, *_: object) -> None:
-        self._wake.set()
+        self._wake.set()  # (positions are read after the claim loop looked)
+
+    def _on_moved(self, *_: object) -> None:
+        self._moved.set()
+
+    # ------------------------------------------------------------------ queue positions
+    async def _positions_loop(self) -> None:
+        while True:
+            await self._moved.wait()
+            self._moved.clear()
+            if not self._waiting:
+                continue
+            try:
+                await self._tell_positions()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("Fleet queue: could not read queue positions", exc_info=True)
+
+    async def _tell_positions(self) -> None:
+        """Read this process's waiting turns' fleet-wide positions; tell the changed ones, and
+        0 for those that left the queue (started, here or elsewhere, or cancelled)."""
+        ids = list(self._waiting)
+        rows = await self._db.fetchall(POSITIONS, (ids,))
+        positions = {row["id"]: row["position"] for row in rows}
+        for turn_id in ids:
+            if turn_id not in self._waiting:
+                continue  # withdrawn meanwhile
+            position = positions.get(turn_id, 0)
+            if position and position == self._waiting[turn_id]:
+                continue
+            if position:
+                self._waiting[turn_id] = position
+            else:
+                del self._waiting[turn_id]
+            self._tell(turn_id, position)
+
+    def _tell(self, turn_id: int, position: int) -> None:
+        if self._on_position is None:
+            return
+        try:
+            self._on_position(turn_id, position)
+        except Exception:
+            log.exception("Position listener failed")
 
     def _on_cancel(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         job = self._running.get(int(payload))
