@@ -1,14 +1,17 @@
 """The fake Discord (``tests.fakes.discord_server.FakeDiscord``) as a benchmark process.
 
-``python -m bench.fake_discord --users N [--ack-deadline 3]`` prints
+``python -m bench.fake_discord --users N [--guilds 2] [--ack-deadline 3]`` prints
 ``READY <api_base> <gateway_url> <control_url>`` and serves until SIGTERM.
 
 It is the test fake, unchanged, with the users created before any bot connects (so the bot sees
 them in GUILD_CREATE), plus a small control server on a second port that the fake's own
-``/_control`` API does not offer:
+``/_control`` API does not offer. With ``--guilds 2`` (the fleet run) there is a second server,
+on the other shard of two (``(guild_id >> 22) % 2``), and the users alternate between the two:
+each bot process of a two-shard fleet receives the interactions of its own server.
 
 * ``POST /imagine`` ``{"name", "options", "prompt_format"}`` dispatches one slash command per user
-  in a single loop iteration, so N users really press enter at the same moment;
+  (in the text channel of the user's server) in a single loop iteration, so N users really press
+  enter at the same moment;
 * ``GET /status`` counts finished turns from the request log (cheap, incremental);
 * ``GET /results`` lists, per interaction: when the fake dispatched INTERACTION_CREATE, when the
   bot acknowledged it, errors, and when the request carrying the final image attachment was
@@ -32,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord_server import FakeDiscord, FakeGuild
 from tests.fakes.serving import serve_control_until_signalled
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
@@ -233,16 +236,33 @@ async def _serve(args: argparse.Namespace) -> None:
         token_lifetime=args.token_lifetime, max_active_threads=max(1000, args.users * 2),
     )
     await fake.start()
-    users = [fake.add_user(f"bench-user-{i:04d}") for i in range(args.users)]
+    guilds = _guilds(fake, args.guilds)
+    users = [
+        (fake.add_user(f"bench-user-{i:04d}", guild_id=guilds[i % len(guilds)].id),
+         guilds[i % len(guilds)].text_channel_id)
+        for i in range(args.users)
+    ]
     control = _control_app(fake, users, Tracker(fake))
     await serve_control_until_signalled(control, f"{fake.api_base} {fake.gateway_url}", fake.stop)
+
+
+def _guilds(fake: FakeDiscord, count: int) -> list[FakeGuild]:
+    """The default server, and with ``count`` 2 one more on the other of two shards."""
+    if count not in (1, 2):
+        raise SystemExit("--guilds is 1 or 2")
+    guilds = [fake.guild]
+    if count == 2:
+        guilds.append(fake.add_guild("Bench Guild 2", shard=(1 - fake.guild.shard(2), 2)))
+    return guilds
 
 
 def _reply(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(data).encode(), status=status, content_type="application/json")
 
 
-def _control_app(fake: FakeDiscord, users: list[Any], tracker: Tracker) -> web.Application:
+def _control_app(
+    fake: FakeDiscord, users: list[tuple[dict[str, Any], int]], tracker: Tracker
+) -> web.Application:
     """The control port: state, dispatch all /imagine at once, progress, per-turn results."""
 
     async def state(request: web.Request) -> web.Response:
@@ -253,7 +273,8 @@ def _control_app(fake: FakeDiscord, users: list[Any], tracker: Tracker) -> web.A
                 {c["name"] for scope in fake.commands.values() for c in scope}
             ),
             "text_channel_id": str(fake.text_channel_id),
-            "users": [u["id"] for u in users],
+            "guilds": {str(g.id): str(g.text_channel_id) for g in fake.guilds.values()},
+            "users": [u["id"] for u, _ in users],
         })
 
     async def imagine(request: web.Request) -> web.Response:
@@ -267,11 +288,9 @@ def _control_app(fake: FakeDiscord, users: list[Any], tracker: Tracker) -> web.A
         tracker.batch = []
         tracker.batch_started = time.time()
         errors = []
-        for i, user in enumerate(users[:count]):  # no await between dispatches: all at once
+        for i, (user, channel) in enumerate(users[:count]):  # no await between dispatches
             try:
-                inter = await fake.slash(
-                    user, fake.text_channel_id, name, {"prompt": fmt.format(i=i), **options}
-                )
+                inter = await fake.slash(user, channel, name, {"prompt": fmt.format(i=i), **options})
                 tracker.batch.append(inter.id)
             except Exception as exc:  # report, don't crash the fake
                 errors.append(f"{type(exc).__name__}: {exc}")
@@ -300,6 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="fake Discord for the benchmark")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--users", type=int, default=1)
+    parser.add_argument("--guilds", type=int, default=1,
+                        help="servers: 1, or 2 (one on each shard of two; users alternate)")
     parser.add_argument("--ack-deadline", type=float, default=3.0)
     parser.add_argument("--token-lifetime", type=float, default=900.0)
     asyncio.run(_serve(parser.parse_args(argv)))

@@ -3,7 +3,8 @@ processes (shards 0 and 1 of 2) on one PostgreSQL with the fleet-wide queue, aga
 Discord (two gateway shards) and one fake Responses API; measured like a one-process bot run,
 with CPU and database round trips summed over both processes.
 
-The fake Discord has one server, so every interaction arrives on the shard that owns it (as in
+The fake Discord has two servers, one on each shard (``(guild_id >> 22) % 2``), and the users
+alternate between them, so each process receives the interactions of its own server (as in
 ``tests/e2e/test_fleet.py``); both processes claim turns from the shared queue and post results
 over REST.
 """
@@ -32,7 +33,7 @@ async def run_fleet(bench: Bench, n: int, server_url: str) -> dict[str, Any]:
     os.environ["TEST_DATABASE_URL"] = server_url  # where tests.pg creates the database
     tag = f"fleet-{n}"
     oa, base_url, oa_ctl = await bench.start_openai(tag)
-    dc, api_base, gateway_url, dc_ctl = await bench.start_discord(tag, n)
+    dc, api_base, gateway_url, dc_ctl = await bench.start_discord(tag, n, guilds=len(SHARDS))
     runs = [_BotRun("bot", n, f"{tag}-shard{s}", bench.workdir, False) for s in SHARDS]
     for run in runs:
         run.oa, run.dc, run.oa_ctl, run.dc_ctl = oa, dc, oa_ctl, dc_ctl

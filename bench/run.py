@@ -366,10 +366,12 @@ class Bench:
         )
         return child, words[0], words[1]
 
-    async def start_discord(self, tag: str, users: int) -> tuple[Child, str, str, str]:
+    async def start_discord(
+        self, tag: str, users: int, guilds: int = 1
+    ) -> tuple[Child, str, str, str]:
         child, words = await self.procs.start(
             f"{tag}-fake-discord",
-            ["-m", "bench.fake_discord", "--users", str(users),
+            ["-m", "bench.fake_discord", "--users", str(users), "--guilds", str(guilds),
              "--ack-deadline", str(self.args.ack_deadline)],
             env=clean_env(),
         )
