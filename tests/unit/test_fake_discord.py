@@ -546,6 +546,17 @@ async def test_standalone_process_and_control_api() -> None:
         )
         transcript = await asyncio.to_thread(call, "GET", f"/_control/messages/{state['text_channel_id']}")
         assert [m["id"] for m in transcript] == [said["id"]]
+        guild = await asyncio.to_thread(call, "POST", "/_control/guilds", {"shard": [1, 2]})
+        assert (int(guild["id"]) >> 22) % 2 == 1
+        carol = await asyncio.to_thread(
+            call, "POST", "/_control/users", {"name": "carol", "guild_id": guild["id"]}
+        )
+        member = await asyncio.to_thread(
+            call, "GET", f"/api/v10/guilds/{guild['id']}/members/{carol['id']}"
+        )
+        assert member["user"]["id"] == carol["id"]
+        state = await asyncio.to_thread(call, "GET", "/_control/state")
+        assert [g["id"] for g in state["guilds"]] == [state["guild_id"], guild["id"]]
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 10) is not None
