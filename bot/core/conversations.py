@@ -548,18 +548,9 @@ class ConversationService:
         ), actor)
 
     async def _enqueue(self, turn: Turn, ready: Awaitable[None] | None = None) -> Turn:
-        """Schedule a recorded turn. Its progress message is posted beside the generation; with
-        a fleet-wide queue (another process may run the turn) it is posted first."""
+        """Schedule a recorded turn. Its progress message is posted beside the generation (with
+        a fleet-wide queue, no other process takes the turn until that message exists)."""
         beside = self.presenter is not None and turn.progress_message_id is None
-        if beside and self.scheduler.shared:
-            beside = False
-            if ready is not None:
-                await ready
-            try:
-                turn = await self._place(turn)
-            except DeliveryError as error:
-                await self._record_unplaced(turn, error)
-                raise error.user_error() from error
         if turn.id in self._cancel_requested or turn.variant_group in self._cancelled_groups:
             # Cancel was clicked before it reached the queue
             self._cancel_requested.discard(turn.id)
@@ -585,12 +576,6 @@ class ConversationService:
             return turn
         await self.store.turns.set_progress_message(turn.id, message_id)
         return await self.store.turns.get(turn.id) or turn
-
-    async def _record_unplaced(self, turn: Turn, error: DeliveryError) -> None:
-        await self.store.turns.finish_failed(
-            turn.id, status=TurnStatus.failed, error_kind=error.kind.name,
-            error_detail=("orphaned: " if error.orphaned else "") + error.detail,
-        )
 
     async def _place_beside(self, turn: Turn, ready: Awaitable[None] | None) -> Turn | None:
         """Post the progress message while the turn renders (once its channel exists), then show

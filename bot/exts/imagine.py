@@ -141,13 +141,10 @@ class Imagine(commands.Cog):
         self, submit: Callable[..., Awaitable[Turn]], make_thread: ThreadMaker
     ) -> None:
         """The image first: submit the first turn (its image is asked for at once), then create
-        its thread while it renders; its progress message waits for the thread (`ready`). With
-        the fleet-wide queue the message is posted before the turn is queued, so the thread is
-        created alongside."""
+        its thread while it renders; its progress message waits for the thread (`ready`)."""
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         submitting = asyncio.ensure_future(submit(ready=ready))
-        if not self.service.scheduler.shared:
-            await asyncio.wait([submitting])  # recorded and scheduled: its request goes first
+        await asyncio.wait([submitting])  # recorded and scheduled: its request goes first
         try:
             await make_thread()
         except BaseException as exc:

@@ -453,3 +453,57 @@ async def test_waiting_turns_are_told_their_fleet_wide_place(
     assert positions_shown(second) == {bob_one: [1], alice_two: [3, 2, 1]}
     assert positions_shown(first) == {carol_one: [2, 1], bob_two: [4, 3, 2, 1]}
     assert first.service._queued_turns == {} == second.service._queued_turns
+
+
+# ---------------------------------------------------------------- the image request first
+async def submit_awaiting(process: Process, user: int, thread: int, prompt: str,
+                          ready: asyncio.Future[None]) -> int:
+    """A first turn whose thread is still being created: its message waits for `ready`."""
+    await process.service.open_conversation(thread, guild_id=GUILD, parent_channel_id=CHANNEL,
+                                            owner_id=user)
+    request = TurnRequest(kind=TurnKind.root, author_id=user, prompt=prompt, guild_id=GUILD,
+                          conversation_id=thread)
+    actor = Actor(user_id=user, guild_id=GUILD, channel_id=CHANNEL)
+    return (await process.service.submit(request, actor, ready=ready)).id
+
+
+async def test_the_image_is_asked_for_before_its_message_is_posted(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    first = await launch()
+    await launch()  # another process, which leaves the turn to the one posting its message
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    turn_id = await submit_awaiting(first, 1, 9201, "first things first", ready)
+    deadline = time.monotonic() + 10
+    while not slow_openai.create_requests():
+        assert time.monotonic() < deadline, "the image was not asked for before the message"
+        await asyncio.sleep(0.02)
+    assert first.presenter.queued == []  # no message yet: the thread is still being made
+    ready.set_result(None)
+    assert await until_finished(first.store, 1) == [TurnStatus.done]
+    assert [c for c in first.presenter.calls if c[0] in ("show_queued", "show_result")] == [
+        ("show_queued", turn_id), ("show_result", turn_id)]
+
+
+async def test_no_other_process_takes_a_turn_before_its_message_exists(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """A process that admitted a turn posts its message; until then the others skip it (the
+    progress and result go into that message, which only its poster knows of yet)."""
+    poster = await launch(max_concurrent=1, claiming=False)  # it admits, and claims nothing
+    other = await launch(max_concurrent=1)
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiting = await submit_awaiting(poster, 1, 9301, "mine to place", ready)
+    later = await submit(other, 2, 9302, "taken instead")  # after it, yet claimed first
+    deadline = time.monotonic() + 10
+    while prompts_in_request_order(slow_openai) != ["taken instead"]:
+        assert time.monotonic() < deadline, "the other process claimed nothing"
+        await asyncio.sleep(0.02)
+    assert (await poster.store.turns.get(waiting)).status is TurnStatus.queued  # type: ignore[union-attr]
+    ready.set_result(None)  # its message is posted: any process may now run it
+    assert await until_finished(other.store, 2) == [TurnStatus.done, TurnStatus.done]
+    assert prompts_in_request_order(slow_openai) == ["taken instead", "mine to place"]
+    assert set(other.presenter.results) == {later, waiting}
+    assert poster.presenter.queued == [(waiting, None)]
+    placed = await other.store.turns.get(waiting)
+    assert placed is not None and placed.progress_message_id == 900_001  # the poster's message

@@ -57,6 +57,9 @@ _NOW = "extract(epoch FROM now())::float8"
 
 # A thread's turns run in order, except that variants asked for together (one variant_group) run
 # side by side; the thread's next turn waits for the whole set.
+# A turn whose progress message its process is still posting (its image is asked for first, by
+# that process) is left to that process, unless it has been waiting a whole lease (the process
+# may have died before posting it).
 CLAIM = f"""
 WITH live AS (
     SELECT t.author_id FROM turns t JOIN fleet_leases l ON l.turn_id = t.id
@@ -75,6 +78,8 @@ WHERE (SELECT count(*) FROM live) < ?
       AND e.status IN ('queued', 'running')
       AND (t.variant_group IS NULL OR e.variant_group IS DISTINCT FROM t.variant_group))
   AND (SELECT count(*) FROM live WHERE live.author_id = t.author_id) < ?
+  AND (t.status = 'running' OR t.progress_message_id IS NOT NULL OR t.id = ANY(?::bigint[])
+       OR t.created_at < {_NOW} - ?)
 ORDER BY t.status = 'running' DESC, COALESCE(s.served, 0), t.id
 LIMIT 1
 FOR UPDATE OF t SKIP LOCKED
@@ -343,7 +348,10 @@ class FleetScheduler:
         passed by admissions in two processes at once), or nothing."""
         assert self._runner is not None, "attach() a runner before start()"
         async with self._db.transaction():
-            row = await self._db.fetchone(CLAIM, (self.max_concurrent, self.per_user_concurrent))
+            row = await self._db.fetchone(CLAIM, (
+                self.max_concurrent, self.per_user_concurrent, list(self._waiting),
+                self.lease_seconds,
+            ))
             if row is None:
                 return []
             refused = await self._overflow(row["author_id"])
