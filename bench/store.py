@@ -119,7 +119,8 @@ async def measure(label: str, dbs: list[Any], fake: FakeOpenAI, n: int, c: int,
     services, schedulers = [], []
     client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-bench", max_retries=0)
     for db in counting:
-        scheduler = (FleetScheduler(db, max_concurrent=c, per_user_queued=5, lease_seconds=30)
+        scheduler = (FleetScheduler(db, max_concurrent=c, per_user_queued=5, lease_seconds=30,
+                                    ceilings=Ceilings(default_options=OPTIONS))
                      if fleet else None)
         service = ConversationService(
             Store(db), ImageClient(client, model="gpt-5.5", retry=RetryPolicy()),
