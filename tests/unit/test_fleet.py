@@ -251,16 +251,18 @@ async def test_cancel_reaches_the_process_that_runs_the_turn(
 # ---------------------------------------------------------------- limits at the claim
 async def admitted(process: Process, user: int, thread: int, prompt: str, *,
                    reserved_usd: float = 0.30, exempt: bool = False) -> int:
-    """A turn as admission records it (queued, its worst-case cost reserved), written directly:
-    the rows two processes leave when their admissions ran at the same moment, each counting
-    only what the database held before either wrote."""
+    """A turn as admission records it (queued, its worst-case cost reserved) with its progress
+    message posted, written directly: the rows two processes leave when their admissions ran at
+    the same moment, each counting only what the database held before either wrote."""
     await process.service.open_conversation(thread, guild_id=GUILD, parent_channel_id=CHANNEL,
                                             owner_id=user)
-    return await process.store.turns.create(
+    turn_id = await process.store.turns.create(
         conversation_id=thread, parent_id=None, kind=TurnKind.root, guild_id=GUILD,
         author_id=user, prompt=prompt, options=DEFAULTS, locale="en-US", source_message_id=None,
         reserved_usd=reserved_usd, exempt=exempt,
     )
+    await process.store.turns.set_progress_message(turn_id, 800_000 + turn_id)
+    return turn_id
 
 
 def failures(*processes: Process) -> list[tuple[int, ErrorKind, dict[str, object]]]:
@@ -507,3 +509,26 @@ async def test_no_other_process_takes_a_turn_before_its_message_exists(
     assert poster.presenter.queued == [(waiting, None)]
     placed = await other.store.turns.get(waiting)
     assert placed is not None and placed.progress_message_id == 900_001  # the poster's message
+
+
+async def test_a_turn_still_being_posted_elsewhere_is_not_cut_from_a_full_queue(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """A member's queue is over its room (one waiting turn) while their last turn's message is
+    still being posted by the process that admitted it: the claim leaves that turn alone (its
+    message would stay "queued" for ever); once posted, it runs in turn."""
+    poster = await launch(claiming=False, per_user_queued=1)
+    other = await launch(per_user_queued=1, claiming=False)
+    posted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    posted.set_result(None)
+    later: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    await submit_awaiting(poster, 1, 9401, "one", posted)
+    await submit_awaiting(poster, 1, 9402, "two", later)
+    await submit_awaiting(poster, 1, 9403, "three", later)
+    await until(lambda: len(poster.presenter.queued) == 1)  # "one" is posted, the others wait
+    await other.scheduler.start()
+    await until(lambda: bool(slow_openai.create_requests()))
+    later.set_result(None)
+    assert await until_finished(other.store, 3) == [TurnStatus.done] * 3
+    assert failures(poster, other) == []
+    assert prompts_in_request_order(slow_openai) == ["one", "two", "three"]

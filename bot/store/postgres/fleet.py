@@ -55,11 +55,14 @@ LISTEN_RETRY_MAX = 30.0
 
 _NOW = "extract(epoch FROM now())::float8"
 
-# A thread's turns run in order, except that variants asked for together (one variant_group) run
-# side by side; the thread's next turn waits for the whole set.
 # A turn whose progress message its process is still posting (its image is asked for first, by
 # that process) is left to that process, unless it has been waiting a whole lease (the process
-# may have died before posting it).
+# may have died before posting it). Parameters: this process's waiting turns, the lease.
+_PLACED = ("({t}progress_message_id IS NOT NULL OR {t}id = ANY(?::bigint[]) "
+           f"OR {{t}}created_at < {_NOW} - ?)")
+
+# A thread's turns run in order, except that variants asked for together (one variant_group) run
+# side by side; the thread's next turn waits for the whole set.
 CLAIM = f"""
 WITH live AS (
     SELECT t.author_id FROM turns t JOIN fleet_leases l ON l.turn_id = t.id
@@ -78,8 +81,7 @@ WHERE (SELECT count(*) FROM live) < ?
       AND e.status IN ('queued', 'running')
       AND (t.variant_group IS NULL OR e.variant_group IS DISTINCT FROM t.variant_group))
   AND (SELECT count(*) FROM live WHERE live.author_id = t.author_id) < ?
-  AND (t.status = 'running' OR t.progress_message_id IS NOT NULL OR t.id = ANY(?::bigint[])
-       OR t.created_at < {_NOW} - ?)
+  AND (t.status = 'running' OR {_PLACED.format(t="t.")})
 ORDER BY t.status = 'running' DESC, COALESCE(s.served, 0), t.id
 LIMIT 1
 FOR UPDATE OF t SKIP LOCKED
@@ -93,6 +95,7 @@ UPDATE turns SET status = 'failed', error_kind = 'queue_full', error_detail = ?,
 WHERE status = 'queued' AND id IN (
     SELECT id FROM turns WHERE author_id = ? AND status IN ('queued', 'running')
     ORDER BY id OFFSET ?)
+  AND {_PLACED.format(t="")}
 RETURNING id, author_id, conversation_id
 """
 # Queue positions, in the order CLAIM would start the waiting turns if each ran alone (as the
@@ -367,10 +370,10 @@ class FleetScheduler:
         return [*refused, self._job(row)]
 
     async def _overflow(self, author_id: int) -> list[Job]:
-        rows = await self._db.fetchall(
-            OVERFLOW,
-            (REFUSED_DETAIL, author_id, self.per_user_queued + self.per_user_concurrent),
-        )
+        rows = await self._db.fetchall(OVERFLOW, (
+            REFUSED_DETAIL, author_id, self.per_user_queued + self.per_user_concurrent,
+            list(self._waiting), self.lease_seconds,
+        ))
         error = UserFacingError(ErrorKind.queue_full, limit=self.per_user_queued)
         return [self._job(row, refused=error) for row in rows]
 
