@@ -532,3 +532,21 @@ async def test_a_turn_still_being_posted_elsewhere_is_not_cut_from_a_full_queue(
     assert await until_finished(other.store, 3) == [TurnStatus.done] * 3
     assert failures(poster, other) == []
     assert prompts_in_request_order(slow_openai) == ["one", "two", "three"]
+
+
+async def test_a_member_sees_their_waiting_turns_place_in_their_usage(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """/usage lists a member's unfinished turns with the place of those waiting (it failed with
+    a fleet-wide queue before, which had no positions)."""
+    slow_openai.latency = 5.0  # the first turn holds the only slot throughout
+    first = await launch(max_concurrent=1)
+    second = await launch(max_concurrent=1)
+    alice, bob = 1, 2
+    alice_one = await submit(first, alice, 9501, "alice one")
+    bob_one = await submit(second, bob, 9502, "bob one")
+    alice_two = await submit(second, alice, 9503, "alice two")
+    await until(lambda: positions_shown(second) == {bob_one: [1], alice_two: [2]})
+    listed = [(turn.id, turn.status, position)
+              for turn, position in await second.service.unfinished_of(alice)]
+    assert listed == [(alice_one, TurnStatus.running, None), (alice_two, TurnStatus.queued, 2)]
