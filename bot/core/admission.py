@@ -1,9 +1,11 @@
 """Admission: whether a turn may start, decided together with reserving its worst-case cost.
 
 The checks (room in the user's queue, their daily images, the server's and the instance's spend
-caps) and the reservation happen under one lock, and the caller writes the turn (which carries
-its reservation in the store) before releasing it: no await between the check and the queue
-entry lets a burst overshoot a limit. Between `/imagine`'s early check and the turn record (the
+caps) and the reservation happen under the locks of the scopes they count (the instance's caps,
+the server's caps, the user: taken in that order, so never in a cycle), and the caller writes
+the turn (which carries its reservation in the store) before releasing them: no burst within a
+scope overshoots its limit, while admissions that share no limit (two users of a server without
+caps) never wait for each other. Between `/imagine`'s early check and the turn record (the
 thread is opened in between), the admission is a `Hold` that every later check counts.
 
 Caps count settled spend (what finished turns cost) plus reservations (what unfinished turns
@@ -15,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.policy import (
@@ -39,6 +42,12 @@ class Hold:
     guild_id: int | None
     amount: float
     own_key: bool = False  # billed to the server's own OpenAI key: not the instance's money
+
+
+@dataclass(eq=False, slots=True)
+class _ScopeLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # tasks holding or awaiting it
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +75,43 @@ class Admission:
         self.ceilings = ceilings
         self.per_user_slots = per_user_slots  # running + waiting turns one user may have
         self.per_user_queued = per_user_queued
-        self.lock = asyncio.Lock()
+        self._locks: dict[tuple[str, int], _ScopeLock] = {}
         self._clock = clock
         self._holds: list[Hold] = []
+
+    @asynccontextmanager
+    async def scope(self, policy: EffectivePolicy, actor: Actor, *,
+                    own_key: bool = False) -> AsyncIterator[None]:
+        """Hold the locks of every limit an admission of `actor` counts, in a fixed order
+        (instance, server, user); check, hold or record the turn inside."""
+        async with AsyncExitStack() as stack:
+            for key in self._scope_keys(policy, actor, own_key):
+                await stack.enter_async_context(self._locked(key))
+            yield
+
+    @asynccontextmanager
+    async def _locked(self, key: tuple[str, int]) -> AsyncIterator[None]:
+        """One scope's lock, kept only while someone holds or awaits it."""
+        entry = self._locks.setdefault(key, _ScopeLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._locks[key]
+
+    def _scope_keys(self, policy: EffectivePolicy, actor: Actor,
+                    own_key: bool) -> list[tuple[str, int]]:
+        keys = []
+        if not own_key and (self.ceilings.instance_daily_spend_usd
+                            or self.ceilings.instance_monthly_spend_usd):
+            keys.append(("instance", 0))
+        if actor.guild_id is not None and (policy.daily_spend() or policy.monthly_spend()):
+            keys.append(("guild", actor.guild_id))  # (exempt members too: they add to its spend)
+        keys.append(("user", actor.user_id))
+        return keys
 
     def release(self, hold: Hold | None) -> None:
         """Forget a hold (its turn was recorded, or it will never be). Idempotent."""
@@ -77,7 +120,7 @@ class Admission:
 
     async def hold(self, policy: EffectivePolicy, actor: Actor, amount: float,
                    *, own_key: bool = False) -> Hold:
-        """Check and hold. Call with `lock` held."""
+        """Check and hold. Call inside `scope`."""
         await self.check(policy, actor, amount, own_key=own_key)
         hold = Hold(actor.user_id, actor.guild_id, amount, own_key)
         self._holds.append(hold)
@@ -86,8 +129,7 @@ class Admission:
     async def check(self, policy: EffectivePolicy, actor: Actor, amount: float,
                     *, own_key: bool = False) -> None:
         """Raise `queue_full` or `limit_reached` unless a turn reserving `amount` fits. Call
-        with `lock` held, and record the turn before releasing it."""
-        assert self.lock.locked(), "admission checks run under the admission lock"
+        inside `scope`, and record the turn before leaving it."""
         await self._check_queue(actor.user_id)
         now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
         if not own_key:

@@ -247,11 +247,21 @@ class ConversationService:
         self._cancelled_groups: set[int | None] = set()  # variant sets cancelled by a user
         self.listeners: list[TurnListener] = []
         self._locales: dict[int, str] = {}
+        self._policies: dict[int, GuildPolicy] = {}  # (one process alone: see policy_for)
 
     # ------------------------------------------------------------------ settings and policy
     async def policy_for(self, guild_id: int | None) -> EffectivePolicy:
-        data = await self.store.guild_settings.get(guild_id) if guild_id else {}
-        return EffectivePolicy(GuildPolicy.from_dict(data), self.ceilings)
+        """A server's policy. One process alone (no fleet) writes the settings it reads, so it
+        keeps them in memory; a fleet's processes read them anew each time."""
+        if not guild_id:
+            return EffectivePolicy(GuildPolicy.from_dict({}), self.ceilings)
+        policy = self._policies.get(guild_id)
+        if policy is None:
+            data = await self.store.guild_settings.get(guild_id)
+            policy = GuildPolicy.from_dict(data)
+            if not self.scheduler.shared:
+                self._policies[guild_id] = policy
+        return EffectivePolicy(policy, self.ceilings)
 
     async def guild_settings(self, guild_id: int) -> dict[str, Any]:
         """A server's stored settings, as saved (only what was set)."""
@@ -262,6 +272,7 @@ class ConversationService:
         current.update({k: v for k, v in changes.items()})
         policy = GuildPolicy.from_dict({k: v for k, v in current.items() if v is not None})
         await self.store.guild_settings.put(guild_id, policy.to_dict())
+        self._policies.pop(guild_id, None)
         return policy
 
     # ------------------------------------------------------------------ members
@@ -395,9 +406,9 @@ class ConversationService:
         chosen = policy.clamp((options or ImageOptions()).merged_over(policy.defaults()))
         amount = self.prices.reservation(chosen, prompt_chars=len(prompt),
                                          input_images=input_images)
-        async with self.admission.lock:
-            await self.may_use(actor)
-            own_key = await self._own_key(actor.guild_id)
+        await self.may_use(actor)  # (access is not a counted limit: checked outside the scope)
+        own_key = await self._own_key(actor.guild_id)
+        async with self.admission.scope(policy, actor, own_key=own_key):
             return await self.admission.hold(policy, actor, amount, own_key=own_key)
 
     def release_hold(self, hold: Hold | None) -> None:
@@ -434,34 +445,39 @@ class ConversationService:
         amount = self.prices.reservation(
             options, prompt_chars=len(prompt), input_images=len(inputs) + int(context_has_image)
         )
-        async with self.admission.lock:  # check, reserve and record with no gap between
-            self.admission.release(hold)
-            await self.may_use(actor)
-            own_key = await self._own_key(conversation.guild_id)
-            await self.admission.check(policy, actor, amount, own_key=own_key)
-            turn_id = await self.store.turns.create(
-                conversation_id=conversation.id,
-                parent_id=parent.id if parent else None,
-                kind=request.kind,
-                guild_id=conversation.guild_id,
-                author_id=request.author_id,
-                prompt=prompt,
-                options=options,
-                locale=request.locale,
-                source_message_id=request.source_message_id,
-                inputs=inputs,
-                remix_of_turn_id=remix_of,
-                variant=_variant_of(request),
-                reserved_usd=amount, own_key=own_key, exempt=policy.is_exempt(actor),
-            )
+        turn = await self._record(request, actor, policy, hold, conversation=conversation,
+                                  parent=parent, prompt=prompt, options=options, inputs=inputs,
+                                  remix_of=remix_of, amount=amount)
         sticky = request.options.sticky()
         if request.kind is not TurnKind.reroll and request.sticky and sticky.chosen():
             await self.store.conversations.set_options(
                 conversation.id, sticky.merged_over(conversation.options)
             )
+        return await self._enqueue(turn, ready, admitted_now=True)
+
+    async def _record(
+        self, request: TurnRequest, actor: Actor, policy: EffectivePolicy, hold: Hold | None, *,
+        conversation: Conversation, parent: Turn | None, prompt: str, options: ImageOptions,
+        inputs: list[InputImage], remix_of: int | None, amount: float,
+    ) -> Turn:
+        """Admit and record a turn: check, reserve and insert with no gap between, under the
+        locks of every limit it counts (`hold`, its earlier admission, is replaced by it)."""
+        await self.may_use(actor)
+        own_key = await self._own_key(conversation.guild_id)
+        async with self.admission.scope(policy, actor, own_key=own_key):
+            self.admission.release(hold)
+            await self.admission.check(policy, actor, amount, own_key=own_key)
+            turn_id = await self.store.turns.create(
+                conversation_id=conversation.id, parent_id=parent.id if parent else None,
+                kind=request.kind, guild_id=conversation.guild_id, author_id=request.author_id,
+                prompt=prompt, options=options, locale=request.locale,
+                source_message_id=request.source_message_id, inputs=inputs,
+                remix_of_turn_id=remix_of, variant=_variant_of(request), reserved_usd=amount,
+                own_key=own_key, exempt=policy.is_exempt(actor),
+            )
         turn = await self.store.turns.get(turn_id)
         assert turn is not None
-        return await self._enqueue(turn, ready)
+        return turn
 
     async def _conversation_of(self, request: TurnRequest) -> Conversation:
         """The conversation a request continues: only one the bot opened (a thread of someone
@@ -547,9 +563,11 @@ class ConversationService:
             parent_turn_id=siblings[0].id, variants=len(siblings), locale=locale,
         ), actor)
 
-    async def _enqueue(self, turn: Turn, ready: Awaitable[None] | None = None) -> Turn:
-        """Schedule a recorded turn. Its progress message is posted beside the generation (with
-        a fleet-wide queue, no other process takes the turn until that message exists)."""
+    async def _enqueue(self, turn: Turn, ready: Awaitable[None] | None = None, *,
+                       admitted_now: bool = False) -> Turn:
+        """Schedule a recorded turn (`admitted_now`: by `submit`, not recovered after a
+        restart). Its progress message is posted beside the generation (with a fleet-wide
+        queue, no other process takes the turn until that message exists)."""
         beside = self.presenter is not None and turn.progress_message_id is None
         if turn.id in self._cancel_requested or turn.variant_group in self._cancelled_groups:
             # Cancel was clicked before it reached the queue
@@ -562,7 +580,7 @@ class ConversationService:
         # Queue room was checked on admission; a turn already recorded is never dropped here.
         self.scheduler.submit(
             Job(turn.id, turn.author_id, turn.conversation_id, self._run_job,
-                group=turn.variant_group),
+                group=turn.variant_group, admitted_now=admitted_now),
             force=True,
         )
         self._notify("queued", turn)
@@ -632,15 +650,16 @@ class ConversationService:
         )
 
     async def _run_job(self, job: Job) -> None:
-        self._queued_turns.pop(job.turn_id, None)
+        recorded = self._queued_turns.pop(job.turn_id, None)
         if job.refused is not None:
             await self._refused(job, job.refused)
         else:
-            await self._run_turn(job)
+            await self._run_turn(job, recorded)
 
-    async def _run_turn(self, job: Job) -> None:
+    async def _run_turn(self, job: Job, recorded: Turn | None) -> None:
         try:
-            turn = await self.store.turns.get(job.turn_id)
+            # (a turn admitted a moment ago is as `submit` recorded it: no need to read it)
+            turn = recorded if job.admitted_now else await self.store.turns.get(job.turn_id)
         except asyncio.CancelledError:  # Cancel clicked the moment the turn started
             if not job.cancelled_by_user:
                 raise
@@ -649,12 +668,14 @@ class ConversationService:
         if turn is None or turn.status.terminal:
             return
         try:
-            if turn.status is TurnStatus.queued and self.access_check is not None:
+            if (turn.status is TurnStatus.queued and self.access_check is not None
+                    and not job.admitted_now):
                 await self.access_check(turn)  # access may have been taken away while it waited
-            await self.store.turns.mark_running(turn.id)
+            # recorded as running while the request goes out (before its response id is)
+            marked = asyncio.ensure_future(self.store.turns.mark_running(turn.id))
             self._notify("running", turn)
             await self._progress(turn, Progress(Stage.started))
-            result = await self._generate(turn)
+            result = await self._generate(turn, marked)
             self._delivering.add(turn.id)
             await self._deliver(turn, result)
         except asyncio.CancelledError:
@@ -725,11 +746,13 @@ class ConversationService:
                      turn.id, turn.response_id, over.kind.name)
             return None
 
-    async def _generate(self, turn: Turn) -> TurnResult:
+    async def _generate(self, turn: Turn, marked: asyncio.Future[None]) -> TurnResult:
+        """The turn's result, asked for (or resumed) while `marked` records it as running."""
         async def on_progress(progress: Progress) -> None:
             await self._progress(turn, progress)
 
         async def on_response_id(response_id: str, sequence: int | None) -> None:
+            await asyncio.shield(marked)  # (running first, then its response id)
             await self.store.turns.set_response_id(turn.id, response_id, sequence)
 
         images = await self._images_for(turn)

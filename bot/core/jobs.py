@@ -33,6 +33,8 @@ class Job:
     # set when the fleet queue refused the turn at its claim (a limit passed by admissions in
     # two processes at once): recorded so there; its run only shows why, with no API call
     refused: UserFacingError | None = None
+    # admitted moments ago and started at once: its access need not be checked again
+    admitted_now: bool = False
 
 
 # (turn id, its place in the queue from 1; 0: it left the queue, started here or elsewhere)
@@ -167,6 +169,8 @@ class JobScheduler:
         self._conversation_order.setdefault(job.conversation_id, deque()).append(job.turn_id)
         self._idle.clear()
         self._pump()
+        if job.task is None:
+            job.admitted_now = False  # it waits: things may change before it starts
         return self._positions.get(job.turn_id, 0)
 
     def cancel(self, turn_id: int) -> str | None:

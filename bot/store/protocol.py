@@ -239,6 +239,9 @@ class SqlDatabase(Protocol):
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
+    async def atomic(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run write statements (no reads between them) all or none."""
+
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...

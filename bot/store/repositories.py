@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from bot.core.models import (
@@ -190,7 +190,9 @@ class TurnRepository:
         exempt: bool = False,
     ) -> int:
         group, index, count = variant or (None, None, None)
-        async with self._db.transaction():
+        inputs = list(inputs)
+        # one statement when there are no inputs (atomic by itself: no transaction to wait for)
+        async with self._db.transaction() if inputs else nullcontext():
             turn_id = await self._db.insert(
                 "INSERT INTO turns (conversation_id, parent_id, kind, guild_id, author_id, prompt, "
                 "options, locale, status, source_message_id, created_at, remix_of_turn_id, "
@@ -274,14 +276,10 @@ class TurnRepository:
         )
 
     async def set_progress_message(self, turn_id: int, message_id: int) -> None:
-        async with self._db.transaction():
-            await self._db.execute(
-                "UPDATE turns SET progress_message_id = ? WHERE id = ?", (message_id, turn_id)
-            )
-            await self._db.execute(
-                _LINK_MESSAGE,
-                (message_id, turn_id),
-            )
+        await self._db.atomic([
+            ("UPDATE turns SET progress_message_id = ? WHERE id = ?", (message_id, turn_id)),
+            (_LINK_MESSAGE, (message_id, turn_id)),
+        ])
 
     async def set_response_id(self, turn_id: int, response_id: str, sequence: int | None) -> None:
         await self._db.execute(

@@ -9,7 +9,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 
 from bot.core.options import ImageOptions
@@ -52,13 +51,11 @@ def schema(path: Path) -> dict[str, Any]:
 
 async def database_at(path: Path, version: int) -> None:
     """A database file migrated only up to `version` (0 = empty), as an older bot left it."""
-    conn = await aiosqlite.connect(path, isolation_level=None)
+    db = await Database.open(path, up_to=version)
     try:
-        db = Database(conn, path)
-        await db.migrate(up_to=version)
         assert await db.schema_version() == version
     finally:
-        await conn.close()
+        await db.close()
 
 
 def tables_of(path: Path) -> set[str]:
@@ -140,16 +137,15 @@ async def test_upgrade_from_every_earlier_version(tmp_path: Path, version: int) 
 
 async def test_migrating_in_steps_equals_migrating_at_once(tmp_path: Path) -> None:
     stepped = tmp_path / "stepped.db"
-    conn = await aiosqlite.connect(stepped, isolation_level=None)
+    db = await Database.open(stepped, up_to=0)
     try:
-        db = Database(conn, stepped)
         for version, _, _ in SCRIPTS:
             await db.migrate(up_to=version)
             assert await db.schema_version() == version
             await db.migrate(up_to=version)  # again: nothing to do
             assert await db.schema_version() == version
     finally:
-        await conn.close()
+        await db.close()
     at_once = tmp_path / "at_once.db"
     await database_at(at_once, LATEST)
     assert schema(stepped) == schema(at_once)

@@ -357,6 +357,62 @@ async def test_concurrent_transactions_do_not_interleave(store: Store) -> None:
         assert await store.meta.get(f"b{n}") == expected
 
 
+async def test_writes_queued_together_commit_together_and_fail_alone(store: Store) -> None:
+    """Single writes issued at once (a group commit on SQLite): a write that breaks a
+    constraint fails for its caller only; the others are stored."""
+    await new_conversation(store)
+    orphan = store.db.execute(  # a turn of a conversation that does not exist
+        "INSERT INTO turns (conversation_id, kind, author_id, prompt, options, locale, status, "
+        "created_at) VALUES (?, 'root', ?, 'x', '{}', 'en', 'queued', 0)", (CONV + 1, ALICE),
+    )
+    results = await asyncio.gather(
+        store.meta.put("before", "1"), orphan, store.meta.put("after", "2"),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], Exception)  # sqlite3.IntegrityError / asyncpg's FK error
+    assert await store.meta.get("before") == "1"
+    assert await store.meta.get("after") == "2"
+    assert await store.turns.in_conversation(CONV + 1) == []
+
+
+async def test_an_atomic_group_is_all_or_nothing(store: Store) -> None:
+    await new_conversation(store)
+    turn_id = await new_turn(store)
+    with pytest.raises(Exception):  # noqa: B017 (each backend raises its own IntegrityError)
+        await store.db.atomic([
+            ("UPDATE turns SET progress_message_id = ? WHERE id = ?", (777, turn_id)),
+            ("INSERT INTO turn_messages (message_id, turn_id) VALUES (?, ?)", (778, turn_id + 99)),
+        ])
+    turn = await store.turns.get(turn_id)
+    assert turn is not None and turn.progress_message_id is None  # the first was undone too
+    await store.turns.set_progress_message(turn_id, 777)
+    linked = await store.turns.by_message(777)
+    assert linked is not None and linked.id == turn_id
+
+
+async def test_a_read_neither_waits_for_nor_sees_an_open_transaction(store: Store) -> None:
+    await new_conversation(store)
+    inside = asyncio.Event()
+    finish_tx = asyncio.Event()
+
+    async def slow_transaction() -> None:
+        async with store.db.transaction():
+            await store.meta.put("pending", "yes")
+            inside.set()
+            await finish_tx.wait()
+
+    task = asyncio.create_task(slow_transaction())
+    await inside.wait()
+    try:
+        # answered while the transaction is still open, without its uncommitted row
+        assert await asyncio.wait_for(store.meta.get("pending"), 5) is None
+    finally:
+        finish_tx.set()
+        await task
+    assert await store.meta.get("pending") == "yes"
+
+
 # --------------------------------------------------------------------------- usage
 
 

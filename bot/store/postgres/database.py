@@ -155,6 +155,18 @@ class PostgresDatabase:
             assert conn is not None
             await conn.executemany(to_postgres(sql), list(rows))
 
+    async def atomic(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run write statements all or none. Nothing is read between them, so they need not
+        wait for the write lock that read-then-write transactions take."""
+        conn = self._conn.get()
+        if conn is not None:
+            for sql, params in statements:
+                await conn.execute(to_postgres(sql), *params)
+            return
+        async with self._pool.acquire() as conn, conn.transaction():
+            for sql, params in statements:
+                await conn.execute(to_postgres(sql), *params)
+
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         return await self._target().fetchrow(to_postgres(sql), *params)
 
