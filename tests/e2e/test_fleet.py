@@ -75,6 +75,41 @@ def shard_of_interaction(fake: FakeDiscord, interaction_id: int) -> int:
     return shards[0]
 
 
+def check_each_shard_got_its_server(fake: FakeDiscord, server: dict[int, FakeGuild]) -> None:
+    shards = sorted(tuple(p["shard"]) for p in fake.identify_payloads)
+    assert shards == [(0, 2), (1, 2)]
+    for session in fake.sessions:  # each process was given only its server
+        mine = str(server[session.shard_id].id)
+        assert [g["id"] for g in dispatched(session, "READY")[0]["guilds"]] == [mine]
+        assert [g["id"] for g in dispatched(session, "GUILD_CREATE")] == [mine]
+
+
+async def conversations_in_both(fake: FakeDiscord, home: FakeGuild,
+                                away: FakeGuild) -> dict[int, FakeGuild]:
+    """Four conversations, alternately in each server: thread -> its server."""
+    guild_of_thread: dict[int, FakeGuild] = {}
+    for n in range(4):
+        guild = (home, away)[n % 2]
+        user = fake.add_user(f"user{n}", guild_id=guild.id)
+        thread = await start_conversation(fake, user, f"picture {n}",
+                                          in_channel=guild.text_channel_id)
+        guild_of_thread[thread] = guild
+    # each /imagine reached the process connected to its server's shard, and only it
+    for inter in fake.interactions.values():
+        assert inter.guild_id is not None
+        assert shard_of_interaction(fake, inter.id) == (inter.guild_id >> 22) % 2
+    return guild_of_thread
+
+
+def check_one_result_each_in_its_server(fake: FakeDiscord,
+                                        guild_of_thread: dict[int, FakeGuild]) -> None:
+    for t, guild in guild_of_thread.items():
+        assert len(results(fake, t)) == 1  # exactly once
+        assert fake.threads[t]["guild_id"] == str(guild.id)
+        assert fake.threads[t]["parent_id"] == str(guild.text_channel_id)
+        assert results(fake, t)[0].guild_id == guild.id
+
+
 async def test_two_processes_share_the_queue_and_survive_a_kill(
     discord_fake: FakeDiscord, openai_fake: FakeOpenAI, tmp_path: Path
 ) -> None:
@@ -91,26 +126,8 @@ async def test_two_processes_share_the_queue_and_survive_a_kill(
         try:
             for proc in procs.values():
                 await proc.start(discord_fake)
-            shards = sorted(tuple(p["shard"]) for p in discord_fake.identify_payloads)
-            assert shards == [(0, 2), (1, 2)]
-            for session in discord_fake.sessions:  # each process was given only its server
-                mine = str(server[session.shard_id].id)
-                assert [g["id"] for g in dispatched(session, "READY")[0]["guilds"]] == [mine]
-                assert [g["id"] for g in dispatched(session, "GUILD_CREATE")] == [mine]
-
-            # conversations in both servers, alternately
-            guild_of_thread: dict[int, FakeGuild] = {}
-            for n in range(4):
-                guild = (home, away)[n % 2]
-                user = discord_fake.add_user(f"user{n}", guild_id=guild.id)
-                thread = await start_conversation(discord_fake, user, f"picture {n}",
-                                                  in_channel=guild.text_channel_id)
-                guild_of_thread[thread] = guild
-            threads = list(guild_of_thread)
-            # each /imagine reached the process connected to its server's shard, and only it
-            for inter in discord_fake.interactions.values():
-                assert inter.guild_id is not None
-                assert shard_of_interaction(discord_fake, inter.id) == (inter.guild_id >> 22) % 2
+            check_each_shard_got_its_server(discord_fake, server)
+            guild_of_thread = await conversations_in_both(discord_fake, home, away)
 
             # Every request recorded, and both generations under way (their response ids
             # stored): a process that dies now has lost nothing that was asked of it.
@@ -134,15 +151,11 @@ async def test_two_processes_share_the_queue_and_survive_a_kill(
             thread = victim_row["conversation_id"]
             await wait_results(discord_fake, thread, 1, timeout=30)
             taken_over_after = time.monotonic() - killed_at
-            for other_thread in threads:
+            for other_thread in guild_of_thread:
                 await wait_results(discord_fake, other_thread, 1, timeout=30)
             await quiet(discord_fake)
 
-            assert all(len(results(discord_fake, t)) == 1 for t in threads)  # exactly once each
-            for t, guild in guild_of_thread.items():  # each result in its own server's thread
-                assert discord_fake.threads[t]["guild_id"] == str(guild.id)
-                assert discord_fake.threads[t]["parent_id"] == str(guild.text_channel_id)
-                assert results(discord_fake, t)[0].guild_id == guild.id
+            check_one_result_each_in_its_server(discord_fake, guild_of_thread)
             assert len(openai_fake.create_requests()) == 4  # the killed turn was resumed by id
             assert openai_fake.generations == 4
             assert openai_fake.peak_in_flight == 2  # MAX_CONCURRENT_GENERATIONS, fleet-wide
