@@ -8,6 +8,7 @@ The service knows nothing about Discord. The Discord layer hands it `TurnRequest
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -66,6 +67,9 @@ from bot.core.tasks import BackgroundTasks
 from bot.store.protocol import Store
 
 log = logging.getLogger(__name__)
+
+# how long a button on a result just posted waits for that result to be recorded
+DELIVERY_WAIT_SECONDS = 10.0
 
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 
@@ -241,7 +245,8 @@ class ConversationService:
         self.tasks = BackgroundTasks()
         self.placements = Placements(self.tasks)
         self._unplaceable: dict[int, tuple[UserFacingError, bool]] = {}  # (why, show it)
-        self._delivering: set[int] = set()  # turns whose (billed) result is in hand
+        # turns whose (billed) result is in hand, set once it is posted and recorded
+        self._delivering: dict[int, asyncio.Event] = {}
         self._queued_turns: dict[int, Turn] = {}
         self._cancel_requested: set[int] = set()
         self._cancelled_groups: set[int | None] = set()  # variant sets cancelled by a user
@@ -374,6 +379,12 @@ class ConversationService:
         return await self.store.turns.by_message(message_id)
 
     async def turn(self, turn_id: int) -> Turn | None:
+        """A turn as recorded; one whose result is being posted here, once that is recorded
+        (a button clicked the moment the result appears acts on the finished turn)."""
+        delivering = self._delivering.get(turn_id)
+        if delivering is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(delivering.wait(), DELIVERY_WAIT_SECONDS)
         return await self.store.turns.get(turn_id)
 
     async def inputs_of(self, turn: Turn) -> list[InputImage]:
@@ -668,16 +679,7 @@ class ConversationService:
         if turn is None or turn.status.terminal:
             return
         try:
-            if (turn.status is TurnStatus.queued and self.access_check is not None
-                    and not job.admitted_now):
-                await self.access_check(turn)  # access may have been taken away while it waited
-            # recorded as running while the request goes out (before its response id is)
-            marked = asyncio.ensure_future(self.store.turns.mark_running(turn.id))
-            self._notify("running", turn)
-            await self._progress(turn, Progress(Stage.started))
-            result = await self._generate(turn, marked)
-            self._delivering.add(turn.id)
-            await self._deliver(turn, result)
+            await self._render(job, turn)
         except asyncio.CancelledError:
             if not job.cancelled_by_user:
                 raise  # shutting down: the turn stays resumable
@@ -691,8 +693,23 @@ class ConversationService:
             log.exception("Turn %s crashed", turn.id)
             await self._fail(turn, UserFacingError(ErrorKind.server), detail=repr(exc))
         finally:
-            self._delivering.discard(turn.id)
+            delivered = self._delivering.pop(turn.id, None)
+            if delivered is not None:
+                delivered.set()
             self.placements.forget(turn.id)
+
+    async def _render(self, job: Job, turn: Turn) -> None:
+        """Generate the turn's image(s) and deliver them."""
+        if (turn.status is TurnStatus.queued and self.access_check is not None
+                and not job.admitted_now):
+            await self.access_check(turn)  # access may have been taken away while it waited
+        # recorded as running while the request goes out (before its response id is)
+        marked = asyncio.ensure_future(self.store.turns.mark_running(turn.id))
+        self._notify("running", turn)
+        await self._progress(turn, Progress(Stage.started))
+        result = await self._generate(turn, marked)
+        self._delivering[turn.id] = asyncio.Event()
+        await self._deliver(turn, result)
 
     async def _refused(self, job: Job, error: UserFacingError) -> None:
         """A turn the fleet queue refused at its claim (recorded as failed there): shown as a
@@ -806,12 +823,15 @@ class ConversationService:
             raise UserFacingError(ErrorKind.own_key_failed)
         return client
 
-    async def _own_key_failed(self, turn: Turn) -> None:
-        """A server's own key was refused (401, no quota): stop using it, tell its managers
-        once."""
+    async def _own_key_failed(self, turn: Turn) -> bool:
+        """A server's own key was refused (401, no quota): stop using it. True the first time
+        (its managers are then told, by `_tell_key_failed`)."""
         if self.server_keys is None or turn.guild_id is None:
-            return
-        if await self.server_keys.mark_failed(turn.guild_id) and self.key_failed is not None:
+            return False
+        return await self.server_keys.mark_failed(turn.guild_id)
+
+    async def _tell_key_failed(self, turn: Turn) -> None:
+        if self.key_failed is not None and turn.guild_id is not None:
             try:
                 await self.key_failed(turn.guild_id)
             except Exception:
@@ -992,12 +1012,16 @@ class ConversationService:
             log.error("OpenAI rejected the API key (401/403)")
         else:
             log.info("Turn %s %s: %s %s", turn.id, status.value, error.kind.name, detail[:200])
+        # the key is marked failed before the turn is: no turn admitted after this one's
+        # failure shows can still be billed to it
+        first_failure = own_key_failed and await self._own_key_failed(turn)
         await self.store.turns.finish_failed(
             turn.id, status=status, error_kind=error.kind.name, error_detail=detail
         )
         self._notify(status.value, turn, error)
         if own_key_failed:
-            await self._own_key_failed(turn)
+            if first_failure:
+                await self._tell_key_failed(turn)
             error = UserFacingError(ErrorKind.own_key_failed)  # what the member is shown
         if show and self.presenter is not None:
             await self.placements.wait(turn.id)  # shown in its progress message, not beside it

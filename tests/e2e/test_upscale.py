@@ -4,6 +4,10 @@ without changing the thread's sticky options."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
+
 from tests.e2e.harness import (
     custom_ids,
     image_attachments,
@@ -58,3 +62,46 @@ async def test_upscale_confirms_the_cost_then_renders_a_high_quality_edit(
     assert "2496x1664 · high quality" in upscaled.content
     # the thread's own choices are unchanged: the next reply is low quality at 1536x1024 again
     assert (reply["tools"][0]["quality"], reply["tools"][0]["size"]) == ("low", "1536x1024")
+
+
+async def test_a_button_clicked_before_the_result_is_recorded_acts_on_the_finished_turn(
+    discord_fake, openai_fake, make_settings
+):
+    """The result is posted before it is recorded (its record may wait, e.g. for another
+    connection's SQLite write lock): Upscale clicked in between waits for the record instead
+    of calling the turn unknown."""
+    settings = make_settings(max_size="2048x2048")
+    openai_fake.latency = 0.6
+    alice = discord_fake.add_user("alice")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:  # as a backup or an operator's sqlite3 shell would
+        conn = sqlite3.connect(settings.database_path, timeout=10, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            locked.set()
+            release.wait(8)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "a lighthouse", quality="low",
+                                          previews=0)
+        await discord_fake.wait_for(lambda: [
+            r for r in turn_rows(settings.database_path) if r["response_id"]] or None)
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        try:
+            assert await asyncio.to_thread(locked.wait, 5)
+            [first] = await wait_results(discord_fake, thread, 1)
+            [row] = turn_rows(settings.database_path)
+            assert row["status"] == "running"  # shown, not yet recorded
+            click = await discord_fake.click(alice, first.id, f"imagine:hq:{row['id']}")
+        finally:
+            release.set()
+            await asyncio.to_thread(holder.join, 10)
+        confirm = await discord_fake.wait_for(
+            lambda: next((m for m in click.messages() if m.content), None),
+            10, what="the answer to the click")
+    assert "Estimated cost" in confirm.content and confirm.ephemeral
