@@ -689,6 +689,7 @@ async def test_database_briefly_locked_while_a_turn_finishes(
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a locked door")
         await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)  # (posted beside the request)
         holder = threading.Thread(target=hold_lock)
         holder.start()
         try:
