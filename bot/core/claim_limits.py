@@ -35,7 +35,8 @@ class ClaimedTurn:
 
 class ClaimLimits:
     """The spend caps and the daily images, for one turn at its claim. Call inside the claim's
-    transaction (the store's reads then see what every other claim committed)."""
+    transaction (the store's reads then see what every other claim committed). Each limit is
+    read in one statement, so a turn finishing meanwhile is counted once (before or after)."""
 
     def __init__(self, store: Store, ceilings: Ceilings,
                  *, clock: Callable[[], float] = time.time) -> None:
@@ -66,9 +67,9 @@ class ClaimLimits:
     async def _images_before(self, turn: ClaimedTurn, now: dt.datetime) -> int:
         """Images the author made today plus their turns admitted before this one and
         unfinished (each will make one at least)."""
-        usage = self.store.usage
-        totals = await usage.totals(since=day_start(now).timestamp(), author_id=turn.author_id)
-        return totals.images + await usage.pending(author_id=turn.author_id, before=turn.id)
+        return await self.store.usage.images_and_pending(
+            author_id=turn.author_id, since=day_start(now).timestamp(), before=turn.id
+        )
 
     async def _spend_with(self, turn: ClaimedTurn, cap: Cap) -> float:
         """What `cap` counts once `turn` runs: settled spend, the reservations of the turns

@@ -149,6 +149,11 @@ class UsageStore(Protocol):
     async def pending(self, *, author_id: int | None = None, guild_id: int | None = None,
                       before: int | None = None) -> int: ...
 
+    async def images_and_pending(self, *, author_id: int, since: float, before: int) -> int:
+        """`totals(...).images` plus `pending(..., before=before)` of one author, read at one
+        moment (a turn finishing in between is counted once)."""
+        ...
+
     async def record_text(
         self, *, guild_id: int | None, author_id: int, kind: str, usage: Usage, cost_usd: float
     ) -> None: ...

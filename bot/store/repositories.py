@@ -461,6 +461,18 @@ class UsageRepository:
         )
         return int(row["n"]) if row else 0
 
+    async def images_and_pending(self, *, author_id: int, since: float, before: int) -> int:
+        """Images the author made since `since` and their unfinished turns admitted before
+        `before` (each will make one at least), in one statement: one consistent reading."""
+        row = await self._db.fetchone(
+            "SELECT COALESCE(SUM(CASE WHEN created_at >= ? AND status IN ('done', 'queued', "
+            "'running') THEN image_count ELSE 0 END), 0) + COALESCE(SUM(CASE WHEN status IN "
+            "('queued', 'running') AND id < ? THEN 1 ELSE 0 END), 0) AS n "
+            "FROM turns WHERE author_id = ?",
+            (since, before, author_id),
+        )
+        return int(row["n"]) if row else 0
+
     async def top_users(self, guild_id: int, *, since: float, limit: int = 5) -> list[tuple[int, int, float]]:
         rows = await self._db.fetchall(
             "SELECT author_id, SUM(image_count) AS images, SUM(cost_usd) AS cost FROM turns "

@@ -460,6 +460,26 @@ async def test_usage_totals_and_daily(store: Store) -> None:
     assert [(user, images) for user, images, _ in top] == [(BOB, 1), (ALICE, 3)]
 
 
+async def test_images_and_pending_counts_the_days_images_and_earlier_unfinished_turns(
+    store: Store,
+) -> None:
+    await new_conversation(store)
+    done = await new_turn(store)
+    await finish(store, done, images=2, cost=0.10)
+    earlier = await new_turn(store)  # unfinished, admitted before `claimed`: one image at least
+    claimed = await new_turn(store)
+    await new_turn(store)  # admitted after `claimed`: not counted
+    await new_turn(store, author_id=BOB)  # someone else's
+
+    assert await store.usage.images_and_pending(author_id=ALICE, since=0, before=claimed) == 3
+    assert await store.usage.images_and_pending(
+        author_id=ALICE, since=time.time() + 3600, before=claimed
+    ) == 1  # yesterday's images are not today's; the earlier turn still waits
+    await finish(store, earlier, images=1, cost=0.05)  # from waiting to one image made
+    assert await store.usage.images_and_pending(author_id=ALICE, since=0, before=claimed) == 3
+    assert await store.usage.images_and_pending(author_id=BOB, since=0, before=claimed) == 0
+
+
 # --------------------------------------------------------------------------- settings, meta
 
 

@@ -5,10 +5,13 @@ Outside a transaction each statement takes any pooled connection. `transaction()
 connection to the current task (a context variable) and serialises transactions fleet-wide with a
 transaction-scoped advisory lock: the same guarantee SQLite's `BEGIN IMMEDIATE` gives the core
 (a read-then-write such as an admission check is never interleaved with another writer's).
+The fleet queue's claims take a lock of their own instead (`CLAIM_LOCK`, see
+`bot.store.postgres.fleet`): they are serialised with each other, not with every writer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import logging
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 # Advisory lock keys (any 64-bit numbers, fixed for this application).
 MIGRATION_LOCK = 0x1A6_1_0001
 WRITE_LOCK = 0x1A6_1_0002
+CLAIM_LOCK = 0x1A6_1_0003
 POOL_MAX_SIZE = 10
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\?")
 
@@ -123,17 +127,25 @@ class PostgresDatabase:
 
     # ------------------------------------------------------------------ statements
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PostgresDatabase]:
-        """Run the enclosed statements atomically on one connection. Nested use joins."""
+    async def transaction(self, *, lock: int = WRITE_LOCK) -> AsyncIterator[PostgresDatabase]:
+        """Run the enclosed statements atomically on one connection, holding the advisory
+        `lock` (the write lock unless said otherwise) until the end. Nested use joins."""
         if self._conn.get() is not None:
             yield self
             return
         async with self._pool.acquire() as conn:
             token = self._conn.set(conn)
             try:
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
+                # BEGIN and the lock in one round trip (the simple query protocol runs both)
+                await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(lock)})")
+                try:
                     yield self
+                except BaseException:
+                    # (if this fails too, the pool's reset on release rolls back)
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
             finally:
                 self._conn.reset(token)
 

@@ -4,7 +4,10 @@ Turns are rows. A process claims the next turn in one transaction: the fairness 
 `bot.core.jobs` in `ORDER BY` (least recently served user first, then arrival; a thread's turns
 strictly in order), `MAX_CONCURRENT_GENERATIONS` counted over the whole fleet and the user's
 running limit checked in the same statement, `FOR UPDATE SKIP LOCKED`. Claims are serialised with
-every other store transaction (admissions included) by the store's advisory write lock.
+each other by an advisory lock of their own (`CLAIM_LOCK`), not with the store's other
+transactions (see `_claim` for why that is enough). A claim is five round trips: BEGIN with the
+lock, CLAIM, the limits' reads, TAKE (the turn, its lease, its user's place in the round and the
+wake-up in one statement), COMMIT.
 Admission checks limits inside one process, so two processes admitting at once can pass one; the
 claim checks them again in its transaction (`bot.core.claim_limits`: spend caps and daily images
 for the claimed turn, the user's queue room as a cut of their latest admitted turns), and a turn
@@ -29,6 +32,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -36,7 +40,7 @@ import asyncpg
 from bot.core.claim_limits import ClaimedTurn, ClaimLimits
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.jobs import Job, JobRunner, PositionListener, run_logged
-from bot.store.postgres.database import PostgresDatabase
+from bot.store.postgres.database import CLAIM_LOCK, PostgresDatabase
 from bot.store.protocol import Row
 from bot.store.repositories import Store as SqlStore
 
@@ -61,34 +65,58 @@ _NOW = "extract(epoch FROM now())::float8"
 _PLACED = ("({t}progress_message_id IS NOT NULL OR {t}id = ANY(?::bigint[]) "
            f"OR {{t}}created_at < {_NOW} - ?)")
 
-# A thread's turns run in order, except that variants asked for together (one variant_group) run
-# side by side; the thread's next turn waits for the whole set.
-CLAIM = f"""
-WITH live AS (
+_LIVE = f"""live AS (
     SELECT t.author_id FROM turns t JOIN fleet_leases l ON l.turn_id = t.id
     WHERE t.status = 'running' AND l.lease_until > {_NOW}
-)
-SELECT t.id, t.author_id, t.conversation_id, t.guild_id, t.status, t.reserved_usd, t.own_key,
-       t.exempt
-FROM turns t
-LEFT JOIN fleet_leases l ON l.turn_id = t.id
-LEFT JOIN fleet_served s ON s.user_id = t.author_id
-WHERE (SELECT count(*) FROM live) < ?
-  AND (t.status = 'queued'
+)"""
+
+# The turns this process may start now. A thread's turns run in order, except that variants
+# asked for together (one variant_group) run side by side; the thread's next turn waits for the
+# whole set. Parameters: the fleet-wide limit, the user's running limit, then `_PLACED`'s.
+_STARTABLE = f"""(t.status = 'queued'
        OR (t.status = 'running' AND (l.lease_until IS NULL OR l.lease_until <= {_NOW})))
+  AND (SELECT count(*) FROM live) < ?
   AND NOT EXISTS (
       SELECT 1 FROM turns e WHERE e.conversation_id = t.conversation_id AND e.id < t.id
       AND e.status IN ('queued', 'running')
       AND (t.variant_group IS NULL OR e.variant_group IS DISTINCT FROM t.variant_group))
   AND (SELECT count(*) FROM live WHERE live.author_id = t.author_id) < ?
-  AND (t.status = 'running' OR {_PLACED.format(t="t.")})
+  AND (t.status = 'running' OR {_PLACED.format(t="t.")})"""
+
+# The next startable turn by the fairness rule, and its user's unfinished turns (for OVERFLOW).
+CLAIM = f"""
+WITH {_LIVE}
+SELECT t.id, t.author_id, t.conversation_id, t.guild_id, t.status, t.reserved_usd, t.own_key,
+       t.exempt,
+       (SELECT count(*) FROM turns u
+        WHERE u.author_id = t.author_id AND u.status IN ('queued', 'running')) AS unfinished
+FROM turns t
+LEFT JOIN fleet_leases l ON l.turn_id = t.id
+LEFT JOIN fleet_served s ON s.user_id = t.author_id
+WHERE {_STARTABLE}
 ORDER BY t.status = 'running' DESC, COALESCE(s.served, 0), t.id
 LIMIT 1
 FOR UPDATE OF t SKIP LOCKED
 """
 
+# What `has_room_for`, `has_conversation` and `queued` read (the fleet's unfinished turns, as
+# two arrays in one row: decoded in C, not row by row), and whether a claim could start a turn
+# now: when not, the claim loop does not try (a turn that becomes startable later comes with a
+# wake-up: it was submitted, a slot or its thread was freed, or its lease ran out).
+SNAPSHOT = f"""
+WITH {_LIVE}
+SELECT COALESCE(array_agg(author_id), '{{}}') AS authors,
+       COALESCE(array_agg(conversation_id), '{{}}') AS conversations,
+       count(*) FILTER (WHERE status = 'queued') AS queued,
+       EXISTS (SELECT 1 FROM turns t LEFT JOIN fleet_leases l ON l.turn_id = t.id
+               WHERE {_STARTABLE}) AS startable
+FROM turns WHERE status IN ('queued', 'running')
+"""
+
 # A user's waiting turns beyond their queue room (admitted at the same moment by two processes)
 # are refused, the last admitted first: what admitting them one after the other would have done.
+# (It can cut nothing when the user has no more unfinished turns than the room: CLAIM's
+# `unfinished` says so, and the claim then skips it.)
 OVERFLOW = f"""
 UPDATE turns SET status = 'failed', error_kind = 'queue_full', error_detail = ?,
        finished_at = {_NOW}
@@ -112,6 +140,22 @@ WITH q AS (
 SELECT id, position FROM (
     SELECT id, row_number() OVER (ORDER BY round, served, arrived, id) AS position FROM q
 ) ranked WHERE id = ANY(?::bigint[])
+"""
+# The claimed turn runs under this process's lease, its user goes last in the round, and every
+# process learns that the queue moved (delivered on commit): one statement, one round trip.
+# (Data-modifying WITH clauses all run, referenced or not.)
+TAKE = f"""
+WITH run AS (
+    UPDATE turns SET status = 'running', started_at = COALESCE(started_at, {_NOW})
+    WHERE id = ? RETURNING id
+), lease AS (
+    INSERT INTO fleet_leases (turn_id, owner, lease_until) VALUES (?, ?, {_NOW} + ?)
+    ON CONFLICT (turn_id) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
+), served AS (
+    INSERT INTO fleet_served (user_id, served) VALUES (?, nextval('fleet_serve_seq'))
+    ON CONFLICT (user_id) DO UPDATE SET served = excluded.served
+)
+SELECT pg_notify('{MOVED_CHANNEL}', '') FROM run
 """
 REFUSE = f"""
 UPDATE turns SET status = 'failed', error_kind = ?, error_detail = ?, finished_at = {_NOW}
@@ -149,7 +193,7 @@ class FleetScheduler:
         self._waiting: dict[int, int] = {}  # this process's waiting turns -> position told (0: none)
         self._moved = asyncio.Event()  # the queue changed: tell waiting turns their positions
         self._running: dict[int, Job] = {}
-        self._unfinished: dict[int, int] = {}  # user -> queued+running turns, fleet-wide snapshot
+        self._unfinished: Counter[int] = Counter()  # user -> queued+running turns, fleet-wide snapshot
         self._busy: set[int] = set()  # conversations with unfinished turns (snapshot)
         self._submitted: list[Job] = []  # since the last snapshot
         self._queued_total = 0
@@ -199,7 +243,7 @@ class FleetScheduler:
         self._submitted.append(job)
         self._waiting[job.turn_id] = 0  # (read once the claim loop had its chance to start it)
         self._wake.set()
-        self._spawn(self._notify(TURNS_CHANNEL, ""))
+        self._spawn(self._notify(TURNS_CHANNEL, self.owner))
         return 0
 
     async def withdraw(self, turn_id: int) -> str | None:
@@ -314,8 +358,8 @@ class FleetScheduler:
         while not self._closed:
             self._wake.clear()
             try:
-                await self._snapshot()
-                while self._generating() < self.max_concurrent and not self._closed:
+                startable = await self._snapshot()
+                while startable and self._generating() < self.max_concurrent and not self._closed:
                     jobs = await self._claim()
                     if not jobs:
                         break
@@ -329,43 +373,53 @@ class FleetScheduler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.lease_seconds / 2)
 
-    async def _snapshot(self) -> None:
+    async def _snapshot(self) -> bool:
+        """Read the fleet's unfinished turns; whether a claim could start one now."""
         counted = len(self._submitted)  # submitted before the query: its rows include them
-        rows = await self._db.fetchall(
-            "SELECT author_id, conversation_id, status FROM turns "
-            "WHERE status IN ('queued', 'running')"
-        )
+        row = await self._db.fetchone(SNAPSHOT, self._startable_params())
+        assert row is not None
         del self._submitted[:counted]
-        unfinished: dict[int, int] = {}
-        for row in rows:
-            unfinished[row["author_id"]] = unfinished.get(row["author_id"], 0) + 1
-        self._unfinished = unfinished
-        self._busy = {row["conversation_id"] for row in rows}
-        self._queued_total = sum(1 for row in rows if row["status"] == "queued")
+        self._unfinished = Counter(row["authors"])
+        self._busy = set(row["conversations"])
+        self._queued_total = row["queued"]
+        return bool(row["startable"])
+
+    def _startable_params(self) -> tuple[Any, ...]:
+        return (self.max_concurrent, self.per_user_concurrent, list(self._waiting),
+                self.lease_seconds)
 
     def _generating(self) -> int:
         return sum(1 for job in self._running.values() if job.refused is None)
 
     async def _claim(self) -> list[Job]:
         """Claim the next turn in one transaction: it and the turns refused on the way (a limit
-        passed by admissions in two processes at once), or nothing."""
+        passed by admissions in two processes at once), or nothing.
+
+        Claims take `CLAIM_LOCK`, not the store's write lock. Only a claim starts a turn (makes
+        it running under a live lease), so CLAIM's counts (the fleet's and the user's running
+        turns) can grow only by another claim, which this lock keeps out; what other writers do
+        meanwhile only shrinks them (a turn finishes, a lease is given back) or adds queued turns
+        with higher ids, which neither CLAIM's thread order, OVERFLOW's cut of the latest
+        admitted, nor the limits' reads (of turns admitted before this one) count: the claim sees
+        what it would have seen just before or just after those writes. The limits' other inputs
+        (settled spend, finished images) are written by statements that never took the write
+        lock. A withdrawal meets a claim on the turn's row lock: CLAIM skips a row being
+        withdrawn, and a withdrawal waits for a claim of its row and then finds it running."""
         assert self._runner is not None, "attach() a runner before start()"
-        async with self._db.transaction():
-            row = await self._db.fetchone(CLAIM, (
-                self.max_concurrent, self.per_user_concurrent, list(self._waiting),
-                self.lease_seconds,
-            ))
+        async with self._db.transaction(lock=CLAIM_LOCK):
+            row = await self._db.fetchone(CLAIM, self._startable_params())
             if row is None:
                 return []
-            refused = await self._overflow(row["author_id"])
-            if any(job.turn_id == row["id"] for job in refused):
-                return refused
+            refused: list[Job] = []
+            if row["unfinished"] > self.per_user_queued + self.per_user_concurrent:
+                refused = await self._overflow(row["author_id"])
+                if any(job.turn_id == row["id"] for job in refused):
+                    return refused
             error = await self._refusal(row)
             if error is not None:
                 await self._db.execute(REFUSE, (error.kind.name, REFUSED_DETAIL, row["id"]))
                 return [*refused, self._job(row, refused=error)]
             await self._take(row)
-            await self._notify(MOVED_CHANNEL, "")  # delivered on commit
         log.debug("Fleet queue: %s claimed turn %s", self.owner, row["id"])
         return [*refused, self._job(row)]
 
@@ -389,22 +443,11 @@ class FleetScheduler:
         ))
 
     async def _take(self, row: Row) -> None:
-        """Mark the turn running under this process's lease; its user goes last in the round."""
-        await self._db.execute(
-            f"UPDATE turns SET status = 'running', started_at = COALESCE(started_at, {_NOW}) "
-            "WHERE id = ?", (row["id"],),
-        )
-        await self._db.execute(
-            f"INSERT INTO fleet_leases (turn_id, owner, lease_until) VALUES (?, ?, {_NOW} + ?) "
-            "ON CONFLICT (turn_id) DO UPDATE SET owner = excluded.owner, "
-            "lease_until = excluded.lease_until",
-            (row["id"], self.owner, self.lease_seconds),
-        )
-        await self._db.execute(
-            "INSERT INTO fleet_served (user_id, served) VALUES (?, nextval('fleet_serve_seq')) "
-            "ON CONFLICT (user_id) DO UPDATE SET served = excluded.served",
-            (row["author_id"],),
-        )
+        """Mark the turn running under this process's lease; its user goes last in the round;
+        the fleet hears that the queue moved (on commit)."""
+        await self._db.execute(TAKE, (
+            row["id"], row["id"], self.owner, self.lease_seconds, row["author_id"],
+        ))
 
     def _job(self, row: Row, *, refused: UserFacingError | None = None) -> Job:
         assert self._runner is not None
@@ -429,10 +472,10 @@ class FleetScheduler:
         """Give the lease back (a turn left running is then claimable at once) and wake the
         fleet: a slot is free."""
         try:
-            await self._db.execute(
-                "DELETE FROM fleet_leases WHERE turn_id = ? AND owner = ?", (turn_id, self.owner)
+            await self._db.execute(  # (one statement, one round trip)
+                "WITH gone AS (DELETE FROM fleet_leases WHERE turn_id = ? AND owner = ?) "
+                "SELECT pg_notify(?, ?)", (turn_id, self.owner, TURNS_CHANNEL, self.owner),
             )
-            await self._notify(TURNS_CHANNEL, "")
         except Exception:
             log.warning("Fleet queue: could not release turn %s (its lease will expire)",
                         turn_id, exc_info=True)
@@ -466,8 +509,12 @@ class FleetScheduler:
     async def _notify(self, channel: str, payload: str) -> None:
         await self._db.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
-    def _on_turns(self, *_: object) -> None:
-        self._wake.set()  # (positions are read after the claim loop looked)
+    def _on_turns(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        """Another process queued a turn or freed a slot. (This process's own wake-ups are set
+        where it sends them, after the change is committed: hearing them again would only
+        repeat the look at the queue.)"""
+        if payload != self.owner:
+            self._wake.set()  # (positions are read after the claim loop looked)
 
     def _on_moved(self, *_: object) -> None:
         self._moved.set()
