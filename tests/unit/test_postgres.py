@@ -107,6 +107,62 @@ async def test_two_processes_starting_together_migrate_once() -> None:
             await second.close()
 
 
+async def _waiting_for_a_lock(db: PostgresDatabase) -> None:
+    """Until some session waits for an advisory lock (seen in pg_locks)."""
+    while True:
+        if await db.fetchone("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_claims_wait_for_each_other_but_not_for_the_write_lock() -> None:
+    async with fresh_database() as url:
+        db, other = await PostgresDatabase.open(url), await PostgresDatabase.open(url)
+        writing, release_write = asyncio.Event(), asyncio.Event()
+        claiming, release_claim = asyncio.Event(), asyncio.Event()
+        try:
+
+            async def write() -> None:
+                async with other.transaction():
+                    writing.set()
+                    await release_write.wait()
+
+            writer = asyncio.create_task(write())
+            await writing.wait()
+
+            async def claim_alone() -> None:
+                async with db.transaction(lock=pg_module.CLAIM_LOCK):
+                    assert await db.fetchone("SELECT 1 AS one") is not None
+
+            # a claim runs while a store transaction holds the write lock
+            await asyncio.wait_for(claim_alone(), 10)
+            release_write.set()
+            await asyncio.wait_for(writer, 10)
+
+            entered: list[str] = []
+
+            async def claim(name: str, on: PostgresDatabase, hold: bool) -> None:
+                async with on.transaction(lock=pg_module.CLAIM_LOCK):
+                    entered.append(name)
+                    if hold:
+                        claiming.set()
+                        await release_claim.wait()
+
+            first = asyncio.create_task(claim("first", db, True))
+            await claiming.wait()
+            second = asyncio.create_task(claim("second", other, False))
+            await asyncio.wait_for(_waiting_for_a_lock(db), 10)
+            assert entered == ["first"]  # the second claim waits for the first
+            release_claim.set()
+            await asyncio.wait_for(asyncio.gather(first, second), 10)
+            assert entered == ["first", "second"]
+        finally:
+            release_write.set()
+            release_claim.set()
+            await db.close()
+            await other.close()
+
+
 async def test_migrating_in_steps_and_reopening() -> None:
     async with fresh_database() as url:
         db = await PostgresDatabase.open(url)
