@@ -38,6 +38,7 @@ from bot.core.models import (
     Conversation,
     DailyUsage,
     Delivery,
+    HeadMove,
     ImageRef,
     InputImage,
     Progress,
@@ -957,24 +958,14 @@ class ConversationService:
             delivery = shown if isinstance(shown, Delivery) else Delivery(tuple(shown))
         message_ids = list(delivery.message_ids)
         revised = next((img.revised_prompt for img in result.images if img.revised_prompt), None)
-        async with self.store.transaction():
-            await self.store.turns.finish_done(
-                turn.id,
-                response_id=result.response_id,
-                images=refs,
-                revised_prompt=revised,
-                text=result.text,
-                usage=result.usage,
-                cost_usd=cost,
-                rerooted=result.rerooted,
-                note=delivery.note,
-            )
-            if message_ids:
-                await self.store.turns.add_messages(turn.id, message_ids)
-            if refs and (turn.variant_index or 1) == 1:  # of variants, the first is the head
-                await self.store.conversations.move_head(
-                    turn.conversation_id, turn.id, from_turn_id=head_before
-                )
+        first = refs and (turn.variant_index or 1) == 1  # of variants, the first is the head
+        await self.store.turns.finish_done(
+            turn.id, response_id=result.response_id, images=refs, revised_prompt=revised,
+            text=result.text, usage=result.usage, cost_usd=cost, rerooted=result.rerooted,
+            note=delivery.note,
+            message_ids=list(dict.fromkeys([*current.message_ids, *message_ids])),
+            head=HeadMove(turn.conversation_id, head_before) if first else None,
+        )
         done = await self.store.turns.get(turn.id)
         self._notify("done", done or turn)
         # after the commit: a delivery repeated after a crash never pings twice

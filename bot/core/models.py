@@ -273,3 +273,12 @@ class UserPrefs:
         data = data or {}
         return cls(locale=locale, size=data.get("size"), quality=data.get("quality"),
                    partial_images=data.get("partial_images"), ping=data.get("ping", True))
+
+
+@dataclass(frozen=True, slots=True)
+class HeadMove:
+    """Make a finished turn its conversation's head, unless someone moved the head away from
+    `from_turn_id` meanwhile."""
+
+    conversation_id: int
+    from_turn_id: int | None

@@ -332,7 +332,7 @@ def _apply(conn: sqlite3.Connection, statements: list[tuple[str, Any]], *,
         last = 0
         for sql, params in statements:
             last = conn.execute(sql, params).lastrowid or 0
-    except sqlite3.Error as exc:
+    except Exception as exc:  # (sqlite3's errors, or a value it cannot bind)
         if not conn.in_transaction:
             raise  # (the whole transaction is gone: every write of the group fails)
         if savepoint:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from bot.core.models import (
     Conversation,
     DailyUsage,
+    HeadMove,
     ImageRef,
     InputImage,
     ServerKey,
@@ -121,15 +122,17 @@ class TurnStore(Protocol):
         cost_usd: float,
         rerooted: bool,
         note: str = "",
+        message_ids: Sequence[int] = (),
+        head: HeadMove | None = None,
     ) -> None:
-        """Record a finished turn; `note` (kept in `error_detail`) says where the result went
-        when that was not its progress message."""
+        """Record a finished turn, all or nothing: `note` (kept in `error_detail`) says where
+        the result went when that was not its progress message; `message_ids` (all of them,
+        linked to the turn) show it; `head` moves the conversation's head to it."""
 
     async def finish_failed(
         self, turn_id: int, *, status: TurnStatus, error_kind: str, error_detail: str = ""
     ) -> None: ...
 
-    async def add_messages(self, turn_id: int, message_ids: Iterable[int]) -> None: ...
 
     async def mark_deleted(self, turn_id: int) -> None: ...
 

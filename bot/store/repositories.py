@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from bot.core.models import (
     Conversation,
     DailyUsage,
+    HeadMove,
     ImageRef,
     InputImage,
     ServerKey,
@@ -98,6 +99,15 @@ _LINK_MESSAGE = (
     "ON CONFLICT (message_id) DO UPDATE SET turn_id = excluded.turn_id"
 )
 
+def _move_head(conversation_id: int, turn_id: int,
+               from_turn_id: int | None) -> tuple[str, Sequence[Any]]:
+    return (
+        "UPDATE conversations SET head_turn_id = ? WHERE id = ? "
+        "AND COALESCE(head_turn_id, 0) = COALESCE(CAST(? AS BIGINT), 0)",
+        (turn_id, conversation_id, from_turn_id),
+    )
+
+
 _TURN_SELECT = (
     "SELECT t.*, (SELECT COUNT(*) FROM turn_inputs i WHERE i.turn_id = t.id) AS input_count, "
     "(SELECT COUNT(*) FROM turns n WHERE n.conversation_id = t.conversation_id "
@@ -153,11 +163,7 @@ class ConversationRepository:
 
     async def move_head(self, conversation_id: int, turn_id: int, *, from_turn_id: int | None) -> None:
         """Make `turn_id` the head unless someone moved the head away from `from_turn_id` since."""
-        await self._db.execute(
-            "UPDATE conversations SET head_turn_id = ? WHERE id = ? "
-            "AND COALESCE(head_turn_id, 0) = COALESCE(CAST(? AS BIGINT), 0)",
-            (turn_id, conversation_id, from_turn_id),
-        )
+        await self._db.execute(*_move_head(conversation_id, turn_id, from_turn_id))
 
     async def set_options(self, conversation_id: int, options: ImageOptions) -> None:
         await self._db.execute(
@@ -315,15 +321,25 @@ class TurnRepository:
         cost_usd: float,
         rerooted: bool,
         note: str = "",
+        message_ids: Sequence[int] = (),
+        head: HeadMove | None = None,
     ) -> None:
-        await self._db.execute(
+        """Record a result, with every message that shows it (linked to the turn) and, with
+        `head`, the conversation's head moved to it: all or nothing, in one write."""
+        statements: list[tuple[str, Sequence[Any]]] = [(
             "UPDATE turns SET status = 'done', response_id = ?, images = ?, revised_prompt = ?, "
             "text = ?, usage = ?, cost_usd = ?, reserved_usd = 0, image_count = ?, rerooted = ?, "
-            "finished_at = ?, error_kind = NULL, error_detail = ? WHERE id = ?",
+            "finished_at = ?, error_kind = NULL, error_detail = ?, "
+            "message_ids = COALESCE(?, message_ids) WHERE id = ?",
             (response_id, _dumps([_image_dict(img) for img in images]),
              revised_prompt, text, _dumps(usage.to_dict()), cost_usd, len(images), int(rerooted),
-             time.time(), note[:500] or None, turn_id),
-        )
+             time.time(), note[:500] or None,
+             _dumps(list(message_ids)) if message_ids else None, turn_id),
+        )]
+        statements += [(_LINK_MESSAGE, (message_id, turn_id)) for message_id in message_ids]
+        if head is not None:
+            statements.append(_move_head(head.conversation_id, turn_id, head.from_turn_id))
+        await self._db.atomic(statements)
 
     async def finish_failed(
         self, turn_id: int, *, status: TurnStatus, error_kind: str, error_detail: str = ""
@@ -333,21 +349,6 @@ class TurnRepository:
             "WHERE id = ?",
             (status.value, error_kind, error_detail[:500], time.time(), turn_id),
         )
-
-    async def add_messages(self, turn_id: int, message_ids: Iterable[int]) -> None:
-        ids = list(message_ids)
-        async with self._db.transaction():
-            row = await self._db.fetchone("SELECT message_ids FROM turns WHERE id = ?", (turn_id,))
-            existing = json.loads(row["message_ids"]) if row else []
-            merged = existing + [m for m in ids if m not in existing]
-            await self._db.execute(
-                "UPDATE turns SET message_ids = ? WHERE id = ?", (_dumps(merged), turn_id)
-            )
-            for message_id in ids:
-                await self._db.execute(
-                    _LINK_MESSAGE,
-                    (message_id, turn_id),
-                )
 
     async def mark_deleted(self, turn_id: int) -> None:
         await self._db.execute("UPDATE turns SET deleted = 1 WHERE id = ?", (turn_id,))

@@ -8,11 +8,12 @@ import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from bot.core.models import ImageRef, InputImage, TurnKind, TurnStatus, Usage, UserPrefs
+from bot.core.models import HeadMove, ImageRef, InputImage, TurnKind, TurnStatus, Usage, UserPrefs
 from bot.core.options import ImageOptions
 from bot.store.database import Database, DatabaseError, backup, migration_scripts
 from bot.store.repositories import Store
@@ -61,7 +62,8 @@ async def new_turn(
     )
 
 
-async def finish(store: Store, turn_id: int, *, images: int = 1, cost: float = 0.01) -> None:
+async def finish(store: Store, turn_id: int, *, images: int = 1, cost: float = 0.01,
+                 message_ids: Sequence[int] = (), head: HeadMove | None = None) -> None:
     await store.turns.finish_done(
         turn_id,
         response_id=f"resp_{turn_id}",
@@ -71,6 +73,8 @@ async def finish(store: Store, turn_id: int, *, images: int = 1, cost: float = 0
         usage=Usage(text_input=10, text_output=2, image_input=0, image_output=272),
         cost_usd=cost,
         rerooted=False,
+        message_ids=message_ids,
+        head=head,
     )
 
 
@@ -271,17 +275,40 @@ async def test_by_message_via_progress_message_and_result_messages(store: Store)
     found = await store.turns.by_message(1)
     assert found is not None and found.id == turn_id and found.progress_message_id == 1
 
-    await store.turns.add_messages(turn_id, [2, 3])
-    await store.turns.add_messages(turn_id, [3, 4])  # no duplicates
+    await finish(store, turn_id, message_ids=[2, 3, 4])
     turn = await store.turns.get(turn_id)
     assert turn is not None and turn.message_ids == (2, 3, 4)
     for message_id in (2, 3, 4):
         found = await store.turns.by_message(message_id)
         assert found is not None and found.id == turn_id
 
-    await store.turns.add_messages(other, [5])
+    await finish(store, other, message_ids=[5])
     found = await store.turns.by_message(5)
     assert found is not None and found.id == other
+
+
+async def test_a_result_its_messages_and_the_head_are_recorded_all_or_nothing(
+    store: Store,
+) -> None:
+    await new_conversation(store)
+    first = await new_turn(store)
+    await finish(store, first, message_ids=[11], head=HeadMove(CONV, None))
+    conversation = await store.conversations.get(CONV)
+    assert conversation is not None and conversation.head_turn_id == first
+    second = await new_turn(store, parent_id=first)
+    with pytest.raises(Exception):  # noqa: B017 (each backend has its own overflow error)
+        # the result and the first link are written, the second link cannot be (no 64-bit
+        # integer): nothing is kept
+        await finish(store, second, message_ids=[12, 2**64], head=HeadMove(CONV, first))
+    turn = await store.turns.get(second)
+    assert turn is not None and turn.status is TurnStatus.queued and turn.message_ids == ()
+    conversation = await store.conversations.get(CONV)
+    assert conversation is not None and conversation.head_turn_id == first
+    assert await store.turns.by_message(12) is None
+    # the head moves only from the head it expected
+    await finish(store, second, message_ids=[12], head=HeadMove(CONV, None))
+    conversation = await store.conversations.get(CONV)
+    assert conversation is not None and conversation.head_turn_id == first
 
 
 async def test_conversation_head_and_sticky_options(store: Store) -> None:
