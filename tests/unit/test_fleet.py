@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -159,6 +160,26 @@ async def test_claims_follow_the_fairness_rule_across_processes(
         "alice one", "bob one", "alice two", "alice three",
     ]
     assert slow_openai.peak_in_flight == 1
+
+
+async def test_a_users_running_limit_holds_for_the_whole_fleet(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """Room for four at once, but one at a time per user, whichever process claims."""
+    first, second = await launch(max_concurrent=4), await launch(max_concurrent=4)
+    alice, bob = 1, 2
+    await submit(first, alice, 7101, "alice one")
+    await submit(second, alice, 7102, "alice two")
+    await submit(first, alice, 7103, "alice three")
+    await submit(second, bob, 7104, "bob one")
+    assert set(await until_finished(first.store, 4)) == {TurnStatus.done}
+    assert slow_openai.peak_in_flight == 2  # one of alice's and bob's
+    rows = await first.store.db.fetchall(
+        "SELECT started_at, finished_at FROM turns WHERE author_id = ? ORDER BY started_at",
+        (alice,),
+    )
+    for earlier, later in itertools.pairwise(rows):
+        assert earlier["finished_at"] <= later["started_at"]  # alice's turns never overlapped
 
 
 async def test_variants_run_side_by_side_and_the_thread_waits_for_the_set(

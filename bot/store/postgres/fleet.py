@@ -65,10 +65,17 @@ _NOW = "extract(epoch FROM now())::float8"
 _PLACED = ("({t}progress_message_id IS NOT NULL OR {t}id = ANY(?::bigint[]) "
            f"OR {{t}}created_at < {_NOW} - ?)")
 
+# The running turns under a live lease, and how many each user has: counted once per statement
+# and joined (not counted again for every waiting turn, which grows with running x waiting).
 _LIVE = f"""live AS (
     SELECT t.author_id FROM turns t JOIN fleet_leases l ON l.turn_id = t.id
     WHERE t.status = 'running' AND l.lease_until > {_NOW}
+), live_users AS (
+    SELECT author_id, count(*) AS n FROM live GROUP BY author_id
 )"""
+_CANDIDATES = """turns t
+LEFT JOIN fleet_leases l ON l.turn_id = t.id
+LEFT JOIN live_users lu ON lu.author_id = t.author_id"""
 
 # The turns this process may start now. A thread's turns run in order, except that variants
 # asked for together (one variant_group) run side by side; the thread's next turn waits for the
@@ -80,7 +87,7 @@ _STARTABLE = f"""(t.status = 'queued'
       SELECT 1 FROM turns e WHERE e.conversation_id = t.conversation_id AND e.id < t.id
       AND e.status IN ('queued', 'running')
       AND (t.variant_group IS NULL OR e.variant_group IS DISTINCT FROM t.variant_group))
-  AND (SELECT count(*) FROM live WHERE live.author_id = t.author_id) < ?
+  AND COALESCE(lu.n, 0) < ?
   AND (t.status = 'running' OR {_PLACED.format(t="t.")})"""
 
 # The next startable turn by the fairness rule, and its user's unfinished turns (for OVERFLOW).
@@ -90,8 +97,7 @@ SELECT t.id, t.author_id, t.conversation_id, t.guild_id, t.status, t.reserved_us
        t.exempt,
        (SELECT count(*) FROM turns u
         WHERE u.author_id = t.author_id AND u.status IN ('queued', 'running')) AS unfinished
-FROM turns t
-LEFT JOIN fleet_leases l ON l.turn_id = t.id
+FROM {_CANDIDATES}
 LEFT JOIN fleet_served s ON s.user_id = t.author_id
 WHERE {_STARTABLE}
 ORDER BY t.status = 'running' DESC, COALESCE(s.served, 0), t.id
@@ -108,8 +114,7 @@ WITH {_LIVE}
 SELECT COALESCE(array_agg(author_id), '{{}}') AS authors,
        COALESCE(array_agg(conversation_id), '{{}}') AS conversations,
        count(*) FILTER (WHERE status = 'queued') AS queued,
-       EXISTS (SELECT 1 FROM turns t LEFT JOIN fleet_leases l ON l.turn_id = t.id
-               WHERE {_STARTABLE}) AS startable
+       EXISTS (SELECT 1 FROM {_CANDIDATES} WHERE {_STARTABLE}) AS startable
 FROM turns WHERE status IN ('queued', 'running')
 """
 
@@ -455,6 +460,9 @@ class FleetScheduler:
                    refused=refused)
 
     def _start(self, job: Job) -> None:
+        # started here: no longer waiting (as in the in-process scheduler, no position 0 is
+        # told: the runner takes it from its queued turns itself), and no POSITIONS read for it
+        self._waiting.pop(job.turn_id, None)
         self._running[job.turn_id] = job
         self._idle.clear()
         job.task = asyncio.create_task(self._run(job), name=f"turn-{job.turn_id}")
