@@ -162,6 +162,27 @@ async def test_claims_follow_the_fairness_rule_across_processes(
     assert slow_openai.peak_in_flight == 1
 
 
+async def test_turns_claimed_together_keep_the_round_robin(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """Three slots free at once: one turn of each user starts, not a user's second turn before
+    another user's first."""
+    submitter = await launch(claiming=False)
+    alice, bob, carol = 1, 2, 3
+    await submit(submitter, alice, 7201, "alice one")
+    await submit(submitter, alice, 7202, "alice two")
+    await submit(submitter, bob, 7203, "bob one")
+    await submit(submitter, carol, 7204, "carol one")
+    claimer = await launch(max_concurrent=3, per_user_concurrent=2)
+    await until_finished(claimer.store, 4)
+    order = prompts_in_request_order(slow_openai)
+    assert set(order[:3]) == {"alice one", "bob one", "carol one"}
+    assert order[3] == "alice two"  # once a slot was free again
+    assert slow_openai.peak_in_flight == 3
+    served = await claimer.store.db.fetchall("SELECT user_id FROM fleet_served ORDER BY served")
+    assert [row["user_id"] for row in served] == [bob, carol, alice]  # alice served twice
+
+
 async def test_a_users_running_limit_holds_for_the_whole_fleet(
     launch: Launch, slow_openai: FakeOpenAI
 ) -> None:

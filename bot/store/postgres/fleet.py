@@ -90,20 +90,30 @@ _STARTABLE = f"""(t.status = 'queued'
   AND COALESCE(lu.n, 0) < ?
   AND (t.status = 'running' OR {_PLACED.format(t="t.")})"""
 
-# The next startable turn by the fairness rule, and its user's unfinished turns (for OVERFLOW).
+# The next startable turns by the fairness rule, at most one per user (a claimed user goes last
+# in the round, so the first claims of a run of single claims are each user's first turn, in
+# this order), as many as the fleet-wide limit leaves room for and at most the batch asked for;
+# with each, its user's unfinished turns (for OVERFLOW). Parameters: `_STARTABLE`'s, the batch,
+# the fleet-wide limit.
 CLAIM = f"""
-WITH {_LIVE}
+WITH {_LIVE}, firsts AS (
+    SELECT t.id, row_number() OVER (
+        PARTITION BY t.author_id ORDER BY t.status = 'running' DESC, t.id) AS nth
+    FROM {_CANDIDATES}
+    WHERE {_STARTABLE}
+)
 SELECT t.id, t.author_id, t.conversation_id, t.guild_id, t.status, t.reserved_usd, t.own_key,
        t.exempt,
        (SELECT count(*) FROM turns u
         WHERE u.author_id = t.author_id AND u.status IN ('queued', 'running')) AS unfinished
-FROM {_CANDIDATES}
+FROM turns t
+JOIN firsts f ON f.id = t.id AND f.nth = 1
 LEFT JOIN fleet_served s ON s.user_id = t.author_id
-WHERE {_STARTABLE}
 ORDER BY t.status = 'running' DESC, COALESCE(s.served, 0), t.id
-LIMIT 1
+LIMIT GREATEST(0, LEAST(?, ? - (SELECT count(*) FROM live)))
 FOR UPDATE OF t SKIP LOCKED
 """
+CLAIM_BATCH = 8  # turns claimed in one transaction at most
 
 # What `has_room_for`, `has_conversation` and `queued` read (the fleet's unfinished turns, as
 # two arrays in one row: decoded in C, not row by row), and whether a claim could start a turn
@@ -364,8 +374,11 @@ class FleetScheduler:
             self._wake.clear()
             try:
                 startable = await self._snapshot()
-                while startable and self._generating() < self.max_concurrent and not self._closed:
-                    jobs = await self._claim()
+                while startable and not self._closed:
+                    room = self.max_concurrent - self._generating()
+                    if room <= 0:
+                        break
+                    jobs = await self._claim(min(room, CLAIM_BATCH))
                     if not jobs:
                         break
                     for job in jobs:
@@ -396,9 +409,10 @@ class FleetScheduler:
     def _generating(self) -> int:
         return sum(1 for job in self._running.values() if job.refused is None)
 
-    async def _claim(self) -> list[Job]:
-        """Claim the next turn in one transaction: it and the turns refused on the way (a limit
-        passed by admissions in two processes at once), or nothing.
+    async def _claim(self, batch: int) -> list[Job]:
+        """Claim up to `batch` turns in one transaction (CLAIM's order, each checked as if
+        claimed alone): those started and those refused on the way (a limit passed by
+        admissions in two processes at once), or nothing.
 
         Claims take `CLAIM_LOCK`, not the store's write lock. Only a claim starts a turn (makes
         it running under a live lease), so CLAIM's counts (the fleet's and the user's running
@@ -406,25 +420,33 @@ class FleetScheduler:
         meanwhile only shrinks them (a turn finishes, a lease is given back) or adds queued turns
         with higher ids, which neither CLAIM's thread order, OVERFLOW's cut of the latest
         admitted, nor the limits' reads (of turns admitted before this one) count: the claim sees
-        what it would have seen just before or just after those writes. The limits' other inputs
-        (settled spend, finished images) are written by statements that never took the write
-        lock. A withdrawal meets a claim on the turn's row lock: CLAIM skips a row being
-        withdrawn, and a withdrawal waits for a claim of its row and then finds it running."""
+        what it would have seen just before or just after those writes. A turn finishing
+        meanwhile moves from reserved to spent, from pending to images made: each limit reads
+        both in one statement (`ClaimLimits`), so it counts the turn once. A withdrawal meets a
+        claim on the turn's row lock: CLAIM skips a row being withdrawn, and a withdrawal waits
+        for a claim of its row and then finds it running."""
         assert self._runner is not None, "attach() a runner before start()"
+        jobs: list[Job] = []
         async with self._db.transaction(lock=CLAIM_LOCK):
-            row = await self._db.fetchone(CLAIM, self._startable_params())
-            if row is None:
-                return []
-            refused: list[Job] = []
-            if row["unfinished"] > self.per_user_queued + self.per_user_concurrent:
-                refused = await self._overflow(row["author_id"])
-                if any(job.turn_id == row["id"] for job in refused):
-                    return refused
-            error = await self._refusal(row)
-            if error is not None:
-                await self._db.execute(REFUSE, (error.kind.name, REFUSED_DETAIL, row["id"]))
-                return [*refused, self._job(row, refused=error)]
-            await self._take(row)
+            rows = await self._db.fetchall(CLAIM, (
+                *self._startable_params(), batch, self.max_concurrent,
+            ))
+            for row in rows:
+                jobs += await self._claim_one(row)
+        return jobs
+
+    async def _claim_one(self, row: Row) -> list[Job]:
+        """The claimed turn, started or refused, and its user's turns cut from a full queue."""
+        refused: list[Job] = []
+        if row["unfinished"] > self.per_user_queued + self.per_user_concurrent:
+            refused = await self._overflow(row["author_id"])
+            if any(job.turn_id == row["id"] for job in refused):
+                return refused
+        error = await self._refusal(row)
+        if error is not None:
+            await self._db.execute(REFUSE, (error.kind.name, REFUSED_DETAIL, row["id"]))
+            return [*refused, self._job(row, refused=error)]
+        await self._take(row)
         log.debug("Fleet queue: %s claimed turn %s", self.owner, row["id"])
         return [*refused, self._job(row)]
 
