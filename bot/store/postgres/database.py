@@ -72,7 +72,8 @@ class PostgresDatabase:
     @classmethod
     async def open(cls, url: str, *, max_size: int = POOL_MAX_SIZE) -> PostgresDatabase:
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size)
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size,
+                                             reset=_keep_session)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DatabaseError(
                 f"cannot connect to PostgreSQL at {redacted(url)}: {exc}"
@@ -189,3 +190,12 @@ class PostgresDatabase:
     def utc_day(column: str) -> str:
         """An SQL expression: the UTC date (YYYY-MM-DD) of a unix-time column."""
         return f"to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """What a pooled connection needs on its way back to the pool beyond asyncpg's own
+    clean-up (which rolls back an unfinished transaction): nothing. The store never changes
+    session settings, LISTENs (the fleet queue has its own connection) or keeps session
+    advisory locks (migrations unlock theirs), so asyncpg's default reset query (UNLISTEN *,
+    RESET ALL, pg_advisory_unlock_all, CLOSE ALL) would cost a round trip per statement for
+    nothing."""
