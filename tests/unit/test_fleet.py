@@ -553,6 +553,21 @@ async def test_no_other_process_takes_a_turn_before_its_message_exists(
     assert placed is not None and placed.progress_message_id == 900_001  # the poster's message
 
 
+async def test_a_turn_posted_elsewhere_is_claimed_soon_after_its_message_exists(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """Posting a message wakes no process: while another process's turn is being posted, an
+    idle process looks again within seconds, not at its next poll (a minute away)."""
+    poster = await launch(claiming=False)  # it admits, and claims nothing
+    claimer = await launch(lease_seconds=120.0)
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiting = await submit_awaiting(poster, 1, 9401, "placed a moment later", ready)
+    await until(lambda: claimer.scheduler.queued == 1)  # it has seen the turn, not yet placed
+    ready.set_result(None)
+    assert await until_finished(claimer.store, 1, timeout=10.0) == [TurnStatus.done]
+    assert set(claimer.presenter.results) == {waiting}
+
+
 async def test_a_turn_still_being_posted_elsewhere_is_not_cut_from_a_full_queue(
     launch: Launch, slow_openai: FakeOpenAI
 ) -> None:

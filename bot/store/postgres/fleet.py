@@ -114,16 +114,21 @@ LIMIT GREATEST(0, LEAST(?, ? - (SELECT count(*) FROM live)))
 FOR UPDATE OF t SKIP LOCKED
 """
 CLAIM_BATCH = 8  # turns claimed in one transaction at most
+POSTING_RECHECK = 1.0  # seconds between looks while other processes are posting turns
 
 # What `has_room_for`, `has_conversation` and `queued` read (the fleet's unfinished turns, as
 # two arrays in one row: decoded in C, not row by row), and whether a claim could start a turn
 # now: when not, the claim loop does not try (a turn that becomes startable later comes with a
-# wake-up: it was submitted, a slot or its thread was freed, or its lease ran out).
+# wake-up: it was submitted, a slot or its thread was freed, or its lease ran out), except for
+# the turns other processes are still posting: their posting sends no wake-up, so while there
+# are some the loop looks again every POSTING_RECHECK seconds.
 SNAPSHOT = f"""
 WITH {_LIVE}
 SELECT COALESCE(array_agg(author_id), '{{}}') AS authors,
        COALESCE(array_agg(conversation_id), '{{}}') AS conversations,
        count(*) FILTER (WHERE status = 'queued') AS queued,
+       count(*) FILTER (WHERE status = 'queued' AND progress_message_id IS NULL
+                        AND NOT id = ANY(?::bigint[])) AS posting_elsewhere,
        EXISTS (SELECT 1 FROM {_CANDIDATES} WHERE {_STARTABLE}) AS startable
 FROM turns WHERE status IN ('queued', 'running')
 """
@@ -213,6 +218,8 @@ class FleetScheduler:
         self._submitted: list[Job] = []  # since the last snapshot
         self._queued_total = 0
         self._wake = asyncio.Event()
+        self._mine = False  # woken by this process's own submit or release: a claim is likely
+        self._posting_elsewhere = False  # (snapshot) other processes' turns not yet placed
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
@@ -257,6 +264,7 @@ class FleetScheduler:
             raise UserFacingError(ErrorKind.queue_full, limit=self.per_user_queued)
         self._submitted.append(job)
         self._waiting[job.turn_id] = 0  # (read once the claim loop had its chance to start it)
+        self._mine = True
         self._wake.set()
         self._spawn(self._notify(TURNS_CHANNEL, self.owner))
         return 0
@@ -372,8 +380,11 @@ class FleetScheduler:
     async def _claim_loop(self) -> None:
         while not self._closed:
             self._wake.clear()
+            mine, self._mine = self._mine, False
             try:
-                startable = await self._snapshot()
+                # this process's own turn or slot: claim first, read the queue after (off the
+                # way to the API); another process's wake-up: claim only if the read says so
+                startable = mine or await self._snapshot()
                 while startable and not self._closed:
                     room = self.max_concurrent - self._generating()
                     if room <= 0:
@@ -383,23 +394,29 @@ class FleetScheduler:
                         break
                     for job in jobs:
                         self._start(job)
+                if mine:
+                    await self._snapshot()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("Fleet queue: claiming failed; trying again")
             self._moved.set()  # positions are read after every look at the queue
+            pause = self.lease_seconds / 2
+            if self._posting_elsewhere:
+                pause = min(pause, POSTING_RECHECK)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.lease_seconds / 2)
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     async def _snapshot(self) -> bool:
         """Read the fleet's unfinished turns; whether a claim could start one now."""
         counted = len(self._submitted)  # submitted before the query: its rows include them
-        row = await self._db.fetchone(SNAPSHOT, self._startable_params())
+        row = await self._db.fetchone(SNAPSHOT, (list(self._waiting), *self._startable_params()))
         assert row is not None
         del self._submitted[:counted]
         self._unfinished = Counter(row["authors"])
         self._busy = set(row["conversations"])
         self._queued_total = row["queued"]
+        self._posting_elsewhere = row["posting_elsewhere"] > 0
         return bool(row["startable"])
 
     def _startable_params(self) -> tuple[Any, ...]:
@@ -509,6 +526,7 @@ class FleetScheduler:
         except Exception:
             log.warning("Fleet queue: could not release turn %s (its lease will expire)",
                         turn_id, exc_info=True)
+        self._mine = True
         self._wake.set()
 
     # ------------------------------------------------------------------ leases and wake-ups
