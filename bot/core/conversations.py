@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import re
 import secrets
+import time
 import unicodedata
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -69,6 +70,8 @@ from bot.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
+# how long a process of a fleet keeps a server's settings before reading them again
+FLEET_POLICY_SECONDS = 2.0
 # how long a button on a result just posted waits for that result to be recorded
 DELIVERY_WAIT_SECONDS = 10.0
 
@@ -253,21 +256,22 @@ class ConversationService:
         self._cancelled_groups: set[int | None] = set()  # variant sets cancelled by a user
         self.listeners: list[TurnListener] = []
         self._locales: dict[int, str] = {}
-        self._policies: dict[int, GuildPolicy] = {}  # (one process alone: see policy_for)
+        self._policies: dict[int, tuple[float, GuildPolicy]] = {}  # (read at, policy)
+        self.fleet_policy_seconds = FLEET_POLICY_SECONDS
 
     # ------------------------------------------------------------------ settings and policy
     async def policy_for(self, guild_id: int | None) -> EffectivePolicy:
-        """A server's policy. One process alone (no fleet) writes the settings it reads, so it
-        keeps them in memory; a fleet's processes read them anew each time."""
+        """A server's policy, kept in memory: for good by a process alone (it writes every
+        change it reads), for `fleet_policy_seconds` by a process of a fleet (another process
+        may change it), which is how long a change takes to reach the whole fleet."""
         if not guild_id:
             return EffectivePolicy(GuildPolicy.from_dict({}), self.ceilings)
-        policy = self._policies.get(guild_id)
-        if policy is None:
-            data = await self.store.guild_settings.get(guild_id)
-            policy = GuildPolicy.from_dict(data)
-            if not self.scheduler.shared:
-                self._policies[guild_id] = policy
-        return EffectivePolicy(policy, self.ceilings)
+        kept = self._policies.get(guild_id)
+        now = time.monotonic()
+        if kept is None or (self.scheduler.shared and now - kept[0] > self.fleet_policy_seconds):
+            kept = (now, GuildPolicy.from_dict(await self.store.guild_settings.get(guild_id)))
+            self._policies[guild_id] = kept
+        return EffectivePolicy(kept[1], self.ceilings)
 
     async def guild_settings(self, guild_id: int) -> dict[str, Any]:
         """A server's stored settings, as saved (only what was set)."""

@@ -17,6 +17,7 @@ import pytest
 from bot.core.conversations import ConversationService
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.image_client import ImageClient
+from bot.core.jobs import JobScheduler
 from bot.core.models import (
     InputImage,
     Progress,
@@ -689,3 +690,32 @@ async def test_recover_resumes_a_background_generation_left_running(
     assert len(fake_openai.create_requests()) == 1  # resumed, not generated again
     assert fake_openai.generations == 1
     assert read_lineage(presenter.results[turn_id].images[0].data) == ["a lighthouse"]
+
+
+# ------------------------------------------------------------------ a server's settings in memory
+async def test_a_process_alone_sees_its_own_settings_change_at_once(make_service: MakeService):
+    service, _ = make_service()
+    assert (await service.policy_for(GUILD)).policy.blocked_users == ()
+    await service.update_policy(GUILD, blocked_users=[BOB])
+    assert (await service.policy_for(GUILD)).policy.blocked_users == (BOB,)
+
+
+async def test_a_fleet_process_sees_another_processes_change_after_its_window(
+    make_service: MakeService,
+):
+    """Two processes of a fleet (shared queue) over one store: each keeps a server's settings
+    for `fleet_policy_seconds`, then reads them again."""
+    shared = [JobScheduler(max_concurrent=1) for _ in range(2)]
+    for scheduler in shared:
+        scheduler.shared = True  # (as the fleet queue is)
+    one, _ = make_service(scheduler=shared[0])
+    other, _ = make_service(scheduler=shared[1])
+    other.fleet_policy_seconds = 0.2
+    assert (await other.policy_for(GUILD)).policy.blocked_users == ()
+    changed_at = asyncio.get_running_loop().time()
+    await one.update_policy(GUILD, blocked_users=[BOB])
+    assert (await one.policy_for(GUILD)).policy.blocked_users == (BOB,)
+    while (await other.policy_for(GUILD)).policy.blocked_users != (BOB,):
+        assert asyncio.get_running_loop().time() - changed_at < 5, "never seen"
+        await asyncio.sleep(0.02)
+    assert asyncio.get_running_loop().time() - changed_at >= 0.1  # kept, not re-read each time
