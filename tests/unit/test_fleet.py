@@ -499,6 +499,18 @@ async def test_waiting_turns_are_told_their_fleet_wide_place(
     assert first.service._queued_turns == {} == second.service._queued_turns
 
 
+async def test_a_burst_with_room_for_every_turn_shows_no_queue_places(
+    launch: Launch, slow_openai: FakeOpenAI
+) -> None:
+    """Turns the claim loop has not reached yet start a moment later: no "Queued — position"
+    is shown for them (as with one process, where they start at once)."""
+    process = await launch(max_concurrent=30)
+    await asyncio.gather(*(submit(process, 10 + k, 9201 + k, f"burst {k}") for k in range(30)))
+    assert await until_finished(process.store, 30) == [TurnStatus.done] * 30
+    assert positions_shown(process) == {}
+    assert process.service._queued_turns == {}
+
+
 # ---------------------------------------------------------------- the image request first
 async def submit_awaiting(process: Process, user: int, thread: int, prompt: str,
                           ready: asyncio.Future[None]) -> int:

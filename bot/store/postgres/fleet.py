@@ -211,6 +211,9 @@ class FleetScheduler:
         self._runner: JobRunner | None = None
         self._on_position: PositionListener | None = None
         self._waiting: dict[int, int] = {}  # this process's waiting turns -> position told (0: none)
+        # those of them the claim loop has looked at and left waiting: the ones told a place
+        # (a turn merely not reached yet in a burst starts a moment later: no place to show)
+        self._passed: set[int] = set()
         self._moved = asyncio.Event()  # the queue changed: tell waiting turns their positions
         self._running: dict[int, Job] = {}
         self._unfinished: Counter[int] = Counter()  # user -> queued+running turns, fleet-wide snapshot
@@ -381,6 +384,7 @@ class FleetScheduler:
         while not self._closed:
             self._wake.clear()
             mine, self._mine = self._mine, False
+            considered = set(self._waiting)
             try:
                 # this process's own turn or slot: claim first, read the queue after (off the
                 # way to the API); another process's wake-up: claim only if the read says so
@@ -400,6 +404,7 @@ class FleetScheduler:
                 raise
             except Exception:
                 log.exception("Fleet queue: claiming failed; trying again")
+            self._passed = {t for t in self._passed | considered if t in self._waiting}
             self._moved.set()  # positions are read after every look at the queue
             pause = self.lease_seconds / 2
             if self._posting_elsewhere:
@@ -582,9 +587,12 @@ class FleetScheduler:
                 log.warning("Fleet queue: could not read queue positions", exc_info=True)
 
     async def _tell_positions(self) -> None:
-        """Read this process's waiting turns' fleet-wide positions; tell the changed ones, and
-        0 for those that left the queue (started, here or elsewhere, or cancelled)."""
-        ids = list(self._waiting)
+        """Read the fleet-wide positions of this process's waiting turns that the claim loop
+        has passed over; tell the changed ones, and 0 for those that left the queue (started
+        elsewhere, or cancelled)."""
+        ids = [turn_id for turn_id in self._waiting if turn_id in self._passed]
+        if not ids:
+            return
         rows = await self._db.fetchall(POSITIONS, (ids,))
         positions = {row["id"]: row["position"] for row in rows}
         for turn_id in ids:
