@@ -442,7 +442,10 @@ class FleetScheduler:
         meanwhile only shrinks them (a turn finishes, a lease is given back) or adds queued turns
         with higher ids, which neither CLAIM's thread order, OVERFLOW's cut of the latest
         admitted, nor the limits' reads (of turns admitted before this one) count: the claim sees
-        what it would have seen just before or just after those writes. A turn finishing
+        what it would have seen just before or just after those writes. (That a turn admitted
+        later has a higher id holds as far as admissions commit in id order: the write lock
+        never ordered a turn inserted outside a transaction, so claims taking it would not
+        either.) A turn finishing
         meanwhile moves from reserved to spent, from pending to images made: each limit reads
         both in one statement (`ClaimLimits`), so it counts the turn once. A withdrawal meets a
         claim on the turn's row lock: CLAIM skips a row being withdrawn, and a withdrawal waits
