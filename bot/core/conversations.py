@@ -708,8 +708,11 @@ class ConversationService:
         if (turn.status is TurnStatus.queued and self.access_check is not None
                 and not job.admitted_now):
             await self.access_check(turn)  # access may have been taken away while it waited
-        # recorded as running while the request goes out (before its response id is)
-        marked = asyncio.ensure_future(self.store.turns.mark_running(turn.id))
+        # recorded as running while the request goes out (before its response id is); a fleet
+        # queue's claim has recorded it already
+        marked = asyncio.ensure_future(
+            asyncio.sleep(0) if self.scheduler.shared else self.store.turns.mark_running(turn.id)
+        )
         self._notify("running", turn)
         await self._progress(turn, Progress(Stage.started))
         result = await self._generate(turn, marked)
