@@ -72,8 +72,9 @@ log = logging.getLogger(__name__)
 
 # how long a process of a fleet keeps a server's settings before reading them again
 FLEET_POLICY_SECONDS = 2.0
-# how long a button on a result just posted waits for that result to be recorded
-DELIVERY_WAIT_SECONDS = 10.0
+# how long a button on a result just posted waits for that result to be recorded (it must
+# still answer within Discord's 3 s: Receiving and Responding → Responding to an Interaction)
+DELIVERY_WAIT_SECONDS = 2.0
 
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 
@@ -384,8 +385,9 @@ class ConversationService:
         return await self.store.turns.by_message(message_id)
 
     async def turn(self, turn_id: int) -> Turn | None:
-        """A turn as recorded; one whose result is being posted here, once that is recorded
-        (a button clicked the moment the result appears acts on the finished turn)."""
+        """A turn as recorded; one whose result is being posted here, once that is recorded, or
+        as it stands after `DELIVERY_WAIT_SECONDS` (a button clicked the moment the result
+        appears acts on the finished turn)."""
         delivering = self._delivering.get(turn_id)
         if delivering is not None:
             with contextlib.suppress(TimeoutError):
