@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -247,3 +249,29 @@ class BotProcess:
         if self._log_file is not None:
             self._log_file.close()
         return self.proc.returncode
+
+
+@contextlib.asynccontextmanager
+async def sqlite_write_lock(path: Any, *, hold_for: float = 20.0) -> AsyncIterator[None]:
+    """Another connection holds the SQLite file's write lock (as a backup or an operator's
+    sqlite3 shell would) from entering the block until leaving it, at most `hold_for` s."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(path, timeout=10, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            locked.set()
+            release.wait(hold_for)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 5), "the write lock was never taken"
+        yield
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)

@@ -8,14 +8,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import threading
 from typing import Any
 
 import aiohttp
 import pytest
 
 from bot.metrics import Metrics, MetricsServer
-from tests.e2e.harness import answer, quiet, running, start_conversation, turn_rows, wait_results
+from tests.e2e.harness import (
+    answer,
+    quiet,
+    running,
+    sqlite_write_lock,
+    start_conversation,
+    turn_rows,
+    wait_results,
+)
 from tests.fakes.discord_server import FakeDiscord
 
 DM_REFUSAL = "Image generation in direct messages isn't open to you."
@@ -286,29 +293,11 @@ async def test_healthz_is_503_until_ready_and_while_the_database_is_unwritable(
 
     # the running bot while another connection holds the database's write lock
     settings = make_settings(metrics_port=0)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_lock() -> None:
-        conn = sqlite3.connect(settings.database_path, timeout=10, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            locked.set()
-            release.wait(20)
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-
     async with running(settings) as bot:
         base = bot.metrics_server.url
         before = await get(f"{base}/healthz")
-        holder = threading.Thread(target=hold_lock)
-        holder.start()
-        try:
-            assert await asyncio.to_thread(locked.wait, 5)
+        async with sqlite_write_lock(settings.database_path):
             during = await get(f"{base}/healthz")
-        finally:
-            release.set()
-            await asyncio.to_thread(holder.join, 10)
         after = await get(f"{base}/healthz")
     assert before[0] == 200 and before[1]["status"] == "ok"
     assert during == (503, {"status": "database_unwritable", "ready": True, "queued": 0,

@@ -4,14 +4,11 @@ without changing the thread's sticky options."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-import threading
-
 from tests.e2e.harness import (
     custom_ids,
     image_attachments,
     running,
+    sqlite_write_lock,
     start_conversation,
     turn_rows,
     wait_results,
@@ -73,34 +70,16 @@ async def test_a_button_clicked_before_the_result_is_recorded_acts_on_the_finish
     settings = make_settings(max_size="2048x2048")
     openai_fake.latency = 0.6
     alice = discord_fake.add_user("alice")
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_lock() -> None:  # as a backup or an operator's sqlite3 shell would
-        conn = sqlite3.connect(settings.database_path, timeout=10, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            locked.set()
-            release.wait(8)
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-
     async with running(settings):
         thread = await start_conversation(discord_fake, alice, "a lighthouse", quality="low",
                                           previews=0)
         await discord_fake.wait_for(lambda: [
             r for r in turn_rows(settings.database_path) if r["response_id"]] or None)
-        holder = threading.Thread(target=hold_lock)
-        holder.start()
-        try:
-            assert await asyncio.to_thread(locked.wait, 5)
+        async with sqlite_write_lock(settings.database_path, hold_for=8):
             [first] = await wait_results(discord_fake, thread, 1)
             [row] = turn_rows(settings.database_path)
             assert row["status"] == "running"  # shown, not yet recorded
             click = await discord_fake.click(alice, first.id, f"imagine:hq:{row['id']}")
-        finally:
-            release.set()
-            await asyncio.to_thread(holder.join, 10)
         confirm = await discord_fake.wait_for(
             lambda: next((m for m in click.messages() if m.content), None),
             10, what="the answer to the click")
