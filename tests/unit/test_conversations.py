@@ -16,7 +16,7 @@ import pytest
 
 from bot.core.conversations import ConversationService
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.image_client import ImageClient
+from bot.core.image_client import GenerationRequest, ImageClient
 from bot.core.jobs import JobScheduler
 from bot.core.models import (
     InputImage,
@@ -585,18 +585,23 @@ async def test_sticky_options_carry_over_to_the_next_turn(
 # --------------------------------------------------------------------------- restarts
 
 
+async def left_root_turn(store: Store) -> int:
+    """A conversation and its first turn, queued, as a previous run left them."""
+    await store.conversations.create(THREAD, guild_id=GUILD, parent_channel_id=CHANNEL,
+                                     owner_id=ALICE, options=ImageOptions())
+    return await store.turns.create(
+        conversation_id=THREAD, parent_id=None, kind=TurnKind.root, guild_id=GUILD,
+        author_id=ALICE, prompt="a lighthouse", options=DEFAULTS, locale="en-US",
+        source_message_id=None,
+    )
+
+
 async def test_recover_runs_a_turn_left_queued(
     make_service: MakeService, store_opener: StoreOpener, store: Store, fake_openai: FakeOpenAI
 ) -> None:
     before = await store_opener()  # "the previous run"
     try:
-        await before.conversations.create(THREAD, guild_id=GUILD, parent_channel_id=CHANNEL,
-                                          owner_id=ALICE, options=ImageOptions())
-        turn_id = await before.turns.create(
-            conversation_id=THREAD, parent_id=None, kind=TurnKind.root, guild_id=GUILD,
-            author_id=ALICE, prompt="a lighthouse", options=DEFAULTS, locale="en-US",
-            source_message_id=None,
-        )
+        turn_id = await left_root_turn(before)
     finally:
         await before.close()
 
@@ -626,14 +631,7 @@ async def test_recover_requests_anew_when_the_left_response_is_over(
     image_client: ImageClient,
     fault: Fault,
 ) -> None:
-    await store.conversations.create(THREAD, guild_id=GUILD, parent_channel_id=CHANNEL,
-                                     owner_id=ALICE, options=ImageOptions())
-    turn_id = await store.turns.create(
-        conversation_id=THREAD, parent_id=None, kind=TurnKind.root, guild_id=GUILD,
-        author_id=ALICE, prompt="a lighthouse", options=DEFAULTS, locale="en-US",
-        source_message_id=None,
-    )
-    from bot.core.image_client import GenerationRequest
+    turn_id = await left_root_turn(store)
 
     # the previous run had started a generation that then failed (or cannot be followed)
     fake_openai.latency = 2.0
@@ -664,14 +662,7 @@ async def test_recover_resumes_a_background_generation_left_running(
     openai_client: openai.AsyncOpenAI,
     image_client: ImageClient,
 ) -> None:
-    await store.conversations.create(THREAD, guild_id=GUILD, parent_channel_id=CHANNEL,
-                                     owner_id=ALICE, options=ImageOptions())
-    turn_id = await store.turns.create(
-        conversation_id=THREAD, parent_id=None, kind=TurnKind.root, guild_id=GUILD,
-        author_id=ALICE, prompt="a lighthouse", options=DEFAULTS, locale="en-US",
-        source_message_id=None,
-    )
-    from bot.core.image_client import GenerationRequest
+    turn_id = await left_root_turn(store)
 
     # the previous run had started the generation when it stopped
     started = await openai_client.responses.create(
