@@ -29,7 +29,7 @@ from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings
 from bot.metrics import Metrics, MetricsServer
 from bot.startup import StartupError
-from bot.store import open_store
+from bot.store import open_store, unreachable
 from bot.store.postgres.fleet import FleetScheduler, fleet_scheduler
 from bot.store.protocol import Store
 from bot.ui.attachments import AttachmentReader
@@ -352,7 +352,12 @@ class ImagineBot(commands.AutoShardedBot):
         if isinstance(original, UserFacingError):
             await send_error(interaction, original)
             return
-        log.error("Command %s failed", getattr(interaction.command, "name", "?"), exc_info=original)
+        name = getattr(interaction.command, "name", "?")
+        if unreachable(original):
+            log.warning("Command %s: the database is unreachable: %r", name, original)
+            await reply_privately(interaction, t("generic.store_unreachable", str(interaction.locale)))
+            return
+        log.error("Command %s failed", name, exc_info=original)
         await reply_privately(interaction, t("generic.unexpected", str(interaction.locale)))
 
     async def close(self) -> None:

@@ -18,3 +18,16 @@ async def open_store(settings: Settings) -> Store:
 
         return Store(await PostgresDatabase.open(settings.database_url.get_secret_value()))
     return await Store.open(settings.database_path)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached right now (a restart, a dropped
+    connection, a locked SQLite file): worth "try again in a moment", not a bug report."""
+    import sqlite3
+
+    import asyncpg
+
+    if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError
+                  | asyncpg.CannotConnectNowError | asyncpg.AdminShutdownError):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)

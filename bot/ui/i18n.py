@@ -310,6 +310,7 @@ EN: dict[str, str] = {
     "reason.export_owner": "Only the person who started this conversation (or a moderator) can export it.",
     # start-up / generic
     "generic.unexpected": "Something went wrong on my side. Please try again.",
+    "generic.store_unreachable": "I can't reach my database for a moment. Please try again in a minute.",
 }
 
 ZH: dict[str, str] = {
@@ -561,6 +562,7 @@ ZH: dict[str, str] = {
     "help.limit.max_quality": "最高质量：{quality}",
     "help.limit.channels": "仅可在 {channels} 中生成图片",
     "generic.unexpected": "我这边出了点问题。请再试一次。",
+    "generic.store_unreachable": "我暂时连不上我的数据库。请一分钟后再试。",
     "variants.header": "🎲 {count} 个变体 · 来自 <@{user}>",
     "variants.continue": "从 {n} 继续",
     "variants.reroll_all": "全部重新生成",
