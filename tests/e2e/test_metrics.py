@@ -179,3 +179,28 @@ def test_the_listener_counts_outcomes_latency_api_errors_and_spend():
     assert metrics.health(ready=False) == {"status": "starting", "ready": False, "queued": 4,
                                            "running": 2}
     assert metrics._started == {}  # nothing left behind for finished turns
+
+
+async def healthcheck(environ: dict[str, str]) -> int:
+    """`python -m bot.healthcheck` (what the container's HEALTHCHECK runs) with `environ` only."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_")} | environ
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.healthcheck", env=env,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    return await asyncio.wait_for(proc.wait(), 30)
+
+
+async def test_the_container_healthcheck_follows_healthz(discord_fake, openai_fake, make_settings):
+    from tests.e2e.harness import sqlite_write_lock
+
+    settings = make_settings(metrics_port=0)
+    assert await healthcheck({}) == 0  # metrics off: nothing to ask, healthy
+    async with running(settings) as bot:
+        assert bot.metrics_server is not None
+        port = str(bot.metrics_server.port)
+        assert await healthcheck({"METRICS_PORT": port, "METRICS_HOST": "0.0.0.0"}) == 0
+        async with sqlite_write_lock(settings.database_path):  # /healthz: 503, not writable
+            assert await healthcheck({"METRICS_PORT": port}) == 1
+    assert await healthcheck({"METRICS_PORT": port}) == 1  # stopped: nobody answers
