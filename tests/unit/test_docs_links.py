@@ -64,8 +64,9 @@ def test_the_readme_test_command_is_what_ci_runs() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     [documented] = [line.split("#", 1)[0].strip() for line in readme.splitlines()
-                    if line.startswith("python -m pip install -e '.[dev]'")]
+                    if line.startswith("python -m pip install --require-hashes")]
     [run] = [line.strip().replace(" --quiet", "") for line in ci.splitlines()
-             if line.startswith("python -m pip install --quiet -e '.[dev]'")]
+             if line.startswith("python -m pip install --quiet --require-hashes")]
     assert documented == run
+    assert "-r requirements/dev.lock" in run  # the locked versions (requirements/lock makes them)
     assert "ruff check ." in run and "python -m pytest" in run
