@@ -69,14 +69,32 @@ class GatewayContract:
         return [problem] if problem else []
 
 
+def _branches(error: ValidationError) -> list[list[ValidationError]]:
+    grouped: dict[Any, list[ValidationError]] = {}
+    for inner in error.context:
+        grouped.setdefault(inner.relative_schema_path[0], []).append(inner)
+    return list(grouped.values())
+
+
+def _distance(errors: list[ValidationError]) -> tuple[int, int]:
+    """How far data is from a branch of a union: wrong tag fields (a ``const`` or ``enum`` such
+    as ``type``) first, then the number of errors (through nested unions, their closest branch)."""
+    tags = count = 0
+    for error in errors:
+        if error.context:
+            inner_tags, inner_count = min(_distance(b) for b in _branches(error))
+        else:
+            inner_tags = int(error.validator in ("const", "enum") and len(error.relative_path) <= 1)
+            inner_count = 1
+        tags, count = tags + inner_tags, count + inner_count
+    return tags, count
+
+
 def _closest(error: ValidationError) -> ValidationError:
     """For "not valid under any of the given schemas" (a union such as APIInteraction), the
-    error inside the branch the data came closest to: the branch with the fewest errors."""
+    error inside the branch the data came closest to."""
     while error.context:
-        branches: dict[Any, list[ValidationError]] = {}
-        for inner in error.context:
-            branches.setdefault(inner.relative_schema_path[0], []).append(inner)
-        closest = min(branches.values(), key=len)
+        closest = min(_branches(error), key=_distance)
         error = best_match(closest) or closest[0]
     return error
 
