@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
+from tests.contract.discord_gateway import gateway_problems
 from tests.contract.discord_openapi import contract_problems
 from tests.contract.openai_types import contract_problems as openai_contract_problems
 from tests.fakes.discord_server import FakeDiscord
@@ -40,11 +41,17 @@ async def discord_fake() -> AsyncIterator[FakeDiscord]:
     yield fake
     await fake.stop()
     # Every request the bot made, and every answer the fake gave, against Discord's OpenAPI spec
-    # (tests/contract/discord_openapi.py; nothing is checked where the spec is not available).
-    problems = contract_problems(fake.request_log)
-    if problems:
-        shown = "\n  ".join(dict.fromkeys(problems))
-        pytest.fail(f"REST traffic disagrees with Discord's OpenAPI spec:\n  {shown}", pytrace=False)
+    # (tests/contract/discord_openapi.py; nothing is checked where the spec is not available), and
+    # every dispatch the fake gateway sent against discord-api-types' gateway types (the
+    # committed schemas of tests/contract/discord_gateway.py).
+    found = {
+        "REST traffic disagrees with Discord's OpenAPI spec": contract_problems(fake.request_log),
+        "Gateway dispatches disagree with discord-api-types": gateway_problems(fake.gateway.sessions),
+    }
+    shown = [f"{title}:\n  " + "\n  ".join(dict.fromkeys(problems))
+             for title, problems in found.items() if problems]
+    if shown:
+        pytest.fail("\n".join(shown), pytrace=False)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -90,6 +90,9 @@ class GatewaySession:
     seq: int = 0
     buffer: list[tuple[int, str]] = field(default_factory=list)  # (seq, frame JSON)
     events: list[str] = field(default_factory=list)  # names of the dispatched events, in order
+    # every dispatch frame, unbounded (the buffer is not): held to discord-api-types' gateway
+    # types at the end of each e2e test (tests/contract/discord_gateway.py)
+    sent: list[str] = field(default_factory=list)
     ws: web.WebSocketResponse | None = None
     queue: asyncio.Queue[str | None] | None = None
     alive: bool = True  # False once the session can no longer be resumed
@@ -126,6 +129,7 @@ class GatewaySession:
         text = json.dumps({"op": OP_DISPATCH, "t": event, "s": self.seq, "d": data})
         self.buffer.append((self.seq, text))
         self.events.append(event)
+        self.sent.append(text)
         if len(self.buffer) > BUFFER_LIMIT:
             del self.buffer[: len(self.buffer) - BUFFER_LIMIT]
         if self.queue is not None:
@@ -374,7 +378,10 @@ class Gateway:
             "guild_join_requests": [],
             "geo_ordered_rtc_regions": [],
             "auth": {},
-            "application": {"id": str(fake.application_id), "flags": fake.application_flags},
+            # discord-api-types gateway/v10 GatewayReadyDispatchData.application:
+            # Pick<APIApplication, 'flags_new' | 'flags' | 'id'>, flags_new the flags as a string
+            "application": {"id": str(fake.application_id), "flags": fake.application_flags,
+                            "flags_new": str(fake.application_flags)},
             "_trace": ["fake-discord"],
         }
         if "shard" in data:

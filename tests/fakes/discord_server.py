@@ -859,6 +859,7 @@ class FakeDiscord:
             "max_members": 500000,
             "max_video_channel_users": 25,
             "incidents_data": None,
+            "hub_type": None,  # discord-api-types APIGuild: `hub_type: GuildHubType | null`
         }
 
     def guild_create_payload(self, guild_id: int | None = None) -> dict[str, Any]:
