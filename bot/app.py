@@ -188,8 +188,9 @@ class ImagineTree(app_commands.CommandTree):
             return True
         service: ConversationService = interaction.client.service  # type: ignore[attr-defined]
         try:
-            policy = await service.policy_for(interaction.guild_id)
-            policy.check_access(actor_of(interaction.user, interaction.channel))
+            actor = actor_of(interaction.user, interaction.channel)
+            policy = await service.policy_for(interaction.guild_id, actor.channel_id)
+            policy.check_access(actor)
         except UserFacingError as error:
             await send_error(interaction, error)
             return False

@@ -261,10 +261,11 @@ class ConversationService:
         self.fleet_policy_seconds = FLEET_POLICY_SECONDS
 
     # ------------------------------------------------------------------ settings and policy
-    async def policy_for(self, guild_id: int | None) -> EffectivePolicy:
-        """A server's policy, kept in memory: for good by a process alone (it writes every
-        change it reads), for `fleet_policy_seconds` by a process of a fleet (another process
-        may change it), which is how long a change takes to reach the whole fleet."""
+    async def policy_for(self, guild_id: int | None, channel_id: int | None = None) -> EffectivePolicy:
+        """A server's policy with the rules of `channel_id` (a thread's parent channel) on top,
+        kept in memory: for good by a process alone (it writes every change it reads), for
+        `fleet_policy_seconds` by a process of a fleet (another process may change it), which is
+        how long a change takes to reach the whole fleet."""
         if not guild_id:
             return EffectivePolicy(GuildPolicy.from_dict({}), self.ceilings)
         kept = self._policies.get(guild_id)
@@ -272,7 +273,7 @@ class ConversationService:
         if kept is None or (self.scheduler.shared and now - kept[0] > self.fleet_policy_seconds):
             kept = (now, GuildPolicy.from_dict(await self.store.guild_settings.get(guild_id)))
             self._policies[guild_id] = kept
-        return EffectivePolicy(kept[1], self.ceilings)
+        return EffectivePolicy(kept[1], self.ceilings, kept[1].rules_for(channel_id))
 
     async def guild_settings(self, guild_id: int) -> dict[str, Any]:
         """A server's stored settings, as saved (only what was set)."""
@@ -410,7 +411,7 @@ class ConversationService:
         """Raise `not_allowed` unless `actor` may generate here at all (access only)."""
         if actor.guild_id is None:
             await self._check_dm(actor)
-        policy = await self.policy_for(actor.guild_id)
+        policy = await self.policy_for(actor.guild_id, actor.channel_id)
         policy.check_access(actor)
 
     async def admit(
@@ -420,7 +421,7 @@ class ConversationService:
         """Check, before anything is created, that `actor` may start a turn now (access, room in
         their queue, usage limits, the options against the server's ceilings) and hold its
         worst-case cost until `submit` records it (pass the hold) or `release_hold` drops it."""
-        policy = await self.policy_for(actor.guild_id)
+        policy = await self.policy_for(actor.guild_id, actor.channel_id)
         chosen = policy.clamp((options or ImageOptions()).merged_over(policy.defaults()))
         amount = self.prices.reservation(chosen, prompt_chars=len(prompt),
                                          input_images=input_images)
@@ -439,7 +440,7 @@ class ConversationService:
         if request.variants > 1 and request.variant_group is None:
             return await self._submit_variants(request, actor, hold, ready)
         conversation = await self._conversation_of(request)
-        policy = await self.policy_for(conversation.guild_id)
+        policy = await self.policy_for(conversation.guild_id, conversation.parent_channel_id)
         policy.check_access(actor)
         if request.kind is not TurnKind.root:
             policy.check_refine(actor, conversation.owner_id)
@@ -1102,7 +1103,8 @@ class ConversationService:
         allows, with the same proportions; and its estimated cost."""
         if turn.status is not TurnStatus.done or not turn.images or turn.deleted:
             raise UserFacingError(ErrorKind.unknown_conversation)
-        policy = await self.policy_for(turn.guild_id)
+        conversation = await self.store.conversations.get(turn.conversation_id)
+        policy = await self.policy_for(turn.guild_id, conversation and conversation.parent_channel_id)
         source = next((img.size for img in turn.images if img.size), None) or turn.options.size
         size = largest_size(source, self.images.image_model, policy.max_size)
         options = ImageOptions(action="edit", size=size,
@@ -1150,7 +1152,7 @@ class ConversationService:
     async def admit_text(self, actor: Actor, amount: float) -> None:
         """Check that `actor` may make a text-only call costing up to `amount` (e.g. /describe):
         access, and room under the spend caps."""
-        policy = await self.policy_for(actor.guild_id)
+        policy = await self.policy_for(actor.guild_id, actor.channel_id)
         policy.check_access(actor)
         await self.admission.check_spend(policy, actor, amount)
 

@@ -18,6 +18,26 @@ from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.options import ImageOptions, lower_quality, parse_size
 
 RefineMode = Literal["anyone", "starter"]
+_CHANNEL_RULES = "channel_rules"  # the stored key: {channel id: {rule: value}}
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRules:
+    """One channel's own rules on top of its server's: a rule set here replaces the server's in
+    that channel (the instance's ceilings still bound it); None leaves the server's rule."""
+
+    max_quality: str | None = None
+    max_size: str | None = None  # WxH, compared by pixel count
+    previews: bool | None = None  # False: no live previews here
+    imagine: bool | None = None  # False: no generation here; True: allowed even if unlisted
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChannelRules:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,23 +60,37 @@ class GuildPolicy:
     monthly_spend_usd: float | None = None
     locale: str | None = None
     allow_member_dms: bool | None = None  # members may generate in DMs (when ALLOW_DMS is on)
+    showcase_channel: int | None = None  # the forum or media channel results are published to
+    showcase_stars: int | None = None  # ⭐ reactions that publish a result by themselves
+    # per channel (a thread's parent): stored as {"<channel id>": {rule: value}}
+    channel_rules: tuple[tuple[int, ChannelRules], ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GuildPolicy:
         names = {f.name for f in dataclasses.fields(cls)}
         clean: dict[str, Any] = {}
         for key, value in data.items():
-            if key not in names:
-                continue
-            clean[key] = tuple(value) if isinstance(value, list) else value
+            if key == _CHANNEL_RULES:
+                clean[key] = tuple(sorted((int(c), ChannelRules.from_dict(r))
+                                          for c, r in (value or {}).items()))
+            elif key in names:
+                clean[key] = tuple(value) if isinstance(value, list) else value
         return cls(**clean)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             k: list(v) if isinstance(v, tuple) else v
             for k, v in dataclasses.asdict(self).items()
-            if v not in (None, ())
+            if v not in (None, ()) and k != _CHANNEL_RULES
         }
+        rules = {str(c): r.to_dict() for c, r in self.channel_rules if r.to_dict()}
+        if rules:
+            data[_CHANNEL_RULES] = rules
+        return data
+
+    def rules_for(self, channel_id: int | None) -> ChannelRules:
+        """The rules of one channel (none set: every rule is the server's)."""
+        return next((r for c, r in self.channel_rules if c == channel_id), ChannelRules())
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,25 +126,39 @@ class Actor:
 
 @dataclass(frozen=True, slots=True)
 class EffectivePolicy:
+    """A server's settings, the rules of the channel a turn is in (a thread's parent), and the
+    instance's ceilings, combined: what the gate and every limit check apply."""
+
     policy: GuildPolicy
     ceilings: Ceilings
+    channel: ChannelRules = ChannelRules()
 
     @property
     def max_quality(self) -> str:
-        return lower_quality(self.policy.max_quality, self.ceilings.max_quality)
+        return lower_quality(self.channel.max_quality or self.policy.max_quality,
+                             self.ceilings.max_quality)
 
     @property
     def allow_low_moderation(self) -> bool:
         return self.ceilings.allow_low_moderation and self.policy.moderation == "low"
 
     def defaults(self) -> ImageOptions:
+        """What a turn gets unless chosen: a channel's lower maxima lower the defaults too."""
         base = self.ceilings.default_options
+        quality = self.policy.default_quality or base.quality
+        size = self.policy.default_size or base.size
+        if self.channel.max_quality and quality:
+            quality = lower_quality(quality, self.max_quality)
+        ceiling = self.max_size if self.channel.max_size else None
+        if ceiling and size and size != "auto" and pixels(size) > pixels(ceiling):
+            size = ceiling
         return ImageOptions(
-            size=self.policy.default_size or base.size,
-            quality=self.policy.default_quality or base.quality,
+            size=size,
+            quality=quality,
             output_format=base.output_format,
             moderation=base.moderation,
-            partial_images=self.policy.default_partial_images
+            partial_images=0 if self.channel.previews is False
+            else self.policy.default_partial_images
             if self.policy.default_partial_images is not None
             else base.partial_images,
         )
@@ -131,7 +179,10 @@ class EffectivePolicy:
             raise UserFacingError(ErrorKind.not_allowed, reason="blocked")
         if actor.is_moderator:
             return
-        if p.allowed_channels and actor.channel_id not in p.allowed_channels:
+        if self.channel.imagine is False:
+            raise UserFacingError(ErrorKind.not_allowed, reason="channel_off")
+        if (p.allowed_channels and actor.channel_id not in p.allowed_channels
+                and self.channel.imagine is not True):
             raise UserFacingError(ErrorKind.not_allowed, reason="channel")
         if p.allowed_roles and not set(actor.role_ids) & set(p.allowed_roles):
             raise UserFacingError(ErrorKind.not_allowed, reason="role")
@@ -148,20 +199,40 @@ class EffectivePolicy:
         return bool(set(actor.role_ids) & set(self.policy.exempt_roles))
 
     @property
+    def restricts_access(self) -> bool:
+        """Whether anything but a block can refuse a member here (roles, channels)."""
+        p = self.policy
+        return bool(p.allowed_roles or p.allowed_channels or self.channel.imagine is False)
+
+    @property
     def max_size(self) -> str | None:
-        """The tighter of the server's and the instance's size ceilings (by pixel count)."""
-        sizes = [s for s in (self.policy.max_size, self.ceilings.max_size) if s]
+        """The tighter of the server's (or the channel's) and the instance's size ceilings (by
+        pixel count)."""
+        sizes = [s for s in (self.channel.max_size or self.policy.max_size,
+                             self.ceilings.max_size) if s]
         return min(sizes, key=pixels) if sizes else None
 
     def clamp(self, options: ImageOptions) -> ImageOptions:
-        """Validate a complete set of options against this server's ceilings."""
-        checked = options.validated(
-            max_quality=self.max_quality, allow_low_moderation=self.allow_low_moderation,
-            image_model=self.ceilings.image_model,
-        )
+        """Validate a complete set of options against this server's (and channel's) ceilings;
+        a channel without previews gets none."""
+        try:
+            checked = options.validated(
+                max_quality=self.max_quality, allow_low_moderation=self.allow_low_moderation,
+                image_model=self.ceilings.image_model,
+            )
+        except UserFacingError as error:
+            if error.params.get("problem") == "quality_max" and self.channel.max_quality:
+                raise UserFacingError(ErrorKind.invalid_options, problem="quality_channel_max",
+                                      value=self.max_quality) from None
+            raise
         ceiling = self.max_size
         if ceiling and checked.size and checked.size != "auto" and pixels(checked.size) > pixels(ceiling):
+            if self.channel.max_size:
+                raise UserFacingError(ErrorKind.invalid_options, problem="size_channel_max",
+                                      value=ceiling)
             raise UserFacingError(ErrorKind.invalid_options, problem="size_server_max", value=ceiling)
+        if self.channel.previews is False and checked.partial_images:
+            checked = dataclasses.replace(checked, partial_images=0)
         return checked
 
 

@@ -11,7 +11,9 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.adapter import actor_of
 from bot.core.policy import EffectivePolicy
+from bot.ui.channel_rules import rule_phrases
 from bot.ui.i18n import t
 from bot.ui.render import MAX_CONTENT, clip
 
@@ -48,12 +50,26 @@ def limit_lines(policy: EffectivePolicy, locale: str) -> list[str]:
     return lines
 
 
+def channel_lines(policy: EffectivePolicy, locale: str) -> list[str]:
+    """The rules of the channel /help is used in, and the server's showcase (if any)."""
+    lines = []
+    phrases = rule_phrases(policy.channel, locale)
+    if phrases:
+        lines.append(t("help.channel_rules", locale, rules=", ".join(phrases)))
+    if policy.policy.showcase_channel:
+        lines.append(t("help.showcase", locale, channel=f"<#{policy.policy.showcase_channel}>"))
+        if policy.policy.showcase_stars:
+            lines.append(t("help.showcase_stars", locale, stars=policy.policy.showcase_stars))
+    return lines
+
+
 class Help(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
         self.service = bot.service
 
-    async def help_text(self, guild_id: int | None, locale: str) -> str:
+    async def help_text(self, guild_id: int | None, locale: str,
+                        channel_id: int | None = None) -> str:
         names = {c.name for c in self.bot.tree.get_commands()}
         lines = ["**" + t("help.title", locale) + "**", t("help.commands", locale)]
         for name in HELP_COMMANDS:
@@ -64,10 +80,12 @@ class Help(commands.Cog):
                 lines.append("• " + t(f"help.cmd.{name}", locale, cmd=mention))
         lines += ["", t("help.threads", locale)]
         if guild_id is not None:
-            policy = await self.service.policy_for(guild_id)
+            policy = await self.service.policy_for(guild_id, channel_id)
             limits = limit_lines(policy, locale)
             lines += ["", t("help.limits", locale)]
             lines += [f"• {line}" for line in limits] or [t("help.no_limits", locale)]
+            here = channel_lines(policy, locale)
+            lines += ["", *here] if here else []
         return clip("\n".join(lines), MAX_CONTENT)
 
     @app_commands.command(
@@ -75,7 +93,8 @@ class Help(commands.Cog):
         description=locale_str("How to use the image bot: commands, threads, this server's limits"),
     )
     async def help(self, interaction: discord.Interaction) -> None:
-        text = await self.help_text(interaction.guild_id, str(interaction.locale))
+        channel_id = actor_of(interaction.user, interaction.channel).channel_id
+        text = await self.help_text(interaction.guild_id, str(interaction.locale), channel_id)
         await interaction.response.send_message(
             text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )

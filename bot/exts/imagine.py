@@ -492,10 +492,10 @@ class Imagine(commands.Cog):
         conversation = await self.service.conversation(turn.conversation_id)
         if guild is None or conversation is None:
             return  # nothing to check against; the turn was admitted
-        policy = await self.service.policy_for(guild.id)
+        policy = await self.service.policy_for(guild.id, conversation.parent_channel_id)
         if turn.author_id in policy.policy.blocked_users:
             raise UserFacingError(ErrorKind.not_allowed, reason="blocked")
-        if not (policy.policy.allowed_roles or policy.policy.allowed_channels):
+        if not policy.restricts_access:
             return  # nothing else can have changed: no need to ask Discord
         try:
             member = await guild.fetch_member(turn.author_id)

@@ -12,10 +12,11 @@ from discord.ext import commands
 
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.options import parse_size
+from bot.ui.channel_rules import rules_text, stored_rules_text
 from bot.ui.choices import QUALITY_CHOICES
 from bot.ui.i18n import EN, t
 from bot.ui.key_modal import KeyModal
-from bot.ui.render import MAX_CONTENT, clip
+from bot.ui.render import MAX_CONTENT, clip, permission_name
 from bot.ui.replies import reply_privately, send_error
 
 if TYPE_CHECKING:
@@ -31,6 +32,10 @@ KEY_CHOICES = [Choice(name=locale_str("set"), value="set"),
                Choice(name=locale_str("remove"), value="remove")]
 TOGGLE_CHOICES = [Choice(name="add", value="add"), Choice(name="remove", value="remove")]
 LOCALE_CHOICES = [Choice(name="English", value="en-US"), Choice(name="简体中文", value="zh-CN")]
+ON_OFF = [Choice(name=locale_str("on"), value="on"), Choice(name=locale_str("off"), value="off")]
+# what the bot needs in a showcase channel to post there (Start Thread in Forum or Media Channel:
+# SEND_MESSAGES; the image needs ATTACH_FILES)
+SHOWCASE_PERMISSIONS = ("view_channel", "send_messages", "attach_files")
 
 
 def _toggle(values: list[int], item: int, mode: str) -> list[int]:
@@ -66,6 +71,10 @@ def format_settings(data: dict[str, Any], locale: str) -> str:
     for key, value in sorted(data.items()):
         if key in _MENTIONS:
             value = _mention_list(value, _MENTIONS[key], locale)
+        elif key == "channel_rules":
+            value = stored_rules_text(value, locale)
+        elif key == "showcase_channel":
+            value = f"<#{value}>"
         elif key in ("default_quality", "max_quality") and f"label.quality.{value}" in EN:
             value = t(f"label.quality.{value}", locale)
         elif key in _VALUE_LABELS and f"{_VALUE_LABELS[key]}.{value}" in EN:
@@ -235,12 +244,85 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         await self.service.update_policy(interaction.guild_id, **changes)
         await self._saved(interaction)
 
-    async def _saved(self, interaction: discord.Interaction) -> None:
+    @app_commands.command(name="channel-rules", description=locale_str(
+        "Rules of one channel on top of the server's settings"))
+    @app_commands.describe(
+        channel="The channel (a thread follows its parent channel)",
+        max_quality="Highest quality in this channel",
+        max_size="Largest size in this channel (WxH, compared by pixel count)",
+        previews="Live previews in this channel",
+        imagine_allowed="Whether images may be generated in this channel",
+        reset="Clear every rule of this channel first",
+    )
+    @app_commands.choices(max_quality=QUALITY_CHOICES, previews=ON_OFF, imagine_allowed=ON_OFF)
+    async def channel_rules(
+        self, interaction: discord.Interaction,
+        channel: discord.TextChannel | discord.ForumChannel,
+        max_quality: str | None = None, max_size: str | None = None,
+        previews: str | None = None, imagine_allowed: str | None = None, reset: bool = False,
+    ) -> None:
+        assert interaction.guild_id is not None
+        try:
+            largest = parse_size(max_size) if max_size else None
+            if largest == "auto":
+                raise UserFacingError(ErrorKind.invalid_options, problem="size_format", value="auto")
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        stored = dict((await self.service.guild_settings(interaction.guild_id))
+                      .get("channel_rules") or {})
+        rules = {} if reset else dict(stored.get(str(channel.id)) or {})
+        for key, value in (("max_quality", max_quality), ("max_size", largest),
+                           ("previews", previews), ("imagine", imagine_allowed)):
+            if value is not None:
+                rules[key] = value if key.startswith("max_") else value == "on"
+        stored[str(channel.id)] = rules
+        policy = await self.service.update_policy(interaction.guild_id, channel_rules=stored)
+        locale = str(interaction.locale)
+        text = f"{t('settings.saved', locale)}\n<#{channel.id}>: "
+        await reply_privately(interaction, text + rules_text(policy.rules_for(channel.id), locale))
+
+    @app_commands.command(name="showcase", description=locale_str(
+        "Name the forum or media channel where results are published"))
+    @app_commands.describe(
+        channel="The forum or media channel",
+        stars="Publish a result by itself at this many ⭐ reactions (0 = never)",
+        off="Turn the showcase off",
+    )
+    async def showcase(
+        self, interaction: discord.Interaction, channel: discord.ForumChannel | None = None,
+        stars: app_commands.Range[int, 0, 1000] | None = None, off: bool = False,
+    ) -> None:
+        assert interaction.guild_id is not None and interaction.guild is not None
+        locale = str(interaction.locale)
+        changes: dict[str, Any] = {}
+        if off:
+            changes["showcase_channel"] = changes["showcase_stars"] = None
+        if channel is not None and not off:
+            perms = channel.permissions_for(interaction.guild.me)
+            missing = next((p for p in SHOWCASE_PERMISSIONS if not getattr(perms, p)), None)
+            if missing is not None:
+                await reply_privately(interaction, t(
+                    "showcase.missing_permission", locale, channel=f"<#{channel.id}>",
+                    permission=permission_name(missing, locale)))
+                return
+            changes["showcase_channel"] = channel.id
+        if stars is not None and not off:
+            changes["showcase_stars"] = stars or None
+        await self.service.update_policy(interaction.guild_id, **changes)
+        note = ""
+        if channel is not None and not off and not channel.permissions_for(
+                interaction.guild.me).manage_threads:
+            note = "\n" + t("showcase.no_manage_threads", locale, channel=f"<#{channel.id}>")
+        await self._saved(interaction, note)
+
+    async def _saved(self, interaction: discord.Interaction, note: str = "") -> None:
         assert interaction.guild_id is not None
         data = await self.service.guild_settings(interaction.guild_id)
         locale = str(interaction.locale)
         await interaction.response.send_message(
-            clip(t("settings.saved", locale) + "\n" + format_settings(data, locale), MAX_CONTENT),
+            clip(t("settings.saved", locale) + note + "\n" + format_settings(data, locale),
+                 MAX_CONTENT),
             ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
         )

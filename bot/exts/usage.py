@@ -18,6 +18,7 @@ from bot.adapter import actor_of
 from bot.core.conversations import Allowance
 from bot.core.models import Turn
 from bot.core.policy import month_start
+from bot.ui.channel_rules import rule_phrases
 from bot.ui.chart import usage_chart
 from bot.ui.i18n import plural, t
 from bot.ui.render import clip
@@ -78,6 +79,10 @@ class Usage(commands.Cog):
                    cost_month=f"{mine.cost_month:.2f}")]
         actor = actor_of(interaction.user, interaction.channel)
         lines += allowance_lines(await self.service.allowance(actor), locale)
+        here = rule_phrases((await self.service.policy_for(actor.guild_id, actor.channel_id))
+                            .channel, locale)
+        if here:
+            lines.append(t("usage.channel_rules", locale, rules=", ".join(here)))
         lines += progress_lines(await self.service.unfinished_of(interaction.user.id), locale)
         files = []
         member = interaction.user
