@@ -43,6 +43,10 @@ CH_DM = 1
 CH_PUBLIC_THREAD = 11
 CH_PRIVATE_THREAD = 12
 CH_FORUM = 15
+# Topics → Threads "Media Channels": a GUILD_MEDIA (16) channel only holds threads, which behave
+# as in a forum (same endpoints and events) unless noted
+CH_MEDIA = 16
+THREAD_ONLY = (CH_FORUM, CH_MEDIA)
 THREAD_TYPES = (10, CH_PUBLIC_THREAD, CH_PRIVATE_THREAD)
 FLAG_REQUIRE_TAG = 1 << 4  # Resources → Channel → Channel Flags: a forum post needs a tag
 

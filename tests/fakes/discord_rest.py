@@ -19,7 +19,7 @@ from aiohttp import web
 
 from .discord_models import (
     CH_DM,
-    CH_FORUM,
+    CH_MEDIA,
     CH_PRIVATE_THREAD,
     CH_PUBLIC_THREAD,
     CH_TEXT,
@@ -30,6 +30,7 @@ from .discord_models import (
     MSG_DEFAULT,
     MSG_REPLY,
     MSG_THREAD_CREATED,
+    THREAD_ONLY,
     ApiError,
     FakeAttachment,
     FakeGuild,
@@ -297,6 +298,7 @@ class RestApi:
         r.add_patch(c + "/messages/{message_id}", self.edit_message)
         r.add_delete(c + "/messages/{message_id}", self.delete_message)
         r.add_post(c + "/messages/{message_id}/threads", self.thread_from_message)
+        r.add_get(c + "/messages/{message_id}/reactions/{emoji}", self.get_reactions)
         r.add_put(c + "/messages/{message_id}/reactions/{emoji}/@me", self.add_reaction)
         r.add_delete(c + "/messages/{message_id}/reactions/{emoji}/@me", self.remove_reaction)
         r.add_post(c + "/typing", self.typing)
@@ -747,7 +749,11 @@ class RestApi:
         cid, channel = self._channel(request)
         body = request[JSON_KEY] or {}
         files: list[UploadedFile] = request[FILES_KEY]
-        if channel["type"] == CH_FORUM:
+        if channel["type"] in THREAD_ONLY:
+            # Resources → Channel "Start Thread in Forum or Media Channel": a post is a thread
+            # created with its first message; SEND_MESSAGES is required (CREATE_PUBLIC_THREADS
+            # is ignored), ATTACH_FILES for files; at most 5 applied_tags (Modify Channel,
+            # thread params), each one of the channel's available_tags
             message_body = body.get("message")
             if not isinstance(message_body, dict):
                 raise form_error("message", "BASE_TYPE_REQUIRED", "This field is required")
@@ -756,11 +762,19 @@ class RestApi:
                 fake.require(cid, "attach_files")
             name, duration = self._check_thread_name(body, fake.guild_of(cid))
             tags = [str(t) for t in body.get("applied_tags") or []]
-            known = {t["id"] for t in channel.get("available_tags", [])}
-            if len(tags) > 5 or not set(tags) <= known:
+            available = {t["id"]: t for t in channel.get("available_tags", [])}
+            if len(tags) > 5 or not set(tags) <= set(available):
                 raise form_error("applied_tags", "BASE_TYPE_CHOICES", "Invalid tag(s)")
             if not tags and int(channel.get("flags") or 0) & FLAG_REQUIRE_TAG:
                 raise ApiError(400, 40067)  # Opcodes and Status Codes → JSON error codes
+            if any(available[t].get("moderated") for t in tags):
+                # Forum Tag Object: a moderated tag can only be added by a member with
+                # MANAGE_THREADS (the error's code is our reading: Missing Permissions)
+                fake.require(cid, "manage_threads")
+            if channel["type"] == CH_MEDIA and not files:
+                # Media channels are for media: every post carries an image or video (Discord's
+                # media channels help article; the error's shape is not documented)
+                raise form_error("files", "BASE_TYPE_REQUIRED", "A media post needs an attachment")
             self._validate_message(message_body, files, cid)
             thread = fake.create_thread_record(
                 cid,
@@ -1074,8 +1088,8 @@ class RestApi:
         files: list[UploadedFile],
     ) -> None:
         fake = self.fake
-        if channel["type"] == CH_FORUM:
-            raise ApiError(400, 40058)
+        if channel["type"] in THREAD_ONLY:
+            raise ApiError(400, 40058)  # Topics → Threads: no messages in a forum/media channel
         if channel["type"] == CH_DM:
             recipient = int(channel["recipients"][0]["id"])
             if not fake.dms_open.get(recipient, True) or fake.users[recipient].get("bot"):
@@ -1207,7 +1221,7 @@ class RestApi:
 
     async def typing(self, request: web.Request) -> Any:
         cid, channel = self._channel(request)
-        if channel["type"] == CH_FORUM:
+        if channel["type"] in THREAD_ONLY:
             raise ApiError(400, 50008)
         if channel["type"] != CH_DM:
             self.fake.require(
@@ -1241,21 +1255,20 @@ class RestApi:
         return None
 
     def _dispatch_reaction(self, event: str, msg: FakeMessage, emoji: str) -> None:
-        fake = self.fake
-        data: dict[str, Any] = {
-            "user_id": str(fake.bot_id),
-            "channel_id": str(msg.channel_id),
-            "message_id": str(msg.id),
-            "emoji": {"id": None, "name": emoji},
-            "type": 0,
-            "burst": False,
-            "message_author_id": str(msg.author_id),
-        }
-        if msg.guild_id is not None:
-            data["guild_id"] = str(msg.guild_id)
-            if event == "MESSAGE_REACTION_ADD":
-                data["member"] = fake.member_payload(fake.bot_id, guild_id=msg.guild_id)
-        fake.gateway.dispatch(event, lambda s: data, guild_id=msg.guild_id)
+        self.fake.dispatch_reaction(event, msg, emoji, self.fake.bot_id)
+
+    async def get_reactions(self, request: web.Request) -> Any:
+        """Get Reactions (Resources → Message): the users who reacted with an emoji, by id,
+        ``after`` a user id, at most ``limit`` (1-100, default 25)."""
+        cid, channel, msg = self._channel_message(request)
+        if channel["type"] != CH_DM:
+            self.fake.require(cid, "read_message_history")
+        after = _int(request.query.get("after", "0"), "after")
+        limit = _int(request.query.get("limit", "25"), "limit")
+        if not 1 <= limit <= 100:
+            raise form_error("limit", "NUMBER_TYPE_MAX", "Must be between 1 and 100.")
+        users = sorted(u for u in msg.reactions.get(self._emoji(request), set()) if u > after)
+        return [self.fake.user_payload(u) for u in users[:limit]]
 
     # ------------------------------------------------------------------------------------------
     # interactions

@@ -78,6 +78,7 @@ from .discord_models import (
     BOT_ROLE_PERMISSIONS,
     CH_DM,
     CH_FORUM,
+    CH_MEDIA,
     CH_PRIVATE_THREAD,
     CH_TEXT,
     DEFAULT_UPLOAD_LIMIT,
@@ -88,6 +89,7 @@ from .discord_models import (
     MSG_REPLY,
     NITRO_UPLOAD_LIMITS,
     PERMISSION_BITS,
+    THREAD_ONLY,
     ApiError,
     FakeAttachment,
     FakeGuild,
@@ -568,7 +570,7 @@ class FakeDiscord:
             "default_thread_rate_limit_per_user": 0,
             "flags": 0,
         }
-        if type_ == CH_FORUM:
+        if type_ in THREAD_ONLY:
             channel.update(
                 available_tags=[
                     {
@@ -594,12 +596,15 @@ class FakeDiscord:
         self.channels[cid] = channel
         return cid
 
-    def add_channel(self, name: str, *, forum: bool = False, guild_id: int | None = None) -> int:
-        """Add a text (or forum) channel at runtime to the default guild (or to ``guild_id``);
-        dispatches CHANNEL_CREATE."""
+    def add_channel(
+        self, name: str, *, forum: bool = False, media: bool = False, guild_id: int | None = None
+    ) -> int:
+        """Add a text (or forum, or media) channel at runtime to the default guild (or to
+        ``guild_id``); dispatches CHANNEL_CREATE. Forum and media channels get two tags."""
         guild = self.guild_for(guild_id)
         position = len(self.guild_channels(guild.id))
-        cid = self._add_guild_channel(guild, name, CH_FORUM if forum else CH_TEXT, position)
+        type_ = CH_MEDIA if media else CH_FORUM if forum else CH_TEXT
+        cid = self._add_guild_channel(guild, name, type_, position)
         self.dispatch_guild("CHANNEL_CREATE", dict(self.channels[cid]))
         return cid
 
@@ -618,6 +623,14 @@ class FakeDiscord:
         flags = int(channel.get("flags") or 0)
         channel["flags"] = flags | FLAG_REQUIRE_TAG if required else flags & ~FLAG_REQUIRE_TAG
         self.dispatch_guild("CHANNEL_UPDATE", dict(channel))
+
+    def add_forum_tag(self, channel_id: int, name: str, *, moderated: bool = False) -> str:
+        """A moderator adds a tag to a forum or media channel (CHANNEL_UPDATE); its id."""
+        tag = {"id": str(self.snowflake()), "name": name, "moderated": moderated,
+               "emoji_id": None, "emoji_name": None}
+        self.channels[channel_id].setdefault("available_tags", []).append(tag)
+        self.dispatch_guild("CHANNEL_UPDATE", dict(self.channels[channel_id]))
+        return str(tag["id"])
 
     def channel(self, channel_id: int) -> dict[str, Any] | None:
         """The payload of a guild channel, thread or DM channel."""
@@ -1142,8 +1155,8 @@ class FakeDiscord:
         channel = self.channel(channel_id)
         if channel is None:
             raise FakeDiscordError(f"unknown channel {channel_id}")
-        if channel["type"] == CH_FORUM:
-            raise FakeDiscordError("users cannot post into a forum channel directly")
+        if channel["type"] in THREAD_ONLY:
+            raise FakeDiscordError("users cannot post into a forum or media channel directly")
         if channel_id in self.threads:
             meta = self.threads[channel_id]["thread_metadata"]
             if meta.get("locked") and not self.has(uid, channel_id, "manage_threads"):
@@ -1211,6 +1224,36 @@ class FakeDiscord:
             msg.deleted = True
             self.dispatch_message_delete(msg)
 
+    async def react(self, user: UserRef, message_id: int, emoji: str = "⭐") -> None:
+        """A user adds a reaction to a message (MESSAGE_REACTION_ADD), once per user and emoji."""
+        uid = self.uid(user)
+        msg = self.message(message_id)
+        if msg.deleted:
+            raise FakeDiscordError(f"message {message_id} was deleted")
+        users = msg.reactions.setdefault(emoji, set())
+        if uid not in users:
+            users.add(uid)
+            self.dispatch_reaction("MESSAGE_REACTION_ADD", msg, emoji, uid)
+
+    def dispatch_reaction(self, event: str, msg: FakeMessage, emoji: str, user_id: int) -> None:
+        """MESSAGE_REACTION_ADD/REMOVE as Gateway Events → Message Reaction Add describes it:
+        user, channel, message, guild, the reacting member (ADD, in a server), the message's
+        author, the partial emoji, burst and type."""
+        data: dict[str, Any] = {
+            "user_id": str(user_id),
+            "channel_id": str(msg.channel_id),
+            "message_id": str(msg.id),
+            "emoji": {"id": None, "name": emoji},
+            "type": 0,
+            "burst": False,
+            "message_author_id": str(msg.author_id),
+        }
+        if msg.guild_id is not None:
+            data["guild_id"] = str(msg.guild_id)
+            if event == "MESSAGE_REACTION_ADD":
+                data["member"] = self.member_payload(user_id, guild_id=msg.guild_id)
+        self.gateway.dispatch(event, lambda s: data, guild_id=msg.guild_id)
+
     async def delete_channel(self, channel_id: int) -> None:
         """A moderator deletes a thread (THREAD_DELETE) or a channel (CHANNEL_DELETE)."""
         if channel_id in self.threads:
@@ -1265,7 +1308,7 @@ class FakeDiscord:
         if type_ in (2, 4) and archived:
             # Topics → Threads: users cannot use application commands in archived threads
             raise FakeDiscordError(f"thread {channel_id} is archived: no application commands there")
-        if type_ in (2, 4) and channel.get("type") == CH_FORUM:
+        if type_ in (2, 4) and channel.get("type") in THREAD_ONLY:
             # a forum channel has no message box to type a command into (Topics → Threads,
             # Resources → Channel "Forum"): commands run in its posts, which are threads
             raise FakeDiscordError(f"channel {channel_id} is a forum: commands run in its posts")
