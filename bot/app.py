@@ -45,7 +45,7 @@ HEALTH_WRITE_SECONDS = 2.0  # /healthz: a database that takes no write this long
 
 EXTENSIONS = (
     "bot.exts.imagine", "bot.exts.settings", "bot.exts.usage", "bot.exts.help", "bot.exts.describe",
-    "bot.exts.history", "bot.exts.prefs", "bot.exts.remix",
+    "bot.exts.history", "bot.exts.prefs", "bot.exts.remix", "bot.exts.showcase",
 )
 COMMANDS_HASH_KEY = "commands_hash"
 # Commands that start or continue a generation: the server's access rules are checked before

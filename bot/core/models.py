@@ -216,6 +216,18 @@ class ServerKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowcasePost:
+    """A result published to its server's showcase: one post (a thread) per turn."""
+
+    turn_id: int
+    guild_id: int
+    channel_id: int  # the forum or media channel
+    post_id: int  # the post's thread; its first message has the same id
+    author_id: int
+    published_by: int  # 0: published by its ⭐ reactions
+
+
+@dataclass(frozen=True, slots=True)
 class TurnCost:
     """One turn's share of the spend, for operators' reports."""
 

@@ -21,6 +21,7 @@ from bot.core.models import (
     ImageRef,
     InputImage,
     ServerKey,
+    ShowcasePost,
     Spend,
     Turn,
     TurnCost,
@@ -196,6 +197,18 @@ class ServerKeyStore(Protocol):
     async def delete(self, guild_id: int) -> None: ...
 
 
+class ShowcaseStore(Protocol):
+    async def get(self, turn_id: int) -> ShowcasePost | None: ...
+
+    async def by_post(self, post_id: int) -> ShowcasePost | None: ...
+
+    async def in_conversation(self, conversation_id: int) -> list[ShowcasePost]: ...
+
+    async def add(self, post: ShowcasePost) -> None: ...
+
+    async def remove(self, turn_id: int) -> None: ...
+
+
 class MetaStore(Protocol):
     async def get(self, key: str) -> str | None: ...
 
@@ -225,6 +238,9 @@ class Store(Protocol):
 
     @property
     def user_prefs(self) -> UserPrefsStore: ...
+
+    @property
+    def showcase(self) -> ShowcaseStore: ...
 
     def transaction(self) -> AbstractAsyncContextManager[Any]:
         """All repository calls inside (in this task) commit together or not at all; nested
