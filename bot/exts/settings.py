@@ -71,7 +71,7 @@ def format_settings(data: dict[str, Any], locale: str) -> str:
     for key, value in sorted(data.items()):
         if key in _MENTIONS:
             value = _mention_list(value, _MENTIONS[key], locale)
-        elif key == "channel_rules":
+        elif key == "channel_rules" and isinstance(value, dict):
             value = stored_rules_text(value, locale)
         elif key == "showcase_channel":
             value = f"<#{value}>"

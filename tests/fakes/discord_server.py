@@ -823,13 +823,20 @@ class FakeDiscord:
             return
         self._overwrite(self.channels[channel_id], deny_remove=bits)
 
-    def _overwrite(self, channel: dict[str, Any], *, deny_add: int = 0, deny_remove: int = 0) -> None:
+    def grant(self, channel_id: int, permission: str | int) -> None:
+        """Give the bot a permission its role lacks in one channel (a member overwrite's
+        ``allow``, as a server manager sets it; CHANNEL_UPDATE)."""
+        self._overwrite(self.channels[channel_id], allow_add=self._bits(permission))
+
+    def _overwrite(self, channel: dict[str, Any], *, deny_add: int = 0, deny_remove: int = 0,
+                   allow_add: int = 0) -> None:
         overwrites = channel["permission_overwrites"]
         mine = next((o for o in overwrites if o["type"] == 1 and int(o["id"]) == self.bot_id), None)
         if mine is None:
             mine = {"id": str(self.bot_id), "type": 1, "allow": "0", "deny": "0"}
             overwrites.append(mine)
         mine["deny"] = str((int(mine["deny"]) | deny_add) & ~deny_remove)
+        mine["allow"] = str(int(mine["allow"]) | allow_add)
         self.dispatch_guild("CHANNEL_UPDATE", dict(channel))
 
     # ------------------------------------------------------------------------------------------

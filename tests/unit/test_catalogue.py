@@ -18,6 +18,7 @@ from bot.exts.help import limit_lines
 from bot.exts.prefs import prefs_text
 from bot.exts.settings import format_settings
 from bot.exts.usage import allowance_lines, progress_lines
+from bot.ui.channel_rules import stored_rules_text
 from bot.ui.i18n import EN, ZH, plural, t
 from bot.ui.render import (
     error_text,
@@ -134,6 +135,8 @@ def test_labels_settings_usage_help_and_prefs_read_in_chinese():
         Ceilings(default_options=ImageOptions()),
     )
     texts += limit_lines(policy, ZH_CN)
+    texts += [stored_rules_text({"5": {"max_quality": "low", "max_size": "1024x1024",
+                                       "previews": False, "imagine": True}, "6": {}}, ZH_CN)]
     texts += [ZH[key] for key in ZH if key.startswith(("help.", "describe.", "prefs.", "usage."))]
     for text in texts:
         assert english_left(text) == [], text

@@ -451,6 +451,55 @@ async def test_forum_posts_and_interaction_app_permissions(fake: FakeDiscord) ->
         await fake.wait_for(lambda: inter.original)
 
 
+async def test_media_channels_moderated_tags_and_members_reactions(fake: FakeDiscord) -> None:
+    """A media channel is thread-only like a forum and its posts need an attachment; a
+    moderated tag needs Manage Threads; at most 5 tags, each the channel's own; a member's ⭐
+    arrives as MESSAGE_REACTION_ADD with the member, and Get Reactions lists who reacted."""
+    reactions: list[discord.RawReactionActionEvent] = []
+    bot = ProbeBot()
+
+    async def on_raw_reaction_add(payload: discord.RawReactionActionEvent) -> None:
+        reactions.append(payload)
+
+    bot.add_listener(on_raw_reaction_add)
+    async with running_bot(fake, bot) as bot:
+        media_id = fake.add_channel("art", media=True)
+        secret = fake.add_forum_tag(media_id, "staff pick", moderated=True)
+        media = await fake.wait_for(lambda: (c := bot.get_channel(media_id)) and
+                                    len(c.available_tags) == 3 and c)
+        assert isinstance(media, discord.ForumChannel) and media.is_media()
+        with pytest.raises(discord.HTTPException) as err:
+            await bot.http.send_message(media_id, params=discord.http.handle_message_parameters(content="x"))
+        assert err.value.code == 40058
+        with pytest.raises(discord.HTTPException) as err:
+            await media.create_thread(name="words only", content="no image")
+        assert err.value.code == 50035
+        moderated = next(t for t in media.available_tags if str(t.id) == secret)
+        with pytest.raises(discord.Forbidden):
+            await media.create_thread(name="p", content="x", applied_tags=[moderated],
+                                      file=discord.File(io.BytesIO(PNG), "a.png"))
+        with pytest.raises(discord.HTTPException) as err:
+            await media.create_thread(name="p", content="x", applied_tags=[discord.Object(1)] * 6,
+                                      file=discord.File(io.BytesIO(PNG), "a.png"))
+        assert err.value.code == 50035
+        fake.grant(media_id, "manage_threads")
+        post = await media.create_thread(name="p", content="x", applied_tags=[moderated],
+                                         file=discord.File(io.BytesIO(PNG), "a.png"))
+        assert fake.threads[post.thread.id]["applied_tags"] == [secret]
+
+        alice, bob = fake.add_user("alice"), fake.add_user("bob")
+        await fake.react(alice, post.message.id)
+        await fake.react(alice, post.message.id)  # once per member and emoji
+        await fake.react(bob, post.message.id)
+        await fake.wait_for(lambda: len(reactions) == 2)
+        assert reactions[0].user_id == int(alice["id"]) and str(reactions[0].emoji) == "⭐"
+        assert reactions[0].member is not None and reactions[0].member.id == int(alice["id"])
+        message = await post.thread.fetch_message(post.message.id)
+        [star] = message.reactions
+        assert star.count == 2 and not star.me
+        assert {u.id async for u in star.users()} == {int(alice["id"]), int(bob["id"])}
+
+
 async def test_dms_and_commands_surviving_a_restart(fake: FakeDiscord) -> None:
     alice = fake.add_user("alice")
     shy = fake.add_user("shy", dms_open=False)
