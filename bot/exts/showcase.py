@@ -21,7 +21,7 @@ from discord.ext import commands
 
 from bot.adapter import actor_of
 from bot.core.errors import UserFacingError
-from bot.core.models import ShowcasePost, Turn
+from bot.core.models import ShowcasePost, Turn, TurnStatus
 from bot.core.policy import Actor
 from bot.core.showcase import (
     BY_REACTIONS,
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 NEEDED = ("view_channel", "send_messages", "attach_files")  # to post with an image
 PICKER_SECONDS = 600.0
+TURN_BUTTON = re.compile(r"imagine:[a-z]+:([0-9]+)")  # the buttons under a result (ui/buttons.py)
 
 
 class UnpublishButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
@@ -134,8 +135,7 @@ class ShowcaseCog(commands.Cog):
         locale = str(interaction.locale)
         try:
             post = await self.showcase.by_post(message.id)
-            turn = (await self.service.turn(post.turn_id) if post
-                    else await self.service.turn_for_message(message.id))
+            turn = await self.service.turn(post.turn_id) if post else await self._turn_of(message)
             actor = actor_of(interaction.user, interaction.channel)
             target = await self.showcase.publishable(turn, actor)
             assert turn is not None
@@ -145,6 +145,17 @@ class ShowcaseCog(commands.Cog):
                                                  **refused.params))
         except UserFacingError as error:
             await send_error(interaction, error)
+
+    async def _turn_of(self, message: discord.Message) -> Turn | None:
+        """The turn a result message shows; one being recorded this moment (its buttons name
+        it) once it is recorded."""
+        turn = await self.service.turn_for_message(message.id)
+        if turn is not None and turn.status is TurnStatus.done:
+            return turn
+        named = (TURN_BUTTON.fullmatch(getattr(item, "custom_id", None) or "")
+                 for row in message.components for item in getattr(row, "children", ()))
+        turn_id = turn.id if turn else next((int(m[1]) for m in named if m), None)
+        return await self.service.turn(turn_id) if turn_id else None
 
     async def _offer(self, interaction: discord.Interaction, turn: Turn, actor: Actor,
                      target: Target, locale: str) -> None:

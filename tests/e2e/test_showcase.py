@@ -10,10 +10,13 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import pytest
+
 from tests.e2e.harness import answer, custom_ids, quiet, running, start_conversation, wait_results
 from tests.fakes.discord_server import FakeDiscord, FakeInteraction, FakeMessage
 
 MENU = "Publish to showcase"
+pytestmark = pytest.mark.both_backends
 
 
 def posts_in(fake: FakeDiscord, channel_id: int) -> list[dict[str, Any]]:
@@ -21,8 +24,14 @@ def posts_in(fake: FakeDiscord, channel_id: int) -> list[dict[str, Any]]:
 
 
 def showcase_rows(settings: Any) -> list[tuple[int, int, int]]:
+    """(turn, post, published by) of every published result, as the store (either) keeps them."""
+    sql = "SELECT turn_id, post_id, published_by FROM showcase_posts ORDER BY turn_id"
+    if settings.database_url is not None:
+        from tests.pg import query
+
+        return [tuple(row.values()) for row in query(settings.database_url.get_secret_value(), sql)]
     with sqlite3.connect(settings.database_path) as db:
-        return db.execute("SELECT turn_id, post_id, published_by FROM showcase_posts").fetchall()
+        return db.execute(sql).fetchall()
 
 
 async def set_showcase(fake: FakeDiscord, admin: Any, **options: Any) -> str:
@@ -34,6 +43,16 @@ async def a_result(fake: FakeDiscord, user: Any, prompt: str) -> tuple[int, Fake
     thread = await start_conversation(fake, user, prompt)
     [result] = await wait_results(fake, thread, 1)
     return thread, result
+
+
+async def publish(fake: FakeDiscord, user: Any, picker: FakeMessage, channel_id: int,
+                  done: str = "Published") -> dict[str, Any]:
+    """Press Publish on the tag picker; the new post, once the picker says it is published."""
+    await fake.click(user, picker.id, "showcase:publish")
+    await fake.wait_for(lambda: done in fake.message(picker.id).content, 5,
+                        what="the picker saying it is published")
+    [post] = posts_in(fake, channel_id)[-1:]
+    return post
 
 
 async def click_answer(fake: FakeDiscord, user: Any, message: FakeMessage, custom_id: str,
@@ -88,7 +107,9 @@ async def test_the_author_publishes_with_a_tag_and_the_post_reposts_the_image(
     assert showcase_rows(settings) == [(1, int(post["id"]), int(alice["id"]))]
 
 
-async def test_deleting_the_result_removes_its_post(discord_fake, openai_fake, make_settings):
+async def test_deleting_the_result_or_its_conversation_removes_the_post(
+    discord_fake, openai_fake, make_settings
+):
     admin = discord_fake.add_user("admin", permissions=["manage_guild"])
     alice = discord_fake.add_user("alice")
     forum = discord_fake.forum_channel_id
@@ -99,9 +120,7 @@ async def test_deleting_the_result_removes_its_post(discord_fake, openai_fake, m
         _, result = await a_result(discord_fake, alice, "a lighthouse")
         picker = await answer(discord_fake, await discord_fake.message_command(alice, result.id, MENU))
         assert "Pick up to 2 tags" in picker.content  # optional: no REQUIRE_TAG
-        await discord_fake.click(alice, picker.id, "showcase:publish")  # no tag picked
-        [post] = await discord_fake.wait_for(lambda: posts_in(discord_fake, forum) or None, 5,
-                                             what="a post in the showcase")
+        post = await publish(discord_fake, alice, picker, forum)  # no tag picked
         assert post.get("applied_tags") == []
         again = await answer(discord_fake, await discord_fake.message_command(alice, result.id, MENU))
         assert again.content == f"Already in the showcase: <#{post['id']}>"
@@ -110,6 +129,14 @@ async def test_deleting_the_result_removes_its_post(discord_fake, openai_fake, m
                                                           if c.startswith("imagine:delete:")))
         await discord_fake.wait_for(lambda: int(post["id"]) not in discord_fake.threads, 5,
                                     what="the post deleted with its result")
+
+        # a conversation deleted (its thread) takes its posts along
+        thread, result = await a_result(discord_fake, alice, "a harbour")
+        picker = await answer(discord_fake, await discord_fake.message_command(alice, result.id, MENU))
+        post = await publish(discord_fake, alice, picker, forum)
+        await discord_fake.delete_channel(thread)
+        await discord_fake.wait_for(lambda: int(post["id"]) not in discord_fake.threads, 5,
+                                    what="the post deleted with its conversation")
         await quiet(discord_fake, openai_fake)
     assert showcase_rows(settings) == []
 
@@ -127,10 +154,7 @@ async def test_a_moderator_unpublishes_and_without_manage_threads_the_image_goes
         assert "without **Manage Threads**" in saved
         _, result = await a_result(discord_fake, alice, "a castle")
         picker = await answer(discord_fake, await discord_fake.message_command(alice, result.id, MENU))
-        await discord_fake.click(alice, picker.id, "showcase:publish")
-        [post] = await discord_fake.wait_for(lambda: posts_in(discord_fake, forum) or None, 5,
-                                             what="a post in the showcase")
-        post_id = int(post["id"])
+        post_id = int((await publish(discord_fake, alice, picker, forum))["id"])
 
         # on the post itself, Apps → Publish to showcase offers Unpublish
         offer = await answer(discord_fake, await discord_fake.message_command(mod, post_id, MENU))
