@@ -54,3 +54,44 @@ def test_spend_and_image_limits_take_the_tighter_nonzero_value():
     assert p.user_daily_images() == 3
     assert p.daily_spend() == 5.0
     assert p.monthly_spend() == 50
+
+
+def test_channel_rules_round_trip_and_apply_only_in_their_channel():
+    stored = {"max_quality": "high", "channel_rules": {"5": {"max_quality": "low", "previews": False},
+                                                       "6": {}}}
+    server = GuildPolicy.from_dict(stored)
+    assert server.to_dict()["channel_rules"] == {"5": {"max_quality": "low", "previews": False}}
+    here = EffectivePolicy(server, BASE, server.rules_for(5))
+    elsewhere = EffectivePolicy(server, BASE, server.rules_for(6))
+    assert (here.max_quality, elsewhere.max_quality) == ("low", "high")
+    assert here.clamp(ImageOptions(quality="low", partial_images=3)).partial_images == 0
+    assert elsewhere.clamp(ImageOptions(quality="low", partial_images=3)).partial_images == 3
+    with pytest.raises(UserFacingError) as caught:
+        here.clamp(ImageOptions(quality="medium"))
+    assert caught.value.params == {"problem": "quality_channel_max", "value": "low"}
+
+
+def test_a_channel_may_raise_the_servers_maximum_but_never_the_instances():
+    server = GuildPolicy.from_dict({"max_size": "1024x1024", "default_quality": "high",
+                                    "channel_rules": {"5": {"max_size": "3840x2160"}}})
+    ceilings = Ceilings(default_options=BASE.default_options, max_size="2048x2048",
+                        max_quality="medium")
+    here = EffectivePolicy(server, ceilings, server.rules_for(5))
+    assert here.max_size == "2048x2048" and here.max_quality == "medium"
+    assert EffectivePolicy(server, ceilings, server.rules_for(6)).max_size == "1024x1024"
+
+
+def test_channel_generation_rule_and_the_servers_channel_list():
+    from bot.core.policy import Actor
+
+    server = GuildPolicy.from_dict({"allowed_channels": [5],
+                                    "channel_rules": {"5": {"imagine": False},
+                                                      "6": {"imagine": True}}})
+    member, mod = Actor(1, 9, 5), Actor(2, 9, 5, is_moderator=True)
+    with pytest.raises(UserFacingError) as caught:
+        EffectivePolicy(server, BASE, server.rules_for(5)).check_access(member)
+    assert caught.value.params == {"reason": "channel_off"}
+    EffectivePolicy(server, BASE, server.rules_for(5)).check_access(mod)
+    EffectivePolicy(server, BASE, server.rules_for(6)).check_access(Actor(1, 9, 6))
+    with pytest.raises(UserFacingError):
+        EffectivePolicy(server, BASE, server.rules_for(7)).check_access(Actor(1, 9, 7))

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.models import HeadMove, ImageRef, InputImage, TurnKind, TurnStatus, Usage, UserPrefs
+from bot.core.models import (
+    HeadMove,
+    ImageRef,
+    InputImage,
+    ShowcasePost,
+    TurnKind,
+    TurnStatus,
+    Usage,
+    UserPrefs,
+)
 from bot.core.options import ImageOptions
 from bot.store.database import Database, DatabaseError, backup, migration_scripts
 from bot.store.repositories import Store
@@ -525,6 +534,21 @@ async def test_guild_settings_and_meta_put_get(store: Store) -> None:
     await store.meta.put("commands_hash", "abc")
     await store.meta.put("commands_hash", "def")
     assert await store.meta.get("commands_hash") == "def"
+
+
+async def test_showcase_posts_by_turn_post_and_conversation(store: Store) -> None:
+    await new_conversation(store)
+    await new_conversation(store, CONV + 1)
+    first, second = await new_turn(store), await new_turn(store, conversation_id=CONV + 1)
+    post = ShowcasePost(first, GUILD, 700_000_000_000_000_001, 700_000_000_000_000_002, ALICE, BOB)
+    await store.showcase.add(post)
+    await store.showcase.add(ShowcasePost(second, GUILD, 7, 8, ALICE, 0))
+    assert await store.showcase.get(first) == post  # 64-bit snowflakes survive
+    assert await store.showcase.by_post(700_000_000_000_000_002) == post
+    assert await store.showcase.in_conversation(CONV) == [post]
+    await store.showcase.remove(first)
+    assert await store.showcase.get(first) is None and await store.showcase.by_post(post.post_id) is None
+    assert [p.turn_id for p in await store.showcase.in_conversation(CONV + 1)] == [second]
 
 
 async def test_move_head_only_from_the_head_it_expected(store: Store) -> None:
