@@ -311,6 +311,14 @@ class ShowcaseCog(commands.Cog):
             await self.remove_post(post)
 
     @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        """The showcase channel deleted: the server has no showcase until one is named again."""
+        policy = await self.service.policy_for(channel.guild.id)
+        if policy.policy.showcase_channel == channel.id:
+            await self.service.update_policy(channel.guild.id, showcase_channel=None,
+                                             showcase_stars=None)
+
+    @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         """A ⭐ on a result: at the server's threshold (not counting the author's own star or
         the bot's), the result is published by itself."""

@@ -138,7 +138,15 @@ async def test_deleting_the_result_or_its_conversation_removes_the_post(
         await discord_fake.wait_for(lambda: int(post["id"]) not in discord_fake.threads, 5,
                                     what="the post deleted with its conversation")
         await quiet(discord_fake, openai_fake)
-    assert showcase_rows(settings) == []
+        assert showcase_rows(settings) == []
+
+        # the showcase channel deleted: no showcase until a manager names one again
+        await discord_fake.delete_channel(forum)
+        await quiet(discord_fake, openai_fake)
+        _, result = await a_result(discord_fake, alice, "a meadow")
+        refused = await discord_fake.message_command(alice, result.id, MENU)
+        assert (await answer(discord_fake, refused)).content.startswith(
+            "This server has no showcase yet.")
 
 
 async def test_a_moderator_unpublishes_and_without_manage_threads_the_image_goes(
