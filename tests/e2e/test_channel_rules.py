@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.harness import answer, quiet, running, start_conversation, wait_results
+from tests.e2e.harness import answer, quiet, running, start_conversation, turn_rows, wait_results
 from tests.fakes.discord_server import FakeDiscord
 
 
@@ -147,3 +147,29 @@ async def test_help_usage_and_settings_show_the_channels_rules(
         show = await answer(discord_fake, await discord_fake.slash(
             admin, here, "imagine-settings show", {}))
         assert f"• Channel rules: \n  <#{here}>: up to medium quality, previews off" in show.content
+
+
+async def test_a_channel_turned_off_while_a_turn_waits_stops_it_before_it_is_billed(
+    discord_fake, openai_fake, make_settings
+):
+    settings = make_settings(per_user_concurrent=1, max_concurrent_generations=1)
+    admin = discord_fake.add_user("admin", permissions=["manage_guild"])
+    painter = discord_fake.add_user("painter")
+    openai_fake.latency = 1.5
+    async with running(settings):
+        first = await start_conversation(discord_fake, painter, "first")
+        second = await start_conversation(discord_fake, painter, "second")  # waits behind it
+        await discord_fake.wait_for(lambda: statuses(settings) == ["running", "queued"] or None)
+        await channel_rules(discord_fake, admin, discord_fake.text_channel_id,
+                            imagine_allowed="off")
+        await wait_results(discord_fake, first, 1)  # already running: it finishes
+        await discord_fake.wait_for(lambda: statuses(settings) == ["done", "failed"] or None)
+        await discord_fake.wait_for(lambda: any(
+            "turned off in this channel" in m.content for m in discord_fake.messages(second)))
+    rows = turn_rows(settings)
+    assert rows[1]["error_kind"] == "not_allowed" and rows[1]["cost_usd"] == 0
+    assert len(openai_fake.create_requests()) == 1  # the second never reached the API
+
+
+def statuses(settings: Any) -> list[str]:
+    return [row["status"] for row in turn_rows(settings)]
