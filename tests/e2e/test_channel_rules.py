@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.e2e.harness import answer, quiet, running, start_conversation, turn_rows, wait_results
 from tests.fakes.discord_server import FakeDiscord
+
+pytestmark = pytest.mark.both_backends
 
 
 def tool_of(request: dict[str, Any]) -> dict[str, Any]:
