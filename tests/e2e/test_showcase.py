@@ -234,3 +234,40 @@ async def test_stars_publish_a_result_by_themselves(discord_fake, openai_fake, m
     assert len(posts_in(discord_fake, forum)) == 1
     assert post["applied_tags"] == [first_tag]
     assert showcase_rows(settings) == [(1, int(post["id"]), 0)]
+
+
+def tag_options(fake: FakeDiscord, picker: FakeMessage) -> list[str]:
+    select = next(c for c in fake.walk_components(picker.components)
+                  if c.get("custom_id") == "showcase:tags")
+    return [option["value"] for option in select["options"]]
+
+
+async def test_moderated_tags_are_offered_to_moderators_when_the_bot_may_apply_them(
+    discord_fake, openai_fake, make_settings
+):
+    admin = discord_fake.add_user("admin", permissions=["manage_guild"])
+    mod = discord_fake.add_user("mod", permissions=["manage_messages"])
+    alice = discord_fake.add_user("alice")
+    forum = discord_fake.forum_channel_id
+    staff_pick = discord_fake.add_forum_tag(forum, "staff pick", moderated=True)
+    art, photo = (tag["id"] for tag in discord_fake.channels[forum]["available_tags"][:2])
+    async with running(make_settings()):
+        await set_showcase(discord_fake, admin, channel=forum)
+        _, result = await a_result(discord_fake, alice, "a kite")
+        mine = await answer(discord_fake, await discord_fake.message_command(alice, result.id, MENU))
+        assert tag_options(discord_fake, mine) == [art, photo]
+        theirs = await answer(discord_fake, await discord_fake.message_command(mod, result.id, MENU))
+        assert tag_options(discord_fake, theirs) == [art, photo]  # the bot cannot apply it yet
+
+        discord_fake.grant(forum, "manage_threads")
+        await quiet(discord_fake, openai_fake)
+        theirs = await answer(discord_fake, await discord_fake.message_command(mod, result.id, MENU))
+        assert tag_options(discord_fake, theirs) == [art, photo, staff_pick]
+        await discord_fake.click(mod, theirs.id, "showcase:tags", values=[staff_pick, art])
+        post = await publish(discord_fake, mod, theirs, forum)
+        assert post["applied_tags"] == [staff_pick, art]
+
+        off = await set_showcase(discord_fake, admin, off=True)
+        assert "Showcase" not in off
+        refused = await discord_fake.message_command(alice, result.id, MENU)
+        assert (await answer(discord_fake, refused)).content.startswith("This server has no showcase")
