@@ -88,8 +88,12 @@ class Showcase:
     async def in_conversation(self, conversation_id: int) -> list[ShowcasePost]:
         return await self._store.showcase.in_conversation(conversation_id)
 
-    async def record(self, post: ShowcasePost) -> None:
+    async def record(self, post: ShowcasePost) -> ShowcasePost | None:
+        """Record a new post; the post recorded first when another process published the same
+        result meanwhile (the caller removes its own), else None."""
         await self._store.showcase.add(post)
+        kept = await self._store.showcase.get(post.turn_id)
+        return kept if kept is not None and kept.post_id != post.post_id else None
 
     async def forget(self, turn_id: int) -> None:
         await self._store.showcase.remove(turn_id)

@@ -241,8 +241,11 @@ class ShowcaseCog(commands.Cog):
             if exc.code == TAG_REQUIRED:
                 raise ShowcaseRefused("tag_required") from None
             raise ShowcaseRefused("failed", reason=exc.text or exc.status) from None
-        await self.showcase.record(ShowcasePost(turn.id, forum.guild.id, forum.id,
-                                                created.thread.id, turn.author_id, by))
+        first = await self.showcase.record(ShowcasePost(turn.id, forum.guild.id, forum.id,
+                                                        created.thread.id, turn.author_id, by))
+        if first is not None:  # another process of a fleet published it meanwhile
+            await self._delete_thread(created.thread.id, turn.guild_id)
+            raise ShowcaseRefused("already", link=f"<#{first.post_id}>")
         return created.thread
 
     async def _server_locale(self, guild: discord.Guild) -> str:
@@ -270,19 +273,22 @@ class ShowcaseCog(commands.Cog):
         """Delete a post (its thread: Manage Threads), else at least its image (the bot's own
         first message), and forget it."""
         await self.showcase.forget(post.turn_id)
+        await self._delete_thread(post.post_id, post.guild_id)
+
+    async def _delete_thread(self, post_id: int, guild_id: int | None) -> None:
         try:
-            thread = self.bot.get_channel(post.post_id) or await self.bot.fetch_channel(post.post_id)
+            thread = self.bot.get_channel(post_id) or await self.bot.fetch_channel(post_id)
             await thread.delete()  # type: ignore[union-attr]
             return
         except discord.NotFound:
             return
         except discord.HTTPException as exc:
-            log.info("Could not delete showcase post %s (%s); deleting its image", post.post_id, exc)
+            log.info("Could not delete showcase post %s (%s); deleting its image", post_id, exc)
         try:
-            channel = self.bot.get_partial_messageable(post.post_id, guild_id=post.guild_id)
-            await channel.get_partial_message(post.post_id).delete()
+            channel = self.bot.get_partial_messageable(post_id, guild_id=guild_id)
+            await channel.get_partial_message(post_id).delete()
         except discord.HTTPException as exc:
-            log.info("Could not delete the first message of post %s: %s", post.post_id, exc)
+            log.info("Could not delete the first message of post %s: %s", post_id, exc)
 
     # ------------------------------------------------------------------ events
     @commands.Cog.listener()

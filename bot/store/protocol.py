@@ -204,7 +204,8 @@ class ShowcaseStore(Protocol):
 
     async def in_conversation(self, conversation_id: int) -> list[ShowcasePost]: ...
 
-    async def add(self, post: ShowcasePost) -> None: ...
+    async def add(self, post: ShowcasePost) -> None:
+        """Record a post unless the turn already has one (that one is kept)."""
 
     async def remove(self, turn_id: int) -> None: ...
 

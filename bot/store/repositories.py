@@ -639,7 +639,8 @@ class ShowcaseRepository:
 
     async def add(self, post: ShowcasePost) -> None:
         await self._db.execute(
-            f"INSERT INTO showcase_posts ({self._COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO showcase_posts ({self._COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (turn_id) DO NOTHING",  # a post already recorded (another process) wins
             (post.turn_id, post.guild_id, post.channel_id, post.post_id, post.author_id,
              post.published_by, time.time()))
 

@@ -544,6 +544,8 @@ async def test_showcase_posts_by_turn_post_and_conversation(store: Store) -> Non
     await store.showcase.add(post)
     await store.showcase.add(ShowcasePost(second, GUILD, 7, 8, ALICE, 0))
     assert await store.showcase.get(first) == post  # 64-bit snowflakes survive
+    await store.showcase.add(ShowcasePost(first, GUILD, 7, 9, BOB, BOB))  # the first one stays
+    assert await store.showcase.get(first) == post
     assert await store.showcase.by_post(700_000_000_000_000_002) == post
     assert await store.showcase.in_conversation(CONV) == [post]
     await store.showcase.remove(first)
