@@ -291,7 +291,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
     )
     async def showcase(
         self, interaction: discord.Interaction, channel: discord.ForumChannel | None = None,
-        stars: app_commands.Range[int, 0, 1000] | None = None, off: bool = False,
+        stars: app_commands.Range[int, 0, 100] | None = None, off: bool = False,
     ) -> None:
         assert interaction.guild_id is not None and interaction.guild is not None
         locale = str(interaction.locale)
