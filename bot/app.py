@@ -24,6 +24,7 @@ from bot.core.errors import UserFacingError
 from bot.core.image_client import ImageClient, RetryPolicy
 from bot.core.imaging import warm_up
 from bot.core.keys import KeyBox, ServerKeys, probe_key
+from bot.core.moderation import Moderation
 from bot.core.openai_check import check_openai, models_to_check
 from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings
@@ -35,6 +36,7 @@ from bot.store.protocol import Store
 from bot.ui.attachments import AttachmentReader
 from bot.ui.buttons import TurnButton
 from bot.ui.i18n import Translator, t
+from bot.ui.modlog import ModLog
 from bot.ui.presenter import DiscordPresenter
 from bot.ui.replies import reply_privately, send_error
 
@@ -46,6 +48,7 @@ HEALTH_WRITE_SECONDS = 2.0  # /healthz: a database that takes no write this long
 EXTENSIONS = (
     "bot.exts.imagine", "bot.exts.settings", "bot.exts.usage", "bot.exts.help", "bot.exts.describe",
     "bot.exts.history", "bot.exts.prefs", "bot.exts.remix", "bot.exts.showcase",
+    "bot.exts.moderation",
 )
 COMMANDS_HASH_KEY = "commands_hash"
 # Commands that start or continue a generation: the server's access rules are checked before
@@ -205,6 +208,7 @@ class ImagineBot(commands.AutoShardedBot):
     openai: AsyncOpenAI
     presenter: DiscordPresenter
     attachments: AttachmentReader
+    modlog: ModLog  # the moderation log (settings changes are logged by the settings cog)
     metrics_server: MetricsServer | None = None
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
@@ -247,6 +251,7 @@ class ImagineBot(commands.AutoShardedBot):
             await self.metrics_server.start()
         self.presenter = DiscordPresenter(self, edit_interval=s.progress_edit_interval)
         self.service.presenter = self.presenter
+        self.modlog = ModLog(self, Moderation(self.service))
         await asyncio.to_thread(warm_up)
         await self.tree.set_translator(Translator())
         self.tree.on_error = self.on_app_command_error
@@ -374,6 +379,8 @@ class ImagineBot(commands.AutoShardedBot):
         presenter = getattr(self, "presenter", None)
         if presenter is not None:
             await presenter.close()
+        if getattr(self, "modlog", None) is not None:
+            await self.modlog.close()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await super().close()

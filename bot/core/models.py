@@ -294,3 +294,26 @@ class HeadMove:
 
     conversation_id: int
     from_turn_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    """One member's report of a result: who (shown to moderators only) and why."""
+
+    user_id: int
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The reports of one result, folded together while open (status `open`, `dismissed`,
+    `deleted`); `channel_id`/`message_id`: the entry moderators see."""
+
+    id: int
+    guild_id: int
+    turn_id: int
+    status: str
+    reporters: tuple[Reporter, ...]
+    channel_id: int | None = None
+    message_id: int | None = None

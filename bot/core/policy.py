@@ -64,6 +64,8 @@ class GuildPolicy:
     showcase_stars: int | None = None  # ⭐ reactions that publish a result by themselves
     # per channel (a thread's parent): stored as {"<channel id>": {rule: value}}
     channel_rules: tuple[tuple[int, ChannelRules], ...] = ()
+    # members blocked for a while by a moderator: user id (as a string, a JSON key) -> until when
+    blocked_until: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GuildPolicy:
@@ -81,7 +83,7 @@ class GuildPolicy:
         data = {
             k: list(v) if isinstance(v, tuple) else v
             for k, v in dataclasses.asdict(self).items()
-            if v not in (None, ()) and k != _CHANNEL_RULES
+            if v not in (None, ()) and v != {} and k != _CHANNEL_RULES
         }
         rules = {str(c): r.to_dict() for c, r in self.channel_rules if r.to_dict()}
         if rules:
@@ -91,6 +93,12 @@ class GuildPolicy:
     def rules_for(self, channel_id: int | None) -> ChannelRules:
         """The rules of one channel (none set: every rule is the server's)."""
         return next((r for c, r in self.channel_rules if c == channel_id), ChannelRules())
+
+    def is_blocked(self, user_id: int, now: float | None = None) -> bool:
+        """Blocked for good (`blocked_users`) or until a time still to come."""
+        until = self.blocked_until.get(str(user_id))
+        return user_id in self.blocked_users or (
+            until is not None and until > (time.time() if now is None else now))
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +183,7 @@ class EffectivePolicy:
     def check_access(self, actor: Actor) -> None:
         """Raise `not_allowed` with the reason if the actor may not generate here."""
         p = self.policy
-        if actor.user_id in p.blocked_users:
+        if p.is_blocked(actor.user_id):
             raise UserFacingError(ErrorKind.not_allowed, reason="blocked")
         if actor.is_moderator:
             return
@@ -242,7 +250,7 @@ def check_dm_access(ceilings: Ceilings, actor: Actor, settings: dict[int, GuildP
     server has blocked them (`settings`: every server's policy)."""
     if not ceilings.allow_dms:
         raise UserFacingError(ErrorKind.not_allowed, reason="dm")
-    if any(actor.user_id in policy.blocked_users for policy in settings.values()):
+    if any(policy.is_blocked(actor.user_id) for policy in settings.values()):
         raise UserFacingError(ErrorKind.not_allowed, reason="dm")  # blocked by some server
     if actor.user_id in ceilings.dm_allowed_users:
         return

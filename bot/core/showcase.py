@@ -62,7 +62,7 @@ class Showcase:
                 or turn.guild_id is None or turn.guild_id != actor.guild_id):
             raise ShowcaseRefused("not_result")
         policy = (await self._policy_for(turn.guild_id)).policy
-        if actor.user_id in policy.blocked_users:
+        if policy.is_blocked(actor.user_id):  # (a timed block too)
             raise UserFacingError(ErrorKind.not_allowed, reason="blocked")
         check_author(turn.author_id, actor)
         return await self.target(turn.guild_id)
@@ -75,7 +75,7 @@ class Showcase:
         policy = (await self._policy_for(turn.guild_id)).policy
         if not policy.showcase_channel or not policy.showcase_stars:
             return None
-        if turn.author_id in policy.blocked_users or await self.post_of(turn.id):
+        if policy.is_blocked(turn.author_id) or await self.post_of(turn.id):
             return None
         return Target(policy.showcase_channel, policy.showcase_stars)
 

@@ -80,6 +80,7 @@ class Help(commands.Cog):
                 lines.append("• " + t(f"help.cmd.{name}", locale, cmd=mention))
         lines += ["", t("help.threads", locale)]
         if guild_id is not None:
+            lines += ["", t("help.moderation", locale)]
             policy = await self.service.policy_for(guild_id, channel_id)
             limits = limit_lines(policy, locale)
             lines += ["", t("help.limits", locale)]

@@ -493,7 +493,7 @@ class Imagine(commands.Cog):
         if guild is None or conversation is None:
             return  # nothing to check against; the turn was admitted
         policy = await self.service.policy_for(guild.id, conversation.parent_channel_id)
-        if turn.author_id in policy.policy.blocked_users:
+        if policy.policy.is_blocked(turn.author_id):
             raise UserFacingError(ErrorKind.not_allowed, reason="blocked")
         if not policy.restricts_access:
             return  # nothing else can have changed: no need to ask Discord
@@ -597,6 +597,10 @@ class Imagine(commands.Cog):
         await self.service.delete(turn, actor)
         await interaction.response.send_message(t("ack.deleted", str(interaction.locale)), ephemeral=True)
         await self._delete_messages(turn)
+        if actor.user_id != turn.author_id and turn.guild_id is not None:  # a moderator's
+            self.bot.modlog.spawn(self.bot.modlog.note(
+                turn.guild_id, "modlog.did.del", mod=actor.user_id, user=turn.author_id,
+                thread=turn.conversation_id, n=turn.number), name=f"modlog-delete-{turn.id}")
 
     async def _cancel_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
         cancelled = await self.service.cancel(turn, actor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -10,6 +11,7 @@ from discord import app_commands
 from discord.app_commands import Choice, locale_str
 from discord.ext import commands
 
+from bot.adapter import actor_of
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.options import parse_size
 from bot.ui.channel_rules import rules_text, stored_rules_text
@@ -75,6 +77,9 @@ def format_settings(data: dict[str, Any], locale: str) -> str:
             value = stored_rules_text(value, locale)
         elif key == "showcase_channel":
             value = f"<#{value}>"
+        elif key == "blocked_until" and isinstance(value, dict):
+            value = ", ".join(f"<@{user}> → <t:{int(until)}:f>" for user, until in value.items()
+                              if until > time.time()) or "—"
         elif key in ("default_quality", "max_quality") and f"label.quality.{value}" in EN:
             value = t(f"label.quality.{value}", locale)
         elif key in _VALUE_LABELS and f"{_VALUE_LABELS[key]}.{value}" in EN:
@@ -84,6 +89,14 @@ def format_settings(data: dict[str, Any], locale: str) -> str:
         name = t(f"setting.{key}", locale) if f"setting.{key}" in EN else key
         lines.append(f"• {name}: {value}")
     return "\n".join(lines)
+
+
+def changes_text(data: dict[str, Any], changes: dict[str, Any], locale: str) -> str:
+    """The changed settings as they are now ("—" for one that was cleared)."""
+    shown = format_settings({k: data[k] for k in changes if k in data}, locale)
+    cleared = [f"• {t(f'setting.{k}', locale) if f'setting.{k}' in EN else k}: —"
+               for k in changes if k not in data]
+    return "\n".join([shown, *cleared] if any(k in data for k in changes) else cleared)
 
 
 @app_commands.guild_only()
@@ -131,6 +144,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         if action == "remove":
             await keys.remove(interaction.guild_id)
             await reply_privately(interaction, t("key.removed", locale))
+            self._log(interaction, "modlog.did.key_removed")
             return
         await interaction.response.send_modal(KeyModal(self.on_key_submit, locale))
 
@@ -142,6 +156,8 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         problem = await self.service.server_keys.set(interaction.guild_id, api_key)
         text = t("key.saved", locale) if problem is None else t(f"key.problem.{problem}", locale)
         await interaction.followup.send(text, ephemeral=True)
+        if problem is None:
+            self._log(interaction, "modlog.did.key_set")
 
     async def tell_key_failed(self, guild_id: int) -> None:
         """A server's own key stopped working: its owner is told by DM (once per failure)."""
@@ -205,7 +221,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
                 changes[key] = value or None if key in ("user_daily_images", "daily_spend_usd",
                                                          "monthly_spend_usd") else value
         await self.service.update_policy(interaction.guild_id, **changes)
-        await self._saved(interaction)
+        await self._saved(interaction, changes=changes)
 
     @app_commands.command(name="access",
                           description=locale_str("Change who may use the bot and where"))
@@ -241,8 +257,15 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
             changes["refine_mode"] = refine
         if member_dms is not None:
             changes["allow_member_dms"] = member_dms
+        if blocked_user is not None and mode == "remove":  # unblocked: a timed block ends too
+            changes["blocked_until"] = {k: v for k, v in (data.get("blocked_until") or {}).items()
+                                        if k != str(blocked_user.id)}
         await self.service.update_policy(interaction.guild_id, **changes)
-        await self._saved(interaction)
+        await self._saved(interaction, changes=changes)
+        if blocked_user is not None and mode == "add":  # nothing of theirs runs on, or is billed
+            moderation, actor = self.bot.modlog.moderation, actor_of(interaction.user, None)
+            self.bot.modlog.spawn(moderation.cancel_turns_of(
+                interaction.guild_id, blocked_user.id, actor), name=f"block-{interaction.id}")
 
     @app_commands.command(name="channel-rules", description=locale_str(
         "Rules of one channel on top of the server's settings"))
@@ -281,6 +304,9 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         locale = str(interaction.locale)
         text = f"{t('settings.saved', locale)}\n<#{channel.id}>: "
         await reply_privately(interaction, text + rules_text(policy.rules_for(channel.id), locale))
+        server_locale = await self.bot.modlog.locale(interaction.guild_id)
+        self._log(interaction, "modlog.did.settings", changes=f"<#{channel.id}>: " + rules_text(
+            policy.rules_for(channel.id), server_locale))
 
     @app_commands.command(name="showcase", description=locale_str(
         "Name the forum or media channel where results are published"))
@@ -314,9 +340,39 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         if channel is not None and not off and not channel.permissions_for(
                 interaction.guild.me).manage_threads:
             note = "\n" + t("showcase.no_manage_threads", locale, channel=f"<#{channel.id}>")
-        await self._saved(interaction, note)
+        await self._saved(interaction, note, changes=changes)
 
-    async def _saved(self, interaction: discord.Interaction, note: str = "") -> None:
+    @app_commands.command(name="log",
+                          description=locale_str("Post every image and moderator action to a channel"))
+    @app_commands.describe(channel="The moderation log channel (leave out to stop logging)")
+    async def log_channel(self, interaction: discord.Interaction,
+                          channel: discord.TextChannel | None = None) -> None:
+        assert interaction.guild_id is not None
+        locale = str(interaction.locale)
+        modlog = self.bot.modlog
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if channel is None:  # the last entry of that channel says who stopped it
+            await modlog.note(interaction.guild_id, "modlog.did.log_off", user=interaction.user.id)
+            await modlog.moderation.set_log_channel(interaction.guild_id, None)
+            await interaction.followup.send(t("modlog.off", locale), ephemeral=True)
+            return
+        problem = await modlog.start(interaction.guild_id, channel.id, interaction.user.id)
+        text = t("modlog.on" if problem is None else f"modlog.cannot.{problem}", locale,
+                 channel=channel.id)
+        if problem is None and channel.permissions_for(channel.guild.default_role).view_channel:
+            text += "\n" + t("modlog.public", locale)  # reports name their reporters there
+        await interaction.followup.send(text, ephemeral=True,
+                                        allowed_mentions=discord.AllowedMentions.none())
+
+    def _log(self, interaction: discord.Interaction, key: str, **params: Any) -> None:
+        """A manager's change goes to the moderation log (posted later, never in the way)."""
+        assert interaction.guild_id is not None
+        modlog = self.bot.modlog
+        modlog.spawn(modlog.note(interaction.guild_id, key, user=interaction.user.id, **params),
+                     name=f"modlog-settings-{interaction.id}")
+
+    async def _saved(self, interaction: discord.Interaction, note: str = "",
+                     changes: dict[str, Any] | None = None) -> None:
         assert interaction.guild_id is not None
         data = await self.service.guild_settings(interaction.guild_id)
         locale = str(interaction.locale)
@@ -326,6 +382,10 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
             ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
         )
+        if changes:
+            server_locale = await self.bot.modlog.locale(interaction.guild_id)
+            self._log(interaction, "modlog.did.settings",
+                      changes=clip(changes_text(data, changes, server_locale), 3000))
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -20,6 +20,8 @@ from bot.core.models import (
     HeadMove,
     ImageRef,
     InputImage,
+    Report,
+    Reporter,
     ServerKey,
     ShowcasePost,
     Spend,
@@ -210,6 +212,23 @@ class ShowcaseStore(Protocol):
     async def remove(self, turn_id: int) -> None: ...
 
 
+class ModerationStore(Protocol):
+    async def log_channel(self, guild_id: int) -> int | None: ...
+
+    async def set_log_channel(self, guild_id: int, channel_id: int | None) -> None: ...
+
+    async def switch_off(self, guild_id: int, channel_id: int) -> bool: ...
+
+    async def report(self, guild_id: int, turn_id: int,
+                     reporter: Reporter) -> tuple[Report, bool]: ...
+
+    async def get(self, report_id: int) -> Report | None: ...
+
+    async def set_message(self, report_id: int, channel_id: int, message_id: int) -> None: ...
+
+    async def close(self, report_id: int, status: str) -> bool: ...
+
+
 class MetaStore(Protocol):
     async def get(self, key: str) -> str | None: ...
 
@@ -242,6 +261,9 @@ class Store(Protocol):
 
     @property
     def showcase(self) -> ShowcaseStore: ...
+
+    @property
+    def moderation(self) -> ModerationStore: ...
 
     def transaction(self) -> AbstractAsyncContextManager[Any]:
         """All repository calls inside (in this task) commit together or not at all; nested

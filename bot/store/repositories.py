@@ -32,6 +32,7 @@ from bot.core.models import (
 )
 from bot.core.options import ImageOptions
 from bot.store.database import Database
+from bot.store.moderation import ModerationRepository
 from bot.store.protocol import Row, SqlDatabase
 
 
@@ -661,6 +662,7 @@ class Store:
         self.user_prefs = UserPrefsRepository(db)
         self.server_keys = ServerKeyRepository(db)
         self.showcase = ShowcaseRepository(db)
+        self.moderation = ModerationRepository(db)
 
     @classmethod
     async def open(cls, path: Any) -> Store:

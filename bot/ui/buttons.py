@@ -13,6 +13,7 @@ from typing import Any
 import discord
 
 from bot.ui.i18n import t
+from bot.ui.modlog import ReportButton
 
 ACTIONS = ("reroll", "retry", "edit", "hq", "hqgo", "refine", "continue", "details", "delete", "cancel")
 _STYLES = {
@@ -68,6 +69,7 @@ def result_view(turn_id: int, locale: str | None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for action in ("reroll", "refine", "hq", "continue", "details", "delete"):
         view.add_item(TurnButton(action, turn_id, locale))
+    view.add_item(ReportButton(turn_id, locale))
     return view
 
 

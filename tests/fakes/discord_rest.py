@@ -493,6 +493,11 @@ class RestApi:
             raise form_error("_root", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")
         if len(body) > 100:
             raise ApiError(400, 30032, "Maximum number of application commands reached (100)")
+        # Application Commands → "Registering a Command": per scope at most 100 CHAT_INPUT,
+        # 5 USER and 5 MESSAGE commands (30032: Maximum number of application commands reached)
+        for ctype in (2, 3):
+            if sum(1 for c in body if isinstance(c, dict) and c.get("type") == ctype) > 5:
+                raise ApiError(400, 30032, "Maximum number of application commands reached (5)")
         existing = {(c["name"], c["type"]): c for c in self.fake.commands.get(scope, [])}
         result = []
         seen: set[tuple[str, int]] = set()
@@ -604,6 +609,9 @@ class RestApi:
     # channels and threads
     # ------------------------------------------------------------------------------------------
     def _channel(self, request: web.Request) -> tuple[int, dict[str, Any]]:
+        """Topics → Opcodes and Status Codes → JSON Error Codes: a channel that does not exist
+        (deleted) is 404/10003 Unknown Channel; one the bot cannot see (no VIEW_CHANNEL: Topics
+        → Permissions, "Implicit Permissions") is 403/50001 Missing Access."""
         cid = _int(request.match_info["channel_id"], "channel_id")
         channel = self.fake.channel(cid)
         if channel is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import discord
 import pytest
 
 from bot.core.conversations import Allowance
@@ -160,3 +161,28 @@ def test_plurals_and_wording():
               and not key.startswith("details.")]
     assert jargon == []
     assert "词元" in ZH["details.usage"]
+
+
+def test_moderation_log_entries_and_reports_read_in_chinese():
+    from bot.core.models import Report, Reporter
+    from bot.ui.modlog import quick_actions, report_actions, report_entry, turn_entry
+
+    done = dataclasses.replace(TURN, status=TurnStatus.done, message_ids=(7,), guild_id=3)
+    failed = dataclasses.replace(done, status=TurnStatus.failed)
+    report = Report(1, 3, TURN.id, "open", (Reporter(9, "血腥", 1.0),))
+    embeds = [turn_entry(done, None, ZH_CN, "http://x/a.png"),
+              turn_entry(failed, UserFacingError(ErrorKind.moderation, category="violence"), ZH_CN,
+                         None),
+              report_entry(report, done, ZH_CN, None),
+              report_entry(dataclasses.replace(report, status="deleted"), done, ZH_CN, None)]
+    texts = [text for e in embeds for text in
+             (e.title or "", e.footer.text or "", *(f"{f.name} {f.value}" for f in e.fields))]
+    views = [quick_actions(done, ZH_CN), report_actions(report, ZH_CN)]
+    items = [getattr(item, "item", item) for view in views for item in view.children]
+    texts += [item.label for item in items if isinstance(item, discord.ui.Button)]
+    texts += [o.label for item in items if isinstance(item, discord.ui.Select) for o in item.options]
+    assert len(texts) > 20
+    texts += [re.sub(r"\{\w+\}", "", ZH[key]) for key in ZH  # (placeholders filled in elsewhere)
+              if key.startswith(("modlog.", "report.", "mod.", "block."))]
+    for text in texts:
+        assert english_left(text) == [], text

@@ -774,3 +774,28 @@ async def test_a_guild_added_later_arrives_as_a_join_on_its_shard(fake: FakeDisc
         assert bot.get_guild(skipped.id) is None
         session = fake.sessions[-1]
         assert session.events.count("GUILD_CREATE") == (1 if (fake.guild_id >> 22) % 2 == 0 else 0) + 1
+
+
+async def test_a_channel_gone_or_closed_to_the_bot_and_five_message_commands_at_most(
+    fake: FakeDiscord,
+) -> None:
+    """What a moderation log meets: 10003 for a deleted channel, 50001 without View Channel,
+    50013 without Send Messages; and an app gets at most five message commands per scope."""
+    async with running_bot(fake, ProbeBot()) as bot:
+        hidden, closed, gone = (fake.add_channel(n) for n in ("hidden", "closed", "gone"))
+        fake.deny(hidden, "view_channel")
+        fake.deny(closed, "send_messages")
+        await fake.delete_channel(gone)
+        for channel_id, status, code in ((hidden, 403, 50001), (closed, 403, 50013),
+                                         (gone, 404, 10003)):
+            with pytest.raises(discord.HTTPException) as err:
+                await bot.get_partial_messageable(channel_id).send("entry")
+            assert (err.value.status, err.value.code) == (status, code)
+
+        menus = [{"name": f"Menu {n}", "type": 3} for n in range(6)]
+        app_id = bot.application_id
+        assert app_id is not None
+        with pytest.raises(discord.HTTPException) as err:  # (discord.py refuses this itself)
+            await bot.http.bulk_upsert_global_commands(app_id, menus)
+        assert err.value.code == 30032
+        assert len(await bot.http.bulk_upsert_global_commands(app_id, menus[:5])) == 5

@@ -95,3 +95,11 @@ def test_channel_generation_rule_and_the_servers_channel_list():
     EffectivePolicy(server, BASE, server.rules_for(6)).check_access(Actor(1, 9, 6))
     with pytest.raises(UserFacingError):
         EffectivePolicy(server, BASE, server.rules_for(7)).check_access(Actor(1, 9, 7))
+
+
+def test_a_timed_block_holds_until_its_end_and_survives_storage():
+    policy = GuildPolicy.from_dict(
+        GuildPolicy(blocked_until={"7": 1000.0}, blocked_users=(8,)).to_dict())
+    assert policy.is_blocked(7, now=999.0) and not policy.is_blocked(7, now=1000.0)
+    assert policy.is_blocked(8, now=10**10) and not policy.is_blocked(9, now=0)
+    assert "blocked_until" not in GuildPolicy().to_dict()

@@ -656,3 +656,29 @@ async def test_a_briefly_locked_database_still_accepts_writes(store: Store, db_p
     assert await store.turns.get(turn_id) is not None
     assert await store.meta.get("mine") == "yes"
     assert await store.meta.get("other") == "writer"
+
+
+async def test_moderation_log_channel_and_reports_fold_per_image(store: Store) -> None:
+    from bot.core.models import Reporter
+
+    assert await store.moderation.log_channel(GUILD) is None
+    await store.moderation.set_log_channel(GUILD, 77)
+    assert await store.moderation.log_channel(GUILD) == 77
+    switched = [await store.moderation.switch_off(GUILD, 77) for _ in range(2)]
+    assert switched == [True, False] and await store.moderation.log_channel(GUILD) is None
+
+    await new_conversation(store)
+    turn = await new_turn(store)
+    first, new = await store.moderation.report(GUILD, turn, Reporter(ALICE, "gore", 1.0))
+    again, repeated = await store.moderation.report(GUILD, turn, Reporter(ALICE, "more", 2.0))
+    folded, added = await store.moderation.report(GUILD, turn, Reporter(BOB, "spam", 3.0))
+    assert (new, repeated, added) == (True, False, True)
+    assert first.id == again.id == folded.id
+    assert [(r.user_id, r.reason) for r in folded.reporters] == [(ALICE, "gore"), (BOB, "spam")]
+    await store.moderation.set_message(folded.id, 77, 88)
+    assert await store.moderation.close(folded.id, "dismissed")
+    assert not await store.moderation.close(folded.id, "deleted")  # closed once
+    closed = await store.moderation.get(folded.id)
+    assert closed is not None and (closed.status, closed.message_id) == ("dismissed", 88)
+    reopened, _ = await store.moderation.report(GUILD, turn, Reporter(BOB, "back", 4.0))
+    assert reopened.id != folded.id and len(reopened.reporters) == 1  # a new report after that
