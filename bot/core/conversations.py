@@ -1069,13 +1069,15 @@ class ConversationService:
         return outcome == "running"
 
     async def delete(self, turn: Turn, actor: Actor) -> None:
-        """Mark a turn deleted. Its children keep their chain; the head moves back if needed."""
+        """Mark a turn deleted and drop its stored inputs (listeners drop what they cached of
+        it). Its children keep their chain; the head moves back if needed."""
         self._check_owner(turn, actor)
         async with self.store.transaction():
             await self.store.turns.mark_deleted(turn.id)
             conversation = await self.store.conversations.get(turn.conversation_id)
             if conversation and conversation.head_turn_id == turn.id:
                 await self.store.conversations.set_head(turn.conversation_id, None)
+        self._notify("deleted", turn)
 
     async def continue_from(self, turn: Turn, actor: Actor) -> None:
         conversation = await self.store.conversations.get(turn.conversation_id)

@@ -52,8 +52,25 @@ def image_filename(number: int, index: int, extension: str) -> str:
     return f"turn-{number:02d}-{index}.{extension or 'png'}"
 
 
+def _deleted_record(node: TreeNode) -> dict[str, Any]:
+    """A deleted turn keeps its place in the tree and nothing of what it said or showed: no
+    prompt, text, images, author or response id (its spend stays counted)."""
+    turn = node.turn
+    return {
+        "number": node.number,
+        "id": turn.id,
+        "parent_number": node.parent_number,
+        "parent_id": turn.parent_id,
+        "deleted": True,
+        "cost_usd": round(turn.cost_usd, 6),
+        "created_at": turn.created_at,
+    }
+
+
 def _turn_record(node: TreeNode, files: dict[tuple[int, int], str]) -> dict[str, Any]:
     turn = node.turn
+    if turn.deleted:
+        return _deleted_record(node)
     return {
         "number": node.number,
         "id": turn.id,
@@ -89,7 +106,8 @@ def conversation_record(
     files: dict[tuple[int, int], str],
 ) -> dict[str, Any]:
     """What `conversation.json` in an export holds. People appear by their ids only; `files`
-    names the exported file of (turn number, image index), when it could be fetched."""
+    names the exported file of (turn number, image index), when it could be fetched. Deleted
+    turns are placeholders (`_deleted_record`)."""
     head = head_id
     record: dict[str, Any] = {
         "format": EXPORT_FORMAT,

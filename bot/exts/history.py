@@ -62,6 +62,10 @@ class History(commands.Cog):
         self._thumbs: OrderedDict[int, bytes | None] = OrderedDict()
         self._fetching = asyncio.Semaphore(FETCH_PARALLEL)
         self._names_seen: OrderedDict[tuple[int | None, int], str | None] = OrderedDict()
+        self.service.listeners.append(self._forget_deleted)
+
+    async def cog_unload(self) -> None:
+        self.service.listeners.remove(self._forget_deleted)
 
     @app_commands.command(
         name=locale_str("history"),
@@ -85,12 +89,14 @@ class History(commands.Cog):
         shown = page_of(nodes, page)
         head = await self.service.head(conversation)
         thumbs = await asyncio.gather(*(self._thumbnail(node.turn) for node in shown))
-        names = await self._names({node.turn.author_id for node in shown}, conversation.guild_id)
+        names = await self._names({node.turn.author_id for node in shown if not node.turn.deleted},
+                                  conversation.guild_id)
         cells = [
             SheetCell(
                 number=node.number, parent_number=node.parent_number,
-                caption=" ".join(node.turn.prompt.split()),
-                author=names.get(node.turn.author_id, str(node.turn.author_id)),
+                caption="" if node.turn.deleted else " ".join(node.turn.prompt.split()),
+                author="" if node.turn.deleted
+                else names.get(node.turn.author_id, str(node.turn.author_id)),
                 state=_state(node.turn), deleted=node.turn.deleted,
                 head=head is not None and node.turn.id == head.id, thumbnail=thumb,
             )
@@ -115,7 +121,15 @@ class History(commands.Cog):
         file = discord.File(io.BytesIO(png), filename=f"history-{conversation.id}-{page + 1}.png")
         return content, file, view
 
+    def _forget_deleted(self, event: str, turn: Turn, error: object) -> None:
+        """A turn listener: a deleted turn's cached thumbnail goes at once."""
+        if event == "deleted":
+            self._thumbs.pop(turn.id, None)
+
     async def _thumbnail(self, turn: Turn) -> bytes | None:
+        if turn.deleted:
+            self._thumbs.pop(turn.id, None)
+            return None
         if not turn.images or turn.status is not TurnStatus.done:
             return None
         if turn.id in self._thumbs:
@@ -129,7 +143,7 @@ class History(commands.Cog):
                     thumb = await asyncio.to_thread(make_thumbnail, images[0].data)
             except Exception:
                 log.info("No thumbnail for turn %s", turn.id, exc_info=True)
-        if thumb is not None or turn.deleted:
+        if thumb is not None:
             self._thumbs[turn.id] = thumb
             while len(self._thumbs) > THUMB_CACHE:
                 self._thumbs.popitem(last=False)
@@ -232,7 +246,7 @@ class History(commands.Cog):
 
     async def _images_of(self, node: TreeNode) -> list[tuple[str, bytes]]:
         turn = node.turn
-        if not turn.images or turn.status is not TurnStatus.done:
+        if not turn.images or turn.status is not TurnStatus.done or turn.deleted:
             return []
         async with self._fetching:
             try:

@@ -353,7 +353,11 @@ class TurnRepository:
         )
 
     async def mark_deleted(self, turn_id: int) -> None:
-        await self._db.execute("UPDATE turns SET deleted = 1 WHERE id = ?", (turn_id,))
+        """Mark a turn deleted and drop the images attached to its request."""
+        await self._db.atomic([
+            ("UPDATE turns SET deleted = 1 WHERE id = ?", (turn_id,)),
+            ("DELETE FROM turn_inputs WHERE turn_id = ?", (turn_id,)),
+        ])
 
 
 def _image_dict(image: ImageRef) -> dict[str, Any]:

@@ -140,10 +140,8 @@ def _cell(
 ) -> None:
     x, y = cell_origin(*at)
     draw.rectangle([(x, y), (x + THUMB - 1, y + THUMB - 1)], fill=PANEL)
-    thumb = _thumbnail(cell.thumbnail)
+    thumb = None if cell.deleted else _thumbnail(cell.thumbnail)  # a deleted turn shows nothing
     if thumb is not None:
-        if cell.deleted:
-            thumb = Image.blend(thumb, Image.new("RGB", thumb.size, DELETED), 0.7)
         image.paste(thumb, (x + (THUMB - thumb.width) // 2, y + (THUMB - thumb.height) // 2))
     if cell.deleted or cell.state in ("failed", "cancelled"):
         colour = FAILED if cell.state == "failed" and not cell.deleted else MUTED
@@ -161,6 +159,8 @@ def _cell(
     badge_w = int(font.getlength(badge)) + 10
     draw.rectangle([(x, y), (x + badge_w, y + 20)], fill=_frame_colour(cell) if cell.head else PANEL)
     draw.text((x + 5, y + 3), badge, fill="#000000" if cell.head else TEXT, font=font)
+    if cell.deleted:
+        return  # a crossed-out placeholder: no prompt, no author
     lines = _wrap(cell.caption, font, CELL_W - 8, 2)
     for n, line in enumerate(lines):
         draw.text((x, y + THUMB + 4 + 16 * n), line, fill=TEXT, font=font)

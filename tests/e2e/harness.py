@@ -184,17 +184,22 @@ async def answer(
 def turn_rows(source: Any) -> list[dict[str, Any]]:
     """Every turn as the bot stored it (read with a separate connection, as an operator would).
     `source` is the bot's `Settings` (whichever backend they select) or an SQLite file path."""
+    return db_rows(source, "SELECT * FROM turns ORDER BY id")
+
+
+def db_rows(source: Any, sql: str) -> list[dict[str, Any]]:
+    """The rows of one parameterless query, read like `turn_rows`."""
     import sqlite3
 
     url = getattr(source, "database_url", None)
     if url is not None:
         from tests.pg import query
 
-        return query(url.get_secret_value(), "SELECT * FROM turns ORDER BY id")
+        return query(url.get_secret_value(), sql)
     conn = sqlite3.connect(getattr(source, "database_path", source), timeout=10)
     conn.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in conn.execute("SELECT * FROM turns ORDER BY id")]
+        return [dict(r) for r in conn.execute(sql)]
     finally:
         conn.close()
 

@@ -13,7 +13,9 @@ from PIL import Image
 from tests.e2e.harness import (
     answer,
     custom_ids,
+    db_rows,
     image_attachments,
+    results,
     running,
     start_conversation,
     turn_rows,
@@ -170,3 +172,70 @@ async def test_export_is_split_to_fit_the_upload_limit(discord_fake, openai_fake
     assert all(a.size <= 10 * 1024 * 1024 for a in zips)
     entries = [name for a in zips for name in zipfile.ZipFile(io.BytesIO(a.data)).namelist()]
     assert sorted(entries) == ["conversation.json"] + [f"turn-0{n}-1.png" for n in range(1, 7)]
+
+
+BG = (0x2B, 0x2D, 0x31)  # the sheet's background (bot/ui/contact_sheet.py's BG)
+
+
+def cell_pixels(image: Image.Image, column: int) -> tuple[set, set]:
+    """(colours inside the thumbnail, colours of the caption below it) of the cell in row 0,
+    `column`: 200 px a column after 48 on the left; thumbnails of 160 px start 54 px down."""
+    x, y = 48 + 200 * column, 54
+    inside = {image.getpixel((x + i, y + j)) for i in range(8, 152, 2) for j in range(24, 152, 2)}
+    caption = {image.getpixel((x + i, y + j)) for i in range(0, 150, 2) for j in range(164, 214, 2)}
+    return inside, caption
+
+
+async def test_a_deleted_turn_is_a_blank_placeholder_in_history_and_export(
+    discord_fake, openai_fake, make_settings
+):
+    """A member posts something private with a photo, deletes it: the next sheet shows a
+    crossed-out cell (no thumbnail, even one cached before the delete; no prompt, no name), the
+    export holds no trace of its prompt, author, text or image, and its upload is gone."""
+    alice = discord_fake.add_user("alice")
+    settings = make_settings()
+    secret = "my house at 12 Elm Street"
+    photo = io.BytesIO()
+    Image.effect_noise((64, 64), 60).convert("RGB").save(photo, "PNG")
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "a castle")
+        await wait_results(discord_fake, thread, 1)
+        await recorded(discord_fake, settings, 1)
+        await discord_fake.say(alice, thread, secret,
+                               attachments=[("home.png", photo.getvalue(), "image/png")])
+        await wait_results(discord_fake, thread, 2)
+        await recorded(discord_fake, settings, 2)
+        await discord_fake.say(alice, thread, "at dusk")
+        await wait_results(discord_fake, thread, 3)
+        await recorded(discord_fake, settings, 3)
+        first = await answer(discord_fake, await discord_fake.slash(alice, thread, "history"),
+                             "History", timeout=15)  # every thumbnail is now cached
+        before, _ = cell_pixels(sheet_of(first), 1)
+        secret_id = turn_rows(settings)[1]["id"]
+        [shown] = [m for m in results(discord_fake, thread) if f"imagine:delete:{secret_id}"
+                   in custom_ids(m)]
+        await discord_fake.click(alice, shown.id, f"imagine:delete:{secret_id}")
+        await discord_fake.wait_for(lambda: turn_rows(settings)[1]["deleted"] == 1, 10,
+                                    what="the turn recorded as deleted")
+        sheet = await answer(discord_fake, await discord_fake.slash(alice, thread, "history"),
+                             "History", timeout=15)
+        click = await discord_fake.click(alice, sheet.id, f"history:export:{thread}")
+        await answer(discord_fake, click, "Exported", timeout=15)
+    assert db_rows(settings, f"SELECT * FROM turn_inputs WHERE turn_id = {secret_id}") == []
+    image = sheet_of(sheet)
+    inside, caption = cell_pixels(image, 1)
+    live_inside, live_caption = cell_pixels(image, 2)
+    assert len(before) > 10 and len(live_inside) > 10  # thumbnails: many colours
+    assert len(inside) <= 3  # the panel, the cross, nothing of the picture
+    assert caption == {BG} and live_caption != {BG}  # no prompt, no name
+    [posted] = [m for m in discord_fake.messages(thread)
+                if any(a.filename.endswith(".zip") for a in m.attachments)]
+    archive = zipfile.ZipFile(io.BytesIO(posted.attachments[0].data))
+    assert archive.namelist() == ["conversation.json", "turn-01-1.png", "turn-03-1.png"]
+    text = archive.read("conversation.json").decode()
+    record = json.loads(text)
+    deleted = record["turns"][1]
+    assert deleted["deleted"] is True and deleted["number"] == 2
+    assert not {"prompt", "revised_prompt", "text", "author_id", "images", "response_id"} & set(deleted)
+    assert "Elm Street" not in text and str(turn_rows(settings)[1]["response_id"]) not in text
+    assert record["turns"][2]["parent_number"] == 2  # the tree keeps its shape
