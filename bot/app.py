@@ -28,6 +28,7 @@ from bot.core.moderation import Moderation
 from bot.core.openai_check import check_openai, models_to_check
 from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings
+from bot.core.retention import InputRetention
 from bot.metrics import Metrics, MetricsServer
 from bot.startup import StartupError
 from bot.store import open_store, unreachable
@@ -268,7 +269,10 @@ class ImagineBot(commands.AutoShardedBot):
                 "refine with /refine, by @mentioning the bot, or by replying to a result."
             )
         # Before the gateway connects, so no new event can race the turns a previous run left.
+        retention = InputRetention(self.store, s.input_retention_days, self.service.tasks)
+        self.service.listeners.append(retention)
         await self.service.recover()
+        retention.start()
         if isinstance(self.service.scheduler, FleetScheduler):
             await self.service.scheduler.start()
 

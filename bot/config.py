@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     # --- servers' own OpenAI keys (off unless set): the secret that encrypts them at rest ---
     key_encryption_secret: SecretStr | None = None
 
+    # --- privacy and spend (issue 21) ---
+    # days the images attached to a request are kept once its turn is over (0: none)
+    input_retention_days: float = Field(default=30.0, ge=0)
+    # prompts a rebuilt chain carries (besides the parent image): the latest ones
+    max_chain_turns: int = Field(default=20, ge=1)
+
     # --- metrics ---
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"

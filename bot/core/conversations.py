@@ -520,6 +520,8 @@ class ConversationService:
             prompt = source.prompt
             request_options = source.options
             inputs = await self.store.turns.inputs(source.id)
+            if source.inputs_pruned and not inputs:  # never asked again without them
+                raise UserFacingError(ErrorKind.bad_attachment, problem="inputs_gone")
             remix_of = source.remix_of_turn_id
         else:
             prompt = clean_prompt(request.prompt, max_chars=self.max_prompt_chars)

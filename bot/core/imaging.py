@@ -10,7 +10,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import InputImage
@@ -20,6 +20,7 @@ MAX_INPUT_PIXELS = 50_000_000  # far above any real photo; protects against deco
 MAX_INPUT_EDGE = 8192
 PREVIEW_EDGE = 512
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+_ORIENTATION = 0x0112  # the EXIF tag saying how the picture must be turned to stand upright
 
 
 def inspect_input(data: bytes, filename: str) -> InputImage:
@@ -37,13 +38,9 @@ def inspect_input(data: bytes, filename: str) -> InputImage:
                                           name=filename)
                 if getattr(image, "is_animated", False) and getattr(image, "n_frames", 1) > 1:
                     raise UserFacingError(ErrorKind.bad_attachment, problem="animated", name=filename)
-                fmt = image.format or ""
                 image.load()  # decode fully: truncated or corrupt data fails here
-                if fmt in ACCEPTED_FORMATS and fmt != "GIF":
-                    return InputImage(data=data, mime=ACCEPTED_FORMATS[fmt], filename=filename)
-                converted = io.BytesIO()
-                image.convert("RGBA" if "A" in image.getbands() else "RGB").save(converted, "PNG")
-                return InputImage(data=converted.getvalue(), mime="image/png", filename=filename)
+                cleaned, mime = without_metadata(image)
+                return InputImage(data=cleaned, mime=mime, filename=filename)
         except UserFacingError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -52,6 +49,38 @@ def inspect_input(data: bytes, filename: str) -> InputImage:
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
             raise UserFacingError(ErrorKind.bad_attachment, problem="not_image",
                                   name=filename) from None
+
+
+# what an upload keeps of its metadata: how its pixels look (colour profile, a palette's
+# transparent colour); EXIF (GPS, camera, time), XMP, comments and text chunks go
+_KEPT_INFO = ("icc_profile", "transparency")
+
+
+def without_metadata(image: Image.Image) -> tuple[bytes, str]:
+    """A decoded upload re-encoded with none of its metadata, and its MIME type: JPEG stays
+    JPEG (with its own quantisation when it needs no turning: next to lossless), PNG and WebP
+    stay themselves, anything else becomes PNG. An EXIF orientation is applied to the pixels
+    first, so the picture stands as it was shown. Every upload goes through here before it is
+    stored or sent."""
+    fmt = image.format or ""
+    kept = {key: image.info[key] for key in _KEPT_INFO if key in image.info}
+    upright = ImageOps.exif_transpose(image) if image.getexif().get(_ORIENTATION, 1) != 1 else image
+    upright.info = {k: v for k, v in kept.items() if k != "icc_profile"}
+    extra = {"icc_profile": kept["icc_profile"]} if "icc_profile" in kept else {}
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        if upright is image:
+            image.save(out, "JPEG", quality="keep", subsampling="keep", **extra)
+        else:
+            upright.save(out, "JPEG", quality=95, **extra)
+        return out.getvalue(), "image/jpeg"
+    if fmt == "WEBP":
+        upright.save(out, "WEBP", quality=95, **extra)
+        return out.getvalue(), "image/webp"
+    if fmt != "PNG" and upright.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+        upright = upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
+    upright.save(out, "PNG", **extra)
+    return out.getvalue(), "image/png"
 
 
 def warm_up() -> None:

@@ -117,6 +117,7 @@ class Turn:
     rerooted: bool = False
     deleted: bool = False
     input_image_count: int = 0
+    inputs_pruned: bool = False  # its attached images were deleted (INPUT_RETENTION_DAYS)
     last_sequence: int | None = None
     remix_of_turn_id: int | None = None  # a remix's source: a bot result (any conversation)
     variant_group: int | None = None  # siblings asked for together (variants) share this

@@ -137,7 +137,12 @@ class TurnStore(Protocol):
     ) -> None: ...
 
 
-    async def mark_deleted(self, turn_id: int) -> None: ...
+    async def mark_deleted(self, turn_id: int) -> None:
+        """Mark a turn deleted and drop the images attached to its request."""
+
+    async def prune_inputs(self, *, finished_before: float, limit: int = 500) -> int:
+        """Drop the attached images of up to `limit` turns over before `finished_before`;
+        returns how many turns lost theirs."""
 
 
 class UsageStore(Protocol):

@@ -81,6 +81,7 @@ def _turn(row: Row) -> Turn:
         rerooted=bool(row["rerooted"]),
         deleted=bool(row["deleted"]),
         input_image_count=row["input_count"],
+        inputs_pruned=bool(row["inputs_pruned"]),
         last_sequence=row["last_sequence"],
         remix_of_turn_id=row["remix_of_turn_id"],
         variant_group=row["variant_group"],
@@ -351,6 +352,23 @@ class TurnRepository:
             "WHERE id = ?",
             (status.value, error_kind, error_detail[:500], time.time(), turn_id),
         )
+
+    async def prune_inputs(self, *, finished_before: float, limit: int = 500) -> int:
+        """Delete the attached images of up to `limit` turns that finished before
+        `finished_before` (marking them `inputs_pruned`); returns how many lost theirs."""
+        rows = await self._db.fetchall(
+            "SELECT DISTINCT i.turn_id FROM turn_inputs i JOIN turns t ON t.id = i.turn_id "
+            "WHERE t.status NOT IN ('queued', 'running') AND t.finished_at < ? LIMIT ?",
+            (finished_before, limit),
+        )
+        ids = [int(r["turn_id"]) for r in rows]
+        if ids:
+            marks = ", ".join("?" for _ in ids)
+            await self._db.atomic([
+                (f"UPDATE turns SET inputs_pruned = 1 WHERE id IN ({marks})", ids),
+                (f"DELETE FROM turn_inputs WHERE turn_id IN ({marks})", ids),
+            ])
+        return len(ids)
 
     async def mark_deleted(self, turn_id: int) -> None:
         """Mark a turn deleted and drop the images attached to its request."""

@@ -46,6 +46,8 @@ EN: dict[str, str] = {
     "problem.animated": "`{name}` is animated; please attach a still image.",
     "problem.too_large_pixels": "`{name}` has too many pixels; please attach a smaller image.",
     "problem.too_large_for_api": "`{name}` is too large for the image service, even re-encoded; please attach a smaller image.",
+    # issue 21: privacy and spend
+    "problem.inputs_gone": "The images attached to that request are no longer kept; reply with them attached again.",
     "problem.too_large_bytes": "`{name}` is larger than {limit_mb} MB; please attach a smaller file.",
     "problem.download": "I couldn't download `{name}`; please attach it again.",
     "problem.host": "`{name}` isn't a Discord attachment.",
@@ -437,6 +439,8 @@ ZH: dict[str, str] = {
     "problem.animated": "`{name}` 是动图；请附上一张静态图片。",
     "problem.too_large_pixels": "`{name}` 像素太多；请附上一张小一些的图片。",
     "problem.too_large_for_api": "`{name}` 即使重新编码也超出图片服务的大小限制；请附上一张小一些的图片。",
+    # issue 21: privacy and spend
+    "problem.inputs_gone": "那次请求附带的图片已不再保留；请重新附上图片回复。",
     "problem.too_large_bytes": "`{name}` 超过 {limit_mb} MB；请附上一个小一些的文件。",
     "problem.download": "无法下载 `{name}`；请重新附上。",
     "problem.host": "`{name}` 不是 Discord 附件。",

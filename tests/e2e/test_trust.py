@@ -6,6 +6,8 @@ user some server blocked)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import logging
 import sqlite3
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from bot.metrics import Metrics, MetricsServer
 from tests.e2e.harness import (
     answer,
+    db_rows,
     quiet,
     running,
     sqlite_write_lock,
@@ -516,3 +519,64 @@ async def test_reservations_survive_a_restart(discord_fake, openai_fake, make_se
     assert "this server's daily budget" in refused.content
     [row] = turn_rows(settings.database_path)
     assert row["reserved_usd"] == pytest.approx(RESERVATION)
+
+
+# ------------------------------------------------------------------------ uploads (issue 21)
+def gps_photo() -> bytes:
+    """A phone JPEG with the camera and where it was taken in its EXIF."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (51.0, 30.0, 12.0), "W", (0.0, 7.0, 39.0)
+    out = io.BytesIO()
+    Image.effect_noise((64, 64), 50).convert("RGB").save(out, "JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def has_exif(data: bytes) -> bool:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return bool(image.getexif()) or b"PhoneMaker" in data
+
+
+def sent_images(request: dict[str, Any]) -> list[bytes]:
+    parts = [p for item in request["input"] if isinstance(item, dict) and item.get("role") == "user"
+             for p in item["content"] if p["type"] == "input_image"]
+    return [base64.b64decode(p["image_url"].partition(",")[2]) for p in parts]
+
+
+async def test_an_uploads_exif_reaches_neither_the_api_nor_the_database_and_is_not_kept(
+    discord_fake, openai_fake, make_settings
+):
+    """INPUT_RETENTION_DAYS=0: a photo with GPS is sent and stored without its metadata, deleted
+    once its turn is over; a reroll of that turn then says its images are gone (never runs
+    without them)."""
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(input_retention_days=0)
+    photo = gps_photo()
+    assert has_exif(photo)
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "a castle")
+        await wait_results(discord_fake, thread, 1)
+        await discord_fake.say(alice, thread, "put me in it",
+                               attachments=[("me.jpg", photo, "image/jpeg")])
+        [_, second] = await wait_results(discord_fake, thread, 2)
+        [sent] = sent_images(openai_fake.create_requests()[-1])
+        assert not has_exif(sent) and sent[:2] == b"\xff\xd8"  # still a JPEG
+        await discord_fake.wait_for(
+            lambda: not db_rows(settings, "SELECT * FROM turn_inputs")
+            and turn_rows(settings)[1]["inputs_pruned"] == 1, 10,
+            what="the finished turn's input deleted",
+        )
+        await quiet(discord_fake, openai_fake)
+        asked = len(openai_fake.create_requests())
+        turn_id = turn_rows(settings)[1]["id"]
+        click = await discord_fake.click(alice, second.id, f"imagine:reroll:{turn_id}")
+        refused = await answer(discord_fake, click, "no longer kept")
+        assert refused.ephemeral
+        await quiet(discord_fake, openai_fake)
+    assert len(openai_fake.create_requests()) == asked
+    assert len(turn_rows(settings)) == 2

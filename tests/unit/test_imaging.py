@@ -45,11 +45,14 @@ def noisy_png() -> bytes:
 @pytest.mark.parametrize(
     ("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")]
 )
-def test_common_formats_are_accepted_unchanged(fmt: str, mime: str) -> None:
-    data = encode(noise((64, 48)), fmt)
+def test_common_formats_are_accepted_in_their_own_format(fmt: str, mime: str) -> None:
+    source = noise((64, 48))
+    data = encode(source, fmt)
     image = inspect_input(data, f"photo.{fmt.lower()}")
-    assert image.data == data  # not re-encoded
-    assert image.mime == mime
+    assert image.mime == mime  # re-encoded without metadata (below), in the same format
+    assert opened(image.data).format == fmt and opened(image.data).size == (64, 48)
+    if fmt == "PNG":
+        assert opened(image.data).tobytes() == source.tobytes()
     assert image.filename == f"photo.{fmt.lower()}"
 
 
@@ -205,3 +208,53 @@ def test_fit_inputs_refuses_clearly_when_an_image_cannot_fit() -> None:
         fit_inputs([image], per_image=100, per_request=100)
     assert excinfo.value.params == {"problem": "too_large_for_api", "name": "huge.png"}
     assert fit_inputs([image]) == [image]  # within the limits: untouched
+
+
+# --------------------------------------------------------------------------- metadata (issue 21)
+def exif_with_gps(orientation: int = 1) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x0112] = orientation
+    gps = exif.get_ifd(0x8825)  # the GPS IFD
+    gps[1], gps[2], gps[3], gps[4] = "N", (51.0, 30.0, 12.0), "W", (0.0, 7.0, 39.0)
+    return exif
+
+
+def carries_gps(data: bytes) -> bool:
+    exif = opened(data).getexif()
+    return bool(exif.get_ifd(0x8825)) or 0x010F in exif or b"PhoneMaker" in data
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_uploads_lose_exif_gps_and_text_but_keep_their_format_and_pixels(fmt):
+    image = Image.effect_noise((96, 64), 50).convert("RGB")
+    params: dict[str, object] = {"exif": exif_with_gps().tobytes()}
+    if fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text("Comment", "PhoneMaker at home")
+        params["pnginfo"] = info
+    if fmt == "JPEG":
+        params["comment"] = b"PhoneMaker at home"
+    data = encode(image, fmt, **params)
+    assert carries_gps(data)  # (the sample really carries it)
+    cleaned = inspect_input(data, f"photo.{fmt.lower()}")
+    assert not carries_gps(cleaned.data)
+    out = opened(cleaned.data)
+    assert out.format == fmt and out.size == (96, 64)
+    assert cleaned.mime == f"image/{fmt.lower()}"
+    if fmt == "PNG":  # lossless: the very same pixels
+        assert out.tobytes() == image.tobytes()
+
+
+def test_a_turned_photo_is_stood_upright_before_its_orientation_goes():
+    """A phone photo stored landscape with orientation 6 (turn 90 degrees clockwise to view)."""
+    image = Image.new("RGB", (120, 60), "white")
+    image.paste((255, 0, 0), (0, 0, 20, 60))  # a red band on the left as stored
+    data = encode(image, "JPEG", exif=exif_with_gps(orientation=6).tobytes(), quality=95)
+    cleaned = opened(inspect_input(data, "phone.jpg").data)
+    assert cleaned.size == (60, 120)  # shown portrait, as the phone showed it
+    assert 0x0112 not in cleaned.getexif()
+    red, _, _ = cleaned.getpixel((30, 5))  # the band is now along the top
+    assert red > 200 and cleaned.getpixel((30, 115))[1] > 200

@@ -682,3 +682,36 @@ async def test_moderation_log_channel_and_reports_fold_per_image(store: Store) -
     assert closed is not None and (closed.status, closed.message_id) == ("dismissed", 88)
     reopened, _ = await store.moderation.report(GUILD, turn, Reporter(BOB, "back", 4.0))
     assert reopened.id != folded.id and len(reopened.reporters) == 1  # a new report after that
+
+
+async def test_inputs_of_finished_turns_are_pruned_and_the_turn_remembers(store: Store) -> None:
+    await new_conversation(store)
+    photo = InputImage(b"\x89PNG-bytes", "image/png", "photo.png")
+    over = await new_turn(store, inputs=(photo, photo))
+    failed = await new_turn(store, inputs=(photo,))
+    running = await new_turn(store, inputs=(photo,))
+    plain = await new_turn(store)
+    await finish(store, over)
+    await finish(store, plain)
+    await store.turns.finish_failed(failed, status=TurnStatus.failed, error_kind="server")
+    await store.turns.mark_running(running)
+    assert await store.turns.prune_inputs(finished_before=time.time() - 3600) == 0  # too recent
+    assert len(await store.turns.inputs(over)) == 2
+    assert await store.turns.prune_inputs(finished_before=time.time() + 1, limit=1) == 1
+    assert await store.turns.prune_inputs(finished_before=time.time() + 1) == 1  # the other
+    for turn_id in (over, failed):
+        turn = await store.turns.get(turn_id)
+        assert turn is not None and turn.inputs_pruned and turn.input_image_count == 0
+        assert await store.turns.inputs(turn_id) == []
+    kept = await store.turns.get(running)
+    assert kept is not None and not kept.inputs_pruned and kept.input_image_count == 1
+    untouched = await store.turns.get(plain)
+    assert untouched is not None and not untouched.inputs_pruned
+
+
+async def test_deleting_a_turn_drops_its_inputs(store: Store) -> None:
+    await new_conversation(store)
+    turn_id = await new_turn(store, inputs=(InputImage(b"x", "image/png", "p.png"),))
+    await store.turns.mark_deleted(turn_id)
+    turn = await store.turns.get(turn_id)
+    assert turn is not None and turn.deleted and await store.turns.inputs(turn_id) == []
