@@ -1,5 +1,6 @@
 """`python -m bot`: load settings, set up logging, run. `python -m bot backup PATH`: back up the DB.
 `python -m bot doctor [--generate]`: check the set-up before inviting users (see bot/doctor.py).
+`python -m bot rotate-key-secret [--old-file PATH]`: re-seal servers' own keys (bot/keys_cli.py).
 
 A missing or invalid setting prints one line naming the variable and exits with status 2. A
 start-up failure the operator can fix (Discord unreachable, a rejected token or key, the Message
@@ -103,19 +104,29 @@ def doctor_command(args: list[str]) -> int:
     return asyncio.run(run_doctor(settings, generate="--generate" in args))
 
 
+def usage_subcommand(args: list[str]) -> int:
+    from bot.usage_cli import usage_command
+
+    return usage_command(args, load_settings())
+
+
+def rotate_subcommand(args: list[str]) -> int:
+    from bot.keys_cli import rotate_command
+
+    return rotate_command(args, load_settings())
+
+
+SUBCOMMANDS = {"backup": backup_command, "doctor": doctor_command, "usage": usage_subcommand,
+               "rotate-key-secret": rotate_subcommand}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "backup":
-        return backup_command(args[1:])
-    if args and args[0] == "doctor":
-        return doctor_command(args[1:])
-    if args and args[0] == "usage":
-        from bot.usage_cli import usage_command
-
-        return usage_command(args[1:], load_settings())
+    if args and args[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[args[0]](args[1:])
     if args:
         print("usage: python -m bot [backup PATH | doctor [--generate] | usage [--since DATE] "
-              "[--csv]]", file=sys.stderr)
+              "[--csv] | rotate-key-secret [--old-file PATH]]", file=sys.stderr)
         return 2
     settings = load_settings()
     secrets = [settings.discord_token, settings.openai_api_key]
@@ -136,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.exception("The bot stopped with an error")
         else:
             print(line, file=sys.stderr)
-        return 1
+        return int(getattr(exc, "exit_status", 1))
     return 0
 
 

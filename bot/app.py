@@ -23,14 +23,14 @@ from bot.core.conversations import ConversationService
 from bot.core.errors import UserFacingError
 from bot.core.image_client import ImageClient, RetryPolicy
 from bot.core.imaging import warm_up
-from bot.core.keys import KeyBox, ServerKeys, probe_key
+from bot.core.keys import KeyBox, ServerKeys, audit_keys, probe_key
 from bot.core.moderation import Moderation
 from bot.core.openai_check import check_openai, models_to_check
 from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings
 from bot.core.retention import InputRetention
 from bot.metrics import Metrics, MetricsServer
-from bot.startup import StartupError
+from bot.startup import SettingsRefused, StartupError
 from bot.store import open_store, unreachable
 from bot.store.postgres.fleet import FleetScheduler, fleet_scheduler
 from bot.store.protocol import Store
@@ -240,6 +240,7 @@ class ImagineBot(commands.AutoShardedBot):
         services = await build_services(s)
         self.store, self.openai = services.store, services.openai
         self.service, self.attachments = services.service, services.attachments
+        await self.check_server_keys()
         await self.check_openai_access()
         if s.metrics_port is not None:
             metrics = Metrics(queued=lambda: self.service.scheduler.queued,
@@ -275,6 +276,32 @@ class ImagineBot(commands.AutoShardedBot):
         retention.start()
         if isinstance(self.service.scheduler, FleetScheduler):
             await self.service.scheduler.start()
+
+    async def check_server_keys(self) -> None:
+        """Refuse to start when servers' keys are stored and the secret is missing or opens
+        none of them (exit 2); a key it cannot open is marked failed, its owner told once the
+        bot is online."""
+        keys = self.service.server_keys
+        audit = await audit_keys(self.store, keys.box if keys is not None else None)
+        refusal = audit.refusal(keys is not None)
+        if refusal is not None:
+            raise SettingsRefused(refusal)
+        if audit.legacy:
+            log.warning("%d server key(s) are sealed the old way: run `python -m bot "
+                        "rotate-key-secret` to re-seal them", audit.legacy)
+        if keys is None or not audit.unreadable:
+            return
+        log.warning("KEY_ENCRYPTION_SECRET does not open the key of %d server(s): marked failed",
+                    len(audit.unreadable))
+        for guild_id in audit.unreadable:
+            if await keys.mark_failed(guild_id):
+                self.service.tasks.spawn(self._tell_key_failed(guild_id),
+                                         name=f"key-failed-{guild_id}")
+
+    async def _tell_key_failed(self, guild_id: int) -> None:
+        await self.ready_once.wait()  # (the server and its owner are known once online)
+        if self.service.key_failed is not None:
+            await self.service.key_failed(guild_id)
 
     async def check_openai_access(self) -> None:
         """Refuse to start with a rejected key or an unknown model; warn when it cannot check."""

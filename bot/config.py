@@ -143,6 +143,16 @@ class Settings(BaseSettings):
             raise ValueError("must be WIDTHxHEIGHT, not auto")
         return size
 
+    @field_validator("key_encryption_secret")
+    @classmethod
+    def _check_key_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        from bot.core.keys import secret_problem
+
+        problem = secret_problem(value.get_secret_value()) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @field_validator("sheet_font_path")
     @classmethod
     def _check_font(cls, value: Path | None) -> Path | None:

@@ -25,6 +25,15 @@ REACH_FIX = "check the network, a firewall or proxy, and DISCORD_API_BASE / DISC
 class StartupError(Exception):
     """A start-up check failed; `str(error)` is the whole explanation, fix included."""
 
+    exit_status = 1
+
+
+class SettingsRefused(StartupError):
+    """The settings cannot work with what is stored (e.g. server keys without their secret):
+    a configuration error, exit status 2 like an invalid setting."""
+
+    exit_status = 2
+
 
 def _where(exc: aiohttp.ClientConnectorError) -> str:
     return f"{exc.host}:{exc.port}" if exc.port else exc.host

@@ -1005,7 +1005,8 @@ class ConversationService:
         detail: str = "",
     ) -> None:
         detail = detail or getattr(error, "detail", "") or ""
-        own_key_failed = turn.own_key and error.kind in (ErrorKind.auth, ErrorKind.quota)
+        own_key_failed = turn.own_key and error.kind in (ErrorKind.auth, ErrorKind.quota,
+                                                         ErrorKind.own_key_failed)
         if own_key_failed:
             log.info("Turn %s: server %s's own key failed (%s)", turn.id, turn.guild_id,
                      error.kind.name)

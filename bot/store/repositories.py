@@ -613,6 +613,18 @@ class ServerKeyRepository:
             (guild_id, encrypted, time.time()),
         )
 
+    async def all(self) -> dict[int, ServerKey]:
+        """Every stored key, by server (for the start-up check and the rotation)."""
+        rows = await self._db.fetchall("SELECT guild_id, encrypted, failed FROM server_keys")
+        return {int(r["guild_id"]): ServerKey(r["encrypted"], bool(r["failed"])) for r in rows}
+
+    async def reseal(self, guild_id: int, encrypted: str) -> None:
+        """Replace a key's sealed form (same key, new secret); whether it failed stays."""
+        await self._db.execute(
+            "UPDATE server_keys SET encrypted = ?, updated_at = ? WHERE guild_id = ?",
+            (encrypted, time.time(), guild_id),
+        )
+
     async def mark_failed(self, guild_id: int) -> bool:
         """Mark a key failed; True only the first time (so its managers are told once)."""
         async with self._db.transaction():

@@ -168,3 +168,92 @@ async def test_unreachable_openai_only_warns_and_the_bot_serves(discord_fake, op
     assert (f"OpenAI start-up check: could not reach OpenAI at http://127.0.0.1:{port}/v1/ "
             "(connection failed): check the network, a proxy or OPENAI_BASE_URL") in log
     assert "Traceback" not in log
+
+
+# ------------------------------------------------------------------ servers' own keys (issue 21)
+OLD_SECRET = "the operator's first secret, long enough: 0001"
+NEW_SECRET = "the operator's next secret, long enough too: 0002"
+SERVER_KEY = "sk-server-own-key-startup-0123456789"
+
+
+async def stored_keys(db_path: Path, sealed: dict[int, str]) -> None:
+    """A database whose servers set their own keys (sealed as given)."""
+    from bot.store.repositories import Store
+
+    store = await Store.open(db_path)
+    try:
+        for guild_id, value in sealed.items():
+            await store.server_keys.put(guild_id, value)
+    finally:
+        await store.close()
+
+
+def sealed_the_old_way(secret: str, api_key: str) -> str:
+    """Fernet keyed by a bare SHA-256 of the secret: how keys were sealed before issue 21."""
+    import base64
+    import hashlib
+
+    from cryptography.fernet import Fernet
+
+    fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()))
+    return fernet.encrypt(api_key.encode()).decode()
+
+
+def exit_2_in_one_line(code: int, out: str, err: str) -> str:
+    assert code == 2, err
+    [line] = err.splitlines()
+    assert out == "" and "Traceback" not in err
+    assert SECRET_TOKEN not in err and SECRET_KEY not in err and SERVER_KEY not in err
+    return line
+
+
+@pytest.mark.parametrize("secret", [None, NEW_SECRET], ids=["secret-removed", "secret-changed"])
+async def test_stored_keys_without_the_secret_that_opens_them_refuse_to_start(
+    discord_fake, openai_fake, tmp_path, secret
+):
+    """Never billed to the operator's key instead, never failing every turn unannounced."""
+    await stored_keys(tmp_path / "bot.db", {discord_fake.guild_id: sealed_the_old_way(
+        OLD_SECRET, SERVER_KEY)})
+    extra = {"KEY_ENCRYPTION_SECRET": secret} if secret else {}
+    line = exit_2_in_one_line(*await start_bot(discord_fake, openai_fake, tmp_path, **extra))
+    assert "KEY_ENCRYPTION_SECRET" in line
+    assert "1 server(s) have their own OpenAI key" in line or "any of the 1 stored" in line
+    assert (NEW_SECRET not in line) and (OLD_SECRET not in line)
+    assert openai_fake.create_requests() == [] and discord_fake.identify_payloads == []
+
+
+async def test_a_short_secret_is_a_configuration_error(discord_fake, openai_fake, tmp_path):
+    line = exit_2_in_one_line(*await start_bot(discord_fake, openai_fake, tmp_path,
+                                               KEY_ENCRYPTION_SECRET="too-short-secret"))
+    assert line.startswith("Configuration error: KEY_ENCRYPTION_SECRET: must be a Fernet key")
+    assert "too-short-secret" not in line
+
+
+async def test_rotate_key_secret_reseals_every_key_for_the_new_secret(
+    discord_fake, openai_fake, tmp_path
+):
+    """`python -m bot rotate-key-secret` (old secret in OLD_KEY_ENCRYPTION_SECRET, new in
+    KEY_ENCRYPTION_SECRET) moves a key sealed the old way to the new secret: the old secret then
+    opens nothing, the new one does."""
+    from bot.core.keys import KeyBox
+    from bot.store.repositories import Store
+
+    db = tmp_path / "bot.db"
+    await stored_keys(db, {discord_fake.guild_id: sealed_the_old_way(OLD_SECRET, SERVER_KEY)})
+    env = clean_environ() | bot_env(discord_fake, openai_fake, db, LOG_LEVEL="WARNING",
+                                    KEY_ENCRYPTION_SECRET=NEW_SECRET,
+                                    OLD_KEY_ENCRYPTION_SECRET=OLD_SECRET)
+    code, out, err = await run_cli("rotate-key-secret", env=env, cwd=tmp_path)
+    assert (code, out.strip(), err) == (0, "Re-sealed 1 server key(s) with KEY_ENCRYPTION_SECRET", "")
+    store = await Store.open(db)
+    try:
+        [(guild_id, key)] = (await store.server_keys.all()).items()
+    finally:
+        await store.close()
+    assert guild_id == discord_fake.guild_id and not key.failed
+    assert KeyBox(NEW_SECRET).unseal(key.encrypted) == (SERVER_KEY, False)
+    assert KeyBox(OLD_SECRET).open(key.encrypted) is None
+    # the old secret no longer starts the bot: the rotation really moved the key
+    line = exit_2_in_one_line(*await start_bot(discord_fake, openai_fake, tmp_path,
+                                               KEY_ENCRYPTION_SECRET=OLD_SECRET))
+    assert "does not open any of the 1 stored server key(s)" in line

@@ -459,7 +459,7 @@ async def test_own_key_set_used_billed_to_the_server_then_failing(
     admin = discord_fake.add_user("admin", permissions=["manage_guild"])
     alice = discord_fake.add_user("alice")
     # the operator's own budget is spent: only turns on the server's key can run
-    settings = make_settings(key_encryption_secret="test-key-encryption-secret-9f2c",
+    settings = make_settings(key_encryption_secret="test-key-encryption-secret-9f2c-0123456789",
                              instance_daily_spend_usd=0.001, **{"default_" + "quality": "low"})
     async with running(settings):
         refused_by_instance = await answer(discord_fake, await discord_fake.slash(
@@ -580,3 +580,38 @@ async def test_an_uploads_exif_reaches_neither_the_api_nor_the_database_and_is_n
         await quiet(discord_fake, openai_fake)
     assert len(openai_fake.create_requests()) == asked
     assert len(turn_rows(settings)) == 2
+
+
+# ------------------------------------------------------------------------ own keys (issue 21)
+async def test_a_key_the_secret_cannot_open_is_marked_failed_and_its_owner_told(
+    discord_fake, openai_fake, make_settings
+):
+    """Another server's key opens, this server's does not (sealed with a secret this process
+    does not have): the bot starts, marks this one failed, tells the owner once, and refuses
+    the server's turns; nothing is ever billed to the operator's key for it."""
+    from bot.core.keys import KeyBox
+    from bot.store.repositories import Store
+
+    secret = "test-key-encryption-secret-9f2c-0123456789"
+    settings = make_settings(key_encryption_secret=secret)
+    store = await Store.open(settings.database_path)
+    try:
+        await store.server_keys.put(discord_fake.guild_id, KeyBox(
+            "a secret from another set-up, long and random: 55").seal(SERVER_KEY))
+        await store.server_keys.put(discord_fake.add_guild().id, KeyBox(secret).seal(SERVER_KEY))
+    finally:
+        await store.close()
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        owner_dm = discord_fake.dm_channel(discord_fake.owner)
+        told = await discord_fake.wait_for(lambda: bot_texts_in(discord_fake, owner_dm) or None, 10,
+                                           what="the owner told")
+        refused = await answer(discord_fake, await discord_fake.slash(
+            alice, discord_fake.text_channel_id, "imagine", {"prompt": "p01"}), "key")
+        await quiet(discord_fake, openai_fake)
+    assert len(told) == 1 and "stopped working" in told[0]
+    assert "own OpenAI key stopped working" in refused.content and refused.ephemeral
+    assert create_keys(openai_fake) == [] and turn_rows(settings) == []
+    with sqlite3.connect(settings.database_path) as db:
+        failed = dict(db.execute("SELECT guild_id, failed FROM server_keys").fetchall())
+    assert failed[discord_fake.guild_id] == 1 and sorted(failed.values()) == [0, 1]
