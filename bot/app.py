@@ -104,6 +104,7 @@ async def build_services(settings: Settings) -> Services:
         per_user_concurrent=s.per_user_concurrent,
         per_user_queued=s.per_user_queued,
         scheduler=fleet_scheduler(s, store, ceilings),
+        max_chain_turns=s.max_chain_turns,
     )
     service.server_keys = server_keys_for(s, store)
     return Services(store, openai, service, attachment_reader_for(s))

@@ -143,6 +143,22 @@ def _variant_of(request: TurnRequest) -> tuple[int, int, int] | None:
     return request.variant_group, request.variant_index or 1, request.variants
 
 
+def chain_context(lineage: list[Turn], max_turns: int, *, image: bool) -> str:
+    """The text that carries a chain without the API's memory: the latest `max_turns` prompts
+    of the lineage (deleted turns' left out: what a member deletes is not sent again), oldest
+    first; the parent image (when sent) holds what the earlier ones made."""
+    prompts = [turn.prompt for turn in lineage if not turn.deleted]
+    kept = prompts[-max_turns:]
+    skipped = len(prompts) - len(kept)
+    steps = "\n".join(f"{n}. {prompt}" for n, prompt in enumerate(kept, skipped + 1))
+    return (
+        "This continues an image conversation. The earlier instructions, oldest first"
+        + (f" (the first {skipped} left out)" if skipped else "") + f":\n{steps}\n"
+        + ("The attached image is the latest result; apply the next instruction to it."
+           if image else "")
+    ).strip()
+
+
 def clean_prompt(text: str, *, max_chars: int) -> str:
     """Strip invisible characters and whitespace; refuse empty or over-long prompts."""
     cleaned = _INVISIBLE.sub("", unicodedata.normalize("NFC", text)).strip()
@@ -219,6 +235,7 @@ class ConversationService:
         per_user_concurrent: int = 1,
         per_user_queued: int = 3,
         scheduler: Scheduler | None = None,
+        max_chain_turns: int = 20,
     ) -> None:
         self.store = store
         self.images = image_client
@@ -231,6 +248,7 @@ class ConversationService:
         )
         self.max_prompt_chars = max_prompt_chars
         self.max_input_images = max_input_images
+        self.max_chain_turns = max_chain_turns  # prompts a rebuilt chain re-sends
         self.presenter: Presenter | None = None
         # Set by the Discord layer: raises `not_allowed` if a waiting turn's author may no
         # longer generate there (a role removed, blocked meanwhile); checked before it starts.
@@ -461,8 +479,9 @@ class ConversationService:
         )
         if options.action == "edit" and not inputs and not context_has_image:
             raise UserFacingError(ErrorKind.edit_needs_image)
-        amount = self.prices.reservation(
-            options, prompt_chars=len(prompt), input_images=len(inputs) + int(context_has_image)
+        amount = self.prices.reservation(  # (a chain rebuilt re-sends its prompts)
+            options, prompt_chars=len(prompt) + await self._rebuilt_chars(parent or follows),
+            input_images=len(inputs) + int(context_has_image),
         )
         turn = await self._record(request, actor, policy, hold, conversation=conversation,
                                   parent=parent, prompt=prompt, options=options, inputs=inputs,
@@ -473,6 +492,14 @@ class ConversationService:
                 conversation.id, sticky.merged_over(conversation.options)
             )
         return await self._enqueue(turn, ready, admitted_now=True)
+
+    async def _rebuilt_chars(self, parent: Turn | None) -> int:
+        """Characters of the chain a turn re-sends when it is rebuilt (without stored
+        responses, or when the parent has none): counted in its reservation."""
+        if parent is None or (self.images.store and parent.response_id):
+            return 0
+        lineage = await self.store.turns.lineage(parent.id)
+        return len(chain_context(lineage, self.max_chain_turns, image=True))
 
     async def _record(
         self, request: TurnRequest, actor: Actor, policy: EffectivePolicy, hold: Hold | None, *,
@@ -741,12 +768,14 @@ class ConversationService:
         turn = await self.store.turns.get(job.turn_id)
         if turn is None or turn.status.terminal:
             return
+        billed = None
         if turn.response_id and self.images.background:
-            await self.images.cancel(turn.response_id)  # stop paying for it
+            billed = await self.images.cancel(turn.response_id)  # stop paying for it
         if unplaced is not None:
-            await self._fail(turn, unplaced[0], show=unplaced[1])
+            await self._fail(turn, unplaced[0], show=unplaced[1], billed=billed)
             return
-        await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled)
+        await self._fail(turn, UserFacingError(ErrorKind.cancelled), TurnStatus.cancelled,
+                         billed=billed)
 
     async def _progress(self, turn: Turn, progress: Progress) -> None:
         if self.presenter is None or self.placements.hold(turn.id, progress):
@@ -760,10 +789,10 @@ class ConversationService:
 
     async def _resume_left(
         self, turn: Turn, on_progress: ProgressSink, images: ImageClient
-    ) -> TurnResult | None:
-        """Recovered after a restart: the generation already exists server-side. None when
-        that response ended without a result and a new request may be made (never billed
-        twice: it failed, or was cancelled first)."""
+    ) -> TurnResult | Usage:
+        """Recovered after a restart: the generation already exists server-side. What that
+        response billed when it ended without a result and a new request may be made (never
+        billed twice: it failed, or was cancelled first)."""
         assert turn.response_id is not None
         if not images.background:
             raise GenerationError(ErrorKind.connection, detail="interrupted by a restart")
@@ -774,7 +803,7 @@ class ConversationService:
         except ResponseOver as over:
             log.info("Turn %s: response %s ended without a result (%s); requesting anew",
                      turn.id, turn.response_id, over.kind.name)
-            return None
+            return over.billed or Usage()
 
     async def _generate(self, turn: Turn, marked: asyncio.Future[None]) -> TurnResult:
         """The turn's result, asked for (or resumed) while `marked` records it as running."""
@@ -786,10 +815,12 @@ class ConversationService:
             await self.store.turns.set_response_id(turn.id, response_id, sequence)
 
         images = await self._images_for(turn)
+        earlier = Usage()  # billed by a response left over from before a restart
         if turn.response_id and turn.status is TurnStatus.running:
             resumed = await self._resume_left(turn, on_progress, images)
-            if resumed is not None:
+            if isinstance(resumed, TurnResult):
                 return resumed
+            earlier = resumed
 
         parent = await self._resolve_parent(turn)
         source = await self._remix_source(turn)
@@ -811,18 +842,40 @@ class ConversationService:
                 )
 
         try:
-            result = await run()
+            result, rerooted = await self._chained(turn, request, parent, run, rerooted)
+        except GenerationError as error:
+            error.billed = earlier + (error.billed or Usage())  # recorded against the turn
+            raise
+        return TurnResult(result.response_id, result.images, result.text,
+                          earlier + result.usage, rerooted)
+
+    async def _chained(
+        self, turn: Turn, request: GenerationRequest, parent: Turn | None,
+        run: Callable[[], Awaitable[TurnResult]], rerooted: bool,
+    ) -> tuple[TurnResult, bool]:
+        """`run()`, rebuilding the chain when the API no longer has the parent's response; a
+        rebuilt chain reserves by what it actually sends. (The result, whether rebuilt.)"""
+        if rerooted:
+            await self._reserve_sent(turn, request)
+        try:
+            return await run(), rerooted
         except PreviousResponseNotFound:
             assert parent is not None
             log.info("Turn %s: parent response %s is gone; rebuilding the chain",
                      turn.id, parent.response_id)
             await self._reroot(request, parent)
-            rerooted = True
             await self.store.turns.set_rerooted(turn.id)
-            result = await run()
-        if rerooted:
-            result = TurnResult(result.response_id, result.images, result.text, result.usage, True)
-        return result
+            await self._reserve_sent(turn, request)
+            return await run(), True
+
+    async def _reserve_sent(self, turn: Turn, request: GenerationRequest) -> None:
+        """A rebuilt chain re-sends prompts and the parent image: the turn's reservation grows
+        to the worst case of what is sent (never shrinks), so caps count it meanwhile."""
+        amount = self.prices.reservation(
+            turn.options, prompt_chars=len(request.prompt) + len(request.context_text or ""),
+            input_images=len(request.input_images),
+        )
+        await self.store.turns.raise_reservation(turn.id, amount)
 
     async def _images_for(self, turn: Turn) -> ImageClient:
         """The operator's image client, or the one of the server's own key (never the
@@ -938,13 +991,7 @@ class ConversationService:
                 log.warning("Could not fetch the images of turn %s", parent.id, exc_info=True)
         if not images and request.options.action == "edit" and not request.input_images:
             raise UserFacingError(ErrorKind.edit_needs_image)
-        steps = "\n".join(f"{n}. {t.prompt}" for n, t in enumerate(lineage, 1))
-        request.context_text = (
-            "This continues an image conversation. The earlier instructions, oldest first:\n"
-            f"{steps}\n"
-            + ("The attached image is the latest result; apply the next instruction to it."
-               if images else "")
-        ).strip()
+        request.context_text = chain_context(lineage, self.max_chain_turns, image=bool(images))
         request.input_images = images + request.input_images
 
     async def _deliver(self, turn: Turn, result: TurnResult) -> None:
@@ -1003,8 +1050,10 @@ class ConversationService:
         *,
         show: bool = True,
         detail: str = "",
+        billed: Usage | None = None,
     ) -> None:
         detail = detail or getattr(error, "detail", "") or ""
+        billed = billed or getattr(error, "billed", None)  # failed, yet billed: recorded
         own_key_failed = turn.own_key and error.kind in (ErrorKind.auth, ErrorKind.quota,
                                                          ErrorKind.own_key_failed)
         if own_key_failed:
@@ -1020,7 +1069,8 @@ class ConversationService:
         # failure shows can still be billed to it
         first_failure = own_key_failed and await self._own_key_failed(turn)
         await self.store.turns.finish_failed(
-            turn.id, status=status, error_kind=error.kind.name, error_detail=detail
+            turn.id, status=status, error_kind=error.kind.name, error_detail=detail,
+            usage=billed or None, cost_usd=self.prices.cost(billed) if billed else 0.0,
         )
         self._notify(status.value, turn, error)
         if own_key_failed:

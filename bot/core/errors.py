@@ -7,7 +7,10 @@ a bug and is logged by the global error handler.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.core.models import Usage
 
 
 class ErrorKind(StrEnum):
@@ -76,6 +79,9 @@ class GenerationError(UserFacingError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.detail = detail
+        # what the API billed for this generation although it ended without a result (failed,
+        # incomplete or refused responses, earlier attempts): set by the image client
+        self.billed: Usage | None = None
 
 
 class ReferenceNotFound(GenerationError):
@@ -94,6 +100,7 @@ class ResponseOver(GenerationError):
     def __init__(self, error: GenerationError) -> None:
         super().__init__(error.kind, retryable=True, retry_after=error.retry_after,
                          detail=error.detail, **error.params)
+        self.billed = error.billed
 
 
 class PreviousResponseNotFound(Exception):

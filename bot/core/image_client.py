@@ -226,11 +226,14 @@ class _StreamState:
         self.refusals: list[str] = []
         self.failed_items: dict[str, GenerationError] = {}  # failed image items, by id
         self.usage = Usage()
+        self.billed = Usage()  # of earlier responses that ended without a result (billed all)
         self.finished = False
         self.queued = False  # the response said `queued` and has not started since
 
     def start_over(self) -> None:
-        """Forget the response at hand: the next attempt creates a new one."""
+        """Forget the response at hand (keeping what it billed): the next attempt creates a
+        new one."""
+        self.billed, self.usage = self.billed + self.usage, Usage()
         self.response_id = None
         self.sequence = None
         self.queued = False
@@ -357,14 +360,31 @@ class ImageClient:
         if isinstance(error.params.get("reason"), str):
             error.params["reason"] = error.params["reason"].replace(key, "[redacted]")
 
-    async def cancel(self, response_id: str) -> None:
-        """Stop a background generation server-side; best effort."""
+    async def cancel(self, response_id: str) -> Usage:
+        """Stop a background generation server-side; best effort. What the cancelled response
+        had used (its `usage`, when the API reports it)."""
         try:
-            await self._client.responses.cancel(response_id)
+            response = await self._client.responses.cancel(response_id)
         except openai.OpenAIError as exc:
             log.info("Could not cancel response %s: %s", response_id, type(exc).__name__)
+            return Usage()
+        return usage_of(response)
 
     async def _run(
+        self,
+        state: _StreamState,
+        params: dict[str, Any] | None,
+        on_progress: ProgressSink,
+        on_response_id: ResponseIdSink,
+    ) -> TurnResult:
+        """`_attempts`; an error it ends with carries what the API billed meanwhile."""
+        try:
+            return await self._attempts(state, params, on_progress, on_response_id)
+        except GenerationError as error:
+            error.billed = state.billed + state.usage
+            raise
+
+    async def _attempts(
         self,
         state: _StreamState,
         params: dict[str, Any] | None,
@@ -471,6 +491,7 @@ class ImageClient:
             state.usage = usage_of(response)
             state.finished = True
         elif response.status in ("failed", "incomplete"):
+            state.usage = usage_of(response)  # billed although it failed
             self._raise_failed(response, response.status)
         else:  # cancelled (by us, or still running when the cancel failed)
             raise _ResponseOver(GenerationError(
@@ -548,6 +569,7 @@ class ImageClient:
             state.usage = usage_of(response)
             state.finished = True
         elif kind in ("response.failed", "response.incomplete"):
+            state.usage = usage_of(event.response)  # billed although it failed
             self._raise_failed(event.response, kind)
         elif kind == "error":
             error = classify_error_body({"code": event.code, "message": event.message})
@@ -614,7 +636,7 @@ class ImageClient:
             response_id=state.response_id if self.store else None,
             images=tuple(state.images.values()),
             text=text,
-            usage=state.usage,
+            usage=state.billed + state.usage,
         )
 
 

@@ -74,6 +74,13 @@ class Usage:
     def from_dict(cls, data: dict[str, Any] | None) -> Usage:
         return cls(**{k: int(v) for k, v in (data or {}).items() if k in cls.__slots__})
 
+    def __add__(self, other: Usage) -> Usage:
+        """Two responses' usage together (e.g. a failed attempt and the one that worked)."""
+        return Usage(**{k: getattr(self, k) + getattr(other, k) for k in self.__slots__})
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, k) for k in self.__slots__)
+
 
 @dataclass(frozen=True, slots=True)
 class Conversation:

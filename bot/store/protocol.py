@@ -133,8 +133,12 @@ class TurnStore(Protocol):
         linked to the turn) show it; `head` moves the conversation's head to it."""
 
     async def finish_failed(
-        self, turn_id: int, *, status: TurnStatus, error_kind: str, error_detail: str = ""
-    ) -> None: ...
+        self, turn_id: int, *, status: TurnStatus, error_kind: str, error_detail: str = "",
+        usage: Usage | None = None, cost_usd: float = 0.0,
+    ) -> None:
+        """`usage`/`cost_usd`: what the API billed although the turn has no result."""
+
+    async def raise_reservation(self, turn_id: int, amount: float) -> None: ...
 
 
     async def mark_deleted(self, turn_id: int) -> None:

@@ -345,12 +345,25 @@ class TurnRepository:
         await self._db.atomic(statements)
 
     async def finish_failed(
-        self, turn_id: int, *, status: TurnStatus, error_kind: str, error_detail: str = ""
+        self, turn_id: int, *, status: TurnStatus, error_kind: str, error_detail: str = "",
+        usage: Usage | None = None, cost_usd: float = 0.0,
     ) -> None:
+        """Record a turn over without a result; `usage` (and its cost): what the API billed
+        for it all the same (then its reservation becomes that)."""
+        billed = ", usage = ?, cost_usd = ?, reserved_usd = 0" if usage is not None else ""
         await self._db.execute(
-            "UPDATE turns SET status = ?, error_kind = ?, error_detail = ?, finished_at = ? "
-            "WHERE id = ?",
-            (status.value, error_kind, error_detail[:500], time.time(), turn_id),
+            "UPDATE turns SET status = ?, error_kind = ?, error_detail = ?, finished_at = ?"
+            f"{billed} WHERE id = ?",
+            (status.value, error_kind, error_detail[:500], time.time(),
+             *((_dumps(usage.to_dict()), cost_usd) if usage is not None else ()), turn_id),
+        )
+
+    async def raise_reservation(self, turn_id: int, amount: float) -> None:
+        """Raise an unfinished turn's reservation to `amount` (never lowers it)."""
+        await self._db.execute(
+            "UPDATE turns SET reserved_usd = ? WHERE id = ? AND reserved_usd < ? "
+            "AND status IN ('queued', 'running')",
+            (amount, turn_id, amount),
         )
 
     async def prune_inputs(self, *, finished_before: float, limit: int = 500) -> int:
@@ -404,9 +417,11 @@ class UsageRepository:
             clauses.append("guild_id = ?")
             params.append(guild_id)
         row = await self._db.fetchone(
-            "SELECT COUNT(*) AS turns, COALESCE(SUM(image_count), 0) AS images, "
-            "COALESCE(SUM(cost_usd), 0) AS cost FROM turns WHERE status IN ('done', 'queued', "
-            f"'running') AND {' AND '.join(clauses)}",
+            # (turns over without a result count only by what the API billed for them)
+            "SELECT COALESCE(SUM(CASE WHEN status IN ('done', 'queued', 'running') THEN 1 "
+            "ELSE 0 END), 0) AS turns, COALESCE(SUM(image_count), 0) AS images, "
+            "COALESCE(SUM(cost_usd), 0) AS cost FROM turns "
+            f"WHERE {' AND '.join(clauses)}",
             params,
         )
         assert row is not None
@@ -501,7 +516,7 @@ class UsageRepository:
     async def top_users(self, guild_id: int, *, since: float, limit: int = 5) -> list[tuple[int, int, float]]:
         rows = await self._db.fetchall(
             "SELECT author_id, SUM(image_count) AS images, SUM(cost_usd) AS cost FROM turns "
-            "WHERE guild_id = ? AND created_at >= ? AND status = 'done' "
+            "WHERE guild_id = ? AND created_at >= ? AND (status = 'done' OR cost_usd > 0) "
             "GROUP BY author_id ORDER BY cost DESC, images DESC LIMIT ?",
             (guild_id, since, limit),
         )
@@ -510,7 +525,7 @@ class UsageRepository:
     async def daily(
         self, *, since: float, guild_id: int | None = None, author_id: int | None = None
     ) -> list[DailyUsage]:
-        clauses, params = ["created_at >= ?", "status = 'done'"], [since]
+        clauses, params = ["created_at >= ?", "(status = 'done' OR cost_usd > 0)"], [since]
         if guild_id is not None:
             clauses.append("guild_id = ?")
             params.append(guild_id)

@@ -710,3 +710,91 @@ async def test_a_fleet_process_sees_another_processes_change_after_its_window(
         assert asyncio.get_running_loop().time() - changed_at < 5, "never seen"
         await asyncio.sleep(0.02)
     assert asyncio.get_running_loop().time() - changed_at >= 0.1  # kept, not re-read each time
+
+
+# --------------------------------------------------------------------------- spend (issue 21)
+def billed(fake: FakeOpenAI, key: str) -> list[int]:
+    """`usage.<key>` of every response the fake answered, in order."""
+    return [response["usage"][key] for response in fake.responses.values()
+            if response.get("usage")]
+
+
+async def test_a_retried_turn_records_what_every_attempt_billed(
+    service: ConversationService, store: Store, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.add_fault(Fault.response_failed("server_error"))  # billed, then retried
+    turn = await run(service, turn_request("a red barn", TurnKind.root))
+    assert turn.status is TurnStatus.done and len(fake_openai.create_requests()) == 2
+    failed_input, done_input = billed(fake_openai, "input_tokens")
+    assert failed_input > 0
+    assert turn.usage.text_input == failed_input + done_input
+
+
+@pytest.mark.parametrize("fault", [Fault.response_failed("invalid_prompt"), Fault.moderation("item")],
+                         ids=["response-failed", "image-item-failed"])
+async def test_a_failed_turn_records_what_the_api_billed_for_it(
+    service: ConversationService, store: Store, fake_openai: FakeOpenAI, fault: Fault
+) -> None:
+    fake_openai.add_fault(fault)
+    turn = await run(service, turn_request("something", TurnKind.root))
+    assert turn.status is TurnStatus.failed
+    [charged] = billed(fake_openai, "input_tokens")
+    assert turn.usage.text_input == charged > 0
+    # priced by PRICES (USD 5 per 1M input tokens), and counted wherever spend is
+    assert turn.cost_usd >= charged * 5.0 / 1_000_000
+    totals = await store.usage.totals(since=0, guild_id=GUILD)
+    assert totals.cost_usd == pytest.approx(turn.cost_usd) and totals.images == 0
+    spend = await store.usage.spend(since=0, guild_id=GUILD)
+    assert spend.settled == pytest.approx(turn.cost_usd) and spend.reserved == 0
+
+
+async def test_a_rebuilt_chain_sends_the_latest_prompts_and_the_parent_image(
+    make_service: MakeService, openai_client: openai.AsyncOpenAI, fake_openai: FakeOpenAI
+) -> None:
+    client = ImageClient(openai_client, model="gpt-5.5", store=False)
+    service, presenter = make_service(client=client, max_chain_turns=2)
+    await service.open_conversation(THREAD, guild_id=GUILD, parent_channel_id=CHANNEL,
+                                    owner_id=ALICE)
+    steps = ["a red barn", "with a blue door", "under snow", "at night"]
+    root = await run(service, turn_request(steps[0], TurnKind.root))
+    parent = root
+    for step in steps[1:]:
+        parent = await run(service, turn_request(step))
+    await run(service, turn_request("with a full moon"))
+    context, image_part, prompt = fake_openai.create_requests()[-1]["input"][-1]["content"]
+    assert (context["type"], image_part["type"]) == ("input_text", "input_image")
+    assert "3. under snow\n4. at night" in context["text"]
+    assert "a red barn" not in context["text"] and "blue door" not in context["text"]
+    assert "the first 2 left out" in context["text"]
+    sent = base64.b64decode(image_part["image_url"].split(",", 1)[1])
+    assert sent == presenter.results[parent.id].images[0].data  # the parent image, always
+    assert prompt["text"] == "with a full moon"
+
+
+async def test_a_rebuilt_chain_reserves_by_the_prompts_it_re_sends(
+    make_service: MakeService, openai_client: openai.AsyncOpenAI, fake_openai: FakeOpenAI,
+    store: Store,
+) -> None:
+    """Two deep chains side by side, one rebuilt (no stored responses), one chained by id:
+    the rebuilt one's reply reserves at least the re-sent prompts' tokens more (USD 5 per 1M
+    for the mainline model's input, and again for the image tool's)."""
+    long_steps = [f"step {n}: " + "with more detail " * 180 for n in range(1, 4)]  # ~3 KB each
+    reserved = {}
+    for stored in (True, False):
+        client = ImageClient(openai_client, model="gpt-5.5", store=stored)
+        service, _ = make_service(client=client, max_chain_turns=2)
+        thread = THREAD if stored else OTHER_THREAD
+        await service.open_conversation(thread, guild_id=GUILD, parent_channel_id=CHANNEL,
+                                        owner_id=ALICE)
+        await run(service, turn_request(long_steps[0], TurnKind.root, conversation=thread))
+        for step in long_steps[1:]:
+            await run(service, turn_request(step, conversation=thread))
+        fake_openai.latency = 5.0
+        waiting = await service.submit(turn_request("and a moon", conversation=thread), actor())
+        row = await store.db.fetchone("SELECT reserved_usd FROM turns WHERE id = ?", (waiting.id,))
+        reserved[stored] = float(row["reserved_usd"])
+        await service.cancel(waiting, actor())
+        await idle(service)
+        fake_openai.latency = 0.0
+    resent = len(long_steps[1]) + len(long_steps[2])  # the latest two are re-sent
+    assert reserved[False] - reserved[True] >= 2 * resent * 5.0 / 1_000_000
