@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     input_retention_days: float = Field(default=30.0, ge=0)
     # prompts a rebuilt chain carries (besides the parent image): the latest ones
     max_chain_turns: int = Field(default=20, ge=1)
+    # image bytes one /history export holds at most (what is left out is listed)
+    export_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024 * 1024)
 
     # --- metrics ---
     metrics_port: int | None = Field(default=None, ge=0, le=65535)

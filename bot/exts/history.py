@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import shutil
+import tempfile
 from collections import OrderedDict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
@@ -16,7 +19,7 @@ from discord.ext import commands
 
 from bot.adapter import actor_of
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.export import pack_export
+from bot.core.export import ExportWriter, LeftOut
 from bot.core.history import (
     PAGE_SIZE,
     TreeNode,
@@ -28,6 +31,7 @@ from bot.core.history import (
     page_of,
 )
 from bot.core.models import Conversation, Turn, TurnStatus
+from bot.ui.attachments import megabytes
 from bot.ui.contact_sheet import SheetCell, make_thumbnail, render_sheet
 from bot.ui.history_view import HISTORY_ITEMS, history_view
 from bot.ui.i18n import t
@@ -63,6 +67,7 @@ class History(commands.Cog):
         self._fetching = asyncio.Semaphore(FETCH_PARALLEL)
         self._names_seen: OrderedDict[tuple[int | None, int], str | None] = OrderedDict()
         self.service.listeners.append(self._forget_deleted)
+        self._exporting: set[int] = set()  # conversations with an export under way
 
     async def cog_unload(self) -> None:
         self.service.listeners.remove(self._forget_deleted)
@@ -215,34 +220,61 @@ class History(commands.Cog):
         except UserFacingError as error:
             await send_error(interaction, error)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        parts = await self._export(conversation)
-        channel = self.bot.get_partial_messageable(conversation.id, guild_id=conversation.guild_id)
         locale = str(interaction.locale)
-        for index, data in enumerate(parts, 1):
+        if conversation.id in self._exporting:  # one at a time per conversation
+            await interaction.response.send_message(t("history.export_busy", locale),
+                                                    ephemeral=True)
+            return
+        self._exporting.add(conversation.id)
+        directory = await asyncio.to_thread(tempfile.mkdtemp, prefix="imagine-export-")
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            parts, left_out = await self._export(conversation, Path(directory))
+            await self._post_parts(conversation, parts, locale)
+            lines = [t("history.exported", locale, parts=len(parts))]
+            if left_out.names:
+                lines.append(t("history.export_left_out", locale, count=len(left_out.names),
+                               size_mb=megabytes(left_out.bytes),
+                               cap_mb=megabytes(self.bot.settings.export_max_bytes),
+                               first=left_out.names[0]))
+            await interaction.followup.send("\n".join(lines), ephemeral=True)
+        finally:
+            self._exporting.discard(conversation.id)
+            await asyncio.to_thread(shutil.rmtree, directory, True)
+
+    async def _post_parts(self, conversation: Conversation, parts: list[Path], locale: str) -> None:
+        channel = self.bot.get_partial_messageable(conversation.id, guild_id=conversation.guild_id)
+        for index, path in enumerate(parts, 1):
             name = (f"conversation-{conversation.id}.zip" if len(parts) == 1
                     else f"conversation-{conversation.id}-part{index}of{len(parts)}.zip")
             await channel.send(
                 t("history.export_part", locale, part=index, parts=len(parts)),
-                file=discord.File(io.BytesIO(data), filename=name), allowed_mentions=NO_MENTIONS,
+                file=discord.File(path, filename=name), allowed_mentions=NO_MENTIONS,
             )
-        await interaction.followup.send(t("history.exported", locale, parts=len(parts)),
-                                        ephemeral=True)
 
-    async def _export(self, conversation: Conversation) -> list[bytes]:
+    async def _export(self, conversation: Conversation, directory: Path) -> tuple[list[Path], LeftOut]:
+        """The export's zip parts, written in `directory` one image at a time (fetched one turn
+        at a time), up to EXPORT_MAX_BYTES of images; and what the cap left out."""
         nodes = number_turns(await self.service.turns_in(conversation.id))
-        fetched = await asyncio.gather(*(self._images_of(node) for node in nodes))
-        files: list[tuple[str, bytes]] = []
-        names: dict[tuple[int, int], str] = {}
-        for node, images in zip(nodes, fetched, strict=True):
-            for index, (extension, data) in enumerate(images, 1):
-                name = image_filename(node.number, index, extension)
-                names[(node.number, index)] = name
-                files.append((name, data))
-        head = await self.service.head(conversation)
-        record = conversation_record(conversation, nodes, head.id if head else None, names)
         limit = await self.bot.presenter.upload_limit(conversation.guild_id)
-        return await asyncio.to_thread(pack_export, record, files, limit)
+        writer = ExportWriter(directory, f"conversation-{conversation.id}", limit=limit,
+                              cap=self.bot.settings.export_max_bytes)
+        names: dict[tuple[int, int], str] = {}
+        try:
+            for node in nodes:
+                for index, (extension, data) in enumerate(await self._images_of(node), 1):
+                    name = image_filename(node.number, index, extension)
+                    if await asyncio.to_thread(writer.add, name, data):
+                        names[(node.number, index)] = name
+            head = await self.service.head(conversation)
+            record = conversation_record(conversation, nodes, head.id if head else None, names)
+            if writer.left_out.names:
+                record["left_out"] = {"reason": "EXPORT_MAX_BYTES",
+                                      "cap_bytes": writer.cap, "bytes": writer.left_out.bytes,
+                                      "files": writer.left_out.names}
+            return await asyncio.to_thread(writer.finish, record), writer.left_out
+        finally:
+            await asyncio.to_thread(writer.close)
 
     async def _images_of(self, node: TreeNode) -> list[tuple[str, bytes]]:
         turn = node.turn

@@ -48,6 +48,8 @@ EN: dict[str, str] = {
     "problem.too_large_for_api": "`{name}` is too large for the image service, even re-encoded; please attach a smaller image.",
     # issue 21: privacy and spend
     "problem.inputs_gone": "The images attached to that request are no longer kept; reply with them attached again.",
+    "history.export_busy": "An export of this conversation is already under way; its files will appear in this thread.",
+    "history.export_left_out": "{count} image(s) ({size_mb} MB, from `{first}` on) were left out: exports hold at most {cap_mb} MB of images. conversation.json lists them.",
     "problem.too_large_bytes": "`{name}` is larger than {limit_mb} MB; please attach a smaller file.",
     "problem.download": "I couldn't download `{name}`; please attach it again.",
     "problem.host": "`{name}` isn't a Discord attachment.",
@@ -441,6 +443,8 @@ ZH: dict[str, str] = {
     "problem.too_large_for_api": "`{name}` 即使重新编码也超出图片服务的大小限制；请附上一张小一些的图片。",
     # issue 21: privacy and spend
     "problem.inputs_gone": "那次请求附带的图片已不再保留；请重新附上图片回复。",
+    "history.export_busy": "此对话的导出已在进行中；文件将出现在此子区中。",
+    "history.export_left_out": "有 {count} 张图片（{size_mb} MB，从 `{first}` 起）未包含在内：导出最多包含 {cap_mb} MB 的图片。conversation.json 中列出了它们。",
     "problem.too_large_bytes": "`{name}` 超过 {limit_mb} MB；请附上一个小一些的文件。",
     "problem.download": "无法下载 `{name}`；请重新附上。",
     "problem.host": "`{name}` 不是 Discord 附件。",

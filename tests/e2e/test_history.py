@@ -3,6 +3,7 @@ restart, and the export's contents."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import zipfile
@@ -15,6 +16,7 @@ from tests.e2e.harness import (
     custom_ids,
     db_rows,
     image_attachments,
+    quiet,
     results,
     running,
     start_conversation,
@@ -135,7 +137,7 @@ async def test_export_holds_every_image_and_the_record(discord_fake, openai_fake
                 if any(a.filename.endswith(".zip") for a in m.attachments)]
     archive = zipfile.ZipFile(io.BytesIO(posted.attachments[0].data))
     names = archive.namelist()
-    assert names == ["conversation.json", "turn-01-1.png", "turn-02-1.png", "turn-03-1.png"]
+    assert names == ["turn-01-1.png", "turn-02-1.png", "turn-03-1.png", "conversation.json"]
     for n, message in enumerate(shown, 1):
         assert archive.read(f"turn-0{n}-1.png") == image_attachments(message)[0].data
     record = json.loads(archive.read("conversation.json"))
@@ -231,7 +233,7 @@ async def test_a_deleted_turn_is_a_blank_placeholder_in_history_and_export(
     [posted] = [m for m in discord_fake.messages(thread)
                 if any(a.filename.endswith(".zip") for a in m.attachments)]
     archive = zipfile.ZipFile(io.BytesIO(posted.attachments[0].data))
-    assert archive.namelist() == ["conversation.json", "turn-01-1.png", "turn-03-1.png"]
+    assert archive.namelist() == ["turn-01-1.png", "turn-03-1.png", "conversation.json"]
     text = archive.read("conversation.json").decode()
     record = json.loads(text)
     deleted = record["turns"][1]
@@ -239,3 +241,56 @@ async def test_a_deleted_turn_is_a_blank_placeholder_in_history_and_export(
     assert not {"prompt", "revised_prompt", "text", "author_id", "images", "response_id"} & set(deleted)
     assert "Elm Street" not in text and str(turn_rows(settings)[1]["response_id"]) not in text
     assert record["turns"][2]["parent_number"] == 2  # the tree keeps its shape
+
+
+def zips_in(fake, thread) -> list:
+    return [a for m in fake.messages(thread) for a in m.attachments if a.filename.endswith(".zip")]
+
+
+async def test_five_quick_export_clicks_post_one_export(discord_fake, openai_fake, make_settings):
+    """An export runs one at a time per conversation: the other clicks are told it is under
+    way, and one set of files is posted."""
+    alice = discord_fake.add_user("alice")
+    settings = make_settings()
+    async with running(settings):
+        thread, _ = await build_thread(discord_fake, alice, [("add a moat", None)], settings)
+        sheet = await answer(discord_fake, await discord_fake.slash(alice, thread, "history"),
+                             "History", timeout=15)
+        clicks = await asyncio.gather(*(
+            discord_fake.click(alice, sheet.id, f"history:export:{thread}") for _ in range(5)))
+        answers = [await answer(discord_fake, click, timeout=15) for click in clicks]
+        await discord_fake.wait_for(lambda: [a for a in answers if "Exported" in (
+            discord_fake.message(a.id).content)] or None, 15, what="the export done")
+        await quiet(discord_fake, openai_fake)
+        texts = [discord_fake.message(a.id).content for a in answers]
+    assert len([t for t in texts if t.startswith("Exported")]) == 1
+    assert len([t for t in texts if "already under way" in t]) == 4
+    assert len(zips_in(discord_fake, thread)) == 1
+
+
+async def test_an_export_over_its_size_cap_says_what_it_left_out(
+    discord_fake, openai_fake, make_settings
+):
+    """A small result, then two photo-like ones (about 2.6 MB each) against 4 MiB of
+    EXPORT_MAX_BYTES: the first two are exported, the third is named as left out, to the member
+    and in the record."""
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(export_max_bytes=4 * 1024 * 1024)
+    async with running(settings):
+        thread, _ = await build_thread(
+            discord_fake, alice, [(f"step {n} {PHOTO_MARKER}", None) for n in (2, 3)], settings,
+        )
+        sheet = await answer(discord_fake, await discord_fake.slash(alice, thread, "history"),
+                             "History", timeout=15)
+        click = await discord_fake.click(alice, sheet.id, f"history:export:{thread}")
+        done = await answer(discord_fake, click, "Exported", timeout=30)
+    assert "1 image(s)" in done.content and "`turn-03-1.png`" in done.content
+    assert "at most 4 MB" in done.content and done.ephemeral
+    names = [n for a in zips_in(discord_fake, thread)
+             for n in zipfile.ZipFile(io.BytesIO(a.data)).namelist()]
+    assert sorted(names) == ["conversation.json", "turn-01-1.png", "turn-02-1.png"]
+    [record] = [json.loads(zipfile.ZipFile(io.BytesIO(a.data)).read("conversation.json"))
+                for a in zips_in(discord_fake, thread)
+                if "conversation.json" in zipfile.ZipFile(io.BytesIO(a.data)).namelist()]
+    assert record["left_out"]["files"] == ["turn-03-1.png"]
+    assert record["turns"][2]["images"][0]["file"] is None
