@@ -19,7 +19,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.core.options import Moderation, OutputFormat, Quality
+from bot.core.image_models import DEFAULT_IMAGE_MODEL, MAX_FRAMES
+from bot.core.options import Complexity, Moderation, OutputFormat, Quality
 
 
 class Settings(BaseSettings):
@@ -41,7 +42,12 @@ class Settings(BaseSettings):
 
     # --- models and generation defaults ---
     openai_model: str = "gpt-5.5"
-    image_model: str | None = None
+    image_model: str = DEFAULT_IMAGE_MODEL  # always sent: sizes and prices follow its table
+    # the image models servers may choose among with /imagine-settings (IMAGE_MODEL is always
+    # among them); empty = IMAGE_MODEL only
+    image_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_complexity: Complexity = "high"
+    max_gif_frames: int = Field(default=MAX_FRAMES, ge=2, le=MAX_FRAMES)
     default_size: str = "auto"
     default_quality: Quality = "auto"
     default_format: OutputFormat = "png"
@@ -120,6 +126,43 @@ class Settings(BaseSettings):
     def background_downgraded(self) -> bool:
         """BACKGROUND_RESPONSES=true was set with STORE_RESPONSES=false, so it is off."""
         return self._background_downgraded
+
+    @field_validator("image_model")
+    @classmethod
+    def _check_image_model(cls, value: str) -> str:
+        from bot.core.image_models import retired_line
+
+        line = retired_line(value.strip())
+        if line:
+            raise ValueError(line)
+        return value.strip()
+
+    @field_validator("image_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        """`IMAGE_MODELS=gpt-image-2,gpt-image-2.6-flare` (commas or spaces) or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part for part in text.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("image_models")
+    @classmethod
+    def _check_image_models(cls, value: list[str]) -> list[str]:
+        from bot.core.image_models import retired_line
+
+        for line in filter(None, map(retired_line, value)):
+            raise ValueError(line)
+        return value
+
+    @property
+    def allowed_image_models(self) -> tuple[str, ...]:
+        """IMAGE_MODEL first, then the other IMAGE_MODELS, without repeats."""
+        return tuple(dict.fromkeys([self.image_model, *self.image_models]))
 
     @field_validator("default_size", "max_size")
     @classmethod

@@ -996,7 +996,7 @@ class ConversationService:
 
     async def _deliver(self, turn: Turn, result: TurnResult) -> None:
         delivery = Delivery(())
-        cost = self.prices.cost(result.usage)
+        cost = self.prices.cost(result.usage, turn.options.model)
         await self.placements.wait(turn.id)  # the result goes into its progress message
         refs = [
             ImageRef(img.call_id, img.size, img.output_format, len(img.data))
@@ -1161,7 +1161,7 @@ class ConversationService:
         conversation = await self.store.conversations.get(turn.conversation_id)
         policy = await self.policy_for(turn.guild_id, conversation and conversation.parent_channel_id)
         source = next((img.size for img in turn.images if img.size), None) or turn.options.size
-        size = largest_size(source, self.images.image_model, policy.max_size)
+        size = largest_size(source, turn.options.model or policy.image_model, policy.max_size)
         options = ImageOptions(action="edit", size=size,
                                quality=lower_quality(policy.max_quality, "high"))
         checked = policy.clamp(options.merged_over(turn.options))
@@ -1169,7 +1169,7 @@ class ConversationService:
         quality = checked.quality if checked.quality in _IMAGE_TOKENS_1024 else "high"
         tokens = _IMAGE_TOKENS_1024[quality] * width * height // (1024 * 1024)
         tokens += 100 * (checked.partial_images or 0)
-        cost = self.prices.cost(Usage(image_output=tokens))  # by the image model's table
+        cost = self.prices.cost(Usage(image_output=tokens), checked.model)
         return UpscalePlan(options, cost)
 
     async def reserved_spend(self, guild_id: int) -> float:

@@ -13,6 +13,8 @@ import logging
 import re
 from collections.abc import Mapping
 
+from bot.core.image_models import DEFAULT_IMAGE_MODEL, GIF_SHEET_PIXELS
+from bot.core.image_models import MODELS as IMAGE_MODELS
 from bot.core.models import Usage
 from bot.core.options import ImageOptions
 
@@ -32,29 +34,28 @@ PUBLISHED_PRICES: dict[str, dict[str, float]] = {
     "gpt-5-mini": {"text_input": 0.25, "text_output": 2.00},
     # developers.openai.com/api/docs/models/gpt-5 (Quick comparison on the gpt-5-codex page)
     "gpt-5": {"text_input": 1.25, "text_output": 10.00},
-    # openai.com/api/pricing as quoted for gpt-image-2: text in $5, image in $8, image out $30
-    # (matches the image guide's $0.006 / $0.053 / $0.211 per 1024x1024 image)
-    "gpt-image-2": {"text_input": 5.00, "image_input": 8.00, "image_output": 30.00},
-    # gpt-image-1.5: text in $5 (published); image out $32 from its published $0.133 per
-    # high-quality 1024x1024 image (4160 tokens); image in assumed as gpt-image-2 ($8)
-    "gpt-image-1.5": {"text_input": 5.00, "image_input": 8.00, "image_output": 32.00},
-    # developers.openai.com/api/docs/models/gpt-image-1 (retired 2026-10-23)
-    "gpt-image-1": {"text_input": 5.00, "image_input": 10.00, "image_output": 40.00},
-    # developers.openai.com/api/docs/models/gpt-image-1-mini
-    "gpt-image-1-mini": {"text_input": 2.00, "image_input": 2.50, "image_output": 8.00},
+    # the image models: their rows in bot/core/image_models.py (one capability table)
+    **{name: spec.prices for name, spec in IMAGE_MODELS.items() if spec.prices},
 }
 # An unknown model is priced at least as high as every model above, so a cap is never
 # under-counted: one warning in the log names the model to add to PRICE_TABLE.
 CONSERVATIVE_PRICES: dict[str, float] = {
     "text_input": 10.00, "text_output": 50.00, "image_input": 10.00, "image_output": 40.00,
 }
-# The image tool's model when IMAGE_MODEL is unset (the image generation guide's default).
-API_DEFAULT_IMAGE_MODEL = "gpt-image-2"
+# The image tool's model when none is named (IMAGE_MODEL's default, always sent).
+API_DEFAULT_IMAGE_MODEL = DEFAULT_IMAGE_MODEL
 
 # --- the worst case a turn reserves at admission ---
 # Image output tokens of one 1024x1024 image by quality (image generation guide's table; other
 # sizes scale with their pixel count). `auto` quality may come out high.
-IMAGE_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160}
+IMAGE_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160,
+                     # xhigh and max (2.5 models): no published token count; reserved as 2x and
+                     # 4x high (unverified: an over-reservation is released when usage arrives)
+                     "xhigh": 8320, "max": 16640}
+# Extra mainline output reserved for planning (`complexity`, which overrides the reasoning
+# effort for the image) and for an SVG's author model (`svg_usage`); unverified, generous.
+COMPLEXITY_TOKENS = {"low": 0, "medium": 2000, "high": 8000}
+SVG_AUTHOR_TOKENS = 16_000
 # Each streamed partial image costs 100 extra image output tokens (image generation guide).
 PARTIAL_IMAGE_TOKENS = 100
 # `auto` size may pick the largest preset.
@@ -106,11 +107,11 @@ class PriceBook:
                         "(set PRICE_TABLE to price it)", model, CONSERVATIVE_PRICES)
         return dict(CONSERVATIVE_PRICES)
 
-    def cost(self, usage: Usage) -> float:
+    def cost(self, usage: Usage, image_model: str | None = None) -> float:
         """USD for one response: mainline tokens by the mainline table, image tool tokens by
-        the image model's table."""
+        the table of `image_model` (the turn's; default: the configured one)."""
         main = self.table(self.mainline)
-        image = self.table(self.image_model)
+        image = self.table(image_model or self.image_model)
         return (
             usage.text_input * main["text_input"]
             + usage.text_output * main["text_output"]
@@ -122,28 +123,41 @@ class PriceBook:
     def reservation(self, options: ImageOptions, *, prompt_chars: int, input_images: int) -> float:
         """USD a turn reserves at admission: the cost of its worst-case usage."""
         return self.cost(worst_case_usage(options, prompt_chars=prompt_chars,
-                                          input_images=input_images))
+                                          input_images=input_images), options.model)
 
 
 def worst_case_usage(options: ImageOptions, *, prompt_chars: int, input_images: int) -> Usage:
-    """The most one turn with these options can use: one image at its quality and size, every
-    partial image, every input image, and the mainline model's prompt, context and output."""
+    """The most one turn with these options can use: one image at its quality and size (a GIF:
+    one sheet of all its frames), every partial image, every input image, and the mainline
+    model's prompt, context, planning and output (an SVG's author included)."""
     quality = options.quality if options.quality in IMAGE_TOKENS_1024 else "high"
-    size = options.size or "auto"
-    if size == "auto":
-        pixels = AUTO_SIZE_PIXELS
-    else:
-        width, height = size.split("x")
-        pixels = int(width) * int(height)
-    image_tokens = -(-IMAGE_TOKENS_1024[quality] * pixels // (1024 * 1024))  # rounded up
+    image_tokens = -(-IMAGE_TOKENS_1024[quality] * image_pixels(options) // (1024 * 1024))
     partials = options.partial_images or 0
+    output = MAINLINE_OUTPUT_TOKENS + COMPLEXITY_TOKENS.get(options.complexity or "low", 0)
+    if options.output_format == "svg":
+        output += SVG_AUTHOR_TOKENS
     return Usage(
         text_input=MAINLINE_CONTEXT_TOKENS + prompt_chars + MAINLINE_IMAGE_TOKENS * input_images,
-        text_output=MAINLINE_OUTPUT_TOKENS,
+        text_output=output,
         tool_text_input=MAINLINE_CONTEXT_TOKENS + prompt_chars,
         image_input=INPUT_IMAGE_TOKENS * input_images,
         image_output=image_tokens + PARTIAL_IMAGE_TOKENS * partials,
     )
+
+
+def image_pixels(options: ImageOptions) -> int:
+    """Pixels billed for one image: its size (`auto`: the largest preset); a GIF's frames are
+    drawn on one sheet that shares one image's pixel budget (`auto`: the whole budget)."""
+    size = options.size or "auto"
+    if options.output_format == "gif":
+        if size == "auto":
+            return GIF_SHEET_PIXELS
+        width, height = size.split("x")
+        return int(width) * int(height) * (options.frame_count or 9)
+    if size == "auto":
+        return AUTO_SIZE_PIXELS
+    width, height = size.split("x")
+    return int(width) * int(height)
 
 
 def estimate_cost(

@@ -41,6 +41,7 @@ from bot.core.errors import (
     ReferenceNotFound,
     ResponseOver,
 )
+from bot.core.image_models import DEFAULT_IMAGE_MODEL
 from bot.core.imaging import fit_inputs
 from bot.core.models import GeneratedImage, InputImage, Progress, Stage, TurnResult, Usage
 from bot.core.options import ImageOptions
@@ -284,8 +285,9 @@ class ImageClient:
         """The `responses.create` arguments for a request (without `stream`), built from the
         SDK's own parameter types. The new instruction is always the last `input_text`."""
         tool = ImageGenerationParam(type="image_generation", **request.options.tool_params())
-        if self.image_model:
-            tool["model"] = self.image_model
+        # Always name the model: left unset, the API picks its own default (SDK 3.63
+        # `ImageGeneration.model`: gpt-image-2.6-sunburst), not the model sizes and prices follow
+        tool.setdefault("model", self.image_model or DEFAULT_IMAGE_MODEL)
         content: ResponseInputMessageContentListParam = []
         if request.context_text:
             content.append(ResponseInputTextParam(type="input_text", text=request.context_text))

@@ -13,11 +13,20 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.image_models import (
+    FRAME_MS_STEP,
+    MAX_FRAME_MS,
+    MAX_FRAMES,
+    MIN_FRAMES,
+    gif_frame_fits,
+    spec_of,
+)
 
 # The one definition of each vocabulary: settings, slash-command choices and checks import these.
 Action = Literal["auto", "generate", "edit"]
-Quality = Literal["auto", "low", "medium", "high"]  # in rising order of cost
-OutputFormat = Literal["png", "jpeg", "webp"]
+Quality = Literal["auto", "low", "medium", "high", "xhigh", "max"]  # in rising order of cost
+OutputFormat = Literal["png", "jpeg", "webp", "gif", "svg"]
+Complexity = Literal["low", "medium", "high"]  # SDK `ImageGeneration.complexity`
 Background = Literal["auto", "opaque", "transparent"]
 Moderation = Literal["auto", "low"]
 ACTIONS: tuple[str, ...] = get_args(Action)
@@ -25,6 +34,8 @@ QUALITIES: tuple[str, ...] = get_args(Quality)
 FORMATS: tuple[str, ...] = get_args(OutputFormat)
 BACKGROUNDS: tuple[str, ...] = get_args(Background)
 MODERATIONS: tuple[str, ...] = get_args(Moderation)
+COMPLEXITY_LEVELS: tuple[str, ...] = get_args(Complexity)
+COMPLEXITY_RANK = {c: i for i, c in enumerate(COMPLEXITY_LEVELS)}
 SIZE_PRESETS = ("auto", "1024x1024", "1536x1024", "1024x1536")
 # Custom sizes (`WIDTHxHEIGHT`) on the image models that take them. Sources: the SDK's
 # `openai.types.responses.tool.ImageGeneration.size` (openai 3.57: both edges divisible by 16,
@@ -37,11 +48,6 @@ MAX_RATIO = 3
 MAX_EDGE = 3840
 MIN_PIXELS = 655_360
 MAX_PIXELS = 8_294_400  # 3840x2160
-# Models that take only the presets (the SDK's `size` docstring lists custom sizes only for
-# gpt-image-2 and later; gpt-image-1, -1-mini and -1.5 document 1024x1024, 1536x1024,
-# 1024x1536 and auto). A dated snapshot (`…-2025-12-16`) follows its model.
-PRESET_ONLY_MODELS = frozenset({"gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5"})
-_SNAPSHOT_RE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 _SIZE_RE = re.compile(r"^\s*(\d{2,5})\s*[xX×*]\s*(\d{2,5})\s*$")
 QUALITY_RANK = {q: i for i, q in enumerate(QUALITIES)}
 
@@ -54,10 +60,9 @@ def lower_quality(a: str | None, b: str) -> str:
 
 
 def takes_custom_sizes(image_model: str | None) -> bool:
-    """Whether `image_model` (None: the API's default model) accepts `WIDTHxHEIGHT` sizes."""
-    if not image_model:
-        return True
-    return _SNAPSHOT_RE.sub("", image_model.strip().lower()) not in PRESET_ONLY_MODELS
+    """Whether `image_model` (None: the pinned default) accepts `WIDTHxHEIGHT` sizes (its row
+    in `bot.core.image_models`)."""
+    return spec_of(image_model).custom_sizes
 
 
 # Sizes people say: a shape or a ratio becomes the nearest size the image model takes.
@@ -228,6 +233,10 @@ class ImageOptions:
     compression: int | None = None
     moderation: str | None = None
     partial_images: int | None = None
+    complexity: str | None = None  # low | medium | high (planning, not rendering)
+    frame_count: int | None = None  # GIF only
+    frame_duration_ms: int | None = None  # GIF only
+    model: str | None = None  # the image model this turn runs on (the server's choice)
 
     def merged_over(self, base: ImageOptions) -> ImageOptions:
         """These choices on top of `base` (the thread's sticky options or the defaults)."""
@@ -259,40 +268,76 @@ class ImageOptions:
         max_quality: str = "high",
         allow_low_moderation: bool = True,
         image_model: str | None = None,
+        max_complexity: str = "high",
+        max_frames: int = MAX_FRAMES,
     ) -> ImageOptions:
-        """Check a complete set of options (sizes as `image_model` takes them); return them
-        with the size normalised."""
-        self._check_choice("action", ACTIONS)
-        self._check_choice("quality", QUALITIES)
-        self._check_choice("output_format", FORMATS)
-        self._check_choice("background", BACKGROUNDS)
-        self._check_choice("moderation", MODERATIONS)
-        size = parse_size(self.size, image_model) if self.size is not None else None
+        """Check a complete set of options against what the image model takes (`self.model`,
+        else `image_model`: its row in `bot.core.image_models`); return them normalised (a
+        size as the model takes it, no previews for GIF/SVG, which the API refuses)."""
+        for name, allowed in (("action", ACTIONS), ("quality", QUALITIES),
+                              ("output_format", FORMATS), ("background", BACKGROUNDS),
+                              ("moderation", MODERATIONS), ("complexity", COMPLEXITY_LEVELS)):
+            self._check_choice(name, allowed)
+        model = self.model or image_model
         fmt = self.output_format or "png"
-        if self.background == "transparent" and fmt == "jpeg":
-            raise UserFacingError(ErrorKind.invalid_options, problem="transparent_jpeg")
-        if self.compression is not None:
-            if not 0 <= self.compression <= 100:
-                raise UserFacingError(
-                    ErrorKind.invalid_options, problem="compression_range", value=self.compression
-                )
-            if fmt == "png":
-                raise UserFacingError(ErrorKind.invalid_options, problem="compression_png")
+        self._check_model(model, fmt)
+        self._check_compression(fmt)
         if self.partial_images is not None and not 0 <= self.partial_images <= 3:
             raise UserFacingError(
                 ErrorKind.invalid_options, problem="partial_range", value=self.partial_images
             )
-        if (
-            self.quality
-            and self.quality != "auto"
-            and max_quality in QUALITY_RANK
-            and QUALITY_RANK[self.quality] > QUALITY_RANK[max_quality]
-        ):
-            raise UserFacingError(ErrorKind.invalid_options, problem="quality_max", value=max_quality)
+        _check_max(self.quality, max_quality, QUALITY_RANK, "quality_max")
+        _check_max(self.complexity, max_complexity, COMPLEXITY_RANK, "complexity_max")
         if self.moderation == "low" and not allow_low_moderation:
             raise UserFacingError(ErrorKind.invalid_options, problem="moderation_low")
-        return dataclasses.replace(self, size=size)
+        if fmt == "gif":
+            return self._gif_checked(max_frames)
+        size = parse_size(self.size, model) if self.size is not None else None
+        partials = 0 if fmt == "svg" and self.partial_images else self.partial_images
+        return dataclasses.replace(self, size=size, partial_images=partials)
 
+    def _check_model(self, model: str | None, fmt: str) -> None:
+        """Refuse what the image model does not take (SDK `ImageGeneration` docstrings)."""
+        spec = spec_of(model)
+        if self.quality and self.quality not in spec.qualities:
+            raise UserFacingError(ErrorKind.invalid_options, problem="model_quality",
+                                  value=self.quality, model=spec.name)
+        if fmt not in spec.formats:
+            raise UserFacingError(ErrorKind.invalid_options, problem="model_format",
+                                  value=fmt, model=spec.name)
+        if self.background == "transparent":
+            if fmt in ("jpeg", "gif"):  # SDK `background`: "set the output format to png or webp"
+                raise UserFacingError(ErrorKind.invalid_options, problem="transparent_jpeg")
+            if spec.transparent == "no":
+                raise UserFacingError(ErrorKind.invalid_options, problem="model_transparent",
+                                      model=spec.name)
+        if self.complexity and not spec.complexity:
+            raise UserFacingError(ErrorKind.invalid_options, problem="model_complexity",
+                                  model=spec.name)
+
+    def _check_compression(self, fmt: str) -> None:
+        if self.compression is None:
+            return
+        if not 0 <= self.compression <= 100:
+            raise UserFacingError(
+                ErrorKind.invalid_options, problem="compression_range", value=self.compression
+            )
+        if fmt not in ("jpeg", "webp"):  # SDK: jpeg and webp only; GIF/SVG take none
+            raise UserFacingError(ErrorKind.invalid_options, problem="compression_png")
+
+    def _gif_checked(self, max_frames: int) -> ImageOptions:
+        """GIF: 2-16 frames (at most `max_frames`), a frame duration the API takes, and a frame
+        size whose frames fit one sheet (shrunk, same proportions, when they do not)."""
+        frames = self.frame_count if self.frame_count is not None else min(9, max_frames)
+        if not MIN_FRAMES <= frames <= min(MAX_FRAMES, max_frames):
+            raise UserFacingError(ErrorKind.invalid_options, problem="frames_range",
+                                  value=frames, limit=min(MAX_FRAMES, max_frames))
+        duration = self.frame_duration_ms
+        if duration is not None and not FRAME_MS_STEP <= duration <= MAX_FRAME_MS:
+            raise UserFacingError(ErrorKind.invalid_options, problem="frame_ms_range",
+                                  value=duration)
+        size = gif_frame_size(self.size, frames)
+        return dataclasses.replace(self, size=size, frame_count=frames, partial_images=0)
     def _check_choice(self, name: str, allowed: tuple[str, ...]) -> None:
         value = getattr(self, name)
         if value is not None and value not in allowed:
@@ -302,24 +347,17 @@ class ImageOptions:
 
     def tool_params(self) -> dict[str, Any]:
         """The `image_generation` tool fields for these options (defaults left to the API)."""
-        params: dict[str, Any] = {}
-        if self.action:
-            params["action"] = self.action
-        if self.size:
-            params["size"] = self.size
-        if self.quality:
-            params["quality"] = self.quality
-        if self.background:
-            params["background"] = self.background
-        if self.output_format:
-            params["output_format"] = self.output_format
-        if self.compression is not None:
-            params["output_compression"] = self.compression
-        if self.moderation:
-            params["moderation"] = self.moderation
-        if self.partial_images is not None:
-            params["partial_images"] = self.partial_images
-        return params
+        fields = {
+            "action": self.action, "size": self.size, "quality": self.quality,
+            "background": self.background, "output_format": self.output_format,
+            "output_compression": self.compression, "moderation": self.moderation,
+            "partial_images": self.partial_images, "complexity": self.complexity,
+            "model": self.model,
+        }
+        if self.output_format == "gif":  # SDK: frame fields require output_format gif
+            fields["frame_count"] = self.frame_count
+            fields["frame_duration_ms"] = self.frame_duration_ms
+        return {name: value for name, value in fields.items() if value not in (None, "")}
 
     def summary(self, actual_size: str | None = None) -> str:
         """A compact one-line description for result footers, e.g. `1536x1024 · high · webp`.
@@ -338,4 +376,39 @@ class ImageOptions:
             parts.append(f"q{self.compression}")
         if self.moderation == "low":
             parts.append("moderation low")
+        if self.complexity:
+            parts.append(f"complexity {self.complexity}")
+        if self.output_format == "gif":
+            parts.append(f"{self.frame_count or 9} frames × {self.frame_duration_ms or 200} ms")
         return " · ".join(parts)
+
+
+def _check_max(value: str | None, ceiling: str, rank: dict[str, int], problem: str) -> None:
+    """Refuse `value` above `ceiling` in `rank` order (`auto` and unknown ceilings pass)."""
+    if value and value in rank and ceiling in rank and rank[value] > rank[ceiling]:
+        raise UserFacingError(ErrorKind.invalid_options, problem=problem, value=ceiling)
+
+
+def gif_frame_size(size: str | None, frames: int) -> str | None:
+    """A GIF frame size: `auto` stays (the API picks); else edges in steps of 16 with the
+    proportions asked for, shrunk until `frames` frames fit the sheet's pixel budget."""
+    if size is None or size.strip().lower() == "auto":
+        return size
+    ratio = size_ratio(size)
+    if ratio is None:
+        match = _SIZE_RE.match(size.strip().lower())
+        if not match or not int(match.group(1)) or not int(match.group(2)):
+            raise UserFacingError(ErrorKind.invalid_options, problem="size_format", value=size)
+        ratio = (int(match.group(1)), int(match.group(2)))
+    width, height = ratio
+    if max(width, height) > MAX_RATIO * min(width, height):
+        raise UserFacingError(ErrorKind.invalid_options, problem="size_ratio", value=size)
+    scale = 1.0 if size_ratio(size) is None else 1024 / max(width, height)
+    long_edge = _edge(max(width, height) * scale)
+    while True:
+        short_edge = _edge(long_edge * min(width, height) / max(width, height))
+        w, h = (long_edge, short_edge) if width >= height else (short_edge, long_edge)
+        if gif_frame_fits(w, h, frames) or long_edge <= SIZE_MULTIPLE:
+            break
+        long_edge -= SIZE_MULTIPLE
+    return f"{w}x{h}"

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.options import ImageOptions, lower_quality, parse_size
+from bot.core.image_models import DEFAULT_IMAGE_MODEL, MAX_FRAMES
+from bot.core.options import COMPLEXITY_RANK, ImageOptions, lower_quality, parse_size
 
 RefineMode = Literal["anyone", "starter"]
 _CHANNEL_RULES = "channel_rules"  # the stored key: {channel id: {rule: value}}
@@ -59,6 +60,9 @@ class GuildPolicy:
     daily_spend_usd: float | None = None
     monthly_spend_usd: float | None = None
     locale: str | None = None
+    image_model: str | None = None  # one of the operator's IMAGE_MODELS
+    max_complexity: str | None = None
+    max_gif_frames: int | None = None
     allow_member_dms: bool | None = None  # members may generate in DMs (when ALLOW_DMS is on)
     showcase_channel: int | None = None  # the forum or media channel results are published to
     showcase_stars: int | None = None  # ⭐ reactions that publish a result by themselves
@@ -109,7 +113,10 @@ class Ceilings:
     max_quality: str = "high"
     max_size: str | None = None
     allow_low_moderation: bool = True
-    image_model: str | None = None  # sizes are checked against what this model takes
+    image_model: str = DEFAULT_IMAGE_MODEL  # IMAGE_MODEL: what servers run unless they choose
+    allowed_models: tuple[str, ...] = ()  # IMAGE_MODELS (IMAGE_MODEL is always allowed)
+    max_complexity: str = "high"
+    max_gif_frames: int = MAX_FRAMES
     user_daily_images: int = 0  # 0 = unlimited
     guild_daily_spend_usd: float = 0.0
     guild_monthly_spend_usd: float = 0.0
@@ -147,6 +154,24 @@ class EffectivePolicy:
                              self.ceilings.max_quality)
 
     @property
+    def image_model(self) -> str:
+        """The server's image model if the operator still allows it, else IMAGE_MODEL."""
+        chosen = self.policy.image_model
+        if chosen and chosen in self.ceilings.allowed_models:
+            return chosen
+        return self.ceilings.image_model
+
+    @property
+    def max_complexity(self) -> str:
+        levels = [c for c in (self.policy.max_complexity, self.ceilings.max_complexity)
+                  if c in COMPLEXITY_RANK]
+        return min(levels, key=COMPLEXITY_RANK.__getitem__) if levels else "high"
+
+    @property
+    def max_gif_frames(self) -> int:
+        return min(self.policy.max_gif_frames or MAX_FRAMES, self.ceilings.max_gif_frames)
+
+    @property
     def allow_low_moderation(self) -> bool:
         return self.ceilings.allow_low_moderation and self.policy.moderation == "low"
 
@@ -165,6 +190,7 @@ class EffectivePolicy:
             quality=quality,
             output_format=base.output_format,
             moderation=base.moderation,
+            model=self.image_model,
             partial_images=0 if self.channel.previews is False
             else self.policy.default_partial_images
             if self.policy.default_partial_images is not None
@@ -222,11 +248,16 @@ class EffectivePolicy:
 
     def clamp(self, options: ImageOptions) -> ImageOptions:
         """Validate a complete set of options against this server's (and channel's) ceilings;
-        a channel without previews gets none."""
+        a channel without previews gets none; a model the operator no longer allows becomes
+        the server's."""
+        if options.model and options.model not in (self.ceilings.image_model,
+                                                   *self.ceilings.allowed_models):
+            options = dataclasses.replace(options, model=self.image_model)
         try:
             checked = options.validated(
                 max_quality=self.max_quality, allow_low_moderation=self.allow_low_moderation,
-                image_model=self.ceilings.image_model,
+                image_model=self.image_model, max_complexity=self.max_complexity,
+                max_frames=self.max_gif_frames,
             )
         except UserFacingError as error:
             if error.params.get("problem") == "quality_max" and self.channel.max_quality:

@@ -409,6 +409,14 @@ EN: dict[str, str] = {
     "modlog.did.key_removed": "🔑 <@{user}> removed this server's own OpenAI key.",
     "modlog.did.log_off": "📋 <@{user}> stopped the moderation log.",
     "help.moderation": "**Reports and moderation**\nSomething wrong with an image? Press **Report** under it (or Apps → Report image): only this server's moderators see the report and who sent it. Moderators: Apps → Moderate on an image deletes it, deletes a member's images in the thread or blocks them for a while; `/imagine-settings log` names a channel where every image and moderators' action is logged.",
+    # --- image models, complexity, GIF, SVG, zoom out / pan (issue 24) ---
+    "problem.model_quality": "Quality `{value}` isn't available on the image model `{model}`.",
+    "problem.model_format": "Format `{value}` isn't available on the image model `{model}` (animated GIF and SVG need a model that draws them).",
+    "problem.model_transparent": "The image model `{model}` can't make transparent backgrounds.",
+    "problem.model_complexity": "The image model `{model}` doesn't take a complexity setting.",
+    "problem.complexity_max": "This server allows complexity up to `{value}`.",
+    "problem.frames_range": "Frames must be a number from 2 to {limit} (got `{value}`).",
+    "problem.frame_ms_range": "Frame duration must be from 10 to 655350 ms (got `{value}`).",
 }
 
 ZH: dict[str, str] = {
@@ -784,6 +792,14 @@ ZH: dict[str, str] = {
     "modlog.did.key_removed": "🔑 <@{user}> 移除了本服务器自有的 OpenAI 密钥。",
     "modlog.did.log_off": "📋 <@{user}> 关闭了审核日志。",
     "help.moderation": "**举报与管理**\n图片有问题？点击它下方的 **举报**（或 应用 → 举报图片）：只有本服务器的管理员能看到举报和举报人。管理员：在图片上使用 应用 → 管理图片，可删除它、删除某成员在子区中的全部图片或暂时封禁该成员；`/imagine-settings log` 可指定一个频道，记录每张图片和管理员的每次操作。",
+    # --- image models, complexity, GIF, SVG, zoom out / pan (issue 24) ---
+    "problem.model_quality": "图片模型 `{model}` 不支持质量 `{value}`。",
+    "problem.model_format": "图片模型 `{model}` 不支持格式 `{value}`（动图 GIF 和 SVG 需要支持它们的模型）。",
+    "problem.model_transparent": "图片模型 `{model}` 不支持透明背景。",
+    "problem.model_complexity": "图片模型 `{model}` 不支持复杂度设置。",
+    "problem.complexity_max": "本服务器允许的复杂度最高为 `{value}`。",
+    "problem.frames_range": "帧数必须是 2 到 {limit} 之间的数字（收到 `{value}`）。",
+    "problem.frame_ms_range": "每帧时长必须在 10 到 655350 毫秒之间（收到 `{value}`）。",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

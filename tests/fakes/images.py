@@ -45,6 +45,7 @@ __all__ = [
     "ImageInfo",
     "RenderedImage",
     "decode_data_url",
+    "has_alpha",
     "inspect_image",
     "read_lineage",
     "render_image",
@@ -292,6 +293,24 @@ def _encode(
     return out.getvalue()
 
 
+def _encode_gif(img: Image.Image, lineage: list[str], frames: int, frame_ms: int) -> bytes:
+    """An animated GIF of `frames` frames (the picture shifted a little on each), looping."""
+    shots = []
+    for index in range(frames):
+        frame = img.convert("RGB").rotate(index * 360 / frames / 8, fillcolor=(0, 0, 0))
+        shots.append(frame.quantize(colors=64))
+    out = io.BytesIO()
+    shots[0].save(out, "GIF", save_all=True, append_images=shots[1:], duration=frame_ms, loop=0,
+                  comment=_lineage_json(lineage, limit=_JPEG_COMMENT_MAX).encode())
+    return out.getvalue()
+
+
+def has_alpha(data: bytes) -> bool:
+    """Whether the image has an alpha channel (a mask must, to say where to edit)."""
+    with Image.open(io.BytesIO(data)) as img:
+        return img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+
+
 def _render_svg(
     lineage: list[str], width: int, height: int, transparent: bool, *, embed: bool = True
 ) -> bytes:
@@ -317,6 +336,8 @@ def render_image(
     transparent: bool = False,
     compression: int | None = None,
     partial_images: int = 0,
+    frames: int = 1,
+    frame_ms: int = 200,
 ) -> RenderedImage:
     """Render an image (CPU-bound: call it via ``asyncio.to_thread``).
 
@@ -329,6 +350,8 @@ def render_image(
         preview = _render_svg(lineage, width, height, transparent, embed=False)
         return RenderedImage(svg, tuple(preview for _ in range(partial_images)), _MIME[fmt])
     img = _draw_base(lineage, width, height, transparent)
+    if fmt == "gif":
+        return RenderedImage(_encode_gif(img, lineage, frames, frame_ms), (), _MIME[fmt])
     final = _encode(img, fmt, lineage, compression)
     partials: list[bytes] = []
     for index in range(partial_images):

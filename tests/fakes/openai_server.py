@@ -82,7 +82,14 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from tests.fakes.images import FORMATS, decode_data_url, inspect_image, read_lineage, render_image
+from tests.fakes.images import (
+    FORMATS,
+    decode_data_url,
+    has_alpha,
+    inspect_image,
+    read_lineage,
+    render_image,
+)
 from tests.fakes.serving import until_signalled
 
 __all__ = ["FakeOpenAI", "Fault", "RecordedAnswer", "RecordedRequest", "read_lineage"]
@@ -105,7 +112,25 @@ MAX_PIXELS = 3840 * 2160
 MIN_PIXELS = 655_360
 MAX_IMAGE_BYTES = 20_000_000
 MAX_REQUEST_IMAGE_BYTES = 50_000_000
-PRESET_ONLY_MODELS = frozenset({"gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5"})
+# Per-model rules, SDK 3.63 `openai.types.responses.tool_param.ImageGeneration` docstrings:
+# `size`: arbitrary WIDTHxHEIGHT only on gpt-image-2 and the 2.5 models (others: the presets);
+CUSTOM_SIZE_MODELS = frozenset({"gpt-image-2", "gpt-image-2.5-sunburst", "gpt-image-2.5-flare"})
+# `quality`: "xhigh" and "max" on the 2.5 models only;
+XHIGH_MODELS = frozenset({"gpt-image-2.5-sunburst", "gpt-image-2.5-flare"})
+# `output_format`: "GIF and SVG output require a model that supports the selected format"; the
+# 2.6 model page (developers.openai.com/api/docs/models/gpt-image-2.6-sunburst) names GIF, SVG
+# and the complexity setting for 2.6, which the 2.5/2 pages do not;
+GIF_SVG_MODELS = frozenset({"gpt-image-2.6-sunburst", "gpt-image-2.6-flare"})
+COMPLEXITY_MODELS = GIF_SVG_MODELS
+# `model`: gpt-image-1 "was shut down on October 23, 2026"; `openai.types.image_model`:
+# dall-e-2/3 "retired on May 12, 2026" (the answer's status and wording are ours: unverified).
+RETIRED_MODELS = {"gpt-image-1": "October 23, 2026", "dall-e-2": "May 12, 2026",
+                  "dall-e-3": "May 12, 2026"}
+# GIF: `frame_count` 2-16 (`openai.types.image_generate_params`), default 9; the frames are drawn
+# on one sheet sharing one image's pixel budget of 8,294,400 (relay-measured, apiyi "GPT Image
+# 2.6 GIF size table" 2026-11-09: square frames to 960 px at 9 frames, 720 at 16).
+MIN_FRAMES, MAX_FRAMES, GIF_SHEET_PIXELS = 2, 16, 8_294_400
+MAX_FRAME_MS = 655_350  # `frame_duration_ms`: the encoded delay is capped at 655,350 ms
 MODERATION_MESSAGE = (
     "Your request was rejected by the safety system. "
     "It may contain content that is not allowed by our safety system."
@@ -339,6 +364,9 @@ class _ImageSpec:
     compression: int | None
     partial_images: int
     action: str  # as requested: generate | edit | auto
+    frames: int = 1  # GIF frames (one sheet: priced as one image of all frames' pixels)
+    frame_ms: int = 200
+    mask: tuple[int, int] | None = None  # the input_image_mask's size
 
     @property
     def size(self) -> str:
@@ -346,7 +374,7 @@ class _ImageSpec:
 
     @property
     def image_tokens(self) -> int:
-        scale = (self.width * self.height) / (1024 * 1024)
+        scale = (self.width * self.height * self.frames) / (1024 * 1024)
         return round(_QUALITY_TOKENS.get(self.quality, 1056) * scale)
 
 
@@ -866,6 +894,17 @@ class FakeOpenAI:
             context = parsed.referenced_lineages[0]
         else:
             context = []
+        if spec is not None and spec.mask is not None:
+            # The Images API's `mask` (`openai.types.image_edit_params`): applied to the first
+            # image, "have the same dimensions as image"; no image at all: nothing to mask
+            first = parsed.image_sizes[0] if parsed.image_sizes else None
+            if not has_context_image or (first is not None and first != spec.mask):
+                raise _ApiError(
+                    400,
+                    "The mask must have the same dimensions as the first input image.",
+                    param=f"tools[{tool_index}].input_image_mask",
+                    code="invalid_value",
+                )
         if spec is not None and spec.action == "edit" and not has_context_image:
             raise _ApiError(
                 400,
@@ -940,12 +979,18 @@ class FakeOpenAI:
         fmt = choice("output_format", FORMATS, "png")
         quality = choice("quality", ("low", "medium", "high", "xhigh", "max", "auto"), "auto")
         choice("moderation", ("auto", "low"), "auto")
+        model = self._check_model(tool, bad, fmt, quality)
+        frames, frame_ms = self._check_gif(tool, bad, fmt)
         size = tool.get("size", "auto")
-        width, height = self._parse_size(size, bad, str(tool.get("model") or DEFAULT_IMAGE_MODEL))
-        if background == "transparent" and fmt == "jpeg":
+        if fmt == "gif":
+            width, height = self._gif_frame_size(size, bad, frames)
+        else:
+            width, height = self._parse_size(size, bad, model)
+        if background == "transparent" and fmt not in ("png", "webp"):
+            # SDK `background`: "When using transparent, set the output format to png or webp"
             raise bad(
                 "background",
-                "Transparent background is not supported for jpeg; use png or webp.",
+                f"Transparent background is not supported for {fmt}; use png or webp.",
             )
         compression = tool.get("output_compression")
         if compression is not None:
@@ -963,6 +1008,10 @@ class FakeOpenAI:
             raise bad("partial_images", "partial_images must be an integer between 0 and 3.")
         if partial and fmt == "gif":
             raise bad("partial_images", "GIF output does not support partial images.")
+        if partial and fmt == "svg":
+            # `openai.types.image_generate_params.svg`: SVG "does not support ... partial images"
+            raise bad("partial_images", "SVG output does not support partial images.")
+        mask = self._check_mask(tool, bad, fmt)
         spec = _ImageSpec(
             width=width,
             height=height,
@@ -972,6 +1021,9 @@ class FakeOpenAI:
             compression=compression,
             partial_images=partial,
             action=action,
+            frames=frames,
+            frame_ms=frame_ms,
+            mask=mask,
         )
         # The real response echoes tool fields the request never sent, among them `n: 1` and
         # `output_compression: 100` (recorded real stream, vercel/ai
@@ -982,7 +1034,7 @@ class FakeOpenAI:
             "n": 1,
             "action": action,
             "background": background,
-            "model": tool.get("model", DEFAULT_IMAGE_MODEL),
+            "model": model,
             "moderation": tool.get("moderation", "auto"),
             "output_compression": 100 if compression is None else compression,
             "output_format": fmt,
@@ -990,7 +1042,92 @@ class FakeOpenAI:
             "quality": quality,
             "size": size,
         }
+        for name in ("complexity", "frame_count", "frame_duration_ms"):
+            if name in tool:
+                echoed[name] = tool[name]
         return spec, echoed
+
+    @staticmethod
+    def _check_model(tool: JSON, bad: Any, fmt: str, quality: str) -> str:
+        """The model's own rules (the module's per-model tables, each citing its source)."""
+        model = str(tool.get("model") or DEFAULT_IMAGE_MODEL)
+        base = re.sub(r"-\d{4}-\d{2}-\d{2}$", "", model)
+        if base in RETIRED_MODELS:
+            raise bad("model", f"The model '{model}' was shut down on {RETIRED_MODELS[base]}.")
+        if quality in ("xhigh", "max") and base not in XHIGH_MODELS:
+            raise bad("quality", f"Quality '{quality}' is not supported for {model}.")
+        if fmt in ("gif", "svg") and base not in GIF_SVG_MODELS:
+            raise bad("output_format", f"Output format '{fmt}' is not supported for {model}.")
+        complexity = tool.get("complexity")
+        if complexity is not None:
+            if complexity not in ("low", "medium", "high"):  # SDK `complexity` Literal
+                raise bad("complexity", f"Invalid value: '{complexity}'. Supported values are: "
+                          "'low', 'medium', 'high'.")
+            if base not in COMPLEXITY_MODELS:
+                raise bad("complexity", f"complexity is not supported for {model}.")
+        if "svg" in tool and fmt != "svg":  # SDK `svg`: "Requires output_format to be svg"
+            raise bad("svg", "svg requires output_format to be 'svg'.")
+        return model
+
+    @staticmethod
+    def _check_gif(tool: JSON, bad: Any, fmt: str) -> tuple[int, int]:
+        """`frame_count` and `frame_duration_ms` (SDK: both "Require output_format to be gif")."""
+        count, duration = tool.get("frame_count"), tool.get("frame_duration_ms")
+        for name, value in (("frame_count", count), ("frame_duration_ms", duration)):
+            if value is not None and fmt != "gif":
+                raise bad(name, f"{name} requires output_format to be 'gif'.")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise bad(name, f"{name} must be an integer.")
+        if count is not None and not MIN_FRAMES <= count <= MAX_FRAMES:
+            raise bad("frame_count", "frame_count must be between 2 and 16.")
+        if duration is not None and not 1 <= duration <= MAX_FRAME_MS:
+            raise bad("frame_duration_ms", f"frame_duration_ms must be between 1 and {MAX_FRAME_MS}.")
+        frames = 9 if count is None else count  # SDK: "Default: 9"
+        ms = 200 if duration is None else round(duration / 10) * 10  # "rounded to 10 ms"
+        return frames, ms
+
+    @staticmethod
+    def _gif_frame_size(size: object, bad: Any, frames: int) -> tuple[int, int]:
+        """A GIF frame: edges multiples of 16, ratio within 1:3-3:1, and all frames within the
+        sheet's pixel budget (see GIF_SHEET_PIXELS); `auto`: the largest square that fits."""
+        if size == "auto":
+            edge = int((GIF_SHEET_PIXELS / frames) ** 0.5) // 16 * 16
+            return edge, edge
+        match = _SIZE_RE.match(size) if isinstance(size, str) else None
+        if match is None:
+            raise bad("size", f"Invalid size '{size}': use 'auto' or 'WIDTHxHEIGHT'.")
+        width, height = int(match[1]), int(match[2])
+        if not width or not height or width % 16 or height % 16:
+            raise bad("size", f"Invalid size '{size}': width and height must be multiples of 16.")
+        if max(width, height) > 3 * min(width, height):
+            raise bad("size", f"Invalid size '{size}': the aspect ratio must be between 1:3 and 3:1.")
+        if width * height * frames > GIF_SHEET_PIXELS:
+            raise bad("size", f"Size {size} is too large for {frames} frames.")
+        return width, height
+
+    @staticmethod
+    def _check_mask(tool: JSON, bad: Any, fmt: str) -> tuple[int, int] | None:
+        """`input_image_mask` (SDK `ImageGenerationInputImageMask`: `image_url` or `file_id`);
+        refused with GIF (SDK `output_format`: GIF "does not support ... input_image_mask"); a PNG
+        with an alpha channel (the Images API's `mask`: "Must be a valid PNG file, less than 4MB")."""
+        mask = tool.get("input_image_mask")
+        if mask is None:
+            return None
+        if fmt == "gif":
+            raise bad("input_image_mask", "GIF output does not support input_image_mask.")
+        url = mask.get("image_url") if isinstance(mask, dict) else None
+        if not isinstance(url, str) or not url.startswith("data:"):
+            raise bad("input_image_mask", "input_image_mask needs an image_url (a data URL in "
+                      "this fake; file_id masks are not supported by this fake).")
+        try:
+            _, data = decode_data_url(url)
+            info = inspect_image(data)
+        except ValueError:
+            raise bad("input_image_mask", "The mask is not a valid image.") from None
+        if info.format != "png" or len(data) >= 4 * 1024 * 1024 or not has_alpha(data):
+            raise bad("input_image_mask", "The mask must be a PNG with an alpha channel, "
+                      "less than 4MB.")
+        return info.width, info.height
 
     def _parse_size(self, size: object, bad: Any, model: str) -> tuple[int, int]:
         if size == "auto":
@@ -1001,9 +1138,9 @@ class FakeOpenAI:
         width, height = int(match[1]), int(match[2])
         if size in PRESET_SIZES:
             return width, height
-        if re.sub(r"-\d{4}-\d{2}-\d{2}$", "", model) in PRESET_ONLY_MODELS:
-            # SDK 3.57 `ImageGeneration.size` docstring: custom sizes on gpt-image-2 and later
-            # only; the other GPT image models take the presets (the wording here is ours)
+        if re.sub(r"-\d{4}-\d{2}-\d{2}$", "", model) not in CUSTOM_SIZE_MODELS:
+            # SDK 3.63 `ImageGeneration.size` docstring: custom sizes on gpt-image-2 and the
+            # 2.5 models only; the other GPT image models take the presets (wording ours)
             raise bad(
                 "size",
                 f"Invalid size '{size}' for {model}. Supported values are: 'auto', "
@@ -1129,7 +1266,9 @@ class FakeOpenAI:
             )
         parsed.image_bytes += len(data)
         try:
-            return inspect_image(data).lineage
+            info = inspect_image(data)
+            parsed.image_sizes.append((info.width, info.height))
+            return info.lineage
         except ValueError:
             raise _ApiError(
                 400,
@@ -1484,6 +1623,7 @@ class _ParsedInput:
     image_lineages: list[list[str]] = field(default_factory=list)  # every input_image
     referenced_lineages: list[list[str]] = field(default_factory=list)  # refs carrying lineage
     image_bytes: int = 0  # decoded bytes of every input_image
+    image_sizes: list[tuple[int, int]] = field(default_factory=list)  # every input_image's
 
 
 def _render_b64(spec: _ImageSpec, lineage: list[str], *, partials: int | None = None) -> _Rendered:
@@ -1495,6 +1635,8 @@ def _render_b64(spec: _ImageSpec, lineage: list[str], *, partials: int | None = 
         transparent=spec.background == "transparent",
         compression=spec.compression,
         partial_images=spec.partial_images if partials is None else partials,
+        frames=spec.frames,
+        frame_ms=spec.frame_ms,
     )
     return _Rendered(
         base64.b64encode(rendered.final).decode(),

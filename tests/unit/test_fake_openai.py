@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def tool(**overrides: Any) -> dict[str, Any]:
-    return {"type": "image_generation", "size": SMALL, **overrides}
+    return {"type": "image_generation", "model": "gpt-image-2", "size": SMALL, **overrides}
 
 
 def first_image(response: Response) -> bytes:
@@ -370,8 +370,8 @@ async def test_size_rules_follow_the_image_model(fake: FakeOpenAI, client: opena
         model=MODEL, input="x", tools=[tool(size="1024x640", quality="low")]
     )
     assert Image.open(io.BytesIO(first_image(ok))).size == (1024, 640)
-    # models without custom sizes take the presets only
-    for model in ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5"):
+    # models without custom sizes take the presets only (SDK 3.63 `size`: 2 and 2.5 only)
+    for model in ("gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2.6-sunburst"):
         with pytest.raises(openai.BadRequestError) as info:
             await client.responses.create(
                 model=MODEL, input="x", tools=[tool(size="1536x864", model=model)]
@@ -776,3 +776,93 @@ async def test_runs_standalone() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_retired_and_model_specific_values_are_refused(client: openai.AsyncOpenAI) -> None:
+    """SDK 3.63 `ImageGeneration`: gpt-image-1 shut down; xhigh/max on the 2.5 models only;
+    GIF, SVG and complexity on the 2.6 models only."""
+    cases = [
+        ({"model": "gpt-image-1"}, "tools[0].model"),
+        ({"quality": "xhigh"}, "tools[0].quality"),
+        ({"output_format": "gif", "partial_images": 0}, "tools[0].output_format"),
+        ({"output_format": "svg"}, "tools[0].output_format"),
+        ({"complexity": "high"}, "tools[0].complexity"),
+        ({"model": "gpt-image-2.6-flare", "complexity": "extreme"}, "tools[0].complexity"),
+    ]
+    for overrides, param in cases:
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.responses.create(model=MODEL, input="x", tools=[tool(**overrides)])
+        assert info.value.param == param, overrides
+    ok = await client.responses.create(
+        model=MODEL, input="x",
+        tools=[tool(model="gpt-image-2.5-flare", quality="xhigh", size="1024x1024")])
+    assert first_image(ok)
+
+
+async def test_gif_rules(client: openai.AsyncOpenAI) -> None:
+    """GIF: no partial images, no mask, no compression, frame fields only with gif, 2-16
+    frames, all frames within one sheet's pixel budget (see the fake's citations)."""
+    gif = {"model": "gpt-image-2.6-flare", "output_format": "gif", "size": "512x512"}
+    mask = {"image_url": "data:image/png;base64," + base64.b64encode(_png_rgba(512, 512)).decode()}
+    cases = [
+        ({**gif, "partial_images": 2}, "tools[0].partial_images"),
+        ({**gif, "input_image_mask": mask}, "tools[0].input_image_mask"),
+        ({**gif, "output_compression": 80}, "tools[0].output_compression"),
+        ({**gif, "frame_count": 17}, "tools[0].frame_count"),
+        ({**gif, "frame_count": 1}, "tools[0].frame_count"),
+        ({**gif, "size": "1024x1024", "frame_count": 9}, "tools[0].size"),
+        ({**gif, "background": "transparent"}, "tools[0].background"),
+        ({"model": "gpt-image-2.6-flare", "frame_count": 4, "size": "1024x1024"},
+         "tools[0].frame_count"),
+    ]
+    for overrides, param in cases:
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.responses.create(model=MODEL, input="x", tools=[tool(**overrides)])
+        assert info.value.param == param, overrides
+    ok = await client.responses.create(
+        model=MODEL, input="x", tools=[tool(**gif, frame_count=4, frame_duration_ms=120)])
+    frames = Image.open(io.BytesIO(first_image(ok)))
+    assert frames.format == "GIF" and frames.n_frames == 4 and frames.info["duration"] == 120
+    assert ok.usage is not None
+
+
+async def test_svg_takes_no_partial_images(client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(model=MODEL, input="x", tools=[tool(
+            model="gpt-image-2.6-flare", output_format="svg", size="1024x1024",
+            partial_images=1)])
+    assert info.value.param == "tools[0].partial_images"
+
+
+async def test_mask_rules(client: openai.AsyncOpenAI) -> None:
+    """A mask is a PNG with alpha of the first input image's size; none without an image."""
+    image = "data:image/png;base64," + base64.b64encode(_png_rgba(1024, 1024)).decode()
+
+    def request(mask_png: bytes, with_image: bool = True) -> dict[str, Any]:
+        content: list[dict[str, Any]] = [{"type": "input_text", "text": "fill"}]
+        if with_image:
+            content.insert(0, {"type": "input_image", "image_url": image, "detail": "auto"})
+        url = "data:image/png;base64," + base64.b64encode(mask_png).decode()
+        return {"input": [{"role": "user", "content": content}],
+                "tools": [tool(size="1024x1024", action="edit",
+                               input_image_mask={"image_url": url})]}
+
+    for body in (request(_png_rgba(512, 512)), request(_png_rgba(1024, 1024), False),
+                 request(_png_rgb(1024, 1024))):
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.responses.create(model=MODEL, **body)
+        assert info.value.param == "tools[0].input_image_mask"
+    ok = await client.responses.create(model=MODEL, **request(_png_rgba(1024, 1024)))
+    assert first_image(ok)
+
+
+def _png_rgba(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (width, height), (0, 0, 0, 0)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _png_rgb(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height)).save(out, "PNG")
+    return out.getvalue()

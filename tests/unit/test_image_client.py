@@ -95,6 +95,7 @@ def test_build_params_shape(image_client: ImageClient) -> None:
             "output_format": "webp",
             "output_compression": 70,
             "partial_images": 2,
+            "model": "gpt-image-2",  # IMAGE_MODEL unset: the pinned default is still named
         }
     ]
     assert params["tool_choice"] == {"type": "image_generation"}
@@ -133,6 +134,22 @@ def test_build_params_minimal_and_without_storage(openai_client: openai.AsyncOpe
     assert params["input"] == [
         {"role": "user", "content": [{"type": "input_text", "text": "a cat"}]},
     ]
+
+
+def test_the_turns_model_and_new_fields_reach_the_tool(openai_client: openai.AsyncOpenAI) -> None:
+    """A server's own image model wins over IMAGE_MODEL; complexity and GIF frames are sent
+    with the SDK's field names (`ImageGeneration.complexity`, `frame_count`,
+    `frame_duration_ms`); frame fields only with GIF."""
+    client = ImageClient(openai_client, model=MODEL, image_model="gpt-image-2")
+    gif = ImageOptions(output_format="gif", frame_count=6, frame_duration_ms=120,
+                       complexity="low", model="gpt-image-2.6-flare", partial_images=0)
+    (tool,) = client.build_params(GenerationRequest(prompt="a cat", options=gif))["tools"]
+    assert tool == {"type": "image_generation", "output_format": "gif", "frame_count": 6,
+                    "frame_duration_ms": 120, "complexity": "low", "partial_images": 0,
+                    "model": "gpt-image-2.6-flare"}
+    png = ImageOptions(output_format="png", frame_count=6)
+    (tool,) = client.build_params(GenerationRequest(prompt="a cat", options=png))["tools"]
+    assert tool == {"type": "image_generation", "output_format": "png", "model": "gpt-image-2"}
 
 
 # --------------------------------------------------------------------------- happy paths

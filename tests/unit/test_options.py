@@ -159,7 +159,7 @@ def test_low_moderation_can_be_refused() -> None:
     [
         ("action", "paint"),
         ("quality", "ultra"),
-        ("output_format", "gif"),
+        ("output_format", "bmp"),
         ("background", "clear"),
         ("moderation", "off"),
     ],
@@ -342,3 +342,68 @@ def test_the_largest_size_with_the_same_proportions(like, model, ceiling, larges
     from bot.core.options import largest_size
 
     assert largest_size(like, model, ceiling) == largest
+
+
+def test_each_image_model_takes_what_its_row_says() -> None:
+    """bot/core/image_models.py, read from SDK 3.63 `ImageGeneration`: xhigh on 2.5 only, GIF
+    and complexity on 2.6 only, transparent needs png/webp."""
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(quality="xhigh").validated(image_model="gpt-image-2")
+    assert problem_of(excinfo) == "model_quality"
+    assert ImageOptions(quality="max").validated(
+        image_model="gpt-image-2.5-flare", max_quality="max").quality == "max"
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(output_format="gif").validated(image_model="gpt-image-2.5-sunburst")
+    assert problem_of(excinfo) == "model_format"
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(complexity="high").validated(image_model="gpt-image-2")
+    assert problem_of(excinfo) == "model_complexity"
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(complexity="high").validated(image_model="gpt-image-2.6-flare",
+                                                  max_complexity="medium")
+    assert problem_of(excinfo) == "complexity_max"
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(output_format="gif", background="transparent").validated(
+            image_model="gpt-image-2.6-flare")
+    assert problem_of(excinfo) == "transparent_jpeg"
+    # the turn's own model wins over the configured one
+    assert ImageOptions(model="gpt-image-2.6-flare", complexity="low").validated(
+        image_model="gpt-image-2").complexity == "low"
+
+
+def test_gif_frames_fit_one_sheet_and_take_no_previews() -> None:
+    """9 frames of 1024x1024 exceed the 8,294,400-pixel sheet: the frame shrinks to 960x960
+    (9 x 960 x 960 = 8,294,400); previews are dropped (the API refuses them with GIF)."""
+    gif = ImageOptions(output_format="gif", size="1024x1024", partial_images=2).validated(
+        image_model="gpt-image-2.6-sunburst")
+    assert (gif.size, gif.frame_count, gif.partial_images) == ("960x960", 9, 0)
+    sixteen = ImageOptions(output_format="gif", size="1024x1024", frame_count=16).validated(
+        image_model="gpt-image-2.6-sunburst")
+    assert sixteen.size == "720x720"  # 16 x 720 x 720 = 8,294,400
+    for frames in (1, 17):
+        with pytest.raises(UserFacingError) as excinfo:
+            ImageOptions(output_format="gif", frame_count=frames).validated(
+                image_model="gpt-image-2.6-sunburst")
+        assert problem_of(excinfo) == "frames_range"
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(output_format="gif", frame_count=12).validated(
+            image_model="gpt-image-2.6-sunburst", max_frames=8)
+    assert problem_of(excinfo) == "frames_range"
+    with pytest.raises(UserFacingError) as excinfo:
+        ImageOptions(output_format="gif", compression=50).validated(
+            image_model="gpt-image-2.6-sunburst")
+    assert problem_of(excinfo) == "compression_png"
+
+
+def test_a_retired_image_model_stops_start_up_in_one_line() -> None:
+    from pydantic import ValidationError
+
+    from bot.__main__ import config_error
+    from bot.config import Settings
+
+    with pytest.raises(ValidationError) as excinfo:
+        Settings(discord_token="t", openai_api_key="k", image_model="gpt-image-1")
+    line = config_error(excinfo.value)
+    assert "\n" not in line
+    assert "IMAGE_MODEL: gpt-image-1 was shut down on 2026-10-23" in line
+    assert Settings(discord_token="t", openai_api_key="k").image_model == "gpt-image-2"
