@@ -20,6 +20,7 @@ from bot.core.policy import Actor
 from bot.ui.choices import (
     ACTION_CHOICES,
     BACKGROUND_CHOICES,
+    COMPLEXITY_CHOICES,
     FORMAT_CHOICES,
     MODERATION_CHOICES,
     OPTION_DESCRIPTIONS,
@@ -57,6 +58,9 @@ class GenerationInput:
     moderation: str | None = None
     previews: int | None = None
     variants: int | None = None  # sibling turns side by side (1-4)
+    complexity: str | None = None
+    frames: int | None = None  # GIF
+    frame_ms: int | None = None  # GIF
     image: discord.Attachment | None = None
     image2: discord.Attachment | None = None
     image3: discord.Attachment | None = None
@@ -76,6 +80,9 @@ class GenerationInput:
             compression=self.compression,
             moderation=self.moderation,
             partial_images=self.previews,
+            complexity=self.complexity,
+            frame_count=self.frames,
+            frame_duration_ms=self.frame_ms,
         )
         if options.background == "transparent" and options.output_format == "jpeg":
             options.validated()  # raises the specific message
@@ -98,6 +105,9 @@ async def _generation_parameters(
     moderation: str | None = None,
     previews: app_commands.Range[int, 0, 3] | None = None,
     variants: app_commands.Range[int, 1, 4] | None = None,
+    complexity: str | None = None,
+    frames: app_commands.Range[int, 2, 16] | None = None,
+    frame_ms: app_commands.Range[int, 10, 655350] | None = None,
     image: discord.Attachment | None = None,
     image2: discord.Attachment | None = None,
     image3: discord.Attachment | None = None,
@@ -124,7 +134,7 @@ def generation_command(name: str, description: str) -> Callable[[GenerationHandl
         callback.__doc__ = handler.__doc__
         func: Any = app_commands.choices(
             action=ACTION_CHOICES, quality=QUALITY_CHOICES, background=BACKGROUND_CHOICES,
-            format=FORMAT_CHOICES, moderation=MODERATION_CHOICES,
+            format=FORMAT_CHOICES, moderation=MODERATION_CHOICES, complexity=COMPLEXITY_CHOICES,
         )(callback)
         func = app_commands.rename(**OPTION_RENAMES)(func)
         func = app_commands.describe(**OPTION_DESCRIPTIONS)(func)

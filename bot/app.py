@@ -311,7 +311,8 @@ class ImagineBot(commands.AutoShardedBot):
         """Refuse to start with a rejected key or an unknown model; warn when it cannot check."""
         s = self.settings
         for finding in await check_openai(self.openai,
-                                          models_to_check(s.openai_model, s.image_model)):
+                                          models_to_check(s.openai_model, s.image_model,
+                                                          s.allowed_image_models)):
             if finding.ok is False:
                 raise StartupError(finding.line())
             if finding.ok is None:

@@ -23,6 +23,8 @@ from bot.config import Settings
 from bot.core.costs import estimate_cost
 from bot.core.errors import UserFacingError
 from bot.core.image_client import GenerationRequest, ImageClient, RetryPolicy
+from bot.core.image_models import MODELS as IMAGE_MODELS
+from bot.core.image_models import spec_of
 from bot.core.models import Usage
 from bot.core.openai_check import Finding, check_openai, models_to_check
 from bot.core.options import ImageOptions
@@ -192,14 +194,26 @@ async def check_openai_access(settings: Settings, client: AsyncOpenAI, out: Chec
     """The key and the models; True when the key was accepted."""
     out.section("OpenAI")
     findings = await check_openai(client, models_to_check(settings.openai_model,
-                                                          settings.image_model))
+                                                          settings.image_model,
+                                                          settings.allowed_image_models))
     for finding in findings:
         out.finding(finding)
     return findings[0].ok is not False
 
 
+def check_image_models(settings: Settings, out: Checklist) -> None:
+    """What each image model servers may use takes (its row in bot/core/image_models.py)."""
+    for model in settings.allowed_image_models:
+        spec = spec_of(model)
+        known = spec.name in IMAGE_MODELS
+        out.add(True if known else None, f"image model {model}: {', '.join(spec.features())}",
+                "" if known else "no capability row for this model: it is sent only what "
+                "every model takes (add its row to bot/core/image_models.py)")
+
+
 def check_settings(settings: Settings, out: Checklist) -> None:
     out.section("Settings")
+    check_image_models(settings, out)
     if settings.background_downgraded:
         out.add(False, "BACKGROUND_RESPONSES=true needs STORE_RESPONSES=true: background mode "
                        "is off",

@@ -87,9 +87,13 @@ async def check_openai(client: AsyncOpenAI, models: Mapping[str, str]) -> list[F
     return [key, *findings]
 
 
-def models_to_check(openai_model: str, image_model: str | None) -> dict[str, str]:
-    """The configured models by setting name (IMAGE_MODEL only when set)."""
+def models_to_check(openai_model: str, image_model: str | None,
+                    others: tuple[str, ...] = ()) -> dict[str, str]:
+    """The configured models by setting name (IMAGE_MODEL when set; each of IMAGE_MODELS)."""
     models = {"OPENAI_MODEL": openai_model}
     if image_model:
         models["IMAGE_MODEL"] = image_model
+    for model in others:
+        if model != image_model:
+            models[f"IMAGE_MODELS {model}"] = model
     return models

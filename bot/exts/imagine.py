@@ -386,7 +386,8 @@ class Imagine(commands.Cog):
     async def _size_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[Choice[str]]:
-        return size_choices(current, self.bot.settings.image_model)
+        policy = await self.service.policy_for(interaction.guild_id)
+        return size_choices(current, policy.image_model)  # the sizes the server's model takes
 
     # ------------------------------------------------------------------ thread replies
     @commands.Cog.listener()

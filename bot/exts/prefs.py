@@ -90,7 +90,8 @@ class Prefs(commands.Cog):
     async def _size_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return size_choices(current, self.bot.settings.image_model)
+        policy = await self.bot.service.policy_for(interaction.guild_id)
+        return size_choices(current, policy.image_model)  # the sizes the server's model takes
 
 
 async def setup(bot: ImagineBot) -> None:

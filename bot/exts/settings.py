@@ -13,9 +13,10 @@ from discord.ext import commands
 
 from bot.adapter import actor_of
 from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.image_models import spec_of
 from bot.core.options import parse_size
 from bot.ui.channel_rules import rules_text, stored_rules_text
-from bot.ui.choices import QUALITY_CHOICES
+from bot.ui.choices import COMPLEXITY_CHOICES, QUALITY_CHOICES
 from bot.ui.i18n import EN, t
 from bot.ui.key_modal import KeyModal
 from bot.ui.render import MAX_CONTENT, clip, permission_name
@@ -370,6 +371,43 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         modlog = self.bot.modlog
         modlog.spawn(modlog.note(interaction.guild_id, key, user=interaction.user.id, **params),
                      name=f"modlog-settings-{interaction.id}")
+
+    @app_commands.command(name="models",
+                          description=locale_str("Choose this server's image model and its limits"))
+    @app_commands.describe(
+        image_model="The image model members use (among those the operator allows)",
+        max_complexity="Highest complexity members may choose",
+        max_gif_frames="Most frames an animated GIF may have (2-16)",
+    )
+    @app_commands.choices(max_complexity=COMPLEXITY_CHOICES)
+    async def models(
+        self,
+        interaction: discord.Interaction,
+        image_model: str | None = None,
+        max_complexity: str | None = None,
+        max_gif_frames: app_commands.Range[int, 2, 16] | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        allowed = self.bot.settings.allowed_image_models
+        if image_model is not None and image_model not in allowed:
+            await send_error(interaction, UserFacingError(
+                ErrorKind.invalid_options, problem="model_not_allowed", value=image_model,
+                model=", ".join(allowed)))
+            return
+        changes = {key: value for key, value in (
+            ("image_model", image_model), ("max_complexity", max_complexity),
+            ("max_gif_frames", max_gif_frames)) if value is not None}
+        await self.service.update_policy(interaction.guild_id, **changes)
+        await self._saved(interaction, changes=changes)
+
+    @models.autocomplete("image_model")
+    async def _model_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[Choice[str]]:
+        """The operator's IMAGE_MODELS, each with what it takes (its capability row)."""
+        return [Choice(name=f"{model}: {', '.join(spec_of(model).features())}"[:100], value=model)
+                for model in self.bot.settings.allowed_image_models
+                if current.lower() in model.lower()][:25]
 
     async def _saved(self, interaction: discord.Interaction, note: str = "",
                      changes: dict[str, Any] | None = None) -> None:

@@ -14,6 +14,7 @@ from bot.core.errors import UserFacingError
 from bot.core.options import (
     ACTIONS,
     BACKGROUNDS,
+    COMPLEXITY_LEVELS,
     FORMATS,
     MODERATIONS,
     QUALITIES,
@@ -42,6 +43,7 @@ QUALITY_CHOICES = _choices(QUALITIES, _QUALITY_LABELS)
 BACKGROUND_CHOICES = _choices(BACKGROUNDS)
 FORMAT_CHOICES = [Choice(name=f, value=f) for f in FORMATS]
 MODERATION_CHOICES = _choices(MODERATIONS, _MODERATION_LABELS)
+COMPLEXITY_CHOICES = _choices(COMPLEXITY_LEVELS)
 SIZE_SUGGESTIONS = [*SIZE_PRESETS, "1536x864", "864x1536", "2048x2048", "2560x1440", "3840x2160"]
 
 OPTION_DESCRIPTIONS = {
@@ -55,6 +57,9 @@ OPTION_DESCRIPTIONS = {
     "moderation": locale_str("Content moderation level"),
     "previews": locale_str("Live previews while generating (0-3)"),
     "variants": locale_str("How many versions to make side by side (1-4)"),
+    "complexity": locale_str("How much planning goes into the image (not its rendering quality)"),
+    "frames": locale_str("Animated GIF: number of frames"),
+    "frame_ms": locale_str("Animated GIF: milliseconds per frame"),
     "image": locale_str("An image to start from or to use as a reference"),
     "image2": locale_str("Another reference image"),
     "image3": locale_str("Another reference image"),

@@ -417,6 +417,12 @@ EN: dict[str, str] = {
     "problem.complexity_max": "This server allows complexity up to `{value}`.",
     "problem.frames_range": "Frames must be a number from 2 to {limit} (got `{value}`).",
     "problem.frame_ms_range": "Frame duration must be from 10 to 655350 ms (got `{value}`).",
+    "label.quality.xhigh": "extra-high quality",
+    "label.quality.max": "maximum quality",
+    "problem.model_not_allowed": "`{value}` isn't one of the image models this bot allows: {model}.",
+    "setting.image_model": "Image model",
+    "setting.max_complexity": "Highest complexity",
+    "setting.max_gif_frames": "Most GIF frames",
 }
 
 ZH: dict[str, str] = {
@@ -800,6 +806,12 @@ ZH: dict[str, str] = {
     "problem.complexity_max": "本服务器允许的复杂度最高为 `{value}`。",
     "problem.frames_range": "帧数必须是 2 到 {limit} 之间的数字（收到 `{value}`）。",
     "problem.frame_ms_range": "每帧时长必须在 10 到 655350 毫秒之间（收到 `{value}`）。",
+    "label.quality.xhigh": "超高质量",
+    "label.quality.max": "最高质量",
+    "problem.model_not_allowed": "`{value}` 不在本机器人允许的图片模型中：{model}。",
+    "setting.image_model": "图片模型",
+    "setting.max_complexity": "最高复杂度",
+    "setting.max_gif_frames": "动图最多帧数",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
@@ -979,6 +991,21 @@ COMMAND_ZH: dict[str, str] = {
     "The forum or media channel": "论坛或媒体频道",
     "Publish a result by itself at this many ⭐ reactions (0 = never)": "结果获得这么多 ⭐ 反应时自动发布（0 = 从不）",
     "Turn the showcase off": "关闭展示区",
+    # --- image models, complexity, GIF, SVG, zoom out / pan (issue 24) ---
+    "complexity": "复杂度",
+    "frames": "帧数",
+    "frame_ms": "每帧毫秒",
+    "How much planning goes into the image (not its rendering quality)": "构图规划的投入程度（与渲染质量无关）",
+    "Animated GIF: number of frames": "动图 GIF：帧数",
+    "Animated GIF: milliseconds per frame": "动图 GIF：每帧毫秒数",
+    "models": "模型",
+    "Choose this server's image model and its limits": "选择本服务器的图片模型及其限制",
+    "image_model": "图片模型",
+    "max_complexity": "最高复杂度",
+    "max_gif_frames": "动图最多帧数",
+    "The image model members use (among those the operator allows)": "成员使用的图片模型（在运营者允许的范围内）",
+    "Highest complexity members may choose": "成员可选的最高复杂度",
+    "Most frames an animated GIF may have (2-16)": "动图 GIF 最多帧数（2-16）",
 }
 
 

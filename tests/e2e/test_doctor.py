@@ -55,6 +55,11 @@ async def test_all_green(discord_fake, openai_fake, tmp_path):
         "✔ OpenAI accepts OPENAI_API_KEY",
         "✔ OPENAI_MODEL=gpt-5.5 exists",
         "✔ background responses on, with stored responses (a generation survives a restart)",
+        # IMAGE_MODEL is pinned (gpt-image-2 when unset) and checked like OPENAI_MODEL; what
+        # it takes comes from its capability row
+        "✔ IMAGE_MODEL=gpt-image-2 exists",
+        "✔ image model gpt-image-2: custom sizes, transparent background (preview), "
+        "masks (zoom out, pan, vary region)",
     ):
         assert expected in lines, (expected, lines)
     assert lines[-1] == "✔ all checks passed"
@@ -64,6 +69,21 @@ async def test_all_green(discord_fake, openai_fake, tmp_path):
     assert all(r.method == "GET" for r in discord_fake.request_log)
     assert openai_fake.create_requests() == []
     assert not (tmp_path / "bot.db").exists()
+
+
+async def test_the_image_models_servers_may_use_and_what_each_takes(discord_fake, openai_fake,
+                                                                  tmp_path):
+    code, lines = await doctor(discord_fake, openai_fake, tmp_path,
+                               IMAGE_MODELS="gpt-image-2.6-flare,gpt-image-2.5-sunburst")
+    assert code == 0, lines
+    for expected in (
+        "✔ IMAGE_MODELS gpt-image-2.6-flare=gpt-image-2.6-flare exists",
+        "✔ image model gpt-image-2.6-flare: preset sizes only, transparent background, gif, "
+        "svg, masks (zoom out, pan, vary region), complexity",
+        "✔ image model gpt-image-2.5-sunburst: custom sizes, quality xhigh, quality max, "
+        "transparent background, masks (zoom out, pan, vary region)",
+    ):
+        assert expected in lines, (expected, lines)
 
 
 async def test_missing_message_content_intent(openai_fake, tmp_path):

@@ -257,3 +257,16 @@ async def test_rotate_key_secret_reseals_every_key_for_the_new_secret(
     line = exit_2_in_one_line(*await start_bot(discord_fake, openai_fake, tmp_path,
                                                KEY_ENCRYPTION_SECRET=OLD_SECRET))
     assert "does not open any of the 1 stored server key(s)" in line
+
+
+async def test_a_retired_image_model_is_refused_in_one_line(discord_fake, openai_fake, tmp_path):
+    """SDK 3.63 `ImageGeneration.model`: gpt-image-1 was shut down on 2026-10-23. The bot says
+    so before any request (a configuration error: exit status 2)."""
+    code, out, err = await start_bot(discord_fake, openai_fake, tmp_path,
+                                     IMAGE_MODEL="gpt-image-1")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1, err
+    assert err.strip() == (
+        "Configuration error: IMAGE_MODEL: gpt-image-1 was shut down on 2026-10-23 (the openai "
+        "SDK says so): use gpt-image-2, gpt-image-2.5-sunburst or gpt-image-2.5-flare (set it in "
+        ".env or the environment)")
+    assert openai_fake.requests == [] and discord_fake.identify_payloads == []

@@ -154,6 +154,8 @@ _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 DEFAULT_MODELS = frozenset({
     "gpt-5.5", "gpt-5", "gpt-5-mini", "gpt-4.1", "gpt-4o",
     "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", DEFAULT_IMAGE_MODEL,
+    # the other image models of SDK 3.63's `ImageGeneration.model` Literal
+    "gpt-image-2.5-sunburst", "gpt-image-2.5-flare", "gpt-image-2.6-flare", "chatgpt-image-latest",
 })
 _BODY = web.RequestKey("json_body", object)  # the parsed JSON body, stored by the middleware
 
