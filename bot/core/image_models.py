@@ -63,7 +63,7 @@ class ImageModelSpec:
         found.append({"yes": "transparent background", "preview": "transparent background "
                       "(preview)", "no": "no transparent background"}[self.transparent])
         found += [f for f in ("gif", "svg") if f in self.formats]
-        found += ["masks (zoom out, pan, vary region)"] if self.masks else []
+        found += ["masks"] if self.masks else []
         found += ["complexity"] if self.complexity else []
         return found
 

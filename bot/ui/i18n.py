@@ -423,6 +423,7 @@ EN: dict[str, str] = {
     "setting.image_model": "Image model",
     "setting.max_complexity": "Highest complexity",
     "setting.max_gif_frames": "Most GIF frames",
+    "problem.svg_unsafe": "The SVG contained scripts or references to other files, so it wasn't posted.",
 }
 
 ZH: dict[str, str] = {
@@ -812,6 +813,7 @@ ZH: dict[str, str] = {
     "setting.image_model": "图片模型",
     "setting.max_complexity": "最高复杂度",
     "setting.max_gif_frames": "动图最多帧数",
+    "problem.svg_unsafe": "该 SVG 含有脚本或对其他文件的引用，因此未发布。",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

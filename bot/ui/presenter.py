@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import discord
 
 from bot.core.errors import DeliveryError, ErrorKind, UserFacingError
-from bot.core.imaging import FittedImage, fit_to_limit, make_preview
+from bot.core.imaging import FittedImage, make_preview
 from bot.core.models import Delivery, InputImage, Progress, Stage, Turn, TurnResult
+from bot.core.result_files import fit_result
 from bot.core.tasks import BackgroundTasks
 from bot.ui.buttons import cancel_view, failure_view, result_view
 from bot.ui.i18n import t
@@ -279,9 +280,9 @@ class DiscordPresenter:
         return await self._show_result(turn, result, limit)
 
     async def _show_result(self, turn: Turn, result: TurnResult, limit: int) -> Delivery:
-        fitted: list[FittedImage] = [
-            await asyncio.to_thread(fit_to_limit, image.data, image.output_format, limit)
-            for image in result.images
+        fitted: list[FittedImage] = [  # a GIF stays animated; an SVG comes with a PNG of it
+            file for image in result.images
+            for file in await asyncio.to_thread(fit_result, image.data, image.output_format, limit)
         ]
         revised = next((img.revised_prompt for img in result.images if img.revised_prompt), None)
         caption = result_caption(

@@ -19,8 +19,9 @@ import discord
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from bot.core.errors import DeliveryError, UserFacingError
-from bot.core.imaging import FittedImage, fit_to_limit
+from bot.core.imaging import FittedImage
 from bot.core.models import Delivery, Turn, TurnResult, TurnStatus
+from bot.core.result_files import fit_result
 from bot.ui.buttons import TurnButton
 from bot.ui.i18n import t
 from bot.ui.render import MAX_CONTENT, clip, error_text, quote
@@ -170,8 +171,10 @@ class VariantBoard:
         board = self._board(turn)
         limit = await self.presenter.upload_limit(turn.guild_id)
         async with board.lock:
-            fitted = [await asyncio.to_thread(fit_to_limit, image.data, image.output_format, limit)
-                      for image in result.images]
+            fitted = [  # raster first: the board shows it (an SVG's PNG), the SVG follows
+                file for image in result.images
+                for file in reversed(await asyncio.to_thread(
+                    fit_result, image.data, image.output_format, limit))]
             if fitted:
                 board.images[turn.id] = (fitted[0].data, fitted[0].extension)
             else:

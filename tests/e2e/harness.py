@@ -19,7 +19,7 @@ from bot.config import Settings
 from tests.fakes.discord_server import FakeDiscord, FakeMessage
 from tests.fakes.openai_server import FakeOpenAI
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".svg")
 STOP_MARGIN = 10.0  # seconds beyond SHUTDOWN_GRACE_SECONDS for closing connections and the store
 
 

@@ -14,7 +14,7 @@ async def test_16_9_and_landscape_are_mapped_for_the_model(discord_fake, openai_
         # the ratio sticks to the thread as said: a reply keeps 16:9
         await discord_fake.say(alice, wide, "at dawn")
         await wait_results(discord_fake, wide, 2)
-    async with running(make_settings(image_model="gpt-image-1")):  # presets only
+    async with running(make_settings(image_model="gpt-image-1.5")):  # presets only
         land = await start_conversation(discord_fake, alice, "a harbour", size="landscape")
         [land_result] = await wait_results(discord_fake, land, 1)
     sizes = [r["tools"][0]["size"] for r in openai_fake.create_requests()]
@@ -31,7 +31,7 @@ async def test_autocomplete_offers_the_nearest_valid_size(discord_fake, openai_f
                                                 {"prompt": "x", "size": "1920x1080"}, "size")
         ratio = await discord_fake.autocomplete(alice, channel, "imagine",
                                                 {"prompt": "x", "size": "9:16"}, "size")
-    async with running(make_settings(image_model="gpt-image-1")):
+    async with running(make_settings(image_model="gpt-image-1.5")):
         presets = await discord_fake.autocomplete(alice, channel, "imagine",
                                                   {"prompt": "x", "size": "1920x1080"}, "size")
         listed = await discord_fake.autocomplete(alice, channel, "imagine",

@@ -258,3 +258,55 @@ def test_a_turned_photo_is_stood_upright_before_its_orientation_goes():
     assert 0x0112 not in cleaned.getexif()
     red, _, _ = cleaned.getpixel((30, 5))  # the band is now along the top
     assert red > 200 and cleaned.getpixel((30, 115))[1] > 200
+
+
+def _noise_gif(frames: int, edge: int, duration: int) -> bytes:
+    import os
+
+    shots = [Image.frombytes("RGB", (edge, edge), os.urandom(edge * edge * 3)).quantize(256)
+             for _ in range(frames)]
+    out = io.BytesIO()
+    shots[0].save(out, "GIF", save_all=True, append_images=shots[1:], duration=duration, loop=0)
+    return out.getvalue()
+
+
+def test_an_animated_gif_is_fitted_without_losing_its_animation() -> None:
+    """Fewer colours, then fewer frames (each shown longer: the same loop time), then smaller;
+    the result still loops and has at least two frames."""
+    from bot.core.result_files import fit_gif
+
+    original = _noise_gif(8, 256, 100)
+    limit = len(original) // 6
+    fitted = fit_gif(original, limit)
+    assert fitted.extension == "gif" and fitted.reencoded and len(fitted.data) <= limit
+    with Image.open(io.BytesIO(fitted.data)) as played:
+        assert played.n_frames >= 2 and played.info["loop"] == 0
+        assert played.n_frames * played.info["duration"] == 8 * 100  # the loop time is kept
+    small = _noise_gif(3, 32, 100)
+    assert fit_gif(small, len(small)).data == small  # fits: left as it is
+
+
+def test_svg_with_scripts_or_outside_references_is_refused() -> None:
+    from bot.core.result_files import check_svg, svg_files
+
+    head = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
+    unsafe = [
+        f'{head}><script>alert(1)</script></svg>',
+        f'{head}><image xlink:href="https://example.invalid/a.png"/></svg>',
+        f'{head}><image href="file:///etc/passwd"/></svg>',
+        f'{head}><rect onclick="x()"/></svg>',
+        f'{head}><rect style="fill:url(https://example.invalid/p)"/></svg>',
+        f'{head}><style>@import "https://example.invalid/x.css";</style></svg>',
+        f'{head}><foreignObject><div/></foreignObject></svg>',
+        f'<!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>{head}>&x;</svg>',
+    ]
+    for text in unsafe:
+        with pytest.raises(UserFacingError) as excinfo:
+            check_svg(text.encode())
+        assert excinfo.value.params["problem"] == "svg_unsafe", text
+    safe = (f'{head} width="200" height="100"><defs><linearGradient id="g"/></defs>'
+            '<rect width="200" height="100" fill="url(#g)"/><use xlink:href="#g"/></svg>').encode()
+    svg, png = svg_files(safe, 10_000_000)
+    assert (svg.extension, svg.data) == ("svg", safe)
+    with Image.open(io.BytesIO(png.data)) as shown:
+        assert png.extension == "png" and shown.size == (200, 100)
