@@ -41,7 +41,7 @@ from bot.core.errors import (
     ReferenceNotFound,
     ResponseOver,
 )
-from bot.core.image_models import DEFAULT_IMAGE_MODEL
+from bot.core.image_models import DEFAULT_IMAGE_MODEL, MASK_NAME
 from bot.core.imaging import fit_inputs
 from bot.core.models import GeneratedImage, InputImage, Progress, Stage, TurnResult, Usage
 from bot.core.options import ImageOptions
@@ -288,10 +288,15 @@ class ImageClient:
         # Always name the model: left unset, the API picks its own default (SDK 3.63
         # `ImageGeneration.model`: gpt-image-2.6-sunburst), not the model sizes and prices follow
         tool.setdefault("model", self.image_model or DEFAULT_IMAGE_MODEL)
+        images = request.input_images
+        if request.options.mask and images and images[-1].filename == MASK_NAME:
+            # zoom out / pan / vary region: the last input is the mask (SDK `input_image_mask`)
+            tool["input_image_mask"] = {"image_url": data_url(images[-1])}
+            images = images[:-1]
         content: ResponseInputMessageContentListParam = []
         if request.context_text:
             content.append(ResponseInputTextParam(type="input_text", text=request.context_text))
-        for image in request.input_images:
+        for image in images:
             content.append(
                 ResponseInputImageParam(type="input_image", image_url=data_url(image), detail="auto")
             )

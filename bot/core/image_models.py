@@ -29,6 +29,7 @@ COMPLEXITIES = ("low", "medium", "high")  # SDK `complexity`
 MIN_FRAMES, MAX_FRAMES, DEFAULT_FRAMES = 2, 16, 9
 DEFAULT_FRAME_MS, MAX_FRAME_MS, FRAME_MS_STEP = 200, 655_350, 10
 GIF_SHEET_PIXELS = 8_294_400  # all frames together (relay-measured, see above)
+MASK_NAME = "mask.png"  # the input image of a turn that is its inpainting mask (the last one)
 GPT_IMAGE_2_PRICES = {"text_input": 5.00, "image_input": 8.00, "image_output": 30.00}
 _SNAPSHOT_RE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 

@@ -237,6 +237,7 @@ class ImageOptions:
     frame_count: int | None = None  # GIF only
     frame_duration_ms: int | None = None  # GIF only
     model: str | None = None  # the image model this turn runs on (the server's choice)
+    mask: bool | None = None  # the turn's last input image is an inpainting mask (zoom, pan)
 
     def merged_over(self, base: ImageOptions) -> ImageOptions:
         """These choices on top of `base` (the thread's sticky options or the defaults)."""
@@ -291,6 +292,9 @@ class ImageOptions:
         if self.moderation == "low" and not allow_low_moderation:
             raise UserFacingError(ErrorKind.invalid_options, problem="moderation_low")
         if fmt == "gif":
+            if self.mask:  # SDK `output_format`: GIF "does not support input_image_mask"
+                raise UserFacingError(ErrorKind.invalid_options, problem="model_mask",
+                                      model="gif")
             return self._gif_checked(max_frames)
         size = parse_size(self.size, model) if self.size is not None else None
         partials = 0 if fmt == "svg" and self.partial_images else self.partial_images

@@ -20,8 +20,15 @@ from bot.core.conversations import Ticket, clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Conversation, InputImage, Turn, TurnKind, TurnRequest
 from bot.core.options import ImageOptions
+from bot.core.plans import plan_for
 from bot.core.policy import Actor, OncePer
-from bot.ui.buttons import RefineModal, upscale_confirm_view
+from bot.ui.buttons import (
+    PLANNED,
+    RefineModal,
+    RegionModal,
+    plan_confirm_view,
+    upscale_confirm_view,
+)
 from bot.ui.choices import size_choices
 from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t
@@ -558,6 +565,9 @@ class Imagine(commands.Cog):
             "details": self._details_button,
             "delete": self._delete_button,
             "cancel": self._cancel_button,
+            "region": self._region_button,
+            **dict.fromkeys(PLANNED, self._plan_button),
+            **dict.fromkeys((f"{a}go" for a in PLANNED), self._plan_confirm_button),
         }
         handler = handlers.get(action)
         if handler is None:
@@ -662,6 +672,57 @@ class Imagine(commands.Cog):
             turn.conversation_id, parent_turn_id=turn.id, sticky=False,
         )
 
+    async def _plan_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
+        """Animate, Zoom out, Pan: say what it will make and cost; a Confirm button starts it."""
+        await self._check_refine(turn, actor)
+        action = _button_action(interaction)
+        locale = str(interaction.locale)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        plan = await plan_for(self.service, turn, action, t(f"plan.{action}.prompt", locale))
+        await interaction.followup.send(
+            t("plan.confirm", locale, what=t(f"button.{action}", locale), n=turn.number or turn.id,
+              options=options_summary(plan.options, locale), cost=f"{plan.cost_usd:.2f}"),
+            view=plan_confirm_view(action, turn.id, locale), ephemeral=True,
+        )
+
+    async def _plan_confirm_button(
+        self, interaction: discord.Interaction, turn: Turn, actor: Actor
+    ) -> None:
+        """Confirmed: the plan again (the server's limits may have changed), submitted as a
+        branch from the result through the same admission as any turn."""
+        await self._check_refine(turn, actor)
+        action = _button_action(interaction).removesuffix("go")
+        locale = str(interaction.locale)
+        await interaction.response.edit_message(content=t("plan.started", locale), view=None)
+        prompt = t(f"plan.{action}.prompt", locale)
+        plan = await plan_for(self.service, turn, action, prompt)
+        await self._submit(interaction, TurnKind.branch, prompt, plan.options, plan.inputs,
+                           turn.conversation_id, parent_turn_id=turn.id, sticky=False)
+
+    async def _region_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
+        await self._check_refine(turn, actor)
+        await interaction.response.send_modal(RegionModal(self, turn.id, str(interaction.locale)))
+
+    async def on_region_submit(
+        self, interaction: discord.Interaction, turn_id: int, area: str, instruction: str
+    ) -> None:
+        """Vary region: the form is the confirmation; the estimate is said as it starts."""
+        locale = str(interaction.locale)
+        try:
+            turn = await self.service.turn(turn_id)
+            if turn is None:
+                raise UserFacingError(ErrorKind.unknown_conversation)
+            await self._check_refine(turn, actor_of(interaction.user, interaction.channel))
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            prompt = t("plan.region.prompt", locale, area=area, instruction=instruction)
+            plan = await plan_for(self.service, turn, "region", prompt, region=area)
+            await self._submit(interaction, TurnKind.branch, prompt, plan.options, plan.inputs,
+                               turn.conversation_id, parent_turn_id=turn.id, sticky=False)
+            await interaction.followup.send(
+                t("plan.region.started", locale, cost=f"{plan.cost_usd:.2f}"), ephemeral=True)
+        except UserFacingError as error:
+            await send_error(interaction, error)
+
     async def _check_refine(self, turn: Turn, actor: Actor) -> None:
         policy = await self.service.policy_for(turn.guild_id)
         conversation = await self.service.conversation(turn.conversation_id)
@@ -758,3 +819,8 @@ class Imagine(commands.Cog):
 async def setup(bot: ImagineBot) -> None:
     bot.add_dynamic_items(VariantButton)
     await bot.add_cog(Imagine(bot))
+
+
+def _button_action(interaction: discord.Interaction) -> str:
+    """The action in a clicked button's custom_id (`imagine:<action>:<turn>`)."""
+    return str((interaction.data or {}).get("custom_id", "")).split(":")[1]

@@ -12,10 +12,14 @@ from typing import Any
 
 import discord
 
+from bot.core.image_models import spec_of
 from bot.ui.i18n import t
 from bot.ui.modlog import ReportButton
 
-ACTIONS = ("reroll", "retry", "edit", "hq", "hqgo", "refine", "continue", "details", "delete", "cancel")
+# Animate, Zoom out and Pan show their cost first (like Upscale); `<action>go` confirms
+PLANNED = ("anim", "zoom15", "zoom2", "panl", "panr", "panu", "pand")
+ACTIONS = ("reroll", "retry", "edit", "hq", "hqgo", "refine", "continue", "details", "delete",
+           "cancel", "region", *PLANNED, *(f"{action}go" for action in PLANNED))
 _STYLES = {
     "reroll": (discord.ButtonStyle.secondary, "🔁"),
     "retry": (discord.ButtonStyle.primary, "🔁"),
@@ -27,12 +31,21 @@ _STYLES = {
     "details": (discord.ButtonStyle.secondary, "ℹ️"),
     "delete": (discord.ButtonStyle.danger, "🗑️"),
     "cancel": (discord.ButtonStyle.danger, "✖️"),
+    "anim": (discord.ButtonStyle.secondary, "🎞️"),
+    "zoom15": (discord.ButtonStyle.secondary, "🔎"),
+    "zoom2": (discord.ButtonStyle.secondary, "🔭"),
+    "panl": (discord.ButtonStyle.secondary, "⬅️"),
+    "panr": (discord.ButtonStyle.secondary, "➡️"),
+    "panu": (discord.ButtonStyle.secondary, "⬆️"),
+    "pand": (discord.ButtonStyle.secondary, "⬇️"),
+    "region": (discord.ButtonStyle.secondary, "🖌️"),
+    **{f"{action}go": (discord.ButtonStyle.success, "✅") for action in PLANNED},
 }
 
 
 class TurnButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"imagine:(?P<action>[a-z]+):(?P<turn>[0-9]+)",
+    template=r"imagine:(?P<action>[a-z0-9]+):(?P<turn>[0-9]+)",
 ):
     """One action on one turn."""
 
@@ -65,11 +78,29 @@ class TurnButton(
         await cog.on_turn_button(interaction, self.action, self.turn_id)
 
 
-def result_view(turn_id: int, locale: str | None) -> discord.ui.View:
+def result_view(turn_id: int, locale: str | None, extra: tuple[str, ...] = ()) -> discord.ui.View:
+    """A result's buttons; `extra`: what its image model allows on it (`extra_actions`)."""
     view = discord.ui.View(timeout=None)
-    for action in ("reroll", "refine", "hq", "continue", "details", "delete"):
+    for action in ("reroll", "refine", "hq", "continue", "details", "delete", *extra):
         view.add_item(TurnButton(action, turn_id, locale))
     view.add_item(ReportButton(turn_id, locale))
+    return view
+
+
+def extra_actions(image_model: str | None, output_format: str | None) -> tuple[str, ...]:
+    """Animate where the model draws GIFs; zoom, pan and vary region on a still where it takes
+    masks (a GIF takes no mask: SDK `output_format`)."""
+    spec = spec_of(image_model)
+    actions: tuple[str, ...] = ("anim",) if spec.gif and output_format != "gif" else ()
+    if spec.masks and output_format != "gif":
+        actions += ("zoom15", "zoom2", "panl", "panr", "panu", "pand", "region")
+    return actions
+
+
+def plan_confirm_view(action: str, turn_id: int, locale: str | None) -> discord.ui.View:
+    """The Confirm button under an Animate / Zoom out / Pan cost estimate."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(TurnButton(f"{action}go", turn_id, locale))
     return view
 
 
@@ -137,3 +168,28 @@ class RefineModal(discord.ui.Modal):
         await self.cog.on_refine_submit(
             interaction, self.turn_id, self.instruction.value, self.variants.value or ""
         )
+
+
+class RegionModal(discord.ui.Modal):
+    """Vary region: which area to change (a short description: top half, left third, the
+    centre…) and what to put there, since a mask cannot be drawn in Discord."""
+
+    def __init__(self, cog: Any, turn_id: int, locale: str | None) -> None:
+        super().__init__(title=t("modal.region.title", locale),
+                         custom_id=f"imagine:region-modal:{turn_id}")
+        self.cog = cog
+        self.turn_id = turn_id
+        self.area: discord.ui.TextInput[RegionModal] = discord.ui.TextInput(
+            label=t("modal.region.area", locale), placeholder=t("modal.region.area_hint", locale),
+            style=discord.TextStyle.short, max_length=80, custom_id="area",
+        )
+        self.instruction: discord.ui.TextInput[RegionModal] = discord.ui.TextInput(
+            label=t("modal.region.label", locale), placeholder=t("modal.placeholder", locale),
+            style=discord.TextStyle.paragraph, max_length=2000, custom_id="instruction",
+        )
+        self.add_item(self.area)
+        self.add_item(self.instruction)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self.cog.on_region_submit(interaction, self.turn_id, self.area.value,
+                                        self.instruction.value)

@@ -19,7 +19,7 @@ from bot.core.imaging import FittedImage, make_preview
 from bot.core.models import Delivery, InputImage, Progress, Stage, Turn, TurnResult
 from bot.core.result_files import fit_result
 from bot.core.tasks import BackgroundTasks
-from bot.ui.buttons import cancel_view, failure_view, result_view
+from bot.ui.buttons import cancel_view, extra_actions, failure_view, result_view
 from bot.ui.i18n import t
 from bot.ui.render import MAX_CONTENT, clip, failure_text, ping_text, progress_text, result_caption
 from bot.ui.variants import VariantBoard
@@ -298,7 +298,8 @@ class DiscordPresenter:
             discord.File(io.BytesIO(f.data), filename=f"imagine-{turn.id}-{n}.{f.extension}")
             for n, f in enumerate(fitted, 1)
         ]
-        view = result_view(turn.id, turn.locale)
+        view = result_view(turn.id, turn.locale,
+                           extra_actions(turn.options.model, turn.options.output_format))
         first, rest = files[:MAX_FILES], files[MAX_FILES:]
         try:
             placed = await self._replace_progress(turn, caption, first, view)
