@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.image_models import DEFAULT_IMAGE_MODEL, MAX_FRAMES
-from bot.core.options import COMPLEXITY_RANK, ImageOptions, lower_quality, parse_size
+from bot.core.options import (
+    COMPLEXITY_RANK,
+    ImageOptions,
+    lower_quality,
+    parse_size,
+    suggest_size,
+    valid_sizes,
+)
 
 RefineMode = Literal["anyone", "starter"]
 _CHANNEL_RULES = "channel_rules"  # the stored key: {channel id: {rule: value}}
@@ -180,6 +187,8 @@ class EffectivePolicy:
         base = self.ceilings.default_options
         quality = self.policy.default_quality or base.quality
         size = self.policy.default_size or base.size
+        if size and not valid_sizes([size], self.image_model):  # a server chose a presets-only
+            size = suggest_size(size, self.image_model) or "auto"  # model: its nearest preset
         if self.channel.max_quality and quality:
             quality = lower_quality(quality, self.max_quality)
         ceiling = self.max_size if self.channel.max_size else None

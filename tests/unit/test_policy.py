@@ -103,3 +103,16 @@ def test_a_timed_block_holds_until_its_end_and_survives_storage():
     assert policy.is_blocked(7, now=999.0) and not policy.is_blocked(7, now=1000.0)
     assert policy.is_blocked(8, now=10**10) and not policy.is_blocked(9, now=0)
     assert "blocked_until" not in GuildPolicy().to_dict()
+
+
+def test_a_server_on_a_presets_only_model_gets_the_nearest_preset_as_its_default() -> None:
+    """DEFAULT_SIZE=1536x864 suits IMAGE_MODEL gpt-image-2; a server that chose a 2.6 model
+    (presets only, SDK `size`) gets the preset of the nearest proportions, not a refusal."""
+    ceilings = Ceilings(default_options=ImageOptions(size="1536x864"),
+                        allowed_models=("gpt-image-2.6-flare",))
+    chosen = EffectivePolicy(GuildPolicy(image_model="gpt-image-2.6-flare"), ceilings)
+    assert chosen.defaults().size == "1536x1024" and chosen.defaults().model == "gpt-image-2.6-flare"
+    assert chosen.clamp(chosen.defaults()).size == "1536x1024"
+    not_allowed = EffectivePolicy(GuildPolicy(image_model="gpt-image-2.5-flare"), ceilings)
+    assert not_allowed.image_model == "gpt-image-2"  # no longer allowed: IMAGE_MODEL
+    assert not_allowed.defaults().size == "1536x864"
