@@ -60,7 +60,9 @@ async def plan_for(service: ConversationService, turn: Turn, action: str, prompt
         options = masked_options(turn.options, size, model)
         inputs = [picture, mask]
     checked = policy.clamp(options)
-    cost = service.prices.reservation(checked, prompt_chars=len(prompt), input_images=len(inputs))
+    # what admission will reserve: these inputs, and the result itself in the context
+    cost = service.prices.reservation(checked, prompt_chars=len(prompt),
+                                      input_images=len(inputs) + 1)
     return Plan(options, cost, inputs)
 
 

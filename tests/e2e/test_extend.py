@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 
+import pytest
 from PIL import Image
 
 from bot.ui.i18n import EN
@@ -61,17 +62,24 @@ async def test_zoom_out_2x_sends_the_image_on_a_canvas_with_a_mask(
             10, what="the zoom confirmation")
         assert len(openai_fake.create_requests()) == 1  # nothing is spent before Confirm
         asked = confirm.content
+        openai_fake.latency = 1.0  # long enough to read the running turn's reservation
         await discord_fake.click(alice, confirm.id, f"imagine:zoom2go:{turn_id}")
+        running_row = await discord_fake.wait_for(lambda: next(
+            (r for r in turn_rows(settings.database_path)[1:] if r["status"] == "running"),
+            None), 10, what="the zoom turn running")
         [_, zoomed] = await wait_results(discord_fake, thread, 2)
+        openai_fake.latency = 0.0
         await discord_fake.say(alice, thread, "add a boat")
         await wait_results(discord_fake, thread, 3)
     # worst case by hand (bot/core/costs.py's published figures): low quality 2048x2048 =
-    # 272 x 4 image tokens; two input images (canvas and mask); gpt-5.5 $5/$30, gpt-image-2
-    # $5 text, $8 image in, $30 image out per 1M tokens
+    # 272 x 4 image tokens; three input images (canvas, mask, the result in the context);
+    # gpt-5.5 $5/$30, gpt-image-2 $5 text, $8 image in, $30 image out per 1M tokens
     prompt = len(EN["plan.zoom2.prompt"])
-    usd = ((4000 + prompt + 2 * 1600) * 5 + 2000 * 30 + (4000 + prompt) * 5
-           + 2 * 6240 * 8 + 272 * 4 * 30) / 1e6
+    usd = ((4000 + prompt + 3 * 1600) * 5 + 2000 * 30 + (4000 + prompt) * 5
+           + 3 * 6240 * 8 + 272 * 4 * 30) / 1e6
     assert confirm.ephemeral and f"Estimated cost: ${usd:.2f}" in asked
+    # and admission reserved exactly that while it ran (the same worst case)
+    assert running_row["reserved_usd"] == pytest.approx(usd)
     assert "Zoom out 2x image #1" in asked
     _, zoom, reply = openai_fake.create_requests()
     tool = zoom["tools"][0]
