@@ -41,7 +41,9 @@ async def plan_for(service: ConversationService, turn: Turn, action: str, prompt
     """The plan for `action` (`anim`, a key of `MOVES`, or `region` with its description)."""
     if turn.status is not TurnStatus.done or not turn.images or turn.deleted:
         raise UserFacingError(ErrorKind.unknown_conversation)
-    policy = await service.policy_for(turn.guild_id)
+    conversation = await service.conversation(turn.conversation_id)  # its channel's rules too
+    policy = await service.policy_for(turn.guild_id,
+                                      conversation and conversation.parent_channel_id)
     model = turn.options.model or policy.image_model
     source = next((img.size for img in turn.images if img.size), None) or turn.options.size
     if action == "anim":
