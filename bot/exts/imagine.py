@@ -67,6 +67,9 @@ class Imagine(commands.Cog):
         self.service = bot.service
         self._dm_notes = OncePer(DM_NOTE_SECONDS)
         self._holds: dict[int, Hold] = {}  # interaction id -> its admission, until recorded
+        # Vary region forms awaiting Confirm: (user, turn) -> (area, instruction); a restart
+        # forgets them (Confirm then asks for the form again)
+        self._regions: dict[tuple[int, int], tuple[str, str]] = {}
         bot.service.access_check = self.check_turn_access
 
     # ------------------------------------------------------------------ /imagine
@@ -566,6 +569,7 @@ class Imagine(commands.Cog):
             "delete": self._delete_button,
             "cancel": self._cancel_button,
             "region": self._region_button,
+            "regiongo": self._region_confirm_button,
             **dict.fromkeys(PLANNED, self._plan_button),
             **dict.fromkeys((f"{a}go" for a in PLANNED), self._plan_confirm_button),
         }
@@ -706,7 +710,8 @@ class Imagine(commands.Cog):
     async def on_region_submit(
         self, interaction: discord.Interaction, turn_id: int, area: str, instruction: str
     ) -> None:
-        """Vary region: the form is the confirmation; the estimate is said as it starts."""
+        """Vary region: what it will make and cost (the area read, the mask drawn); Confirm
+        starts it."""
         locale = str(interaction.locale)
         try:
             turn = await self.service.turn(turn_id)
@@ -716,12 +721,28 @@ class Imagine(commands.Cog):
             await interaction.response.defer(ephemeral=True, thinking=True)
             prompt = t("plan.region.prompt", locale, area=area, instruction=instruction)
             plan = await plan_for(self.service, turn, "region", prompt, region=area)
-            await self._submit(interaction, TurnKind.branch, prompt, plan.options, plan.inputs,
-                               turn.conversation_id, parent_turn_id=turn.id, sticky=False)
+            self._regions[(interaction.user.id, turn.id)] = (area, instruction)
             await interaction.followup.send(
-                t("plan.region.started", locale, cost=f"{plan.cost_usd:.2f}"), ephemeral=True)
+                t("plan.confirm", locale, what=t("button.region", locale), n=turn.number or turn.id,
+                  options=options_summary(plan.options, locale), cost=f"{plan.cost_usd:.2f}"),
+                view=plan_confirm_view("region", turn.id, locale), ephemeral=True,
+            )
         except UserFacingError as error:
             await send_error(interaction, error)
+
+    async def _region_confirm_button(
+        self, interaction: discord.Interaction, turn: Turn, actor: Actor
+    ) -> None:
+        await self._check_refine(turn, actor)
+        locale = str(interaction.locale)
+        asked = self._regions.pop((interaction.user.id, turn.id), None)
+        if asked is None:
+            raise UserFacingError(ErrorKind.invalid_options, problem="region_again")
+        await interaction.response.edit_message(content=t("plan.started", locale), view=None)
+        prompt = t("plan.region.prompt", locale, area=asked[0], instruction=asked[1])
+        plan = await plan_for(self.service, turn, "region", prompt, region=asked[0])
+        await self._submit(interaction, TurnKind.branch, prompt, plan.options, plan.inputs,
+                           turn.conversation_id, parent_turn_id=turn.id, sticky=False)
 
     async def _check_refine(self, turn: Turn, actor: Actor) -> None:
         policy = await self.service.policy_for(turn.guild_id)

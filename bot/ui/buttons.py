@@ -19,7 +19,7 @@ from bot.ui.modlog import ReportButton
 # Animate, Zoom out and Pan show their cost first (like Upscale); `<action>go` confirms
 PLANNED = ("anim", "zoom15", "zoom2", "panl", "panr", "panu", "pand")
 ACTIONS = ("reroll", "retry", "edit", "hq", "hqgo", "refine", "continue", "details", "delete",
-           "cancel", "region", *PLANNED, *(f"{action}go" for action in PLANNED))
+           "cancel", "region", "regiongo", *PLANNED, *(f"{action}go" for action in PLANNED))
 _STYLES = {
     "reroll": (discord.ButtonStyle.secondary, "🔁"),
     "retry": (discord.ButtonStyle.primary, "🔁"),
@@ -39,7 +39,7 @@ _STYLES = {
     "panu": (discord.ButtonStyle.secondary, "⬆️"),
     "pand": (discord.ButtonStyle.secondary, "⬇️"),
     "region": (discord.ButtonStyle.secondary, "🖌️"),
-    **{f"{action}go": (discord.ButtonStyle.success, "✅") for action in PLANNED},
+    **{f"{action}go": (discord.ButtonStyle.success, "✅") for action in (*PLANNED, "region")},
 }
 
 

@@ -449,7 +449,6 @@ EN: dict[str, str] = {
     "plan.panu.prompt": "Extend the scene upwards: fill the transparent area so it continues naturally. Change nothing in the existing image.",
     "plan.pand.prompt": "Extend the scene downwards: fill the transparent area so it continues naturally. Change nothing in the existing image.",
     "plan.region.prompt": "In the {area} of the image only: {instruction}",
-    "plan.region.started": "Varying that region: the new image will appear in the thread. Estimated cost: ${cost}.",
     "modal.region.title": "Vary region",
     "modal.region.area": "Which area?",
     "modal.region.area_hint": "top half, left third, the centre, bottom right…",
@@ -458,6 +457,8 @@ EN: dict[str, str] = {
     "problem.model_mask": "The image model `{model}` can't fill a masked area (zoom out, pan, vary region need a still image and a model that takes masks).",
     "help.formats": "**Animation, vector, zoom out and pan**\n`format:gif` makes an animated GIF (`frames`, `frame_ms`; no previews), `format:svg` a vector drawing posted with a PNG of it, `complexity` sets how much planning goes into an image. Under each image: **Animate** makes a GIF from it, **Zoom out 1.5x / 2x** and **Pan ⬅ ➡ ⬆ ⬇** extend the scene, **Vary region** redraws an area you name (top half, left third, the centre…). Each shows its estimated cost first.",
     "help.model": "Image model here: `{model}` ({features}).",
+    "button.regiongo": "Confirm",
+    "problem.region_again": "That request has expired; please use Vary region again.",
 }
 
 ZH: dict[str, str] = {
@@ -873,7 +874,6 @@ ZH: dict[str, str] = {
     "plan.panu.prompt": "向上扩展画面：填充透明区域，使画面自然延续。已有部分保持不变。",
     "plan.pand.prompt": "向下扩展画面：填充透明区域，使画面自然延续。已有部分保持不变。",
     "plan.region.prompt": "仅在图片的{area}：{instruction}",
-    "plan.region.started": "正在重绘该区域：新图片会出现在子区中。预计费用：${cost}。",
     "modal.region.title": "局部重绘",
     "modal.region.area": "哪个区域？",
     "modal.region.area_hint": "上半部分、左三分之一、中间、右下…",
@@ -882,6 +882,8 @@ ZH: dict[str, str] = {
     "problem.model_mask": "图片模型 `{model}` 无法按蒙版填充（缩小、扩展和局部重绘需要静态图片和支持蒙版的模型）。",
     "help.formats": "**动图、矢量图、缩小与扩展**\n`format:gif` 生成动图 GIF（`frames` 帧数、`frame_ms` 每帧毫秒；无预览），`format:svg` 生成矢量图并附上 PNG 预览，`complexity` 设置构图规划的投入程度。每张图片下方：**动起来** 把它做成 GIF，**缩小 1.5 倍 / 2 倍** 和 **扩展 ⬅ ➡ ⬆ ⬇** 延展画面，**局部重绘** 重画你指定的区域（上半部分、左三分之一、中间…）。每项都会先显示预计费用。",
     "help.model": "此处的图片模型：`{model}`（{features}）。",
+    "button.regiongo": "确认",
+    "problem.region_again": "该请求已过期；请重新使用“局部重绘”。",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

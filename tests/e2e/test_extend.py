@@ -126,8 +126,14 @@ async def test_vary_region_masks_the_area_described(discord_fake, openai_fake, m
         [first] = await wait_results(discord_fake, thread, 1)
         turn_id = turn_rows(settings.database_path)[0]["id"]
         opened = await discord_fake.click(alice, first.id, f"imagine:region:{turn_id}")
-        await discord_fake.submit_modal(alice, opened, {"area": "top half",
-                                                        "instruction": "a stormy sky"})
+        submitted = await discord_fake.submit_modal(alice, opened, {"area": "top half",
+                                                                    "instruction": "a stormy sky"})
+        confirm = await discord_fake.wait_for(
+            lambda: next((m for m in submitted.messages() if "Estimated cost" in m.content),
+                         None), 10, what="the vary region confirmation")
+        asked = confirm.content
+        assert len(openai_fake.create_requests()) == 1  # nothing is spent before Confirm
+        await discord_fake.click(alice, confirm.id, f"imagine:regiongo:{turn_id}")
         await wait_results(discord_fake, thread, 2)
         unknown = await discord_fake.click(alice, first.id, f"imagine:region:{turn_id}")
         answered = await discord_fake.submit_modal(alice, unknown, {"area": "somewhere nice",
@@ -140,6 +146,8 @@ async def test_vary_region_masks_the_area_described(discord_fake, openai_fake, m
     assert "top half" in vary["input"][-1]["content"][-1]["text"]
     assert "stormy sky" in vary["input"][-1]["content"][-1]["text"]
     assert refusal.content.startswith("I couldn't tell which area `somewhere nice` means")
+    assert confirm.ephemeral and "Vary region image #1: edit · 1024x1024" in asked
+    assert discord_fake.message(confirm.id).components == []  # the Confirm button is gone
     assert len(openai_fake.create_requests()) == 2  # nothing spent on the refused one
 
 
