@@ -466,7 +466,8 @@ class ConversationService:
         prompt, parent, follows, inputs, request_options, remix_of = await self._resolve(
             request, conversation
         )
-        if len(inputs) > self.max_input_images:
+        own = 2 if request_options.mask else 0  # zoom, pan, vary region: canvas and mask
+        if len(inputs) - own > self.max_input_images:
             raise UserFacingError(ErrorKind.too_many_images, limit=self.max_input_images)
         mine = await self._prefs_options(request.author_id, policy)
         options = (request_options.merged_over(conversation.options).merged_over(mine)

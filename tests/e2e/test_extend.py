@@ -101,7 +101,7 @@ async def test_zoom_out_2x_sends_the_image_on_a_canvas_with_a_mask(
 
 
 async def test_pan_left_keeps_the_image_on_the_right(discord_fake, openai_fake, make_settings):
-    settings = make_settings()
+    settings = make_settings(max_input_images=0)  # no attachments: the canvas and mask are ours
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread = await start_conversation(discord_fake, alice, "a street", quality="low",
