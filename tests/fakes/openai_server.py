@@ -1067,6 +1067,15 @@ class FakeOpenAI:
                           "'low', 'medium', 'high'.")
             if base not in COMPLEXITY_MODELS:
                 raise bad("complexity", f"complexity is not supported for {model}.")
+        fidelity = tool.get("input_fidelity")
+        if fidelity is not None:
+            # SDK `input_fidelity`: high and low on gpt-image-1.5, only low on gpt-image-1-mini,
+            # "For gpt-image-2, omit this parameter" (read as a refusal: unverified); the 2.5 and
+            # 2.6 models are not named (taken here)
+            allowed = {"gpt-image-1-mini": ("low",), "gpt-image-2": ()}.get(base, ("high", "low"))
+            if fidelity not in allowed:
+                raise bad("input_fidelity",
+                          f"input_fidelity '{fidelity}' is not supported for {model}.")
         if "svg" in tool and fmt != "svg":  # SDK `svg`: "Requires output_format to be svg"
             raise bad("svg", "svg requires output_format to be 'svg'.")
         return model

@@ -788,6 +788,9 @@ async def test_retired_and_model_specific_values_are_refused(client: openai.Asyn
         ({"output_format": "svg"}, "tools[0].output_format"),
         ({"complexity": "high"}, "tools[0].complexity"),
         ({"model": "gpt-image-2.6-flare", "complexity": "extreme"}, "tools[0].complexity"),
+        ({"input_fidelity": "low"}, "tools[0].input_fidelity"),  # gpt-image-2: omit it
+        ({"model": "gpt-image-1-mini", "input_fidelity": "high", "size": "1024x1024"},
+         "tools[0].input_fidelity"),
     ]
     for overrides, param in cases:
         with pytest.raises(openai.BadRequestError) as info:
