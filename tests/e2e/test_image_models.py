@@ -92,3 +92,23 @@ async def test_svg_is_attached_with_a_png_of_it(discord_fake, openai_fake, make_
     assert png.filename.endswith(".png")
     with Image.open(io.BytesIO(png.data)) as shown:
         assert shown.size == (1024, 1024)
+
+
+async def test_refine_takes_format_gif_too(discord_fake, openai_fake, make_settings):
+    """`/refine format:gif` turns the thread's next image into an animation of it (an edit
+    continuing from the result, as any refinement)."""
+    alice = discord_fake.add_user("alice")
+    async with running(make_settings(image_model=FLARE)):
+        thread = await start_conversation(discord_fake, alice, "a kite", previews=2)
+        await wait_results(discord_fake, thread, 1)
+        await discord_fake.slash(alice, thread, "refine", {"prompt": "let it fly",
+                                                           "format": "gif", "frames": 4})
+        [_, animated] = await wait_results(discord_fake, thread, 2)
+    first, refined = openai_fake.create_requests()
+    tool = refined["tools"][0]
+    assert (tool["output_format"], tool["frame_count"], tool["partial_images"]) == ("gif", 4, 0)
+    assert first["tools"][0]["partial_images"] == 2  # a still keeps its previews
+    assert refined["previous_response_id"]  # continues from the result
+    [gif] = image_attachments(animated)
+    with Image.open(io.BytesIO(gif.data)) as played:
+        assert played.format == "GIF" and played.n_frames == 4
