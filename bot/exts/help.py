@@ -12,7 +12,6 @@ from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.adapter import actor_of
-from bot.core.image_models import spec_of
 from bot.core.policy import EffectivePolicy
 from bot.ui.channel_rules import rule_phrases
 from bot.ui.i18n import t
@@ -81,8 +80,7 @@ class Help(commands.Cog):
                 lines.append("• " + t(f"help.cmd.{name}", locale, cmd=mention))
         lines += ["", t("help.threads", locale), "", t("help.formats", locale)]
         policy = await self.service.policy_for(guild_id, channel_id)
-        lines.append(t("help.model", locale, model=policy.image_model,
-                       features=", ".join(spec_of(policy.image_model).features())))
+        lines.append(t("help.model", locale, model=policy.image_model))
         if guild_id is not None:
             lines += ["", t("help.moderation", locale)]
             limits = limit_lines(policy, locale)

@@ -455,8 +455,8 @@ EN: dict[str, str] = {
     "modal.region.label": "What should be there instead?",
     "problem.region_unknown": "I couldn't tell which area `{value}` means: try top half, left third, the centre or bottom right.",
     "problem.model_mask": "The image model `{model}` can't fill a masked area (zoom out, pan, vary region need a still image and a model that takes masks).",
-    "help.formats": "**Animation, vector, zoom out and pan**\n`format:gif` makes an animated GIF (`frames`, `frame_ms`; no previews), `format:svg` a vector drawing posted with a PNG of it, `complexity` sets how much planning goes into an image. Under each image: **Animate** makes a GIF from it, **Zoom out 1.5x / 2x** and **Pan ⬅ ➡ ⬆ ⬇** extend the scene, **Vary region** redraws an area you name (top half, left third, the centre…). Each shows its estimated cost first.",
-    "help.model": "Image model here: `{model}` ({features}).",
+    "help.formats": "**GIF, SVG, zoom out and pan**\n`format:gif` (`frames`, `frame_ms`) animates, `format:svg` draws a vector (with a PNG of it), `complexity` sets the planning. Under an image: **Animate**, **Zoom out**, **Pan ⬅➡⬆⬇**, **Vary region** (name the area); each shows its cost first.",
+    "help.model": "Image model here: `{model}`.",
     "button.regiongo": "Confirm",
     "problem.region_again": "That request has expired; please use Vary region again.",
 }
@@ -880,8 +880,8 @@ ZH: dict[str, str] = {
     "modal.region.label": "要改成什么？",
     "problem.region_unknown": "无法判断 `{value}` 指哪个区域：请试试“上半部分”“左三分之一”“中间”或“右下”。",
     "problem.model_mask": "图片模型 `{model}` 无法按蒙版填充（缩小、扩展和局部重绘需要静态图片和支持蒙版的模型）。",
-    "help.formats": "**动图、矢量图、缩小与扩展**\n`format:gif` 生成动图 GIF（`frames` 帧数、`frame_ms` 每帧毫秒；无预览），`format:svg` 生成矢量图并附上 PNG 预览，`complexity` 设置构图规划的投入程度。每张图片下方：**动起来** 把它做成 GIF，**缩小 1.5 倍 / 2 倍** 和 **扩展 ⬅ ➡ ⬆ ⬇** 延展画面，**局部重绘** 重画你指定的区域（上半部分、左三分之一、中间…）。每项都会先显示预计费用。",
-    "help.model": "此处的图片模型：`{model}`（{features}）。",
+    "help.formats": "**动图、SVG、缩小与扩展**\n`format:gif`（`frames`、`frame_ms`）生成动图，`format:svg` 生成矢量图（附 PNG），`complexity` 设置构图规划。图片下方：**动起来**、**缩小**、**扩展 ⬅➡⬆⬇**、**局部重绘**（说出区域）；每项都先显示费用。",
+    "help.model": "此处的图片模型：`{model}`。",
     "button.regiongo": "确认",
     "problem.region_again": "该请求已过期；请重新使用“局部重绘”。",
 }

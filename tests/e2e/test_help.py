@@ -30,10 +30,10 @@ async def test_help_lists_commands_as_mentions_and_the_servers_limits(
     assert "每人每天 5 张" in chinese.content
     assert "子区与分支" in chinese.content
     # animation, SVG, zoom out / pan, and what this server's image model takes
-    assert "`format:gif` makes an animated GIF" in english.content
-    assert "**Zoom out 1.5x / 2x** and **Pan ⬅ ➡ ⬆ ⬇**" in english.content
-    assert "Image model here: `gpt-image-2` (custom sizes" in english.content
-    assert "`format:gif` 生成动图 GIF" in chinese.content and "局部重绘" in chinese.content
+    assert "`format:gif` (`frames`, `frame_ms`) animates" in english.content
+    assert "**Zoom out**, **Pan ⬅➡⬆⬇**, **Vary region**" in english.content
+    assert "Image model here: `gpt-image-2`." in english.content
+    assert "生成动图" in chinese.content and "局部重绘" in chinese.content
 
 
 async def test_a_server_is_welcomed_once_when_the_bot_joins(discord_fake, make_settings):
