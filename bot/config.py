@@ -234,6 +234,20 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _check_defaults_for_the_model(self) -> Settings:
+        """DEFAULT_QUALITY and DEFAULT_FORMAT must be what IMAGE_MODEL takes (its row in
+        bot/core/image_models.py), or every turn would be refused."""
+        from bot.core.image_models import spec_of
+
+        spec = spec_of(self.image_model)
+        for name, value, allowed in (("DEFAULT_QUALITY", self.default_quality, spec.qualities),
+                                     ("DEFAULT_FORMAT", self.default_format, spec.formats)):
+            if value not in allowed:
+                raise ValueError(f"{name}={value} is not taken by IMAGE_MODEL {self.image_model} "
+                                 f"(it takes {', '.join(allowed)})")
+        return self
+
+    @model_validator(mode="after")
     def _check_shards(self) -> Settings:
         if self.shard_ids is not None:
             if self.shard_count is None:

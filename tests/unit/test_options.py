@@ -407,3 +407,18 @@ def test_a_retired_image_model_stops_start_up_in_one_line() -> None:
     assert "\n" not in line
     assert "IMAGE_MODEL: gpt-image-1 was shut down on 2026-10-23" in line
     assert Settings(discord_token="t", openai_api_key="k").image_model == "gpt-image-2"
+
+
+def test_default_quality_and_format_must_suit_the_image_model() -> None:
+    from pydantic import ValidationError
+
+    from bot.__main__ import config_error
+    from bot.config import Settings
+
+    with pytest.raises(ValidationError) as excinfo:
+        Settings(discord_token="t", openai_api_key="k", default_format="gif")
+    assert "DEFAULT_FORMAT=gif is not taken by IMAGE_MODEL gpt-image-2" in config_error(
+        excinfo.value)
+    ok = Settings(discord_token="t", openai_api_key="k", image_model="gpt-image-2.6-flare",
+                  default_format="gif")
+    assert ok.default_format == "gif"
