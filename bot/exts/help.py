@@ -67,6 +67,7 @@ class Help(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
         self.service = bot.service
+        self._welcoming: set[int] = set()  # servers whose greeting is being posted now
 
     async def help_text(self, guild_id: int | None, locale: str,
                         channel_id: int | None = None) -> str:
@@ -103,14 +104,29 @@ class Help(commands.Cog):
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
-        """Greet a new server once (remembered across restarts and re-invites)."""
-        key = WELCOMED_KEY.format(guild=guild.id)
+        """Greet a new server once (remembered across restarts and re-invites). The marker is
+        written before the post, so a re-invite that arrives while the greeting is still being
+        posted is not greeted a second time; a post that fails clears it for the next join."""
+        if guild.id in self._welcoming:
+            return
+        self._welcoming.add(guild.id)  # before any await: a second join waits for nothing
+        try:
+            await self._welcome_once(guild, WELCOMED_KEY.format(guild=guild.id))
+        finally:
+            self._welcoming.discard(guild.id)
+
+    async def _welcome_once(self, guild: discord.Guild, key: str) -> None:
         if await self.bot.store.meta.get(key):
             return
         channel = self._welcome_channel(guild)
         if channel is None:
             log.info("No channel in guild %s where I may speak; no welcome posted", guild.id)
             return
+        await self.bot.store.meta.put(key, str(channel.id))
+        if not await self._post_welcome(guild, channel):
+            await self.bot.store.meta.put(key, "")  # not greeted: the next join tries again
+
+    async def _post_welcome(self, guild: discord.Guild, channel: discord.TextChannel) -> bool:
         locale = str(guild.preferred_locale)
         settings = await self.bot.command_mention("imagine-settings limits")
         text = t("help.welcome", locale, settings=settings) + "\n\n"
@@ -119,8 +135,8 @@ class Help(commands.Cog):
             await channel.send(clip(text, MAX_CONTENT), allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             log.info("Could not welcome guild %s: %s", guild.id, exc)
-            return
-        await self.bot.store.meta.put(key, str(channel.id))
+            return False
+        return True
 
     @staticmethod
     def _welcome_channel(guild: discord.Guild) -> discord.TextChannel | None:

@@ -58,3 +58,18 @@ async def test_a_server_is_welcomed_once_when_the_bot_joins(discord_fake, make_s
     assert re.search(r"</imagine-settings limits:\d+>", welcome.content)
     assert "No limits are set." in welcome.content
     assert welcome.mentions == []
+
+
+async def test_two_quick_invites_are_greeted_once(discord_fake, make_settings):
+    """Kicked and invited again while the first greeting is still being posted: one greeting."""
+    channel = discord_fake.text_channel_id
+    async with running(make_settings()):
+        discord_fake.readd_bot()
+        discord_fake.readd_bot()
+        await discord_fake.wait_for(
+            lambda: any("Thanks for adding me" in m.content for m in discord_fake.messages(channel)),
+            10, what="a welcome message")
+        marker = await discord_fake.slash(discord_fake.add_user("bob"), channel, "help")
+        await answer(discord_fake, marker)  # both GUILD_CREATEs were handled before this
+    greetings = [m for m in discord_fake.messages(channel) if "Thanks for adding me" in m.content]
+    assert len(greetings) == 1
