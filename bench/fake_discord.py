@@ -17,6 +17,7 @@ each bot process of a two-shard fleet receives the interactions of its own serve
   bot acknowledged it, errors, and when the request carrying the final image attachment was
   received (after its body was read). Times are ``time.time()`` of this process, as the fake
   records them.
+* ``/soak/...``: one user's turn at a time, for ``python -m bench.soak`` (``bench/soak_control.py``).
 
 A turn is finished when a successful POST/PATCH of the bot carries an image file whose name
 does not start with ``preview`` (the bot's live previews are ``preview.jpg``). It is mapped to
@@ -35,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bench.soak_control import add_soak_routes
 from tests.fakes.discord_server import FakeDiscord, FakeGuild
 from tests.fakes.serving import serve_control_until_signalled
 
@@ -312,6 +314,7 @@ def _control_app(
     control.router.add_post("/imagine", imagine)
     control.router.add_get("/status", status)
     control.router.add_get("/results", results)
+    add_soak_routes(control, fake, users)  # one turn at a time, for bench.soak
     return control
 
 
