@@ -381,11 +381,11 @@ async def amain(args: argparse.Namespace) -> int:
                                          trust_env=False) as http:
             soak.bench.http = http
             seen = await soak.run()
+        report = build_report(soak, seen, started)  # reads the agents' files in the work folder
     finally:
         await soak.bench.procs.stop_all()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    report = build_report(soak, seen, started)
     out = write_report(Path(args.out), report)
     print()
     print(soak_report.markdown(report))

@@ -152,3 +152,19 @@ def test_only_the_default_run_writes_the_committed_file():
     assert default_out(["--keep"]).name == "soak.json"
     short = default_out(["--turns", "120", "--seconds=60"])
     assert short.parent.name == "scratch" and short.name.startswith("soak-")
+
+
+def test_process_figures_split_rss_fds_and_loop_lag_at_the_warmup():
+    from bench.soak import process_figures
+
+    start = 1000.0
+    # (unix time, VmRSS KiB, open fds): 100 MiB rising 1 MiB a minute after warm-up, 20 fds
+    samples = [(start + t, 102400 + 1024 * t // 60, 20) for t in range(0, 101, 10)]
+    lags = [(start + 5, 0.5), (start + 50, 0.010), (start + 90, 0.030), (start + 200, 0.9)]
+    figures = process_figures("p", samples, lags, (start, start + 100), 0.2, rate_per_min=200)
+    assert figures["rss_mb"]["warmup"]["samples"] == 2
+    assert figures["rss_mb"]["slope_per_min"] == pytest.approx(1.0, abs=0.02)
+    assert figures["rss_mb"]["kb_per_turn"] == pytest.approx(1024 / 200, abs=0.1)
+    assert figures["fds"]["slope_per_min"] == 0.0 and figures["fds"]["after"]["max"] == 20.0
+    # only the lags after warm-up and inside the window: 10 and 30 ms
+    assert figures["loop_lag_ms"]["max"] == 30.0 and figures["loop_lag_ms"]["count"] == 2
