@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import random
 import shutil
@@ -147,7 +148,8 @@ class Soak:
                     env = bench.bot_env(run, base_url, api_base, gateway_url)
                     env.pop("DATABASE_PATH")
                     env.update(DATABASE_URL=url, FLEET_QUEUE="true", SHARD_COUNT="2",
-                               SHARD_IDS=str(shard), LEASE_SECONDS="30")
+                               SHARD_IDS=str(shard), LEASE_SECONDS="30",
+                               BENCH_CENSUS_FILE=str(self._census_file(run)))
                     run.bot, _ = await bench.procs.start(run.tag, ["-m", "bot"], env=env,
                                                          cwd=self._cwd(), ready_prefix=None)
                 from bench.fleet import _wait_both
@@ -165,6 +167,18 @@ class Soak:
             await bench.procs.stop(oa)
         return seen
 
+    def _census_file(self, run: _BotRun) -> Path:
+        return self.workdir / f"{run.tag}-census-request.txt"
+
+    async def _census(self) -> None:
+        """Ask each bot's agent to count its objects by type at the end of warm-up and at the
+        end of the sending window (bench/agent/sitecustomize.py)."""
+        start, end = self.window
+        for number, at in ((1, start + (end - start) * self.args.warmup), (2, end)):
+            await asyncio.sleep(max(0.0, at - time.time()))
+            for run in self.runs:
+                self._census_file(run).write_text(str(number))
+
     def _cwd(self) -> Path:
         cwd = self.workdir / "cwd"  # an empty folder: no stray .env is read
         cwd.mkdir(exist_ok=True)
@@ -172,15 +186,16 @@ class Soak:
 
     async def _drive(self) -> dict[str, Any]:
         """Sample, send every turn at its time, wait for the results, collect what was seen."""
-        sampler = asyncio.create_task(self._sample())
-        poller = asyncio.create_task(self._poll())
+        start = time.time()
+        self.window = (start, start + self.args.seconds)
+        tasks = [asyncio.create_task(c) for c in (self._sample(), self._poll(), self._census())]
         try:
             await self._send_all()
             await self._drain()
         finally:
-            poller.cancel()
-            sampler.cancel()
-            await asyncio.gather(poller, sampler, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         http = self.bench.http
         assert http is not None
         return {"discord": await get_json(http, f"{self.dc_ctl}/soak/results"),
@@ -190,8 +205,7 @@ class Soak:
         args, http = self.args, self.bench.http
         assert http is not None
         interval = args.seconds / args.turns
-        start = time.time()
-        self.window = (start, start + args.seconds)
+        start = self.window[0]
         for k in range(args.turns):
             delay = start + k * interval - time.time()
             if delay > 0:
@@ -264,10 +278,20 @@ async def _turn_rows(url: str) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------- the report
+def read_censuses(path: Path) -> list[dict[str, int]]:
+    """The agent's object counts by type (``C`` lines), oldest first."""
+    if not path.exists():
+        return []
+    return [json.loads(line.split(" ", 2)[2]) for line in path.read_text().splitlines()
+            if line.startswith("C ")]
+
+
 def process_figures(name: str, samples: list[tuple[float, int, int]], lags: list[tuple[float, float]],
-                    window: tuple[float, float], warmup: float, rate_per_min: float) -> dict[str, Any]:
+                    window: tuple[float, float], warmup: float, rate_per_min: float,
+                    censuses: list[dict[str, int]] | None = None) -> dict[str, Any]:
     """One process's RSS (MB) and open fds, warm-up vs the rest, and its loop lag after warm-up;
-    the RSS slope also as KB per turn the fleet was sent."""
+    the RSS slope also as KB per turn the fleet was sent; which object types grew between the
+    census at the end of warm-up and the one at the end of the sending window."""
     start, end = window
     rss = [(t, kb / 1024) for t, kb, _ in samples]
     fds = [(t, float(n)) for t, _, n in samples]
@@ -283,6 +307,8 @@ def process_figures(name: str, samples: list[tuple[float, int, int]], lags: list
         "fds": soak_report.series_summary(fds, start, end, warmup),
         "loop_lag_ms": {k: (round(v * 1000, 1) if v is not None and k != "count" else v)
                         for k, v in lag.items()},
+        "object_growth": (soak_report.census_growth(censuses[0], censuses[1])
+                          if censuses and len(censuses) >= 2 else None),
         "samples": [[round(t - start, 1), round(kb / 1024, 1), n] for t, kb, n in samples],
     }
 
@@ -292,7 +318,8 @@ def build_report(soak: Soak, seen: dict[str, Any], started: float) -> dict[str, 
     discord = seen["discord"]
     processes = [
         process_figures(run.tag, soak.samples[run.tag], read_agent(run.agent_out)[0],
-                        soak.window, args.warmup, args.turns / args.seconds * 60)
+                        soak.window, args.warmup, args.turns / args.seconds * 60,
+                        read_censuses(run.agent_out))
         for run in soak.runs
     ]
     sent = [{k: v for k, v in t.items() if k != "number"} for t in traffic.sent]

@@ -67,6 +67,15 @@ def series_summary(points: list[tuple[float, float]], start: float, end: float,
             "slope_per_min": None if slope is None else round(slope, 3)}
 
 
+def census_growth(before: dict[str, int], after: dict[str, int],
+                  top: int = 12) -> list[dict[str, Any]]:
+    """The object types that grew most between two censuses (types under the census's floor of
+    20 objects count as 0), largest growth first; only growth."""
+    grown = [(after.get(name, 0) - before.get(name, 0), name) for name in set(before) | set(after)]
+    return [{"type": name, "before": before.get(name, 0), "after": after.get(name, 0),
+             "growth": n} for n, name in sorted(grown, key=lambda g: (-g[0], g[1]))[:top] if n > 0]
+
+
 def ack_figures(interactions: dict[str, dict[str, Any]],
                 deadline: float = ACK_DEADLINE) -> dict[str, Any]:
     """Acknowledgement delays of the /imagine interactions. Late: acknowledged after
@@ -220,6 +229,11 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {_f(fds['warmup']['max'])} "
             f"| {_f(fds['after']['first'])} / {_f(fds['after']['max'])} / {_f(fds['after']['last'])} "
             f"| {_f(fds['slope_per_min'])} /min | {_f(lag.get('p99'))} / {_f(lag.get('max'))} ms |")
+    for p in report["processes"]:
+        grown = (p.get("object_growth") or [])[:5]
+        if grown:
+            lines.append(f"\n{p['name']}, objects grown after warm-up: " + ", ".join(
+                f"{g['type']} +{g['growth']} ({g['before']} → {g['after']})" for g in grown))
     lat = report.get("turn_latency_s") or {}
     lines += [
         "",

@@ -16,6 +16,11 @@ to the bot's code. It does nothing unless ``BENCH_AGENT_OUT`` names a file; then
   ``fetch``, ``fetchrow``, ``fetchval``, ``executemany``; a transaction's BEGIN and COMMIT are
   ``execute`` calls too), each one request and answer between the bot and its database.
 * optionally **cProfile** of the main thread when ``BENCH_CPROFILE`` names an output file.
+* optionally an **object census** (``python -m bench.soak``): when ``BENCH_CENSUS_FILE`` names a
+  file, each time the number written in it goes up, the flush thread counts the objects the
+  garbage collector tracks (class instances and containers; not str, bytes or numbers) by type,
+  in one pass of ``gc.get_objects()`` (tens of milliseconds, holding the GIL), and writes
+  ``C <unix time> <JSON {type: count}>`` with every type that has at least 20 objects.
 
 Samples are appended to ``BENCH_AGENT_OUT`` about once a second by a daemon thread, as lines
 ``L <unix time> <lag seconds>``, ``W <unix time> <write transactions> <write statements>`` and
@@ -157,16 +162,51 @@ def _flush_every_second(samples: _Samples, out_path: str) -> None:
         with open(out_path, "a", encoding="ascii") as fh:
             fh.writelines(lines)
 
+    census = _Census(os.environ.get("BENCH_CENSUS_FILE"), out_path)
+
     def flusher() -> None:
         while True:
             time.sleep(1.0)
             try:
                 flush()
+                census.if_asked()
             except OSError:
                 return
 
     threading.Thread(target=flusher, name="bench-agent-flush", daemon=True).start()
     atexit.register(flush)
+
+
+class _Census:
+    """Objects by type, counted when the benchmark asks (a higher number in the request file)."""
+
+    def __init__(self, request_path: str | None, out_path: str) -> None:
+        self.request_path = request_path
+        self.out_path = out_path
+        self.done = 0
+
+    def if_asked(self) -> None:
+        if not self.request_path:
+            return
+        try:
+            with open(self.request_path, encoding="ascii") as fh:
+                asked = int(fh.read().strip() or 0)
+        except (OSError, ValueError):
+            return
+        if asked > self.done:
+            self.done = asked
+            self.count()
+
+    def count(self) -> None:
+        import gc
+        import json
+        import time
+        from collections import Counter
+
+        counts = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+        kept = {name: n for name, n in counts.items() if n >= 20}
+        with open(self.out_path, "a", encoding="utf-8") as fh:
+            fh.write(f"C {time.time():.6f} {json.dumps(kept, separators=(',', ':'))}\n")
 
 
 def _profile_main_thread(profile_path: str) -> None:

@@ -168,3 +168,14 @@ def test_process_figures_split_rss_fds_and_loop_lag_at_the_warmup():
     assert figures["fds"]["slope_per_min"] == 0.0 and figures["fds"]["after"]["max"] == 20.0
     # only the lags after warm-up and inside the window: 10 and 30 ms
     assert figures["loop_lag_ms"]["max"] == 30.0 and figures["loop_lag_ms"]["count"] == 2
+
+
+def test_census_growth_lists_only_what_grew_largest_first():
+    before = {"discord.message.Message": 1000, "builtins.dict": 5000, "asyncio.Future": 40}
+    after = {"discord.message.Message": 1000, "builtins.dict": 5600, "asyncio.Future": 25,
+             "bot.core.models.Turn": 300}
+    assert soak_report.census_growth(before, after) == [
+        {"type": "builtins.dict", "before": 5000, "after": 5600, "growth": 600},
+        {"type": "bot.core.models.Turn", "before": 0, "after": 300, "growth": 300},
+    ]
+    assert soak_report.census_growth(before, after, top=1)[0]["type"] == "builtins.dict"
