@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 _EDIT_RE = re.compile(r"\bedit", re.IGNORECASE)
 
+# Polling a background response that cannot be streamed: first wait, doubling up to the max.
+POLL_FIRST_SECONDS = 0.5
+POLL_MAX_SECONDS = 5.0
+
 ProgressSink = Callable[[Progress], Awaitable[None]]
 ResponseIdSink = Callable[[str, int | None], Awaitable[None]]
 
@@ -271,9 +275,11 @@ class ImageClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         queued_deadline: float = 120.0,
+        poll_deadline: float = 900.0,
     ) -> None:
         self._client = client
         self.queued_deadline = queued_deadline
+        self.poll_deadline = poll_deadline  # polling a running response gives up after this
         self.model = model
         self.image_model = image_model
         self.store = store
@@ -433,18 +439,27 @@ class ImageClient:
         on_progress: ProgressSink,
         on_response_id: ResponseIdSink,
     ) -> TurnResult:
-        """One create or resume. A resumed stream with no event at all, or a response stuck in
-        `queued`, falls back to a plain retrieve, then to cancel-and-recreate."""
+        """One create or resume. A resume that cannot stream (empty, or refused: a background
+        response more than 5 minutes old) or a response stuck in `queued` falls back to
+        polling the response itself (`_recover`)."""
         resuming = state.response_id is not None
+        stuck = False
         try:
             seen = await self._stream_once(state, params, on_progress, on_response_id)
         except _StuckQueued:
             log.warning("Response %s stayed queued for %.0fs", state.response_id,
                         self.queued_deadline)
+            seen, resuming, stuck = 0, True, True
+        except openai.BadRequestError as exc:
+            if not resuming:
+                raise
+            # "This response can no longer be streamed because it is more than 5 minutes
+            # old." (openai/openai-python#2828): the response itself is still there, maybe done
+            log.info("Response %s cannot be streamed again (%s); polling it",
+                     state.response_id, exc.message[:120])
             seen = 0
-            resuming = True
         if not state.finished and resuming and seen == 0:
-            await self._recover(state)
+            await self._recover(state, stuck=stuck)
         if not state.finished:
             raise GenerationError(ErrorKind.connection, retryable=True, detail="stream ended early")
         return self._result(state)
@@ -480,18 +495,12 @@ class ImageClient:
             raise error from exc
         return error
 
-    async def _recover(self, state: _StreamState) -> None:
-        """Resuming gave nothing: look at the response itself. Finished → take it; failed →
-        its error; still queued or running → cancel it (never billed twice), then start over."""
+    async def _recover(self, state: _StreamState, *, stuck: bool = False) -> None:
+        """Resuming gave nothing: poll the response itself until it ends. Finished → take it;
+        failed → its error; cancelled (still queued past the deadline, or running past the
+        polling deadline) → start over, never billed twice."""
         assert state.response_id is not None
-        response = await self._client.responses.retrieve(state.response_id)
-        if response.status in ("queued", "in_progress"):
-            log.warning("Response %s cannot be followed; cancelling it to start over",
-                        state.response_id)
-            try:
-                response = await self._client.responses.cancel(state.response_id)
-            except openai.BadRequestError:  # it ended meanwhile: see how
-                response = await self._client.responses.retrieve(state.response_id)
+        response = await self._poll(state.response_id, queued_waited=stuck)
         if response.status == "completed":
             for item in response.output or ():
                 await self._take_item(item, state, from_completed=True)
@@ -504,6 +513,31 @@ class ImageClient:
             raise _ResponseOver(GenerationError(
                 ErrorKind.connection, retryable=True, detail=f"response {response.status}"
             ))
+
+    async def _poll(self, response_id: str, *, queued_waited: bool) -> Any:
+        """Retrieve (without `stream`) until the response is terminal. A response still
+        `queued` after `queued_deadline` (at once when that already passed) or running after
+        `poll_deadline` is cancelled; what the cancel (or, if it ended meanwhile, a last
+        retrieve) returns is the answer. A resume that ended while the response still runs is
+        normal (API-NOTES, "Second pass"): it is polled, not given up."""
+        started = time.monotonic()
+        delay = POLL_FIRST_SECONDS
+        while True:
+            response = await self._client.responses.retrieve(response_id)
+            if response.status not in ("queued", "in_progress"):
+                return response
+            waited = time.monotonic() - started
+            queued = response.status == "queued"
+            limit = (0.0 if queued_waited else self.queued_deadline) if queued else self.poll_deadline
+            if waited >= limit:
+                log.warning("Response %s still %s after %.0fs; cancelling it to start over",
+                            response_id, response.status, waited)
+                try:
+                    return await self._client.responses.cancel(response_id)
+                except openai.BadRequestError:  # it ended meanwhile: see how
+                    return await self._client.responses.retrieve(response_id)
+            await self._sleep(min(delay, max(limit - waited, 0.01)))
+            delay = min(delay * 2, POLL_MAX_SECONDS)
 
     async def _stream_once(
         self,

@@ -323,11 +323,11 @@ async def test_a_retryable_failure_of_a_background_response_starts_a_new_request
     assert read_lineage(image_attachments(result)[0].data) == ["a kite over the dunes"]
 
 
-async def test_an_empty_resume_falls_back_to_retrieve_then_cancel_and_recreate(
+async def test_an_empty_resume_polls_the_running_response_until_it_is_done(
     discord_fake, openai_fake, make_settings
 ):
     settings = make_settings()
-    openai_fake.latency = 2.0  # the first response still runs when the bot gives up on it
+    openai_fake.latency = 2.0  # the response still runs when its resume comes back empty
     openai_fake.add_fault(Fault.cut_after("response.created", resume_empty=True))
     alice = discord_fake.add_user("alice")
     async with running(settings):
@@ -335,13 +335,13 @@ async def test_an_empty_resume_falls_back_to_retrieve_then_cancel_and_recreate(
         await wait_results(discord_fake, thread_id, 1, timeout=20)
         await quiet(discord_fake, openai_fake)
         assert len(results(discord_fake, thread_id)) == 1
-    assert openai_calls(openai_fake) == {"create": 2, "cancel": 1, "resume": 1, "retrieve": 1}
-    statuses = sorted(r["status"] for r in openai_fake.responses.values())
-    assert statuses == ["cancelled", "completed"]
+    calls = openai_calls(openai_fake)
+    assert (calls["create"], calls["cancel"], calls["resume"]) == (1, 0, 1)
+    assert calls["retrieve"] >= 1  # polled until it was done
+    assert [r["status"] for r in openai_fake.responses.values()] == ["completed"]
     assert openai_fake.generations == 1
     [row] = turn_rows(settings)
     assert row["status"] == "done"
-    assert openai_fake.responses[row["response_id"]]["status"] == "completed"
 
 
 async def test_a_response_stuck_in_queued_is_cancelled_and_recreated(
@@ -771,6 +771,37 @@ async def test_shutdown_keeps_a_long_turn_and_the_restart_resumes_it(
     [row] = turn_rows(settings)
     assert row["status"] == "done" and row["response_id"] == response_id
     assert result.id == row["progress_message_id"]  # the progress message became the result
+    assert read_lineage(image_attachments(result)[0].data) == ["a long exposure of stars"]
+
+
+async def test_a_restart_after_the_resume_window_still_delivers_the_paid_image(
+    discord_fake, openai_fake, make_settings
+):
+    """A restart that took more than 5 minutes: the background stream can no longer be resumed
+    (400, openai/openai-python#2828), but the response finished and was paid for."""
+    settings = make_settings(shutdown_grace_seconds=0.3)
+    openai_fake.latency = 1.5
+    alice = discord_fake.add_user("alice")
+    runner = BotRunner(settings)
+    await runner.start()
+    try:
+        thread_id = await start_conversation(discord_fake, alice, "a long exposure of stars")
+        response_id = await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
+    finally:
+        await runner.stop()
+    openai_fake.resume_window = 0.0  # "more than 5 minutes" later
+    async with running(settings):
+        [result] = await wait_results(discord_fake, thread_id, 1, timeout=20)
+        await quiet(discord_fake, openai_fake)
+    refused = [a for a in openai_fake.answers
+               if a.method == "GET" and a.path == f"/v1/responses/{response_id}"
+               and a.status == 400]
+    assert refused and "more than 5 minutes old" in refused[0].json["error"]["message"]
+    assert len(openai_fake.create_requests()) == 1
+    assert openai_fake.generations == 1
+    [row] = turn_rows(settings)
+    assert row["status"] == "done" and row["response_id"] == response_id
     assert read_lineage(image_attachments(result)[0].data) == ["a long exposure of stars"]
 
 

@@ -24,6 +24,9 @@ Faithful (checked against the installed ``openai`` 3.57 types, which must parse 
   ``previous_response_id`` and item references, input images as data URLs, ``store`` and
   ``background`` semantics (a background generation runs server-side, independent of the
   client connection, and its stream can be resumed).
+* Time limits: a background response's stream can be resumed only within ``resume_window``
+  seconds of its creation (300 by default; later 400 "…more than 5 minutes old.",
+  openai/openai-python#2828); a plain retrieve always works.
 * Faults: HTTP errors, rate limits with ``retry-after``/``retry-after-ms``, hangs, connections
   dropped mid-stream, the three shapes of a moderation block, ``response.failed`` with any
   ``ResponseError.code``, a stream ``error`` event, refusals, text-only answers, a background
@@ -157,6 +160,10 @@ DEFAULT_MODELS = frozenset({
     # the other image models of SDK 3.63's `ImageGeneration.model` Literal
     "gpt-image-2.5-sunburst", "gpt-image-2.5-flare", "gpt-image-2.6-flare", "chatgpt-image-latest",
 })
+RESUME_WINDOW_SECONDS = 300.0
+RESUME_TOO_LATE = (
+    "This response can no longer be streamed because it is more than 5 minutes old."
+)
 _BODY = web.RequestKey("json_body", object)  # the parsed JSON body, stored by the middleware
 
 
@@ -409,6 +416,7 @@ class _Run:
     input_image_lineages: list[list[str]]
     input_text_tokens: int
     fault: Fault | None
+    created: float = field(default_factory=time.monotonic)  # for the resume window
     events: list[tuple[str, bytes]] = field(default_factory=list)
     output_lineages: list[list[str]] = field(default_factory=list)
     finished: bool = False
@@ -501,6 +509,10 @@ class FakeOpenAI:
         self.rejected_keys: set[str] = set()  # these keys get 401 invalid_api_key (revoked keys)
         self.keys_without_quota: set[str] = set()  # POSTs with these get 429 insufficient_quota
         self.models: set[str] = set(DEFAULT_MODELS)  # what GET /v1/models/{id} finds
+        # Seconds after its creation during which a background response's stream can be
+        # resumed (openai/openai-python#2828: later, 400 "This response can no longer be
+        # streamed because it is more than 5 minutes old."; a plain retrieve still works).
+        self.resume_window = RESUME_WINDOW_SECONDS
         self._faults: deque[Fault] = deque()
         self._runs: dict[str, _Run] = {}  # stored runs only
         self._items: dict[str, _StoredItem] = {}
@@ -724,6 +736,10 @@ class FakeOpenAI:
             raise _ApiError(
                 400, "Invalid 'starting_after': expected an integer.", param="starting_after"
             ) from None
+        if time.monotonic() - run.created > self.resume_window:
+            # openai/openai-python#2828 (BadRequestError, this message); param and code of the
+            # real answer are not in the report (left null here)
+            raise _ApiError(400, RESUME_TOO_LATE)
         if run.fault is not None and run.fault.resume_empty:
             return await self._empty_stream(request)
         return await self._stream(request, run, after=after, cut=None, owns_run=False)

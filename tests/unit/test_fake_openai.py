@@ -649,6 +649,21 @@ async def test_resume_empty_yields_nothing_while_the_response_runs(
     await client.responses.cancel(response_id)
 
 
+async def test_a_stream_cannot_be_resumed_after_the_resume_window(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    # openai/openai-python#2828: 400 "This response can no longer be streamed because it is
+    # more than 5 minutes old."; the response stays retrievable without `stream`
+    created = await client.responses.create(model=MODEL, input="x", tools=[tool()], background=True)
+    resumed = await client.responses.retrieve(created.id, stream=True, starting_after=0)
+    assert [event.type async for event in resumed][-1] == "response.completed"
+    fake.resume_window = 0.0
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.retrieve(created.id, stream=True, starting_after=0)
+    assert "more than 5 minutes old" in info.value.message
+    assert (await client.responses.retrieve(created.id)).status == "completed"
+
+
 async def test_text_only(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
     fake.add_fault(Fault.text_only("I'd rather describe it: a cat."))
     response = await client.responses.create(model=MODEL, input="a cat", tools=[tool()])

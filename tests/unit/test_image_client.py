@@ -480,19 +480,56 @@ async def test_a_stream_error_event_cancels_then_starts_a_new_request(
     assert fake_openai.generations == 1
 
 
-async def test_an_empty_resume_falls_back_to_retrieve_then_cancel_and_recreate(
+async def test_an_empty_resume_of_a_running_response_polls_it_until_it_is_done(
     fake_openai: FakeOpenAI, image_client: ImageClient
 ) -> None:
-    fake_openai.latency = 2.0  # the first response is still running when the bot gives up on it
+    # A resume that ends while the response still runs is normal (API-NOTES, "Second pass"):
+    # the response is polled, never cancelled and paid for a second time.
+    fake_openai.latency = 1.5  # the response still runs when the resume comes back empty
     fake_openai.add_fault(Fault.cut_after("response.created", resume_empty=True))
     recorder = Recorder()
     result = await image_client.generate(request("a kite"), on_response_id=recorder.on_response_id)
     first = recorder.response_ids[0][0]
-    assert [q.get("stream") for q in retrieves(fake_openai)] == ["true", None]
-    assert requests_of(fake_openai, "POST", "/cancel") == [f"/v1/responses/{first}/cancel"]
-    assert fake_openai.responses[first]["status"] == "cancelled"
-    assert len(fake_openai.create_requests()) == 2
-    assert result.response_id != first
+    streams = [q.get("stream") for q in retrieves(fake_openai)]
+    assert streams[0] == "true" and len(streams) >= 2 and set(streams[1:]) == {None}
+    assert requests_of(fake_openai, "POST", "/cancel") == []
+    assert fake_openai.responses[first]["status"] == "completed"
+    assert len(fake_openai.create_requests()) == 1
+    assert result.response_id == first
+    assert read_lineage(result.images[0].data) == ["a kite"]
+    assert fake_openai.generations == 1
+
+
+async def test_a_resume_refused_after_the_resume_window_polls_the_response(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    # openai/openai-python#2828: more than 5 minutes after its creation a background response
+    # cannot be streamed again (400); it can still be retrieved. The stream is cut mid-way.
+    fake_openai.resume_window = 0.0
+    fake_openai.latency = 1.0
+    fake_openai.add_fault(Fault.cut_after("response.image_generation_call.generating"))
+    result = await image_client.generate(request("a windmill"))
+    assert read_lineage(result.images[0].data) == ["a windmill"]
+    streams = [q.get("stream") for q in retrieves(fake_openai)]
+    assert streams[0] == "true" and set(streams[1:]) == {None}
+    assert next(a.status for a in fake_openai.answers if a.method == "GET") == 400
+    assert requests_of(fake_openai, "POST", "/cancel") == []
+    assert len(fake_openai.create_requests()) == 1
+    assert fake_openai.generations == 1
+
+
+async def test_a_restart_after_the_resume_window_takes_the_finished_response(
+    fake_openai: FakeOpenAI, openai_client: openai.AsyncOpenAI, image_client: ImageClient
+) -> None:
+    # started before a restart that took more than 5 minutes; the response finished meanwhile
+    fake_openai.resume_window = 0.0
+    started = await openai_client.responses.create(
+        **image_client.build_params(request("a castle")), stream=False
+    )
+    result = await image_client.resume(started.id, 3)
+    assert result.response_id == started.id
+    assert read_lineage(result.images[0].data) == ["a castle"]
+    assert len(fake_openai.create_requests()) == 1
     assert fake_openai.generations == 1
 
 
