@@ -158,17 +158,28 @@ def _safety_error(body: object, message: str) -> GenerationError:
     return GenerationError(ErrorKind.moderation, detail=message, **params)
 
 
+# A rate limit that no wait can satisfy: one request larger than the per-minute limit
+# ("Request too large for … on tokens per min (TPM): Limit 30000, Requested 35364"; vercel/ai
+# openai-response-failed-only.1.chunks.txt). Retrying it only fails again.
+_TOO_LARGE_RE = re.compile(r"\brequest too large\b", re.IGNORECASE)
+
+
 def classify_error_body(body: object) -> GenerationError:
-    """Classify an error that arrived as data (an `error` event, a failed item or response)."""
+    """Classify an error that arrived as data (an `error` event, a failed item or response):
+    by its `code`, or by its `type` when the code is null (a recorded `error` event:
+    `{"type": "server_error", "code": null}`)."""
     code, type_, _param, message = _error_fields(body)
     if code in SAFETY_CODES or type_ == "image_generation_user_error":
         return _safety_error(body, message)
-    if code in ("rate_limit_exceeded",):
-        return GenerationError(ErrorKind.rate_limited, retryable=True, detail=message)
-    if code in ("server_error", "internal_error"):
-        return GenerationError(ErrorKind.server, retryable=True, detail=message)
-    if code == "insufficient_quota":
+    key = code or type_
+    if key == "insufficient_quota" or type_ == "insufficient_quota":
         return GenerationError(ErrorKind.quota, detail=message)
+    if key == "rate_limit_exceeded":
+        if _TOO_LARGE_RE.search(message):
+            return GenerationError(ErrorKind.invalid_request, detail=message, reason=message[:200])
+        return GenerationError(ErrorKind.rate_limited, retryable=True, detail=message)
+    if key in ("server_error", "internal_error"):
+        return GenerationError(ErrorKind.server, retryable=True, detail=message)
     return GenerationError(ErrorKind.invalid_request, detail=message, reason=message[:200])
 
 
@@ -192,6 +203,8 @@ def _classify_status(exc: openai.APIStatusError) -> GenerationError | PreviousRe
     if status == 429:
         if code == "insufficient_quota" or type_ == "insufficient_quota":
             return GenerationError(ErrorKind.quota, detail=message)
+        if _TOO_LARGE_RE.search(message):  # larger than the limit itself: waiting cannot help
+            return GenerationError(ErrorKind.invalid_request, detail=message, reason=message[:200])
         return GenerationError(
             ErrorKind.rate_limited, retryable=True, retry_after=_retry_after(exc), detail=message
         )

@@ -129,8 +129,45 @@ def _unexpected(extras: list[str]) -> list[str]:
     return [e for e in extras if _generic(e) not in KNOWN_EXTRAS]
 
 
+# `ResponseError.code` values the real service sends that the SDK's Literal does not list:
+# `insufficient_quota` in `response.failed` (recorded: vercel/ai openai-error.1.chunks.txt).
+RECORDED_FAILURE_CODES = frozenset({"insufficient_quota"})
+
+
+def _recorded_error_event(event: dict[str, Any]) -> list[str] | None:
+    """An `error` event in its recorded wire shape, `{"type": "error", "sequence_number": n,
+    "error": {type, code, message, param}}` (vercel/ai openai-error.1.chunks.txt), which the
+    SDK's `ResponseErrorEvent` (flat fields) does not describe; the SDK raises it as an
+    `APIError` whose body is the inner object, checked here as an `ErrorObject`. None for any
+    other event."""
+    if event.get("type") != "error" or not isinstance(event.get("error"), dict):
+        return None
+    where = f"event error #{event.get('sequence_number')}"
+    if set(event) != {"type", "sequence_number", "error"}:
+        return [f"{where}: unexpected keys {sorted(set(event))}"]
+    try:
+        model = _adapter("error").validate_python(event["error"])
+    except ValidationError as exc:
+        return [f"{where}: {_summary(exc)}"]
+    return [f"{where}: undeclared {e}" for e in _unexpected(model_extras(model, "error"))]
+
+
+def _as_typed(event: dict[str, Any]) -> dict[str, Any]:
+    """A failed response whose code is one of `RECORDED_FAILURE_CODES`, checked as if it were
+    `server_error` (everything else about it still checked)."""
+    response = event.get("response")
+    error = response.get("error") if isinstance(response, dict) else None
+    if isinstance(error, dict) and error.get("code") in RECORDED_FAILURE_CODES:
+        return {**event, "response": {**response, "error": {**error, "code": "server_error"}}}
+    return event
+
+
 def check_event(event: dict[str, Any]) -> list[str]:
     """Problems with one emitted stream event: a validation error or undeclared fields."""
+    recorded = _recorded_error_event(event)
+    if recorded is not None:
+        return recorded
+    event = _as_typed(event)
     try:
         model = _adapter("event").validate_python(event)
     except ValidationError as exc:

@@ -141,6 +141,12 @@ async def _models(fake: FakeOpenAI, images: ImageClient) -> None:
         await images._client.models.retrieve("no-such-model")
 
 
+async def _resume_too_late(fake: FakeOpenAI, images: ImageClient) -> None:
+    fake.resume_window = 0.0  # openai/openai-python#2828: a 400, then plain retrieves
+    fake.add_fault(Fault.cut_after("response.image_generation_call.generating"))
+    await _generate(images)
+
+
 def _with_fault(*faults: Fault, error: type[BaseException] | None = None) -> Scenario:
     async def scenario(fake: FakeOpenAI, images: ImageClient) -> None:
         for fault in faults:
@@ -178,12 +184,18 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "failed-bio-policy": _with_fault(Fault.response_failed("bio_policy"), error=GenerationError),
     "error-event": _with_fault(Fault.error_event("server_error")),
+    "error-event-null-code": _with_fault(Fault.error_event("server_error", null_code=True)),
+    "error-event-quota": _with_fault(
+        Fault.error_event("insufficient_quota"), error=GenerationError
+    ),
+    "request-too-large": _with_fault(Fault.request_too_large(), error=GenerationError),
     "stuck-queued": _with_fault(Fault.stuck_queued()),
     "cut-after-created": _with_fault(Fault.cut_after("response.created")),
     "cut-after-partial": _with_fault(
         Fault.cut_after("response.image_generation_call.partial_image")
     ),
     "empty-resume": _with_fault(Fault.cut_after("response.created", resume_empty=True)),
+    "resume-too-late": _resume_too_late,
     "cancel": _cancel,
     "models": _models,
 }

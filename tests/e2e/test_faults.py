@@ -301,8 +301,10 @@ def openai_calls(fake: Any) -> dict[str, int]:
         (Fault.response_failed("server_error"), 0),
         (Fault.response_failed("rate_limit_exceeded"), 0),
         (Fault.error_event("server_error"), 1),
+        (Fault.error_event("server_error", null_code=True), 1),
     ],
-    ids=["failed-server_error", "failed-rate_limit_exceeded", "error-event"],
+    ids=["failed-server_error", "failed-rate_limit_exceeded", "error-event",
+         "error-event-null-code"],
 )
 async def test_a_retryable_failure_of_a_background_response_starts_a_new_request(
     discord_fake, openai_fake, make_settings, fault, cancels
@@ -437,12 +439,16 @@ async def test_forgotten_parent_response_rebuilds_the_chain(
     assert "chain rebuilt" not in results_[1].content  # in Details only
 
 
+@pytest.mark.parametrize(
+    "fault", [Fault.insufficient_quota(), Fault.error_event("insufficient_quota")],
+    ids=["http-429", "mid-stream"],  # mid-stream: the recorded openai-error.1.chunks.txt
+)
 async def test_insufficient_quota_tells_users_and_operators(
-    discord_fake, openai_fake, make_settings, caplog
+    discord_fake, openai_fake, make_settings, caplog, fault
 ):
     caplog.set_level(logging.INFO)
     settings = make_settings()
-    openai_fake.add_fault(Fault.insufficient_quota())
+    openai_fake.add_fault(fault)
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a golden coin")

@@ -29,10 +29,10 @@ Faithful (checked against the installed ``openai`` 3.57 types, which must parse 
   openai/openai-python#2828); a plain retrieve always works.
 * Faults: HTTP errors, rate limits with ``retry-after``/``retry-after-ms``, hangs, connections
   dropped mid-stream, the three shapes of a moderation block, ``response.failed`` with any
-  ``ResponseError.code``, a stream ``error`` event, refusals, text-only answers, a background
-  response stuck in ``queued``, and a resume that yields no event. (How the real service
-  behaves after an ``error`` event, and how a resume can come back empty, are our assumptions:
-  see each ``Fault`` constructor.)
+  ``ResponseError.code``, a stream ``error`` event in its recorded shape (nested under
+  ``error``, ``code`` possibly null, then ``response.failed``), refusals, text-only answers, a
+  background response stuck in ``queued``, and a resume that yields no event. (How a resume
+  can come back empty is our assumption: see each ``Fault`` constructor.)
 * Limits: sizes per image model (custom sizes and the pixel range only where documented),
   20 MB per input image and 50 MB of input image bytes per request.
 
@@ -149,6 +149,24 @@ FAILURE_MESSAGES = {
     "image_content_policy_violation": "Your request was rejected as a result of our safety "
     "system. Your prompt may contain text that is not allowed by our safety system.",
 }
+QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, read the docs: "
+    "https://platform.openai.com/docs/guides/error-codes/api-errors."
+)
+# The `type` of a mid-stream `error` event by its `code`, and its message when the event is one
+# of the recorded ones: insufficient_quota (vercel/ai openai-error.1.chunks.txt, gpt-5-nano,
+# 2025-11), server_error (openai-error-null-code.1.chunks.txt, with a null code; the vercel/ai
+# responses tests' error events carry `"type": "server_error", "code": "server_error"`).
+ERROR_EVENT_TYPES = {
+    "insufficient_quota": "insufficient_quota",
+    "server_error": "server_error",
+    "rate_limit_exceeded": "tokens",  # unverified: the type 429 answers carry
+}
+ERROR_EVENT_MESSAGES = {
+    "insufficient_quota": QUOTA_MESSAGE,
+    "server_error": "Sorry, something went wrong.",
+}
 # Approximate image output tokens for a 1024x1024 image at each quality; other sizes scale
 # with their pixel count. Each streamed partial image adds 100 tokens.
 _QUALITY_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320}
@@ -217,6 +235,8 @@ class Fault:
     resume_empty: bool = False
     after_image: bool = False
     first_only: bool = False
+    message: str | None = None  # overrides the code's usual message
+    null_code: bool = False  # an `error` event whose `code` is null (its `type` says it all)
 
     @classmethod
     def http(
@@ -300,13 +320,30 @@ class Fault:
         return cls("failed", code=code, after_image=after_image)
 
     @classmethod
-    def error_event(cls, code: str) -> Fault:
-        """The stream sends an ``error`` event (``ResponseErrorEvent``: code, message, param)
-        after ``response.in_progress`` and ends; the response is then ``failed`` with that
-        error. (That the response is over after an ``error`` event is our assumption.)"""
-        if code not in FAILURE_MESSAGES:
-            raise ValueError(f"no message for failure code {code!r}")
-        return cls("error_event", code=code)
+    def request_too_large(cls) -> Fault:
+        """``response.failed`` with ``rate_limit_exceeded`` "Request too large … (TPM)": a rate
+        limit code that no retry can satisfy (vercel/ai
+        ``openai-response-failed-only.1.chunks.txt``, hand-made after real answers)."""
+        message = (
+            "Request too large for gpt-5.5 in organization org-fake on tokens per min (TPM): "
+            "Limit 30000, Requested 35364. The input or output tokens must be reduced in "
+            "order to run successfully."
+        )
+        return cls("failed", code="rate_limit_exceeded", message=message)
+
+    @classmethod
+    def error_event(cls, code: str, *, null_code: bool = False) -> Fault:
+        """The stream sends an ``error`` event after ``response.in_progress``, then
+        ``response.failed``, then ends — the recorded shape (vercel/ai
+        ``openai-error.1.chunks.txt``): ``{"type": "error", "sequence_number": n, "error":
+        {"type", "code", "message", "param"}}``, the details **nested under ``error``** (the
+        SDK then raises an ``APIError`` whose ``body`` is the inner object). With
+        ``null_code``, ``code`` is null and only ``type`` names the error
+        (``openai-error-null-code.1.chunks.txt``: ``server_error``, "Sorry, something went
+        wrong.")."""
+        if code not in ERROR_EVENT_TYPES:
+            raise ValueError(f"no recorded error event for code {code!r}")
+        return cls("error_event", code=code, null_code=null_code)
 
     @classmethod
     def refusal(cls, text: str) -> Fault:
@@ -1548,15 +1585,25 @@ class FakeOpenAI:
             code = "image_content_policy_violation"
         assert code is not None
         await asyncio.sleep(self.latency * 0.25)
-        error: JSON = {"code": code, "message": FAILURE_MESSAGES[code], "param": None}
+        if fault.message:
+            message = fault.message
+        elif fault.kind == "error_event" and code in ERROR_EVENT_MESSAGES:
+            message = ERROR_EVENT_MESSAGES[code]
+        else:
+            message = FAILURE_MESSAGES[code]
         if fault.kind == "error_event":
-            self._emit(run, "error", error)
+            # recorded: the details nested under `error`, then `response.failed`, then the end
+            # (vercel/ai openai-error.1.chunks.txt; a null code: openai-error-null-code.1)
+            inner = {"type": ERROR_EVENT_TYPES[code], "code": None if fault.null_code else code,
+                     "message": message, "param": None}
+            self._emit(run, "error", {"error": inner})
         response = run.response
         response["status"] = "failed"
-        response["error"] = error
+        # `response.error` is `{code, message}` (the same recording; `ResponseError.code` is
+        # never null there: a null-coded `error` event is followed by `server_error`)
+        response["error"] = {"code": code, "message": message}
         response["usage"] = self._usage(run, [])
-        if fault.kind != "error_event":
-            self._emit(run, "response.failed", {"response": response})
+        self._emit(run, "response.failed", {"response": response})
         return True
 
     def _produce_reasoning(self, run: _Run) -> None:

@@ -591,18 +591,49 @@ async def test_response_failed_with_a_code(
     assert fake.generations == 0
 
 
-async def test_error_event_ends_the_stream_and_fails_the_response(
-    fake: FakeOpenAI, client: openai.AsyncOpenAI
+@pytest.mark.parametrize(
+    ("code", "null_code", "error_type"),
+    [("insufficient_quota", False, "insufficient_quota"), ("server_error", True, "server_error")],
+)
+async def test_an_error_event_is_nested_then_the_response_fails_then_the_stream_ends(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI, code: str, null_code: bool, error_type: str
 ) -> None:
-    fake.add_fault(Fault.error_event("server_error"))
+    # recorded: vercel/ai openai-error.1.chunks.txt and openai-error-null-code.1.chunks.txt
+    fake.add_fault(Fault.error_event(code, null_code=null_code))
     stream = await client.responses.create(
         model=MODEL, input="x", tools=[tool()], stream=True, background=True
     )
+    seen = []
+    with pytest.raises(openai.APIError) as info:
+        async for event in stream:
+            seen.append(event.type)
+    assert seen == ["response.created", "response.in_progress"]
+    assert not isinstance(info.value, openai.APIStatusError)  # raised for the event, by the SDK
+    assert info.value.body == {
+        "type": error_type, "code": None if null_code else code,
+        "message": info.value.message, "param": None,
+    }
+    wire = fake.events
+    assert [e["type"] for e in wire] == [
+        "response.created", "response.in_progress", "error", "response.failed",
+    ]
+    assert set(wire[2]) == {"type", "sequence_number", "error"}
+    assert wire[3]["response"]["error"] == {"code": code, "message": info.value.message}
+    [stored] = fake.responses.values()
+    assert stored["status"] == "failed"
+
+
+async def test_a_request_too_large_for_the_rate_limit_fails_the_response(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    # vercel/ai openai-response-failed-only.1.chunks.txt
+    fake.add_fault(Fault.request_too_large())
+    stream = await client.responses.create(model=MODEL, input="x", tools=[tool()], stream=True)
     events = [event async for event in stream]
-    assert [e.type for e in events] == ["response.created", "response.in_progress", "error"]
-    assert events[-1].code == "server_error"
-    stored = await client.responses.retrieve(events[0].response.id)
-    assert stored.status == "failed" and stored.error is not None
+    failed = events[-1]
+    assert isinstance(failed, ResponseFailedEvent) and failed.response.error is not None
+    assert failed.response.error.code == "rate_limit_exceeded"
+    assert failed.response.error.message.startswith("Request too large")
 
 
 async def test_refusal_is_a_message_with_a_refusal_part(

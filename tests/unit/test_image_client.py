@@ -480,6 +480,52 @@ async def test_a_stream_error_event_cancels_then_starts_a_new_request(
     assert fake_openai.generations == 1
 
 
+async def test_a_stream_error_event_with_a_null_code_is_a_server_error_and_retried(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    # recorded: `{"type": "server_error", "code": null, …}` (openai-error-null-code.1): the type
+    # says what the null code does not
+    fake_openai.add_fault(Fault.error_event("server_error", null_code=True))
+    result = await image_client.generate(request("a kite"))
+    assert read_lineage(result.images[0].data) == ["a kite"]
+    assert len(fake_openai.create_requests()) == 2
+    assert fake_openai.generations == 1
+
+
+async def test_insufficient_quota_mid_stream_is_the_quota_error(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.add_fault(Fault.error_event("insufficient_quota"))  # openai-error.1.chunks.txt
+    with pytest.raises(GenerationError) as excinfo:
+        await image_client.generate(request())
+    assert excinfo.value.kind is ErrorKind.quota
+    assert len(fake_openai.create_requests()) == 1
+
+
+async def test_a_request_too_large_for_the_rate_limit_is_not_retried(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    fake_openai.add_fault(Fault.request_too_large())  # openai-response-failed-only.1
+    with pytest.raises(GenerationError) as excinfo:
+        await image_client.generate(request())
+    assert excinfo.value.kind is ErrorKind.invalid_request
+    assert excinfo.value.params["reason"].startswith("Request too large")
+    assert len(fake_openai.create_requests()) == 1
+
+
+async def test_a_429_saying_the_request_is_too_large_is_not_retried(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    message = ("Request too large for gpt-5.5 in organization org-fake on tokens per min "
+               "(TPM): Limit 30000, Requested 35364.")
+    fake_openai.add_fault(Fault.http(429, code="rate_limit_exceeded", type="tokens",
+                                     message=message))
+    with pytest.raises(GenerationError) as excinfo:
+        await image_client.generate(request())
+    assert excinfo.value.kind is ErrorKind.invalid_request
+    assert len(fake_openai.create_requests()) == 1
+
+
 async def test_an_empty_resume_of_a_running_response_polls_it_until_it_is_done(
     fake_openai: FakeOpenAI, image_client: ImageClient
 ) -> None:
