@@ -950,14 +950,19 @@ class ConversationService:
 
     async def _refer_to(self, request: GenerationRequest, source: Turn) -> None:
         """Point the request at a remix's source image: by its stored `image_generation_call` id
-        when the API keeps items (no bytes re-sent), else with the image itself."""
+        (after the reasoning item that preceded it) when the API keeps items (no bytes
+        re-sent), else with the image itself."""
         if self.images.store:
             request.reference_call_ids = [image.call_id for image in source.images]
+            request.reference_reasoning_ids = {
+                image.call_id: image.reasoning_id for image in source.images if image.reasoning_id
+            }
         else:
             await self._send_source_bytes(request, source)
 
     async def _send_source_bytes(self, request: GenerationRequest, source: Turn) -> None:
         request.reference_call_ids = []
+        request.reference_reasoning_ids = {}
         images: list[InputImage] = []
         if self.presenter is not None:
             try:
@@ -1000,7 +1005,7 @@ class ConversationService:
         cost = self.prices.cost(result.usage, turn.options.model)
         await self.placements.wait(turn.id)  # the result goes into its progress message
         refs = [
-            ImageRef(img.call_id, img.size, img.output_format, len(img.data))
+            ImageRef(img.call_id, img.size, img.output_format, len(img.data), img.reasoning_id)
             for img in result.images
         ]
         # The head as the result is shown: what a user does on seeing it (Continue from an

@@ -94,6 +94,9 @@ class GenerationRequest:
     # earlier images referred to by their stored `image_generation_call` id (a remix of a bot
     # result), sent as input items before the message: no bytes re-sent
     reference_call_ids: list[str] = field(default_factory=list)
+    # the reasoning item that preceded each referenced image in its response (by call id): sent
+    # just before it, or a reasoning mainline model refuses the reference (API-NOTES)
+    reference_reasoning_ids: dict[str, str] = field(default_factory=dict)
 
 
 def data_url(image: InputImage) -> str:
@@ -247,6 +250,7 @@ class _StreamState:
         self.billed = Usage()  # of earlier responses that ended without a result (billed all)
         self.finished = False
         self.queued = False  # the response said `queued` and has not started since
+        self.last_reasoning_id: str | None = None  # the latest reasoning item taken
 
     def start_over(self) -> None:
         """Forget the response at hand (keeping what it billed): the next attempt creates a
@@ -255,6 +259,7 @@ class _StreamState:
         self.response_id = None
         self.sequence = None
         self.queued = False
+        self.last_reasoning_id = None
 
 
 class _ResponseOver(Exception):
@@ -321,9 +326,7 @@ class ImageClient:
             )
         content.append(ResponseInputTextParam(type="input_text", text=request.prompt))
         message = EasyInputMessageParam(role="user", content=content)
-        references: list[Any] = [
-            {"type": "image_generation_call", "id": call_id} for call_id in request.reference_call_ids
-        ]
+        references = _references(request)
         params: dict[str, Any] = {
             "model": self.model,
             "input": [*references, message],
@@ -562,7 +565,12 @@ class ImageClient:
         """Follow one stream until the response finishes or the stream ends; the event count."""
         if state.response_id is None:
             assert params is not None
-            stream = await self._client.responses.create(**params, stream=True)
+            try:
+                stream = await self._client.responses.create(**params, stream=True)
+            except openai.APIStatusError as exc:
+                if _names_a_reference(exc, params):
+                    raise ReferenceNotFound(exc.message) from exc
+                raise
         else:
             kwargs: dict[str, Any] = {"stream": True}
             if state.sequence is not None:
@@ -647,7 +655,9 @@ class ImageClient:
         raise error
 
     async def _take_item(self, item: Any, state: _StreamState, *, from_completed: bool = False) -> None:
-        if item.type == "image_generation_call":
+        if item.type == "reasoning":
+            state.last_reasoning_id = item.id
+        elif item.type == "image_generation_call":
             if item.status == "failed" or item.error is not None:
                 # kept until the response ends: another image of it may still arrive (paid)
                 if item.id not in state.failed_items:
@@ -663,6 +673,7 @@ class ImageClient:
                     output_format=item.output_format or "png",
                     size=item.size,
                     revised_prompt=item.revised_prompt,
+                    reasoning_id=state.last_reasoning_id,
                 )
         elif item.type == "message" and not (
             from_completed and (state.text_parts or state.refusals)
@@ -692,6 +703,35 @@ class ImageClient:
             text=text,
             usage=state.billed + state.usage,
         )
+
+
+def _references(request: GenerationRequest) -> list[Any]:
+    """The input items that refer to earlier images by id, each after its reasoning item (an
+    `item_reference`, sent once: images of one response share it, in their original order)."""
+    items: list[Any] = []
+    sent: set[str] = set()
+    for call_id in request.reference_call_ids:
+        reasoning_id = request.reference_reasoning_ids.get(call_id)
+        if reasoning_id and reasoning_id not in sent:
+            sent.add(reasoning_id)
+            items.append({"type": "item_reference", "id": reasoning_id})
+        items.append({"type": "image_generation_call", "id": call_id})
+    return items
+
+
+def _names_a_reference(exc: openai.APIStatusError, params: dict[str, Any]) -> bool:
+    """A 400/404 whose message names one of the items the request refers to by id: that item
+    is gone, or is not taken that way (e.g. without its reasoning item). The image must then be
+    sent itself."""
+    if exc.status_code not in (400, 404):
+        return False
+    message = _error_fields(exc.body)[3] or exc.message
+    ids = [item.get("id") for item in params.get("input") or ()
+           if isinstance(item, dict) and item.get("type") in _REFERENCE_TYPES]
+    return any(isinstance(i, str) and i in message for i in ids)
+
+
+_REFERENCE_TYPES = ("image_generation_call", "item_reference")
 
 
 def _is_stream_error(exc: BaseException) -> bool:

@@ -47,6 +47,9 @@ class ImageRef:
     size: str | None = None
     output_format: str = "png"
     byte_size: int = 0
+    # the `reasoning` item that preceded the image in its response: a reference to the image
+    # by id must send it first (with a reasoning mainline model); None for older turns
+    reasoning_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,7 @@ class GeneratedImage:
     output_format: str
     size: str | None
     revised_prompt: str | None = None
+    reasoning_id: str | None = None  # the reasoning item before it in its response
 
 
 @dataclass(frozen=True, slots=True)

@@ -397,6 +397,7 @@ def _image_dict(image: ImageRef) -> dict[str, Any]:
         "size": image.size,
         "output_format": image.output_format,
         "byte_size": image.byte_size,
+        "reasoning_id": image.reasoning_id,
     }
 
 

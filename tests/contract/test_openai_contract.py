@@ -112,8 +112,11 @@ async def _chain(fake: FakeOpenAI, images: ImageClient) -> None:
 
 async def _inputs_and_references(fake: FakeOpenAI, images: ImageClient) -> None:
     first = await _generate(images, "a fox")
+    image = first.images[0]
+    assert image.reasoning_id is not None
     await _generate(images, "in the snow", input_images=[InputImage(png(), "image/png")],
-                    reference_call_ids=[first.images[0].call_id])
+                    reference_call_ids=[image.call_id],
+                    reference_reasoning_ids={image.call_id: image.reasoning_id})
     with pytest.raises(ReferenceNotFound):
         await _generate(images, "again", reference_call_ids=["ig_" + "0" * 50])
 

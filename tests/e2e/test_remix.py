@@ -20,7 +20,7 @@ from tests.e2e.harness import (
     wait_results,
 )
 from tests.fakes.images import decode_data_url
-from tests.fakes.openai_server import read_lineage
+from tests.fakes.openai_server import Fault, read_lineage
 from tests.pg import query
 
 pytestmark = pytest.mark.both_backends
@@ -94,9 +94,15 @@ async def test_remix_of_a_bot_result_refers_to_its_stored_image(
     text_input = inter.modal["components"][0]["components"][0]
     assert text_input["value"] == "a lighthouse"  # pre-filled with the source's prompt
     call_id = json.loads(turn_rows(settings)[0]["images"])[0]["call_id"]
+    # with a reasoning mainline model (the default) the image's reasoning item goes just before
+    # it, or the reference is refused (API-NOTES, "Second pass"): the fake's record says which
+    source_response = openai_fake.responses[turn_rows(settings)[0]["response_id"]]
+    reasoning_id = source_response["output"][0]["id"]
+    assert len(openai_fake.create_requests()) == 2  # no refused request, no bytes re-sent
     request = openai_fake.create_requests()[1]
-    references, images = input_parts(request)
-    assert references == [{"type": "image_generation_call", "id": call_id}]
+    _, images = input_parts(request)
+    assert request["input"][:2] == [{"type": "item_reference", "id": reasoning_id},
+                                    {"type": "image_generation_call", "id": call_id}]
     assert images == [] and "previous_response_id" not in request
     assert read_lineage(image_attachments(result)[0].data) == ["a lighthouse", "as a watercolour"]
     link = f"/{first}/{source.id}"
@@ -149,6 +155,34 @@ async def test_remix_after_the_api_forgot_the_item_sends_the_bytes(
     assert image_attachments(result)
     texts = " ".join(m.content for m in discord_fake.messages(thread))
     assert "refused" not in texts and "chain rebuilt" not in texts
+    assert [r["status"] for r in turn_rows(settings)] == ["done", "done"]
+
+
+async def test_remix_refused_for_its_reference_sends_the_bytes_whatever_the_param(
+    discord_fake, openai_fake, make_settings
+):
+    """Any 400 naming the referenced item (here without `param`) falls back to the bytes; the
+    user never sees the raw refusal."""
+    alice = discord_fake.add_user("alice")
+    settings = make_settings()
+    async with running(settings):
+        first = await start_conversation(discord_fake, alice, "a lighthouse")
+        [source] = await wait_results(discord_fake, first, 1)
+        await recorded(discord_fake, settings, 1)
+        call_id = json.loads(turn_rows(settings)[0]["images"])[0]["call_id"]
+        openai_fake.add_fault(Fault.http(
+            400, code=None, param=None,
+            message=f"Item '{call_id}' of type 'image_generation_call' was provided without "
+            "its required 'reasoning' item: 'rs_0'.",
+        ))
+        thread, _ = await remix(discord_fake, alice, source.id, "at night")
+        [result] = await wait_results(discord_fake, thread, 1)
+    resent = openai_fake.create_requests()[2]
+    references, images = input_parts(resent)
+    assert references == [] and len(images) == 1
+    assert read_lineage(image_attachments(result)[0].data) == ["a lighthouse", "at night"]
+    texts = " ".join(m.content for m in discord_fake.messages(thread))
+    assert "refused" not in texts and "reasoning" not in texts
     assert [r["status"] for r in turn_rows(settings)] == ["done", "done"]
 
 

@@ -433,8 +433,9 @@ class _Rendered:
 @dataclass(frozen=True)
 class _StoredItem:
     response_id: str
-    kind: str  # "image_generation_call" | "message"
+    kind: str  # "image_generation_call" | "message" | "reasoning"
     lineage: list[str] | None
+    reasoning_id: str | None = None  # the reasoning item that preceded it in its response
 
 
 @dataclass(eq=False)
@@ -940,7 +941,7 @@ class FakeOpenAI:
                 "Tool choice 'image_generation' not found in 'tools' parameter.",
                 param="tool_choice",
             )
-        parsed = self._parse_input(body["input"])
+        parsed = self._parse_input(body["input"], reasoning=_is_reasoning_model(body["model"]))
         chain_has_image, chain_lineage = self._chain_context(prev_id)
         has_context_image = chain_has_image or parsed.has_image
         if chain_has_image:
@@ -1241,7 +1242,7 @@ class FakeOpenAI:
             prev_id = run.prev_id
         return False, []
 
-    def _parse_input(self, raw: object) -> _ParsedInput:
+    def _parse_input(self, raw: object, *, reasoning: bool = False) -> _ParsedInput:
         parsed = _ParsedInput()
         if isinstance(raw, str):
             parsed.prompt = raw
@@ -1257,8 +1258,10 @@ class FakeOpenAI:
             item_type = item.get("type")
             if item_type in (None, "message") and "role" in item:
                 self._parse_message(item, i, parsed)
-            elif item_type in ("image_generation_call", "item_reference"):
+            elif item_type in ("image_generation_call", "item_reference", "reasoning"):
                 self._parse_reference(item, parsed)
+                if reasoning:
+                    self._require_reasoning(item, parsed)
         if parsed.image_bytes > MAX_REQUEST_IMAGE_BYTES:
             # "Up to 50 MB image bytes per request" (OpenAI's Images and vision guide, image
             # input requirements); counted as decoded bytes of the input images in this request
@@ -1343,6 +1346,28 @@ class FakeOpenAI:
                 code="invalid_image",
             ) from None
 
+    def _require_reasoning(self, item: JSON, parsed: _ParsedInput) -> None:
+        """With a reasoning mainline model, an output item of a reasoning model sent back in
+        `input` needs the `reasoning` item that preceded it in its response, sent before it
+        (as the item or an `item_reference` to it). Otherwise 400 `invalid_request_error`,
+        `param: "input"`, `code: null`, "Item '…' of type '…' was provided without its required
+        'reasoning' item: 'rs_…'." (recorded in public reports for `function_call` items, e.g.
+        cline/cline#12242 with gpt-5.5, openai/openai-agents-python handoffs; reported for
+        `image_generation_call` items: RECORDED-STREAMS.md, "Other facts")."""
+        item_id = item.get("id")
+        stored = self._items.get(item_id) if isinstance(item_id, str) else None
+        if stored is None:
+            return
+        if stored.kind == "reasoning":
+            parsed.reasoning_ids.add(str(item_id))
+        elif stored.reasoning_id and stored.reasoning_id not in parsed.reasoning_ids:
+            raise _ApiError(
+                400,
+                f"Item '{item_id}' of type '{stored.kind}' was provided without its required "
+                f"'reasoning' item: '{stored.reasoning_id}'.",
+                param="input",
+            )
+
     def _parse_reference(self, item: JSON, parsed: _ParsedInput) -> None:
         """An ``image_generation_call`` / ``item_reference`` input item: a stored image item
         becomes the context image (its lineage continues); an item passed back by value (with
@@ -1370,11 +1395,17 @@ class FakeOpenAI:
             parsed.has_image = True
             parsed.referenced_lineages.append(lineage)
             return
-        # An unknown item id: 400 `invalid_request_error`, param `input`, the message naming the
-        # id, as for an unknown `previous_response_id` (API-NOTES, "The Responses API with the
-        # image_generation tool": item references and error shapes). The exact wording and the
-        # absence of a `code` are unverified.
-        raise _ApiError(400, f"Item with id '{item_id}' not found.", param="input")
+        if item.get("type") == "reasoning":
+            return  # a reasoning item passed back by value (its own rules are not modelled)
+        # An unknown item id: 404 `invalid_request_error`, param `input`, "Item with id '…' not
+        # found. Items are not persisted when `store` is set to false…" (API-NOTES, "Second
+        # pass"; RECORDED-STREAMS.md, "Other facts"). A null `code` is our assumption.
+        raise _ApiError(
+            404,
+            f"Item with id '{item_id}' not found. Items are not persisted when `store` is set "
+            "to false. Try again with `store` set to true, or remove this item from your input.",
+            param="input",
+        )
 
     # ------------------------------------------------------------------ generation
 
@@ -1563,7 +1594,9 @@ class FakeOpenAI:
                 self._emit(run, "response.image_generation_call.completed", ids)
                 run.output_lineages.append(run.lineage)
                 if run.store:
-                    self._items[item_id] = _StoredItem(run.id, "image_generation_call", run.lineage)
+                    self._items[item_id] = _StoredItem(
+                        run.id, "image_generation_call", run.lineage, _reasoning_before(response)
+                    )
             response["output"][index] = final
             self._emit(run, "response.output_item.done", {"item": final, "output_index": index})
             return final
@@ -1612,6 +1645,8 @@ class FakeOpenAI:
         index = len(run.response["output"])
         item: JSON = {"id": _new_id("rs"), "type": "reasoning", "summary": []}
         run.response["output"].append(item)
+        if run.store:
+            self._items[item["id"]] = _StoredItem(run.id, "reasoning", None)
         self._emit(run, "response.output_item.added", {"item": item, "output_index": index})
         self._emit(run, "response.output_item.done", {"item": item, "output_index": index})
 
@@ -1698,6 +1733,25 @@ class _ParsedInput:
     referenced_lineages: list[list[str]] = field(default_factory=list)  # refs carrying lineage
     image_bytes: int = 0  # decoded bytes of every input_image
     image_sizes: list[tuple[int, int]] = field(default_factory=list)  # every input_image's
+    reasoning_ids: set[str] = field(default_factory=set)  # stored reasoning items sent so far
+
+
+# Reasoning models: the GPT-5 family and the o-series (OpenAI's model pages); their output
+# items need their reasoning items when sent back (`_require_reasoning`).
+_REASONING_MODEL_RE = re.compile(r"^(gpt-5|o\d)")
+
+
+def _is_reasoning_model(model: object) -> bool:
+    return isinstance(model, str) and _REASONING_MODEL_RE.match(model) is not None
+
+
+def _reasoning_before(response: JSON) -> str | None:
+    """The id of the last reasoning item in a response's output so far (the one an item
+    appended now follows), if any."""
+    for item in reversed(response["output"]):
+        if item.get("type") == "reasoning":
+            return str(item["id"])
+    return None
 
 
 def _render_b64(spec: _ImageSpec, lineage: list[str], *, partials: int | None = None) -> _Rendered:

@@ -248,11 +248,12 @@ async def test_references_and_input_images_carry_lineage(
     fake: FakeOpenAI, client: openai.AsyncOpenAI
 ) -> None:
     first = await client.responses.create(model=MODEL, input="a fox", tools=[tool()])
-    item_id = next(i.id for i in first.output if i.type == "image_generation_call")
+    reasoning_id, item_id = (i.id for i in first.output if i.type != "message")
+    reasoning = {"type": "item_reference", "id": reasoning_id}
     for ref_type in ("image_generation_call", "item_reference"):
         response = await client.responses.create(
             model=MODEL,
-            input=[{"type": ref_type, "id": item_id}, user(f"via {ref_type}")],
+            input=[reasoning, {"type": ref_type, "id": item_id}, user(f"via {ref_type}")],
             tools=[tool(action="edit")],
         )
         assert read_lineage(first_image(response)) == ["a fox", f"via {ref_type}"]
@@ -264,7 +265,7 @@ async def test_references_and_input_images_carry_lineage(
     )
     assert read_lineage(first_image(uploaded)) == ["a fox", "in the snow"]
 
-    with pytest.raises(openai.BadRequestError) as info:  # the forgotten item is gone too
+    with pytest.raises(openai.NotFoundError) as info:  # the forgotten item is gone too
         await client.responses.create(
             model=MODEL, input=[{"type": "item_reference", "id": item_id}], tools=[tool()]
         )
@@ -275,28 +276,48 @@ async def test_an_image_generation_call_reference_resolves_to_the_stored_image(
     fake: FakeOpenAI, client: openai.AsyncOpenAI
 ) -> None:
     first = await client.responses.create(model=MODEL, input="a lighthouse", tools=[tool()])
-    call_id = next(i.id for i in first.output if i.type == "image_generation_call")
-    # a bare reference, no previous_response_id: the stored image is the context, so an edit
-    # (which needs an image) is accepted and the lineage continues from it
+    reasoning_id, call_id = (i.id for i in first.output if i.type != "message")
+    # a reference by id, after its reasoning item, no previous_response_id: the stored image is
+    # the context, so an edit (which needs an image) is accepted and the lineage continues
+    references = [{"type": "item_reference", "id": reasoning_id},
+                  {"type": "image_generation_call", "id": call_id}]
     edited = await client.responses.create(
-        model=MODEL,
-        input=[{"type": "image_generation_call", "id": call_id}, user("at night")],
-        tools=[tool(action="edit")],
+        model=MODEL, input=[*references, user("at night")], tools=[tool(action="edit")],
     )
     assert read_lineage(first_image(edited)) == ["a lighthouse", "at night"]
     [body] = [r.json for r in fake.requests if r.method == "POST"][-1:]
-    assert body["input"][0] == {"type": "image_generation_call", "id": call_id}
+    assert body["input"][:2] == references
 
     missing = "ig_" + "0" * 50
-    with pytest.raises(openai.BadRequestError) as info:
+    with pytest.raises(openai.NotFoundError) as info:
         await client.responses.create(
             model=MODEL,
             input=[{"type": "image_generation_call", "id": missing}, user("again")],
             tools=[tool()],
         )
-    error = info.value
-    assert (error.status_code, error.type, error.param) == (400, "invalid_request_error", "input")
-    assert missing in error.message
+    error = info.value  # API-NOTES "Second pass": 404, param input, "Item with id '…' not found"
+    assert (error.status_code, error.type, error.param) == (404, "invalid_request_error", "input")
+    assert f"Item with id '{missing}' not found." in error.message
+    assert fake.generations == 2
+
+
+async def test_an_image_reference_without_its_reasoning_item_is_refused(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    first = await client.responses.create(model=MODEL, input="a lighthouse", tools=[tool()])
+    reasoning_id, call_id = (i.id for i in first.output if i.type != "message")
+    bare = [{"type": "image_generation_call", "id": call_id}, user("at night")]
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.responses.create(model=MODEL, input=bare, tools=[tool()])
+    error = info.value  # the recorded refusal (public reports, e.g. cline/cline#12242)
+    assert (error.type, error.param, error.code) == ("invalid_request_error", "input", None)
+    assert error.body["message"] == (
+        f"Item '{call_id}' of type 'image_generation_call' was provided without its required "
+        f"'reasoning' item: '{reasoning_id}'."
+    )
+    # a mainline model that does not reason takes the bare reference
+    plain = await client.responses.create(model="gpt-4.1", input=bare, tools=[tool()])
+    assert read_lineage(first_image(plain)) == ["a lighthouse", "at night"]
     assert fake.generations == 2
 
 

@@ -12,7 +12,12 @@ import openai
 import pytest
 from PIL import Image
 
-from bot.core.errors import ErrorKind, GenerationError, PreviousResponseNotFound
+from bot.core.errors import (
+    ErrorKind,
+    GenerationError,
+    PreviousResponseNotFound,
+    ReferenceNotFound,
+)
 from bot.core.image_client import GenerationRequest, ImageClient, RetryPolicy, safety_identifier
 from bot.core.models import InputImage, Progress, Stage
 from bot.core.options import ImageOptions
@@ -241,6 +246,44 @@ async def test_output_items_in_any_order_and_count(
     assert [item["type"] for item in output] == (
         ["reasoning"] * reasoning + ["message", "image_generation_call", "image_generation_call"]
     )
+
+
+async def test_a_reference_by_id_sends_the_images_reasoning_item_just_before_it(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    first = await image_client.generate(request("a lighthouse"))
+    [image] = first.images
+    # the reasoning item that preceded the image in its response (read from the fake's record)
+    reasoning_id = fake_openai.responses[first.response_id]["output"][0]["id"]
+    assert image.reasoning_id == reasoning_id
+    later = await image_client.generate(request(
+        "as a watercolour", reference_call_ids=[image.call_id],
+        reference_reasoning_ids={image.call_id: reasoning_id},
+    ))
+    assert read_lineage(later.images[0].data) == ["a lighthouse", "as a watercolour"]
+    body = fake_openai.create_requests()[-1]
+    assert body["input"][:2] == [
+        {"type": "item_reference", "id": reasoning_id},
+        {"type": "image_generation_call", "id": image.call_id},
+    ]
+    assert len(fake_openai.create_requests()) == 2
+
+
+@pytest.mark.parametrize("param", [None, "input"])
+async def test_a_refusal_naming_a_referenced_item_asks_for_the_image_itself(
+    fake_openai: FakeOpenAI, image_client: ImageClient, param: str | None
+) -> None:
+    first = await image_client.generate(request("a lighthouse"))
+    call_id = first.images[0].call_id
+    # the recorded refusal has param "input"; any 400 naming the item counts (e.g. without it)
+    fake_openai.add_fault(Fault.http(
+        400, code=None, param=param,
+        message=f"Item '{call_id}' of type 'image_generation_call' was provided without its "
+        "required 'reasoning' item: 'rs_x'.",
+    ))
+    with pytest.raises(ReferenceNotFound):
+        await image_client.generate(request("again", reference_call_ids=[call_id]))
+    assert len(fake_openai.create_requests()) == 2  # not retried: the caller re-sends bytes
 
 
 async def test_text_only_answer(fake_openai: FakeOpenAI, image_client: ImageClient) -> None:
