@@ -2,8 +2,9 @@
 
 One cheap `GET /models/{model}` per model (`client.models.retrieve`): no tokens, nothing billed.
 A rejected key (401) and an unknown model (404 `model_not_found`) are definite failures. Anything
-that only prevents the check (no connection, a 403 from a key without the Models read
-permission, a proxy without a models endpoint) is reported as "could not check", not a failure.
+that only prevents the check (no connection, a restricted key without the Models read scope —
+401 "…Missing scopes: …", or 403 —, a proxy without a models endpoint) is reported as "could not
+check", not a failure.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ class Finding:
         return f"{self.text}: {self.fix}" if self.fix and self.ok is not True else self.text
 
 
+def missing_scope(exc: openai.APIStatusError) -> bool:
+    """A restricted key that lacks a scope: 401 "You have insufficient permissions for this
+    operation. Missing scopes: …" (API-NOTES, "Second pass"). The key itself works."""
+    return exc.status_code == 401 and "missing scopes" in exc.message.lower()
+
+
 def _code(exc: openai.APIStatusError) -> str | None:
     body = exc.body
     if isinstance(body, dict):
@@ -47,8 +54,12 @@ async def _check_model(client: AsyncOpenAI, setting: str, model: str) -> Finding
     """Retrieve one model; an AuthenticationError propagates (it concerns every model)."""
     try:
         await client.models.retrieve(model)
-    except openai.AuthenticationError:
-        raise
+    except openai.AuthenticationError as exc:
+        if not missing_scope(exc):
+            raise
+        return Finding(None, f"could not check {setting}={model}: this restricted key lacks the "
+                             "Models read scope (HTTP 401 Missing scopes); generation may still "
+                             "work")
     except openai.NotFoundError as exc:
         if _code(exc) == "model_not_found":
             return Finding(False, f"{setting}={model} does not exist or this key cannot use it",

@@ -153,6 +153,18 @@ async def test_rejected_openai_key(discord_fake, openai_fake, tmp_path):
     assert openai_fake.create_requests() == []  # no test image with a rejected key
 
 
+async def test_a_restricted_key_without_the_models_scope_cannot_be_checked(
+    discord_fake, openai_fake, tmp_path
+):
+    openai_fake.keys_without_models_scope.add(SECRET_KEY)  # 401 "Missing scopes" on /models
+    code, lines = await doctor(discord_fake, openai_fake, tmp_path)
+    assert code == 0, lines
+    assert failures(lines) == []
+    assert ("? could not check OPENAI_MODEL=gpt-5.5: this restricted key lacks the Models read "
+            "scope (HTTP 401 Missing scopes); generation may still work") in lines
+    assert "? OpenAI did not reject OPENAI_API_KEY, but no model could be checked" in lines
+
+
 async def test_unknown_model(discord_fake, openai_fake, tmp_path):
     code, lines = await doctor(discord_fake, openai_fake, tmp_path,
                                IMAGE_MODEL="gpt-image-0-nonexistent")

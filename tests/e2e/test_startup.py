@@ -270,3 +270,25 @@ async def test_a_retired_image_model_is_refused_in_one_line(discord_fake, openai
         "SDK says so): use gpt-image-2, gpt-image-2.5-sunburst or gpt-image-2.5-flare (set it in "
         ".env or the environment)")
     assert openai_fake.requests == [] and discord_fake.identify_payloads == []
+
+
+async def test_a_restricted_key_without_the_models_scope_only_warns_and_the_bot_serves(
+    discord_fake, openai_fake, tmp_path
+):
+    """A restricted key lacking the Models read scope gets 401 "Missing scopes" on the models
+    check (API-NOTES, "Second pass"), yet it can generate: the bot warns and comes online."""
+    from tests.e2e.harness import BotProcess
+
+    openai_fake.keys_without_models_scope.add(SECRET_KEY)
+    log_path = tmp_path / "bot.log"
+    env = bot_env(discord_fake, openai_fake, tmp_path / "bot.db", LOG_LEVEL="INFO")
+    bot = BotProcess(env, log_path=str(log_path))
+    await bot.start(discord_fake)
+    try:
+        assert discord_fake.identify_payloads  # it went online
+    finally:
+        assert await bot.stop() == 0
+    log = log_path.read_text()
+    assert ("OpenAI start-up check: could not check OPENAI_MODEL=gpt-5.5: this restricted key "
+            "lacks the Models read scope (HTTP 401 Missing scopes)") in log
+    assert "Traceback" not in log and SECRET_KEY not in log

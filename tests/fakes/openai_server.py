@@ -551,6 +551,9 @@ class FakeOpenAI:
         # resumed (openai/openai-python#2828: later, 400 "This response can no longer be
         # streamed because it is more than 5 minutes old."; a plain retrieve still works).
         self.resume_window = RESUME_WINDOW_SECONDS
+        # Restricted keys without the Models read scope: `GET /v1/models/{id}` answers them
+        # 401 "…Missing scopes: api.model.read…" (see `_handle_model`); generation still works.
+        self.keys_without_models_scope: set[str] = set()
         self._faults: deque[Fault] = deque()
         self._runs: dict[str, _Run] = {}  # stored runs only
         self._items: dict[str, _StoredItem] = {}
@@ -680,6 +683,19 @@ class FakeOpenAI:
         # ("The model '...' does not exist or you do not have access to it."; the shape and text
         # as recorded in public error reports and OpenAI's error-code guide).
         model = request.match_info["model"]
+        token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        if token in self.keys_without_models_scope:
+            # A restricted key lacking a scope gets 401 (not 403) "You have insufficient
+            # permissions for this operation. Missing scopes: …" (API-NOTES, "Second pass";
+            # RECORDED-STREAMS.md, "Other facts"). The scope name (`api.model.read`, as shown
+            # in the platform's key settings), the rest of the text, type and code unverified.
+            raise _ApiError(
+                401,
+                "You have insufficient permissions for this operation. Missing scopes: "
+                "api.model.read. Check that you have the correct role in your organization "
+                "(Reader, Writer, Owner) and project (Member, Owner), and if you're using a "
+                "restricted API key, that it has the necessary scopes.",
+            )
         if model not in self.models:
             raise _ApiError(
                 404,

@@ -41,6 +41,20 @@ async def test_unknown_model_fails_and_names_the_setting(openai_client, fake_ope
                                   "set OPENAI_MODEL to a model your OpenAI project can use")
 
 
+async def test_a_restricted_key_without_the_models_scope_cannot_check_but_does_not_fail(
+    openai_client, fake_openai
+):
+    # 401 "…Missing scopes: …" (API-NOTES, "Second pass"): the key works, it may not list models
+    fake_openai.keys_without_models_scope.add("sk-test")
+    findings = await check_openai(openai_client, models_to_check("gpt-5.5", "gpt-image-2"))
+    assert [f.ok for f in findings] == [None, None, None]
+    assert findings[1].text == ("could not check OPENAI_MODEL=gpt-5.5: this restricted key lacks "
+                                "the Models read scope (HTTP 401 Missing scopes); generation may "
+                                "still work")
+    assert [r.path for r in fake_openai.requests] == ["/v1/models/gpt-5.5",
+                                                       "/v1/models/gpt-image-2"]
+
+
 async def test_a_server_without_a_models_endpoint_cannot_check_but_does_not_fail(fake_openai):
     # the fake's catch-all answers 404 "Invalid URL" with no code, like a proxy without /models
     base = fake_openai.base_url.removesuffix("/v1") + "/proxy/v1"
