@@ -134,6 +134,7 @@ class UsageReport:
     cost_today: float
     images_month: int
     cost_month: float
+    estimated: bool = False  # some of these costs are estimates (image tokens not reported)
 
 
 def _variant_of(request: TurnRequest) -> tuple[int, int, int] | None:
@@ -1157,7 +1158,8 @@ class ConversationService:
         month = month_start(now).timestamp()
         day = await self.store.usage.totals(since=today, author_id=user_id, guild_id=guild_id)
         mon = await self.store.usage.totals(since=month, author_id=user_id, guild_id=guild_id)
-        return UsageReport(day.images, day.cost_usd, mon.images, mon.cost_usd)
+        return UsageReport(day.images, day.cost_usd, mon.images, mon.cost_usd,
+                           day.estimated or mon.estimated)
 
     async def plan_upscale(self, turn: Turn) -> UpscalePlan:
         """Re-render a result as an edit at the highest quality and the largest size this server

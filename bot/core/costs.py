@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from bot.core.image_models import DEFAULT_IMAGE_MODEL, GIF_SHEET_PIXELS
 from bot.core.image_models import MODELS as IMAGE_MODELS
@@ -68,6 +69,55 @@ MAINLINE_IMAGE_TOKENS = 1600
 # its output (the tool call, any text, reasoning tokens).
 MAINLINE_CONTEXT_TOKENS = 4000
 MAINLINE_OUTPUT_TOKENS = 2000
+
+# --- an image the API did not report the tokens of ---
+@dataclass(frozen=True, slots=True)
+class ImageTokens:
+    """One image model's published tokens per image (OpenAI's image generation guide, cost
+    table): output tokens of a 1024x1024 image by quality (other sizes scale with their pixel
+    count), extra output tokens per streamed partial image, and the input tokens of one input
+    image read at high fidelity at 1024x1024 (taken as the high-quality output of that size,
+    like the worst case above; unverified)."""
+
+    output_1024: Mapping[str, int]
+    partial: int = PARTIAL_IMAGE_TOKENS
+    input_1024: int = 4160
+
+
+# By image model (snapshot dates stripped); models not named use `default`. The GPT image
+# models publish the same token counts per image (prices differ: PUBLISHED_PRICES).
+IMAGE_TOKEN_TABLES: dict[str, ImageTokens] = {
+    "default": ImageTokens(IMAGE_TOKENS_1024),
+    "gpt-image-2": ImageTokens(IMAGE_TOKENS_1024),
+}
+
+
+def _pixels(size: str | None) -> int:
+    width, _, height = (size or "").partition("x")
+    if width.isdigit() and height.isdigit():
+        return int(width) * int(height)
+    return AUTO_SIZE_PIXELS  # unknown or `auto`: the largest preset
+
+
+def estimated_image_usage(
+    image_model: str | None, images: Iterable[tuple[str | None, str | None]], *,
+    partial_images: int = 0, input_images: int = 0, prompt_chars: int = 0,
+) -> Usage:
+    """The image tool's share of a response that did not report it (no
+    `tool_usage.image_gen`, as in a recorded real stream): each image, given as (size,
+    quality), by the published table; marked `estimated`."""
+    table = IMAGE_TOKEN_TABLES.get(_SNAPSHOT.sub("", image_model or API_DEFAULT_IMAGE_MODEL),
+                                   IMAGE_TOKEN_TABLES["default"])
+    output = input_tokens = text = 0
+    for size, quality in images:
+        scale = _pixels(size) / (1024 * 1024)
+        per_quality = table.output_1024.get(quality or "high", table.output_1024["high"])
+        output += round(per_quality * scale) + table.partial * partial_images
+        input_tokens += round(table.input_1024 * scale) * input_images
+        text += -(-prompt_chars // 4)  # about four characters a token
+    return Usage(tool_text_input=text, image_input=input_tokens, image_output=output,
+                 estimated=True)
+
 
 _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 _warned: set[str] = set()

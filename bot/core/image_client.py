@@ -34,6 +34,7 @@ from openai.types.responses import (
 )
 from openai.types.responses.tool_param import ImageGeneration as ImageGenerationParam
 
+from bot.core.costs import estimated_image_usage
 from bot.core.errors import (
     ErrorKind,
     GenerationError,
@@ -251,6 +252,10 @@ class _StreamState:
         self.finished = False
         self.queued = False  # the response said `queued` and has not started since
         self.last_reasoning_id: str | None = None  # the latest reasoning item taken
+        # for estimating the image tool's tokens when the response does not report them
+        self.shape = _RequestShape()
+        self.qualities: dict[str, str | None] = {}  # by image call id
+        self.partials_seen = 0
 
     def start_over(self) -> None:
         """Forget the response at hand (keeping what it billed): the next attempt creates a
@@ -260,6 +265,33 @@ class _StreamState:
         self.sequence = None
         self.queued = False
         self.last_reasoning_id = None
+
+
+@dataclass(frozen=True, slots=True)
+class _RequestShape:
+    """What a request asked the image tool for, as far as its token count goes."""
+
+    partial_images: int = 0
+    input_images: int = 0
+    prompt_chars: int = 0
+
+
+def _shape_of(params: dict[str, Any]) -> _RequestShape:
+    """The image tool's inputs of a create request: its partial images, the images it reads
+    (attached, referred to by id, or the parent image of a chained edit) and its text."""
+    tool = next((t for t in params.get("tools") or () if t.get("type") == "image_generation"), {})
+    images = chars = 0
+    for item in params.get("input") or ():
+        if item.get("type") == "image_generation_call":
+            images += 1
+        for part in item.get("content") or () if isinstance(item.get("content"), list) else ():
+            if part.get("type") == "input_image":
+                images += 1
+            elif part.get("type") == "input_text":
+                chars += len(part.get("text") or "")
+    if params.get("previous_response_id") and tool.get("action") != "generate":
+        images += 1  # the chain's latest image, read for the edit
+    return _RequestShape(int(tool.get("partial_images") or 0), images, chars)
 
 
 class _ResponseOver(Exception):
@@ -358,6 +390,7 @@ class ImageClient:
             params = await asyncio.to_thread(self._fitted_params, request)
         else:
             params = self.build_params(request)
+        state.shape = _shape_of(params)
         return await self._run(state, params, on_progress, on_response_id)
 
     def _fitted_params(self, request: GenerationRequest) -> dict[str, Any]:
@@ -520,7 +553,7 @@ class ImageClient:
         if response.status == "completed":
             for item in response.output or ():
                 await self._take_item(item, state, from_completed=True)
-            state.usage = usage_of(response)
+            state.usage = self._usage(response, state)
             state.finished = True
         elif response.status in ("failed", "incomplete"):
             state.usage = usage_of(response)  # billed although it failed
@@ -612,6 +645,7 @@ class ImageClient:
         elif kind == "response.image_generation_call.generating":
             await on_progress(Progress(Stage.generating))
         elif kind == "response.image_generation_call.partial_image":
+            state.partials_seen = max(state.partials_seen, event.partial_image_index + 1)
             await on_progress(Progress(
                 Stage.partial, partial_image_b64=event.partial_image_b64,
                 partial_index=event.partial_image_index,
@@ -628,7 +662,7 @@ class ImageClient:
             response = event.response
             for item in response.output or ():
                 await self._take_item(item, state, from_completed=True)
-            state.usage = usage_of(response)
+            state.usage = self._usage(response, state)
             state.finished = True
         elif kind in ("response.failed", "response.incomplete"):
             state.usage = usage_of(event.response)  # billed although it failed
@@ -666,6 +700,7 @@ class ImageClient:
                     )
                 return
             if item.result and item.id not in state.images:
+                state.qualities[item.id] = getattr(item, "quality", None)
                 data = await asyncio.to_thread(_decode, item.result)
                 state.images[item.id] = GeneratedImage(
                     call_id=item.id,
@@ -684,6 +719,29 @@ class ImageClient:
                     state.refusals.append(part.refusal)
                 elif text := getattr(part, "text", None):
                     state.text_parts.append(text)
+
+    def _usage(self, response: Any, state: _StreamState) -> Usage:
+        """The response's usage; when it does not report the image tool's share (the recorded
+        real stream has no `tool_usage`), that share estimated by the published per-image
+        table, so spend caps still count the images."""
+        usage = usage_of(response)
+        if getattr(getattr(response, "tool_usage", None), "image_gen", None) is not None:
+            return usage
+        if not state.images:
+            return usage
+        echoed = next((getattr(t, "partial_images", None) for t in response.tools or ()
+                       if t.type == "image_generation"), None)
+        estimate = estimated_image_usage(
+            self.image_model,
+            [(image.size, state.qualities.get(image.call_id)) for image in state.images.values()],
+            partial_images=max(state.shape.partial_images, state.partials_seen, echoed or 0),
+            input_images=state.shape.input_images, prompt_chars=state.shape.prompt_chars,
+        )
+        log.info("Response %s reported no image tool usage; estimated %d image output tokens",
+                 state.response_id, estimate.image_output)
+        return dataclasses.replace(usage, tool_text_input=estimate.tool_text_input,
+                                   image_input=estimate.image_input,
+                                   image_output=estimate.image_output, estimated=True)
 
     def _result(self, state: _StreamState) -> TurnResult:
         text = "\n".join(state.text_parts).strip() or None

@@ -63,19 +63,26 @@ class Usage:
     image_input: int = 0
     image_output: int = 0
     tool_text_input: int = 0
+    # the image tool's share was not reported (no `tool_usage.image_gen`): it was estimated
+    # from the published per-image token table (bot/core/costs.py)
+    estimated: bool = False
 
     def to_dict(self) -> dict[str, int]:
-        return {
+        data = {
             "text_input": self.text_input,
             "text_output": self.text_output,
             "image_input": self.image_input,
             "image_output": self.image_output,
             "tool_text_input": self.tool_text_input,
         }
+        if self.estimated:
+            data["estimated"] = 1
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Usage:
-        return cls(**{k: int(v) for k, v in (data or {}).items() if k in cls.__slots__})
+        return cls(**{k: (bool(v) if k == "estimated" else int(v))
+                      for k, v in (data or {}).items() if k in cls.__slots__})
 
     def __add__(self, other: Usage) -> Usage:
         """Two responses' usage together (e.g. a failed attempt and the one that worked)."""
@@ -217,6 +224,7 @@ class UsageTotals:
     turns: int
     images: int
     cost_usd: float
+    estimated: bool = False  # some image's tokens were estimated (`Usage.estimated`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -833,7 +833,10 @@ class Imagine(commands.Cog):
             value=f"{u.text_input + u.tool_text_input}/{u.text_output}, "
                   f"{u.image_input}/{u.image_output}",
         )
-        embed.add_field(name=t("details.cost", locale), value=f"${turn.cost_usd:.4f}")
+        cost = f"${turn.cost_usd:.4f}"
+        if u.estimated:
+            cost += " " + t("details.cost_estimated", locale)
+        embed.add_field(name=t("details.cost", locale), value=cost)
         return embed
 
 

@@ -77,6 +77,8 @@ class Usage(commands.Cog):
                    cost_today=f"{mine.cost_today:.2f}",
                    images_month=plural("unit.image", mine.images_month, locale),
                    cost_month=f"{mine.cost_month:.2f}")]
+        if mine.estimated:
+            lines.append(t("usage.estimated", locale))
         actor = actor_of(interaction.user, interaction.channel)
         lines += allowance_lines(await self.service.allowance(actor), locale)
         here = rule_phrases((await self.service.policy_for(actor.guild_id, actor.channel_id))
@@ -104,6 +106,8 @@ class Usage(commands.Cog):
                    cost_today=f"{server.cost_today:.2f}",
                    images_month=plural("unit.image", server.images_month, locale),
                    cost_month=f"{server.cost_month:.2f}")]
+        if server.estimated:
+            lines.append(t("usage.estimated", locale))
         reserved = await self.service.reserved_spend(guild_id)
         if reserved > 0:
             lines.append(t("usage.reserved", locale, amount=f"{reserved:.2f}"))

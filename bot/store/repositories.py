@@ -391,6 +391,10 @@ class TurnRepository:
         ])
 
 
+# a turn's stored usage (`_dumps(Usage.to_dict())`) whose image tokens were estimated
+_ESTIMATED_USAGE = '%"estimated":1%'
+
+
 def _image_dict(image: ImageRef) -> dict[str, Any]:
     return {
         "call_id": image.call_id,
@@ -421,12 +425,13 @@ class UsageRepository:
             # (turns over without a result count only by what the API billed for them)
             "SELECT COALESCE(SUM(CASE WHEN status IN ('done', 'queued', 'running') THEN 1 "
             "ELSE 0 END), 0) AS turns, COALESCE(SUM(image_count), 0) AS images, "
-            "COALESCE(SUM(cost_usd), 0) AS cost FROM turns "
-            f"WHERE {' AND '.join(clauses)}",
-            params,
+            "COALESCE(SUM(cost_usd), 0) AS cost, COALESCE(MAX(CASE WHEN usage LIKE ? THEN 1 "
+            f"ELSE 0 END), 0) AS estimated FROM turns WHERE {' AND '.join(clauses)}",
+            [_ESTIMATED_USAGE, *params],
         )
         assert row is not None
-        return UsageTotals(turns=row["turns"], images=row["images"], cost_usd=row["cost"])
+        return UsageTotals(turns=row["turns"], images=row["images"], cost_usd=row["cost"],
+                           estimated=bool(row["estimated"]))
 
     async def spend(
         self, *, since: float, guild_id: int | None = None, instance_only: bool = False,

@@ -134,6 +134,8 @@ EN: dict[str, str] = {
     "details.ids": "Response / image ids",
     "details.usage": "Tokens (text in/out, image in/out)",
     "details.cost": "Estimated cost",
+    "details.cost_estimated": "(image tokens not reported by the API: counted by the published per-image table)",
+    "usage.estimated": "Some of these costs are estimates: the image service did not report the exact amount for every image, so its published per-image figures were used.",
     "details.status": "Status",
     # usage
     "usage.title": "Image usage",
@@ -571,6 +573,8 @@ ZH: dict[str, str] = {
     "details.ids": "响应 / 图片 ID",
     "details.usage": "词元（文本 输入/输出，图片 输入/输出）",
     "details.cost": "估计费用",
+    "details.cost_estimated": "（API 未报告图片词元数：按公布的每张图片词元表计算）",
+    "usage.estimated": "部分费用为估算：图片服务未报告每张图片的确切用量，因此按其公布的每张图片数据计算。",
     "details.status": "状态",
     "usage.title": "图片用量",
     "usage.you": "你：今天 {images_today}（${cost_today}），本月 {images_month}（${cost_month}）。",

@@ -144,6 +144,12 @@ async def _models(fake: FakeOpenAI, images: ImageClient) -> None:
         await images._client.models.retrieve("no-such-model")
 
 
+async def _no_tool_usage(fake: FakeOpenAI, images: ImageClient) -> None:
+    fake.report_tool_usage = False  # as the recorded real image stream
+    result = await _generate(images)
+    assert result.usage.estimated
+
+
 async def _resume_too_late(fake: FakeOpenAI, images: ImageClient) -> None:
     fake.resume_window = 0.0  # openai/openai-python#2828: a 400, then plain retrieves
     fake.add_fault(Fault.cut_after("response.image_generation_call.generating"))
@@ -199,6 +205,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "empty-resume": _with_fault(Fault.cut_after("response.created", resume_empty=True)),
     "resume-too-late": _resume_too_late,
+    "no-tool-usage": _no_tool_usage,
     "cancel": _cancel,
     "models": _models,
 }

@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.harness import (
     BotRunner,
+    answer,
     bot_texts,
     image_attachments,
     quiet,
@@ -461,6 +462,42 @@ async def test_insufficient_quota_tells_users_and_operators(
     assert len(openai_fake.create_requests()) == 1
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("quota" in r.getMessage().lower() for r in errors), [r.getMessage() for r in errors]
+
+
+async def test_an_image_whose_tokens_were_not_reported_is_booked_by_the_published_table(
+    discord_fake, openai_fake, make_settings
+):
+    """The recorded real image stream has no `tool_usage`: the image is booked by the image
+    generation guide's per-image tokens, and Details and /usage say the cost is estimated."""
+    settings = make_settings(default_quality="high", default_size="1024x1024",
+                             default_partial_images=1)
+    openai_fake.report_tool_usage = False
+    alice = discord_fake.add_user("alice")
+    prompt = "a brass telescope on a tripod"  # 29 characters: ~8 tokens at 4 a token
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, prompt)
+        [result] = await wait_results(discord_fake, thread_id, 1)
+        await wait_terminal(discord_fake, settings, 1)
+        details = await discord_fake.click(alice, result.id, "imagine:details:1")
+        embed = await discord_fake.wait_for(
+            lambda: next((m.embeds[0] for m in details.ephemeral_messages if m.embeds), None)
+            or next((c["data"]["embeds"][0] for c in details.callbacks
+                     if c.get("data", {}).get("embeds")), None)
+        )
+        usage = await answer(discord_fake, await discord_fake.slash(alice, thread_id, "usage"))
+    [row] = turn_rows(settings)
+    stored = openai_fake.responses[row["response_id"]]
+    assert "tool_usage" not in stored
+    mainline = stored["usage"]
+    # gpt-5.5 $5 / $30 per 1M; gpt-image-2 text in $5, image out $30 per 1M; a high 1024x1024
+    # image is 4160 output tokens, a partial image 100 more (the image generation guide)
+    expected = (mainline["input_tokens"] * 5 + mainline["output_tokens"] * 30
+                + 8 * 5 + (4160 + 100) * 30) / 1e6
+    assert row["cost_usd"] == pytest.approx(expected)
+    assert row["cost_usd"] > 0.12  # not the mainline's ~$0.001 alone
+    [cost] = [f["value"] for f in embed["fields"] if f["name"] == "Estimated cost"]
+    assert cost.startswith(f"${row['cost_usd']:.4f} (image tokens not reported by the API")
+    assert "Some of these costs are estimates" in usage.content
 
 
 # ---------------------------------------------------------------------------------- Discord

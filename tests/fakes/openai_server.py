@@ -496,6 +496,8 @@ class FakeOpenAI:
         images_per_response: how many ``image_generation_call`` items a response carries.
         text_reply: the text of the assistant message every image response ends with (empty
             when unset, as in the recorded real stream); a text-only answer uses it too.
+        report_tool_usage: send ``tool_usage.image_gen`` with a completed response (default on;
+            off, like the recorded real stream, only the mainline ``usage`` comes).
         reasoning_item: put a ``reasoning`` item (empty summary) at output index 0, like the
             recorded real stream (default on).
         message_first: put the assistant message *before* the image items (the bot must take
@@ -539,6 +541,10 @@ class FakeOpenAI:
         self.images_per_response = 1
         self.text_reply: str | None = None
         self.reasoning_item = True
+        # `tool_usage.image_gen` in a completed response (SDK `Response.tool_usage`); the
+        # recorded real image stream has no `tool_usage` at all, only the mainline `usage`
+        # (vercel/ai openai-image-generation-tool.1.chunks.txt): False answers like it.
+        self.report_tool_usage = True
         self.message_first = False
         self.api_key_seen: set[str] = set()
         self._event_log: list[bytes] = []  # every stream event emitted (SSE bytes)
@@ -1498,7 +1504,8 @@ class FakeOpenAI:
             response["status"] = "completed"
             response["completed_at"] = int(time.time())
             response["usage"] = self._usage(run, images, text)
-            response["tool_usage"] = self._tool_usage(run, images)
+            if self.report_tool_usage:
+                response["tool_usage"] = self._tool_usage(run, images)
             self._emit(run, "response.completed", {"response": response})
         except asyncio.CancelledError:
             if run.cancel_requested:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from bot.core.costs import PriceBook, estimate_cost, worst_case_usage
+from bot.core.costs import PriceBook, estimate_cost, estimated_image_usage, worst_case_usage
 from bot.core.models import Usage
 from bot.core.options import ImageOptions
 
@@ -85,3 +85,26 @@ def test_auto_quality_and_size_reserve_the_largest():
     usage = worst_case_usage(ImageOptions(quality="auto", size="auto", partial_images=0),
                              prompt_chars=0, input_images=0)
     assert usage.image_output == 6240  # high quality at 1536x1024
+
+
+def test_an_unreported_image_is_counted_by_the_published_per_image_table():
+    # two images of one response: high 1024x1024 (4160 output tokens) and low 1536x1024 (272 x
+    # 1.5 = 408), one partial image each (+100), each reading one input image at high
+    # fidelity (4160 at 1024x1024, 6240 at 1536x1024), from a 40-character prompt (10 tokens)
+    usage = estimated_image_usage("gpt-image-2-2026-04-01", [("1024x1024", "high"),
+                                                             ("1536x1024", "low")],
+                                  partial_images=1, input_images=1, prompt_chars=40)
+    assert usage == Usage(tool_text_input=20, image_input=4160 + 6240,
+                          image_output=4160 + 100 + 408 + 100, estimated=True)
+    # unknown size and quality: the largest preset at high quality (never under-counted)
+    assert estimated_image_usage(None, [(None, None)]).image_output == 6240
+    # about $0.13 for one high-quality square image at gpt-image-2's $30 per 1M output tokens
+    book = PriceBook({}, mainline="gpt-5.5", image_model="gpt-image-2")
+    assert book.cost(estimated_image_usage(None, [("1024x1024", "high")])) == pytest.approx(
+        4160 * 30.00 / 1e6)
+
+
+def test_an_estimated_usage_survives_the_store_round_trip():
+    usage = Usage(image_output=272, estimated=True)
+    assert Usage.from_dict(usage.to_dict()) == usage
+    assert "estimated" not in Usage(image_output=272).to_dict()

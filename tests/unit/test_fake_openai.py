@@ -716,6 +716,18 @@ async def test_a_stream_cannot_be_resumed_after_the_resume_window(
     assert (await client.responses.retrieve(created.id)).status == "completed"
 
 
+async def test_a_completed_response_may_carry_no_tool_usage(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    # the recorded real image stream: only the mainline `usage` (vercel/ai
+    # openai-image-generation-tool.1.chunks.txt)
+    fake.report_tool_usage = False
+    response = await client.responses.create(model=MODEL, input="x", tools=[tool()])
+    assert response.usage is not None and response.usage.total_tokens > 0
+    assert response.tool_usage is None
+    assert "tool_usage" not in fake.responses[response.id]
+
+
 async def test_text_only(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
     fake.add_fault(Fault.text_only("I'd rather describe it: a cat."))
     response = await client.responses.create(model=MODEL, input="a cat", tools=[tool()])

@@ -193,6 +193,28 @@ async def test_generate_returns_images_usage_and_response_id(
     assert fake_openai.generations == 1
 
 
+async def test_usage_without_the_image_tools_share_books_the_image_by_the_published_table(
+    fake_openai: FakeOpenAI, image_client: ImageClient
+) -> None:
+    # the recorded real image stream reports only the mainline `usage`, no `tool_usage`
+    fake_openai.report_tool_usage = False
+    options = ImageOptions(size="1536x1024", quality="high", partial_images=2)
+    result = await image_client.generate(request("a castle on a hill", options=options))
+    stored = fake_openai.responses[result.response_id]
+    assert "tool_usage" not in stored
+    assert result.usage.text_input == stored["usage"]["input_tokens"]
+    # the image generation guide: high 1536x1024 = 6240 output tokens, + 100 per partial image
+    assert result.usage.image_output == 6240 + 2 * 100
+    assert result.usage.image_input == 0  # nothing to read: a new image
+    assert result.usage.tool_text_input == 5  # "a castle on a hill": 18 characters, ~4 a token
+    assert result.usage.estimated is True
+
+
+async def test_reported_image_usage_is_not_estimated(image_client: ImageClient) -> None:
+    result = await image_client.generate(request())
+    assert result.usage.estimated is False and result.usage.image_output > 0
+
+
 async def test_progress_stages_in_order(image_client: ImageClient) -> None:
     recorder = Recorder()
     options = ImageOptions(size="256x256", quality="low", partial_images=2)
