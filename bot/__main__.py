@@ -1,6 +1,7 @@
 """`python -m bot`: load settings, set up logging, run. `python -m bot backup PATH`: back up the DB.
-`python -m bot doctor [--generate]`: check the set-up before inviting users (see bot/doctor.py).
-`python -m bot rotate-key-secret [--old-file PATH]`: re-seal servers' own keys (bot/keys_cli.py).
+`python -m bot doctor [--generate] [--probe …]`: check the set-up before inviting users (see
+bot/doctor.py). `python -m bot rotate-key-secret [--old-file PATH]`: re-seal servers' own keys
+(bot/keys_cli.py). `python -m bot --help` (and `doctor --help`) print the usage and exit 0.
 
 A missing or invalid setting prints one line naming the variable and exits with status 2. A
 start-up failure the operator can fix (Discord unreachable, a rejected token or key, the Message
@@ -14,7 +15,8 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -92,16 +94,49 @@ def backup_command(args: list[str]) -> int:
     return 0
 
 
-def doctor_command(args: list[str]) -> int:
-    """`python -m bot doctor [--generate]`: the set-up checklist (bot/doctor.py)."""
-    from bot.doctor import USAGE, run_doctor
+def _doctor_args(args: list[str]) -> dict[str, Any] | None:
+    """The doctor's options from its arguments; None when they do not parse."""
+    flags, out_path = list(args), None
+    if "--out" in flags:
+        at = flags.index("--out")
+        if at + 1 >= len(flags):
+            return None
+        out_path = Path(flags.pop(at + 1))
+        flags.pop(at)
+    if any(f not in ("--generate", "--probe", "--yes") for f in flags):
+        return None
+    if ("--yes" in flags or out_path is not None) and "--probe" not in flags:
+        return None
+    return {"generate": "--generate" in flags, "probe": "--probe" in flags,
+            "yes": "--yes" in flags, "probe_out": out_path}
 
-    if any(arg != "--generate" for arg in args):
+
+def doctor_command(args: list[str]) -> int:
+    """`python -m bot doctor [--generate] [--probe [--yes] [--out PATH]]` (bot/doctor.py)."""
+    from bot.doctor import HELP, USAGE, run_doctor
+
+    if any(arg in ("-h", "--help") for arg in args):
+        print(HELP)
+        return 0
+    options = _doctor_args(args)
+    if options is None:
         print(USAGE, file=sys.stderr)
         return 2
     settings = load_settings()
     setup_logging("WARNING", secrets=(settings.discord_token, settings.openai_api_key))
-    return asyncio.run(run_doctor(settings, generate="--generate" in args))
+    return asyncio.run(run_doctor(settings, **options))
+
+
+USAGE = ("usage: python -m bot [backup PATH | doctor [--generate] [--probe [--yes] [--out PATH]] "
+         "| usage [--since DATE] [--csv] | rotate-key-secret [--old-file PATH]]")
+HELP = f"""{USAGE}
+
+  (no command)   run the bot (settings from .env and the environment)
+  backup PATH    copy the live SQLite database to PATH
+  doctor         check the set-up before inviting users (python -m bot doctor --help)
+  usage          what was spent, by server and member (--since YYYY-MM-DD, --csv)
+  rotate-key-secret  re-seal servers' own keys for a new KEY_ENCRYPTION_SECRET (--old-file PATH)
+  -h, --help     show this help"""
 
 
 def usage_subcommand(args: list[str]) -> int:
@@ -122,11 +157,13 @@ SUBCOMMANDS = {"backup": backup_command, "doctor": doctor_command, "usage": usag
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-h", "--help"):
+        print(HELP)
+        return 0
     if args and args[0] in SUBCOMMANDS:
         return SUBCOMMANDS[args[0]](args[1:])
     if args:
-        print("usage: python -m bot [backup PATH | doctor [--generate] | usage [--since DATE] "
-              "[--csv] | rotate-key-secret [--old-file PATH]]", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     settings = load_settings()
     secrets = [settings.discord_token, settings.openai_api_key]

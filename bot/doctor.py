@@ -1,11 +1,13 @@
-"""`python -m bot doctor [--generate]`: what an operator runs before inviting users.
+"""`python -m bot doctor [--generate] [--probe [--yes] [--out PATH]]`: what an operator runs
+before inviting users.
 
 Reads the same settings as the bot (`.env` and the environment) and prints a checklist: ✔ for
 what works, ✘ with the fix for what does not, ? for what could not be checked. Exit status 0 only
 when nothing failed. Discord is checked over REST only (no gateway connection); OpenAI with one
 `GET /models/{model}` per configured model. `--generate` also makes one low-quality 1024x1024
-image through the bot's own image client, after printing what it should cost. Secrets are never
-printed: every line is built from names, ids and error codes.
+image through the bot's own image client, after printing what it should cost. `--probe` makes
+the few real requests that settle what the tests assume about OpenAI (bot/doctor_probe.py).
+Secrets are never printed: every line is built from names, ids and error codes.
 """
 
 from __future__ import annotations
@@ -31,7 +33,20 @@ from bot.core.options import ImageOptions
 from bot.permissions import base_permissions, channel_permissions, invite_permissions, missing
 from bot.startup import INTENT_FIX, TOKEN_FIX, explain
 
-USAGE = "usage: python -m bot doctor [--generate]"
+USAGE = "usage: python -m bot doctor [--generate] [--probe [--yes] [--out PATH]]"
+HELP = f"""{USAGE}
+
+Check the set-up before inviting users: the Discord token, intent, servers and channel
+permissions; the OpenAI key and models; the settings. Exit status 0 when nothing failed.
+
+  --generate   also make one low-quality 1024x1024 image (its estimated cost printed first)
+  --probe      also make the smallest real requests that settle what the tests assume about
+               OpenAI (custom size, a reference by id, a stream resume and a plain retrieve of a
+               background response, a blocked prompt); the estimated cost is printed and a
+               confirmation asked first; the verdicts are written to a JSON file
+  --yes        answer the --probe confirmation (for scripts)
+  --out PATH   where --probe writes its JSON file (default: a new file in the temp directory)
+  -h, --help   show this help"""
 PASS, FAIL, UNKNOWN = "✔", "✘", "?"
 MESSAGE_CONTENT_FLAGS = (1 << 18) | (1 << 19)  # GATEWAY_MESSAGE_CONTENT(_LIMITED)
 TEXT_CHANNEL_TYPES = (0, 5)  # text, announcement: where /imagine opens its threads
@@ -267,7 +282,8 @@ def write_private(data: bytes, suffix: str) -> Path:
 # --------------------------------------------------------------------------------- entry
 
 
-async def run_doctor(settings: Settings, *, generate: bool = False) -> int:
+async def run_doctor(settings: Settings, *, generate: bool = False, probe: bool = False,
+                     yes: bool = False, probe_out: Path | None = None) -> int:
     out = Checklist()
     print("imagine-bot doctor", flush=True)
     await check_discord(settings, out)
@@ -277,6 +293,10 @@ async def run_doctor(settings: Settings, *, generate: bool = False) -> int:
         check_settings(settings, out)
         if generate and key_ok:
             await generate_test_image(settings, client, out)
+        if probe and key_ok:
+            from bot.doctor_probe import run_probes
+
+            await run_probes(settings, client, out, yes=yes, path=probe_out)
     finally:
         await client.close()
     if out.failures:

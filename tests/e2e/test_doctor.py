@@ -4,6 +4,7 @@ the printed checklist lines and the exit status."""
 
 from __future__ import annotations
 
+import json
 import stat
 import sys
 from pathlib import Path
@@ -217,9 +218,91 @@ async def test_generate_prints_the_estimate_then_makes_one_low_quality_image(
 
 
 async def test_usage_error(tmp_path):
-    code, _, err = await run_cli("doctor", "--everything", env=clean_environ(), cwd=tmp_path)
-    assert code == 2
-    assert err.strip() == "usage: python -m bot doctor [--generate]"
+    for args in (["--everything"], ["--yes"], ["--probe", "--out"]):
+        code, _, err = await run_cli("doctor", *args, env=clean_environ(), cwd=tmp_path)
+        assert code == 2
+        assert err.strip() == "usage: python -m bot doctor [--generate] [--probe [--yes] [--out PATH]]"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["doctor", "--help"]])
+async def test_help_prints_the_usage_and_exits_0_without_any_setting(tmp_path, args):
+    code, out, err = await run_cli(*args, env=clean_environ(), cwd=tmp_path)
+    assert (code, err) == (0, "")
+    command = "python -m bot doctor" if args[0] == "doctor" else "python -m bot"
+    assert out.startswith(f"usage: {command} [")
+    assert "--probe" in out
+
+
+def probe_lines(lines: list[str]) -> list[str]:
+    start = lines.index("Probes (--probe)")
+    return [line for line in lines[start:] if line[:1] in "✔✘?"][:-1]  # not the summary
+
+
+async def test_probe_prints_its_cost_then_settles_each_assumption_with_request_ids(
+    discord_fake, openai_fake, tmp_path
+):
+    from bot.doctor_probe import BLOCKED_PROMPT
+
+    openai_fake.blocked_prompts.add(BLOCKED_PROMPT)  # the fake has no safety system of its own
+    report = tmp_path / "probe.json"
+    code, lines = await doctor(discord_fake, openai_fake, tmp_path, "--probe", "--yes",
+                               "--out", str(report))
+    assert code == 0, lines
+    estimate = next(i for i, line in enumerate(lines) if line.startswith("estimated cost: at most $"))
+    verdicts = probe_lines(lines)
+    assert estimate < lines.index(verdicts[0])
+    found = [line.split(" (request id ")[0] for line in verdicts]
+    assert found[:3] == ["✔ custom size: taken: made a 1024x640 image",
+                         found[1], "✔ plain retrieve: completed, 1 image(s)"]
+    assert found[1].startswith("✔ stream resume: ") and found[1].endswith(" event(s) after #0")
+    assert found[3].startswith("✔ reference by id alone: HTTP 400 (input): Item 'ig_")
+    assert "without its required 'reasoning' item" in found[3]
+    assert found[4] == "✔ reference by id after its reasoning item: taken"
+    assert found[5].startswith("✔ reference to an unknown item: HTTP 404 (input): Item with id")
+    assert found[6].startswith("✔ moderation: HTTP 400 moderation_blocked: ")
+    assert all(line.split(" (request id ")[1].startswith("req_") for line in verdicts)
+    assert lines[lines.index(verdicts[-1]) + 1] == f"verdicts written to {report}"
+    written = json.loads(report.read_text())
+    assert [(p["probe"], p["ok"]) for p in written["probes"]] == [
+        ("custom size", True), ("stream resume", True), ("plain retrieve", True),
+        ("reference by id alone", True), ("reference by id after its reasoning item", True),
+        ("reference to an unknown item", True), ("moderation", True),
+    ]
+    assert all(i.startswith("req_") for p in written["probes"] for i in p["request_ids"])
+    assert SECRET_KEY not in report.read_text()
+    creates = openai_fake.create_requests()
+    assert creates[0]["tools"][0]["size"] == "1024x640" and creates[0]["store"] is False
+    assert creates[1]["background"] is True and creates[1]["stream"] is True
+    resumes = [r.query for r in openai_fake.requests
+               if r.method == "GET" and r.query.get("stream") == "true"]
+    assert resumes == [{"stream": "true", "starting_after": "0"}]
+    assert [c["input"][0]["type"] for c in creates[2:5]] == [
+        "image_generation_call", "item_reference", "image_generation_call"]
+    assert creates[5]["input"] == BLOCKED_PROMPT
+    assert openai_fake.generations == 2  # the custom size and the background response
+
+
+@pytest.mark.parametrize("typed", [b"", b"n\n"], ids=["end-of-input", "no"])
+async def test_probe_asks_first_and_makes_no_request_without_a_yes(
+    discord_fake, openai_fake, tmp_path, typed
+):
+    env = clean_environ() | bot_env(discord_fake, openai_fake, tmp_path / "bot.db")
+    code, out, err = await run_cli("doctor", "--probe", env=env, cwd=tmp_path, timeout=60,
+                                   stdin=typed)
+    assert (code, err) == (0, "")
+    assert "Make these requests? [y/N]" in out
+    assert "? probes not run: not confirmed (--yes answers yes)" in out
+    assert out.index("estimated cost: at most $") < out.index("Make these requests?")
+    assert openai_fake.create_requests() == []
+
+
+async def test_probe_runs_when_the_operator_types_yes(discord_fake, openai_fake, tmp_path):
+    env = clean_environ() | bot_env(discord_fake, openai_fake, tmp_path / "bot.db")
+    code, out, _ = await run_cli("doctor", "--probe", "--out", str(tmp_path / "p.json"),
+                                 env=env, cwd=tmp_path, timeout=60, stdin=b"y\n")
+    assert "✔ custom size: taken" in out
+    assert "? moderation: not blocked: an image was made" in out  # this fake blocks nothing
+    assert code == 0 and (tmp_path / "p.json").exists()
 
 
 async def test_unreachable_discord(openai_fake, tmp_path):

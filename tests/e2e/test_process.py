@@ -52,12 +52,14 @@ def bot_env(discord_fake: FakeDiscord, openai_fake: FakeOpenAI, db_path: Path,
 
 
 async def run_cli(*args: str, env: dict[str, str], cwd: Path,
-                  timeout: float = 30.0) -> tuple[int, str, str]:
+                  timeout: float = 30.0, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """Run `python -m bot …`; `stdin` is what an operator types (else nothing: end of input)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, env=env, cwd=cwd,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 

@@ -545,6 +545,10 @@ class FakeOpenAI:
         # recorded real image stream has no `tool_usage` at all, only the mainline `usage`
         # (vercel/ai openai-image-generation-tool.1.chunks.txt): False answers like it.
         self.report_tool_usage = True
+        # Prompts the safety system blocks. There is no model: which prompts the real one
+        # blocks is not modelled, a test names them; the answer is the HTTP 400
+        # `moderation_blocked` shape of `Fault.moderation("http")`.
+        self.blocked_prompts: set[str] = set()
         self.message_first = False
         self.api_key_seen: set[str] = set()
         self._event_log: list[bytes] = []  # every stream event emitted (SSE bytes)
@@ -755,7 +759,8 @@ class FakeOpenAI:
                 "you aren't using your HTTP library correctly.)",
             )
         run = self._prepare(body, fault)
-        if fault is not None and fault.kind == "moderation" and fault.shape == "http":
+        blocked = fault is None and run.prompt in self.blocked_prompts
+        if blocked or (fault is not None and fault.kind == "moderation" and fault.shape == "http"):
             raise _ApiError(
                 400,
                 MODERATION_MESSAGE,
@@ -764,7 +769,7 @@ class FakeOpenAI:
                 extra={
                     "moderation_details": {
                         "moderation_stage": "input",
-                        "categories": list(fault.categories),
+                        "categories": list(fault.categories) if fault else ["violence"],
                     }
                 },
             )
