@@ -171,7 +171,10 @@ async def probe_retrieve(client: AsyncOpenAI, response_id: str) -> tuple[Verdict
         await asyncio.sleep(POLL_SECONDS)
     images = [i for i in response.output if i.type == "image_generation_call" and i.result]
     ok = response.status == "completed" and bool(images)
-    found = f"{response.status}, {len(images)} image(s)"
+    # either is allowed (then the bot estimates the image's tokens): worth knowing which
+    reported = getattr(getattr(response, "tool_usage", None), "image_gen", None) is not None
+    found = (f"{response.status}, {len(images)} image(s), image tool usage "
+             f"{'reported' if reported else 'not reported'}")
     return Verdict("plain retrieve", ok if ok else None, found, assumption,
                    [response._request_id or ""]), response
 

@@ -253,7 +253,7 @@ async def test_probe_prints_its_cost_then_settles_each_assumption_with_request_i
     assert estimate < lines.index(verdicts[0])
     found = [line.split(" (request id ")[0] for line in verdicts]
     assert found[:3] == ["✔ custom size: taken: made a 1024x640 image",
-                         found[1], "✔ plain retrieve: completed, 1 image(s)"]
+                         found[1], "✔ plain retrieve: completed, 1 image(s), image tool usage reported"]
     assert found[1].startswith("✔ stream resume: ") and found[1].endswith(" event(s) after #0")
     assert found[3].startswith("✔ reference by id alone: HTTP 400 (input): Item 'ig_")
     assert "without its required 'reasoning' item" in found[3]

@@ -18,7 +18,7 @@ Faithful (checked against the installed ``openai`` 3.57 types, which must parse 
   ``output_item.done`` with ``result``) → an assistant ``message`` item (``content_part.added``,
   deltas, ``output_text.done``, ``content_part.done``, ``output_item.done``; its text is often
   empty, and then there is no delta) → ``response.completed`` with ``usage`` and
-  ``tool_usage.image_gen``. The echoed tool carries fields that were not sent (``n: 1``,
+  ``tool_usage.image_gen`` (or, with ``report_tool_usage`` off, only ``usage``, as recorded). The echoed tool carries fields that were not sent (``n: 1``,
   ``output_compression: 100``).
 * Tool-parameter validation (size rules, format/background/compression/partials), unknown
   ``previous_response_id`` and item references, input images as data URLs, ``store`` and
@@ -697,7 +697,7 @@ class FakeOpenAI:
         if token in self.keys_without_models_scope:
             # A restricted key lacking a scope gets 401 (not 403) "You have insufficient
             # permissions for this operation. Missing scopes: …" (API-NOTES, "Second pass";
-            # RECORDED-STREAMS.md, "Other facts"). The scope name (`api.model.read`, as shown
+            # public reports). The scope name (`api.model.read`, as shown
             # in the platform's key settings), the rest of the text, type and code unverified.
             raise _ApiError(
                 401,
@@ -1380,7 +1380,7 @@ class FakeOpenAI:
         `param: "input"`, `code: null`, "Item '…' of type '…' was provided without its required
         'reasoning' item: 'rs_…'." (recorded in public reports for `function_call` items, e.g.
         cline/cline#12242 with gpt-5.5, openai/openai-agents-python handoffs; reported for
-        `image_generation_call` items: RECORDED-STREAMS.md, "Other facts")."""
+        `image_generation_call` items with a reasoning mainline model)."""
         item_id = item.get("id")
         stored = self._items.get(item_id) if isinstance(item_id, str) else None
         if stored is None:
@@ -1426,7 +1426,7 @@ class FakeOpenAI:
             return  # a reasoning item passed back by value (its own rules are not modelled)
         # An unknown item id: 404 `invalid_request_error`, param `input`, "Item with id '…' not
         # found. Items are not persisted when `store` is set to false…" (API-NOTES, "Second
-        # pass"; RECORDED-STREAMS.md, "Other facts"). A null `code` is our assumption.
+        # pass"; public reports). A null `code` is our assumption.
         raise _ApiError(
             404,
             f"Item with id '{item_id}' not found. Items are not persisted when `store` is set "
