@@ -18,8 +18,8 @@ Faithful (checked against the installed ``openai`` 3.57 types, which must parse 
   ``output_item.done`` with ``result``) → an assistant ``message`` item (``content_part.added``,
   deltas, ``output_text.done``, ``content_part.done``, ``output_item.done``; its text is often
   empty, and then there is no delta) → ``response.completed`` with ``usage`` and
-  ``tool_usage.image_gen`` (or, with ``report_tool_usage`` off, only ``usage``, as recorded). The echoed tool carries fields that were not sent (``n: 1``,
-  ``output_compression: 100``).
+  ``tool_usage.image_gen`` (or, with ``report_tool_usage`` off, only ``usage``, as recorded).
+  The echoed tool carries fields that were not sent (``n: 1``, ``output_compression: 100``).
 * Tool-parameter validation (size rules, format/background/compression/partials), unknown
   ``previous_response_id`` and item references, input images as data URLs, ``store`` and
   ``background`` semantics (a background generation runs server-side, independent of the
