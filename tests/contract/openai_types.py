@@ -152,13 +152,18 @@ def _recorded_error_event(event: dict[str, Any]) -> list[str] | None:
     return [f"{where}: undeclared {e}" for e in _unexpected(model_extras(model, "error"))]
 
 
-def _as_typed(event: dict[str, Any]) -> dict[str, Any]:
+def _typed_response(response: Any) -> Any:
     """A failed response whose code is one of `RECORDED_FAILURE_CODES`, checked as if it were
     `server_error` (everything else about it still checked)."""
-    response = event.get("response")
     error = response.get("error") if isinstance(response, dict) else None
     if isinstance(error, dict) and error.get("code") in RECORDED_FAILURE_CODES:
-        return {**event, "response": {**response, "error": {**error, "code": "server_error"}}}
+        return {**response, "error": {**error, "code": "server_error"}}
+    return response
+
+
+def _as_typed(event: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(event.get("response"), dict):
+        return {**event, "response": _typed_response(event["response"])}
     return event
 
 
@@ -197,6 +202,8 @@ def check_answer(method: str, path: str, status: int, body: Any) -> list[str]:
         if not isinstance(body, dict) or set(body) != {"error"}:
             return [f"{where}: an error body must be exactly {{'error': {{…}}}}, got {body!r:.200}"]
         body = body["error"]
+    if kind == "response":
+        body = _typed_response(body)
     try:
         model = _adapter(kind).validate_python(body)
     except ValidationError as exc:

@@ -74,6 +74,22 @@ def test_the_checker_reports_what_the_types_do_not_declare() -> None:
         "message": "m", "type": "t", "param": None, "code": None, "moderation_details": {}}}) == []
 
 
+def test_the_checker_takes_the_recorded_error_shapes_and_nothing_looser() -> None:
+    # vercel/ai openai-error.1.chunks.txt: the details nested under `error`, then a failed
+    # response whose code (`insufficient_quota`) the SDK's ResponseError Literal does not list
+    recorded = {"type": "error", "sequence_number": 2, "error": {
+        "type": "insufficient_quota", "code": "insufficient_quota", "message": "m", "param": None}}
+    assert check_event(recorded) == []
+    assert check_event({**recorded, "extra": 1})  # nothing beside the three recorded keys
+    assert check_event({**recorded, "error": {"code": None}})  # the inner object is checked
+    failed = {"id": "resp_1", "object": "response", "created_at": 1, "status": "failed",
+              "error": {"code": "insufficient_quota", "message": "m"}, "model": MODEL,
+              "output": [], "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}
+    assert check_answer("GET", "/v1/responses/resp_1", 200, failed) == []
+    assert check_answer("GET", "/v1/responses/resp_1", 200,
+                        {**failed, "error": {"code": "no_such_code", "message": "m"}})
+
+
 # ------------------------------------------------------------------ every fault, via ImageClient
 
 
