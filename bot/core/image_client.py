@@ -3,7 +3,9 @@
 A generation is one streamed Responses call with the `image_generation` tool. With stored
 responses it runs as a *background* response, so that a broken stream (or a restarted bot) resumes
 the same generation with `retrieve(stream=True, starting_after=…)` instead of paying for a new one.
-The response id is handed to the caller the moment `response.created` arrives.
+The response id is handed to the caller the moment `response.created` arrives. A stream that
+cannot be resumed (the service refuses it 5 minutes after creation, or it comes back empty) falls
+back to polling the response without `stream` until it ends: a paid result is never given up.
 
 Retries are ours, not the SDK's (`max_retries=0`): a create is retried only while no response id
 is known, so a generation is never requested twice.
@@ -602,7 +604,7 @@ class ImageClient:
                 stream = await self._client.responses.create(**params, stream=True)
             except openai.APIStatusError as exc:
                 if _names_a_reference(exc, params):
-                    raise ReferenceNotFound(exc.message) from exc
+                    raise ReferenceNotFound(_error_fields(exc.body)[3] or exc.message) from exc
                 raise
         else:
             kwargs: dict[str, Any] = {"stream": True}
