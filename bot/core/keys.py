@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from openai import AsyncOpenAI
 
+from bot.core.openai_check import missing_scope
+
 if TYPE_CHECKING:
     from bot.core.image_client import ImageClient
     from bot.store.protocol import Store
@@ -182,12 +184,15 @@ class ServerKeys:
 
 
 async def probe_key(client: AsyncOpenAI, model: str) -> str | None:
-    """One cheap call with a server's key (`GET /models/{model}`): None if it works, else
-    "rejected" (401), "model" (the key's project cannot use the model) or "unreachable"."""
+    """One cheap call with a server's key (`GET /models/{model}`): None if it works (or only
+    lacks the Models read scope), else "rejected" (401), "model" (the key's project cannot use
+    the model) or "unreachable"."""
     try:
         await client.models.retrieve(model)
-    except openai.AuthenticationError:
-        return "rejected"
+    except openai.AuthenticationError as exc:
+        # a restricted key without the Models read scope (401 "Missing scopes") is a working
+        # key that may not list models: taken, like the start-up check takes it
+        return None if missing_scope(exc) else "rejected"
     except (openai.PermissionDeniedError, openai.NotFoundError):
         return "model"
     except (openai.APIConnectionError, openai.APIStatusError):

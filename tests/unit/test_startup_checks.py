@@ -9,6 +9,7 @@ import aiohttp
 import openai
 from aiohttp.client_reqrep import ConnectionKey
 
+from bot.core.keys import probe_key
 from bot.core.openai_check import Finding, check_openai, models_to_check
 from bot.startup import StartupError, explain
 
@@ -53,6 +54,17 @@ async def test_a_restricted_key_without_the_models_scope_cannot_check_but_does_n
                                 "still work")
     assert [r.path for r in fake_openai.requests] == ["/v1/models/gpt-5.5",
                                                        "/v1/models/gpt-image-2"]
+
+
+async def test_a_servers_own_restricted_key_without_the_models_scope_is_taken(
+    openai_client, fake_openai
+):
+    # the same 401 "Missing scopes" when a server manager sets a restricted key of their own
+    assert await probe_key(openai_client, "gpt-5.5") is None
+    fake_openai.keys_without_models_scope.add("sk-test")
+    assert await probe_key(openai_client, "gpt-5.5") is None
+    fake_openai.rejected_keys.add("sk-test")
+    assert await probe_key(openai_client, "gpt-5.5") == "rejected"
 
 
 async def test_a_server_without_a_models_endpoint_cannot_check_but_does_not_fail(fake_openai):
