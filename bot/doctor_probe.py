@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from openai import AsyncOpenAI
@@ -283,12 +284,20 @@ async def confirm(question: str) -> bool:
     return (await asyncio.to_thread(ask)).strip().lower() in ("y", "yes")
 
 
+def _without_credentials(url: str) -> str:
+    """A base URL without any `user:password@` a proxy URL may carry."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def write_report(path: Path | None, settings: Settings, cost: float,
                  verdicts: list[Verdict]) -> Path:
-    """The verdicts as JSON (readable by this user only when the file is new)."""
+    """The verdicts as JSON (a new file in the temp directory, readable by this user only,
+    unless a path is given). No secret: model names, URLs without credentials, request ids."""
     report = {
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "openai_base_url": settings.openai_base_url or "https://api.openai.com/v1",
+        "openai_base_url": _without_credentials(settings.openai_base_url
+                                                or "https://api.openai.com/v1"),
         "openai_model": settings.openai_model,
         "image_model": settings.image_model,
         "estimated_cost_usd": round(cost, 6),

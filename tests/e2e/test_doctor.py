@@ -249,6 +249,12 @@ async def test_probe_prints_its_cost_then_settles_each_assumption_with_request_i
                                "--out", str(report))
     assert code == 0, lines
     estimate = next(i for i, line in enumerate(lines) if line.startswith("estimated cost: at most $"))
+    # by hand, with gpt-5.5 ($5 / $30 per 1M) and gpt-image-2 ($5 text, $30 image out): three
+    # low 1024x1024 images at the bot's worst case (4000 + prompt mainline and tool text tokens,
+    # 2000 mainline out, 272 image out) and three answers reading an image (4000 + 1600 in, 64
+    # out): 3 x (108,160 + 10 x prompt) + 3 x 29,920 micro-dollars
+    worst = (3 * (108_160 + 10 * len(BLOCKED_PROMPT)) + 3 * 29_920) / 1e6
+    assert lines[estimate].startswith(f"estimated cost: at most ${worst:.4f} (up to 3 ")
     verdicts = probe_lines(lines)
     assert estimate < lines.index(verdicts[0])
     found = [line.split(" (request id ")[0] for line in verdicts]
