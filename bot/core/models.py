@@ -85,11 +85,14 @@ class Usage:
                       for k, v in (data or {}).items() if k in cls.__slots__})
 
     def __add__(self, other: Usage) -> Usage:
-        """Two responses' usage together (e.g. a failed attempt and the one that worked)."""
-        return Usage(**{k: getattr(self, k) + getattr(other, k) for k in self.__slots__})
+        """Two responses' usage together (e.g. a failed attempt and the one that worked):
+        estimated when either was."""
+        tokens = {k: getattr(self, k) + getattr(other, k) for k in self.__slots__
+                  if k != "estimated"}
+        return Usage(**tokens, estimated=self.estimated or other.estimated)
 
     def __bool__(self) -> bool:
-        return any(getattr(self, k) for k in self.__slots__)
+        return any(getattr(self, k) for k in self.__slots__ if k != "estimated")
 
 
 @dataclass(frozen=True, slots=True)
