@@ -101,16 +101,20 @@ def _pixels(size: str | None) -> int:
 
 def estimated_image_usage(
     image_model: str | None, images: Iterable[tuple[str | None, str | None]], *,
-    partial_images: int = 0, input_images: int = 0, prompt_chars: int = 0,
+    partial_images: int = 0, input_images: int = 0, prompt_chars: int = 0, frames: int = 1,
 ) -> Usage:
     """The image tool's share of a response that did not report it (no
     `tool_usage.image_gen`, as in a recorded real stream): each image, given as (size,
-    quality), by the published table; marked `estimated`."""
+    quality), by the published table; a GIF's `frames` share one sheet of at most one image's
+    pixel budget (`image_pixels`); marked `estimated`."""
     table = IMAGE_TOKEN_TABLES.get(_SNAPSHOT.sub("", image_model or API_DEFAULT_IMAGE_MODEL),
                                    IMAGE_TOKEN_TABLES["default"])
     output = input_tokens = text = 0
     for size, quality in images:
-        scale = _pixels(size) / (1024 * 1024)
+        pixels = _pixels(size)
+        if frames > 1:
+            pixels = min(pixels * frames, GIF_SHEET_PIXELS) if size else GIF_SHEET_PIXELS
+        scale = pixels / (1024 * 1024)
         per_quality = table.output_1024.get(quality or "high", table.output_1024["high"])
         output += round(per_quality * scale) + table.partial * partial_images
         input_tokens += round(table.input_1024 * scale) * input_images

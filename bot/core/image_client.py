@@ -44,7 +44,7 @@ from bot.core.errors import (
     ReferenceNotFound,
     ResponseOver,
 )
-from bot.core.image_models import DEFAULT_IMAGE_MODEL, MASK_NAME
+from bot.core.image_models import DEFAULT_FRAMES, DEFAULT_IMAGE_MODEL, MASK_NAME
 from bot.core.imaging import fit_inputs
 from bot.core.models import GeneratedImage, InputImage, Progress, Stage, TurnResult, Usage
 from bot.core.options import ImageOptions
@@ -276,6 +276,7 @@ class _RequestShape:
     partial_images: int = 0
     input_images: int = 0
     prompt_chars: int = 0
+    frames: int = 1  # a GIF's frames (they share one sheet)
 
 
 def _shape_of(params: dict[str, Any]) -> _RequestShape:
@@ -293,7 +294,8 @@ def _shape_of(params: dict[str, Any]) -> _RequestShape:
                 chars += len(part.get("text") or "")
     if params.get("previous_response_id") and tool.get("action") != "generate":
         images += 1  # the chain's latest image, read for the edit
-    return _RequestShape(int(tool.get("partial_images") or 0), images, chars)
+    frames = int(tool.get("frame_count") or DEFAULT_FRAMES) if tool.get("output_format") == "gif" else 1
+    return _RequestShape(int(tool.get("partial_images") or 0), images, chars, frames)
 
 
 class _ResponseOver(Exception):
@@ -738,6 +740,7 @@ class ImageClient:
             [(image.size, state.qualities.get(image.call_id)) for image in state.images.values()],
             partial_images=max(state.shape.partial_images, state.partials_seen, echoed or 0),
             input_images=state.shape.input_images, prompt_chars=state.shape.prompt_chars,
+            frames=state.shape.frames,
         )
         log.info("Response %s reported no image tool usage; estimated %d image output tokens",
                  state.response_id, estimate.image_output)

@@ -108,3 +108,10 @@ def test_an_estimated_usage_survives_the_store_round_trip():
     usage = Usage(image_output=272, estimated=True)
     assert Usage.from_dict(usage.to_dict()) == usage
     assert "estimated" not in Usage(image_output=272).to_dict()
+
+
+def test_an_unreported_gif_counts_all_its_frames():
+    # nine 512x512 frames drawn on one sheet: 9 x 262,144 pixels = 2.25 x 1024x1024, low quality
+    # 272 x 2.25 = 612 tokens; `auto` size: the whole sheet, 8,294,400 pixels -> 272 x 7.91 = 2152
+    assert estimated_image_usage(None, [("512x512", "low")], frames=9).image_output == 612
+    assert estimated_image_usage(None, [(None, "low")], frames=9).image_output == 2152
