@@ -29,6 +29,7 @@ from bot.core.image_client import ImageClient, RetryPolicy
 from bot.core.models import InputImage, Progress, Turn, TurnKind, TurnRequest, TurnResult
 from bot.core.options import ImageOptions
 from bot.core.policy import Actor, Ceilings
+from bot.core.wiring import build_core
 from bot.store.database import Database
 from bot.store.postgres.database import PostgresDatabase
 from bot.store.postgres.fleet import FleetScheduler
@@ -95,7 +96,7 @@ async def run_turns(services: list[ConversationService], n: int, concurrency: in
             ended.setdefault(turn.id, asyncio.Event()).set()
 
     for service in services:
-        service.listeners.append(listener)
+        service.runner.outcomes.listeners.append(listener)
 
     async def one(k: int) -> None:
         service = services[k % len(services)]
@@ -122,19 +123,18 @@ async def measure(label: str, dbs: list[Any], fake: FakeOpenAI, n: int, c: int,
         scheduler = (FleetScheduler(db, max_concurrent=c, per_user_queued=5, lease_seconds=30,
                                     ceilings=Ceilings(default_options=OPTIONS))
                      if fleet else None)
-        service = ConversationService(
+        service = build_core(
             Store(db), ImageClient(client, model="gpt-5.5", retry=RetryPolicy()),
             ceilings=Ceilings(default_options=OPTIONS), prices={}, max_concurrent=c,
-            scheduler=scheduler,
-        )
-        service.presenter = Quiet()
+            scheduler=scheduler, presenter=Quiet(),
+        ).conversations
         if scheduler is not None:
             await scheduler.start()
             schedulers.append(scheduler)
         services.append(service)
     seconds = await run_turns(services, n, c)
     for service in services:
-        await service.shutdown(1.0)
+        await service.runner.shutdown(1.0)
     await client.close()
     calls: Counter[str] = sum((db.calls for db in counting), Counter())
     statements = sum(v for k, v in calls.items() if k != "transaction")

@@ -7,6 +7,7 @@ sees only `Actor`, `ImageOptions` and plain values.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ import discord
 from discord import app_commands
 from discord.app_commands import locale_str
 
+from bot.core.gate import Declared, Gate, Place
 from bot.core.options import ImageOptions, checked_size
 from bot.core.policy import Actor
 from bot.ui.choices import (
@@ -27,6 +29,9 @@ from bot.ui.choices import (
     OPTION_RENAMES,
     QUALITY_CHOICES,
 )
+from bot.ui.i18n import t
+
+log = logging.getLogger(__name__)
 
 
 def actor_of(user: discord.abc.User, channel: Any) -> Actor:
@@ -42,6 +47,23 @@ def actor_of(user: discord.abc.User, channel: Any) -> Actor:
             is_moderator=perms.manage_messages or perms.manage_guild or perms.manage_threads,
         )
     return Actor(user_id=user.id, guild_id=None, channel_id=parent_id)
+
+
+async def actor_for(gate: Gate, user: discord.abc.User, channel: Any) -> Actor:
+    """Who is acting; in a DM, with the servers that may vouch for them."""
+    if isinstance(user, discord.Member):
+        return actor_of(user, channel)
+    return await gate.dm_actor(user.id)
+
+
+def place_of(interaction: discord.Interaction) -> Place:
+    """The server and channel an interaction came from (what its `custom_id`'s ids must match)."""
+    return Place(interaction.guild_id, interaction.channel_id)
+
+
+def declared(attachments: list[discord.Attachment]) -> list[Declared]:
+    """Attachments as their message declares them (nothing downloaded)."""
+    return [Declared(a.filename, a.size, a.content_type) for a in attachments]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +163,49 @@ def generation_command(name: str, description: str) -> Callable[[GenerationHandl
         return app_commands.command(name=locale_str(name), description=locale_str(description))(func)
 
     return decorate
+
+
+class DiscordMembers:
+    """What the core asks Discord about members and servers (`bot.core.gate.Members`), and how
+    it tells a server's owner that the server's own key stopped working."""
+
+    def __init__(self, client: discord.Client) -> None:
+        self.client = client
+
+    async def is_member(self, guild_id: int, user_id: int) -> bool:
+        guild = self.client.get_guild(guild_id)
+        if guild is None:
+            return False
+        if guild.get_member(user_id) is not None:
+            return True
+        try:
+            await guild.fetch_member(user_id)
+        except discord.NotFound:
+            return False
+        except discord.HTTPException as exc:
+            log.info("Could not check membership of %s in %s: %s", user_id, guild_id, exc)
+            return False
+        return True
+
+    async def actor_now(self, guild_id: int, user_id: int, channel_id: int) -> Actor | None:
+        """The member as Discord has them now (None: no longer a member); `LookupError` when
+        Discord cannot tell."""
+        guild = self.client.get_guild(guild_id)
+        if guild is None:
+            raise LookupError(guild_id)
+        try:
+            member = await guild.fetch_member(user_id)
+        except discord.NotFound:
+            return None
+        except discord.HTTPException as exc:
+            log.info("Could not re-check member %s of %s: %s", user_id, guild_id, exc)
+            raise LookupError(user_id) from None
+        return actor_of(member, discord.Object(channel_id))
+
+    async def tell_key_failed(self, guild_id: int) -> None:
+        """A server's own key stopped working: its owner is told by DM (once per failure)."""
+        guild = self.client.get_guild(guild_id)
+        if guild is None or guild.owner_id is None:
+            return
+        owner = await self.client.fetch_user(guild.owner_id)
+        await owner.send(t("key.failed_dm", str(guild.preferred_locale), server=guild.name))

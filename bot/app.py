@@ -17,10 +17,13 @@ from discord import app_commands
 from discord.ext import commands
 from openai import AsyncOpenAI
 
-from bot.adapter import actor_of
+from bot.adapter import DiscordMembers, actor_of
 from bot.config import Settings
-from bot.core.conversations import ConversationService
+from bot.core.accounts import Accounts
+from bot.core.conversations import ConversationService, Presenter
+from bot.core.describe import Describer
 from bot.core.errors import UserFacingError
+from bot.core.gate import Gate
 from bot.core.image_client import ImageClient, RetryPolicy
 from bot.core.imaging import warm_up
 from bot.core.keys import KeyBox, ServerKeys, audit_keys, probe_key
@@ -29,6 +32,8 @@ from bot.core.openai_check import check_openai, models_to_check
 from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings
 from bot.core.retention import InputRetention
+from bot.core.runner import Runner
+from bot.core.wiring import Core, build_core
 from bot.metrics import Metrics, MetricsServer
 from bot.startup import SettingsRefused, StartupError
 from bot.store import open_store, unreachable
@@ -77,13 +82,15 @@ class Services:
 
     store: Store
     openai: AsyncOpenAI
-    service: ConversationService
+    core: Core
     attachments: AttachmentReader
 
 
-async def build_services(settings: Settings) -> Services:
-    """Open the store and build the OpenAI client, the image client and the conversation
-    service (no Discord connection needed: tests call this too)."""
+async def build_services(
+    settings: Settings, *, presenter: Presenter | None = None, members: DiscordMembers | None = None,
+) -> Services:
+    """Open the store and build the OpenAI client, the image client and the core around them,
+    with the Discord side's `presenter` and `members` (tests call this without Discord)."""
     s = settings
     store = await open_store(s)
     openai = AsyncOpenAI(
@@ -93,21 +100,26 @@ async def build_services(settings: Settings) -> Services:
         timeout=s.request_timeout_seconds,
     )
     ceilings = ceilings_for(s)
-    service = ConversationService(
+    core = build_core(
         store,
         image_client_for(s, openai),
         ceilings=ceilings,
         prices=s.price_table,
+        presenter=presenter,
+        members=members,
+        key_failed=members.tell_key_failed if members is not None else None,
+        describer=Describer(openai, model=s.openai_model, prices=s.price_table),
+        server_keys=server_keys_for(s, store),
+        scheduler=fleet_scheduler(s, store, ceilings),
         max_prompt_chars=s.max_prompt_chars,
         max_input_images=s.max_input_images,
+        max_attachment_bytes=s.max_attachment_bytes,
         max_concurrent=s.max_concurrent_generations,
         per_user_concurrent=s.per_user_concurrent,
         per_user_queued=s.per_user_queued,
-        scheduler=fleet_scheduler(s, store, ceilings),
         max_chain_turns=s.max_chain_turns,
     )
-    service.server_keys = server_keys_for(s, store)
-    return Services(store, openai, service, attachment_reader_for(s))
+    return Services(store, openai, core, attachment_reader_for(s))
 
 
 def server_keys_for(s: Settings, store: Store) -> ServerKeys | None:
@@ -194,10 +206,10 @@ class ImagineTree(app_commands.CommandTree):
             or (interaction.data or {}).get("name") not in GENERATION_COMMANDS
         ):
             return True
-        service: ConversationService = interaction.client.service  # type: ignore[attr-defined]
+        gate: Gate = interaction.client.gate  # type: ignore[attr-defined]
         try:
             actor = actor_of(interaction.user, interaction.channel)
-            policy = await service.policy_for(interaction.guild_id, actor.channel_id)
+            policy = await gate.policy_for(interaction.guild_id, actor.channel_id)
             policy.check_access(actor)
         except UserFacingError as error:
             await send_error(interaction, error)
@@ -208,7 +220,11 @@ class ImagineTree(app_commands.CommandTree):
 class ImagineBot(commands.AutoShardedBot):
     """The Discord client. Everything it needs is built in `setup_hook` from `settings`."""
 
-    service: ConversationService
+    core: Core
+    service: ConversationService  # the conversation rules (core.conversations)
+    gate: Gate
+    runner: Runner
+    accounts: Accounts
     store: Store
     openai: AsyncOpenAI
     presenter: DiscordPresenter
@@ -241,22 +257,23 @@ class ImagineBot(commands.AutoShardedBot):
             # AutoShardedBot would connect to the URL /gateway/bot returns; a configured gateway
             # (a proxy, or a local fake) must win, so take only the shard count from there.
             self.shard_count, _, _ = await self.http.get_bot_gateway()
-        services = await build_services(s)
+        self.presenter = DiscordPresenter(self, edit_interval=s.progress_edit_interval)
+        services = await build_services(s, presenter=self.presenter, members=DiscordMembers(self))
         self.store, self.openai = services.store, services.openai
-        self.service, self.attachments = services.service, services.attachments
+        self.core, self.attachments = services.core, services.attachments
+        self.service, self.gate = self.core.conversations, self.core.gate
+        self.runner, self.accounts = self.core.runner, self.core.accounts
         await self.check_server_keys()
         await self.check_openai_access()
         if s.metrics_port is not None:
-            metrics = Metrics(queued=lambda: self.service.scheduler.queued,
-                              running=lambda: self.service.scheduler.running)
-            self.service.listeners.append(metrics)
+            metrics = Metrics(queued=lambda: self.runner.scheduler.queued,
+                              running=lambda: self.runner.scheduler.running)
+            self.core.outcomes.listeners.append(metrics)
             self.metrics_server = MetricsServer(
                 metrics, host=s.metrics_host, port=s.metrics_port, ready=self.is_ready,
                 writable=self.database_writable,
             )
             await self.metrics_server.start()
-        self.presenter = DiscordPresenter(self, edit_interval=s.progress_edit_interval)
-        self.service.presenter = self.presenter
         self.modlog = ModLog(self, Moderation(self.service))
         await asyncio.to_thread(warm_up)
         await self.tree.set_translator(Translator())
@@ -274,18 +291,18 @@ class ImagineBot(commands.AutoShardedBot):
                 "refine with /refine, by @mentioning the bot, or by replying to a result."
             )
         # Before the gateway connects, so no new event can race the turns a previous run left.
-        retention = InputRetention(self.store, s.input_retention_days, self.service.tasks)
-        self.service.listeners.append(retention)
-        await self.service.recover()
+        retention = InputRetention(self.store, s.input_retention_days, self.runner.tasks)
+        self.core.outcomes.listeners.append(retention)
+        await self.core.recover()
         retention.start()
-        if isinstance(self.service.scheduler, FleetScheduler):
-            await self.service.scheduler.start()
+        if isinstance(self.runner.scheduler, FleetScheduler):
+            await self.runner.scheduler.start()
 
     async def check_server_keys(self) -> None:
         """Refuse to start when servers' keys are stored and the secret is missing or opens
         none of them (exit 2); a key it cannot open is marked failed, its owner told once the
         bot is online."""
-        keys = self.service.server_keys
+        keys = self.accounts.server_keys
         audit = await audit_keys(self.store, keys.box if keys is not None else None)
         refusal = audit.refusal(keys is not None)
         if refusal is not None:
@@ -299,13 +316,12 @@ class ImagineBot(commands.AutoShardedBot):
                     len(audit.unreadable))
         for guild_id in audit.unreadable:
             if await keys.mark_failed(guild_id):
-                self.service.tasks.spawn(self._tell_key_failed(guild_id),
+                self.runner.tasks.spawn(self._tell_key_failed(guild_id),
                                          name=f"key-failed-{guild_id}")
 
     async def _tell_key_failed(self, guild_id: int) -> None:
         await self.ready_once.wait()  # (the server and its owner are known once online)
-        if self.service.key_failed is not None:
-            await self.service.key_failed(guild_id)
+        await DiscordMembers(self).tell_key_failed(guild_id)
 
     async def check_openai_access(self) -> None:
         """Refuse to start with a rejected key or an unknown model; warn when it cannot check."""
@@ -407,11 +423,11 @@ class ImagineBot(commands.AutoShardedBot):
         if self._closing:
             return
         self._closing = True
-        service = getattr(self, "service", None)
-        if service is not None:
+        core = getattr(self, "core", None)
+        if core is not None:
             log.info("Shutting down: letting running turns finish (up to %.0fs)",
                      self.settings.shutdown_grace_seconds)
-            await service.shutdown(self.settings.shutdown_grace_seconds)
+            await core.shutdown(self.settings.shutdown_grace_seconds)
         presenter = getattr(self, "presenter", None)
         if presenter is not None:
             await presenter.close()

@@ -30,6 +30,7 @@ from bot.core.image_models import spec_of
 from bot.core.models import Usage
 from bot.core.openai_check import Finding, check_openai, models_to_check
 from bot.core.options import ImageOptions
+from bot.core.runner import render_test_image
 from bot.permissions import base_permissions, channel_permissions, invite_permissions, missing
 from bot.startup import INTENT_FIX, TOKEN_FIX, explain
 
@@ -253,8 +254,8 @@ async def generate_test_image(settings: Settings, client: AsyncOpenAI, out: Chec
     images = ImageClient(client, model=settings.openai_model, image_model=settings.image_model,
                          store=False, background=False, retry=RetryPolicy(max_attempts=0))  # never bill twice
     try:
-        result = await images.generate(GenerationRequest(prompt=TEST_PROMPT,
-                                                         options=TEST_OPTIONS))
+        result = await render_test_image(images, GenerationRequest(prompt=TEST_PROMPT,
+                                                                   options=TEST_OPTIONS))
     except UserFacingError as exc:
         detail = getattr(exc, "detail", "")[:200]  # the image client already redacted the key
         out.add(False, f"the test image failed ({exc.kind.name}{': ' + detail if detail else ''})",

@@ -1,6 +1,6 @@
 """Prometheus metrics and a health endpoint for operators. Off unless `METRICS_PORT` is set.
 
-`Metrics` is a turn listener (`service.listeners.append(metrics)`): the conversation service calls
+`Metrics` is a turn listener (`core.outcomes.listeners.append(metrics)`): the core calls
 it as `metrics(event, turn, error)` for every step of every turn (queued, running, done, failed,
 cancelled). Queue depth and running generations are read from the scheduler when scraped.
 `MetricsServer` serves them over HTTP with aiohttp (`/metrics`, `/healthz`) in the bot's own event

@@ -42,6 +42,7 @@ class Hold:
     guild_id: int | None
     amount: float
     own_key: bool = False  # billed to the server's own OpenAI key: not the instance's money
+    turn: bool = True  # False: a text-only call (e.g. /describe): no queue place, no image
 
 
 @dataclass(eq=False, slots=True)
@@ -142,11 +143,22 @@ class Admission:
             for cap in self._guild_caps(policy, actor.guild_id, now):
                 await self._check_cap(cap, amount)
 
-    async def check_spend(self, policy: EffectivePolicy, actor: Actor, amount: float) -> None:
+    async def hold_text(self, policy: EffectivePolicy, actor: Actor, amount: float,
+                        *, own_key: bool = False) -> Hold:
+        """Check and hold a text-only call (no image, no queue place) costing up to `amount`
+        until its cost is recorded. Call inside `scope`."""
+        await self.check_spend(policy, actor, amount, own_key=own_key)
+        hold = Hold(actor.user_id, actor.guild_id, amount, own_key, turn=False)
+        self._holds.append(hold)
+        return hold
+
+    async def check_spend(self, policy: EffectivePolicy, actor: Actor, amount: float,
+                          *, own_key: bool = False) -> None:
         """Raise `limit_reached` unless a text-only call (no image, no queue place) costing up
-        to `amount` fits the instance's and the server's spend caps."""
+        to `amount` fits the instance's (unless billed to the server's own key) and the
+        server's spend caps."""
         now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
-        caps = self._instance_caps(now)
+        caps = [] if own_key else self._instance_caps(now)
         if actor.guild_id is not None and not policy.is_exempt(actor):
             caps += self._guild_caps(policy, actor.guild_id, now)
         for cap in caps:
@@ -154,7 +166,7 @@ class Admission:
 
     async def _check_queue(self, user_id: int) -> None:
         waiting = await self.store.usage.pending(author_id=user_id)
-        waiting += sum(1 for h in self._holds if h.user_id == user_id)
+        waiting += sum(1 for h in self._holds if h.user_id == user_id and h.turn)
         if waiting >= self.per_user_slots:
             raise UserFacingError(ErrorKind.queue_full, limit=self.per_user_queued)
 
@@ -165,7 +177,7 @@ class Admission:
         today = day_start(now).timestamp()
         totals = await self.store.usage.totals(since=today, author_id=actor.user_id)
         pending = await self.store.usage.pending(author_id=actor.user_id)
-        held = sum(1 for h in self._holds if h.user_id == actor.user_id)
+        held = sum(1 for h in self._holds if h.user_id == actor.user_id and h.turn)
         if totals.images + pending + held >= daily_images:
             raise images_reached(daily_images, now)
 

@@ -341,6 +341,11 @@ class ImageClient:
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
 
+    @property
+    def openai(self) -> AsyncOpenAI:
+        """The SDK client this image client calls (the same key's text calls share it)."""
+        return self._client
+
     def build_params(self, request: GenerationRequest) -> dict[str, Any]:
         """The `responses.create` arguments for a request (without `stream`), built from the
         SDK's own parameter types. The new instruction is always the last `input_text`."""

@@ -16,7 +16,12 @@ from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import InputImage
 
 ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
-MAX_INPUT_PIXELS = 50_000_000  # far above any real photo; protects against decompression bombs
+# Only these decoders ever see an attachment: Pillow would otherwise try every format it knows
+# (TIFF, PSD, ICO, EPS, which runs Ghostscript where installed), whatever the file is called.
+DECODERS = tuple(ACCEPTED_FORMATS)
+# Read from the header, before decoding: an 8192x4096 image (a 32-megapixel photo) decodes to at
+# most 128 MiB (RGBA); anything larger is refused before a byte of it is decoded.
+MAX_INPUT_PIXELS = 8192 * 4096
 MAX_INPUT_EDGE = 8192
 PREVIEW_EDGE = 512
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
@@ -24,14 +29,15 @@ _ORIENTATION = 0x0112  # the EXIF tag saying how the picture must be turned to s
 
 
 def inspect_input(data: bytes, filename: str) -> InputImage:
-    """Check an attached file is a usable still image; convert exotic formats to PNG.
+    """Check an attached file is a usable still PNG, JPEG, WebP or GIF (a GIF becomes a PNG);
+    its pixel count is checked from the header before anything is decoded.
 
     Raises `UserFacingError(bad_attachment, problem=…)` with the reason.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=DECODERS) as image:
                 width, height = image.size
                 if width * height > MAX_INPUT_PIXELS or max(width, height) > MAX_INPUT_EDGE:
                     raise UserFacingError(ErrorKind.bad_attachment, problem="too_large_pixels",
@@ -181,3 +187,8 @@ def fit_inputs(
             ) from None
         fitted.append(InputImage(result.data, _MIMES[result.extension], image.filename))
     return fitted
+
+
+def megabytes(size: int) -> str:
+    """`20`, `0.5`: a byte limit as users read it (MiB, at most one decimal)."""
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")

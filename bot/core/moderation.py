@@ -37,7 +37,7 @@ class Moderation:
         for good by a process alone, a couple of seconds by a process of a fleet."""
         kept = self._channels.get(guild_id)
         now = time.monotonic()
-        if kept is None or (self.service.scheduler.shared
+        if kept is None or (self.service.runner.scheduler.shared
                             and now - kept[0] > FLEET_SECONDS):
             kept = (now, await self.store.log_channel(guild_id))
             self._channels[guild_id] = kept
@@ -86,7 +86,7 @@ class Moderation:
         then cancel their queued and running turns here (nothing more is billed for them).
         Returns (until when, None for good; how many turns were cancelled)."""
         seconds = BLOCK_DURATIONS[duration]
-        settings = await self.service.guild_settings(guild_id)
+        settings = await self.service.gate.policies.guild_settings(guild_id)
         now = time.time()
         timed: dict[str, Any] = {k: v for k, v in (settings.get("blocked_until") or {}).items()
                                  if v > now and k != str(user_id)}
@@ -96,12 +96,12 @@ class Moderation:
             blocked.append(user_id)
         else:
             timed[str(user_id)] = until
-        await self.service.update_policy(guild_id, blocked_users=blocked, blocked_until=timed)
+        await self.service.gate.policies.update_policy(guild_id, blocked_users=blocked, blocked_until=timed)
         return until, await self.cancel_turns_of(guild_id, user_id, moderator)
 
     async def cancel_turns_of(self, guild_id: int, user_id: int, moderator: Actor) -> int:
         cancelled = 0
-        for turn, _ in await self.service.unfinished_of(user_id):
+        for turn, _ in await self.service.runner.unfinished_of(user_id):
             if turn.guild_id != guild_id:
                 continue
             try:

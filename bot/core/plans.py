@@ -42,8 +42,8 @@ async def plan_for(service: ConversationService, turn: Turn, action: str, prompt
     if turn.status is not TurnStatus.done or not turn.images or turn.deleted:
         raise UserFacingError(ErrorKind.unknown_conversation)
     conversation = await service.conversation(turn.conversation_id)  # its channel's rules too
-    policy = await service.policy_for(turn.guild_id,
-                                      conversation and conversation.parent_channel_id)
+    policy = await service.gate.policy_for(turn.guild_id,
+                                           conversation and conversation.parent_channel_id)
     model = turn.options.model or policy.image_model
     source = next((img.size for img in turn.images if img.size), None) or turn.options.size
     if action == "anim":
@@ -63,16 +63,17 @@ async def plan_for(service: ConversationService, turn: Turn, action: str, prompt
         inputs = [picture, mask]
     checked = policy.clamp(options)
     # what admission will reserve: these inputs, and the result itself in the context
-    cost = service.prices.reservation(checked, prompt_chars=len(prompt),
-                                      input_images=len(inputs) + 1)
+    cost = service.gate.accounts.prices.reservation(checked, prompt_chars=len(prompt),
+                                                    input_images=len(inputs) + 1)
     return Plan(options, cost, inputs)
 
 
 async def _still_of(service: ConversationService, turn: Turn) -> InputImage:
     """The result's still image, downloaded from its message (an SVG's PNG, never a GIF)."""
-    if service.presenter is None:
+    presenter = service.runner.presenter
+    if presenter is None:
         raise UserFacingError(ErrorKind.unknown_conversation)
-    images = await service.presenter.fetch_result_images(turn)
+    images = await presenter.fetch_result_images(turn)
     still = next((i for i in images if i.mime in ("image/png", "image/jpeg", "image/webp")), None)
     if still is None:
         raise UserFacingError(ErrorKind.invalid_options, problem="model_mask", model="gif")

@@ -12,9 +12,11 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
-from bot.adapter import actor_of
-from bot.core.describe import Describer
+from bot.adapter import actor_for, declared
+from bot.core.admission import Hold
+from bot.core.describe import WORST_CASE
 from bot.core.errors import ErrorKind, UserFacingError
+from bot.core.policy import Actor
 from bot.ui.i18n import language, t
 from bot.ui.render import clip
 from bot.ui.replies import send_error
@@ -65,9 +67,6 @@ class Describe(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
         self.service = bot.service
-        self.describer = Describer(
-            bot.openai, model=bot.settings.openai_model, prices=bot.settings.price_table
-        )
         self.menu = app_commands.ContextMenu(
             name=locale_str("Describe"), callback=self.describe_message
         )
@@ -97,27 +96,41 @@ class Describe(commands.Cog):
     async def _answer(
         self, interaction: discord.Interaction, attachment: discord.Attachment | None
     ) -> None:
+        """The gate first (DM policy, access, the attachment as declared, the spend caps, with
+        the worst case held and billed to the right key), then the download and the one call."""
+        gate = self.bot.gate
+        try:
+            actor = await actor_for(gate, interaction.user, interaction.channel)
+            hold = await gate.admit_text(actor, self.bot.accounts.prices.cost(WORST_CASE),
+                                         declared([attachment])[0] if attachment else None)
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
+        try:
+            await self._describe(interaction, attachment, actor, hold)
+        finally:
+            gate.release_hold(hold)
+
+    async def _describe(
+        self, interaction: discord.Interaction, attachment: discord.Attachment | None,
+        actor: Actor, hold: Hold,
+    ) -> None:
         locale = str(interaction.locale)
         try:
             if attachment is None:
                 raise UserFacingError(ErrorKind.bad_attachment, problem="no_image")
             self.bot.attachments.check(attachment)
-            await self.service.admit_text(actor_of(interaction.user, interaction.channel),
-                                          self.describer.worst_case_cost())
         except UserFacingError as error:
             await send_error(interaction, error)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             [image] = await self.bot.attachments.read([attachment])
-            result = await self.describer.describe(
-                image, language=language(locale), user_id=interaction.user.id
-            )
+            result = await self.bot.runner.describe(image, hold, language=language(locale))
         except UserFacingError as error:
             await send_error(interaction, error)
             return
-        await self.service.record_text_spend(actor_of(interaction.user, interaction.channel),
-                                             "describe", result.usage, result.cost_usd)
+        await self.bot.accounts.record_text_spend(actor, "describe", result.usage, result.cost_usd)
         lines = [f"**{t('describe.title', locale)}**"]
         lines += [f"{n}. {clip(' '.join(s.split()), 500)}"
                   for n, s in enumerate(result.suggestions, 1)]

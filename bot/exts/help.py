@@ -80,7 +80,7 @@ class Help(commands.Cog):
                 )
                 lines.append("• " + t(f"help.cmd.{name}", locale, cmd=mention))
         lines += ["", t("help.threads", locale), "", t("help.formats", locale)]
-        policy = await self.service.policy_for(guild_id, channel_id)
+        policy = await self.bot.gate.policy_for(guild_id, channel_id)
         lines.append(t("help.model", locale, model=policy.image_model))
         if guild_id is not None:
             lines += ["", t("help.moderation", locale)]

@@ -17,7 +17,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
-from bot.adapter import actor_of
+from bot.adapter import actor_for, actor_of, place_of
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.export import ExportWriter, LeftOut
 from bot.core.history import (
@@ -66,11 +66,11 @@ class History(commands.Cog):
         self._thumbs: OrderedDict[int, bytes | None] = OrderedDict()
         self._fetching = asyncio.Semaphore(FETCH_PARALLEL)
         self._names_seen: OrderedDict[tuple[int | None, int], str | None] = OrderedDict()
-        self.service.listeners.append(self._forget_deleted)
+        self.bot.core.outcomes.listeners.append(self._forget_deleted)
         self._exporting: set[int] = set()  # conversations with an export under way
 
     async def cog_unload(self) -> None:
-        self.service.listeners.remove(self._forget_deleted)
+        self.bot.core.outcomes.listeners.remove(self._forget_deleted)
 
     @app_commands.command(
         name=locale_str("history"),
@@ -181,9 +181,10 @@ class History(commands.Cog):
 
     # ------------------------------------------------------------------ controls
     async def on_page(self, interaction: discord.Interaction, conversation_id: int, page: int) -> None:
-        conversation = await self.service.conversation(conversation_id)
-        if conversation is None:
-            await send_error(interaction, UserFacingError(ErrorKind.unknown_conversation))
+        try:
+            conversation = await self.service.conversation_in(conversation_id, place_of(interaction))
+        except UserFacingError as error:
+            await send_error(interaction, error)
             return
         await interaction.response.defer()
         content, file, view = await self.render_page(conversation, page, str(interaction.locale))
@@ -196,10 +197,11 @@ class History(commands.Cog):
     ) -> None:
         locale = str(interaction.locale)
         try:
-            turn = await self.service.turn(turn_id)
-            if turn is None or turn.conversation_id != conversation_id:
+            turn = await self.service.turn_in(turn_id, place_of(interaction))
+            if turn.conversation_id != conversation_id:
                 raise UserFacingError(ErrorKind.unknown_conversation)
-            await self.service.continue_from(turn, actor_of(interaction.user, interaction.channel))
+            await self.service.continue_from(
+                turn, await actor_for(self.bot.gate, interaction.user, interaction.channel))
         except UserFacingError as error:
             await send_error(interaction, error)
             return
@@ -211,9 +213,7 @@ class History(commands.Cog):
 
     async def on_export(self, interaction: discord.Interaction, conversation_id: int) -> None:
         try:
-            conversation = await self.service.conversation(conversation_id)
-            if conversation is None:
-                raise UserFacingError(ErrorKind.unknown_conversation)
+            conversation = await self.service.conversation_in(conversation_id, place_of(interaction))
             actor = actor_of(interaction.user, interaction.channel)
             if actor.user_id != conversation.owner_id and not actor.is_moderator:
                 raise UserFacingError(ErrorKind.not_allowed, reason="export_owner")

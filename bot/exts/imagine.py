@@ -14,7 +14,14 @@ import discord
 from discord.app_commands import Choice
 from discord.ext import commands
 
-from bot.adapter import GenerationInput, actor_of, generation_command
+from bot.adapter import (
+    GenerationInput,
+    actor_for,
+    actor_of,
+    declared,
+    generation_command,
+    place_of,
+)
 from bot.core.admission import Hold
 from bot.core.conversations import Ticket, clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
@@ -70,7 +77,6 @@ class Imagine(commands.Cog):
         # Vary region forms awaiting Confirm: (user, turn) -> (area, instruction); a restart
         # forgets them (Confirm then asks for the form again)
         self._regions: dict[tuple[int, int], tuple[str, str]] = {}
-        bot.service.access_check = self.check_turn_access
 
     # ------------------------------------------------------------------ /imagine
     @generation_command("imagine", "Create an image and start a conversation thread")
@@ -81,7 +87,7 @@ class Imagine(commands.Cog):
             if options.action == "edit" and not attachments:  # a new root has no image yet
                 raise UserFacingError(ErrorKind.edit_needs_image)
         except UserFacingError as error:
-            self.service.release_hold(self._holds.pop(interaction.id, None))
+            self.bot.gate.release_hold(self._holds.pop(interaction.id, None))
             await send_error(interaction, error)
             return
         await self.start_root(interaction, prompt, options, attachments, variants=request.variants or 1)
@@ -123,27 +129,27 @@ class Imagine(commands.Cog):
         except UserFacingError as error:
             await self._show_start_error(interaction, error)
         finally:
-            self.service.release_hold(self._holds.pop(interaction.id, None))
+            self.bot.gate.release_hold(self._holds.pop(interaction.id, None))
             if ticket is not None:
                 ticket.done()
 
     async def _admit(
         self, interaction: discord.Interaction, request: GenerationInput, *,
-        context_image: bool = False,
+        conversation: Conversation | None = None,
     ) -> tuple[ImageOptions, list[discord.Attachment]]:
-        """Everything checkable before acknowledging: the options, the prompt, the attachments'
-        size and type, access, queue room and limits. A refusal is private and leaves nothing
-        behind (no thread, no turn). An admission holds its worst-case cost (in `_holds`, by
+        """Everything checkable before acknowledging: the options and the prompt, then the gate
+        (access, the refine rule of the `conversation` continued, the attachments as declared,
+        queue room and limits). A refusal is private and leaves nothing behind (no thread, no
+        turn, nothing downloaded). An admission holds its worst-case cost (in `_holds`, by
         interaction) until `_submit` records the turn or the command ends."""
         options = request.options()
         prompt = request.prompt
-        clean_prompt(prompt, max_chars=self.service.max_prompt_chars)
+        clean_prompt(prompt, max_chars=self.bot.gate.max_prompt_chars)
         attachments = request.attachments
-        for attachment in attachments:
-            self.bot.attachments.check(attachment)
-        self._holds[interaction.id] = await self.service.admit(
+        self._holds[interaction.id] = await self.bot.gate.admit(
             await self._actor(interaction.user, interaction.channel), options, prompt=prompt,
-            input_images=len(attachments) + int(context_image),
+            attachments=declared(attachments), context_image=conversation is not None,
+            conversation=conversation,
         )
         return options, attachments
 
@@ -188,10 +194,12 @@ class Imagine(commands.Cog):
             await interaction.edit_original_response(content=quote(prompt))
             return channel.id, None, None
         if isinstance(channel, discord.Thread):
-            if await self._own_conversation(channel) is not None:
+            here = await self._own_conversation(channel)
+            if here is not None and self.bot.gate.may_start_in(actor_of(user, channel), here):
                 await interaction.edit_original_response(content=quote(prompt))
                 return channel.id, None, None
-            # someone else's thread: the conversation gets a thread of its own beside it
+            # a thread the bot did not open, or another member's conversation (a first turn
+            # there would become its head): the conversation gets a thread of its own beside it
             return await self._open_beside(interaction, channel, prompt), None, None
         self._check_parent_channel(channel)
         if not interaction.app_permissions.create_public_threads:  # said before anything is paid
@@ -349,7 +357,7 @@ class Imagine(commands.Cog):
             async with ticket or self.service.turnstile.ticket(conversation_id):
                 return await self.service.submit(request, actor, hold=hold, ready=ready)
         finally:
-            self.service.release_hold(hold)  # if submit refused before replacing it
+            self.bot.gate.release_hold(hold)  # if submit refused before replacing it
 
     @staticmethod
     def _check_can_post(interaction: discord.Interaction) -> None:
@@ -372,9 +380,10 @@ class Imagine(commands.Cog):
         prompt = request.prompt
         try:
             channel_id = interaction.channel_id or 0
-            if await self._own_conversation(interaction.channel) is None:
+            conversation = await self._own_conversation(interaction.channel)
+            if conversation is None:
                 raise UserFacingError(ErrorKind.unknown_conversation)
-            options, attachments = await self._admit(interaction, request, context_image=True)
+            options, attachments = await self._admit(interaction, request, conversation=conversation)
         except UserFacingError as error:
             await send_error(interaction, error)
             return
@@ -389,14 +398,14 @@ class Imagine(commands.Cog):
         except UserFacingError as error:
             await send_error(interaction, error)
         finally:
-            self.service.release_hold(self._holds.pop(interaction.id, None))
+            self.bot.gate.release_hold(self._holds.pop(interaction.id, None))
 
     @imagine.autocomplete("size")
     @refine.autocomplete("size")
     async def _size_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[Choice[str]]:
-        policy = await self.service.policy_for(interaction.guild_id)
+        policy = await self.bot.gate.policy_for(interaction.guild_id)
         return size_choices(current, policy.image_model)  # the sizes the server's model takes
 
     # ------------------------------------------------------------------ thread replies
@@ -421,117 +430,84 @@ class Imagine(commands.Cog):
         return (message.guild is None and error.kind is ErrorKind.not_allowed
                 and not self._dm_notes.allow(message.author.id))
 
-    async def _message_turn(self, message: discord.Message) -> tuple[TurnKind, Actor] | None:
-        """What a message is to the bot: a new DM conversation, a reply in a conversation, or
-        nothing (None). Threads the bot did not open are never conversations."""
+    async def _message_turn(
+        self, message: discord.Message
+    ) -> tuple[TurnKind, Actor, Conversation | None] | None:
+        """What a message is to the bot: a new DM conversation, a reply in a conversation (with
+        that conversation), or nothing (None). Threads the bot did not open are never
+        conversations."""
         channel = message.channel
         if message.guild is None:
             actor = await self._dm_actor(message.author)
-            await self.service.may_use(actor)  # refused before anything is recorded
-            if await self._own_conversation(channel) is not None:
-                return TurnKind.reply, actor
+            await self.bot.gate.may_use(actor)  # refused before anything is recorded
+            conversation = await self._own_conversation(channel)
+            if conversation is not None:
+                return TurnKind.reply, actor, conversation
             await self.service.open_conversation(
                 channel.id, guild_id=None, parent_channel_id=None, owner_id=message.author.id
             )
-            return TurnKind.root, actor
-        if await self._own_conversation(channel) is None:
+            return TurnKind.root, actor, None
+        conversation = await self._own_conversation(channel)
+        if conversation is None:
             if self._mentions_me(message) and isinstance(channel, discord.Thread):
                 raise UserFacingError(ErrorKind.unknown_conversation)
             return None
-        return TurnKind.reply, actor_of(message.author, channel)
+        return TurnKind.reply, actor_of(message.author, channel), conversation
 
     def _mentions_me(self, message: discord.Message) -> bool:
         me = self.bot.user
         return me is not None and me in message.mentions
 
-    async def _on_user_message(self, message: discord.Message, ticket: Any) -> None:
-        channel = message.channel
-        me = self.bot.user
-        found = await self._message_turn(message)
-        if found is None:
-            return
-        kind, actor = found
+    def _prompt_of(self, message: discord.Message) -> str | None:
+        """The instruction a message carries (None: nothing the bot can see)."""
         prompt = message.content
+        me = self.bot.user
         if me is not None:
             prompt = prompt.replace(f"<@{me.id}>", "").replace(f"<@!{me.id}>", "")
         cannot_see = (not self.bot.intents.message_content and not self._mentions_me(message)
                       and message.guild is not None)
         if not prompt.strip() and not message.attachments and cannot_see:
-            return  # we cannot see what they wrote; the thread hint explains /refine
+            return None  # we cannot see what they wrote; the thread hint explains /refine
+        return prompt
+
+    async def _on_user_message(self, message: discord.Message, ticket: Any) -> None:
+        found = await self._message_turn(message)
+        prompt = self._prompt_of(message) if found is not None else None
+        if found is None or prompt is None:
+            return
+        kind, actor, conversation = found
         parent_turn_id = None
         if message.reference is not None and message.reference.message_id is not None:
             replied = await self.service.turn_for_message(message.reference.message_id)
-            if replied is not None and replied.conversation_id == channel.id:
+            if replied is not None and replied.conversation_id == message.channel.id:
                 parent_turn_id = replied.id
                 kind = TurnKind.branch
-        inputs = await self.bot.attachments.read(list(message.attachments))
-        request = TurnRequest(
-            kind=kind,
-            author_id=message.author.id,
-            prompt=prompt,
-            guild_id=message.guild.id if message.guild else None,
-            conversation_id=channel.id,
-            parent_turn_id=parent_turn_id,
-            input_images=inputs,
-            source_message_id=message.id,
-            locale=await self._locale_of(message),
+        # the gate first: nothing is downloaded for a refused message
+        hold = await self.bot.gate.admit(
+            actor, prompt=prompt, attachments=declared(list(message.attachments)),
+            context_image=conversation is not None, conversation=conversation,
         )
-        await ticket.wait()
-        await self.service.submit(request, actor)
+        try:
+            inputs = await self.bot.attachments.read(list(message.attachments))
+            request = TurnRequest(
+                kind=kind, author_id=message.author.id, prompt=prompt,
+                guild_id=message.guild.id if message.guild else None,
+                conversation_id=message.channel.id, parent_turn_id=parent_turn_id,
+                input_images=inputs, source_message_id=message.id,
+                locale=await self._locale_of(message),
+            )
+            await ticket.wait()
+            await self.service.submit(request, actor, hold=hold)
+        finally:
+            self.bot.gate.release_hold(hold)
 
     async def _actor(self, user: discord.abc.User, channel: Any) -> Actor:
         """Who is acting; in a DM, with the servers that may vouch for them."""
-        if isinstance(user, discord.Member):
-            return actor_of(user, channel)
-        return await self._dm_actor(user)
+        return await actor_for(self.bot.gate, user, channel)
 
     async def _dm_actor(self, user: discord.abc.User) -> Actor:
         """A DM user, with the first server (of those allowing member DMs) they belong to."""
-        for guild_id in await self.service.dm_servers_to_check(user.id):
-            if await self._is_member(guild_id, user.id):
-                return Actor(user_id=user.id, guild_id=None, channel_id=None,
-                             member_of=(guild_id,))
-        return Actor(user_id=user.id, guild_id=None, channel_id=None)
-
-    async def check_turn_access(self, turn: Turn) -> None:
-        """Before a waiting turn starts: may its author still generate there? Asks Discord for
-        the member as they are now (a role may have been removed while the turn waited)."""
-        if turn.guild_id is None:
-            await self.service.may_use(await self._dm_actor(discord.Object(turn.author_id)))
-            return
-        guild = self.bot.get_guild(turn.guild_id)
-        conversation = await self.service.conversation(turn.conversation_id)
-        if guild is None or conversation is None:
-            return  # nothing to check against; the turn was admitted
-        policy = await self.service.policy_for(guild.id, conversation.parent_channel_id)
-        if policy.policy.is_blocked(turn.author_id):
-            raise UserFacingError(ErrorKind.not_allowed, reason="blocked")
-        if not policy.restricts_access:
-            return  # nothing else can have changed: no need to ask Discord
-        try:
-            member = await guild.fetch_member(turn.author_id)
-        except discord.NotFound:
-            raise UserFacingError(ErrorKind.not_allowed, reason="role") from None  # left
-        except discord.HTTPException as exc:
-            log.info("Could not re-check turn %s's author: %s", turn.id, exc)
-            return
-        channel = discord.Object(conversation.parent_channel_id or turn.conversation_id)
-        policy.check_access(actor_of(member, channel))
-
-    async def _is_member(self, guild_id: int, user_id: int) -> bool:
-        guild = self.bot.get_guild(guild_id)
-        if guild is None:
-            return False
-        if guild.get_member(user_id) is not None:
-            return True
-        try:
-            await guild.fetch_member(user_id)
-        except discord.NotFound:
-            return False
-        except discord.HTTPException as exc:
-            log.info("Could not check membership of %s in %s: %s", user_id, guild_id, exc)
-            return False
-        return True
+        return await self.bot.gate.dm_actor(user.id)
 
     async def _locale_of(self, message: discord.Message) -> str:
         """A message carries no user locale: the one of the author's latest interaction, else
@@ -542,7 +518,7 @@ class Imagine(commands.Cog):
         guild = message.guild
         if guild is None:
             return "en-US"
-        policy = await self.service.policy_for(guild.id)
+        policy = await self.bot.gate.policy_for(guild.id)
         return policy.policy.locale or str(guild.preferred_locale)
 
     async def _reply_error(self, message: discord.Message, error: UserFacingError) -> None:
@@ -577,18 +553,13 @@ class Imagine(commands.Cog):
         if handler is None:
             return
         try:
-            turn = await self.service.turn(turn_id)
-            if turn is None:
-                raise UserFacingError(ErrorKind.unknown_conversation)
-            await handler(interaction, turn, actor_of(interaction.user, interaction.channel))
+            turn = await self.service.turn_in(turn_id, place_of(interaction))
+            await handler(interaction, turn, await self._actor(interaction.user, interaction.channel))
         except UserFacingError as error:
             await send_error(interaction, error)
 
     async def _refine_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
-        policy = await self.service.policy_for(turn.guild_id)
-        conversation = await self.service.conversation(turn.conversation_id)
-        if conversation is not None:
-            policy.check_refine(actor, conversation.owner_id)
+        await self._check_refine(turn, actor)  # (the form's submission passes the whole gate)
         # "edit" (a failed turn's Edit prompt) and "refine" open the same modal, pre-filled
         mode = "edit" if (interaction.data or {}).get("custom_id", "").startswith("imagine:edit:") \
             else "refine"
@@ -627,9 +598,7 @@ class Imagine(commands.Cog):
     ) -> None:
         try:
             count = variants_from(variants)
-            turn = await self.service.turn(turn_id)
-            if turn is None:
-                raise UserFacingError(ErrorKind.unknown_conversation)
+            turn = await self.service.turn_in(turn_id, place_of(interaction))
             await interaction.response.defer()
             await self._submit_turn_action(interaction, turn, TurnKind.branch, instruction, count)
         except UserFacingError as error:
@@ -641,9 +610,7 @@ class Imagine(commands.Cog):
         """A failed turn asked again with an edited prompt: from the same parent (or as a new
         first image), with the same options and attached images."""
         try:
-            turn = await self.service.turn(turn_id)
-            if turn is None:
-                raise UserFacingError(ErrorKind.unknown_conversation)
+            turn = await self.service.turn_in(turn_id, place_of(interaction))
             await interaction.response.defer()
             kind = TurnKind.branch if turn.parent_id else TurnKind.root
             await self._submit(
@@ -714,10 +681,8 @@ class Imagine(commands.Cog):
         starts it."""
         locale = str(interaction.locale)
         try:
-            turn = await self.service.turn(turn_id)
-            if turn is None:
-                raise UserFacingError(ErrorKind.unknown_conversation)
-            await self._check_refine(turn, actor_of(interaction.user, interaction.channel))
+            turn = await self.service.turn_in(turn_id, place_of(interaction))
+            await self._check_refine(turn, await self._actor(interaction.user, interaction.channel))
             await interaction.response.defer(ephemeral=True, thinking=True)
             prompt = t("plan.region.prompt", locale, area=area, instruction=instruction)
             plan = await plan_for(self.service, turn, "region", prompt, region=area)
@@ -745,10 +710,9 @@ class Imagine(commands.Cog):
                            turn.conversation_id, parent_turn_id=turn.id, sticky=False)
 
     async def _check_refine(self, turn: Turn, actor: Actor) -> None:
-        policy = await self.service.policy_for(turn.guild_id)
-        conversation = await self.service.conversation(turn.conversation_id)
-        if conversation is not None:
-            policy.check_refine(actor, conversation.owner_id)
+        """Before a form or a confirmation opens: access and the refine rule (the action itself
+        passes the whole gate when it is submitted)."""
+        await self.bot.gate.check_change(actor, await self.service.conversation(turn.conversation_id))
 
     async def _submit_turn_action(
         self, interaction: discord.Interaction, turn: Turn, kind: TurnKind, prompt: str,
@@ -765,9 +729,7 @@ class Imagine(commands.Cog):
         """"Continue from n" and "Reroll all" on a variant board."""
         locale = str(interaction.locale)
         try:
-            turn = await self.service.turn(turn_id)
-            if turn is None:
-                raise UserFacingError(ErrorKind.unknown_conversation)
+            turn = await self.service.turn_in(turn_id, place_of(interaction))
             actor = await self._actor(interaction.user, interaction.channel)
             if action == "continue":
                 await self.service.continue_from(turn, actor)
@@ -819,7 +781,7 @@ class Imagine(commands.Cog):
         if turn.error_kind:
             embed.add_field(name=t("details.why", locale),
                             value=t(f"errorkind.{turn.error_kind}", locale))
-        parent = await self.service.turn(turn.parent_id) if turn.parent_id else None
+        parent = await self.service.parent_of(turn)
         embed.add_field(name=t("details.parent", locale),
                         value=f"#{parent.number}" if parent else none)
         remixed = await self._remixed_from(turn)

@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.adapter import place_of
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Report, Turn, TurnStatus
 from bot.core.policy import Actor
@@ -51,7 +52,7 @@ class Moderation(commands.Cog):
         self.moderate_menu.default_permissions = discord.Permissions(manage_messages=True)
         self.moderate_menu.guild_only = True
         self.report_menu.guild_only = True
-        self.service.listeners.append(self.on_turn_event)
+        self.bot.core.outcomes.listeners.append(self.on_turn_event)
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.report_menu)
@@ -61,7 +62,7 @@ class Moderation(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.report_menu.name, type=self.report_menu.type)
         self.bot.tree.remove_command(self.moderate_menu.name, type=self.moderate_menu.type)
-        self.service.listeners.remove(self.on_turn_event)
+        self.bot.core.outcomes.listeners.remove(self.on_turn_event)
 
     # ------------------------------------------------------------------ the log of turns
     def on_turn_event(self, event: str, turn: Turn, error: UserFacingError | None) -> None:
@@ -86,7 +87,10 @@ class Moderation(commands.Cog):
         await self.open_report_form(interaction, turn.id)
 
     async def open_report_form(self, interaction: discord.Interaction, turn_id: int) -> None:
-        turn = await self.service.turn(turn_id)
+        try:
+            turn: Turn | None = await self.service.turn_in(turn_id, place_of(interaction))
+        except UserFacingError:
+            turn = None
         if turn is None or turn.guild_id is None or turn.status is not TurnStatus.done \
                 or turn.deleted:
             await reply_privately(interaction, t("report.not_a_result", str(interaction.locale)))
@@ -97,10 +101,8 @@ class Moderation(commands.Cog):
                                reason: str) -> None:
         """Fold the report into the result's open one; tell the reporter privately."""
         locale = str(interaction.locale)
-        turn = await self.service.turn(turn_id)
         try:
-            if turn is None:
-                raise UserFacingError(ErrorKind.unknown_conversation)
+            turn = await self.service.turn_in(turn_id, place_of(interaction))
             report, new = await self.moderation.report(turn, interaction.user.id, reason)
         except UserFacingError as error:
             await send_error(interaction, error)
@@ -172,10 +174,8 @@ class Moderation(commands.Cog):
 
     async def on_mod_action(self, interaction: discord.Interaction, action: str, turn_id: int,
                             report_id: int | None) -> None:
-        try:
-            turn = await self.service.turn(turn_id)
-            if turn is None:
-                raise UserFacingError(ErrorKind.unknown_conversation)
+        try:  # (the log is in another channel of the server, or the owner's DMs)
+            turn = await self.service.turn_in(turn_id, place_of(interaction), server_wide=True)
             actor = self.check_moderator(interaction, turn)
             report = await self.moderation.report_by_id(report_id) if report_id else None
             if report_id and (report is None or report.turn_id != turn.id):
@@ -194,7 +194,7 @@ class Moderation(commands.Cog):
         message = interaction.message
         if message is None or message.flags.ephemeral or turn.guild_id is None:
             return
-        current = await self.service.turn(turn.id) or turn
+        current = await self.service.current(turn)
         view = quick_actions(current, await self.modlog.locale(turn.guild_id))
         try:
             await message.edit(view=view)
@@ -229,7 +229,7 @@ class Moderation(commands.Cog):
         if closed is not None and closed.message_id is not None:
             assert turn.guild_id is not None
             locale = await self.modlog.locale(turn.guild_id)
-            current = await self.service.turn(turn.id) or turn
+            current = await self.service.current(turn)
             await self._edit_entry(closed, report_entry(closed, current, locale, None), None)
 
     async def _delete(self, turn: Turn, actor: Actor) -> None:
@@ -254,9 +254,7 @@ class Moderation(commands.Cog):
     async def on_block(self, interaction: discord.Interaction, turn_id: int,
                        duration: str) -> None:
         try:
-            turn = await self.service.turn(turn_id)
-            if turn is None:
-                raise UserFacingError(ErrorKind.unknown_conversation)
+            turn = await self.service.turn_in(turn_id, place_of(interaction), server_wide=True)
             actor = self.check_moderator(interaction, turn)
             await interaction.response.defer(ephemeral=True, thinking=True)
             text = await self._block(turn, actor, duration, str(interaction.locale))

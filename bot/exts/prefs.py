@@ -90,7 +90,7 @@ class Prefs(commands.Cog):
     async def _size_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        policy = await self.bot.service.policy_for(interaction.guild_id)
+        policy = await self.bot.gate.policy_for(interaction.guild_id)
         return size_choices(current, policy.image_model)  # the sizes the server's model takes
 
 

@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
-from bot.adapter import actor_of
+from bot.adapter import actor_of, declared
 from bot.core.admission import Hold
 from bot.core.conversations import clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
@@ -57,8 +57,8 @@ class Remix(commands.Cog):
                 raise UserFacingError(ErrorKind.no_thread_here)
             source, prefill = await self._source(message)
             # an early check only: the modal may never be submitted, so nothing stays held
-            self.service.release_hold(
-                await self.service.admit(actor_of(interaction.user, interaction.channel)))
+            self.bot.gate.release_hold(
+                await self.bot.gate.admit(actor_of(interaction.user, interaction.channel)))
         except UserFacingError as error:
             await send_error(interaction, error)
             return
@@ -84,15 +84,17 @@ class Remix(commands.Cog):
     ) -> None:
         actor = actor_of(interaction.user, interaction.channel)
         try:
-            clean_prompt(prompt, max_chars=self.service.max_prompt_chars)
-            hold = await self.service.admit(actor, prompt=prompt, input_images=1)
+            clean_prompt(prompt, max_chars=self.bot.gate.max_prompt_chars)
+            attached = [source.attachment] if source.attachment else []
+            hold = await self.bot.gate.admit(actor, prompt=prompt, attachments=declared(attached),
+                                             context_image=not attached)
         except UserFacingError as error:
             await send_error(interaction, error)
             return
         try:
             await self._start(interaction, source, prompt, actor, hold)
         finally:
-            self.service.release_hold(hold)
+            self.bot.gate.release_hold(hold)
 
     async def _start(
         self, interaction: discord.Interaction, source: RemixSource, prompt: str, actor: Actor,

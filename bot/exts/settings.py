@@ -109,7 +109,6 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
         self.service = bot.service
-        bot.service.key_failed = self.tell_key_failed
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
@@ -123,7 +122,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
     @app_commands.command(name="show", description=locale_str("Show the current settings"))
     async def show(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        data = await self.service.guild_settings(interaction.guild_id)
+        data = await self.bot.gate.policies.guild_settings(interaction.guild_id)
         locale = str(interaction.locale)
         await interaction.response.send_message(
             clip(t("settings.current", locale, settings=format_settings(data, locale)),
@@ -138,7 +137,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
     async def key(self, interaction: discord.Interaction, action: str = "set") -> None:
         assert interaction.guild_id is not None
         locale = str(interaction.locale)
-        keys = self.service.server_keys
+        keys = self.bot.accounts.server_keys
         if keys is None:
             await reply_privately(interaction, t("key.disabled", locale))
             return
@@ -151,23 +150,14 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
 
     async def on_key_submit(self, interaction: discord.Interaction, api_key: str) -> None:
         """Check the key with one call, store it sealed, say so; the key is never echoed."""
-        assert interaction.guild_id is not None and self.service.server_keys is not None
+        assert interaction.guild_id is not None and self.bot.accounts.server_keys is not None
         locale = str(interaction.locale)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        problem = await self.service.server_keys.set(interaction.guild_id, api_key)
+        problem = await self.bot.accounts.server_keys.set(interaction.guild_id, api_key)
         text = t("key.saved", locale) if problem is None else t(f"key.problem.{problem}", locale)
         await interaction.followup.send(text, ephemeral=True)
         if problem is None:
             self._log(interaction, "modlog.did.key_set")
-
-    async def tell_key_failed(self, guild_id: int) -> None:
-        """A server's own key stopped working: its owner is told by DM (once per failure)."""
-        guild = self.bot.get_guild(guild_id)
-        if guild is None or guild.owner_id is None:
-            return
-        owner = await self.bot.fetch_user(guild.owner_id)
-        locale = str(guild.preferred_locale)
-        await owner.send(t("key.failed_dm", locale, server=guild.name))
 
     @app_commands.command(name="limits",
                           description=locale_str("Change generation defaults and limits"))
@@ -221,7 +211,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
             if value is not None:
                 changes[key] = value or None if key in ("user_daily_images", "daily_spend_usd",
                                                          "monthly_spend_usd") else value
-        await self.service.update_policy(interaction.guild_id, **changes)
+        await self.bot.gate.policies.update_policy(interaction.guild_id, **changes)
         await self._saved(interaction, changes=changes)
 
     @app_commands.command(name="access",
@@ -248,7 +238,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         member_dms: bool | None = None,
     ) -> None:
         assert interaction.guild_id is not None
-        data = await self.service.guild_settings(interaction.guild_id)
+        data = await self.bot.gate.policies.guild_settings(interaction.guild_id)
         changes: dict[str, Any] = {}
         for key, obj in (("allowed_channels", channel), ("allowed_roles", role),
                          ("blocked_users", blocked_user), ("exempt_roles", exempt_role)):
@@ -261,7 +251,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         if blocked_user is not None and mode == "remove":  # unblocked: a timed block ends too
             changes["blocked_until"] = {k: v for k, v in (data.get("blocked_until") or {}).items()
                                         if k != str(blocked_user.id)}
-        await self.service.update_policy(interaction.guild_id, **changes)
+        await self.bot.gate.policies.update_policy(interaction.guild_id, **changes)
         await self._saved(interaction, changes=changes)
         if blocked_user is not None and mode == "add":  # nothing of theirs runs on, or is billed
             moderation, actor = self.bot.modlog.moderation, actor_of(interaction.user, None)
@@ -293,7 +283,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         except UserFacingError as error:
             await send_error(interaction, error)
             return
-        stored = dict((await self.service.guild_settings(interaction.guild_id))
+        stored = dict((await self.bot.gate.policies.guild_settings(interaction.guild_id))
                       .get("channel_rules") or {})
         rules = {} if reset else dict(stored.get(str(channel.id)) or {})
         for key, value in (("max_quality", max_quality), ("max_size", largest),
@@ -301,7 +291,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
             if value is not None:
                 rules[key] = value if key.startswith("max_") else value == "on"
         stored[str(channel.id)] = rules
-        policy = await self.service.update_policy(interaction.guild_id, channel_rules=stored)
+        policy = await self.bot.gate.policies.update_policy(interaction.guild_id, channel_rules=stored)
         locale = str(interaction.locale)
         text = f"{t('settings.saved', locale)}\n<#{channel.id}>: "
         await reply_privately(interaction, text + rules_text(policy.rules_for(channel.id), locale))
@@ -336,7 +326,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
             changes["showcase_channel"] = channel.id
         if stars is not None and not off:
             changes["showcase_stars"] = stars or None
-        await self.service.update_policy(interaction.guild_id, **changes)
+        await self.bot.gate.policies.update_policy(interaction.guild_id, **changes)
         note = ""
         if channel is not None and not off and not channel.permissions_for(
                 interaction.guild.me).manage_threads:
@@ -397,7 +387,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         changes = {key: value for key, value in (
             ("image_model", image_model), ("max_complexity", max_complexity),
             ("max_gif_frames", max_gif_frames)) if value is not None}
-        await self.service.update_policy(interaction.guild_id, **changes)
+        await self.bot.gate.policies.update_policy(interaction.guild_id, **changes)
         await self._saved(interaction, changes=changes)
 
     @models.autocomplete("image_model")
@@ -412,7 +402,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
     async def _saved(self, interaction: discord.Interaction, note: str = "",
                      changes: dict[str, Any] | None = None) -> None:
         assert interaction.guild_id is not None
-        data = await self.service.guild_settings(interaction.guild_id)
+        data = await self.bot.gate.policies.guild_settings(interaction.guild_id)
         locale = str(interaction.locale)
         await interaction.response.send_message(
             clip(t("settings.saved", locale) + note + "\n" + format_settings(data, locale),

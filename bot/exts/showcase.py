@@ -19,8 +19,9 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
-from bot.adapter import actor_of
+from bot.adapter import actor_of, place_of
 from bot.core.errors import UserFacingError
+from bot.core.gate import Place
 from bot.core.models import ShowcasePost, Turn, TurnStatus
 from bot.core.policy import Actor
 from bot.core.showcase import (
@@ -118,7 +119,7 @@ class ShowcaseCog(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
         self.service = bot.service
-        self.showcase = Showcase(bot.store, bot.service.policy_for)
+        self.showcase = Showcase(bot.store, bot.gate.policy_for)
         self.menu = app_commands.ContextMenu(name=locale_str("Publish to showcase"),
                                              callback=self.publish_menu)
         self.menu.guild_only = True
@@ -135,7 +136,9 @@ class ShowcaseCog(commands.Cog):
         locale = str(interaction.locale)
         try:
             post = await self.showcase.by_post(message.id)
-            turn = await self.service.turn(post.turn_id) if post else await self._turn_of(message)
+            place = place_of(interaction)  # (a post is in the server's showcase channel)
+            turn = (await self.service.turn_in(post.turn_id, place, server_wide=True) if post
+                    else await self._turn_of(message, place))
             actor = actor_of(interaction.user, interaction.channel)
             target = await self.showcase.publishable(turn, actor)
             assert turn is not None
@@ -146,16 +149,16 @@ class ShowcaseCog(commands.Cog):
         except UserFacingError as error:
             await send_error(interaction, error)
 
-    async def _turn_of(self, message: discord.Message) -> Turn | None:
+    async def _turn_of(self, message: discord.Message, place: Place) -> Turn | None:
         """The turn a result message shows; one being recorded this moment (its buttons name
-        it) once it is recorded."""
+        it, checked to be of this channel) once it is recorded."""
         turn = await self.service.turn_for_message(message.id)
         if turn is not None and turn.status is TurnStatus.done:
             return turn
         named = (TURN_BUTTON.fullmatch(getattr(item, "custom_id", None) or "")
                  for row in message.components for item in getattr(row, "children", ()))
         turn_id = turn.id if turn else next((int(m[1]) for m in named if m), None)
-        return await self.service.turn(turn_id) if turn_id else None
+        return await self.service.turn_in(turn_id, place) if turn_id else None
 
     async def _offer(self, interaction: discord.Interaction, turn: Turn, actor: Actor,
                      target: Target, locale: str) -> None:
@@ -207,7 +210,7 @@ class ShowcaseCog(commands.Cog):
         locale = str(interaction.locale)
         try:
             actor = actor_of(interaction.user, interaction.channel)
-            await self.showcase.publishable(await self.service.turn(turn.id), actor)
+            await self.showcase.publishable(await self.service.current(turn), actor)
             async with self.showcase.publishing:
                 existing = await self.showcase.post_of(turn.id)
                 if existing is not None:
@@ -250,12 +253,17 @@ class ShowcaseCog(commands.Cog):
 
     async def _server_locale(self, guild: discord.Guild) -> str:
         """A post is public: the server's chosen language, else its own."""
-        policy = await self.service.policy_for(guild.id)
+        policy = await self.bot.gate.policy_for(guild.id)
         return policy.policy.locale or str(guild.preferred_locale)
 
     # ------------------------------------------------------------------ unpublishing
     async def unpublish(self, interaction: discord.Interaction, turn_id: int) -> None:
         locale = str(interaction.locale)
+        try:  # (asked from the result's thread or from its post in the showcase channel)
+            await self.service.turn_in(turn_id, place_of(interaction), server_wide=True)
+        except UserFacingError as error:
+            await send_error(interaction, error)
+            return
         post = await self.showcase.post_of(turn_id)
         if post is None:
             await reply_privately(interaction, t("showcase.not_published", locale))
@@ -319,9 +327,9 @@ class ShowcaseCog(commands.Cog):
     @commands.Cog.listener()
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         """The showcase channel deleted: the server has no showcase until one is named again."""
-        policy = await self.service.policy_for(channel.guild.id)
+        policy = await self.bot.gate.policy_for(channel.guild.id)
         if policy.policy.showcase_channel == channel.id:
-            await self.service.update_policy(channel.guild.id, showcase_channel=None,
+            await self.bot.gate.policies.update_policy(channel.guild.id, showcase_channel=None,
                                              showcase_stars=None)
 
     @commands.Cog.listener()

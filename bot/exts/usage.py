@@ -15,7 +15,7 @@ from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.adapter import actor_of
-from bot.core.conversations import Allowance
+from bot.core.accounts import Allowance
 from bot.core.models import Turn
 from bot.core.policy import month_start
 from bot.ui.channel_rules import rule_phrases
@@ -71,7 +71,7 @@ class Usage(commands.Cog):
     async def usage(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         locale = str(interaction.locale)
-        mine = await self.service.usage_of(user_id=interaction.user.id)
+        mine = await self.bot.accounts.usage_of(user_id=interaction.user.id)
         lines = [t("usage.you", locale,
                    images_today=plural("unit.image", mine.images_today, locale),
                    cost_today=f"{mine.cost_today:.2f}",
@@ -80,12 +80,12 @@ class Usage(commands.Cog):
         if mine.estimated:
             lines.append(t("usage.estimated", locale))
         actor = actor_of(interaction.user, interaction.channel)
-        lines += allowance_lines(await self.service.allowance(actor), locale)
-        here = rule_phrases((await self.service.policy_for(actor.guild_id, actor.channel_id))
-                            .channel, locale)
+        policy = await self.bot.gate.policy_for(actor.guild_id, actor.channel_id)
+        lines += allowance_lines(await self.bot.accounts.allowance(actor, policy), locale)
+        here = rule_phrases(policy.channel, locale)
         if here:
             lines.append(t("usage.channel_rules", locale, rules=", ".join(here)))
-        lines += progress_lines(await self.service.unfinished_of(interaction.user.id), locale)
+        lines += progress_lines(await self.bot.runner.unfinished_of(interaction.user.id), locale)
         files = []
         member = interaction.user
         if (interaction.guild_id is not None and isinstance(member, discord.Member)
@@ -100,7 +100,7 @@ class Usage(commands.Cog):
 
     async def _server_report(self, guild_id: int, locale: str) -> tuple[list[str], discord.File]:
         """For managers: the server's totals, its top members this month, a 30-day chart."""
-        server = await self.service.usage_of(guild_id=guild_id)
+        server = await self.bot.accounts.usage_of(guild_id=guild_id)
         lines = [t("usage.server", locale,
                    images_today=plural("unit.image", server.images_today, locale),
                    cost_today=f"{server.cost_today:.2f}",
@@ -108,12 +108,12 @@ class Usage(commands.Cog):
                    cost_month=f"{server.cost_month:.2f}")]
         if server.estimated:
             lines.append(t("usage.estimated", locale))
-        reserved = await self.service.reserved_spend(guild_id)
+        reserved = await self.bot.accounts.reserved_spend(guild_id)
         if reserved > 0:
             lines.append(t("usage.reserved", locale, amount=f"{reserved:.2f}"))
         now = dt.datetime.now(dt.UTC)
         month = month_start(now).timestamp()
-        top = await self.service.top_users(guild_id, since=month)
+        top = await self.bot.accounts.top_users(guild_id, since=month)
         if top:
             entries = ", ".join(f"<@{uid}> {n} (${c:.2f})" for uid, n, c in top)
             lines.append(t("usage.top", locale, entries=entries))
@@ -121,7 +121,7 @@ class Usage(commands.Cog):
         # what it shows, in the reader's language.
         lines.append("-# " + t("usage.chart", locale))
         since = (now - dt.timedelta(days=30)).timestamp()
-        days = await self.service.daily_usage(guild_id, since=since)
+        days = await self.bot.accounts.daily_usage(guild_id, since=since)
         png = await asyncio.to_thread(usage_chart, days, today=now.date(), title="")
         return lines, discord.File(io.BytesIO(png), filename="usage-30d.png")
 

@@ -1,31 +1,36 @@
-"""Reading the images users attach: size cap before download, allowed hosts, a timeout."""
+"""Reading the images users attach, once the gate admitted them: size cap before download,
+allowed hosts, a timeout, and a bounded number of decodes at once."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import discord
 
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.imaging import inspect_input
+from bot.core.imaging import inspect_input, megabytes
 from bot.core.models import InputImage
 
 DISCORD_ATTACHMENT_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
 DOWNLOAD_TIMEOUT = 30.0
-
-
-def megabytes(size: int) -> str:
-    """`20`, `0.5`: a byte limit as users read it (MiB, at most one decimal)."""
-    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
+# Images decoded at once (each in a worker thread, up to 128 MiB of pixels); the rest wait.
+DECODES_AT_ONCE = 2
 
 
 class AttachmentReader:
     """Downloads and checks attachments. Only Discord's own hosts (or the configured API host)."""
 
-    def __init__(self, *, max_bytes: int, extra_hosts: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, *, max_bytes: int, extra_hosts: frozenset[str] = frozenset(),
+        decodes_at_once: int = DECODES_AT_ONCE,
+        decode: Callable[[bytes, str], InputImage] = inspect_input,
+    ) -> None:
         self.max_bytes = max_bytes
         self.allowed_hosts = DISCORD_ATTACHMENT_HOSTS | extra_hosts
+        self._decoding = asyncio.Semaphore(decodes_at_once)
+        self._decode = decode
 
     async def read(self, attachments: list[discord.Attachment]) -> list[InputImage]:
         for attachment in attachments:  # refuse before downloading anything
@@ -55,4 +60,5 @@ class AttachmentReader:
             raise UserFacingError(ErrorKind.bad_attachment, problem="too_large_bytes",
                                   name=attachment.filename,
                                   limit_mb=megabytes(self.max_bytes))
-        return await asyncio.to_thread(inspect_input, data, attachment.filename)
+        async with self._decoding:
+            return await asyncio.to_thread(self._decode, data, attachment.filename)

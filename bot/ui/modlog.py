@@ -230,7 +230,7 @@ class ModLog:
 
     async def locale(self, guild_id: int) -> str:
         """Entries are written in the server's chosen language, else its own."""
-        policy = await self.moderation.service.policy_for(guild_id)
+        policy = await self.moderation.service.gate.policy_for(guild_id)
         guild = self.client.get_guild(guild_id)
         return policy.policy.locale or (str(guild.preferred_locale) if guild else "en-US")
 

@@ -157,7 +157,7 @@ async def test_text_only_answer_is_shown(discord_fake, openai_fake, make_setting
         text = await discord_fake.wait_for(lambda: next(
             (m.content for m in discord_fake.messages(thread)
              if "I can only describe that one." in m.content), None))
-        await bot.service.scheduler.wait_idle()
+        await bot.runner.scheduler.wait_idle()
     assert text.startswith("> something odd")
     assert results(discord_fake, thread) == []  # no image attachment, and no error either
     assert turns(bot.settings)[0]["status"] == "done"

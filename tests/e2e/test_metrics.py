@@ -128,7 +128,7 @@ async def test_metrics_are_off_by_default(discord_fake, openai_fake, make_settin
     assert settings.metrics_port is None
     async with running(settings) as bot:
         assert bot.metrics_server is None
-        assert not any(isinstance(listener, Metrics) for listener in bot.service.listeners)
+        assert not any(isinstance(listener, Metrics) for listener in bot.core.outcomes.listeners)
 
 
 # ---------------------------------------------------------------- the listener on its own

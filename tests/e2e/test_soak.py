@@ -165,7 +165,7 @@ def fail_with_diagnosis(discord_fake, runner, settings, sent, injected, caplog, 
                            "parent_id", "kind")}
         for r in rows if r["status"] not in TERMINAL
     ]
-    scheduler = runner.bot.service.scheduler if runner.bot else None
+    scheduler = runner.bot.runner.scheduler if runner.bot else None
     sources = {r["source_message_id"] for r in rows}
     lost = [m for m in sent if m not in sources]
     answers = {m: [x.content[:80] for x in discord_fake.all_messages()

@@ -1553,4 +1553,5 @@ class RestApi:
             att = None
         if att is None or att.filename != request.match_info["filename"]:
             return web.Response(status=404, text="not found")
+        self.fake.downloads.append(att.id)
         return web.Response(body=att.data, content_type=att.content_type or "application/octet-stream")

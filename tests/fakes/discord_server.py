@@ -199,6 +199,7 @@ class FakeDiscord:
 
         # recording
         self.request_log: list[RecordedRequest] = []
+        self.downloads: list[int] = []  # attachment ids fetched from the CDN, in order (observed)
         self.identify_payloads: list[dict[str, Any]] = []
         self.client_errors: list[BaseException] = []  # exceptions that ended a bot's connect task
         self.fail_rules: list[FailRule] = []

@@ -20,11 +20,11 @@ async def test_build_services_wires_the_settings_into_the_core(tmp_path: Path) -
         assert (tmp_path / "bot.db").exists()
         await services.store.meta.put("probe", "1")  # the store is open and migrated
         assert await services.store.meta.get("probe") == "1"
-        service = services.service
-        assert service.max_prompt_chars == 123
-        assert service.ceilings.default_options.quality == "low"
-        assert service.ceilings.max_quality == "medium"
-        assert service.ceilings.user_daily_images == 7
+        gate = services.core.gate
+        assert gate.max_prompt_chars == 123
+        assert gate.ceilings.default_options.quality == "low"
+        assert gate.ceilings.max_quality == "medium"
+        assert gate.ceilings.user_daily_images == 7
         assert str(services.openai.api_key) == "key"
         assert services.openai.max_retries == 0
     finally:

@@ -10,7 +10,7 @@ import re
 import discord
 import pytest
 
-from bot.core.conversations import Allowance
+from bot.core.accounts import Allowance
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Progress, Stage, Turn, TurnKind, TurnStatus, UserPrefs
 from bot.core.options import ImageOptions

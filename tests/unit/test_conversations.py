@@ -30,6 +30,7 @@ from bot.core.models import (
 )
 from bot.core.options import ImageOptions
 from bot.core.policy import Actor, Ceilings
+from bot.core.wiring import build_core
 from bot.store.repositories import Store
 from tests.fakes.openai_server import FakeOpenAI, Fault, read_lineage
 from tests.unit.conftest import StoreOpener
@@ -111,18 +112,17 @@ async def make_service(
     def make(
         *, ceilings: Ceilings = CEILINGS, client: ImageClient | None = None, **kwargs: Any
     ) -> tuple[ConversationService, RecordingPresenter]:
-        service = ConversationService(
-            kwargs.pop("store", store), client or image_client, ceilings=ceilings, prices=PRICES,
-            **kwargs,
-        )
         presenter = RecordingPresenter()
-        service.presenter = presenter
+        service = build_core(
+            kwargs.pop("store", store), client or image_client, ceilings=ceilings, prices=PRICES,
+            presenter=presenter, **kwargs,
+        ).conversations
         made.append(service)
         return service, presenter
 
     yield make
     for service in made:
-        await service.shutdown(0.5)
+        await service.runner.shutdown(0.5)
 
 
 @pytest.fixture
@@ -133,8 +133,8 @@ async def service(make_service: MakeService) -> ConversationService:
 
 
 def presenter_of(service: ConversationService) -> RecordingPresenter:
-    assert isinstance(service.presenter, RecordingPresenter)
-    return service.presenter
+    assert isinstance(service.runner.presenter, RecordingPresenter)
+    return service.runner.presenter
 
 
 def actor(user_id: int = ALICE, **kwargs: Any) -> Actor:
@@ -154,7 +154,7 @@ def turn_request(
 
 
 async def idle(service: ConversationService) -> None:
-    await asyncio.wait_for(service.scheduler.wait_idle(), 10)
+    await asyncio.wait_for(service.runner.scheduler.wait_idle(), 10)
 
 
 async def run(service: ConversationService, request: TurnRequest, who: Actor | None = None) -> Turn:
@@ -400,7 +400,7 @@ async def test_daily_image_limit(
 
 
 async def test_starter_only_threads_refuse_other_people(service: ConversationService) -> None:
-    await service.update_policy(GUILD, refine_mode="starter")
+    await service.gate.policies.update_policy(GUILD, refine_mode="starter")
     await run(service, turn_request("a cat", TurnKind.root))
     with pytest.raises(UserFacingError) as excinfo:
         await service.submit(turn_request("make it a dog", author=BOB), actor(BOB))
@@ -489,7 +489,7 @@ async def test_cancel_a_queued_turn(
     fake_openai.add_fault(Fault.hang(3))  # the first turn holds the thread
     first = await service.submit(turn_request("a red barn", TurnKind.root), actor())
     second = await service.submit(turn_request("add snow", author=BOB), actor(BOB))
-    assert service.scheduler.position(second.id) == 1
+    assert service.runner.scheduler.position(second.id) == 1
 
     with pytest.raises(UserFacingError) as excinfo:  # only its author or a moderator
         await service.cancel(second, actor(ALICE))
@@ -606,7 +606,7 @@ async def test_recover_runs_a_turn_left_queued(
         await before.close()
 
     service, presenter = make_service()  # a fresh start on the same database
-    assert await service.recover() == 1
+    assert await service.runner.recover() == 1
     await idle(service)
 
     turn = await store.turns.get(turn_id)
@@ -615,7 +615,7 @@ async def test_recover_runs_a_turn_left_queued(
     assert presenter.queued[0][0] == turn_id
     assert read_lineage(presenter.results[turn_id].images[0].data) == ["a lighthouse"]
     assert len(fake_openai.create_requests()) == 1
-    assert await service.recover() == 0
+    assert await service.runner.recover() == 0
 
 
 @pytest.mark.parametrize(
@@ -645,7 +645,7 @@ async def test_recover_requests_anew_when_the_left_response_is_over(
     await store.turns.set_response_id(turn_id, started.id, 0)
 
     service, presenter = make_service()
-    assert await service.recover() == 1
+    assert await service.runner.recover() == 1
     await idle(service)
     turn = await store.turns.get(turn_id)
     assert turn is not None and turn.status is TurnStatus.done
@@ -673,7 +673,7 @@ async def test_recover_resumes_a_background_generation_left_running(
     await store.turns.set_response_id(turn_id, started.id, 0)
 
     service, presenter = make_service()
-    assert await service.recover() == 1
+    assert await service.runner.recover() == 1
     await idle(service)
     turn = await store.turns.get(turn_id)
     assert turn is not None and turn.status is TurnStatus.done
@@ -686,27 +686,27 @@ async def test_recover_resumes_a_background_generation_left_running(
 # ------------------------------------------------------------------ a server's settings in memory
 async def test_a_process_alone_sees_its_own_settings_change_at_once(make_service: MakeService):
     service, _ = make_service()
-    assert (await service.policy_for(GUILD)).policy.blocked_users == ()
-    await service.update_policy(GUILD, blocked_users=[BOB])
-    assert (await service.policy_for(GUILD)).policy.blocked_users == (BOB,)
+    assert (await service.gate.policy_for(GUILD)).policy.blocked_users == ()
+    await service.gate.policies.update_policy(GUILD, blocked_users=[BOB])
+    assert (await service.gate.policy_for(GUILD)).policy.blocked_users == (BOB,)
 
 
 async def test_a_fleet_process_sees_another_processes_change_after_its_window(
     make_service: MakeService,
 ):
     """Two processes of a fleet (shared queue) over one store: each keeps a server's settings
-    for `fleet_policy_seconds`, then reads them again."""
+    for `Policies.fleet_seconds`, then reads them again."""
     shared = [JobScheduler(max_concurrent=1) for _ in range(2)]
     for scheduler in shared:
         scheduler.shared = True  # (as the fleet queue is)
     one, _ = make_service(scheduler=shared[0])
     other, _ = make_service(scheduler=shared[1])
-    other.fleet_policy_seconds = 0.2
-    assert (await other.policy_for(GUILD)).policy.blocked_users == ()
+    other.gate.policies.fleet_seconds = 0.2
+    assert (await other.gate.policy_for(GUILD)).policy.blocked_users == ()
     changed_at = asyncio.get_running_loop().time()
-    await one.update_policy(GUILD, blocked_users=[BOB])
-    assert (await one.policy_for(GUILD)).policy.blocked_users == (BOB,)
-    while (await other.policy_for(GUILD)).policy.blocked_users != (BOB,):
+    await one.gate.policies.update_policy(GUILD, blocked_users=[BOB])
+    assert (await one.gate.policy_for(GUILD)).policy.blocked_users == (BOB,)
+    while (await other.gate.policy_for(GUILD)).policy.blocked_users != (BOB,):
         assert asyncio.get_running_loop().time() - changed_at < 5, "never seen"
         await asyncio.sleep(0.02)
     assert asyncio.get_running_loop().time() - changed_at >= 0.1  # kept, not re-read each time

@@ -21,6 +21,7 @@ from bot.core.errors import ErrorKind
 from bot.core.image_client import ImageClient
 from bot.core.models import Stage, TurnKind, TurnRequest, TurnStatus
 from bot.core.policy import Actor, Ceilings
+from bot.core.wiring import build_core
 from bot.store.postgres.database import PostgresDatabase
 from bot.store.postgres.fleet import FleetScheduler
 from bot.store.repositories import Store
@@ -75,12 +76,11 @@ async def launch(slow_openai: FakeOpenAI) -> AsyncIterator[Launch]:
                                        per_user_concurrent=per_user_concurrent,
                                        per_user_queued=per_user_queued,
                                        lease_seconds=lease_seconds, ceilings=ceilings)
-            service = ConversationService(
-                store, ImageClient(client, model=MODEL, retry=FAST_RETRY),
-                ceilings=ceilings, prices=PRICES, scheduler=scheduler,
-            )
             presenter = RecordingPresenter()
-            service.presenter = presenter
+            service = build_core(
+                store, ImageClient(client, model=MODEL, retry=FAST_RETRY),
+                ceilings=ceilings, prices=PRICES, scheduler=scheduler, presenter=presenter,
+            ).conversations
             if claiming:
                 await scheduler.start()
             process = Process(store, scheduler, service, presenter)
@@ -90,7 +90,7 @@ async def launch(slow_openai: FakeOpenAI) -> AsyncIterator[Launch]:
         yield start
         for process in started:
             if not process.scheduler._closed:
-                await process.service.shutdown(1.0)
+                await process.service.runner.shutdown(1.0)
                 await process.store.close()
         for client in clients:
             await client.close()
@@ -341,7 +341,7 @@ async def test_a_server_cap_passed_by_two_admissions_at_once_holds_at_the_claim(
     slow_openai.latency = 2.0  # the first two still reserve while the third is claimed
     first = await launch(max_concurrent=3, claiming=False)
     second = await launch(max_concurrent=3, claiming=False)
-    await first.service.update_policy(GUILD, daily_spend_usd=0.70)
+    await first.service.gate.policies.update_policy(GUILD, daily_spend_usd=0.70)
     one = await admitted(first, 1, 6001, "one")
     two = await admitted(second, 2, 6002, "two")
     three = await admitted(first, 3, 6003, "three")
@@ -382,7 +382,7 @@ async def test_exempt_members_pass_the_server_cap_at_the_claim(
 ) -> None:
     """A member with an exempt role when admitted is not held to the server's cap later."""
     process = await launch(max_concurrent=3, claiming=False)
-    await process.service.update_policy(GUILD, daily_spend_usd=0.70)
+    await process.service.gate.policies.update_policy(GUILD, daily_spend_usd=0.70)
     for n in range(3):
         await admitted(process, 10 + n, 6201 + n, f"exempt {n}", exempt=True)
     await process.scheduler.start()
@@ -395,7 +395,7 @@ async def test_daily_images_hold_at_the_claim(launch: Launch, slow_openai: FakeO
     """One image a day; two turns of one member admitted at once in two threads: one runs."""
     first = await launch(claiming=False)
     second = await launch(claiming=False)
-    await first.service.update_policy(GUILD, user_daily_images=1)
+    await first.service.gate.policies.update_policy(GUILD, user_daily_images=1)
     await admitted(first, 1, 6301, "first")
     later = await admitted(second, 1, 6302, "second")
     await first.scheduler.start()
@@ -496,7 +496,7 @@ async def test_waiting_turns_are_told_their_fleet_wide_place(
         "alice one", "bob one", "carol one", "alice two", "bob two"]
     assert positions_shown(second) == {bob_one: [1], alice_two: [3, 2, 1]}
     assert positions_shown(first) == {carol_one: [2, 1], bob_two: [4, 3, 2, 1]}
-    assert first.service._queued_turns == {} == second.service._queued_turns
+    assert first.service.runner._queued_turns == {} == second.service.runner._queued_turns
 
 
 async def test_a_burst_with_room_for_every_turn_shows_no_queue_places(
@@ -508,7 +508,7 @@ async def test_a_burst_with_room_for_every_turn_shows_no_queue_places(
     await asyncio.gather(*(submit(process, 10 + k, 9201 + k, f"burst {k}") for k in range(30)))
     assert await until_finished(process.store, 30) == [TurnStatus.done] * 30
     assert positions_shown(process) == {}
-    assert process.service._queued_turns == {}
+    assert process.service.runner._queued_turns == {}
 
 
 # ---------------------------------------------------------------- the image request first
@@ -617,5 +617,5 @@ async def test_a_member_sees_their_waiting_turns_place_in_their_usage(
     alice_two = await submit(second, alice, 9503, "alice two")
     await until(lambda: positions_shown(second) == {bob_one: [1], alice_two: [2]})
     listed = [(turn.id, turn.status, position)
-              for turn, position in await second.service.unfinished_of(alice)]
+              for turn, position in await second.service.runner.unfinished_of(alice)]
     assert listed == [(alice_one, TurnStatus.running, None), (alice_two, TurnStatus.queued, 2)]

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import zlib
 
 import pytest
 from PIL import Image
 
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.imaging import MAX_INPUT_EDGE, fit_to_limit, inspect_input, make_preview
+from bot.core.imaging import (
+    MAX_INPUT_EDGE,
+    MAX_INPUT_PIXELS,
+    fit_to_limit,
+    inspect_input,
+    make_preview,
+)
 
 
 def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
@@ -61,15 +69,35 @@ def test_a_png_with_alpha_is_accepted() -> None:
     assert inspect_input(data, "a.png").mime == "image/png"
 
 
-def test_bmp_is_converted_to_png() -> None:
-    original = noise((40, 30))
-    data = encode(original, "BMP")
-    image = inspect_input(data, "scan.bmp")
-    assert image.mime == "image/png"
-    assert image.data.startswith(b"\x89PNG\r\n\x1a\n")
-    converted = opened(image.data)
-    assert converted.format == "PNG" and converted.size == (40, 30)
-    assert converted.convert("RGB").tobytes() == original.tobytes()  # lossless
+@pytest.mark.parametrize(("fmt", "name"), [("BMP", "scan.png"), ("TIFF", "photo.png"),
+                                           ("ICO", "icon.png"), ("PPM", "raw.jpg")])
+def test_formats_other_than_png_jpeg_webp_and_gif_are_never_decoded(fmt: str, name: str) -> None:
+    """Whatever the file is called (Discord's content type comes from the name)."""
+    data = encode(noise((40, 30)), fmt)
+    with pytest.raises(UserFacingError) as excinfo:
+        inspect_input(data, name)
+    assert problem(excinfo) == "not_image"
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header declares `width`x`height` RGBA, followed by pixel data that cannot be
+    decoded: refused for its size, it was never decoded."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", b"not deflate data") + chunk(b"IEND", b""))
+
+
+def test_the_pixel_ceiling_is_read_from_the_header_before_decoding() -> None:
+    with pytest.raises(UserFacingError) as excinfo:
+        inspect_input(png_header(8192, 6100), "huge.png")  # 214 MB of pixels once decoded
+    assert problem(excinfo) == "too_large_pixels"
+    assert MAX_INPUT_PIXELS < 8192 * 6100
+    with pytest.raises(UserFacingError) as excinfo:
+        inspect_input(png_header(4096, 4096), "fine.png")  # within the ceiling: decoded, corrupt
+    assert problem(excinfo) == "not_image"
 
 
 def test_a_still_gif_is_converted_to_png() -> None:
