@@ -113,7 +113,7 @@ async def test_describe_is_billed_to_the_servers_own_key(discord_fake, openai_fa
 
     admin = discord_fake.add_user("admin", permissions=["manage_guild"])
     alice = discord_fake.add_user("alice")
-    settings = make_settings(key_encryption_secret="test-key-encryption-secret-9f2c")
+    settings = make_settings(key_encryption_secret="test-key-encryption-secret-9f2c-0123456789")
     async with running(settings):
         opened = await discord_fake.slash(admin, discord_fake.text_channel_id,
                                           "imagine-settings key", {})
