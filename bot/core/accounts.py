@@ -176,11 +176,13 @@ class Accounts:
         )
 
     async def record_text_spend(
-        self, actor: Actor, kind: str, usage: Usage, cost_usd: float
+        self, actor: Actor, kind: str, usage: Usage, cost_usd: float, *, own_key: bool = False
     ) -> None:
-        """Count a text-only call (e.g. /describe) against the spend caps."""
+        """Count a text-only call (e.g. /describe) against the spend caps (`own_key`: billed to
+        the server's own key, which the instance's caps leave out)."""
         await self.store.usage.record_text(guild_id=actor.guild_id, author_id=actor.user_id,
-                                           kind=kind, usage=usage, cost_usd=cost_usd)
+                                           kind=kind, usage=usage, cost_usd=cost_usd,
+                                           own_key=own_key)
 
     async def top_users(self, guild_id: int, *, since: float) -> list[tuple[int, int, float]]:
         """(user id, images, USD) of a server's biggest users since `since`."""

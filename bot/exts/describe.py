@@ -130,7 +130,8 @@ class Describe(commands.Cog):
         except UserFacingError as error:
             await send_error(interaction, error)
             return
-        await self.bot.accounts.record_text_spend(actor, "describe", result.usage, result.cost_usd)
+        await self.bot.accounts.record_text_spend(actor, "describe", result.usage, result.cost_usd,
+                                                  own_key=hold.own_key)
         lines = [f"**{t('describe.title', locale)}**"]
         lines += [f"{n}. {clip(' '.join(s.split()), 500)}"
                   for n, s in enumerate(result.suggestions, 1)]

@@ -170,7 +170,8 @@ class UsageStore(Protocol):
         ...
 
     async def record_text(
-        self, *, guild_id: int | None, author_id: int, kind: str, usage: Usage, cost_usd: float
+        self, *, guild_id: int | None, author_id: int, kind: str, usage: Usage, cost_usd: float,
+        own_key: bool = False,
     ) -> None: ...
 
     async def top_users(

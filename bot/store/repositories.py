@@ -453,24 +453,26 @@ class UsageRepository:
             [_NO_TURN if before is None else before, *params],
         )
         assert row is not None
-        # text-only calls (/describe) use the instance's key: every cap counts them
-        text_clauses = [c for c in clauses if c != "own_key = 0"]
+        # text-only calls (/describe): on the server's own key too, where it set one
         text = await self._db.fetchone(
             "SELECT COALESCE(SUM(cost_usd), 0) AS cost FROM text_spend "
-            f"WHERE {' AND '.join(text_clauses)}",
-            params[: len(text_clauses)],
+            f"WHERE {' AND '.join(clauses)}",
+            params,
         )
         settled = float(row["settled"]) + (float(text["cost"]) if text else 0.0)
         return Spend(settled=settled, reserved=float(row["reserved"]))
 
     async def record_text(
-        self, *, guild_id: int | None, author_id: int, kind: str, usage: Usage, cost_usd: float
+        self, *, guild_id: int | None, author_id: int, kind: str, usage: Usage, cost_usd: float,
+        own_key: bool = False,
     ) -> None:
-        """Record the cost of a text-only call (no turn): spend caps count it."""
+        """Record the cost of a text-only call (no turn): spend caps count it (the instance's
+        not when it was billed to the server's own key)."""
         await self._db.execute(
-            "INSERT INTO text_spend (guild_id, author_id, kind, usage, cost_usd, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (guild_id, author_id, kind, _dumps(usage.to_dict()), cost_usd, time.time()),
+            "INSERT INTO text_spend (guild_id, author_id, kind, usage, cost_usd, created_at, "
+            "own_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (guild_id, author_id, kind, _dumps(usage.to_dict()), cost_usd, time.time(),
+             int(own_key)),
         )
 
     async def turn_costs(self, *, since: float) -> list[TurnCost]:

@@ -7,7 +7,7 @@ import pytest
 
 from bot.core.accounts import Accounts
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.models import Turn, TurnKind
+from bot.core.models import Turn, TurnKind, Usage
 from bot.core.options import ImageOptions
 from bot.core.policy import Actor, Ceilings, EffectivePolicy, GuildPolicy
 from bot.store.repositories import Store
@@ -59,3 +59,15 @@ async def test_an_unfinished_turn_cannot_be_upscaled(store: Store) -> None:
     with pytest.raises(UserFacingError) as excinfo:
         accounts(store).upscale_plan(turn, EffectivePolicy(GuildPolicy(), CEILINGS))
     assert excinfo.value.kind is ErrorKind.unknown_conversation
+
+
+async def test_a_text_call_on_the_servers_own_key_is_left_out_of_the_instance_caps(
+    store: Store,
+) -> None:
+    alice = Actor(user_id=ALICE, guild_id=GUILD, channel_id=1)
+    books = accounts(store)
+    await books.record_text_spend(alice, "describe", Usage(text_input=10), 0.25, own_key=True)
+    await books.record_text_spend(alice, "describe", Usage(text_input=10), 0.5)
+    server = await store.usage.spend(since=0.0, guild_id=GUILD)
+    instance = await store.usage.spend(since=0.0, instance_only=True)
+    assert (server.settled, instance.settled) == (0.75, 0.5)
