@@ -28,9 +28,11 @@ EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 _ORIENTATION = 0x0112  # the EXIF tag saying how the picture must be turned to stand upright
 
 
-def inspect_input(data: bytes, filename: str) -> InputImage:
+def inspect_input(data: bytes, filename: str, *, ours: bool = False) -> InputImage:
     """Check an attached file is a usable still PNG, JPEG, WebP or GIF (a GIF becomes a PNG);
-    its pixel count is checked from the header before anything is decoded.
+    its pixel count is checked from the header before anything is decoded. A member's upload
+    loses its metadata (`without_metadata`); one of the bot's own results (`ours`) is sent as
+    the image service made it (PNG, JPEG or WebP: nothing of a member's in it).
 
     Raises `UserFacingError(bad_attachment, problem=…)` with the reason.
     """
@@ -45,6 +47,8 @@ def inspect_input(data: bytes, filename: str) -> InputImage:
                 if getattr(image, "is_animated", False) and getattr(image, "n_frames", 1) > 1:
                     raise UserFacingError(ErrorKind.bad_attachment, problem="animated", name=filename)
                 image.load()  # decode fully: truncated or corrupt data fails here
+                if ours and image.format in ("PNG", "JPEG", "WEBP"):
+                    return InputImage(data=data, mime=Image.MIME[image.format], filename=filename)
                 cleaned, mime = without_metadata(image)
                 return InputImage(data=cleaned, mime=mime, filename=filename)
         except UserFacingError:

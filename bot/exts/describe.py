@@ -91,10 +91,12 @@ class Describe(commands.Cog):
     ) -> None:
         image = next((a for a in message.attachments
                       if (a.content_type or "").startswith("image/")), None)
-        await self._answer(interaction, image)
+        ours = self.bot.user is not None and message.author.id == self.bot.user.id
+        await self._answer(interaction, image, ours=ours)
 
     async def _answer(
-        self, interaction: discord.Interaction, attachment: discord.Attachment | None
+        self, interaction: discord.Interaction, attachment: discord.Attachment | None, *,
+        ours: bool = False,
     ) -> None:
         """The gate first (DM policy, access, the attachment as declared, the spend caps, with
         the worst case held and billed to the right key), then the download and the one call."""
@@ -107,13 +109,13 @@ class Describe(commands.Cog):
             await send_error(interaction, error)
             return
         try:
-            await self._describe(interaction, attachment, actor, hold)
+            await self._describe(interaction, attachment, actor, hold, ours)
         finally:
             gate.release_hold(hold)
 
     async def _describe(
         self, interaction: discord.Interaction, attachment: discord.Attachment | None,
-        actor: Actor, hold: Hold,
+        actor: Actor, hold: Hold, ours: bool,
     ) -> None:
         locale = str(interaction.locale)
         try:
@@ -125,7 +127,7 @@ class Describe(commands.Cog):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            [image] = await self.bot.attachments.read([attachment])
+            [image] = await self.bot.attachments.read([attachment], ours=ours)
             result = await self.bot.runner.describe(image, hold, language=language(locale))
         except UserFacingError as error:
             await send_error(interaction, error)

@@ -25,17 +25,20 @@ class AttachmentReader:
     def __init__(
         self, *, max_bytes: int, extra_hosts: frozenset[str] = frozenset(),
         decodes_at_once: int = DECODES_AT_ONCE,
-        decode: Callable[[bytes, str], InputImage] = inspect_input,
+        decode: Callable[..., InputImage] = inspect_input,
     ) -> None:
         self.max_bytes = max_bytes
         self.allowed_hosts = DISCORD_ATTACHMENT_HOSTS | extra_hosts
         self._decoding = asyncio.Semaphore(decodes_at_once)
         self._decode = decode
 
-    async def read(self, attachments: list[discord.Attachment]) -> list[InputImage]:
+    async def read(self, attachments: list[discord.Attachment], *,
+                   ours: bool = False) -> list[InputImage]:
+        """Download and check each attachment; `ours`: they are the bot's own results (their
+        metadata is the image service's, kept), else members' uploads (metadata removed)."""
         for attachment in attachments:  # refuse before downloading anything
             self.check(attachment)
-        return [await self._read_one(a) for a in attachments]
+        return [await self._read_one(a, ours) for a in attachments]
 
     def check(self, attachment: discord.Attachment) -> None:
         """Refuse an attachment from its metadata alone: size, type, host."""
@@ -48,7 +51,7 @@ class AttachmentReader:
         if urlsplit(attachment.url).hostname not in self.allowed_hosts:
             raise UserFacingError(ErrorKind.bad_attachment, problem="host", name=name)
 
-    async def _read_one(self, attachment: discord.Attachment) -> InputImage:
+    async def _read_one(self, attachment: discord.Attachment, ours: bool) -> InputImage:
         try:
             async with asyncio.timeout(DOWNLOAD_TIMEOUT):
                 data = await attachment.read()
@@ -61,4 +64,4 @@ class AttachmentReader:
                                   name=attachment.filename,
                                   limit_mb=megabytes(self.max_bytes))
         async with self._decoding:
-            return await asyncio.to_thread(self._decode, data, attachment.filename)
+            return await asyncio.to_thread(self._decode, data, attachment.filename, ours=ours)

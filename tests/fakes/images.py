@@ -34,6 +34,7 @@ import io
 import json
 import re
 import textwrap
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -135,8 +136,40 @@ def read_lineage(image_bytes: bytes) -> list[str]:
     return inspect_image(image_bytes).lineage
 
 
-def inspect_image(image_bytes: bytes) -> ImageInfo:
-    """Decode ``image_bytes`` enough to learn format, size and lineage.
+# What the fake "sees" in an image: a real model reads an image's pixels, not its metadata, so a
+# copy of a fake image re-encoded without metadata (as the bot does to members' uploads, issue
+# 21) is still recognised. The fake draws each image on a background colour derived from its
+# prompt; it remembers the lineage of every image it drew by size and background colour, and
+# finds it again within a small colour tolerance (JPEG and WebP re-encoding move colours a little).
+_DRAWN: OrderedDict[tuple[int, int, tuple[int, int, int]], list[str]] = OrderedDict()
+_DRAWN_KEPT = 4096
+_SEEN_TOLERANCE = 6
+
+
+def _remember_drawn(img: Image.Image, lineage: list[str]) -> None:
+    if img.mode != "RGB" or not lineage:
+        return  # transparent drawings have no background to recognise
+    key = (img.width, img.height, img.getpixel((0, 0)))
+    _DRAWN[key] = list(lineage)
+    _DRAWN.move_to_end(key)
+    while len(_DRAWN) > _DRAWN_KEPT:
+        _DRAWN.popitem(last=False)
+
+
+def _seen_lineage(img: Image.Image) -> list[str]:
+    """The lineage of a drawing of the fake's that lost its metadata, recognised by its pixels."""
+    corner = img.convert("RGB").getpixel((0, 0))
+    for (width, height, colour), lineage in reversed(_DRAWN.items()):
+        if (width, height) == img.size and max(abs(a - b) for a, b in zip(colour, corner,
+                                                                           strict=True)) <= _SEEN_TOLERANCE:
+            return list(lineage)
+    return []
+
+
+def inspect_image(image_bytes: bytes, *, as_a_model_sees_it: bool = False) -> ImageInfo:
+    """Decode ``image_bytes`` enough to learn format, size and lineage (from its metadata; with
+    ``as_a_model_sees_it``, a drawing of the fake's whose metadata is gone is recognised by its
+    pixels, as the fake server reads input images).
 
     Raises ``ValueError`` if the bytes are not a (complete) image in a supported format.
     """
@@ -149,12 +182,15 @@ def inspect_image(image_bytes: bytes) -> ImageInfo:
             fmt = (img.format or "").lower()
             info = dict(img.info)
             width, height = img.size
+            lineage = _lineage_from_info(info)
+            if not lineage and as_a_model_sees_it:
+                lineage = _seen_lineage(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"not a valid image: {exc}") from exc
     fmt = {"jpg": "jpeg", "mpo": "jpeg"}.get(fmt, fmt)
     if fmt not in _PIL_FORMAT:
         raise ValueError(f"unsupported image format {fmt!r}")
-    return ImageInfo(fmt, width, height, _lineage_from_info(info))
+    return ImageInfo(fmt, width, height, lineage)
 
 
 def _lineage_from_info(info: dict[str, object]) -> list[str]:
@@ -350,6 +386,7 @@ def render_image(
         preview = _render_svg(lineage, width, height, transparent, embed=False)
         return RenderedImage(svg, tuple(preview for _ in range(partial_images)), _MIME[fmt])
     img = _draw_base(lineage, width, height, transparent)
+    _remember_drawn(img, lineage)
     if fmt == "gif":
         return RenderedImage(_encode_gif(img, lineage, frames, frame_ms), (), _MIME[fmt])
     final = _encode(img, fmt, lineage, compression)

@@ -1360,7 +1360,7 @@ class FakeOpenAI:
             )
         parsed.image_bytes += len(data)
         try:
-            info = inspect_image(data)
+            info = inspect_image(data, as_a_model_sees_it=True)
             parsed.image_sizes.append((info.width, info.height))
             return info.lineage
         except ValueError:

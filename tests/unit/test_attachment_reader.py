@@ -32,7 +32,7 @@ class CountingDecoder:
         self._lock = threading.Lock()
         self.now = self.most = self.done = 0
 
-    def __call__(self, data: bytes, filename: str) -> InputImage:
+    def __call__(self, data: bytes, filename: str, *, ours: bool = False) -> InputImage:
         with self._lock:
             self.now += 1
             self.most = max(self.most, self.now)

@@ -948,3 +948,26 @@ def _png_rgb(width: int, height: int) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height)).save(out, "PNG")
     return out.getvalue()
+
+
+def test_a_drawing_stripped_of_its_metadata_is_still_seen_as_a_model_sees_it() -> None:
+    """The bot re-encodes members' uploads without metadata (issue 21); a real model still sees
+    what is in the picture, so the fake recognises its own drawings by their pixels when they
+    come back as input images (and only then: `read_lineage` reads metadata alone)."""
+    import io
+
+    from PIL import Image
+
+    from tests.fakes.images import inspect_image, read_lineage, render_image
+
+    drawn = render_image(["a cat on a windowsill"], width=512, height=512, fmt="jpeg").final
+    with Image.open(io.BytesIO(drawn)) as image:
+        pixels_only = Image.frombytes(image.mode, image.size, image.tobytes())
+    out = io.BytesIO()
+    pixels_only.save(out, "JPEG", quality=90)  # the pixels, re-encoded, and nothing else
+    stripped = out.getvalue()
+    assert read_lineage(stripped) == []
+    assert inspect_image(stripped, as_a_model_sees_it=True).lineage == ["a cat on a windowsill"]
+    unknown = io.BytesIO()
+    Image.new("RGB", (512, 512), (3, 200, 7)).save(unknown, "PNG")
+    assert inspect_image(unknown.getvalue(), as_a_model_sees_it=True).lineage == []
