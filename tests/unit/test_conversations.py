@@ -618,11 +618,7 @@ async def test_recover_runs_a_turn_left_queued(
     assert await service.runner.recover() == 0
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [Fault.response_failed("server_error"), Fault.cut_after("response.created", resume_empty=True)],
-    ids=["failed-server-error", "empty-resume"],
-)
+@pytest.mark.parametrize("fault", [Fault.response_failed("server_error")], ids=["failed-server-error"])
 async def test_recover_requests_anew_when_the_left_response_is_over(
     make_service: MakeService,
     store: Store,
@@ -652,6 +648,35 @@ async def test_recover_requests_anew_when_the_left_response_is_over(
     assert turn.response_id != started.id  # a new response made the image
     assert len(fake_openai.create_requests()) == 2
     assert fake_openai.responses[started.id]["status"] in ("failed", "cancelled")
+    assert read_lineage(presenter.results[turn_id].images[0].data) == ["a lighthouse"]
+
+
+async def test_recover_polls_a_left_response_whose_resume_is_empty_and_takes_its_image(
+    make_service: MakeService,
+    store: Store,
+    fake_openai: FakeOpenAI,
+    openai_client: openai.AsyncOpenAI,
+    image_client: ImageClient,
+) -> None:
+    """A resume that yields nothing while the response still runs is normal (issue 20): the
+    response is polled until it ends and its (paid) image is shown; nothing is asked anew."""
+    turn_id = await left_root_turn(store)
+    fake_openai.latency = 2.0
+    fake_openai.add_fault(Fault.cut_after("response.created", resume_empty=True))
+    started = await openai_client.responses.create(
+        **image_client.build_params(GenerationRequest(prompt="a lighthouse", options=DEFAULTS)),
+        stream=False,
+    )
+    await store.turns.mark_running(turn_id)
+    await store.turns.set_response_id(turn_id, started.id, 0)
+
+    service, presenter = make_service()
+    assert await service.runner.recover() == 1
+    await idle(service)
+    turn = await store.turns.get(turn_id)
+    assert turn is not None and turn.status is TurnStatus.done
+    assert turn.response_id == started.id  # the left response made the image
+    assert len(fake_openai.create_requests()) == 1
     assert read_lineage(presenter.results[turn_id].images[0].data) == ["a lighthouse"]
 
 
