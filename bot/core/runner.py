@@ -301,7 +301,7 @@ class Runner:
             return
         billed = None
         if turn.response_id and self.images.background:
-            billed = await self.images.cancel(turn.response_id)  # stop paying for it
+            billed = await self._stop_paying(turn)
         if unplaced is not None:
             await self.outcomes.fail(turn, unplaced[0], show=unplaced[1], billed=billed)
             return
@@ -407,6 +407,18 @@ class Runner:
             input_images=len(request.input_images),
         )
         await self.store.turns.raise_reservation(turn.id, amount)
+
+    async def _stop_paying(self, turn: Turn) -> Usage | None:
+        """Cancel a turn's background response with the key that started it (a server's own
+        key's response is that account's: another key can neither see nor stop it)."""
+        assert turn.response_id is not None
+        try:
+            images = await self._images_for(turn)
+        except UserFacingError:
+            log.warning("Turn %s: its server's own key is unusable; its response cannot be "
+                        "cancelled", turn.id)
+            return None
+        return await images.cancel(turn.response_id)
 
     async def _images_for(self, turn: Turn) -> ImageClient:
         """The operator's image client, or the one of the server's own key (never the

@@ -91,7 +91,9 @@ def bot_messages(fake: FakeDiscord, channel_id: int) -> list[FakeMessage]:
 async def first_sequence_number(openai_fake: FakeOpenAI, response_id: str, event_type: str) -> int:
     """Replay a finished background response's stream from its start, as any API client may,
     and return the `sequence_number` of its first `event_type` event."""
-    async with openai.AsyncOpenAI(base_url=openai_fake.base_url, api_key="sk-test",
+    from tests.e2e.conftest import SECRET_KEY  # the bot's account: its responses are its own
+
+    async with openai.AsyncOpenAI(base_url=openai_fake.base_url, api_key=SECRET_KEY,
                                   max_retries=0) as client:
         stream = await client.responses.retrieve(response_id, stream=True)
         async with stream:

@@ -615,3 +615,36 @@ async def test_a_key_the_secret_cannot_open_is_marked_failed_and_its_owner_told(
     with sqlite3.connect(settings.database_path) as db:
         failed = dict(db.execute("SELECT guild_id, failed FROM server_keys").fetchall())
     assert failed[discord_fake.guild_id] == 1 and sorted(failed.values()) == [0, 1]
+
+
+async def test_cancelling_a_turn_on_the_servers_own_key_stops_it_with_that_key(
+    discord_fake, openai_fake, make_settings
+):
+    """The cancel of a running own-key generation goes out with the server's key: with the
+    operator's it would be refused (another account's response) and the server's generation
+    would run on, billed to the server."""
+    from tests.e2e.conftest import SECRET_KEY
+
+    admin = discord_fake.add_user("admin", permissions=["manage_guild"])
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(key_encryption_secret="test-key-encryption-secret-9f2c-0123456789")
+    async with running(settings):
+        await set_key(discord_fake, admin, SERVER_KEY)
+        openai_fake.latency = 3.0
+        await start_conversation(discord_fake, alice, "a very slow painting")
+
+        def running_turn() -> dict[str, Any] | None:
+            rows = turn_rows(settings.database_path)
+            ready = rows and rows[0]["response_id"] and rows[0]["progress_message_id"]
+            return rows[0] if ready else None
+
+        row = await discord_fake.wait_for(running_turn, 10, what="the turn running")
+        await discord_fake.click(alice, row["progress_message_id"], f"imagine:cancel:{row['id']}")
+        await discord_fake.wait_for(
+            lambda: openai_fake.responses[row["response_id"]]["status"] == "cancelled", 5,
+            what="the background response to be cancelled")
+    cancels = [r.headers.get("authorization") for r in openai_fake.requests
+               if r.method == "POST" and r.path.endswith("/cancel")]
+    assert cancels == [f"Bearer {SERVER_KEY}"]
+    assert f"Bearer {SECRET_KEY}" not in cancels
+    assert turn_rows(settings.database_path)[0]["status"] == "cancelled"

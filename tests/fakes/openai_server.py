@@ -484,6 +484,11 @@ def _rejected_key(key: str) -> _ApiError:
     )
 
 
+def _token(request: web.Request) -> str:
+    """The bearer token of a request (the account it acts for)."""
+    return request.headers.get("Authorization", "").partition(" ")[2].strip()
+
+
 def _error_response(error: _ApiError) -> web.Response:
     return _json_response(error.status, {"error": error.error})
 
@@ -566,6 +571,7 @@ class FakeOpenAI:
         self.keys_without_models_scope: set[str] = set()
         self._faults: deque[Fault] = deque()
         self._runs: dict[str, _Run] = {}  # stored runs only
+        self._run_keys: dict[str, str] = {}  # stored run -> the key (account) that created it
         self._items: dict[str, _StoredItem] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._static_cache: dict[tuple[Any, ...], asyncio.Task[_Rendered]] = {}
@@ -720,9 +726,14 @@ class FakeOpenAI:
     async def _handle_unknown(self, request: web.Request) -> web.StreamResponse:
         raise _ApiError(404, f"Invalid URL ({request.method} {request.path})")
 
-    def _stored_run(self, response_id: str) -> _Run:
+    def _stored_run(self, response_id: str, request: web.Request | None = None) -> _Run:
         run = self._runs.get(response_id)
-        if run is None:
+        # A stored response belongs to the account (project) whose key created it: OpenAI's
+        # docs (Conversation state: responses are stored "in your project"; data controls:
+        # stored data is scoped to the organization and project). Another account's key is
+        # told it does not exist, like an unknown id.
+        foreign = request is not None and self._run_keys.get(response_id) not in (None, _token(request))
+        if run is None or foreign:
             raise _ApiError(404, f"Response with id '{response_id}' not found.")
         return run
 
@@ -775,6 +786,7 @@ class FakeOpenAI:
             )
         if run.store:
             self._runs[run.id] = run
+            self._run_keys[run.id] = _token(request)
             self.responses[run.id] = run.response
         self._start(run)
         cut = fault.event_type if fault is not None and fault.kind == "cut_after" else None
@@ -785,7 +797,7 @@ class FakeOpenAI:
         return await self._wait_and_answer(request, run, cut)
 
     async def _handle_retrieve(self, request: web.Request) -> web.StreamResponse:
-        run = self._stored_run(request.match_info["id"])
+        run = self._stored_run(request.match_info["id"], request)
         if request.query.get("stream", "").lower() not in ("true", "1"):
             return _json_response(200, run.response)
         if not run.background:
@@ -820,7 +832,7 @@ class FakeOpenAI:
         return response
 
     async def _handle_cancel(self, request: web.Request) -> web.StreamResponse:
-        run = self._stored_run(request.match_info["id"])
+        run = self._stored_run(request.match_info["id"], request)
         if not run.background:
             raise _ApiError(400, "Only responses created with background=true can be cancelled.")
         status = run.response["status"]
@@ -835,7 +847,7 @@ class FakeOpenAI:
 
     async def _handle_delete(self, request: web.Request) -> web.StreamResponse:
         response_id = request.match_info["id"]
-        self._stored_run(response_id)
+        self._stored_run(response_id, request)
         self.forget(response_id)
         return _json_response(200, {"id": response_id, "object": "response", "deleted": True})
 
