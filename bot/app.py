@@ -118,6 +118,7 @@ async def build_services(
         per_user_concurrent=s.per_user_concurrent,
         per_user_queued=s.per_user_queued,
         max_chain_turns=s.max_chain_turns,
+        delivery_retry_seconds=s.delivery_retry_seconds,
     )
     return Services(store, openai, core, attachment_reader_for(s))
 

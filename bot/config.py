@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     retry_max_attempts: int = Field(default=4, ge=0)
     retry_max_seconds: float = Field(default=120.0, ge=0)
     retry_base_delay: float = Field(default=1.0, ge=0)
+    # how long a billed result is retried while Discord answers 5xx/429 or drops connections
+    delivery_retry_seconds: float = Field(default=300.0, ge=0)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     fleet_queue: bool = False  # PostgreSQL only: every process claims turns from one queue
     lease_seconds: float = Field(default=30.0, gt=0)  # a dead process's turns resume after this

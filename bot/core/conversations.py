@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.core.accounts import Accounts, UpscalePlan
 from bot.core.admission import Hold
+from bot.core.delivery import DELIVERY_RETRY_SECONDS, Deliveries
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import (
     Conversation,
     Delivery,
-    HeadMove,
-    ImageRef,
     InputImage,
     Progress,
     Turn,
@@ -160,6 +159,7 @@ class Outcomes:
         *,
         presenter: Presenter | None = None,
         key_failed: Callable[[int], Awaitable[None]] | None = None,
+        delivery_retry_seconds: float = DELIVERY_RETRY_SECONDS,
     ) -> None:
         self.store = store
         self.accounts = accounts
@@ -168,54 +168,9 @@ class Outcomes:
         # how the Discord layer tells a server's managers that its own key stopped working
         self.key_failed = key_failed
         self.listeners: list[TurnListener] = []
-
-    async def deliver(self, turn: Turn, result: TurnResult) -> None:
-        delivery = Delivery(())
-        cost = self.accounts.prices.cost(result.usage, turn.options.model)
-        await self.placements.wait(turn.id)  # the result goes into its progress message
-        refs = [
-            ImageRef(img.call_id, img.size, img.output_format, len(img.data), img.reasoning_id)
-            for img in result.images
-        ]
-        # The head as the result is shown: what a user does on seeing it (Continue from an
-        # earlier turn) moves it, and then stands. (Only a read before the result is shown.)
-        conversation = await self.store.conversations.get(turn.conversation_id)
-        head_before = conversation.head_turn_id if conversation else None
-        current = await self.store.turns.get(turn.id) or turn
-        if self.presenter is not None:
-            try:
-                shown = await self.presenter.show_result(current, result)
-            except BaseException:
-                # billed but not shown: the reservation still becomes what the API charged
-                await self.store.turns.settle(turn.id, usage=result.usage, cost_usd=cost)
-                raise
-            delivery = shown if isinstance(shown, Delivery) else Delivery(tuple(shown))
-        message_ids = list(delivery.message_ids)
-        revised = next((img.revised_prompt for img in result.images if img.revised_prompt), None)
-        first = refs and (turn.variant_index or 1) == 1  # of variants, the first is the head
-        await self.store.turns.finish_done(
-            turn.id, response_id=result.response_id, images=refs, revised_prompt=revised,
-            text=result.text, usage=result.usage, cost_usd=cost, rerooted=result.rerooted,
-            note=delivery.note,
-            message_ids=list(dict.fromkeys([*current.message_ids, *message_ids])),
-            head=HeadMove(turn.conversation_id, head_before) if first else None,
-        )
-        done = await self.store.turns.get(turn.id)
-        self.notify("done", done or turn)
-        # after the commit: a delivery repeated after a crash never pings twice
-        await self.ping(done or turn, done=True)
-
-    async def ping(self, turn: Turn, *, done: bool) -> None:
-        if self.presenter is None or not (await self.store.user_prefs.get(turn.author_id)).ping:
-            return
-        if turn.variant_group is not None and not all(
-            s.status.terminal for s in await self.store.turns.variant_siblings(turn.variant_group)
-        ):
-            return  # a variant set pings once, when its last sibling is over
-        try:
-            await self.presenter.notify(turn, done=done)
-        except Exception:
-            log.warning("Could not notify the requester of turn %s", turn.id, exc_info=True)
+        # the one path of every billed result (and of the failure that stands for one)
+        self.delivery = Deliveries(store, accounts.prices, placements, presenter=presenter,
+                                   notify=self.notify, retry_seconds=delivery_retry_seconds)
 
     async def fail(
         self,
@@ -226,7 +181,10 @@ class Outcomes:
         show: bool = True,
         detail: str = "",
         billed: Usage | None = None,
+        paid: bool = False,
     ) -> None:
+        """Record and show how a turn failed (`paid`: its result was billed and is recorded:
+        its failure, whose Retry shows that result, is retried as the result was)."""
         detail = detail or getattr(error, "detail", "") or ""
         billed = billed or getattr(error, "billed", None)  # failed, yet billed: recorded
         own_key_failed = turn.own_key and error.kind in (ErrorKind.auth, ErrorKind.quota,
@@ -256,13 +214,10 @@ class Outcomes:
         if show and self.presenter is not None:
             await self.placements.wait(turn.id)  # shown in its progress message, not beside it
             current = await self.store.turns.get(turn.id) or turn
-            try:
-                await self.presenter.show_failure(current, error)
-            except Exception:
-                log.warning("Could not show the failure of turn %s", turn.id, exc_info=True)
-            else:
-                if status is TurnStatus.failed and current.progress_message_id is not None:
-                    await self.ping(current, done=False)
+            await self.delivery.show_failure(
+                current, error, paid=paid,
+                ping=status is TurnStatus.failed and current.progress_message_id is not None,
+            )
         self.placements.forget(turn.id)
 
     def notify(self, event: str, turn: Turn, error: UserFacingError | None = None) -> None:
@@ -612,6 +567,13 @@ class ConversationService:
         if turn.status is not TurnStatus.done or turn.deleted:
             raise UserFacingError(ErrorKind.unknown_conversation)
         await self.store.conversations.set_head(turn.conversation_id, turn.id)
+
+    async def deliver_again(self, turn: Turn, actor: Actor) -> bool:
+        """Retry of a turn whose billed result Discord did not take: show that result (never a
+        new generation). False if the turn has no such result (then Retry asks anew)."""
+        conversation = await self.store.conversations.get(turn.conversation_id)
+        await self.gate.check_change(actor, conversation)
+        return await self.runner.deliver_again(turn)
 
     async def plan_upscale(self, turn: Turn) -> UpscalePlan:
         """An upscale of a result at this server's largest size and highest quality."""

@@ -110,15 +110,18 @@ class PreviousResponseNotFound(Exception):
 class DeliveryError(Exception):
     """Discord would not show a turn: the thread or message is gone, or a permission is missing.
 
-    `orphaned` means there is nowhere left to show the turn (deleted thread or message).
+    `orphaned` means there is nowhere left to show the turn (deleted thread or message);
+    `transient` that the same call may succeed in a moment (5xx, 429, a dropped connection).
     """
 
     def __init__(
-        self, kind: ErrorKind, *, orphaned: bool = False, detail: str = "", **params: Any
+        self, kind: ErrorKind, *, orphaned: bool = False, transient: bool = False,
+        detail: str = "", **params: Any
     ) -> None:
         super().__init__(f"{kind.name}: {detail}")
         self.kind = kind
         self.orphaned = orphaned
+        self.transient = transient
         self.detail = detail
         self.params = params  # for the user's message, e.g. the missing permission
 

@@ -191,6 +191,14 @@ class TurnResult:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedResult:
+    """A billed result recorded before it is shown (see bot/core/delivery.py)."""
+
+    result: TurnResult
+    recorded_at: float  # unix time
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """Where a result was shown: the message ids, and a note when it went somewhere else than
     the turn's progress message (e.g. a new message, or the parent channel of a locked thread)."""

@@ -186,6 +186,11 @@ class Runner:
         try:
             placed = await self._place(turn)
         except DeliveryError as error:  # shown where it can be (a locked thread's parent)
+            if error.transient:  # Discord failing for a moment: the turn goes on, and its
+                log.info("Turn %s: no progress message (%s); its result will be posted anew",
+                         turn.id, error.detail[:200])  # result is posted by the delivery path
+                self.placements.take_held(turn.id)
+                return None
             await self._unplaced(turn, error.user_error(), show=True)
             return None
         if turn.id in self._queued_turns:
@@ -255,7 +260,8 @@ class Runner:
             await self.outcomes.fail(turn, error)
         except DeliveryError as error:
             await self.outcomes.fail(turn, error.user_error(), show=not error.orphaned,
-                             detail=("orphaned: " if error.orphaned else "") + error.detail)
+                             detail=("orphaned: " if error.orphaned else "") + error.detail,
+                             paid=turn.id in self._delivering)
         except Exception as exc:
             log.exception("Turn %s crashed", turn.id)
             await self.outcomes.fail(turn, UserFacingError(ErrorKind.server), detail=repr(exc))
@@ -266,7 +272,13 @@ class Runner:
             self.placements.forget(turn.id)
 
     async def _render(self, job: Job, turn: Turn) -> None:
-        """Generate the turn's image(s) and deliver them."""
+        """Generate the turn's image(s), record and deliver them (or deliver what an earlier run
+        of the turn recorded: after a restart, a fleet takeover, or Retry)."""
+        kept = None if job.admitted_now else await self.outcomes.delivery.recorded(turn)
+        if kept is not None:
+            self._delivering[turn.id] = asyncio.Event()
+            await self.outcomes.delivery.deliver(turn, kept)
+            return
         if turn.status is TurnStatus.queued and not job.admitted_now:
             # access may have been taken away while it waited
             conversation = await self.store.conversations.get(turn.conversation_id)
@@ -280,7 +292,8 @@ class Runner:
         await self._progress(turn, Progress(Stage.started))
         result = await self._generate(turn, marked)
         self._delivering[turn.id] = asyncio.Event()
-        await self.outcomes.deliver(turn, result)
+        delivery = self.outcomes.delivery
+        await delivery.deliver(turn, await delivery.record(turn, result))
 
     async def _refused(self, job: Job, error: UserFacingError) -> None:
         """A turn the fleet queue refused at its claim (recorded as failed there): shown as a
@@ -526,6 +539,8 @@ class Runner:
         return await self._cancel_one(turn)
 
     async def _cancel_one(self, turn: Turn) -> bool:
+        if turn.id in self._delivering:
+            return False  # paid for: it is being shown (Cancel is too late)
         outcome = await self.scheduler.withdraw(turn.id)
         if outcome == "queued":
             self._queued_turns.pop(turn.id, None)
@@ -537,6 +552,14 @@ class Runner:
                 self._cancel_requested.add(turn.id)  # still on its way into the queue
                 return True
         return outcome == "running"
+
+    async def deliver_again(self, turn: Turn) -> bool:
+        """Retry of a failed turn whose billed result is recorded: queue it again to show that
+        result (once, however many clicks). False if it has no such result."""
+        reopened = await self.outcomes.delivery.reopen(turn)
+        if reopened:
+            await self.enqueue(await self.store.turns.get(turn.id) or turn)
+        return reopened is not None
 
     async def unfinished_of(self, user_id: int) -> list[tuple[Turn, int | None]]:
         """A member's queued and running turns, each with its queue position (None: running)."""
@@ -552,7 +575,9 @@ class Runner:
             return 0
         turns = await self.store.turns.unfinished()
         for turn in turns:
-            if turn.status is TurnStatus.running and turn.response_id and not self.images.background:
+            if (turn.status is TurnStatus.running and turn.response_id
+                    and not self.images.background
+                    and await self.outcomes.delivery.recorded(turn) is None):
                 await self.outcomes.fail(turn, GenerationError(ErrorKind.connection),
                                  detail="interrupted by a restart")
                 continue

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.core.accounts import Accounts
 from bot.core.conversations import ConversationService, Outcomes, Presenter
+from bot.core.delivery import DELIVERY_RETRY_SECONDS
 from bot.core.describe import Describer
 from bot.core.gate import Gate, Members, Policies
 from bot.core.image_client import ImageClient
@@ -56,6 +57,7 @@ def build_core(
     per_user_concurrent: int = 1,
     per_user_queued: int = 3,
     max_chain_turns: int = 20,
+    delivery_retry_seconds: float = DELIVERY_RETRY_SECONDS,
 ) -> Core:
     """The core of one process, around `store` and the operator's image client."""
     accounts = Accounts(store, ceilings, prices, mainline=images.model,
@@ -67,7 +69,8 @@ def build_core(
                 max_input_images=max_input_images, max_attachment_bytes=max_attachment_bytes)
     tasks = BackgroundTasks()
     placements = Placements(tasks)
-    outcomes = Outcomes(store, accounts, placements, presenter=presenter, key_failed=key_failed)
+    outcomes = Outcomes(store, accounts, placements, presenter=presenter, key_failed=key_failed,
+                        delivery_retry_seconds=delivery_retry_seconds)
     runner = Runner(store, images, gate=gate, accounts=accounts, outcomes=outcomes,
                     placements=placements, tasks=tasks, presenter=presenter, describer=describer,
                     scheduler=scheduler, max_concurrent=max_concurrent,

@@ -537,7 +537,7 @@ class Imagine(commands.Cog):
             "refine": self._refine_button,
             "edit": self._refine_button,
             "reroll": self._reroll_button,
-            "retry": self._reroll_button,
+            "retry": self._retry_button,
             "hq": self._upscale_button,
             "hqgo": self._upscale_confirm_button,
             "continue": self._continue_button,
@@ -570,6 +570,13 @@ class Imagine(commands.Cog):
     async def _reroll_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
         await interaction.response.defer()
         await self._submit_turn_action(interaction, turn, TurnKind.reroll, turn.prompt)
+
+    async def _retry_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
+        """Retry: a result already paid for, that Discord did not take, is posted; anything else
+        is asked for anew."""
+        await interaction.response.defer()
+        if not await self.service.deliver_again(turn, actor):
+            await self._submit_turn_action(interaction, turn, TurnKind.reroll, turn.prompt)
 
     async def _continue_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
         await self.service.continue_from(turn, actor)

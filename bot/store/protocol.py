@@ -20,6 +20,7 @@ from bot.core.models import (
     HeadMove,
     ImageRef,
     InputImage,
+    RecordedResult,
     Report,
     Reporter,
     ServerKey,
@@ -28,6 +29,7 @@ from bot.core.models import (
     Turn,
     TurnCost,
     TurnKind,
+    TurnResult,
     TurnStatus,
     Usage,
     UsageTotals,
@@ -243,6 +245,20 @@ class ModerationStore(Protocol):
     async def close(self, report_id: int, status: str) -> bool: ...
 
 
+class DeliveryStore(Protocol):
+    """Billed results kept until they are shown (bot/core/delivery.py)."""
+
+    async def record(
+        self, turn_id: int, result: TurnResult, *, cost_usd: float, recorded_at: float
+    ) -> None: ...
+
+    async def get(self, turn_id: int) -> RecordedResult | None: ...
+
+    async def forget(self, turn_id: int) -> None: ...
+
+    async def reopen(self, turn_id: int) -> bool | None: ...
+
+
 class MetaStore(Protocol):
     async def get(self, key: str) -> str | None: ...
 
@@ -278,6 +294,9 @@ class Store(Protocol):
 
     @property
     def moderation(self) -> ModerationStore: ...
+
+    @property
+    def deliveries(self) -> DeliveryStore: ...
 
     def transaction(self) -> AbstractAsyncContextManager[Any]:
         """All repository calls inside (in this task) commit together or not at all; nested

@@ -8,6 +8,7 @@ click is handed to the `Imagine` cog, which checks who may act and calls the cor
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 import discord
@@ -127,6 +128,18 @@ def failure_view(turn_id: int, locale: str | None, *, retryable: bool) -> discor
     return view
 
 
+# How long an opened form waits for its submission. discord.py keeps each open form in a store
+# keyed by its custom_id until it is submitted or times out: a form dismissed with Cancel would
+# otherwise stay there for good.
+FORM_TIMEOUT = 30 * 60.0
+
+
+def form_id(prefix: str) -> str:
+    """A custom_id of its own for one opened form (`prefix` plus a random part): two members, or
+    one member twice, can have the same form open and each submission reaches its own form."""
+    return f"{prefix}:{secrets.token_hex(8)}"
+
+
 class RefineModal(discord.ui.Modal):
     """Asks for the instruction that branches from one image (`mode="refine"`), or for a new
     version of a failed turn's prompt (`mode="edit"`); pre-filled with the turn's prompt, so a
@@ -136,8 +149,8 @@ class RefineModal(discord.ui.Modal):
         self, cog: Any, turn_id: int, locale: str | None, *, prompt: str = "",
         mode: str = "refine",
     ) -> None:
-        super().__init__(title=t(f"modal.{mode}.title", locale),
-                         custom_id=f"imagine:{mode}-modal:{turn_id}")
+        super().__init__(title=t(f"modal.{mode}.title", locale), timeout=FORM_TIMEOUT,
+                         custom_id=form_id(f"imagine:{mode}-modal:{turn_id}"))
         self.cog = cog
         self.turn_id = turn_id
         self.mode = mode

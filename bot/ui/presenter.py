@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import aiohttp
 import discord
 
 from bot.core.errors import DeliveryError, ErrorKind, UserFacingError
@@ -42,7 +43,12 @@ NO_MENTIONS = discord.AllowedMentions.none()
 RETRYABLE_FAILURES = {
     ErrorKind.rate_limited, ErrorKind.server, ErrorKind.timeout, ErrorKind.connection,
     ErrorKind.no_output, ErrorKind.cancelled, ErrorKind.upload_failed,
+    ErrorKind.missing_permissions,  # once the permission is back (a paid result is then shown)
 }
+# What a Discord call may raise that says nothing about the call itself: the connection closed
+# or reset before an answer (aiohttp's connection errors; OSError underneath), no answer in time,
+# or a 429 longer than discord.py waits for (RateLimited). The same call may succeed in a moment.
+CONNECTION_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, discord.RateLimited)
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,23 @@ def delivery_error(exc: discord.HTTPException, *, needs: str) -> DeliveryError:
         return DeliveryError(ErrorKind.missing_permissions, detail=str(exc.text), permission=needs)
     if isinstance(exc, discord.NotFound):
         return DeliveryError(ErrorKind.upload_failed, orphaned=True, detail=str(exc.text))
-    return DeliveryError(ErrorKind.upload_failed, detail=f"{exc.status} {exc.code} {exc.text}")
+    # 5xx and 429 (after discord.py's own waits) pass: "wait a bit and retry" (Discord docs,
+    # Topics → Opcodes and Status Codes → HTTP Response Codes; Topics → Rate Limits)
+    return DeliveryError(ErrorKind.upload_failed, transient=exc.status >= 500 or exc.status == 429,
+                         detail=f"{exc.status} {exc.code} {exc.text}")
+
+
+def result_nonce(turn: Turn, part: str = "") -> str:
+    """The nonce of a message that shows a turn's result (`part`: which one). Sent with
+    `enforce_nonce` (discord.py adds it to every nonce), so a send repeated after its answer was
+    lost returns the message already made instead of posting it twice (Discord docs, Resources →
+    Message → Create Message: "checked for uniqueness in the past few minutes")."""
+    return f"i{turn.id}{part}"
+
+
+def connection_error(exc: BaseException) -> DeliveryError:
+    return DeliveryError(ErrorKind.upload_failed, transient=True,
+                         detail=f"no answer: {type(exc).__name__} {exc}")
 
 
 class DiscordPresenter:
@@ -266,8 +288,16 @@ class DiscordPresenter:
         return live
 
     async def show_result(self, turn: Turn, result: TurnResult) -> Delivery:
-        if turn.variant_group is not None:
-            return await self.variants.show_result(turn, result)
+        """One attempt at showing a result; a failure is a `DeliveryError` (the core retries
+        the transient ones)."""
+        try:
+            if turn.variant_group is not None:
+                return await self.variants.show_result(turn, result)
+            return await self._show_in_progress(turn, result)
+        except CONNECTION_ERRORS as exc:
+            raise connection_error(exc) from exc
+
+    async def _show_in_progress(self, turn: Turn, result: TurnResult) -> Delivery:
         await self._close_live(turn.id)
         limit = await self.upload_limit(turn.guild_id)
         for _ in range(3):
@@ -302,11 +332,13 @@ class DiscordPresenter:
                            extra_actions(turn.options.model, turn.options.output_format))
         first, rest = files[:MAX_FILES], files[MAX_FILES:]
         try:
-            placed = await self._replace_progress(turn, caption, first, view)
+            placed = await self._replace_progress(turn, caption, first, view,
+                                                  nonce=result_nonce(turn))
             ids = [placed.message_id]
             for start in range(0, len(rest), MAX_FILES):
                 extra = await self._retrying(
-                    lambda chunk=rest[start : start + MAX_FILES]: placed.channel.send(files=chunk)
+                    lambda chunk=rest[start : start + MAX_FILES], n=start: placed.channel.send(
+                        files=chunk, nonce=result_nonce(turn, f"+{n}"))
                 )
                 ids.append(extra.id)
         except discord.HTTPException as exc:
@@ -316,16 +348,17 @@ class DiscordPresenter:
         return Delivery(tuple(ids), placed.note)
 
     async def _replace_progress(
-        self, turn: Turn, content: str, files: list[discord.File], view: discord.ui.View | None
+        self, turn: Turn, content: str, files: list[discord.File], view: discord.ui.View | None,
+        *, nonce: str | None = None,
     ) -> _Placed:
         """Edit the progress message into `content`. If it is gone, or its thread was archived
-        meanwhile (no edits there, but a new message unarchives it), post anew; if the thread
-        was locked (no messages at all), post in its parent channel, mentioning the author
-        (Discord docs, Topics → Threads)."""
+        meanwhile (no edits there, but a new message unarchives it), post anew (with `nonce`);
+        if the thread was locked (no messages at all), post in its parent channel, mentioning the
+        author (Discord docs, Topics → Threads)."""
         channel = self._channel(turn)
         note = ""
         if turn.progress_message_id is not None:
-            edited = await self._edit_into_result(turn, channel, content, files, view)
+            edited = await self._edit_into_result(turn, channel, content, files, view, nonce)
             if isinstance(edited, _Placed):
                 return edited
             note = edited
@@ -333,19 +366,20 @@ class DiscordPresenter:
             file.reset()
         try:
             sent = await self._retrying(lambda: channel.send(
-                content=content, files=files, view=view, allowed_mentions=NO_MENTIONS
+                content=content, files=files, view=view, allowed_mentions=NO_MENTIONS,
+                nonce=nonce,
             ))
         except discord.HTTPException as exc:
             if exc.code != THREAD_LOCKED:
                 raise
-            return await self._post_in_parent(turn, content, files)
+            return await self._post_in_parent(turn, content, files, nonce)
         if note and turn.progress_message_id is not None:
             await self._delete_quietly(channel.get_partial_message(turn.progress_message_id))
         return _Placed(sent.id, channel, note)
 
     async def _edit_into_result(
         self, turn: Turn, channel: discord.PartialMessageable, content: str, files: list[discord.File],
-        view: discord.ui.View | None,
+        view: discord.ui.View | None, nonce: str | None,
     ) -> _Placed | str:
         """Edit the progress message into `content`; where it must be posted anew instead, the
         note to record (empty when the message was simply gone)."""
@@ -365,14 +399,17 @@ class DiscordPresenter:
             return ""
         except discord.HTTPException as exc:
             if exc.code == THREAD_LOCKED:
-                return await self._post_in_parent(turn, content, files)
+                return await self._post_in_parent(turn, content, files, nonce)
             if exc.code != THREAD_ARCHIVED:
                 raise
             log.info("Thread of turn %s was archived; posting anew", turn.id)
             return "thread archived: shown in a new message (which unarchived it)"
 
-    async def _post_in_parent(self, turn: Turn, content: str, files: list[discord.File]) -> _Placed:
-        """The thread is locked: show the result in its parent channel, mentioning the author."""
+    async def _post_in_parent(
+        self, turn: Turn, content: str, files: list[discord.File], nonce: str | None = None
+    ) -> _Placed:
+        """The thread is locked: show the result in its parent channel, mentioning the author
+        (a `nonce` of its own: this message is not the one posted in the thread)."""
         parent_id = await self._parent_of(turn.conversation_id)
         if parent_id is None:
             raise DeliveryError(ErrorKind.thread_locked, detail="thread locked, no parent channel")
@@ -382,6 +419,7 @@ class DiscordPresenter:
             file.reset()
         sent = await self._retrying(lambda: parent.send(
             content=self.locked_content(turn, content), files=files,
+            nonce=None if nonce is None else f"{nonce}^"[:25],
             allowed_mentions=discord.AllowedMentions(
                 everyone=False, roles=False, users=[discord.Object(turn.author_id)]
             ),
@@ -412,9 +450,17 @@ class DiscordPresenter:
             log.info("Could not delete the stale progress message %s: %s", message.id, exc)
 
     async def show_failure(self, turn: Turn, error: UserFacingError) -> None:
-        if turn.variant_group is not None:
-            await self.variants.show_failure(turn, error)
-            return
+        """One attempt at showing why a turn failed; a transient failure is a `DeliveryError`
+        (the core may try again), any other is logged."""
+        try:
+            if turn.variant_group is not None:
+                await self.variants.show_failure(turn, error)
+                return
+            await self._show_failure(turn, error)
+        except CONNECTION_ERRORS as exc:
+            raise connection_error(exc) from exc
+
+    async def _show_failure(self, turn: Turn, error: UserFacingError) -> None:
         await self._close_live(turn.id)
         view = None
         if error.kind is not ErrorKind.cancelled:
@@ -422,6 +468,9 @@ class DiscordPresenter:
         try:
             await self._replace_progress(turn, failure_text(turn, error), [], view)
         except discord.HTTPException as exc:
+            refused = delivery_error(exc, needs=SEND_PERMISSION)
+            if refused.transient:
+                raise refused from exc
             log.info("Could not show the failure of turn %s: %s", turn.id, exc)
 
     async def notify(self, turn: Turn, *, done: bool) -> None:
@@ -441,9 +490,12 @@ class DiscordPresenter:
         try:
             await self._retrying(lambda: channel.send(
                 ping_text(turn, done=done), reference=reference, allowed_mentions=only_them,
+                nonce=result_nonce(turn, "!" if done else "?"),
             ))
         except discord.HTTPException as exc:
-            log.info("Could not notify the requester of turn %s: %s", turn.id, exc)
+            raise delivery_error(exc, needs=SEND_PERMISSION) from exc
+        except CONNECTION_ERRORS as exc:
+            raise connection_error(exc) from exc
 
     async def fetch_result_images(self, turn: Turn) -> list[InputImage]:
         channel = self._channel(turn)

@@ -8,6 +8,7 @@ from typing import Any
 
 import discord
 
+from bot.ui.buttons import FORM_TIMEOUT, form_id
 from bot.ui.i18n import t
 
 MAX_PROMPT = 4000  # Discord's limit on a text input's length
@@ -26,8 +27,8 @@ class RemixSource:
 
 class RemixModal(discord.ui.Modal):
     def __init__(self, cog: Any, source: RemixSource, prefill: str, locale: str | None) -> None:
-        super().__init__(title=t("remix.title", locale),
-                         custom_id=f"remix:modal:{source.message_id}")
+        super().__init__(title=t("remix.title", locale), timeout=FORM_TIMEOUT,
+                         custom_id=form_id(f"remix:modal:{source.message_id}"))
         self.cog = cog
         self.source = source
         self.instruction: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(

@@ -186,7 +186,7 @@ class VariantBoard:
             return Delivery((board.message_id, *extra), board.note)
 
     async def _post_more(self, turn: Turn, board: _Board, fitted: list[FittedImage]) -> list[int]:
-        from bot.ui.presenter import MAX_FILES, UPLOAD_PERMISSION, delivery_error
+        from bot.ui.presenter import MAX_FILES, UPLOAD_PERMISSION, delivery_error, result_nonce
 
         channel = board.parent or self.presenter._channel(turn)
         files = [discord.File(io.BytesIO(f.data), filename=f"imagine-{turn.id}-{n}.{f.extension}")
@@ -195,9 +195,9 @@ class VariantBoard:
         try:
             for start in range(0, len(files), MAX_FILES):
                 sent = await self.presenter._retrying(
-                    lambda chunk=files[start:start + MAX_FILES]: channel.send(
+                    lambda chunk=files[start:start + MAX_FILES], n=start: channel.send(
                         t("variants.more", turn.locale, n=turn.variant_index or 1), files=chunk,
-                        allowed_mentions=NO_MENTIONS,
+                        allowed_mentions=NO_MENTIONS, nonce=result_nonce(turn, f"+{n}"),
                     )
                 )
                 ids.append(sent.id)
@@ -211,7 +211,11 @@ class VariantBoard:
             board.errors[turn.id] = error_text(error, turn.locale)
             try:
                 await self._render(turn, board, state="failed")
-            except (discord.HTTPException, DeliveryError) as exc:
+            except DeliveryError as exc:
+                if exc.transient:
+                    raise  # (the core may try again)
+                log.info("Could not show the failure of variant turn %s: %s", turn.id, exc)
+            except discord.HTTPException as exc:
                 log.info("Could not show the failure of variant turn %s: %s", turn.id, exc)
 
     async def _render(self, turn: Turn, board: _Board, *, state: str) -> None:
@@ -246,13 +250,13 @@ class VariantBoard:
                 raise delivery_error(again, needs=UPLOAD_PERMISSION) from again
 
     async def _show(self, board: _Board, channel: Any, content: str, files: list[discord.File],
-                    view: discord.ui.View | None) -> None:
-        """Post the board, or edit it where it is."""
+                    view: discord.ui.View | None, nonce: str | None = None) -> None:
+        """Post the board (with `nonce`, see `presenter.result_nonce`), or edit it where it is."""
         for file in files:
             file.reset()
         if board.message_id is None:
             sent = await self.presenter._retrying(lambda: channel.send(
-                content, files=files, view=view, allowed_mentions=NO_MENTIONS))
+                content, files=files, view=view, allowed_mentions=NO_MENTIONS, nonce=nonce))
             board.message_id = sent.id
         else:
             message = channel.get_partial_message(board.message_id)
@@ -265,10 +269,11 @@ class VariantBoard:
         messages at all) while the set rendered: post the board anew, or in the parent channel
         with the author mentioned (Discord docs, Topics → Threads)."""
         stale, board.message_id = board.message_id, None
+        nonce = f"B{stale or turn.variant_group}"  # one per move of a board (≤ 25 characters)
         if code == THREAD_ARCHIVED:
             channel = self.presenter._channel(turn)
             try:
-                await self._show(board, channel, content, files, view)
+                await self._show(board, channel, content, files, view, nonce)
             except discord.HTTPException as exc:
                 if exc.code != THREAD_LOCKED:
                     raise
@@ -277,7 +282,7 @@ class VariantBoard:
                 if stale is not None:
                     await self.presenter._delete_quietly(channel.get_partial_message(stale))
                 return
-        placed = await self.presenter._post_in_parent(turn, content, files)
+        placed = await self.presenter._post_in_parent(turn, content, files, nonce)
         board.parent, board.message_id, board.note = placed.channel, placed.message_id, placed.note
 
     async def _recover_images(self, turn: Turn, board: _Board, done: list[Turn]) -> None:

@@ -163,6 +163,32 @@ async def test_text_only_answer_is_shown(discord_fake, openai_fake, make_setting
     assert turns(bot.settings)[0]["status"] == "done"
 
 
+@pytest.mark.parametrize("same_member", [False, True], ids=["two-members", "one-member-twice"])
+async def test_the_same_form_open_twice_makes_two_turns(
+    discord_fake, openai_fake, make_settings, same_member
+):
+    """Alice and Bob (or Alice in two windows) open Refine on one result; both fill it in, the
+    first opened is sent last: both submissions are answered and become turns."""
+    alice = discord_fake.add_user("alice")
+    bob = alice if same_member else discord_fake.add_user("bob")
+    settings = make_settings(per_user_concurrent=2, per_user_queued=4)
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "a lighthouse")
+        [first] = await wait_results(discord_fake, thread, 1)
+        opened_by_alice = await discord_fake.click(alice, first.id, "imagine:refine:1")
+        opened_by_bob = await discord_fake.click(bob, first.id, "imagine:refine:1")
+        await discord_fake.submit_modal(bob, opened_by_bob, {"instruction": "paint it blue"})
+        await wait_results(discord_fake, thread, 2, timeout=20)
+        late = await discord_fake.submit_modal(alice, opened_by_alice,
+                                               {"instruction": "paint it red"})
+        shown = await wait_results(discord_fake, thread, 3, timeout=20)
+    assert late.acked_at is not None
+    assert sorted(lineage_of(m)[-1] for m in shown[1:]) == ["paint it blue", "paint it red"]
+    rows = turns(settings)
+    assert [(r["kind"], r["parent_id"]) for r in rows[1:]] == [("branch", 1), ("branch", 1)]
+    assert sorted(r["author_id"] for r in rows[1:]) == sorted([int(alice["id"]), int(bob["id"])])
+
+
 async def test_reroll_refine_continue_details_delete(discord_fake, openai_fake, make_settings):
     alice = discord_fake.add_user("alice")
     bob = discord_fake.add_user("bob")

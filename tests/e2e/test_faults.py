@@ -8,8 +8,6 @@ import asyncio
 import base64
 import json
 import logging
-import sqlite3
-import threading
 import time
 from typing import Any
 
@@ -20,10 +18,12 @@ from tests.e2e.harness import (
     BotRunner,
     answer,
     bot_texts,
+    custom_ids,
     image_attachments,
     quiet,
     results,
     running,
+    sqlite_write_lock,
     start_conversation,
     turn_rows,
     wait_results,
@@ -544,6 +544,182 @@ async def test_discord_refuses_the_upload_once(
     assert openai_fake.generations == 1
 
 
+@pytest.mark.parametrize("drop", [False, True], ids=["503", "dropped"])
+async def test_a_discord_outage_while_the_result_is_posted_shows_the_paid_image_once(
+    discord_fake, openai_fake, make_settings, drop
+):
+    """Every message send and edit fails (503, or the connection closes unanswered) from before
+    the image is ready until ~9 s later: the paid result is kept and posted when Discord is
+    back, once, and nothing is generated again."""
+    settings = make_settings(default_partial_images=0)
+    openai_fake.latency = 1.0
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a lighthouse in a storm")
+        await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
+        began = time.monotonic()
+        for method, path in (("POST", r"/channels/\d+/messages$"),
+                             ("PATCH", r"/channels/\d+/messages/\d+$")):
+            discord_fake.outage(method, path, 9.0, drop=drop)
+        [shown] = await wait_results(discord_fake, thread_id, 1, timeout=40)
+        assert time.monotonic() - began >= 8.5  # (shown only once Discord answered again)
+        await quiet(discord_fake, openai_fake)
+        assert len(results(discord_fake, thread_id)) == 1
+    refused = [r for r in discord_fake.request_log
+               if r.method == "PATCH" and r.files and r.status in (None, 503)]
+    assert refused, "the outage never met the result's upload"
+    [row] = turn_rows(settings)
+    assert row["status"] == "done", row
+    assert json.loads(row["message_ids"]) == [shown.id]
+    assert read_lineage(image_attachments(shown)[0].data) == ["a lighthouse in a storm"]
+    assert len(openai_fake.create_requests()) == 1
+    assert openai_fake.generations == 1
+
+
+async def test_an_outage_from_before_the_progress_message_still_brings_the_image(
+    discord_fake, openai_fake, make_settings
+):
+    """Discord fails every message send (503) from before the turn's progress message until ~4 s
+    later: the generation goes on, and the image is posted (as a new message) once Discord is
+    back; 1 generation."""
+    settings = make_settings(default_partial_images=0)
+    openai_fake.latency = 3.0  # (the progress message gives up first)
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        discord_fake.outage("POST", r"/channels/\d+/messages$", 4.0)
+        thread_id = await start_conversation(discord_fake, alice, "a snail on a leaf")
+        [row] = await wait_terminal(discord_fake, settings, 1, timeout=30)
+        await quiet(discord_fake, openai_fake)
+        [shown] = results(discord_fake, thread_id)
+    sends = [r for r in discord_fake.request_log if r.method == "POST"
+             and r.path.endswith(f"/channels/{thread_id}/messages")]
+    assert sends[0].status == 503  # the progress message met the outage
+    assert row["status"] == "done", row
+    assert json.loads(row["message_ids"]) == [shown.id]
+    assert openai_fake.generations == 1
+
+
+async def test_a_result_whose_answer_was_lost_is_posted_once(
+    discord_fake, openai_fake, make_settings
+):
+    """The result goes out as a new message (its progress message was deleted) while, for ~3 s,
+    Discord makes each message but the connection drops before the answer: the bot sends it
+    again until it hears back, and the message exists once (its nonce)."""
+    settings = make_settings(default_partial_images=0)
+    openai_fake.latency = 1.0
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a tin robot")
+        await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
+        await discord_fake.delete_message(thread_id, turn_rows(settings)[0]["progress_message_id"])
+        discord_fake.outage("POST", rf"/channels/{thread_id}/messages$", 3.0, drop=True,
+                            handled=True)
+        [row] = await wait_terminal(discord_fake, settings, 1, timeout=30)
+        await quiet(discord_fake, openai_fake)
+        [shown] = results(discord_fake, thread_id)
+    sends = [r for r in discord_fake.request_log if r.method == "POST" and r.files
+             and r.path.endswith(f"/channels/{thread_id}/messages")]
+    assert len(sends) >= 2 and sends[0].status is None  # sent again after a lost answer
+    assert row["status"] == "done" and json.loads(row["message_ids"]) == [shown.id]
+    assert openai_fake.generations == 1
+
+
+async def test_an_outage_longer_than_the_retries_leaves_a_retry_that_posts_the_paid_image(
+    discord_fake, openai_fake, make_settings
+):
+    """Discord fails every send and edit for longer than DELIVERY_RETRY_SECONDS: the turn fails,
+    and its failure (with Retry) is shown once Discord is back; Retry then posts the image
+    already paid for, into the same message, without a second generation."""
+    settings = make_settings(default_partial_images=0, delivery_retry_seconds=6.0)
+    openai_fake.latency = 1.0
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a kettle on a stove")
+        await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
+        for method, path in (("POST", r"/channels/\d+/messages$"),
+                             ("PATCH", r"/channels/\d+/messages/\d+$")):
+            discord_fake.outage(method, path, 11.0)
+        [row] = await wait_terminal(discord_fake, settings, 1, timeout=20)
+        assert (row["status"], row["error_kind"]) == ("failed", "upload_failed"), row
+        progress = discord_fake.message(row["progress_message_id"])
+        await discord_fake.wait_for(
+            lambda: f"imagine:retry:{row['id']}" in custom_ids(progress), 15,
+            what="the failure, with Retry, in the progress message")
+        assert results(discord_fake, thread_id) == []
+        await discord_fake.click(alice, progress.id, f"imagine:retry:{row['id']}")
+        [shown] = await wait_results(discord_fake, thread_id, 1, timeout=20)
+        await quiet(discord_fake, openai_fake)
+        assert len(results(discord_fake, thread_id)) == 1
+    assert shown.id == progress.id
+    rows = turn_rows(settings)
+    assert [(r["id"], r["status"]) for r in rows] == [(row["id"], "done")]
+    assert openai_fake.generations == 1 and len(openai_fake.create_requests()) == 1
+
+
+async def test_cancel_while_a_paid_result_waits_for_discord_is_too_late(
+    discord_fake, openai_fake, make_settings
+):
+    """Cancel clicked while the image, already paid for, waits out a Discord outage: the image
+    is finished (so says the answer), and it is shown once Discord is back."""
+    settings = make_settings(default_partial_images=0)
+    openai_fake.latency = 1.0
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a glass of water")
+        await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
+        for method, path in (("POST", r"/channels/\d+/messages$"),
+                             ("PATCH", r"/channels/\d+/messages/\d+$")):
+            discord_fake.outage(method, path, 4.0)
+        await discord_fake.wait_for(
+            lambda: any(r.method == "PATCH" and r.files and r.status == 503
+                        for r in discord_fake.request_log), 10, what="a refused upload")
+        [row] = turn_rows(settings)
+        click = await discord_fake.click(alice, row["progress_message_id"],
+                                         f"imagine:cancel:{row['id']}")
+        reply = await answer(discord_fake, click)
+        [shown] = await wait_results(discord_fake, thread_id, 1, timeout=20)
+        await quiet(discord_fake, openai_fake)
+    assert reply.ephemeral and reply.content == "That image is already finished."
+    [row] = turn_rows(settings)
+    assert row["status"] == "done" and json.loads(row["message_ids"]) == [shown.id]
+    assert openai_fake.generations == 1
+
+
+async def test_retry_of_a_result_discord_refused_posts_the_paid_image(
+    discord_fake, openai_fake, make_settings
+):
+    """The upload is refused for good (no Attach Files in the thread): the turn fails with the
+    reason and a Retry button; once the permission is back, Retry posts the image already paid
+    for, without a second generation."""
+    settings = make_settings(default_partial_images=0)
+    openai_fake.latency = 1.0
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a paper boat")
+        await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
+        discord_fake.deny(thread_id, "attach_files")
+        [row] = await wait_terminal(discord_fake, settings, 1)
+        assert (row["status"], row["error_kind"]) == ("failed", "missing_permissions"), row
+        progress = discord_fake.message(row["progress_message_id"])
+        await discord_fake.wait_for(lambda: "Attach Files" in progress.content, 5,
+                                    what="the failure in the progress message")
+        discord_fake.allow(thread_id, "attach_files")
+        await discord_fake.click(alice, progress.id, f"imagine:retry:{row['id']}")
+        [shown] = await wait_results(discord_fake, thread_id, 1, timeout=20)
+        await quiet(discord_fake, openai_fake)
+        assert len(results(discord_fake, thread_id)) == 1
+    rows = turn_rows(settings)
+    assert [(r["id"], r["status"]) for r in rows] == [(row["id"], "done")]
+    assert json.loads(rows[0]["message_ids"]) == [shown.id]
+    assert read_lineage(image_attachments(shown)[0].data) == ["a paper boat"]
+    assert openai_fake.generations == 1
+
+
 async def test_gateway_drop_mid_generation(discord_fake, openai_fake, make_settings):
     """The gateway goes away while a turn runs and a reply is sent while the bot is offline:
     the running turn is delivered once, and the missed reply (replayed on RESUME) runs once."""
@@ -712,48 +888,33 @@ async def test_expired_interaction_token_does_not_matter(discord_fake, openai_fa
 async def test_database_briefly_locked_while_a_turn_finishes(
     discord_fake, openai_fake, make_settings
 ):
-    """Another connection (a backup, an operator's sqlite3 shell) holds the write lock while a
-    turn finishes: the turn's bookkeeping waits for it (busy timeout) and nothing is lost."""
+    """Another connection (a backup, an operator's sqlite3 shell) holds the write lock as the
+    turn's image arrives: a billed result is recorded before it is posted, so it waits for the
+    lock (busy timeout) and is then recorded and shown, once; nothing is lost."""
     settings = make_settings()
     openai_fake.latency = 0.6
     alice = discord_fake.add_user("alice")
-    locked, result_seen, released = threading.Event(), threading.Event(), threading.Event()
-
-    def hold_lock() -> None:
-        conn = sqlite3.connect(settings.database_path, timeout=10, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            locked.set()
-            result_seen.wait(4)
-            time.sleep(0.5)  # well inside the bot's 5 s busy timeout
-            conn.execute("COMMIT")
-        finally:
-            released.set()
-            conn.close()
-
     async with running(settings):
         thread_id = await start_conversation(discord_fake, alice, "a locked door")
         await wait_response_recorded(discord_fake, settings)
         await wait_progress_posted(discord_fake, settings)  # (posted beside the request)
-        holder = threading.Thread(target=hold_lock)
-        holder.start()
-        try:
-            assert await asyncio.to_thread(locked.wait, 5)
-            [result] = await wait_results(discord_fake, thread_id, 1)
-            # shown, but not yet recorded: the bot's write is waiting for the lock
-            assert not released.is_set()
+        async with sqlite_write_lock(settings.database_path):
+            await discord_fake.wait_for(lambda: openai_fake.generations == 1, 10,
+                                        what="the image to be generated")
+            await quiet(discord_fake, openai_fake, timeout=4)  # the bot has it, and waits
+            assert results(discord_fake, thread_id) == []  # not posted before it is recorded
             assert [r["status"] for r in turn_rows(settings)] == ["running"]
-        finally:
-            result_seen.set()
-            await asyncio.to_thread(holder.join, 10)
+        [result] = await wait_results(discord_fake, thread_id, 1)
         rows = await wait_terminal(discord_fake, settings, 1)
         await discord_fake.say(alice, thread_id, "open it")
         await wait_results(discord_fake, thread_id, 2)
+        assert len(results(discord_fake, thread_id)) == 2
     assert rows[0]["status"] == "done"
     final = turn_rows(settings)
     assert [r["status"] for r in final] == ["done", "done"]
     assert result.id in json.loads(final[0]["message_ids"])
     assert final[1]["parent_id"] == final[0]["id"]
+    assert openai_fake.generations == 2
 
 
 # ---------------------------------------------------------------------------------- restarts

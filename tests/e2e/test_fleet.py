@@ -170,3 +170,56 @@ async def test_two_processes_share_the_queue_and_survive_a_kill(
         finally:
             for proc in procs.values():
                 await proc.stop()
+
+
+async def test_a_paid_result_discord_refused_is_posted_by_the_process_that_takes_over(
+    discord_fake: FakeDiscord, openai_fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Discord fails every message send and edit as a turn's image arrives, and the process
+    holding the turn is SIGKILLed while it waits to post it again. Discord comes back: the other
+    process takes the turn over when the lease runs out and posts the recorded image, once,
+    without generating again (in foreground mode the generation could not be resumed)."""
+    openai_fake.latency = 1.0
+    async with fresh_database("imagine_fleet_delivery") as url:
+        procs = {shard: BotProcess({**fleet_env(discord_fake, openai_fake, url, shard),
+                                    "BACKGROUND_RESPONSES": "false",
+                                    "DEFAULT_PARTIAL_IMAGES": "0"},
+                                   log_path=str(tmp_path / f"shard{shard}.log"))
+                 for shard in (0, 1)}
+        try:
+            for proc in procs.values():
+                await proc.start(discord_fake)
+            alice = discord_fake.add_user("alice")
+            thread = await start_conversation(discord_fake, alice, "a comet over the sea")
+
+            def holder() -> str | None:
+                rows = query(url, "SELECT t.response_id, t.progress_message_id, l.owner "
+                                  "FROM turns t LEFT JOIN fleet_leases l ON l.turn_id = t.id")
+                ready = rows and rows[0]["response_id"] and rows[0]["progress_message_id"]
+                return rows[0]["owner"] if ready and rows[0]["owner"] else None
+
+            owner = await discord_fake.wait_for(holder, 20, what="the turn under way")
+            for method, path in (("POST", r"/channels/\d+/messages$"),
+                                 ("PATCH", r"/channels/\d+/messages/\d+$")):
+                discord_fake.outage(method, path, 120.0)
+            await discord_fake.wait_for(
+                lambda: any(r.method == "PATCH" and r.files and r.status == 503
+                            for r in discord_fake.request_log), 15,
+                what="the result's upload to be refused")
+            pid = int(owner.split(":")[1])
+            victim = next(p for p in procs.values() if p.proc and p.proc.pid == pid)
+            assert victim.proc is not None
+            victim.proc.send_signal(signal.SIGKILL)
+            await victim.proc.wait()
+            discord_fake.fail_rules.clear()  # Discord is back
+
+            [shown] = await wait_results(discord_fake, thread, 1, timeout=30)
+            await quiet(discord_fake)
+            assert len(results(discord_fake, thread)) == 1
+            assert len(openai_fake.create_requests()) == 1
+            assert openai_fake.generations == 1
+            [row] = query(url, "SELECT status, message_ids FROM turns")
+            assert row["status"] == "done" and json.loads(row["message_ids"]) == [shown.id]
+        finally:
+            for proc in procs.values():
+                await proc.stop()

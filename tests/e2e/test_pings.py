@@ -3,7 +3,14 @@ messages addressed to a member follow the locale of their latest interaction."""
 
 from __future__ import annotations
 
-from tests.e2e.harness import answer, running, start_conversation, turn_rows, wait_results
+from tests.e2e.harness import (
+    answer,
+    quiet,
+    running,
+    start_conversation,
+    turn_rows,
+    wait_results,
+)
 from tests.fakes.openai_server import Fault
 
 
@@ -92,3 +99,25 @@ async def test_preferences_choose_defaults_within_the_servers_limits(
     tools = [r["tools"][0] for r in openai_fake.create_requests()]
     assert (tools[0]["quality"], tools[0]["size"], tools[0]["partial_images"]) == ("low", "1536x1024", 0)
     assert (tools[1]["quality"], tools[1]["size"]) == ("medium", "1536x1024")  # a choice wins
+
+
+async def test_the_ping_waits_out_a_discord_outage(discord_fake, openai_fake, make_settings):
+    """Discord fails every message send in the thread (503) for a few seconds as the result is
+    shown: the ping is sent again until Discord takes it, once."""
+    alice = discord_fake.add_user("alice")
+    uid = int(alice["id"])
+    settings = make_settings(default_partial_images=0)
+    openai_fake.latency = 1.0
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a paper boat")
+        await discord_fake.wait_for(
+            lambda: (rows := turn_rows(settings)) and rows[0]["progress_message_id"], 10,
+            what="the progress message")
+        discord_fake.outage("POST", rf"/channels/{thread_id}/messages$", 4.0)
+        [result] = await wait_results(discord_fake, thread_id, 1)
+        await discord_fake.wait_for(lambda: notifications(discord_fake, uid), 20, what="the ping")
+        await quiet(discord_fake, openai_fake)
+    [ping] = notifications(discord_fake, uid)
+    assert ping.message_reference["message_id"] == str(result.id)
+    assert any(r.method == "POST" and r.status == 503 and r.path.endswith(f"{thread_id}/messages")
+               for r in discord_fake.request_log), "the outage never met the ping"

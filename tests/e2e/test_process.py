@@ -111,6 +111,55 @@ async def test_sigkill_mid_generation_then_restart_posts_once(
     assert result.id in json.loads(row["message_ids"])
 
 
+def refused_uploads(fake: FakeDiscord) -> int:
+    """Result uploads (edits or sends with files) the fake Discord refused or dropped."""
+    return sum(1 for r in fake.request_log
+               if r.method in ("PATCH", "POST") and r.files and r.status in (None, 503))
+
+
+@pytest.mark.parametrize("background", ["true", "false"])
+async def test_sigkill_while_discord_is_down_then_restart_posts_the_paid_image_once(
+    discord_fake, openai_fake, tmp_path, background
+):
+    """The image arrives while Discord fails every message send and edit, and the process is
+    SIGKILLed while it waits to post it again; Discord comes back. The next start posts the
+    recorded image, once, and nothing is generated again (not even without background mode,
+    where the generation itself could not be picked up again)."""
+    db_path = tmp_path / "imagine.db"
+    env = bot_env(discord_fake, openai_fake, db_path, BACKGROUND_RESPONSES=background,
+                  DEFAULT_PARTIAL_IMAGES="0")
+    openai_fake.latency = 1.0
+    first = BotProcess(env, log_path=str(tmp_path / "bot1.log"))
+    await first.start(discord_fake)
+    alice = discord_fake.add_user("alice")
+    thread_id = await start_conversation(discord_fake, alice, "a comet over the sea")
+    await discord_fake.wait_for(
+        lambda: (r := turn_rows(db_path)) and r[0]["response_id"] and r[0]["progress_message_id"],
+        10, what="the request and the progress message to be recorded",
+    )
+    for method, path in (("POST", r"/channels/\d+/messages$"),
+                         ("PATCH", r"/channels/\d+/messages/\d+$")):
+        discord_fake.outage(method, path, 120.0)
+    await discord_fake.wait_for(lambda: refused_uploads(discord_fake) > 0, 15,
+                                what="the result's upload to be refused")
+    assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+    discord_fake.fail_rules.clear()  # Discord is back
+
+    second = BotProcess(env, log_path=str(tmp_path / "bot2.log"))
+    await second.start(discord_fake)
+    try:
+        [result] = await wait_results(discord_fake, thread_id, 1, timeout=20)
+        await quiet(discord_fake, openai_fake)
+        assert len(results(discord_fake, thread_id)) == 1
+    finally:
+        assert await second.stop() == 0
+    assert len(openai_fake.create_requests()) == 1
+    assert openai_fake.generations == 1
+    [row] = turn_rows(db_path)
+    assert row["status"] == "done"
+    assert json.loads(row["message_ids"]) == [result.id]
+
+
 async def test_sigterm_exits_cleanly(discord_fake, openai_fake, tmp_path):
     db_path = tmp_path / "imagine.db"
     log_path = tmp_path / "bot.log"

@@ -13,6 +13,7 @@ from tests.e2e.harness import (
     BotRunner,
     custom_ids,
     image_attachments,
+    quiet,
     running,
     start_conversation,
     turn_rows,
@@ -228,3 +229,30 @@ async def test_the_refine_form_asks_for_variants(discord_fake, openai_fake, make
     rows = turn_rows(settings)
     assert [r["prompt"] for r in rows] == ["a harbour"] + ["at dawn"] * 3
     assert all(r["parent_id"] == rows[0]["id"] and r["kind"] == "branch" for r in rows[1:])
+
+
+async def test_a_variant_board_waits_out_a_discord_outage(discord_fake, openai_fake, make_settings):
+    """Every message send and edit fails (503) for ~5 s as the variants arrive: once Discord is
+    back the one board shows both images, and nothing is generated twice."""
+    openai_fake.latency = 1.0
+    alice = discord_fake.add_user("alice")
+    settings = make_settings(**PARALLEL, default_partial_images=0)
+    async with running(settings):
+        thread = await start_conversation(discord_fake, alice, "two foxes", variants=2)
+        await discord_fake.wait_for(
+            lambda: len(rows := turn_rows(settings)) == 2
+            and all(r["progress_message_id"] for r in rows), 10, what="the board posted")
+        for method, path in (("POST", r"/channels/\d+/messages$"),
+                             ("PATCH", r"/channels/\d+/messages/\d+$")):
+            discord_fake.outage(method, path, 5.0)
+        board = await board_when(discord_fake, thread, lambda m: len(fulls(m)) == 2,
+                                 "the board with both images", timeout=30)
+        await quiet(discord_fake, openai_fake)
+    rows = turn_rows(settings)
+    assert [r["status"] for r in rows] == ["done", "done"], rows
+    assert all(json.loads(r["message_ids"])[0] == board.id for r in rows)
+    boards = [m for m in discord_fake.messages(thread) if not m.deleted
+              and any(a.filename.startswith("variants-") for a in m.attachments)]
+    assert boards == [board]
+    assert any(r.status == 503 and r.files for r in discord_fake.request_log)
+    assert openai_fake.generations == 2

@@ -24,6 +24,8 @@ Meant for black-box tests of ``python -m bot``: start ``python -m tests.fakes.di
 ``POST /_control/deny``                   ``{"channel_id", "permission"}``
 ``POST /_control/lock_thread``            ``{"thread_id", "locked"?}``
 ``POST /_control/fail_next``              ``{"method", "path_regex", "status", "code"?, ...}``
+``POST /_control/outage``                 ``{"method", "path_regex", "seconds", "status"?,
+                                          "drop"?}``
 ``POST /_control/drop_gateway``           ``{"resume"?: true}``
 ========================================  ===================================================
 
@@ -227,6 +229,12 @@ def add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
         )
         return {"ok": True}
 
+    async def outage(request: web.Request) -> Any:
+        b = await body(request)
+        fake.outage(b["method"], b["path_regex"], float(b["seconds"]),
+                    status=int(b.get("status", 503)), drop=bool(b.get("drop")))
+        return {"ok": True}
+
     async def drop(request: web.Request) -> Any:
         b = await body(request)
         await fake.drop_gateway(resume=bool(b.get("resume", True)))
@@ -247,4 +255,5 @@ def add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
     r.add_post("/_control/deny", wrap(deny))
     r.add_post("/_control/lock_thread", wrap(lock))
     r.add_post("/_control/fail_next", wrap(fail_next))
+    r.add_post("/_control/outage", wrap(outage))
     r.add_post("/_control/drop_gateway", wrap(drop))

@@ -7,6 +7,7 @@ discord.py's ``json_or_text`` compares the header for equality (aiohttp's ``json
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -157,9 +158,18 @@ class RestApi:
                 fake.holds.remove((method, pattern, released))
                 await released.wait()
                 break
+        now = time.monotonic()
         for rule in fake.fail_rules:
-            if rule.times > 0 and rule.method in (request.method, "*") and rule.path_regex.search(rel):
+            if rule.matches(request.method, rel, now):
                 rule.times -= 1
+                if rule.drop:  # the connection closes before any answer (see FakeDiscord.outage)
+                    if rule.handled:
+                        with contextlib.suppress(Exception):
+                            await handler(request)
+                    record.status = None  # (no answer)
+                    if request.transport is not None:
+                        request.transport.close()
+                    return web.Response(status=503)  # never reaches the client
                 record.status = rule.status
                 if rule.status == 429:
                     retry = 0.05 if rule.retry_after is None else rule.retry_after
@@ -1153,12 +1163,25 @@ class RestApi:
         self._check_sendable(cid, channel, body, files)
         self._validate_message(body, files, cid)
         attachments = self._attachments(body, files, cid, None) or []
+        nonce = str(body["nonce"]) if body.get("nonce") is not None else None
+        if nonce is not None and body.get("enforce_nonce"):
+            # Create Message, `enforce_nonce`: "If true and nonce is present, it will be checked
+            # for uniqueness in the past few minutes. If another message was created by the same
+            # author with the same nonce, that message will be returned and no new message will
+            # be created." (docs: Resources -> Message -> Create Message). The window's length
+            # ("a few minutes": 5 here) and a deleted earlier message (a new one is made here)
+            # are unverified.
+            earlier = fake.nonces.get(nonce)
+            if earlier is not None and not earlier[0].deleted and time.time() - earlier[1] < 300:
+                return fake.message_payload(earlier[0])
         msg = self._new_bot_message(cid, body, attachments)
         self._apply_reference(msg, body)
         msg.allowed_mentions = body.get("allowed_mentions")
         msg.notified = notified_users(msg, body)
         self._unarchive_if_needed(cid)
         fake.store_message(msg)
+        if nonce is not None and body.get("enforce_nonce"):
+            fake.nonces[nonce] = (msg, time.time())
         fake.dispatch_message("MESSAGE_CREATE", msg)
         return fake.message_payload(msg)
 

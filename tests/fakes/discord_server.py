@@ -147,6 +147,13 @@ class FailRule:
     message: str
     retry_after: float | None
     times: int
+    until: float | None = None  # an outage: every match fails until this time.monotonic()
+    drop: bool = False  # close the connection without an answer instead of `status`
+    handled: bool = False  # (with `drop`) the request takes effect; only its answer is lost
+
+    def matches(self, method: str, path: str, now: float) -> bool:
+        live = now < self.until if self.until is not None else self.times > 0
+        return live and self.method in (method, "*") and bool(self.path_regex.search(path))
 
 
 class FakeDiscord:
@@ -203,6 +210,8 @@ class FakeDiscord:
         self.identify_payloads: list[dict[str, Any]] = []
         self.client_errors: list[BaseException] = []  # exceptions that ended a bot's connect task
         self.fail_rules: list[FailRule] = []
+        # the bot's messages sent with `enforce_nonce`, by nonce: (message, when) (see post_message)
+        self.nonces: dict[str, tuple[FakeMessage, float]] = {}
         self.holds: list[tuple[str, re.Pattern[str], asyncio.Event]] = []
 
         # the application, its bot user and the guild owner
@@ -1720,6 +1729,24 @@ class FakeDiscord:
         self.fail_rules.append(
             FailRule(method.upper(), re.compile(path_regex), status, code, message, retry_after, times)
         )
+
+    def outage(
+        self, method: str, path_regex: str, seconds: float, *, status: int = 503,
+        drop: bool = False, handled: bool = False,
+    ) -> None:
+        """For ``seconds`` from now, answer every request matching ``method`` and ``path_regex``
+        (as in :meth:`fail_next`) with ``status``, or with ``drop=True`` close the connection
+        without an answer. Discord's outages look like this: 5xx for a while ("502 Gateway
+        Unavailable: ... wait a bit and retry", "5xx: the server had an error processing your
+        request"; docs: Topics -> Opcodes and Status Codes -> HTTP Response Codes; the incidents
+        on Discord's status page list minutes of failed message sends), and connections reset at
+        the edge, which a client sees as a connection closed before any answer. With
+        ``handled=True`` the request takes effect and only its answer is lost: a client cannot
+        tell the two apart, which is why Create Message has ``enforce_nonce``."""
+        self.fail_rules.append(FailRule(
+            method.upper(), re.compile(path_regex), status, 0, "", None, 0,
+            until=time.monotonic() + seconds, drop=drop, handled=handled,
+        ))
 
     def hold_next(self, method: str, path_regex: str) -> asyncio.Event:
         """Keep the next request matching ``method`` and ``path_regex`` (as in :meth:`fail_next`)
