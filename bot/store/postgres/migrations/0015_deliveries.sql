@@ -1,4 +1,4 @@
--- Mirrors bot/store/migrations/0014_deliveries.sql: a billed result recorded before it is
+-- Mirrors bot/store/migrations/0015_deliveries.sql: a billed result recorded before it is
 -- posted, kept until Discord shows it (an outage or a restart never loses a paid image; Retry
 -- posts it instead of paying again); removed in the write that records the turn done.
 CREATE TABLE deliveries (
