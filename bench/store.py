@@ -29,13 +29,13 @@ from bot.core.image_client import ImageClient, RetryPolicy
 from bot.core.models import InputImage, Progress, Turn, TurnKind, TurnRequest, TurnResult
 from bot.core.options import ImageOptions
 from bot.core.policy import Actor, Ceilings
-from bot.core.wiring import build_core
 from bot.store.database import Database
 from bot.store.postgres.database import PostgresDatabase
 from bot.store.postgres.fleet import FleetScheduler
 from bot.store.repositories import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pg import fresh_database
+from tests.ports import core_for
 
 GUILD = 700_000_000_000_000_001
 OPTIONS = ImageOptions(size="1024x1024", quality="low", output_format="png", partial_images=0)
@@ -123,7 +123,7 @@ async def measure(label: str, dbs: list[Any], fake: FakeOpenAI, n: int, c: int,
         scheduler = (FleetScheduler(db, max_concurrent=c, per_user_queued=5, lease_seconds=30,
                                     ceilings=Ceilings(default_options=OPTIONS))
                      if fleet else None)
-        service = build_core(
+        service = core_for(
             Store(db), ImageClient(client, model="gpt-5.5", retry=RetryPolicy()),
             ceilings=Ceilings(default_options=OPTIONS), prices={}, max_concurrent=c,
             scheduler=scheduler, presenter=Quiet(),

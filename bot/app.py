@@ -20,7 +20,7 @@ from openai import AsyncOpenAI
 from bot.adapter import DiscordMembers, actor_of
 from bot.config import Settings
 from bot.core.accounts import Accounts
-from bot.core.conversations import ConversationService, Presenter
+from bot.core.conversations import ConversationService
 from bot.core.describe import Describer
 from bot.core.errors import UserFacingError
 from bot.core.gate import Gate
@@ -33,7 +33,7 @@ from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings
 from bot.core.retention import InputRetention
 from bot.core.runner import Runner
-from bot.core.wiring import Core, build_core
+from bot.core.wiring import Core, Ports, build_core
 from bot.metrics import Metrics, MetricsServer
 from bot.startup import SettingsRefused, StartupError
 from bot.store import open_store, unreachable
@@ -86,11 +86,9 @@ class Services:
     attachments: AttachmentReader
 
 
-async def build_services(
-    settings: Settings, *, presenter: Presenter | None = None, members: DiscordMembers | None = None,
-) -> Services:
+async def build_services(settings: Settings, ports: Ports) -> Services:
     """Open the store and build the OpenAI client, the image client and the core around them,
-    with the Discord side's `presenter` and `members` (tests call this without Discord)."""
+    with the Discord side's `ports` (tests call this with stand-ins of their own)."""
     s = settings
     store = await open_store(s)
     openai = AsyncOpenAI(
@@ -103,11 +101,9 @@ async def build_services(
     core = build_core(
         store,
         image_client_for(s, openai),
+        ports,
         ceilings=ceilings,
         prices=s.price_table,
-        presenter=presenter,
-        members=members,
-        key_failed=members.tell_key_failed if members is not None else None,
         describer=Describer(openai, model=s.openai_model, prices=s.price_table),
         server_keys=server_keys_for(s, store),
         scheduler=fleet_scheduler(s, store, ceilings),
@@ -259,7 +255,10 @@ class ImagineBot(commands.AutoShardedBot):
             # (a proxy, or a local fake) must win, so take only the shard count from there.
             self.shard_count, _, _ = await self.http.get_bot_gateway()
         self.presenter = DiscordPresenter(self, edit_interval=s.progress_edit_interval)
-        services = await build_services(s, presenter=self.presenter, members=DiscordMembers(self))
+        members = DiscordMembers(self)
+        services = await build_services(s, Ports(presenter=self.presenter,
+                                                 result_images=self.presenter,
+                                                 members=members, key_failures=members))
         self.store, self.openai = services.store, services.openai
         self.core, self.attachments = services.core, services.attachments
         self.service, self.gate = self.core.conversations, self.core.gate
@@ -339,7 +338,8 @@ class ImagineBot(commands.AutoShardedBot):
         """Remember each member's locale: messages addressed to them later (thread replies,
         pings) are written in it."""
         try:
-            await self.service.remember_locale(interaction.user.id, str(interaction.locale))
+            await self.core.preferences.remember_locale(interaction.user.id,
+                                                        str(interaction.locale))
         except Exception:
             log.warning("Could not remember the locale of user %s", interaction.user.id,
                         exc_info=True)

@@ -76,7 +76,7 @@ class Accounts:
         *,
         mainline: str,
         image_model: str | None,
-        server_keys: ServerKeys | None = None,
+        server_keys: ServerKeys | None,
         per_user_slots: int = 4,
         per_user_queued: int = 3,
     ) -> None:

@@ -22,7 +22,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from bot.core.costs import PriceBook
 from bot.core.errors import DeliveryError, UserFacingError
@@ -35,10 +35,8 @@ from bot.core.models import (
     TurnResult,
 )
 from bot.core.placing import Placements
+from bot.core.ports import Presenter
 from bot.store.protocol import Store
-
-if TYPE_CHECKING:
-    from bot.core.conversations import Presenter
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ class Deliveries:
         prices: PriceBook,
         placements: Placements,
         *,
-        presenter: Presenter | None,
+        presenter: Presenter,
         notify: Callable[[str, Turn], None],
         retry_seconds: float = DELIVERY_RETRY_SECONDS,
     ) -> None:
@@ -112,7 +110,6 @@ class Deliveries:
         conversation's head moved to it), then ping its author."""
         result = kept.result
         deadline = kept.recorded_at + self.retry_seconds
-        delivery = Delivery(())
         cost = self.prices.cost(result.usage, turn.options.model)
         await self.placements.wait(turn.id)  # the result goes into its progress message
         refs = [
@@ -125,17 +122,16 @@ class Deliveries:
         head_before = conversation.head_turn_id if conversation else None
         current = await self.store.turns.get(turn.id) or turn
         presenter = self.presenter
-        if presenter is not None:
-            try:
-                shown = await self.attempt(lambda: presenter.show_result(current, result),
-                                           deadline=deadline, what=f"result of turn {turn.id}")
-            except BaseException as exc:
-                # billed but not shown: the reservation still becomes what the API charged
-                await self.store.turns.settle(turn.id, usage=result.usage, cost_usd=cost)
-                if isinstance(exc, DeliveryError) and exc.orphaned:
-                    await self.store.deliveries.forget(turn.id)  # nowhere to show it, ever
-                raise
-            delivery = shown if isinstance(shown, Delivery) else Delivery(tuple(shown))
+        try:
+            shown = await self.attempt(lambda: presenter.show_result(current, result),
+                                       deadline=deadline, what=f"result of turn {turn.id}")
+        except BaseException as exc:
+            # billed but not shown: the reservation still becomes what the API charged
+            await self.store.turns.settle(turn.id, usage=result.usage, cost_usd=cost)
+            if isinstance(exc, DeliveryError) and exc.orphaned:
+                await self.store.deliveries.forget(turn.id)  # nowhere to show it, ever
+            raise
+        delivery = shown if isinstance(shown, Delivery) else Delivery(tuple(shown))
         message_ids = list(delivery.message_ids)
         revised = next((img.revised_prompt for img in result.images if img.revised_prompt), None)
         first = refs and (turn.variant_index or 1) == 1  # of variants, the first is the head
@@ -157,8 +153,6 @@ class Deliveries:
         """Show why a turn failed, then ping its author if `ping`. A turn whose result is `paid`
         for is retried as a result is: its Retry button is the way to that result."""
         presenter = self.presenter
-        if presenter is None:
-            return
         try:
             await self.attempt(lambda: presenter.show_failure(turn, error),
                                deadline=time.time() + (self.retry_seconds if paid else 0.0),
@@ -173,7 +167,7 @@ class Deliveries:
         """Tell the requester, with one notification, that their turn is over (if they want
         that); a variant set pings once, when its last sibling is over."""
         presenter = self.presenter
-        if presenter is None or not (await self.store.user_prefs.get(turn.author_id)).ping:
+        if not (await self.store.user_prefs.get(turn.author_id)).ping:
             return
         if turn.variant_group is not None and not all(
             s.status.terminal for s in await self.store.turns.variant_siblings(turn.variant_group)

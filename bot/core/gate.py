@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from bot.core.accounts import Accounts
 from bot.core.admission import Hold
@@ -22,6 +22,7 @@ from bot.core.imaging import megabytes
 from bot.core.models import Conversation, Turn
 from bot.core.options import ImageOptions
 from bot.core.policy import Actor, Ceilings, EffectivePolicy, GuildPolicy, check_dm_access
+from bot.core.ports import Members
 from bot.store.protocol import Store
 
 # how long a process of a fleet keeps a server's settings before reading them again
@@ -44,16 +45,6 @@ class Place:
 
     guild_id: int | None
     channel_id: int | None
-
-
-class Members(Protocol):
-    """What the gate asks Discord about members (implemented by the Discord layer)."""
-
-    async def is_member(self, guild_id: int, user_id: int) -> bool: ...
-
-    async def actor_now(self, guild_id: int, user_id: int, channel_id: int) -> Actor | None:
-        """The member as they are now in `channel_id` (None: no longer a member); raises
-        `LookupError` when Discord cannot tell."""
 
 
 class Policies:
@@ -107,7 +98,7 @@ class Gate:
         policies: Policies,
         accounts: Accounts,
         *,
-        members: Members | None = None,
+        members: Members,
         max_prompt_chars: int = 4000,
         max_input_images: int = 4,
         max_attachment_bytes: int = 20 * 1024 * 1024,
@@ -140,11 +131,10 @@ class Gate:
 
     async def dm_actor(self, user_id: int) -> Actor:
         """A DM user, with the first server (of those allowing member DMs) they belong to."""
-        if self.members is not None:
-            for guild_id in await self.dm_servers_to_check(user_id):
-                if await self.members.is_member(guild_id, user_id):
-                    return Actor(user_id=user_id, guild_id=None, channel_id=None,
-                                 member_of=(guild_id,))
+        for guild_id in await self.dm_servers_to_check(user_id):
+            if await self.members.is_member(guild_id, user_id):
+                return Actor(user_id=user_id, guild_id=None, channel_id=None,
+                             member_of=(guild_id,))
         return Actor(user_id=user_id, guild_id=None, channel_id=None)
 
     # ------------------------------------------------------------------ access
@@ -168,7 +158,7 @@ class Gate:
         if turn.guild_id is None:
             await self.may_use(await self.dm_actor(turn.author_id))
             return
-        if self.members is None or conversation is None:
+        if conversation is None:
             return  # nothing to check against; the turn was admitted
         policy = await self.policy_for(turn.guild_id, conversation.parent_channel_id)
         if policy.policy.is_blocked(turn.author_id):

@@ -70,10 +70,7 @@ async def plan_for(service: ConversationService, turn: Turn, action: str, prompt
 
 async def _still_of(service: ConversationService, turn: Turn) -> InputImage:
     """The result's still image, downloaded from its message (an SVG's PNG, never a GIF)."""
-    presenter = service.runner.presenter
-    if presenter is None:
-        raise UserFacingError(ErrorKind.unknown_conversation)
-    images = await presenter.fetch_result_images(turn)
+    images = await service.runner.generation.result_images.fetch_result_images(turn)
     still = next((i for i in images if i.mime in ("image/png", "image/jpeg", "image/webp")), None)
     if still is None:
         raise UserFacingError(ErrorKind.invalid_options, problem="model_mask", model="gif")

@@ -1,16 +1,16 @@
 """The runner: takes a recorded turn through the queue to its result. It places the turn's
-progress message, claims and starts (or resumes after a restart) the generation, renders the
-request (chained to its parent, or rebuilt from its image and lineage), retries what may be
-retried, and hands the result to delivery. It is the only caller of the image and the text
-client (`tests/unit/test_code_shape.py` enforces it): nothing reaches the API without passing the
-gate first.
+progress message, has `Generation` (`generation.py`) start or resume its request, and hands
+the result to delivery; it cancels turns, recovers those a previous run left, and pauses running
+ones at shutdown. With `generation.py` it is the only caller of the image and the text client
+(`tests/unit/test_gate_shape.py` enforces it): nothing reaches the API without passing the gate
+first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from bot.core.accounts import Accounts
@@ -20,58 +20,29 @@ from bot.core.errors import (
     DeliveryError,
     ErrorKind,
     GenerationError,
-    PreviousResponseNotFound,
-    ReferenceNotFound,
-    ResponseOver,
     UserFacingError,
 )
 from bot.core.gate import Gate
-from bot.core.image_client import GenerationRequest, ImageClient, ProgressSink
-from bot.core.jobs import Job, JobScheduler, Scheduler
+from bot.core.generation import Generation
+from bot.core.image_client import GenerationRequest, ImageClient
+from bot.core.jobs import Job, Scheduler
 from bot.core.models import (
     InputImage,
     Progress,
     Stage,
     Turn,
-    TurnKind,
     TurnResult,
     TurnStatus,
-    Usage,
 )
 from bot.core.placing import Placements
+from bot.core.ports import Presenter
 from bot.core.tasks import BackgroundTasks
 from bot.store.protocol import Store
 
 if TYPE_CHECKING:
-    from bot.core.conversations import Outcomes, Presenter
-    from bot.core.models import Conversation
+    from bot.core.outcomes import Outcomes
 
 log = logging.getLogger(__name__)
-
-
-async def head_of(store: Store, conversation: Conversation) -> Turn | None:
-    """The turn a plain reply continues from: the pinned head, else the latest result."""
-    if conversation.head_turn_id is not None:
-        turn = await store.turns.get(conversation.head_turn_id)
-        if turn is not None and turn.status is TurnStatus.done and not turn.deleted:
-            return turn
-    return await store.turns.latest_done(conversation.id)
-
-
-def chain_context(lineage: list[Turn], max_turns: int, *, image: bool) -> str:
-    """The text that carries a chain without the API's memory: the latest `max_turns` prompts
-    of the lineage (deleted turns' left out: what a member deletes is not sent again), oldest
-    first; the parent image (when sent) holds what the earlier ones made."""
-    prompts = [turn.prompt for turn in lineage if not turn.deleted]
-    kept = prompts[-max_turns:]
-    skipped = len(prompts) - len(kept)
-    steps = "\n".join(f"{n}. {prompt}" for n, prompt in enumerate(kept, skipped + 1))
-    return (
-        "This continues an image conversation. The earlier instructions, oldest first"
-        + (f" (the first {skipped} left out)" if skipped else "") + f":\n{steps}\n"
-        + ("The attached image is the latest result; apply the next instruction to it."
-           if image else "")
-    ).strip()
 
 
 async def render_test_image(images: ImageClient, request: GenerationRequest) -> TurnResult:
@@ -93,17 +64,14 @@ class Runner:
         outcomes: Outcomes,
         placements: Placements,
         tasks: BackgroundTasks,
-        presenter: Presenter | None = None,
-        describer: Describer | None = None,
-        scheduler: Scheduler | None = None,
-        max_concurrent: int = 4,
-        per_user_concurrent: int = 1,
-        per_user_queued: int = 3,
-        max_chain_turns: int = 20,
+        generation: Generation,
+        presenter: Presenter,
+        describer: Describer,
+        scheduler: Scheduler,
     ) -> None:
         self.store = store
         self.images = images
-        self.max_chain_turns = max_chain_turns  # prompts a rebuilt chain re-sends
+        self.generation = generation
         self.gate = gate
         self.accounts = accounts
         self.outcomes = outcomes
@@ -111,10 +79,7 @@ class Runner:
         self.tasks = tasks
         self.presenter = presenter
         self.describer = describer
-        self.scheduler: Scheduler = scheduler or JobScheduler(
-            max_concurrent=max_concurrent, per_user_concurrent=per_user_concurrent,
-            per_user_queued=per_user_queued, on_position=self._on_position,
-        )
+        self.scheduler = scheduler
         self.scheduler.attach(self._run_job, self._on_position)
         self._unplaceable: dict[int, tuple[UserFacingError, bool]] = {}  # (why, show it)
         # turns whose (billed) result is in hand, set once it is posted and recorded
@@ -133,8 +98,6 @@ class Runner:
     async def describe(self, image: InputImage, hold: Hold, *, language: str) -> Description:
         """Prompt ideas for an image: a text-only call the gate admitted (`hold`), made with
         the key it is billed to (the server's own, where the gate chose it)."""
-        if self.describer is None:
-            raise UserFacingError(ErrorKind.server)
         describer = self.describer
         if hold.own_key:
             client = await self.accounts.server_client(hold.guild_id)
@@ -146,7 +109,7 @@ class Runner:
         """Schedule a recorded turn (`admitted_now`: by `submit`, not recovered after a
         restart). Its progress message is posted beside the generation (with a fleet-wide
         queue, no other process takes the turn until that message exists)."""
-        beside = self.presenter is not None and turn.progress_message_id is None
+        beside = turn.progress_message_id is None
         if turn.id in self._cancel_requested or turn.variant_group in self._cancelled_groups:
             # Cancel was clicked before it reached the queue
             self._cancel_requested.discard(turn.id)
@@ -166,7 +129,6 @@ class Runner:
 
     async def _place(self, turn: Turn) -> Turn:
         """Post the turn's progress message and record its id; the turn as recorded then."""
-        assert self.presenter is not None
         message_id = await self.presenter.show_queued(turn, None)
         if message_id is None:
             return turn
@@ -213,11 +175,6 @@ class Runner:
         elif outcome is None:
             self._unplaceable.pop(turn.id, None)
 
-    async def _existing_turn(self, turn_id: int | None, conversation: Conversation) -> Turn:
-        turn = await self.store.turns.get(turn_id) if turn_id is not None else None
-        if turn is None or turn.conversation_id != conversation.id:
-            raise UserFacingError(ErrorKind.unknown_conversation)
-        return turn
 
     # ------------------------------------------------------------------ running
     def _on_position(self, turn_id: int, position: int) -> None:
@@ -225,7 +182,7 @@ class Runner:
             self._queued_turns.pop(turn_id, None)
             return
         turn = self._queued_turns.get(turn_id)
-        if turn is None or self.presenter is None:
+        if turn is None:
             return
         self.tasks.spawn(  # (held until its progress message is posted)
             self._progress(turn, Progress(Stage.queued, position=position)),
@@ -290,7 +247,10 @@ class Runner:
         )
         self.outcomes.notify("running", turn)
         await self._progress(turn, Progress(Stage.started))
-        result = await self._generate(turn, marked)
+        async def on_progress(progress: Progress) -> None:
+            await self._progress(turn, progress)
+
+        result = await self.generation.generate(turn, marked, on_progress)
         self._delivering[turn.id] = asyncio.Event()
         delivery = self.outcomes.delivery
         await delivery.deliver(turn, await delivery.record(turn, result))
@@ -314,7 +274,7 @@ class Runner:
             return
         billed = None
         if turn.response_id and self.images.background:
-            billed = await self._stop_paying(turn)
+            billed = await self.generation.stop_paying(turn)
         if unplaced is not None:
             await self.outcomes.fail(turn, unplaced[0], show=unplaced[1], billed=billed)
             return
@@ -322,7 +282,7 @@ class Runner:
                                  billed=billed)
 
     async def _progress(self, turn: Turn, progress: Progress) -> None:
-        if self.presenter is None or self.placements.hold(turn.id, progress):
+        if self.placements.hold(turn.id, progress):
             return  # (held until the progress message exists)
         if turn.progress_message_id is None:
             turn = self.placements.placed(turn.id) or turn
@@ -331,200 +291,17 @@ class Runner:
         except Exception:
             log.warning("Could not show progress of turn %s", turn.id, exc_info=True)
 
-    async def _resume_left(
-        self, turn: Turn, on_progress: ProgressSink, images: ImageClient
-    ) -> TurnResult | Usage:
-        """Recovered after a restart: the generation already exists server-side. What that
-        response billed when it ended without a result and a new request may be made (never
-        billed twice: it failed, or was cancelled first)."""
-        assert turn.response_id is not None
-        if not images.background:
-            raise GenerationError(ErrorKind.connection, detail="interrupted by a restart")
-        try:
-            return await images.resume(
-                turn.response_id, turn.last_sequence, on_progress=on_progress
-            )
-        except ResponseOver as over:
-            log.info("Turn %s: response %s ended without a result (%s); requesting anew",
-                     turn.id, turn.response_id, over.kind.name)
-            return over.billed or Usage()
 
-    async def _generate(self, turn: Turn, marked: asyncio.Future[None]) -> TurnResult:
-        """The turn's result, asked for (or resumed) while `marked` records it as running."""
-        async def on_progress(progress: Progress) -> None:
-            await self._progress(turn, progress)
 
-        async def on_response_id(response_id: str, sequence: int | None) -> None:
-            await asyncio.shield(marked)  # (running first, then its response id)
-            await self.store.turns.set_response_id(turn.id, response_id, sequence)
 
-        images = await self._images_for(turn)
-        earlier = Usage()  # billed by a response left over from before a restart
-        if turn.response_id and turn.status is TurnStatus.running:
-            resumed = await self._resume_left(turn, on_progress, images)
-            if isinstance(resumed, TurnResult):
-                return resumed
-            earlier = resumed
 
-        parent = await self._resolve_parent(turn)
-        source = await self._remix_source(turn)
-        request, rerooted = await self._request_for(turn, parent, source)
 
-        async def run() -> TurnResult:
-            try:
-                return await images.generate(
-                    request, on_progress=on_progress, on_response_id=on_response_id
-                )
-            except ReferenceNotFound:
-                if source is None or not request.reference_call_ids:
-                    raise
-                log.info("Turn %s: the API refused the reference to turn %s's image; "
-                         "sending its bytes", turn.id, source.id)
-                await self._send_source_bytes(request, source)
-                return await images.generate(
-                    request, on_progress=on_progress, on_response_id=on_response_id
-                )
 
-        try:
-            result, rerooted = await self._chained(turn, request, parent, run, rerooted)
-        except GenerationError as error:
-            error.billed = earlier + (error.billed or Usage())  # recorded against the turn
-            raise
-        return TurnResult(result.response_id, result.images, result.text,
-                          earlier + result.usage, rerooted)
 
-    async def _chained(
-        self, turn: Turn, request: GenerationRequest, parent: Turn | None,
-        run: Callable[[], Awaitable[TurnResult]], rerooted: bool,
-    ) -> tuple[TurnResult, bool]:
-        """`run()`, rebuilding the chain when the API no longer has the parent's response; a
-        rebuilt chain reserves by what it actually sends. (The result, whether rebuilt.)"""
-        if rerooted:
-            await self._reserve_sent(turn, request)
-        try:
-            return await run(), rerooted
-        except PreviousResponseNotFound:
-            assert parent is not None
-            log.info("Turn %s: parent response %s is gone; rebuilding the chain",
-                     turn.id, parent.response_id)
-            await self._reroot(request, parent)
-            await self.store.turns.set_rerooted(turn.id)
-            await self._reserve_sent(turn, request)
-            return await run(), True
 
-    async def _reserve_sent(self, turn: Turn, request: GenerationRequest) -> None:
-        """A rebuilt chain re-sends prompts and the parent image: the turn's reservation grows
-        to the worst case of what is sent (never shrinks), so caps count it meanwhile."""
-        amount = self.accounts.prices.reservation(
-            turn.options, prompt_chars=len(request.prompt) + len(request.context_text or ""),
-            input_images=len(request.input_images),
-        )
-        await self.store.turns.raise_reservation(turn.id, amount)
 
-    async def _stop_paying(self, turn: Turn) -> Usage | None:
-        """Cancel a turn's background response with the key that started it (a server's own
-        key's response is that account's: another key can neither see nor stop it)."""
-        assert turn.response_id is not None
-        try:
-            images = await self._images_for(turn)
-        except UserFacingError:
-            log.warning("Turn %s: its server's own key is unusable; its response cannot be "
-                        "cancelled", turn.id)
-            return None
-        return await images.cancel(turn.response_id)
 
-    async def _images_for(self, turn: Turn) -> ImageClient:
-        """The operator's image client, or the one of the server's own key (never the
-        operator's for a server that pays itself)."""
-        if not turn.own_key:
-            return self.images
-        return await self.accounts.server_client(turn.guild_id)
 
-    async def _request_for(
-        self, turn: Turn, parent: Turn | None, source: Turn | None
-    ) -> tuple[GenerationRequest, bool]:
-        """The API request of a turn, chained to its parent (or rebuilt from the parent's image
-        and lineage: then True) and referring to the remixed image."""
-        if (turn.options.action == "edit" and parent is None and source is None
-                and not turn.input_image_count):
-            raise UserFacingError(ErrorKind.edit_needs_image)
-        request = GenerationRequest(
-            prompt=turn.prompt,
-            options=turn.options,
-            input_images=await self.store.turns.inputs(turn.id) if turn.input_image_count else [],
-            user_id=turn.author_id,
-        )
-        rerooted = False
-        if parent is not None:
-            if parent.response_id and self.images.store:
-                request.previous_response_id = parent.response_id
-            else:
-                await self._reroot(request, parent)
-                rerooted = True
-        if source is not None:
-            await self._refer_to(request, source)
-        return request, rerooted
-
-    async def _remix_source(self, turn: Turn) -> Turn | None:
-        """The bot result a remix continues from (in another conversation), if any."""
-        if turn.remix_of_turn_id is None:
-            return None
-        source = await self.store.turns.get(turn.remix_of_turn_id)
-        if source is None or not source.images:
-            raise UserFacingError(ErrorKind.remix_source_gone)
-        return source
-
-    async def _refer_to(self, request: GenerationRequest, source: Turn) -> None:
-        """Point the request at a remix's source image: by its stored `image_generation_call` id
-        (after the reasoning item that preceded it) when the API keeps items (no bytes
-        re-sent), else with the image itself."""
-        if self.images.store:
-            request.reference_call_ids = [image.call_id for image in source.images]
-            request.reference_reasoning_ids = {
-                image.call_id: image.reasoning_id for image in source.images if image.reasoning_id
-            }
-        else:
-            await self._send_source_bytes(request, source)
-
-    async def _send_source_bytes(self, request: GenerationRequest, source: Turn) -> None:
-        request.reference_call_ids = []
-        request.reference_reasoning_ids = {}
-        images: list[InputImage] = []
-        if self.presenter is not None:
-            try:
-                images = await self.presenter.fetch_result_images(source)
-            except Exception:
-                log.warning("Could not fetch the images of turn %s", source.id, exc_info=True)
-        if not images:
-            raise UserFacingError(ErrorKind.remix_source_gone)
-        request.input_images = images + request.input_images
-
-    async def _resolve_parent(self, turn: Turn) -> Turn | None:
-        """The turn this one continues from; a plain reply takes the head as it is now."""
-        if turn.parent_id is not None:
-            return await self.store.turns.get(turn.parent_id)
-        if turn.kind is not TurnKind.reply:
-            return None
-        conversation = await self.store.conversations.get(turn.conversation_id)
-        parent = await head_of(self.store, conversation) if conversation else None
-        if parent is not None:
-            await self.store.turns.set_parent(turn.id, parent.id)
-        return parent
-
-    async def _reroot(self, request: GenerationRequest, parent: Turn) -> None:
-        """Carry the chain without the API's memory: the parent image plus the prompt lineage."""
-        request.previous_response_id = None
-        lineage = await self.store.turns.lineage(parent.id)
-        images: list[InputImage] = []
-        if self.presenter is not None and parent.images:
-            try:
-                images = await self.presenter.fetch_result_images(parent)
-            except Exception:
-                log.warning("Could not fetch the images of turn %s", parent.id, exc_info=True)
-        if not images and request.options.action == "edit" and not request.input_images:
-            raise UserFacingError(ErrorKind.edit_needs_image)
-        request.context_text = chain_context(lineage, self.max_chain_turns, image=bool(images))
-        request.input_images = images + request.input_images
 
     # ------------------------------------------------------------------ actions on turns
     async def cancel(self, turn: Turn) -> bool:
@@ -594,8 +371,6 @@ class Runner:
         running = self.scheduler.running_turn_ids()
         await self.scheduler.shutdown(grace)
         await self.tasks.cancel_all()
-        if self.presenter is None:
-            return
         for turn_id in running:
             turn = await self.store.turns.get(turn_id)
             if turn is not None and not turn.status.terminal:

@@ -512,7 +512,7 @@ class Imagine(commands.Cog):
     async def _locale_of(self, message: discord.Message) -> str:
         """A message carries no user locale: the one of the author's latest interaction, else
         the server's chosen language, else the server's own."""
-        remembered = await self.service.locale_of(message.author.id)
+        remembered = await self.bot.core.preferences.locale_of(message.author.id)
         if remembered:
             return remembered
         guild = message.guild

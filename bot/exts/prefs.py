@@ -63,7 +63,7 @@ class Prefs(commands.Cog):
     ) -> None:
         locale = str(interaction.locale)
         user_id = interaction.user.id
-        current = await self.service.user_prefs(user_id)
+        current = await self.bot.core.preferences.user_prefs(user_id)
         if reset:
             current = UserPrefs(locale=current.locale)
         try:
@@ -76,7 +76,7 @@ class Prefs(commands.Cog):
             )
             changed = reset or updated != current
             if changed:
-                await self.service.save_prefs(user_id, interaction.guild_id, updated)
+                await self.bot.core.preferences.save_prefs(user_id, interaction.guild_id, updated)
         except UserFacingError as error:
             await send_error(interaction, error)
             return

@@ -20,7 +20,7 @@ CEILINGS = Ceilings(default_options=ImageOptions(size="1024x1024", quality="low"
 
 
 def accounts(store: Store) -> Accounts:
-    return Accounts(store, CEILINGS, {}, mainline="gpt-5.5", image_model=None)
+    return Accounts(store, CEILINGS, {}, mainline="gpt-5.5", image_model=None, server_keys=None)
 
 
 async def queued_turn(store: Store, reserved: float) -> Turn:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.app import build_services
 from bot.config import Settings
+from tests.ports import stand_in_ports
 
 
 async def test_build_services_wires_the_settings_into_the_core(tmp_path: Path) -> None:
@@ -15,7 +16,7 @@ async def test_build_services_wires_the_settings_into_the_core(tmp_path: Path) -
         max_prompt_chars=123, default_quality="low", max_quality="medium",
         user_daily_images=7, discord_api_base="http://127.0.0.1:9/api/v10",
     )
-    services = await build_services(settings)
+    services = await build_services(settings, stand_in_ports())
     try:
         assert (tmp_path / "bot.db").exists()
         await services.store.meta.put("probe", "1")  # the store is open and migrated

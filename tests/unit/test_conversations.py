@@ -30,9 +30,9 @@ from bot.core.models import (
 )
 from bot.core.options import ImageOptions
 from bot.core.policy import Actor, Ceilings
-from bot.core.wiring import build_core
 from bot.store.repositories import Store
 from tests.fakes.openai_server import FakeOpenAI, Fault, read_lineage
+from tests.ports import core_for
 from tests.unit.conftest import StoreOpener
 
 GUILD = 700_000_000_000_000_001
@@ -60,6 +60,7 @@ class RecordingPresenter:
         self.result_messages: dict[int, list[int]] = {}
         self.failures: list[tuple[int, UserFacingError]] = []
         self.fetched: list[int] = []
+        self.notified: list[tuple[int, bool]] = []
         self._next_message_id = 900_000
 
     def _message_id(self) -> int:
@@ -85,6 +86,9 @@ class RecordingPresenter:
     async def show_failure(self, turn: Turn, error: UserFacingError) -> None:
         self.calls.append(("show_failure", turn.id))
         self.failures.append((turn.id, error))
+
+    async def notify(self, turn: Turn, *, done: bool) -> None:
+        self.notified.append((turn.id, done))
 
     async def fetch_result_images(self, turn: Turn) -> list[InputImage]:
         self.calls.append(("fetch_result_images", turn.id))
@@ -113,7 +117,7 @@ async def make_service(
         *, ceilings: Ceilings = CEILINGS, client: ImageClient | None = None, **kwargs: Any
     ) -> tuple[ConversationService, RecordingPresenter]:
         presenter = RecordingPresenter()
-        service = build_core(
+        service = core_for(
             kwargs.pop("store", store), client or image_client, ceilings=ceilings, prices=PRICES,
             presenter=presenter, **kwargs,
         ).conversations
@@ -251,7 +255,7 @@ async def test_a_reply_continues_from_the_head(
     assert read_lineage(image_of(service, reply)) == ["a red barn", "add snow on the roof"]
     conversation = await service.conversation(THREAD)
     assert conversation is not None and conversation.head_turn_id == reply.id
-    assert [t.id for t in await service.lineage(reply)] == [root.id, reply.id]
+    assert [t.id for t in await service.store.turns.lineage(reply.id)] == [root.id, reply.id]
 
 
 async def test_a_branch_chains_from_its_parent_not_the_head(

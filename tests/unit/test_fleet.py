@@ -21,12 +21,12 @@ from bot.core.errors import ErrorKind
 from bot.core.image_client import ImageClient
 from bot.core.models import Stage, TurnKind, TurnRequest, TurnStatus
 from bot.core.policy import Actor, Ceilings
-from bot.core.wiring import build_core
 from bot.store.postgres.database import PostgresDatabase
 from bot.store.postgres.fleet import FleetScheduler
 from bot.store.repositories import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pg import fresh_database
+from tests.ports import core_for
 from tests.unit.conftest import FAST_RETRY, MODEL
 from tests.unit.test_conversations import CEILINGS, DEFAULTS, GUILD, PRICES, RecordingPresenter
 
@@ -77,7 +77,7 @@ async def launch(slow_openai: FakeOpenAI) -> AsyncIterator[Launch]:
                                        per_user_queued=per_user_queued,
                                        lease_seconds=lease_seconds, ceilings=ceilings)
             presenter = RecordingPresenter()
-            service = build_core(
+            service = core_for(
                 store, ImageClient(client, model=MODEL, retry=FAST_RETRY),
                 ceilings=ceilings, prices=PRICES, scheduler=scheduler, presenter=presenter,
             ).conversations

@@ -15,9 +15,9 @@ from bot.core.gate import Declared, Place
 from bot.core.image_client import ImageClient
 from bot.core.models import TurnKind, TurnStatus
 from bot.core.policy import Actor, Ceilings
-from bot.core.wiring import build_core
 from bot.store.repositories import Store
 from tests.fakes.openai_server import FakeOpenAI
+from tests.ports import core_for
 from tests.unit.test_conversations import (
     ALICE,
     BOB,
@@ -42,7 +42,7 @@ async def make_service(store: Store, image_client: ImageClient) -> AsyncIterator
     made: list[ConversationService] = []
 
     def make(*, ceilings: Ceilings = CEILINGS, **kwargs: Any) -> ConversationService:
-        core = build_core(store, image_client, ceilings=ceilings, prices=PRICES,
+        core = core_for(store, image_client, ceilings=ceilings, prices=PRICES,
                           presenter=RecordingPresenter(), **kwargs)
         made.append(core.conversations)
         return core.conversations

@@ -1,7 +1,8 @@
 """The one gate, made impossible to forget, checked on the source itself
 (docs/ARCHITECTURE.md, "The gate and the runner"):
 
-- only the runner (`bot/core/runner.py`) calls the image client or the text client (and the
+- only the runner (`bot/core/runner.py`, and `generation.py`, its half that builds, starts and
+  stops a turn's request) calls the image client or the text client (and the
   operator's own `doctor --probe`, unreachable from Discord); the clients'
   own modules are the only ones that touch the SDK's Responses API;
 - a component handler (a button, a select, a form) gets the turn or conversation named in its
@@ -21,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT = ROOT / "bot"
-RUNNER = BOT / "core" / "runner.py"
+RUNNER = {BOT / "core" / "runner.py", BOT / "core" / "generation.py"}
 CLIENTS = {BOT / "core" / "image_client.py": "ImageClient", BOT / "core" / "describe.py": "Describer"}
 # The operator's own raw requests (`python -m bot doctor --probe`: priced and confirmed before it
 # runs, from the command line): deliberately the SDK itself, and unreachable from Discord.
@@ -72,7 +73,7 @@ def test_the_clients_make_billed_calls() -> None:
 
 @pytest.mark.parametrize("path", sorted(BOT.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
 def test_only_the_runner_calls_the_image_and_text_clients(path: Path) -> None:
-    if path == RUNNER or path in CLIENTS or path in OPERATOR_PROBES:
+    if path in RUNNER or path in CLIENTS or path in OPERATOR_PROBES:
         return
     assert client_calls(_tree(path), _api_methods()) == []
 
@@ -179,10 +180,11 @@ def test_the_handler_checker_sees_an_unchecked_handler() -> None:
 
 # ------------------------------------------------------------------ the conversation rules
 def test_paid_turns_and_conversation_changes_pass_the_gate() -> None:
-    tree = _tree(BOT / "core" / "conversations.py")
-    [service] = [n for n in ast.walk(tree)
-                 if isinstance(n, ast.ClassDef) and n.name == "ConversationService"]
-    methods = {f.name: f for f in service.body if isinstance(f, ast.AsyncFunctionDef)}
+    rules = {"conversations.py": "ConversationService", "submission.py": "Submissions"}
+    methods = {f.name: f for module, name in rules.items()
+               for n in ast.walk(_tree(BOT / "core" / module))
+               if isinstance(n, ast.ClassDef) and n.name == name
+               for f in n.body if isinstance(f, ast.AsyncFunctionDef)}
     missing = {name: call for name, call in GATED.items()
                if call not in {ast.unparse(n.func).removeprefix("self.gate.")
                                for n in ast.walk(methods[name]) if isinstance(n, ast.Call)}}

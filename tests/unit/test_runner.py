@@ -16,10 +16,10 @@ from bot.core.models import InputImage, TurnKind, TurnRequest
 from bot.core.options import ImageOptions
 from bot.core.policy import Actor, Ceilings
 from bot.core.runner import render_test_image
-from bot.core.wiring import build_core
 from bot.store.repositories import Store
 from tests.fakes.images import render_image
 from tests.fakes.openai_server import FakeOpenAI, read_lineage
+from tests.ports import core_for
 from tests.unit.conftest import MODEL
 
 GUILD = 700_000_000_000_000_201
@@ -39,7 +39,7 @@ async def test_an_admitted_describe_is_one_text_call_on_the_operators_key(
     fake_openai: FakeOpenAI,
 ) -> None:
     describer = Describer(openai_client, model=MODEL, prices={})
-    core = build_core(store, image_client, ceilings=CEILINGS, prices={}, describer=describer)
+    core = core_for(store, image_client, ceilings=CEILINGS, prices={}, describer=describer)
     hold = Hold(ALICE, GUILD, 0.01)
     described = await core.runner.describe(photo(), hold, language="en")
     assert len(described.suggestions) == 3
@@ -52,7 +52,7 @@ async def test_a_describe_billed_to_a_server_without_a_usable_key_is_refused(
     store: Store, image_client: ImageClient, openai_client: openai.AsyncOpenAI,
     fake_openai: FakeOpenAI,
 ) -> None:
-    core = build_core(store, image_client, ceilings=CEILINGS, prices={},
+    core = core_for(store, image_client, ceilings=CEILINGS, prices={},
                       describer=Describer(openai_client, model=MODEL, prices={}))
     with pytest.raises(UserFacingError) as excinfo:
         await core.runner.describe(photo(), Hold(ALICE, GUILD, 0.01, own_key=True), language="en")
@@ -73,7 +73,7 @@ async def test_a_member_sees_where_their_waiting_turns_are(
 ) -> None:
     """One generation at a time: the second turn waits first in line behind the first."""
     fake_openai.latency = 0.3
-    core = build_core(store, image_client, ceilings=CEILINGS, prices={},
+    core = core_for(store, image_client, ceilings=CEILINGS, prices={},
                       scheduler=JobScheduler(max_concurrent=1, per_user_concurrent=1,
                                              per_user_queued=3))
     await core.conversations.open_conversation(THREAD, guild_id=GUILD, parent_channel_id=1,
