@@ -32,8 +32,8 @@ from bot.core.costs import (
     PriceBook,
     worst_case_usage,
 )
-from bot.core.image_client import SAFETY_CODES
 from bot.core.models import Usage
+from bot.core.openai_errors import SAFETY_CODES
 from bot.core.options import ImageOptions, takes_custom_sizes
 from bot.doctor import Checklist
 

@@ -18,8 +18,9 @@ from openai.types.responses import (
 
 from bot.core.costs import estimate_cost
 from bot.core.errors import ErrorKind, GenerationError
-from bot.core.image_client import classify, data_url, safety_identifier
+from bot.core.image_request import data_url, safety_identifier
 from bot.core.models import InputImage, Usage
+from bot.core.openai_errors import classify
 
 log = logging.getLogger(__name__)
 

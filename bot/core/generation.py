@@ -20,7 +20,9 @@ from bot.core.errors import (
     ResponseOver,
     UserFacingError,
 )
-from bot.core.image_client import GenerationRequest, ImageClient, ProgressSink
+from bot.core.image_client import ImageClient
+from bot.core.image_request import GenerationRequest
+from bot.core.image_stream import ProgressSink
 from bot.core.models import Conversation, InputImage, Turn, TurnKind, TurnResult, TurnStatus, Usage
 from bot.core.ports import ResultImages
 from bot.store.protocol import Store

@@ -24,7 +24,8 @@ from bot.core.errors import (
 )
 from bot.core.gate import Gate
 from bot.core.generation import Generation
-from bot.core.image_client import GenerationRequest, ImageClient
+from bot.core.image_client import ImageClient
+from bot.core.image_request import GenerationRequest
 from bot.core.jobs import Job, Scheduler
 from bot.core.models import (
     InputImage,

@@ -18,7 +18,8 @@ from bot.core.errors import (
     PreviousResponseNotFound,
     ReferenceNotFound,
 )
-from bot.core.image_client import GenerationRequest, ImageClient, RetryPolicy, safety_identifier
+from bot.core.image_client import GenerationRequest, ImageClient, RetryPolicy
+from bot.core.image_request import safety_identifier
 from bot.core.models import InputImage, Progress, Stage
 from bot.core.options import ImageOptions
 from tests.fakes.openai_server import FakeOpenAI, Fault, read_lineage
