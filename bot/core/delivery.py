@@ -9,7 +9,7 @@ what Discord may answer differently in a moment (5xx, 429, a dropped connection:
 recorded. What Discord refuses for good (a missing permission, a deleted thread) fails at once.
 
 Whoever runs the turn delivers it: the process that generated it; after a restart, the run that
-`ConversationService.recover` starts finds the recorded result instead of generating; in a fleet,
+`Runner.recover` starts finds the recorded result instead of generating; in a fleet,
 the process that takes over the turn's expired lease does the same. A turn that still could not be
 shown fails, keeping its record: its Retry button shows that result (`reopen`), and never pays
 for a second generation. The record goes in the same write that records the turn done.
