@@ -4,6 +4,8 @@ without changing the thread's sticky options."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from tests.e2e.harness import (
     custom_ids,
     image_attachments,
@@ -61,21 +63,36 @@ async def test_upscale_confirms_the_cost_then_renders_a_high_quality_edit(
     assert (reply["tools"][0]["quality"], reply["tools"][0]["size"]) == ("low", "1536x1024")
 
 
+def delivery_recorded(path: object) -> bool:
+    """Whether a paid result waits in the durable delivery record (recorded, not yet done)."""
+    conn = sqlite3.connect(path, timeout=10)  # type: ignore[arg-type]
+    try:
+        return conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] > 0
+    finally:
+        conn.close()
+
+
 async def test_a_button_clicked_before_the_result_is_recorded_acts_on_the_finished_turn(
     discord_fake, openai_fake, make_settings
 ):
-    """The result is posted before it is recorded (its record may wait, e.g. for another
-    connection's SQLite write lock): Upscale clicked in between waits for the record instead
-    of calling the turn unknown."""
-    settings = make_settings(max_size="2048x2048")
-    openai_fake.latency = 0.6
+    """A paid result is recorded, then shown, then its turn marked done; the last write may
+    wait (e.g. for another connection's SQLite write lock): Upscale clicked in between waits for
+    the turn to be done instead of calling it unknown or still running."""
+    settings = make_settings(max_size="2048x2048", progress_edit_interval=60)
+    openai_fake.latency = 2.0
     alice = discord_fake.add_user("alice")
     async with running(settings):
         thread = await start_conversation(discord_fake, alice, "a lighthouse", quality="low",
                                           previews=0)
         await discord_fake.wait_for(lambda: [
-            r for r in turn_rows(settings.database_path) if r["response_id"]] or None)
+            r for r in turn_rows(settings.database_path)
+            if r["response_id"] and r["progress_message_id"]] or None)
+        # the next edit of the progress message is the result (no previews, no timed edits)
+        result_posted = discord_fake.hold_next("PATCH", rf"/channels/{thread}/messages/")
+        await discord_fake.wait_for(lambda: delivery_recorded(settings.database_path), 15,
+                                    what="the paid result recorded")
         async with sqlite_write_lock(settings.database_path, hold_for=8):
+            result_posted.set()
             [first] = await wait_results(discord_fake, thread, 1)
             [row] = turn_rows(settings.database_path)
             assert row["status"] == "running"  # shown, not yet recorded
