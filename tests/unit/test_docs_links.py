@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SKIP_DIRS = {".git", ".venv", "venv", "build", "node_modules", "sandbox-output", ".pytest_cache",
              ".ruff_cache"}
@@ -30,15 +28,14 @@ def _inside(path: Path) -> bool:
     return path.resolve().is_relative_to(ROOT)
 
 
-@pytest.mark.parametrize("doc", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_no_path_leaves_the_repository(doc: Path) -> None:
-    text = doc.read_text(encoding="utf-8")
-    outside = [m.group(0) for m in PARENT_PATH.finditer(text) if not _inside(doc.parent / m.group(0))]
+def test_no_path_leaves_the_repository() -> None:
+    outside = [f"{doc.relative_to(ROOT)}: {m.group(0)}" for doc in markdown_files()
+               for m in PARENT_PATH.finditer(doc.read_text(encoding="utf-8"))
+               if not _inside(doc.parent / m.group(0))]
     assert outside == []
 
 
-@pytest.mark.parametrize("doc", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_relative_links_lead_to_files_in_the_repository(doc: Path) -> None:
+def _broken_links(doc: Path) -> list[str]:
     broken = []
     for match in LINK.finditer(doc.read_text(encoding="utf-8")):
         target = (match.group(1) or match.group(2)).split("#", 1)[0]
@@ -46,8 +43,12 @@ def test_relative_links_lead_to_files_in_the_repository(doc: Path) -> None:
             continue
         path = ROOT / target.lstrip("/") if target.startswith("/") else doc.parent / target
         if not _inside(path) or not path.exists():
-            broken.append(target)
-    assert broken == []
+            broken.append(f"{doc.relative_to(ROOT)}: {target}")
+    return broken
+
+
+def test_relative_links_lead_to_files_in_the_repository() -> None:
+    assert [link for doc in markdown_files() for link in _broken_links(doc)] == []
 
 
 def test_the_checks_see_an_escaping_path(tmp_path: Path) -> None:
