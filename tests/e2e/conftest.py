@@ -56,11 +56,13 @@ async def discord_fake() -> AsyncIterator[FakeDiscord]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Suites marked `both_backends` run every test on SQLite and on PostgreSQL (unless the test
-    is marked `sqlite_only`: it is about the SQLite file itself)."""
+    is marked `sqlite_only`: it is about the SQLite file itself, or `one_backend`: the database
+    plays no part in it, as in a fault of OpenAI or Discord)."""
     if "backend" not in metafunc.fixturenames:
         return
     marked = metafunc.definition.get_closest_marker("both_backends") is not None
-    if marked and metafunc.definition.get_closest_marker("sqlite_only") is None:
+    if marked and not any(metafunc.definition.get_closest_marker(name)
+                          for name in ("sqlite_only", "one_backend")):
         metafunc.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
 

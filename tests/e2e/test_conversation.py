@@ -246,26 +246,6 @@ async def test_reroll_refine_continue_details_delete(discord_fake, openai_fake, 
     assert rows[1]["deleted"] == 1
 
 
-async def test_forgotten_response_rebuilds_the_chain_from_the_image(
-    discord_fake, openai_fake, make_settings
-):
-    alice = discord_fake.add_user("alice")
-    async with running(make_settings()) as bot:
-        thread = await start_conversation(discord_fake, alice, "a robot")
-        await wait_results(discord_fake, thread, 1)
-        openai_fake.forget_all()  # 30 days later: the API no longer knows the response
-        await discord_fake.say(alice, thread, "give it wings")
-        second = (await wait_results(discord_fake, thread, 2))[1]
-    assert lineage_of(second) == ["a robot", "give it wings"]
-    last = openai_fake.create_requests()[-1]
-    assert "previous_response_id" not in last
-    content = last["input"][-1]["content"]
-    assert content[0]["type"] == "input_text" and "a robot" in content[0]["text"]
-    assert any(p["type"] == "input_image" for p in content)
-    assert turns(bot.settings)[1]["rerooted"] == 1
-    assert "chain rebuilt" not in second.content  # how the chain was carried: in Details only
-
-
 async def test_store_responses_false_carries_context_every_turn(
     discord_fake, openai_fake, make_settings
 ):

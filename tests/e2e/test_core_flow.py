@@ -53,26 +53,6 @@ async def test_imagine_then_two_refinements_chain(discord_fake, openai_fake, mak
     assert requests[2]["previous_response_id"] == rows[1][2]
 
 
-async def test_restart_keeps_the_chain_and_does_not_resync_commands(
-    discord_fake, openai_fake, make_settings
-):
-    settings = make_settings()
-    alice = discord_fake.add_user("alice")
-    async with running(settings):
-        thread_id = await start_conversation(discord_fake, alice, "a paper boat")
-        await wait_results(discord_fake, thread_id, 1)
-    syncs = [r for r in discord_fake.request_log if r.method == "PUT" and "/commands" in r.path]
-    assert len(syncs) == 1
-    async with running(settings):  # same database, new process state
-        await discord_fake.say(alice, thread_id, "on a stormy sea")
-        messages = await wait_results(discord_fake, thread_id, 2)
-    syncs = [r for r in discord_fake.request_log if r.method == "PUT" and "/commands" in r.path]
-    assert len(syncs) == 1, "unchanged commands are not synced again"
-    assert read_lineage(image_attachments(messages[1])[0].data) == [
-        "a paper boat", "on a stormy sea"
-    ]
-
-
 async def test_the_interaction_is_acknowledged_and_points_to_the_thread(
     discord_fake, openai_fake, make_settings
 ):

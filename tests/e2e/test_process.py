@@ -293,21 +293,6 @@ async def test_an_unreachable_postgresql_is_one_line_without_its_password(
     assert not (tmp_path / "bot.db").exists()  # no quiet fall-back to SQLite
 
 
-async def test_unapproved_message_content_intent_is_explained(openai_fake, tmp_path):
-    """Discord closes the gateway with 4014 when the privileged intent is not enabled for the
-    application: the bot says what to do in one line and exits 1 (see also test_startup.py)."""
-    fake = FakeDiscord(message_content_intent_allowed=False)
-    await fake.start()
-    try:
-        env = clean_environ() | bot_env(fake, openai_fake, tmp_path / "bot.db")
-        code, _, err = await run_cli(env=env, cwd=tmp_path, timeout=60)
-    finally:
-        await fake.stop()
-    assert code == 1
-    assert "MESSAGE_CONTENT_INTENT=false" in err
-    assert "Traceback" not in err
-
-
 async def test_without_the_intent_setting_the_bot_runs_and_says_so(openai_fake, tmp_path):
     fake = FakeDiscord(message_content_intent_allowed=False)
     await fake.start()
