@@ -924,6 +924,7 @@ async def test_restart_on_the_same_database_continues_the_chain(
     assert rows[1]["parent_id"] == rows[0]["id"]
 
 
+@pytest.mark.wall_clock
 async def test_shutdown_keeps_a_long_turn_and_the_restart_resumes_it(
     discord_fake, openai_fake, make_settings
 ):

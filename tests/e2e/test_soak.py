@@ -20,7 +20,7 @@ import pytest
 from tests.e2e.harness import BotRunner, results, start_conversation, turn_rows
 from tests.fakes.openai_server import FakeOpenAI, Fault
 
-pytestmark = pytest.mark.soak
+pytestmark = [pytest.mark.soak, pytest.mark.wall_clock]  # a wall-time budget
 
 TURNS = int(os.environ.get("SOAK_TURNS", "500"))
 THREADS = max(1, TURNS // 10)

@@ -71,3 +71,5 @@ def test_the_readme_test_command_is_what_ci_runs() -> None:
     assert documented == run
     assert "-r requirements/dev.lock" in run  # the locked versions (requirements/lock makes them)
     assert "ruff check ." in run and "python -m pytest" in run
+    # the parallel run leaves out exactly the tests that bound elapsed time, which then run alone
+    assert 'python -m pytest -n 2 -m "not wall_clock" && python -m pytest -m wall_clock' in run

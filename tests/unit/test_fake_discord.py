@@ -611,6 +611,7 @@ async def test_standalone_process_and_control_api() -> None:
         assert await asyncio.wait_for(proc.wait(), 10) is not None
 
 
+@pytest.mark.wall_clock
 async def test_wait_for_times_out_with_a_description(fake: FakeDiscord) -> None:
     start = time.monotonic()
     with pytest.raises(TimeoutError, match="never_true"):

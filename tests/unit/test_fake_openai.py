@@ -518,6 +518,7 @@ async def test_insufficient_quota_and_server_errors(
     assert fake.generations == 0
 
 
+@pytest.mark.wall_clock
 async def test_hang_times_out(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
     fake.add_fault(Fault.hang(5))
     started = time.monotonic()
@@ -804,6 +805,7 @@ async def test_background_poll_and_cancel(fake: FakeOpenAI, client: openai.Async
         await client.responses.cancel(queued.id)
 
 
+@pytest.mark.wall_clock
 async def test_latency_is_spread_over_the_stream(
     fake: FakeOpenAI, client: openai.AsyncOpenAI
 ) -> None:

@@ -325,6 +325,7 @@ async def test_a_crashing_job_frees_its_slot() -> None:
 # --------------------------------------------------------------------------- shutdown
 
 
+@pytest.mark.wall_clock
 async def test_shutdown_lets_short_jobs_finish_and_cancels_long_ones() -> None:
     outcome: dict[int, str] = {}
 
