@@ -256,11 +256,17 @@ async def test_five_quick_export_clicks_post_one_export(discord_fake, openai_fak
         thread, _ = await build_thread(discord_fake, alice, [("add a moat", None)], settings)
         sheet = await answer(discord_fake, await discord_fake.slash(alice, thread, "history"),
                              "History", timeout=15)
+        # the export's upload waits until the other clicks are answered: on a busy machine the
+        # export could otherwise be over before the last click arrives
+        upload = discord_fake.hold_next("POST", rf"^/channels/{thread}/messages$")
         clicks = await asyncio.gather(*(
             discord_fake.click(alice, sheet.id, f"history:export:{thread}") for _ in range(5)))
+        await discord_fake.wait_for(lambda: len([c for c in clicks if any(
+            "already under way" in m.content for m in c.messages())]) == 4 or None, 15,
+            what="four clicks told an export is under way")
+        assert discord_fake.holds == []  # the upload was the request held
+        upload.set()
         answers = [await answer(discord_fake, click, timeout=15) for click in clicks]
-        await discord_fake.wait_for(lambda: [a for a in answers if "Exported" in (
-            discord_fake.message(a.id).content)] or None, 15, what="the export done")
         await quiet(discord_fake, openai_fake)
         texts = [discord_fake.message(a.id).content for a in answers]
     assert len([t for t in texts if t.startswith("Exported")]) == 1
