@@ -264,9 +264,9 @@ async def test_five_quick_export_clicks_post_one_export(discord_fake, openai_fak
         await discord_fake.wait_for(lambda: len([c for c in clicks if any(
             "already under way" in m.content for m in c.messages())]) == 4 or None, 15,
             what="four clicks told an export is under way")
-        assert discord_fake.holds == []  # the upload was the request held
         upload.set()
         answers = [await answer(discord_fake, click, timeout=15) for click in clicks]
+        assert discord_fake.holds == []  # the upload was the request held
         await quiet(discord_fake, openai_fake)
         texts = [discord_fake.message(a.id).content for a in answers]
     assert len([t for t in texts if t.startswith("Exported")]) == 1
