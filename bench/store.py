@@ -24,14 +24,15 @@ from typing import Any
 
 import openai
 
+from bot.core.claim_limits import ClaimLimits
 from bot.core.conversations import ConversationService
 from bot.core.image_client import ImageClient, RetryPolicy
 from bot.core.models import InputImage, Progress, Turn, TurnKind, TurnRequest, TurnResult
 from bot.core.options import ImageOptions
 from bot.core.policy import Actor, Ceilings
+from bot.fleet import FleetScheduler
 from bot.store.database import Database
 from bot.store.postgres.database import PostgresDatabase
-from bot.store.postgres.fleet import FleetScheduler
 from bot.store.repositories import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pg import fresh_database
@@ -120,8 +121,9 @@ async def measure(label: str, dbs: list[Any], fake: FakeOpenAI, n: int, c: int,
     services, schedulers = [], []
     client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-bench", max_retries=0)
     for db in counting:
+        limits = ClaimLimits(Store(db), Ceilings(default_options=OPTIONS))
         scheduler = (FleetScheduler(db, max_concurrent=c, per_user_queued=5, lease_seconds=30,
-                                    ceilings=Ceilings(default_options=OPTIONS))
+                                    refusal=limits.refusal)
                      if fleet else None)
         service = core_for(
             Store(db), ImageClient(client, model="gpt-5.5", retry=RetryPolicy()),

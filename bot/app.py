@@ -20,6 +20,7 @@ from openai import AsyncOpenAI
 from bot.adapter import DiscordMembers, actor_of
 from bot.config import Settings
 from bot.core.accounts import Accounts
+from bot.core.claim_limits import ClaimLimits
 from bot.core.conversations import ConversationService
 from bot.core.describe import Describer
 from bot.core.errors import UserFacingError
@@ -34,10 +35,11 @@ from bot.core.policy import Ceilings
 from bot.core.retention import InputRetention
 from bot.core.runner import Runner
 from bot.core.wiring import Core, Ports, build_core
+from bot.fleet import FleetScheduler
 from bot.metrics import Metrics, MetricsServer
 from bot.startup import SettingsRefused, StartupError
 from bot.store import open_store, unreachable
-from bot.store.postgres.fleet import FleetScheduler, fleet_scheduler
+from bot.store.postgres.database import PostgresDatabase
 from bot.store.protocol import Store
 from bot.ui.attachments import AttachmentReader
 from bot.ui.buttons import TurnButton
@@ -106,7 +108,7 @@ async def build_services(settings: Settings, ports: Ports) -> Services:
         prices=s.price_table,
         describer=Describer(openai, model=s.openai_model, prices=s.price_table),
         server_keys=server_keys_for(s, store),
-        scheduler=fleet_scheduler(s, store, ceilings),
+        scheduler=fleet_scheduler_for(s, store, ceilings),
         max_prompt_chars=s.max_prompt_chars,
         max_input_images=s.max_input_images,
         max_attachment_bytes=s.max_attachment_bytes,
@@ -117,6 +119,23 @@ async def build_services(settings: Settings, ports: Ports) -> Services:
         delivery_retry_seconds=s.delivery_retry_seconds,
     )
     return Services(store, openai, core, attachment_reader_for(s))
+
+
+def fleet_scheduler_for(s: Settings, store: Store, ceilings: Ceilings) -> FleetScheduler | None:
+    """The fleet-wide queue when `FLEET_QUEUE` is on (else None: the in-process scheduler); each
+    claim checks a queued turn again against the spend caps and daily images (`ClaimLimits`)."""
+    if not s.fleet_queue:
+        return None
+    db = getattr(store, "db", None)
+    assert isinstance(db, PostgresDatabase), "FLEET_QUEUE needs DATABASE_URL"
+    return FleetScheduler(
+        db,
+        max_concurrent=s.max_concurrent_generations,
+        per_user_concurrent=s.per_user_concurrent,
+        per_user_queued=s.per_user_queued,
+        lease_seconds=s.lease_seconds,
+        refusal=ClaimLimits(store, ceilings).refusal,
+    )
 
 
 def server_keys_for(s: Settings, store: Store) -> ServerKeys | None:

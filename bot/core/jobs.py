@@ -44,7 +44,7 @@ JobRunner = Callable[[Job], Awaitable[None]]
 
 class Scheduler(Protocol):
     """What the conversation service needs from a scheduler: `JobScheduler` below (one process)
-    or a fleet-wide queue shared through the database (`bot/store/postgres/fleet.py`)."""
+    or a fleet-wide queue shared through the database (`bot/fleet/`)."""
 
     per_user_queued: int
     shared: bool  # True: turns are claimed from the database by any process of the fleet
@@ -257,13 +257,8 @@ class JobScheduler:
                 return False
         return False
 
-    @staticmethod
-    def _rotation(users: Iterable[int], served: dict[int, int]) -> list[int]:
-        """Users in round-robin order: least recently served first, then in order of arrival."""
-        return sorted(users, key=lambda user_id: served.get(user_id, 0))
-
     def _pick(self) -> Job | None:
-        for user_id in self._rotation(self._queues, self._served):
+        for user_id in _rotation(self._queues, self._served):
             for job in self._queues[user_id]:
                 if self._eligible(job, self._busy_conversations):
                     self._serve_count += 1  # round robin: this user goes last
@@ -362,6 +357,11 @@ class JobScheduler:
                     self._on_position(turn_id, position)
                 except Exception:
                     log.exception("Position listener failed")
+
+
+def _rotation(users: Iterable[int], served: dict[int, int]) -> list[int]:
+    """Users in round-robin order: least recently served first, then in order of arrival."""
+    return sorted(users, key=lambda user_id: served.get(user_id, 0))
 
 
 async def run_logged(job: Job) -> None:

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 import openai
 import pytest
 
+from bot.core.claim_limits import ClaimLimits
 from bot.core.conversations import ConversationService
 from bot.core.errors import ErrorKind
 from bot.core.image_client import ImageClient
 from bot.core.models import Stage, TurnKind, TurnRequest, TurnStatus
 from bot.core.policy import Actor, Ceilings
+from bot.fleet import FleetScheduler
 from bot.store.postgres.database import PostgresDatabase
-from bot.store.postgres.fleet import FleetScheduler
 from bot.store.repositories import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pg import fresh_database
@@ -75,7 +76,8 @@ async def launch(slow_openai: FakeOpenAI) -> AsyncIterator[Launch]:
             scheduler = FleetScheduler(db, max_concurrent=max_concurrent,
                                        per_user_concurrent=per_user_concurrent,
                                        per_user_queued=per_user_queued,
-                                       lease_seconds=lease_seconds, ceilings=ceilings)
+                                       lease_seconds=lease_seconds,
+                                       refusal=ClaimLimits(store, ceilings).refusal)
             presenter = RecordingPresenter()
             service = core_for(
                 store, ImageClient(client, model=MODEL, retry=FAST_RETRY),
@@ -440,7 +442,7 @@ async def test_a_dropped_listen_connection_is_reconnected(
 ) -> None:
     """The wake-up connection is killed server-side; the queue listens again and a turn queued
     by another process afterwards is claimed at once, not at the next poll (a minute away)."""
-    caplog.set_level(logging.INFO, logger="bot.store.postgres.fleet")
+    caplog.set_level(logging.INFO, logger="bot.fleet.listener")
     slow_openai.latency = 0.1
     claimer = await launch(lease_seconds=120.0)  # polls only every 60 s
     submitter = await launch(claiming=False)
@@ -458,7 +460,7 @@ async def test_a_dropped_listen_connection_is_reconnected(
     assert await until_finished(claimer.store, 1, timeout=10.0) == [TurnStatus.done]
     assert len(claimer.presenter.results) == 1  # run by the process whose connection dropped
     said = [r.getMessage() for r in caplog.records
-            if r.name == "bot.store.postgres.fleet" and "listen" in r.getMessage().lower()]
+            if r.name == "bot.fleet.listener" and "listen" in r.getMessage().lower()]
     assert said == ["Fleet queue: the LISTEN connection dropped; polling every 60.0s while it "
                     "reconnects", "Fleet queue: listening again"]
 

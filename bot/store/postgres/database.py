@@ -6,7 +6,7 @@ connection to the current task (a context variable) and serialises transactions 
 transaction-scoped advisory lock: the same guarantee SQLite's `BEGIN IMMEDIATE` gives the core
 (a read-then-write such as an admission check is never interleaved with another writer's).
 The fleet queue's claims take a lock of their own instead (`CLAIM_LOCK`, see
-`bot.store.postgres.fleet`): they are serialised with each other, not with every writer.
+`bot.fleet.claims`): they are serialised with each other, not with every writer.
 """
 
 from __future__ import annotations
