@@ -18,9 +18,6 @@ BEING_SPLIT = {
     "bot/exts/imagine.py": "the Imagine cog: handlers moving to a typed router, text to ui/",
     "bot/ui/i18n.py": "the message catalogue: moving to gettext catalogues",
     "bot/ui/presenter.py": "DiscordPresenter: one ui delivery module shared with the variants",
-    "bot/store/postgres/fleet.py": "the fleet queue: moving to bot/fleet/",
-    "bot/fleet/": "the fleet queue in its own package, being trimmed as it moves",
-    "bot/core/jobs.py": "JobScheduler: being trimmed with the fleet queue's move",
 }
 
 
