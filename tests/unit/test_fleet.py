@@ -374,6 +374,7 @@ async def test_an_instance_cap_holds_at_the_claim(launch: Launch, slow_openai: F
     await first.scheduler.start()
     assert await until_finished(first.store, 3) == [
         TurnStatus.done, TurnStatus.done, TurnStatus.failed]
+    await until(lambda: bool(failures(first, second)))  # shown after it is recorded
     assert failures(first, second) == [(three, ErrorKind.limit_reached, {
         "limit": "instance_daily_spend", "value": "$0.50", "reset": next_midnight()})]
     assert sorted(prompts_in_request_order(slow_openai)) == ["one", "two"]
@@ -403,6 +404,7 @@ async def test_daily_images_hold_at_the_claim(launch: Launch, slow_openai: FakeO
     await first.scheduler.start()
     await second.scheduler.start()
     assert await until_finished(first.store, 2) == [TurnStatus.done, TurnStatus.failed]
+    await until(lambda: bool(failures(first, second)))  # shown after it is recorded
     assert failures(first, second) == [(later, ErrorKind.limit_reached, {
         "limit": "user_daily_images", "value": 1, "reset": next_midnight()})]
     assert prompts_in_request_order(slow_openai) == ["first"]
@@ -422,6 +424,7 @@ async def test_a_queue_overfilled_by_two_admissions_is_cut_at_the_claim(
     await first.scheduler.start()
     assert await until_finished(first.store, 3) == [
         TurnStatus.done, TurnStatus.done, TurnStatus.failed]
+    await until(lambda: bool(failures(first, second)))  # shown after it is recorded
     assert failures(first, second) == [(last, ErrorKind.queue_full, {"limit": 1})]
     assert prompts_in_request_order(slow_openai) == ["a", "b"]
 
