@@ -17,6 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 from openai import AsyncOpenAI
 
+from bot.ack import shed
 from bot.adapter import DiscordMembers, actor_of
 from bot.config import Settings
 from bot.core.accounts import Accounts
@@ -216,6 +217,8 @@ class ImagineTree(app_commands.CommandTree):
     """The command tree, with the server's access policy checked before generation commands."""
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.type is discord.InteractionType.application_command and await shed(interaction):
+            return False  # too late to start: "busy, try again" now rather than a late answer
         if (
             interaction.type is not discord.InteractionType.application_command
             or interaction.guild_id is None

@@ -12,7 +12,8 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
-from bot.adapter import actor_for, declared
+from bot.ack import acknowledge
+from bot.adapter import GenerationInput, actor_for, declared
 from bot.core.admission import Hold
 from bot.core.describe import WORST_CASE
 from bot.core.errors import ErrorKind, UserFacingError
@@ -60,7 +61,7 @@ class UseSuggestion(
         if prompt is None or imagine is None:
             await send_error(interaction, UserFacingError(ErrorKind.unknown_conversation))
             return
-        await imagine.start_prompt(interaction, prompt)
+        await imagine.start_prompt(interaction, GenerationInput(prompt=prompt))
 
 
 class Describe(commands.Cog):
@@ -101,6 +102,8 @@ class Describe(commands.Cog):
         """The gate first (DM policy, access, the attachment as declared, the spend caps, with
         the worst case held and billed to the right key), then the download and the one call."""
         gate = self.bot.gate
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):  # always private
+            return
         try:
             actor = await actor_for(gate, interaction.user, interaction.channel)
             hold = await gate.admit_text(actor, self.bot.accounts.prices.cost(WORST_CASE),
@@ -125,7 +128,6 @@ class Describe(commands.Cog):
         except UserFacingError as error:
             await send_error(interaction, error)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             [image] = await self.bot.attachments.read([attachment], ours=ours)
             result = await self.bot.runner.describe(image, hold, language=language(locale))

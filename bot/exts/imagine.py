@@ -14,6 +14,7 @@ import discord
 from discord.app_commands import Choice
 from discord.ext import commands
 
+from bot.ack import acknowledge, refuse, shed
 from bot.adapter import (
     GenerationInput,
     actor_for,
@@ -54,6 +55,10 @@ ThreadMaker = Callable[[], Awaitable[None]]
 
 
 MAX_VARIANTS = 4
+FORMS = ("refine", "edit", "region")  # buttons answered with a form (its submission is checked)
+# buttons answered by silently updating the clicked message (the rest answer privately)
+SILENT = ("reroll", "retry", "hqgo", "regiongo", *(f"{a}go" for a in PLANNED))
+PREFILL_SECONDS = 0.5  # the longest a form waits for the prompt it is pre-filled with
 
 
 def variants_from(text: str) -> int:
@@ -81,26 +86,33 @@ class Imagine(commands.Cog):
     # ------------------------------------------------------------------ /imagine
     @generation_command("imagine", "Create an image and start a conversation thread")
     async def imagine(self, interaction: discord.Interaction, request: GenerationInput) -> None:
-        prompt = request.prompt
         try:
-            options, attachments = await self._admit(interaction, request)
-            if options.action == "edit" and not attachments:  # a new root has no image yet
+            options = self._read(request)
+            if options.action == "edit" and not request.attachments:  # a new root has no image
                 raise UserFacingError(ErrorKind.edit_needs_image)
+        except UserFacingError as error:  # (nothing waited for yet: refused as the answer)
+            await send_error(interaction, error)
+            return
+        await self.start_prompt(interaction, request, options)
+
+    async def start_prompt(
+        self, interaction: discord.Interaction, request: GenerationInput,
+        options: ImageOptions | None = None,
+    ) -> None:
+        """Start a conversation from `request` (/imagine's, or a prompt the bot offered, e.g. a
+        /describe suggestion): acknowledged first, then checked by the gate (a refusal is
+        private: the public "thinking…" goes), then started."""
+        if not await acknowledge(interaction, thinking=True):
+            return
+        try:
+            options = options or self._read(request)
+            await self._admit(interaction, request, options)
         except UserFacingError as error:
             self.bot.gate.release_hold(self._holds.pop(interaction.id, None))
-            await send_error(interaction, error)
+            await refuse(interaction, error, placeholder=True)
             return
-        await self.start_root(interaction, prompt, options, attachments, variants=request.variants or 1)
-
-    async def start_prompt(self, interaction: discord.Interaction, prompt: str) -> None:
-        """Start a conversation from a prompt the bot offered (e.g. a /describe suggestion),
-        checked exactly as /imagine checks one."""
-        try:
-            options, attachments = await self._admit(interaction, GenerationInput(prompt=prompt))
-        except UserFacingError as error:
-            await send_error(interaction, error)
-            return
-        await self.start_root(interaction, prompt, options, attachments)
+        await self.start_root(interaction, request.prompt, options, request.attachments,
+                              variants=request.variants or 1)
 
     async def start_root(
         self,
@@ -112,8 +124,7 @@ class Imagine(commands.Cog):
         variants: int = 1,
     ) -> None:
         """Acknowledge, open the thread (or DM) and submit the first turn of a conversation
-        (`variants` first turns side by side)."""
-        await interaction.response.defer(thinking=True)
+        (`variants` first turns side by side); the interaction is acknowledged."""
         ticket: Ticket | None = None
         try:
             inputs = await self.bot.attachments.read(attachments)
@@ -133,25 +144,26 @@ class Imagine(commands.Cog):
             if ticket is not None:
                 ticket.done()
 
+    def _read(self, request: GenerationInput) -> ImageOptions:
+        """What can be refused before acknowledging (nothing to wait for): the options and the
+        prompt as typed."""
+        clean_prompt(request.prompt, max_chars=self.bot.gate.max_prompt_chars)
+        return request.options()
+
     async def _admit(
-        self, interaction: discord.Interaction, request: GenerationInput, *,
-        conversation: Conversation | None = None,
-    ) -> tuple[ImageOptions, list[discord.Attachment]]:
-        """Everything checkable before acknowledging: the options and the prompt, then the gate
-        (access, the refine rule of the `conversation` continued, the attachments as declared,
-        queue room and limits). A refusal is private and leaves nothing behind (no thread, no
-        turn, nothing downloaded). An admission holds its worst-case cost (in `_holds`, by
-        interaction) until `_submit` records the turn or the command ends."""
-        options = request.options()
-        prompt = request.prompt
-        clean_prompt(prompt, max_chars=self.bot.gate.max_prompt_chars)
-        attachments = request.attachments
+        self, interaction: discord.Interaction, request: GenerationInput, options: ImageOptions,
+        *, conversation: Conversation | None = None,
+    ) -> None:
+        """The gate, after the acknowledgement (it reads and may write the database): access,
+        the refine rule of the `conversation` continued, the attachments as declared, queue
+        room and limits. A refusal leaves nothing behind (no thread, no turn, nothing
+        downloaded). An admission holds its worst-case cost (in `_holds`, by interaction) until
+        `_submit` records the turn or the command ends."""
         self._holds[interaction.id] = await self.bot.gate.admit(
-            await self._actor(interaction.user, interaction.channel), options, prompt=prompt,
-            attachments=declared(attachments), context_image=conversation is not None,
-            conversation=conversation,
+            await self._actor(interaction.user, interaction.channel), options,
+            prompt=request.prompt, attachments=declared(request.attachments),
+            context_image=conversation is not None, conversation=conversation,
         )
-        return options, attachments
 
     async def _submit_beside(
         self, submit: Callable[..., Awaitable[Turn]], make_thread: ThreadMaker
@@ -379,17 +391,19 @@ class Imagine(commands.Cog):
     async def refine(self, interaction: discord.Interaction, request: GenerationInput) -> None:
         prompt = request.prompt
         try:
+            options = self._read(request)
+        except UserFacingError as error:  # (nothing waited for yet: refused as the answer)
+            await send_error(interaction, error)
+            return
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):  # always private
+            return
+        try:
             channel_id = interaction.channel_id or 0
             conversation = await self._own_conversation(interaction.channel)
             if conversation is None:
                 raise UserFacingError(ErrorKind.unknown_conversation)
-            options, attachments = await self._admit(interaction, request, conversation=conversation)
-        except UserFacingError as error:
-            await send_error(interaction, error)
-            return
-        try:
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            inputs = await self.bot.attachments.read(attachments)
+            await self._admit(interaction, request, options, conversation=conversation)
+            inputs = await self.bot.attachments.read(request.attachments)
             await self._submit(interaction, TurnKind.reply, prompt, options, inputs, channel_id,
                                variants=request.variants or 1)
             await interaction.followup.send(
@@ -532,10 +546,13 @@ class Imagine(commands.Cog):
 
     # ------------------------------------------------------------------ buttons
     async def on_turn_button(self, interaction: discord.Interaction, action: str, turn_id: int) -> None:
-        """A click on a result's or a progress message's button: one handler per action."""
+        """A click on a result's or a progress message's button: acknowledged first (a form
+        opens at once; a confirmed action or a reroll updates the clicked message silently; the
+        rest answer privately), then one handler per action."""
+        if action in FORMS:
+            await self._open_form(interaction, action, turn_id)
+            return
         handlers: dict[str, ButtonHandler] = {
-            "refine": self._refine_button,
-            "edit": self._refine_button,
             "reroll": self._reroll_button,
             "retry": self._retry_button,
             "hq": self._upscale_button,
@@ -544,7 +561,6 @@ class Imagine(commands.Cog):
             "details": self._details_button,
             "delete": self._delete_button,
             "cancel": self._cancel_button,
-            "region": self._region_button,
             "regiongo": self._region_confirm_button,
             **dict.fromkeys(PLANNED, self._plan_button),
             **dict.fromkeys((f"{a}go" for a in PLANNED), self._plan_confirm_button),
@@ -552,23 +568,40 @@ class Imagine(commands.Cog):
         handler = handlers.get(action)
         if handler is None:
             return
+        private = action not in SILENT
+        if not await acknowledge(interaction, ephemeral=private, thinking=private):
+            return
         try:
             turn = await self.service.turn_in(turn_id, place_of(interaction))
             await handler(interaction, turn, await self._actor(interaction.user, interaction.channel))
         except UserFacingError as error:
             await send_error(interaction, error)
 
-    async def _refine_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
-        await self._check_refine(turn, actor)  # (the form's submission passes the whole gate)
-        # "edit" (a failed turn's Edit prompt) and "refine" open the same modal, pre-filled
-        mode = "edit" if (interaction.data or {}).get("custom_id", "").startswith("imagine:edit:") \
-            else "refine"
-        await interaction.response.send_modal(
-            RefineModal(self, turn.id, str(interaction.locale), prompt=turn.prompt, mode=mode)
-        )
+    async def _open_form(self, interaction: discord.Interaction, action: str, turn_id: int) -> None:
+        """Refine, Edit prompt and Vary region answer with a form, checking nothing first (its
+        submission passes the whole gate); Refine's and Edit prompt's is pre-filled with the
+        turn's prompt when it can be read at once."""
+        if await shed(interaction):
+            return
+        locale = str(interaction.locale)
+        if action == "region":
+            modal: discord.ui.Modal = RegionModal(self, turn_id, locale)
+        else:  # "edit" (a failed turn's Edit prompt) and "refine" open the same modal
+            modal = RefineModal(self, turn_id, locale, prompt=await self._prefill(interaction, turn_id),
+                                mode=action)
+        await interaction.response.send_modal(modal)
+
+    async def _prefill(self, interaction: discord.Interaction, turn_id: int) -> str:
+        """The turn's prompt for a form, if it is read within `PREFILL_SECONDS` (else the form
+        opens empty rather than late)."""
+        try:
+            turn = await asyncio.wait_for(self.service.turn_in(turn_id, place_of(interaction)),
+                                          PREFILL_SECONDS)
+        except (TimeoutError, UserFacingError):
+            return ""
+        return turn.prompt
 
     async def _reroll_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
-        await interaction.response.defer()
         await self._submit_turn_action(interaction, turn, TurnKind.reroll, turn.prompt)
 
     async def _retry_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
@@ -580,15 +613,15 @@ class Imagine(commands.Cog):
 
     async def _continue_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
         await self.service.continue_from(turn, actor)
-        await interaction.response.send_message(t("ack.continue", str(interaction.locale)), ephemeral=True)
+        await interaction.followup.send(t("ack.continue", str(interaction.locale)), ephemeral=True)
 
     async def _details_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
         embed = await self._details_embed(turn, str(interaction.locale))
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        await interaction.followup.send(embed=embed, ephemeral=True)
 
     async def _delete_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
         await self.service.delete(turn, actor)
-        await interaction.response.send_message(t("ack.deleted", str(interaction.locale)), ephemeral=True)
+        await interaction.followup.send(t("ack.deleted", str(interaction.locale)), ephemeral=True)
         await self._delete_messages(turn)
         if actor.user_id != turn.author_id and turn.guild_id is not None:  # a moderator's
             self.bot.modlog.spawn(self.bot.modlog.note(
@@ -598,15 +631,20 @@ class Imagine(commands.Cog):
     async def _cancel_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
         cancelled = await self.service.cancel(turn, actor)
         key = "ack.cancelled" if cancelled else "ack.already_over"
-        await interaction.response.send_message(t(key, str(interaction.locale)), ephemeral=True)
+        await interaction.followup.send(t(key, str(interaction.locale)), ephemeral=True)
 
     async def on_refine_submit(
         self, interaction: discord.Interaction, turn_id: int, instruction: str, variants: str = ""
     ) -> None:
         try:
             count = variants_from(variants)
+        except UserFacingError as error:  # (nothing waited for yet: refused as the answer)
+            await send_error(interaction, error)
+            return
+        if not await acknowledge(interaction):
+            return
+        try:
             turn = await self.service.turn_in(turn_id, place_of(interaction))
-            await interaction.response.defer()
             await self._submit_turn_action(interaction, turn, TurnKind.branch, instruction, count)
         except UserFacingError as error:
             await send_error(interaction, error)
@@ -616,9 +654,10 @@ class Imagine(commands.Cog):
     ) -> None:
         """A failed turn asked again with an edited prompt: from the same parent (or as a new
         first image), with the same options and attached images."""
+        if not await acknowledge(interaction):
+            return
         try:
             turn = await self.service.turn_in(turn_id, place_of(interaction))
-            await interaction.response.defer()
             kind = TurnKind.branch if turn.parent_id else TurnKind.root
             await self._submit(
                 interaction, kind, prompt, turn.options, await self.service.inputs_of(turn),
@@ -632,7 +671,7 @@ class Imagine(commands.Cog):
         await self._check_refine(turn, actor)
         plan = await self.service.plan_upscale(turn)
         locale = str(interaction.locale)
-        await interaction.response.send_message(
+        await interaction.followup.send(
             t("upscale.confirm", locale, n=turn.number or turn.id,
               options=options_summary(plan.options, locale), cost=f"{plan.cost_usd:.2f}"),
             view=upscale_confirm_view(turn.id, locale), ephemeral=True,
@@ -644,7 +683,7 @@ class Imagine(commands.Cog):
         await self._check_refine(turn, actor)
         plan = await self.service.plan_upscale(turn)
         locale = str(interaction.locale)
-        await interaction.response.edit_message(content=t("upscale.started", locale), view=None)
+        await interaction.edit_original_response(content=t("upscale.started", locale), view=None)
         await self._submit(
             interaction, TurnKind.branch, t("upscale.prompt", locale), plan.options, [],
             turn.conversation_id, parent_turn_id=turn.id, sticky=False,
@@ -655,7 +694,6 @@ class Imagine(commands.Cog):
         await self._check_refine(turn, actor)
         action = _button_action(interaction)
         locale = str(interaction.locale)
-        await interaction.response.defer(ephemeral=True, thinking=True)
         plan = await plan_for(self.service, turn, action, t(f"plan.{action}.prompt", locale))
         await interaction.followup.send(
             t("plan.confirm", locale, what=t(f"button.{action}", locale), n=turn.number or turn.id,
@@ -671,15 +709,11 @@ class Imagine(commands.Cog):
         await self._check_refine(turn, actor)
         action = _button_action(interaction).removesuffix("go")
         locale = str(interaction.locale)
-        await interaction.response.edit_message(content=t("plan.started", locale), view=None)
+        await interaction.edit_original_response(content=t("plan.started", locale), view=None)
         prompt = t(f"plan.{action}.prompt", locale)
         plan = await plan_for(self.service, turn, action, prompt)
         await self._submit(interaction, TurnKind.branch, prompt, plan.options, plan.inputs,
                            turn.conversation_id, parent_turn_id=turn.id, sticky=False)
-
-    async def _region_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
-        await self._check_refine(turn, actor)
-        await interaction.response.send_modal(RegionModal(self, turn.id, str(interaction.locale)))
 
     async def on_region_submit(
         self, interaction: discord.Interaction, turn_id: int, area: str, instruction: str
@@ -687,10 +721,11 @@ class Imagine(commands.Cog):
         """Vary region: what it will make and cost (the area read, the mask drawn); Confirm
         starts it."""
         locale = str(interaction.locale)
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):
+            return
         try:
             turn = await self.service.turn_in(turn_id, place_of(interaction))
             await self._check_refine(turn, await self._actor(interaction.user, interaction.channel))
-            await interaction.response.defer(ephemeral=True, thinking=True)
             prompt = t("plan.region.prompt", locale, area=area, instruction=instruction)
             plan = await plan_for(self.service, turn, "region", prompt, region=area)
             self._regions[(interaction.user.id, turn.id)] = (area, instruction)
@@ -710,7 +745,7 @@ class Imagine(commands.Cog):
         asked = self._regions.pop((interaction.user.id, turn.id), None)
         if asked is None:
             raise UserFacingError(ErrorKind.invalid_options, problem="region_again")
-        await interaction.response.edit_message(content=t("plan.started", locale), view=None)
+        await interaction.edit_original_response(content=t("plan.started", locale), view=None)
         prompt = t("plan.region.prompt", locale, area=asked[0], instruction=asked[1])
         plan = await plan_for(self.service, turn, "region", prompt, region=asked[0])
         await self._submit(interaction, TurnKind.branch, prompt, plan.options, plan.inputs,
@@ -735,16 +770,18 @@ class Imagine(commands.Cog):
     ) -> None:
         """"Continue from n" and "Reroll all" on a variant board."""
         locale = str(interaction.locale)
+        private = action == "continue"
+        if not await acknowledge(interaction, ephemeral=private, thinking=private):
+            return
         try:
             turn = await self.service.turn_in(turn_id, place_of(interaction))
             actor = await self._actor(interaction.user, interaction.channel)
             if action == "continue":
                 await self.service.continue_from(turn, actor)
-                await interaction.response.send_message(
+                await interaction.followup.send(
                     t("variants.continuing", locale, n=turn.variant_index or 1), ephemeral=True
                 )
                 return
-            await interaction.response.defer()
             async with self.service.turnstile.ticket(turn.conversation_id):
                 await self.service.reroll_set(turn, actor, locale)
         except UserFacingError as error:

@@ -111,6 +111,7 @@ EN: dict[str, str] = {
     "ack.deleted": "Deleted.",
     "ack.cancelled": "Cancelling…",
     "ack.already_over": "That image is already finished.",
+    "ack.busy": "I'm very busy right now — please try again in a minute.",
     # buttons and modal
     "button.reroll": "Reroll",
     "button.refine": "Refine",
@@ -552,6 +553,7 @@ ZH: dict[str, str] = {
     "ack.deleted": "已删除。",
     "ack.cancelled": "正在取消…",
     "ack.already_over": "这张图片已经完成了。",
+    "ack.busy": "我现在非常忙——请一分钟后再试。",
     "button.reroll": "重新生成",
     "button.refine": "修改",
     "button.continue": "从这里继续",

@@ -192,6 +192,10 @@ class FakeDiscord:
         self.advertised_gateway_url: str | None = None
         self.recommended_shards = 1
         self.max_active_threads = max_active_threads
+        # Seconds between Discord making an interaction (its id's timestamp, and when its 3 s to
+        # answer start: Receiving and Responding → Responding to an Interaction) and the gateway
+        # delivering it: a backlog on Discord's side or a slow link. 0: at once.
+        self.interaction_delivery_delay = 0.0
         self.snowflake = SnowflakeGenerator()
 
         self.api_base = ""
@@ -1383,6 +1387,12 @@ class FakeDiscord:
     def _send_interaction(self, inter: FakeInteraction) -> FakeInteraction:
         self.interactions[inter.id] = inter
         self.interactions_by_token[inter.token] = inter
+        if self.interaction_delivery_delay > 0:  # delivered late; its deadline counts from now
+            asyncio.get_running_loop().call_later(
+                self.interaction_delivery_delay, lambda: self.gateway.dispatch_one(
+                    "INTERACTION_CREATE", inter.payload, guild_id=inter.guild_id),
+            )
+            return inter
         if not self.gateway.dispatch_one("INTERACTION_CREATE", inter.payload, guild_id=inter.guild_id):
             raise FakeDiscordError("no gateway session is connected to receive the interaction")
         return inter

@@ -1,0 +1,78 @@
+"""Every interaction answered within Discord's 3 s: acknowledged before anything that can wait
+(the gate, a database write, a download), or, when the bot reaches it too late for that, told at
+once that the bot is busy.
+
+Discord invalidates an interaction that gets no initial response within 3 seconds (docs,
+Receiving and Responding → Responding to an Interaction); when it was made is in its id (a
+snowflake's timestamp). Every entry point calls `shed` or `acknowledge` first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import discord
+
+from bot.core.errors import UserFacingError
+from bot.ui.i18n import t
+from bot.ui.replies import reply_privately, send_error
+
+log = logging.getLogger(__name__)
+
+SHED_SECONDS = 2.0  # without settings (ACK_SHED_SECONDS)
+
+
+def age(interaction: discord.Interaction) -> float:
+    """Seconds since Discord made the interaction (by its id's timestamp and this clock)."""
+    return time.time() - discord.utils.snowflake_time(interaction.id).timestamp()
+
+
+def _shed_after(interaction: discord.Interaction) -> float:
+    settings = getattr(interaction.client, "settings", None)
+    return float(getattr(settings, "ack_shed_seconds", SHED_SECONDS))
+
+
+async def shed(interaction: discord.Interaction) -> bool:
+    """True when the interaction is too old to start work on: the member is told privately, at
+    once, that the bot is busy (nothing is checked, recorded or billed for it)."""
+    limit = _shed_after(interaction)
+    if not limit or interaction.response.is_done():
+        return False
+    late = age(interaction)
+    if late < limit:
+        return False
+    log.warning("Interaction %s reached %.2f s after it was made: answered 'busy'",
+                interaction.id, late)
+    await reply_privately(interaction, t("ack.busy", str(interaction.locale)))
+    return True
+
+
+async def acknowledge(
+    interaction: discord.Interaction, *, ephemeral: bool = False, thinking: bool = False
+) -> bool:
+    """Defer now: a public or private "thinking…", or (a click, `thinking=False`) a silent
+    update of the clicked message. False when the interaction was shed instead."""
+    if await shed(interaction):
+        return False
+    if not interaction.response.is_done():
+        try:
+            await interaction.response.defer(ephemeral=ephemeral, thinking=thinking)
+        except discord.NotFound:  # 10062: too late after all; nothing more can be said
+            log.warning("Interaction %s expired before its acknowledgement", interaction.id)
+            return False
+    return True
+
+
+async def refuse(
+    interaction: discord.Interaction, error: UserFacingError, *, placeholder: bool = False
+) -> None:
+    """A refusal after the acknowledgement, still private. `placeholder`: the acknowledgement
+    was a public "thinking…", which is deleted first (a followup would otherwise replace it and
+    take its public visibility: Discord docs, Followup Messages)."""
+    if placeholder:
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException as exc:
+            log.info("Could not remove the placeholder of interaction %s: %s", interaction.id, exc)
+    await send_error(interaction, error)
