@@ -92,12 +92,14 @@ def replies_to(fake: FakeDiscord, message_id: int | str) -> list[FakeMessage]:
 
 
 async def refusal(fake: FakeDiscord, inter: Any, timeout: float = 5.0) -> FakeMessage:
-    """The ephemeral answer to a slash command that was refused outright."""
-    await fake.wait_for(lambda: inter.original is not None or inter.errors, timeout,
-                        what="an answer to the interaction")
-    assert inter.response_type == 4, inter  # answered at once, not deferred
-    msg = inter.original
-    assert msg is not None and msg.ephemeral, msg
+    """The private answer to a slash command that was refused outright: at once (what needs no
+    waiting: options, prompt), or after the acknowledgement (the gate), when the public
+    "thinking…" placeholder is gone and an ephemeral followup says why. Nothing public stays."""
+    msg = await fake.wait_for(
+        lambda: next((m for m in inter.messages() if not m.loading and not m.deleted), None),
+        timeout, what="an answer to the interaction")
+    assert inter.errors == [] and msg.ephemeral, (inter, msg)
+    assert all(m.deleted or m.ephemeral for m in inter.messages()), inter.messages()
     return msg
 
 

@@ -228,9 +228,8 @@ async def test_reroll_refine_continue_details_delete(discord_fake, openai_fake, 
 
         # Delete: bob may not, alice may; the chain of later turns is unaffected
         refused = await discord_fake.click(bob, second.id, "imagine:delete:2")
-        await discord_fake.wait_for(lambda: refused.callbacks)
-        assert not discord_fake.message(second.id).deleted
-        assert "Only the person who asked" in str(refused.callbacks)
+        refusal = await answer(discord_fake, refused, "Only the person who asked")
+        assert refusal.ephemeral and not discord_fake.message(second.id).deleted
         ok = await discord_fake.click(alice, second.id, "imagine:delete:2")
         await discord_fake.wait_for(lambda: discord_fake.message(second.id).deleted)
         assert ok.callbacks
