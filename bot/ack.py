@@ -9,8 +9,11 @@ snowflake's timestamp). Every entry point calls `shed` or `acknowledge` first.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import discord
 
@@ -21,6 +24,8 @@ from bot.ui.replies import reply_privately, send_error
 log = logging.getLogger(__name__)
 
 SHED_SECONDS = 2.0  # without settings (ACK_SHED_SECONDS)
+AT_ONCE_SECONDS = 0.5  # the longest a first response waits for something merely nice to have
+T = TypeVar("T")
 
 
 def age(interaction: discord.Interaction) -> float:
@@ -76,3 +81,15 @@ async def refuse(
         except discord.HTTPException as exc:
             log.info("Could not remove the placeholder of interaction %s: %s", interaction.id, exc)
     await send_error(interaction, error)
+
+
+async def at_once(read: Awaitable[T], default: T) -> T:
+    """What `read` gives if it comes within `AT_ONCE_SECONDS` (a form's pre-filled prompt),
+    else `default`: a first response never waits for the database longer than that."""
+    try:
+        return await asyncio.wait_for(read, AT_ONCE_SECONDS)
+    except TimeoutError:
+        return default
+    except Exception as exc:  # (a refusal, or the database away: the form opens all the same)
+        log.info("Not pre-filled: %s", exc or type(exc))
+        return default

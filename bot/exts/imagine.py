@@ -14,7 +14,7 @@ import discord
 from discord.app_commands import Choice
 from discord.ext import commands
 
-from bot.ack import acknowledge, refuse, shed
+from bot.ack import acknowledge, at_once, refuse, shed
 from bot.adapter import (
     GenerationInput,
     actor_for,
@@ -58,7 +58,6 @@ MAX_VARIANTS = 4
 FORMS = ("refine", "edit", "region")  # buttons answered with a form (its submission is checked)
 # buttons answered by silently updating the clicked message (the rest answer privately)
 SILENT = ("reroll", "retry", "hqgo", "regiongo", *(f"{a}go" for a in PLANNED))
-PREFILL_SECONDS = 0.5  # the longest a form waits for the prompt it is pre-filled with
 
 
 def variants_from(text: str) -> int:
@@ -592,14 +591,10 @@ class Imagine(commands.Cog):
         await interaction.response.send_modal(modal)
 
     async def _prefill(self, interaction: discord.Interaction, turn_id: int) -> str:
-        """The turn's prompt for a form, if it is read within `PREFILL_SECONDS` (else the form
-        opens empty rather than late)."""
-        try:
-            turn = await asyncio.wait_for(self.service.turn_in(turn_id, place_of(interaction)),
-                                          PREFILL_SECONDS)
-        except (TimeoutError, UserFacingError):
-            return ""
-        return turn.prompt
+        """The turn's prompt for a form, if it can be read at once (else the form opens empty
+        rather than late)."""
+        turn = await at_once(self.service.turn_in(turn_id, place_of(interaction)), None)
+        return turn.prompt if turn is not None else ""
 
     async def _reroll_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
         await self._submit_turn_action(interaction, turn, TurnKind.reroll, turn.prompt)

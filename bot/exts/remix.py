@@ -5,6 +5,7 @@ room and limits are those of the person remixing."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -12,11 +13,12 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.ack import acknowledge, at_once, shed
 from bot.adapter import actor_of, declared
 from bot.core.admission import Hold
 from bot.core.conversations import clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
-from bot.core.models import TurnKind, TurnRequest, TurnStatus
+from bot.core.models import Turn, TurnKind, TurnRequest, TurnStatus
 from bot.core.policy import Actor
 from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t
@@ -51,33 +53,45 @@ class Remix(commands.Cog):
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
     async def remix_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        locale = str(interaction.locale)
+        """The form first, with nothing waited for before it (the source and the gate are
+        checked when it is submitted); pre-filled with a result's prompt if read at once."""
+        if await shed(interaction):
+            return
+        me = self.bot.user
+        ours = me is not None and message.author.id == me.id
+        source = RemixSource(message.channel.id, message.id, message.jump_url,
+                             attachment=first_image(message), ours=ours)
         try:
             if interaction.guild_id is None:
                 raise UserFacingError(ErrorKind.no_thread_here)
-            source, prefill = await self._source(message)
-            # an early check only: the modal may never be submitted, so nothing stays held
-            self.bot.gate.release_hold(
-                await self.bot.gate.admit(actor_of(interaction.user, interaction.channel)))
+            if not ours:
+                self._check_upload(source)
         except UserFacingError as error:
             await send_error(interaction, error)
             return
-        await interaction.response.send_modal(RemixModal(self, source, prefill, locale))
+        turn = await at_once(self._result(source), None)
+        await interaction.response.send_modal(
+            RemixModal(self, source, turn.prompt if turn else "", str(interaction.locale)))
 
-    async def _source(self, message: discord.Message) -> tuple[RemixSource, str]:
-        """What the remix starts from, and the prompt the modal is pre-filled with."""
-        me = self.bot.user
-        if me is not None and message.author.id == me.id:
-            turn = await self.service.turn_for_message(message.id)
-            if turn is not None and turn.status is TurnStatus.done and turn.images:
-                return RemixSource(message.channel.id, message.id, message.jump_url,
-                                   turn_id=turn.id), turn.prompt
-        attachment = first_image(message)
-        if attachment is None:
+    async def _result(self, source: RemixSource) -> Turn | None:
+        """The finished turn a bot message shows (None: not one of the bot's results)."""
+        if not source.ours:
+            return None
+        turn = await self.service.turn_for_message(source.message_id)
+        return turn if turn is not None and turn.status is TurnStatus.done and turn.images else None
+
+    def _check_upload(self, source: RemixSource) -> None:
+        if source.attachment is None:
             raise UserFacingError(ErrorKind.bad_attachment, problem="no_image_remix")
-        self.bot.attachments.check(attachment)
-        return RemixSource(message.channel.id, message.id, message.jump_url,
-                           attachment=attachment), ""
+        self.bot.attachments.check(source.attachment)
+
+    async def _resolved(self, source: RemixSource) -> RemixSource:
+        """What the remix starts from: a bot result's stored image, else the upload."""
+        turn = await self._result(source)
+        if turn is not None:
+            return replace(source, turn_id=turn.id, attachment=None)
+        self._check_upload(source)
+        return source
 
     async def on_remix_submit(
         self, interaction: discord.Interaction, source: RemixSource, prompt: str
@@ -85,6 +99,13 @@ class Remix(commands.Cog):
         actor = actor_of(interaction.user, interaction.channel)
         try:
             clean_prompt(prompt, max_chars=self.bot.gate.max_prompt_chars)
+        except UserFacingError as error:  # (nothing waited for yet: refused as the answer)
+            await send_error(interaction, error)
+            return
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):  # always private
+            return
+        try:
+            source = await self._resolved(source)
             attached = [source.attachment] if source.attachment else []
             hold = await self.bot.gate.admit(actor, prompt=prompt, attachments=declared(attached),
                                              context_image=not attached)
@@ -101,7 +122,6 @@ class Remix(commands.Cog):
         hold: Hold,
     ) -> None:
         locale = str(interaction.locale)
-        await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             inputs = await self.bot.attachments.read([source.attachment]) if source.attachment else []
             thread = await self._open_thread(interaction.channel, prompt, source, interaction)

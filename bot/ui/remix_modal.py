@@ -23,6 +23,7 @@ class RemixSource:
     jump_url: str
     turn_id: int | None = None
     attachment: discord.Attachment | None = None
+    ours: bool = False  # a message of the bot's (a result is found when the form is submitted)
 
 
 class RemixModal(discord.ui.Modal):

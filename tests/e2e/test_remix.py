@@ -194,9 +194,11 @@ async def test_remix_is_held_to_the_remixer_limits(discord_fake, openai_fake, ma
         [source] = await wait_results(discord_fake, first, 1)
         await recorded(discord_fake, settings, 1)
         before = set(discord_fake.threads)
-        refused = await discord_fake.message_command(alice, source.id, "Remix")
+        opened = await discord_fake.message_command(alice, source.id, "Remix")
+        # the form opens first (nothing is waited for before it); its submission is refused
+        refused = await discord_fake.submit_modal(alice, opened, {"instruction": "in autumn"})
         reply = await answer(discord_fake, refused, "Limit reached")
-        assert reply.ephemeral and refused.modal is None
+        assert reply.ephemeral and all(m.ephemeral for m in refused.messages())
         thread, _ = await remix(discord_fake, bob, source.id, "in spring")  # bob has room
         await wait_results(discord_fake, thread, 1)
     assert set(discord_fake.threads) - before == {thread}
