@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.ack import acknowledge, shed
 from bot.adapter import place_of
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Report, Turn, TurnStatus
@@ -87,22 +88,32 @@ class Moderation(commands.Cog):
         await self.open_report_form(interaction, turn.id)
 
     async def open_report_form(self, interaction: discord.Interaction, turn_id: int) -> None:
+        """The form first, with nothing waited for before it (the result is checked when the
+        form is submitted)."""
+        if not await shed(interaction):
+            await interaction.response.send_modal(ReportModal(self, turn_id, str(interaction.locale)))
+
+    async def _reportable(self, interaction: discord.Interaction, turn_id: int) -> Turn | None:
+        """The finished result a report names (None: not one that can be reported)."""
         try:
-            turn: Turn | None = await self.service.turn_in(turn_id, place_of(interaction))
+            turn = await self.service.turn_in(turn_id, place_of(interaction))
         except UserFacingError:
-            turn = None
-        if turn is None or turn.guild_id is None or turn.status is not TurnStatus.done \
-                or turn.deleted:
-            await reply_privately(interaction, t("report.not_a_result", str(interaction.locale)))
-            return
-        await interaction.response.send_modal(ReportModal(self, turn_id, str(interaction.locale)))
+            return None
+        if turn.guild_id is None or turn.status is not TurnStatus.done or turn.deleted:
+            return None
+        return turn
 
     async def on_report_submit(self, interaction: discord.Interaction, turn_id: int,
                                reason: str) -> None:
         """Fold the report into the result's open one; tell the reporter privately."""
         locale = str(interaction.locale)
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):
+            return
+        turn = await self._reportable(interaction, turn_id)
+        if turn is None:
+            await reply_privately(interaction, t("report.not_a_result", locale))
+            return
         try:
-            turn = await self.service.turn_in(turn_id, place_of(interaction))
             report, new = await self.moderation.report(turn, interaction.user.id, reason)
         except UserFacingError as error:
             await send_error(interaction, error)
@@ -174,13 +185,14 @@ class Moderation(commands.Cog):
 
     async def on_mod_action(self, interaction: discord.Interaction, action: str, turn_id: int,
                             report_id: int | None) -> None:
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):
+            return
         try:  # (the log is in another channel of the server, or the owner's DMs)
             turn = await self.service.turn_in(turn_id, place_of(interaction), server_wide=True)
             actor = self.check_moderator(interaction, turn)
             report = await self.moderation.report_by_id(report_id) if report_id else None
             if report_id and (report is None or report.turn_id != turn.id):
                 raise UserFacingError(ErrorKind.unknown_conversation)
-            await interaction.response.defer(ephemeral=True, thinking=True)
             text = await self._act(action, turn, actor, report, str(interaction.locale))
         except UserFacingError as error:
             await send_error(interaction, error)
@@ -253,10 +265,11 @@ class Moderation(commands.Cog):
 
     async def on_block(self, interaction: discord.Interaction, turn_id: int,
                        duration: str) -> None:
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):
+            return
         try:
             turn = await self.service.turn_in(turn_id, place_of(interaction), server_wide=True)
             actor = self.check_moderator(interaction, turn)
-            await interaction.response.defer(ephemeral=True, thinking=True)
             text = await self._block(turn, actor, duration, str(interaction.locale))
         except UserFacingError as error:
             await send_error(interaction, error)
