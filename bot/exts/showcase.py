@@ -19,6 +19,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.ack import acknowledge
 from bot.adapter import actor_of, place_of
 from bot.core.errors import UserFacingError
 from bot.core.gate import Place
@@ -132,8 +133,11 @@ class ShowcaseCog(commands.Cog):
 
     # ------------------------------------------------------------------ publishing by hand
     async def publish_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        """Apps → Publish to showcase, on a result (or on its post: offers Unpublish)."""
+        """Apps → Publish to showcase, on a result (or on its post: offers Unpublish); answered
+        privately, acknowledged first."""
         locale = str(interaction.locale)
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):
+            return
         try:
             post = await self.showcase.by_post(message.id)
             place = place_of(interaction)  # (a post is in the server's showcase channel)
@@ -167,7 +171,7 @@ class ShowcaseCog(commands.Cog):
         if existing is not None:
             view = discord.ui.View(timeout=None)
             view.add_item(UnpublishButton(turn.id, locale))
-            await interaction.response.send_message(
+            await interaction.followup.send(
                 t("showcase.already", locale, link=f"<#{existing.post_id}>"), view=view,
                 ephemeral=True)
             return
@@ -175,11 +179,10 @@ class ShowcaseCog(commands.Cog):
         tags = self._choosable_tags(forum, actor)
         if tags:
             key = "showcase.pick_tags_required" if forum.flags.require_tag else "showcase.pick_tags"
-            await interaction.response.send_message(
+            await interaction.followup.send(
                 t(key, locale, channel=f"<#{forum.id}>", count=min(MAX_TAGS, len(tags))),
                 view=TagPicker(self, turn, forum, tags, locale), ephemeral=True)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
         await interaction.followup.send(await self.publish_for(interaction, turn, forum, []),
                                         ephemeral=True)
 
@@ -259,6 +262,8 @@ class ShowcaseCog(commands.Cog):
     # ------------------------------------------------------------------ unpublishing
     async def unpublish(self, interaction: discord.Interaction, turn_id: int) -> None:
         locale = str(interaction.locale)
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):
+            return
         try:  # (asked from the result's thread or from its post in the showcase channel)
             await self.service.turn_in(turn_id, place_of(interaction), server_wide=True)
         except UserFacingError as error:
@@ -273,7 +278,6 @@ class ShowcaseCog(commands.Cog):
         except UserFacingError as error:
             await send_error(interaction, error)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
         await self.remove_post(post)
         await interaction.followup.send(t("showcase.unpublished", locale), ephemeral=True)
 
