@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.ack import acknowledge
 from bot.adapter import actor_of
 from bot.core.policy import EffectivePolicy
 from bot.ui.channel_rules import rule_phrases
@@ -96,9 +97,11 @@ class Help(commands.Cog):
         description=locale_str("How to use the image bot: commands, threads, this server's limits"),
     )
     async def help(self, interaction: discord.Interaction) -> None:
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):  # always private
+            return
         channel_id = actor_of(interaction.user, interaction.channel).channel_id
         text = await self.help_text(interaction.guild_id, str(interaction.locale), channel_id)
-        await interaction.response.send_message(
+        await interaction.followup.send(
             text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
 

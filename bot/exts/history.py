@@ -17,6 +17,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.ack import acknowledge, refuse
 from bot.adapter import actor_for, actor_of, place_of
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.export import ExportWriter, LeftOut
@@ -77,11 +78,13 @@ class History(commands.Cog):
         description=locale_str("Show this conversation's turns as a tree"),
     )
     async def history(self, interaction: discord.Interaction) -> None:
+        if not await acknowledge(interaction, thinking=True):
+            return
         conversation = await self.service.conversation(interaction.channel_id or 0)
         if conversation is None:
-            await send_error(interaction, UserFacingError(ErrorKind.unknown_conversation))
+            await refuse(interaction, UserFacingError(ErrorKind.unknown_conversation),
+                         placeholder=True)
             return
-        await interaction.response.defer(thinking=True)
         content, file, view = await self.render_page(conversation, 0, str(interaction.locale))
         await interaction.followup.send(content, file=file, view=view, allowed_mentions=NO_MENTIONS)
 
@@ -181,12 +184,13 @@ class History(commands.Cog):
 
     # ------------------------------------------------------------------ controls
     async def on_page(self, interaction: discord.Interaction, conversation_id: int, page: int) -> None:
+        if not await acknowledge(interaction):
+            return
         try:
             conversation = await self.service.conversation_in(conversation_id, place_of(interaction))
         except UserFacingError as error:
             await send_error(interaction, error)
             return
-        await interaction.response.defer()
         content, file, view = await self.render_page(conversation, page, str(interaction.locale))
         await interaction.edit_original_response(
             content=content, attachments=[file], view=view, allowed_mentions=NO_MENTIONS
@@ -196,6 +200,8 @@ class History(commands.Cog):
         self, interaction: discord.Interaction, conversation_id: int, turn_id: int
     ) -> None:
         locale = str(interaction.locale)
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):
+            return
         try:
             turn = await self.service.turn_in(turn_id, place_of(interaction))
             if turn.conversation_id != conversation_id:
@@ -207,11 +213,11 @@ class History(commands.Cog):
             return
         number = next(n.number for n in number_turns(await self.service.turns_in(conversation_id))
                       if n.turn.id == turn_id)
-        await interaction.response.send_message(
-            t("history.continuing", locale, number=number), ephemeral=True
-        )
+        await interaction.followup.send(t("history.continuing", locale, number=number), ephemeral=True)
 
     async def on_export(self, interaction: discord.Interaction, conversation_id: int) -> None:
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):
+            return
         try:
             conversation = await self.service.conversation_in(conversation_id, place_of(interaction))
             actor = actor_of(interaction.user, interaction.channel)
@@ -222,13 +228,11 @@ class History(commands.Cog):
             return
         locale = str(interaction.locale)
         if conversation.id in self._exporting:  # one at a time per conversation
-            await interaction.response.send_message(t("history.export_busy", locale),
-                                                    ephemeral=True)
+            await interaction.followup.send(t("history.export_busy", locale), ephemeral=True)
             return
         self._exporting.add(conversation.id)
         directory = await asyncio.to_thread(tempfile.mkdtemp, prefix="imagine-export-")
         try:
-            await interaction.response.defer(ephemeral=True, thinking=True)
             parts, left_out = await self._export(conversation, Path(directory))
             await self._post_parts(conversation, parts, locale)
             lines = [t("history.exported", locale, parts=len(parts))]

@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
+from bot.ack import acknowledge
 from bot.core.errors import UserFacingError
 from bot.core.models import UserPrefs
 from bot.core.options import checked_size
@@ -63,6 +64,8 @@ class Prefs(commands.Cog):
     ) -> None:
         locale = str(interaction.locale)
         user_id = interaction.user.id
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):  # always private
+            return
         current = await self.bot.core.preferences.user_prefs(user_id)
         if reset:
             current = UserPrefs(locale=current.locale)
@@ -81,9 +84,7 @@ class Prefs(commands.Cog):
             await send_error(interaction, error)
             return
         head = t("prefs.saved" if changed else "prefs.title", locale)
-        await interaction.response.send_message(
-            f"**{head}**\n{prefs_text(updated, locale)}", ephemeral=True
-        )
+        await interaction.followup.send(f"**{head}**\n{prefs_text(updated, locale)}", ephemeral=True)
 
 
     @prefs.autocomplete("size")

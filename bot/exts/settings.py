@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.app_commands import Choice, locale_str
 from discord.ext import commands
 
+from bot.ack import acknowledge
 from bot.adapter import actor_of
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.image_models import spec_of
@@ -117,14 +118,18 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
             await send_error(interaction, UserFacingError(ErrorKind.not_allowed,
                                                           reason="manage_guild"))
             return False
-        return True
+        options = (interaction.data or {}).get("options") or [{}]
+        if options[0].get("name") == "key":  # its form must be the first response
+            return True
+        # every other answer is private and comes after reads and writes: acknowledged first
+        return await acknowledge(interaction, ephemeral=True, thinking=True)
 
     @app_commands.command(name="show", description=locale_str("Show the current settings"))
     async def show(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
         data = await self.bot.gate.policies.guild_settings(interaction.guild_id)
         locale = str(interaction.locale)
-        await interaction.response.send_message(
+        await interaction.followup.send(
             clip(t("settings.current", locale, settings=format_settings(data, locale)),
                  MAX_CONTENT), ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
@@ -142,6 +147,8 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
             await reply_privately(interaction, t("key.disabled", locale))
             return
         if action == "remove":
+            if not await acknowledge(interaction, ephemeral=True, thinking=True):
+                return
             await keys.remove(interaction.guild_id)
             await reply_privately(interaction, t("key.removed", locale))
             self._log(interaction, "modlog.did.key_removed")
@@ -152,7 +159,8 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         """Check the key with one call, store it sealed, say so; the key is never echoed."""
         assert interaction.guild_id is not None and self.bot.accounts.server_keys is not None
         locale = str(interaction.locale)
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):
+            return
         problem = await self.bot.accounts.server_keys.set(interaction.guild_id, api_key)
         text = t("key.saved", locale) if problem is None else t(f"key.problem.{problem}", locale)
         await interaction.followup.send(text, ephemeral=True)
@@ -341,7 +349,6 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         assert interaction.guild_id is not None
         locale = str(interaction.locale)
         modlog = self.bot.modlog
-        await interaction.response.defer(ephemeral=True, thinking=True)
         if channel is None:  # the last entry of that channel says who stopped it
             await modlog.note(interaction.guild_id, "modlog.did.log_off", user=interaction.user.id)
             await modlog.moderation.set_log_channel(interaction.guild_id, None)
@@ -404,7 +411,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
         assert interaction.guild_id is not None
         data = await self.bot.gate.policies.guild_settings(interaction.guild_id)
         locale = str(interaction.locale)
-        await interaction.response.send_message(
+        await interaction.followup.send(
             clip(t("settings.saved", locale) + note + "\n" + format_settings(data, locale),
                  MAX_CONTENT),
             ephemeral=True,
