@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
+from collections import deque
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import discord
 
@@ -25,12 +27,42 @@ log = logging.getLogger(__name__)
 
 SHED_SECONDS = 2.0  # without settings (ACK_SHED_SECONDS)
 AT_ONCE_SECONDS = 0.5  # the longest a first response waits for something merely nice to have
+SKEW_WINDOW = 600.0  # s: the quickest interaction of this window counts as delivered on time
 T = TypeVar("T")
+
+
+class _Skew:
+    """How far this clock is off Discord's, plus the usual delivery time: the smallest age of
+    the interactions seen in the last `SKEW_WINDOW` seconds (a sliding minimum). Without it, a
+    clock a few seconds fast would make every interaction look late."""
+
+    def __init__(self) -> None:
+        self._seen: deque[tuple[float, float]] = deque()  # (when, age), ages increasing
+
+    def offset(self, age: float, now: float) -> float:
+        seen = self._seen
+        while seen and seen[-1][1] >= age:
+            seen.pop()
+        seen.append((now, age))
+        while seen[0][0] < now - SKEW_WINDOW:
+            seen.popleft()
+        return seen[0][1]
+
+
+_skews: weakref.WeakKeyDictionary[Any, _Skew] = weakref.WeakKeyDictionary()  # per client
 
 
 def age(interaction: discord.Interaction) -> float:
     """Seconds since Discord made the interaction (by its id's timestamp and this clock)."""
     return time.time() - discord.utils.snowflake_time(interaction.id).timestamp()
+
+
+def lateness(interaction: discord.Interaction) -> float:
+    """How much later than the quickest recent interaction this one reached the bot: its
+    age, with this clock's offset from Discord's taken out."""
+    raw = age(interaction)
+    skew = _skews.setdefault(interaction.client, _Skew())
+    return raw - skew.offset(raw, time.monotonic())
 
 
 def _shed_after(interaction: discord.Interaction) -> float:
@@ -44,7 +76,7 @@ async def shed(interaction: discord.Interaction) -> bool:
     limit = _shed_after(interaction)
     if not limit or interaction.response.is_done():
         return False
-    late = age(interaction)
+    late = lateness(interaction)
     if late < limit:
         return False
     log.warning("Interaction %s reached %.2f s after it was made: answered 'busy'",

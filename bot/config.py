@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     shard_ids: Annotated[list[int] | None, NoDecode] = None  # a fleet process: e.g. 0,1
     dev_guild_id: int | None = None
     progress_edit_interval: float = Field(default=1.5, ge=0.0)
-    # an interaction older than this when the bot reaches it (by its id's timestamp) gets an
-    # immediate private "busy, try again" instead of work that would answer after Discord's 3 s
-    # (0 = never shed; needs a synced clock)
+    # an interaction this much later than the quickest recent one when the bot reaches it (by
+    # its id's timestamp) gets an immediate private "busy, try again" instead of work that
+    # would answer after Discord's 3 s (0 = never shed)
     ack_shed_seconds: float = Field(default=2.0, ge=0.0, lt=3.0)
     # a TrueType/OpenType font for the /history sheet's captions (e.g. Noto Sans CJK for
     # Chinese prompts and names); none = Pillow's built-in font, which has Latin letters only

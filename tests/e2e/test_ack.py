@@ -54,8 +54,8 @@ async def test_a_locked_database_does_not_delay_the_acknowledgement(
             onward = await discord_fake.click(alice, first.id, f"imagine:continue:{turn_id}")
             imagine = await discord_fake.slash(alice, discord_fake.text_channel_id, "imagine",
                                                {"prompt": "a harbour", "previews": 0})
-            ages += [await acknowledged(discord_fake, onward, "Continue"),
-                     await acknowledged(discord_fake, imagine, "/imagine")]
+            ages += [await acknowledged(discord_fake, imagine, "/imagine"),
+                     await acknowledged(discord_fake, onward, "Continue")]
         continued = await answer(discord_fake, onward, "continue from this image", timeout=10)
         await wait_results(discord_fake, thread, 2)  # the reroll
         opened = await discord_fake.wait_for(
@@ -105,6 +105,8 @@ async def test_an_interaction_reached_late_gets_the_busy_answer_and_costs_nothin
 async def test_the_busy_answer_is_in_the_members_language(discord_fake, openai_fake, make_settings):
     alice = discord_fake.add_user("alice")
     async with running(make_settings()):
+        on_time = await discord_fake.slash(alice, discord_fake.text_channel_id, "help")
+        await answer(discord_fake, on_time)
         discord_fake.interaction_delivery_delay = 2.5
         late = await discord_fake.slash(alice, discord_fake.text_channel_id, "imagine",
                                         {"prompt": "一只猫"}, locale="zh-CN")
