@@ -6,7 +6,7 @@ for a while. Only members with Manage Messages may use the moderators' buttons."
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import discord
 from discord import app_commands
@@ -93,15 +93,11 @@ class Moderation(commands.Cog):
         if not await shed(interaction):
             await interaction.response.send_modal(ReportModal(self, turn_id, str(interaction.locale)))
 
-    async def _reportable(self, interaction: discord.Interaction, turn_id: int) -> Turn | None:
-        """The finished result a report names (None: not one that can be reported)."""
-        try:
-            turn = await self.service.turn_in(turn_id, place_of(interaction))
-        except UserFacingError:
-            return None
-        if turn.guild_id is None or turn.status is not TurnStatus.done or turn.deleted:
-            return None
-        return turn
+    @staticmethod
+    def _reportable(turn: Turn | None) -> TypeGuard[Turn]:
+        """Whether a report may name `turn`: a finished result in a server."""
+        return turn is not None and turn.guild_id is not None \
+            and turn.status is TurnStatus.done and not turn.deleted
 
     async def on_report_submit(self, interaction: discord.Interaction, turn_id: int,
                                reason: str) -> None:
@@ -109,8 +105,11 @@ class Moderation(commands.Cog):
         locale = str(interaction.locale)
         if not await acknowledge(interaction, ephemeral=True, thinking=True):
             return
-        turn = await self._reportable(interaction, turn_id)
-        if turn is None:
+        try:
+            turn: Turn | None = await self.service.turn_in(turn_id, place_of(interaction))
+        except UserFacingError:
+            turn = None
+        if not self._reportable(turn):
             await reply_privately(interaction, t("report.not_a_result", locale))
             return
         try:

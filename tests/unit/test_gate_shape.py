@@ -113,10 +113,17 @@ def ui_handlers() -> set[str]:
     return names
 
 
+def _only_opens_a_form(function: ast.AST) -> bool:
+    """A handler whose one answer is a form (`send_modal`) and that does nothing else with the
+    id but hand it to the form: the form's submission handler is the one held to the check (a
+    form must be the first response, with nothing waited for before it: issue 23)."""
+    return _calls(function) <= {"send_modal", "shed"} and "send_modal" in _calls(function)
+
+
 def unchecked_handlers(tree: ast.Module, handlers: set[str] = frozenset()) -> list[str]:
     """Handlers (`on_*`, or what a `bot/ui` item calls) that take an id from a `custom_id` but
-    never look it up through the gate's checked lookups; and lookups of a turn by bare id
-    (`.turn(...)`)."""
+    never look it up through the gate's checked lookups (unless they only open a form that
+    carries it); and lookups of a turn by bare id (`.turn(...)`)."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
@@ -126,7 +133,8 @@ def unchecked_handlers(tree: ast.Module, handlers: set[str] = frozenset()) -> li
                 or not (node.name.startswith("on_") or node.name in handlers):
             continue
         params = {a.arg for a in node.args.args + node.args.kwonlyargs}
-        if params & ID_PARAMETERS and not _calls(node) & CHECKED_LOOKUPS:
+        if params & ID_PARAMETERS and not _calls(node) & CHECKED_LOOKUPS \
+                and not _only_opens_a_form(node):
             found.append(f"{node.lineno}: {node.name}")
     return found
 
@@ -172,9 +180,14 @@ def test_the_handler_checker_sees_an_unchecked_handler() -> None:
         "        turn = await self.service.turn_in(turn_id, place_of(interaction))\n"
         "    async def callback(self, interaction):\n"
         "        await interaction.client.service.delete(t, a)\n"
+        "    async def on_form(self, interaction, turn_id):\n"
+        "        await interaction.response.send_modal(Form(turn_id))\n"
+        "    async def on_form_and_more(self, interaction, turn_id):\n"
+        "        await self.service.cancel(turn_id)\n"
+        "        await interaction.response.send_modal(Form(turn_id))\n"
     )
     assert sorted(f.split(": ")[1] for f in unchecked_handlers(planted)) == [
-        "on_thing_button", "self.service.turn"]
+        "on_form_and_more", "on_thing_button", "self.service.turn"]
     assert len(ui_callbacks_acting_alone(planted)) == 1
 
 
