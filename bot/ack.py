@@ -19,9 +19,8 @@ from typing import Any, TypeVar
 
 import discord
 
-from bot.core.errors import UserFacingError
 from bot.ui.i18n import t
-from bot.ui.replies import reply_privately, send_error
+from bot.ui.replies import PLACEHOLDER, reply_privately
 
 log = logging.getLogger(__name__)
 
@@ -95,24 +94,11 @@ async def acknowledge(
     if not interaction.response.is_done():
         try:
             await interaction.response.defer(ephemeral=ephemeral, thinking=thinking)
+            interaction.extras[PLACEHOLDER] = thinking and not ephemeral
         except discord.NotFound:  # 10062: too late after all; nothing more can be said
             log.warning("Interaction %s expired before its acknowledgement", interaction.id)
             return False
     return True
-
-
-async def refuse(
-    interaction: discord.Interaction, error: UserFacingError, *, placeholder: bool = False
-) -> None:
-    """A refusal after the acknowledgement, still private. `placeholder`: the acknowledgement
-    was a public "thinking…", which is deleted first (a followup would otherwise replace it and
-    take its public visibility: Discord docs, Followup Messages)."""
-    if placeholder:
-        try:
-            await interaction.delete_original_response()
-        except discord.HTTPException as exc:
-            log.info("Could not remove the placeholder of interaction %s: %s", interaction.id, exc)
-    await send_error(interaction, error)
 
 
 async def at_once(read: Awaitable[T], default: T) -> T:

@@ -17,7 +17,7 @@ from discord import app_commands
 from discord.app_commands import locale_str
 from discord.ext import commands
 
-from bot.ack import acknowledge, refuse
+from bot.ack import acknowledge
 from bot.adapter import actor_for, actor_of, place_of
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.export import ExportWriter, LeftOut
@@ -82,8 +82,7 @@ class History(commands.Cog):
             return
         conversation = await self.service.conversation(interaction.channel_id or 0)
         if conversation is None:
-            await refuse(interaction, UserFacingError(ErrorKind.unknown_conversation),
-                         placeholder=True)
+            await send_error(interaction, UserFacingError(ErrorKind.unknown_conversation))
             return
         content, file, view = await self.render_page(conversation, 0, str(interaction.locale))
         await interaction.followup.send(content, file=file, view=view, allowed_mentions=NO_MENTIONS)

@@ -14,7 +14,7 @@ import discord
 from discord.app_commands import Choice
 from discord.ext import commands
 
-from bot.ack import acknowledge, at_once, refuse, shed
+from bot.ack import acknowledge, at_once, shed
 from bot.adapter import (
     GenerationInput,
     actor_for,
@@ -108,7 +108,7 @@ class Imagine(commands.Cog):
             await self._admit(interaction, request, options)
         except UserFacingError as error:
             self.bot.gate.release_hold(self._holds.pop(interaction.id, None))
-            await refuse(interaction, error, placeholder=True)
+            await send_error(interaction, error)  # (privately: the placeholder goes)
             return
         await self.start_root(interaction, request.prompt, options, request.attachments,
                               variants=request.variants or 1)

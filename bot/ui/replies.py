@@ -11,11 +11,27 @@ from bot.ui.render import error_text
 
 log = logging.getLogger(__name__)
 
+PLACEHOLDER = "public_placeholder"  # `Interaction.extras` key: acknowledged with a public "thinking…"
+
+
+async def _drop_placeholder(interaction: discord.Interaction) -> None:
+    """A public "thinking…" still loading is deleted before a private answer: a followup would
+    replace it and take its public visibility (Discord docs, Followup Messages)."""
+    if not interaction.extras.pop(PLACEHOLDER, False):
+        return
+    try:
+        if (await interaction.original_response()).flags.loading:
+            await interaction.delete_original_response()
+    except discord.HTTPException as exc:
+        log.info("Could not remove the placeholder of interaction %s: %s", interaction.id, exc)
+
 
 async def reply_privately(interaction: discord.Interaction, text: str) -> None:
-    """An ephemeral message: the response if none was sent yet, else a followup."""
+    """An ephemeral message: the response if none was sent yet, else a followup (after a public
+    "thinking…" placeholder, that placeholder goes first)."""
     try:
         if interaction.response.is_done():
+            await _drop_placeholder(interaction)
             await interaction.followup.send(text, ephemeral=True)
         else:
             await interaction.response.send_message(text, ephemeral=True)
