@@ -288,6 +288,7 @@ async def test_cancel_reaches_the_process_that_runs_the_turn(
     assert slow_openai.responses[response_id]["status"] == "cancelled"
     assert len(slow_openai.create_requests()) == 1  # the waiting turn never reached the API
     assert slow_openai.generations == 0
+    await until(lambda: bool(runner.presenter.failures and receiver.presenter.failures))
     assert [t for t, _ in runner.presenter.failures] == [running_id]  # shown by the runner
     assert [t for t, _ in receiver.presenter.failures] == [waiting_id]
 
