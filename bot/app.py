@@ -29,6 +29,7 @@ from bot.core.gate import Gate
 from bot.core.image_client import ImageClient, RetryPolicy
 from bot.core.imaging import warm_up
 from bot.core.keys import KeyBox, ServerKeys, audit_keys, probe_key
+from bot.core.models import Turn
 from bot.core.moderation import Moderation
 from bot.core.openai_check import check_openai, models_to_check
 from bot.core.options import ImageOptions
@@ -48,6 +49,7 @@ from bot.ui.i18n import Translator, t
 from bot.ui.modlog import ModLog
 from bot.ui.presenter import DiscordPresenter
 from bot.ui.replies import reply_privately, send_error
+from bot.ui.router import Router
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +241,7 @@ class ImagineTree(app_commands.CommandTree):
 class ImagineBot(commands.AutoShardedBot):
     """The Discord client. Everything it needs is built in `setup_hook` from `settings`."""
 
+    settings: Settings
     core: Core
     service: ConversationService  # the conversation rules (core.conversations)
     gate: Gate
@@ -249,6 +252,7 @@ class ImagineBot(commands.AutoShardedBot):
     presenter: DiscordPresenter
     attachments: AttachmentReader
     modlog: ModLog  # the moderation log (settings changes are logged by the settings cog)
+    router: Router  # components reach the cogs that serve them (bot/ui/router.py)
     metrics_server: MetricsServer | None = None
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
@@ -269,6 +273,7 @@ class ImagineBot(commands.AutoShardedBot):
         self._closing = False
         self.ready_once = asyncio.Event()
         self._command_ids: dict[str, int] | None = None
+        self.router = Router()
 
     async def setup_hook(self) -> None:
         s = self.settings
@@ -276,7 +281,8 @@ class ImagineBot(commands.AutoShardedBot):
             # AutoShardedBot would connect to the URL /gateway/bot returns; a configured gateway
             # (a proxy, or a local fake) must win, so take only the shard count from there.
             self.shard_count, _, _ = await self.http.get_bot_gateway()
-        self.presenter = DiscordPresenter(self, edit_interval=s.progress_edit_interval)
+        self.presenter = DiscordPresenter(self, siblings=self._variant_set,
+                                          edit_interval=s.progress_edit_interval)
         members = DiscordMembers(self)
         services = await build_services(s, Ports(presenter=self.presenter,
                                                  result_images=self.presenter,
@@ -319,6 +325,10 @@ class ImagineBot(commands.AutoShardedBot):
         retention.start()
         if isinstance(self.runner.scheduler, FleetScheduler):
             await self.runner.scheduler.start()
+
+    async def _variant_set(self, turn: Turn) -> list[Turn]:
+        """A variant set's siblings, for the presenter's board (asked only once turns run)."""
+        return await self.service.variant_set(turn)
 
     async def check_server_keys(self) -> None:
         """Refuse to start when servers' keys are stored and the secret is missing or opens

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -13,17 +13,16 @@ from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.ack import acknowledge
-from bot.adapter import GenerationInput, actor_for, declared
+from bot.adapter import actor_for, declared
 from bot.core.admission import Hold
 from bot.core.describe import WORST_CASE
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.policy import Actor
+from bot.exts._bot import BotServices
 from bot.ui.i18n import language, t
 from bot.ui.render import clip
 from bot.ui.replies import send_error
-
-if TYPE_CHECKING:
-    from bot.app import ImagineBot
+from bot.ui.router import START_PROMPT, dispatch
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +56,14 @@ class UseSuggestion(
     async def callback(self, interaction: discord.Interaction) -> None:
         message = interaction.message
         prompt = suggestions_in(message.content if message else "").get(self.n)
-        imagine = interaction.client.get_cog("Imagine")  # type: ignore[attr-defined]
-        if prompt is None or imagine is None:
+        if prompt is None:
             await send_error(interaction, UserFacingError(ErrorKind.unknown_conversation))
             return
-        await imagine.start_prompt(interaction, GenerationInput(prompt=prompt))
+        await dispatch(START_PROMPT, interaction, prompt)
 
 
 class Describe(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: BotServices) -> None:
         self.bot = bot
         self.service = bot.service
         self.menu = app_commands.ContextMenu(
@@ -149,6 +147,6 @@ class Describe(commands.Cog):
         )
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: BotServices) -> None:
     bot.add_dynamic_items(UseSuggestion)
     await bot.add_cog(Describe(bot))

@@ -4,7 +4,6 @@ the reader's language. A server gets the same text once, when the bot joins it."
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -14,12 +13,10 @@ from discord.ext import commands
 from bot.ack import acknowledge
 from bot.adapter import actor_of
 from bot.core.policy import EffectivePolicy
+from bot.exts._bot import BotServices
 from bot.ui.channel_rules import rule_phrases
 from bot.ui.i18n import t
 from bot.ui.render import MAX_CONTENT, clip
-
-if TYPE_CHECKING:
-    from bot.app import ImagineBot
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +62,7 @@ def channel_lines(policy: EffectivePolicy, locale: str) -> list[str]:
 
 
 class Help(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: BotServices) -> None:
         self.bot = bot
         self.service = bot.service
         self._welcoming: set[int] = set()  # servers whose greeting is being posted now
@@ -154,5 +151,5 @@ class Help(commands.Cog):
         return None
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: BotServices) -> None:
     await bot.add_cog(Help(bot))

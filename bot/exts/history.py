@@ -10,7 +10,6 @@ import shutil
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -32,15 +31,14 @@ from bot.core.history import (
     page_of,
 )
 from bot.core.models import Conversation, Turn, TurnStatus
+from bot.exts._bot import BotServices
 from bot.ui.attachments import megabytes
 from bot.ui.contact_sheet import SheetCell, make_thumbnail, render_sheet
 from bot.ui.history_view import HISTORY_ITEMS, history_view
 from bot.ui.i18n import t
 from bot.ui.render import jump_link
 from bot.ui.replies import send_error
-
-if TYPE_CHECKING:
-    from bot.app import ImagineBot
+from bot.ui.router import HISTORY_CONTINUE, HISTORY_EXPORT, HISTORY_PAGE
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +59,7 @@ def _state(turn: Turn) -> str:
 class History(commands.Cog):
     """The contact sheet and what can be done from it."""
 
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: BotServices) -> None:
         self.bot = bot
         self.service = bot.service
         self._thumbs: OrderedDict[int, bytes | None] = OrderedDict()
@@ -70,8 +68,15 @@ class History(commands.Cog):
         self.bot.core.outcomes.listeners.append(self._forget_deleted)
         self._exporting: set[int] = set()  # conversations with an export under way
 
+    async def cog_load(self) -> None:
+        self.bot.router.add(HISTORY_PAGE, self.on_page)
+        self.bot.router.add(HISTORY_CONTINUE, self.on_continue)
+        self.bot.router.add(HISTORY_EXPORT, self.on_export)
+
     async def cog_unload(self) -> None:
         self.bot.core.outcomes.listeners.remove(self._forget_deleted)
+        for route in (HISTORY_PAGE, HISTORY_CONTINUE, HISTORY_EXPORT):
+            self.bot.router.remove(route)
 
     @app_commands.command(
         name=locale_str("history"),
@@ -292,6 +297,6 @@ class History(commands.Cog):
         return [(image.filename.rpartition(".")[2].lower() or "png", image.data) for image in images]
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: BotServices) -> None:
     bot.add_dynamic_items(*HISTORY_ITEMS)
     await bot.add_cog(History(bot))

@@ -8,7 +8,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord.app_commands import Choice
@@ -30,6 +30,7 @@ from bot.core.models import Conversation, InputImage, Turn, TurnKind, TurnReques
 from bot.core.options import ImageOptions
 from bot.core.plans import plan_for
 from bot.core.policy import Actor, OncePer
+from bot.exts._bot import BotServices
 from bot.ui.buttons import (
     PLANNED,
     RefineModal,
@@ -42,10 +43,8 @@ from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t
 from bot.ui.render import error_text, jump_link, options_summary, quote, thread_name
 from bot.ui.replies import command_mentions, send_error
+from bot.ui.router import START_PROMPT, TURN_BUTTON, VARIANT_BUTTON
 from bot.ui.variants import VariantButton
-
-if TYPE_CHECKING:
-    from bot.app import ImagineBot
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def variants_from(text: str) -> int:
 class Imagine(commands.Cog):
     """Image conversations: starting them, refining them, and the buttons on results."""
 
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: BotServices) -> None:
         self.bot = bot
         self.service = bot.service
         self._dm_notes = OncePer(DM_NOTE_SECONDS)
@@ -81,6 +80,20 @@ class Imagine(commands.Cog):
         # Vary region forms awaiting Confirm: (user, turn) -> (area, instruction); a restart
         # forgets them (Confirm then asks for the form again)
         self._regions: dict[tuple[int, int], tuple[str, str]] = {}
+
+    async def cog_load(self) -> None:
+        """Result buttons, variant boards and /describe's suggestions reach this cog."""
+        self.bot.router.add(TURN_BUTTON, self.on_turn_button)
+        self.bot.router.add(VARIANT_BUTTON, self.on_variant_button)
+        self.bot.router.add(START_PROMPT, self.start_offered)
+
+    async def cog_unload(self) -> None:
+        for route in (TURN_BUTTON, VARIANT_BUTTON, START_PROMPT):
+            self.bot.router.remove(route)
+
+    async def start_offered(self, interaction: discord.Interaction, prompt: str) -> None:
+        """Start a conversation from a prompt the bot offered (a /describe suggestion)."""
+        await self.start_prompt(interaction, GenerationInput(prompt=prompt))
 
     # ------------------------------------------------------------------ /imagine
     @generation_command("imagine", "Create an image and start a conversation thread")
@@ -841,7 +854,7 @@ class Imagine(commands.Cog):
         return embed
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: BotServices) -> None:
     bot.add_dynamic_items(VariantButton)
     await bot.add_cog(Imagine(bot))
 

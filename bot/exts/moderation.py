@@ -6,7 +6,7 @@ for a while. Only members with Manage Messages may use the moderators' buttons."
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TypeGuard
 
 import discord
 from discord import app_commands
@@ -18,6 +18,7 @@ from bot.adapter import place_of
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Report, Turn, TurnStatus
 from bot.core.policy import Actor
+from bot.exts._bot import BotServices
 from bot.ui.i18n import t
 from bot.ui.modlog import (
     NO_PINGS,
@@ -31,9 +32,7 @@ from bot.ui.modlog import (
     where,
 )
 from bot.ui.replies import reply_privately, send_error
-
-if TYPE_CHECKING:
-    from bot.app import ImagineBot
+from bot.ui.router import BLOCK, MOD_ACTION, REPORT
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ FINISHED = ("done", "failed", "cancelled")
 
 
 class Moderation(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: BotServices) -> None:
         self.bot = bot
         self.service = bot.service
         self.modlog = bot.modlog
@@ -58,11 +57,16 @@ class Moderation(commands.Cog):
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.report_menu)
         self.bot.tree.add_command(self.moderate_menu)
+        self.bot.router.add(REPORT, self.open_report_form)
+        self.bot.router.add(MOD_ACTION, self.on_mod_action)
+        self.bot.router.add(BLOCK, self.on_block)
         self.bot.add_dynamic_items(ReportButton, ModButton, BlockSelect)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.report_menu.name, type=self.report_menu.type)
         self.bot.tree.remove_command(self.moderate_menu.name, type=self.moderate_menu.type)
+        for route in (REPORT, MOD_ACTION, BLOCK):
+            self.bot.router.remove(route)
         self.bot.core.outcomes.listeners.remove(self.on_turn_event)
 
     # ------------------------------------------------------------------ the log of turns
@@ -288,5 +292,5 @@ class Moderation(commands.Cog):
         return t("mod.done.block", locale, user=turn.author_id, until=when, cancelled=cancelled)
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: BotServices) -> None:
     await bot.add_cog(Moderation(bot))

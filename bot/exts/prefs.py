@@ -3,8 +3,6 @@ pinged when an image is ready; always within the server's limits."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import discord
 from discord import app_commands
 from discord.app_commands import locale_str
@@ -14,12 +12,10 @@ from bot.ack import acknowledge
 from bot.core.errors import UserFacingError
 from bot.core.models import UserPrefs
 from bot.core.options import checked_size
+from bot.exts._bot import BotServices
 from bot.ui.choices import QUALITY_CHOICES, size_choices
 from bot.ui.i18n import t
 from bot.ui.replies import send_error
-
-if TYPE_CHECKING:
-    from bot.app import ImagineBot
 
 
 def prefs_text(prefs: UserPrefs, locale: str) -> str:
@@ -34,7 +30,7 @@ def prefs_text(prefs: UserPrefs, locale: str) -> str:
 
 
 class Prefs(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: BotServices) -> None:
         self.bot = bot
         self.service = bot.service
 
@@ -95,5 +91,5 @@ class Prefs(commands.Cog):
         return size_choices(current, policy.image_model)  # the sizes the server's model takes
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: BotServices) -> None:
     await bot.add_cog(Prefs(bot))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -20,14 +20,12 @@ from bot.core.conversations import clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Turn, TurnKind, TurnRequest, TurnStatus
 from bot.core.policy import Actor
+from bot.exts._bot import BotServices
 from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t
 from bot.ui.remix_modal import RemixModal, RemixSource
 from bot.ui.render import quote, thread_name
 from bot.ui.replies import send_error
-
-if TYPE_CHECKING:
-    from bot.app import ImagineBot
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +39,7 @@ def first_image(message: discord.Message) -> discord.Attachment | None:
 
 
 class Remix(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: BotServices) -> None:
         self.bot = bot
         self.service = bot.service
         self.menu = app_commands.ContextMenu(name=locale_str("Remix"), callback=self.remix_message)
@@ -175,5 +173,5 @@ class Remix(commands.Cog):
         return thread
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: BotServices) -> None:
     await bot.add_cog(Remix(bot))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -16,15 +16,13 @@ from bot.adapter import actor_of
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.image_models import spec_of
 from bot.core.options import parse_size
+from bot.exts._bot import BotServices
 from bot.ui.channel_rules import rules_text, stored_rules_text
 from bot.ui.choices import COMPLEXITY_CHOICES, QUALITY_CHOICES
 from bot.ui.i18n import EN, t
 from bot.ui.key_modal import KeyModal
 from bot.ui.render import MAX_CONTENT, clip, permission_name
 from bot.ui.replies import reply_privately, send_error
-
-if TYPE_CHECKING:
-    from bot.app import ImagineBot
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +105,7 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
                      group_description="Server settings for the image bot"):
     """Stored per server; the instance's environment sets the ceilings."""
 
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: BotServices) -> None:
         self.bot = bot
         self.service = bot.service
         super().__init__()
@@ -423,5 +421,5 @@ class ServerSettings(commands.GroupCog, group_name="imagine-settings",
                       changes=clip(changes_text(data, changes, server_locale), 3000))
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: BotServices) -> None:
     await bot.add_cog(ServerSettings(bot))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -34,6 +34,7 @@ from bot.core.showcase import (
     Target,
     check_author,
 )
+from bot.exts._bot import BotServices
 from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t
 from bot.ui.render import (
@@ -45,9 +46,7 @@ from bot.ui.render import (
     thread_name,
 )
 from bot.ui.replies import reply_privately, send_error
-
-if TYPE_CHECKING:
-    from bot.app import ImagineBot
+from bot.ui.router import UNPUBLISH, dispatch
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +72,7 @@ class UnpublishButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
         return cls(int(match["turn"]), str(interaction.locale))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        cog = interaction.client.get_cog("ShowcaseCog")  # type: ignore[attr-defined]
-        if cog is not None:
-            await cog.unpublish(interaction, self.turn_id)
+        await dispatch(UNPUBLISH, interaction, self.turn_id)
 
 
 class TagPicker(discord.ui.View):
@@ -117,7 +114,7 @@ class TagPicker(discord.ui.View):
 
 
 class ShowcaseCog(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: BotServices) -> None:
         self.bot = bot
         self.service = bot.service
         self.showcase = Showcase(bot.store, bot.gate.policy_for)
@@ -127,9 +124,11 @@ class ShowcaseCog(commands.Cog):
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.menu)
+        self.bot.router.add(UNPUBLISH, self.unpublish)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+        self.bot.router.remove(UNPUBLISH)
 
     # ------------------------------------------------------------------ publishing by hand
     async def publish_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
@@ -375,6 +374,6 @@ class ShowcaseCog(commands.Cog):
         return len(set(users) - {me, turn.author_id})
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: BotServices) -> None:
     bot.add_dynamic_items(UnpublishButton)
     await bot.add_cog(ShowcaseCog(bot))

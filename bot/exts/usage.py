@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -18,13 +17,11 @@ from bot.adapter import actor_of
 from bot.core.accounts import Allowance
 from bot.core.models import Turn
 from bot.core.policy import month_start
+from bot.exts._bot import BotServices
 from bot.ui.channel_rules import rule_phrases
 from bot.ui.chart import usage_chart
 from bot.ui.i18n import plural, t
 from bot.ui.render import clip
-
-if TYPE_CHECKING:
-    from bot.app import ImagineBot
 
 
 def allowance_lines(left: Allowance, locale: str) -> list[str]:
@@ -63,7 +60,7 @@ def progress_lines(turns: list[tuple[Turn, int | None]], locale: str) -> list[st
 
 
 class Usage(commands.Cog):
-    def __init__(self, bot: ImagineBot) -> None:
+    def __init__(self, bot: BotServices) -> None:
         self.bot = bot
         self.service = bot.service
 
@@ -126,5 +123,5 @@ class Usage(commands.Cog):
         return lines, discord.File(io.BytesIO(png), filename="usage-30d.png")
 
 
-async def setup(bot: ImagineBot) -> None:
+async def setup(bot: BotServices) -> None:
     await bot.add_cog(Usage(bot))

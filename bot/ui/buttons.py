@@ -2,20 +2,22 @@
 
 Each button is a `ui.DynamicItem` whose `custom_id` carries its state (`imagine:<action>:<turn>`),
 so buttons keep working after a restart without any view being re-registered per message. The
-click is handed to the `Imagine` cog, which checks who may act and calls the core.
+click goes through the router (`TURN_BUTTON`) to the cog that serves it, which checks who may act
+and calls the core.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
+from typing import Any, Protocol
 
 import discord
 
 from bot.core.image_models import spec_of
 from bot.ui.i18n import t
 from bot.ui.modlog import ReportButton
+from bot.ui.router import TURN_BUTTON, dispatch
 
 # Animate, Zoom out and Pan show their cost first (like Upscale); `<action>go` confirms
 PLANNED = ("anim", "zoom15", "zoom2", "panl", "panr", "panu", "pand")
@@ -73,10 +75,7 @@ class TurnButton(
         return cls(action, int(match["turn"]), str(interaction.locale))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        cog = interaction.client.get_cog("Imagine")  # type: ignore[attr-defined]
-        if cog is None:
-            return
-        await cog.on_turn_button(interaction, self.action, self.turn_id)
+        await dispatch(TURN_BUTTON, interaction, self.action, self.turn_id)
 
 
 def result_view(turn_id: int, locale: str | None, extra: tuple[str, ...] = ()) -> discord.ui.View:
@@ -140,13 +139,27 @@ def form_id(prefix: str) -> str:
     return f"{prefix}:{secrets.token_hex(8)}"
 
 
+class TurnForms(Protocol):
+    """Who receives the submitted Refine, Edit prompt and Vary region forms (the cog that
+    opened them)."""
+
+    async def on_refine_submit(self, interaction: discord.Interaction, turn_id: int,
+                               instruction: str, variants: str = "") -> None: ...
+
+    async def on_edit_submit(self, interaction: discord.Interaction, turn_id: int,
+                             prompt: str) -> None: ...
+
+    async def on_region_submit(self, interaction: discord.Interaction, turn_id: int, area: str,
+                               instruction: str) -> None: ...
+
+
 class RefineModal(discord.ui.Modal):
     """Asks for the instruction that branches from one image (`mode="refine"`), or for a new
     version of a failed turn's prompt (`mode="edit"`); pre-filled with the turn's prompt, so a
     small change is a small edit."""
 
     def __init__(
-        self, cog: Any, turn_id: int, locale: str | None, *, prompt: str = "",
+        self, cog: TurnForms, turn_id: int, locale: str | None, *, prompt: str = "",
         mode: str = "refine",
     ) -> None:
         super().__init__(title=t(f"modal.{mode}.title", locale), timeout=FORM_TIMEOUT,
@@ -187,7 +200,7 @@ class RegionModal(discord.ui.Modal):
     """Vary region: which area to change (a short description: top half, left third, the
     centre…) and what to put there, since a mask cannot be drawn in Discord."""
 
-    def __init__(self, cog: Any, turn_id: int, locale: str | None) -> None:
+    def __init__(self, cog: TurnForms, turn_id: int, locale: str | None) -> None:
         super().__init__(title=t("modal.region.title", locale),
                          custom_id=f"imagine:region-modal:{turn_id}")
         self.cog = cog

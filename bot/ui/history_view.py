@@ -1,7 +1,8 @@
 """The controls under a `/history` sheet: Previous/Next, "Continue from #n" and Export.
 
 All are `ui.DynamicItem`s whose `custom_id` carries the conversation and the page, so a sheet
-posted before a restart keeps working. Clicks go to the `History` cog.
+posted before a restart keeps working. Clicks go through the router to the cog that serves
+them (the `History` cog).
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ import discord
 from bot.core.history import TreeNode
 from bot.ui.i18n import t
 from bot.ui.render import clip
+from bot.ui.router import HISTORY_CONTINUE, HISTORY_EXPORT, HISTORY_PAGE, dispatch
 
 MAX_OPTIONS = 25  # Discord's limit on a select menu's options
-
-
-def _cog(interaction: discord.Interaction) -> Any:
-    return interaction.client.get_cog("History")  # type: ignore[attr-defined]
 
 
 class HistoryPageButton(
@@ -48,9 +46,7 @@ class HistoryPageButton(
                    locale=str(interaction.locale))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        cog = _cog(interaction)
-        if cog is not None:
-            await cog.on_page(interaction, self.conversation_id, self.page)
+        await dispatch(HISTORY_PAGE, interaction, self.conversation_id, self.page)
 
 
 class HistoryContinueSelect(
@@ -85,9 +81,8 @@ class HistoryContinueSelect(
 
     async def callback(self, interaction: discord.Interaction) -> None:
         values = (interaction.data or {}).get("values") or []
-        cog = _cog(interaction)
-        if cog is not None and values:
-            await cog.on_continue(interaction, self.conversation_id, int(values[0]))
+        if values:
+            await dispatch(HISTORY_CONTINUE, interaction, self.conversation_id, int(values[0]))
 
 
 class HistoryExportButton(
@@ -112,9 +107,7 @@ class HistoryExportButton(
         return cls(int(match["conv"]), locale=str(interaction.locale))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        cog = _cog(interaction)
-        if cog is not None:
-            await cog.on_export(interaction, self.conversation_id)
+        await dispatch(HISTORY_EXPORT, interaction, self.conversation_id)
 
 
 HISTORY_ITEMS = (HistoryPageButton, HistoryContinueSelect, HistoryExportButton)

@@ -318,6 +318,7 @@ EN: dict[str, str] = {
     # start-up / generic
     "generic.unexpected": "Something went wrong on my side. Please try again.",
     "generic.store_unreachable": "I can't reach my database for a moment. Please try again in a minute.",
+    "generic.unavailable": "This button can't be used right now: that part of the bot isn't running. Please try again later.",
     # per-channel rules and the showcase (issue 25)
     "reason.channel_off": "Image generation is turned off in this channel.",
     "problem.quality_channel_max": "In this channel, quality goes up to `{value}`.",
@@ -721,6 +722,7 @@ ZH: dict[str, str] = {
     "help.limit.channels": "仅可在 {channels} 中生成图片",
     "generic.unexpected": "我这边出了点问题。请再试一次。",
     "generic.store_unreachable": "我暂时连不上我的数据库。请一分钟后再试。",
+    "generic.unavailable": "这个按钮现在用不了：机器人的这部分没有在运行。请稍后再试。",
     "variants.header": "🎲 {count} 个变体 · 来自 <@{user}>",
     "variants.continue": "从 {n} 继续",
     "variants.reroll_all": "全部重新生成",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import discord
 
@@ -22,6 +22,7 @@ from bot.core.moderation import BLOCK_DURATIONS, MAX_REASON, Moderation
 from bot.core.tasks import BackgroundTasks
 from bot.ui.i18n import t
 from bot.ui.render import clip, error_text, jump_link
+from bot.ui.router import BLOCK, MOD_ACTION, REPORT, dispatch
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,6 @@ REPORT_COLOUR, ACTION_COLOUR = 0xFEE75C, 0x5865F2
 # Why the log channel cannot be used (Discord's JSON error codes: 10003 Unknown Channel, 50001
 # Missing Access, 50013 Missing Permissions): the entry's failure, as managers are told it.
 LOST_CODES = {10003: "gone", 50001: "access", 50013: "access"}
-
-
-def _cog(interaction: discord.Interaction) -> Any:
-    return interaction.client.get_cog("Moderation")  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------- components
@@ -56,15 +53,20 @@ class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
         return cls(int(match["turn"]), str(interaction.locale))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        cog = _cog(interaction)
-        if cog is not None:
-            await cog.open_report_form(interaction, self.turn_id)
+        await dispatch(REPORT, interaction, self.turn_id)
+
+
+class ReportForms(Protocol):
+    """Who receives a submitted Report form (the cog that opened it)."""
+
+    async def on_report_submit(self, interaction: discord.Interaction, turn_id: int,
+                               reason: str) -> None: ...
 
 
 class ReportModal(discord.ui.Modal):
     """The short reason form; each opened form has its own custom_id."""
 
-    def __init__(self, cog: Any, turn_id: int, locale: str | None) -> None:
+    def __init__(self, cog: ReportForms, turn_id: int, locale: str | None) -> None:
         super().__init__(title=t("report.title", locale),
                          custom_id=f"modr:form:{turn_id}:{secrets.token_hex(6)}")
         self.cog = cog
@@ -108,9 +110,7 @@ class ModButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
         return cls(match["action"], int(match["turn"]), report, str(interaction.locale))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        cog = _cog(interaction)
-        if cog is not None:
-            await cog.on_mod_action(interaction, self.action, self.turn_id, self.report_id)
+        await dispatch(MOD_ACTION, interaction, self.action, self.turn_id, self.report_id)
 
 
 class BlockSelect(discord.ui.DynamicItem[discord.ui.Select[Any]],
@@ -131,10 +131,9 @@ class BlockSelect(discord.ui.DynamicItem[discord.ui.Select[Any]],
         return cls(int(match["turn"]), str(interaction.locale))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        cog = _cog(interaction)
         values = (interaction.data or {}).get("values") or []
-        if cog is not None and values and values[0] in BLOCK_DURATIONS:
-            await cog.on_block(interaction, self.turn_id, values[0])
+        if values and values[0] in BLOCK_DURATIONS:
+            await dispatch(BLOCK, interaction, self.turn_id, values[0])
 
 
 def quick_actions(turn: Turn, locale: str | None) -> discord.ui.View:

@@ -10,54 +10,47 @@ import concurrent.futures
 import io
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import aiohttp
 import discord
 
-from bot.core.errors import DeliveryError, ErrorKind, UserFacingError
+from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.imaging import FittedImage, make_preview
 from bot.core.models import Delivery, InputImage, Progress, Stage, Turn, TurnResult
-from bot.core.result_files import fit_result
 from bot.core.tasks import BackgroundTasks
 from bot.ui.buttons import cancel_view, extra_actions, failure_view, result_view
-from bot.ui.i18n import t
-from bot.ui.render import MAX_CONTENT, clip, failure_text, ping_text, progress_text, result_caption
+from bot.ui.posting import (
+    MAX_FILES,
+    NO_MENTIONS,
+    SEND_PERMISSION,
+    THREAD_ARCHIVED,
+    THREAD_LOCKED,
+    UPLOAD_PERMISSION,
+    Placed,
+    Poster,
+    delivery_error,
+    fit_image,
+    one_attempt,
+    result_files,
+    result_nonce,
+)
+from bot.ui.render import failure_text, ping_text, progress_text, result_caption
 from bot.ui.variants import VariantBoard
 
 log = logging.getLogger(__name__)
 
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-FETCHED_LIMIT_TTL = 600.0  # a server read over REST (not in this process's cache) is re-read after
-SEND_PERMISSION = "Send Messages in Threads"
-UPLOAD_PERMISSION = "Attach Files"
-THREAD_ARCHIVED = 50083  # no edits in an archived thread; sending a message unarchives it
-THREAD_LOCKED = 160005  # no messages at all in a locked thread without Manage Threads
 QUEUED_EDIT_INTERVAL = 5.0
 TICK_INTERVAL = 10.0
 FLUSH_NAP = 0.25
 PREVIEW_THREADS = 2
 PREVIEW_BACKLOG = 4 * PREVIEW_THREADS  # previews waiting beyond this are skipped (text only)
-MAX_FILES = 10
-NO_MENTIONS = discord.AllowedMentions.none()
 RETRYABLE_FAILURES = {
     ErrorKind.rate_limited, ErrorKind.server, ErrorKind.timeout, ErrorKind.connection,
     ErrorKind.no_output, ErrorKind.cancelled, ErrorKind.upload_failed,
     ErrorKind.missing_permissions,  # once the permission is back (a paid result is then shown)
 }
-# What a Discord call may raise that says nothing about the call itself: the connection closed
-# or reset before an answer (aiohttp's connection errors; OSError underneath), no answer in time,
-# or a 429 longer than discord.py waits for (RateLimited). The same call may succeed in a moment.
-CONNECTION_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, discord.RateLimited)
-
-
-@dataclass(frozen=True)
-class _Placed:
-    """Where a result (or failure) message landed."""
-
-    message_id: int
-    channel: discord.abc.Messageable
-    note: str = ""
+Siblings = Callable[[Turn], Awaitable[list[Turn]]]
 
 
 @dataclass
@@ -74,39 +67,13 @@ class _Live:
     last_stage: Stage | None = None
 
 
-def delivery_error(exc: discord.HTTPException, *, needs: str) -> DeliveryError:
-    """Classify a Discord refusal; `needs` names the permission the failed call requires."""
-    if exc.code == 160005:
-        return DeliveryError(ErrorKind.thread_locked, detail=str(exc.text))
-    if exc.code == 50013 or isinstance(exc, discord.Forbidden):
-        log.warning("Discord refused a call for lack of the %s permission (%s)", needs, exc.text)
-        return DeliveryError(ErrorKind.missing_permissions, detail=str(exc.text), permission=needs)
-    if isinstance(exc, discord.NotFound):
-        return DeliveryError(ErrorKind.upload_failed, orphaned=True, detail=str(exc.text))
-    # 5xx and 429 (after discord.py's own waits) pass: "wait a bit and retry" (Discord docs,
-    # Topics → Opcodes and Status Codes → HTTP Response Codes; Topics → Rate Limits)
-    return DeliveryError(ErrorKind.upload_failed, transient=exc.status >= 500 or exc.status == 429,
-                         detail=f"{exc.status} {exc.code} {exc.text}")
-
-
-def result_nonce(turn: Turn, part: str = "") -> str:
-    """The nonce of a message that shows a turn's result (`part`: which one). Sent with
-    `enforce_nonce` (discord.py adds it to every nonce), so a send repeated after its answer was
-    lost returns the message already made instead of posting it twice (Discord docs, Resources →
-    Message → Create Message: "checked for uniqueness in the past few minutes")."""
-    return f"i{turn.id}{part}"
-
-
-def connection_error(exc: BaseException) -> DeliveryError:
-    return DeliveryError(ErrorKind.upload_failed, transient=True,
-                         detail=f"no answer: {type(exc).__name__} {exc}")
-
-
 class DiscordPresenter:
-    """The core's `Presenter`, implemented with discord.py."""
+    """The core's `Presenter`, implemented with discord.py; `siblings` reads a variant set (the
+    board shows every sibling)."""
 
-    def __init__(self, bot: discord.Client, *, edit_interval: float = 1.5) -> None:
-        self.bot = bot
+    def __init__(self, client: discord.Client, *, siblings: Siblings,
+                 edit_interval: float = 1.5) -> None:
+        self.poster = Poster(client)
         self.edit_interval = edit_interval
         self.tasks = BackgroundTasks()
         self._live: dict[int, _Live] = {}
@@ -115,42 +82,16 @@ class DiscordPresenter:
             PREVIEW_THREADS, thread_name_prefix="preview"
         )
         self._previews_pending = 0
-        self._fetched_limits: dict[int, tuple[int, float]] = {}  # guild -> (limit, when read)
-        self.variants = VariantBoard(self)
+        self.variants = VariantBoard(self.poster, siblings)
 
     async def close(self) -> None:
         """Stop progress work (tickers, pending edits) and the preview threads."""
         await self.tasks.cancel_all()
         self._previews.shutdown(wait=False, cancel_futures=True)
 
-    # ------------------------------------------------------------------ helpers
-    def _channel(self, turn: Turn) -> discord.PartialMessageable:
-        return self.bot.get_partial_messageable(turn.conversation_id, guild_id=turn.guild_id)
-
     async def upload_limit(self, guild_id: int | None) -> int:
-        """The per-file limit on the bot's own uploads: the server's boost tier (10 MiB in DMs).
-
-        Not an interaction's `attachment_size_limit`: that is the larger of the server's limit and
-        the invoking user's Nitro limit, and says what that user may attach (Discord docs,
-        Reference → Uploading Files). A fleet process may deliver for a server on another
-        process's shard: it reads the server over REST (`GET /guilds/{id}`) and keeps the answer
-        for a while, falling back to the smallest limit if it cannot.
-        """
-        if not guild_id:
-            return DEFAULT_UPLOAD_LIMIT
-        guild = self.bot.get_guild(guild_id)
-        if guild is not None:
-            return guild.filesize_limit
-        known = self._fetched_limits.get(guild_id)
-        if known is not None and time.monotonic() - known[1] < FETCHED_LIMIT_TTL:
-            return known[0]
-        try:
-            limit = (await self.bot.fetch_guild(guild_id)).filesize_limit
-        except discord.HTTPException as exc:
-            log.info("Could not read server %s for its upload limit: %s", guild_id, exc)
-            return DEFAULT_UPLOAD_LIMIT
-        self._fetched_limits[guild_id] = (limit, time.monotonic())
-        return limit
+        """The per-file limit on the bot's own uploads (see `Poster.upload_limit`)."""
+        return await self.poster.upload_limit(guild_id)
 
     def _live_for(self, turn_id: int) -> _Live:
         live = self._live.get(turn_id)
@@ -158,22 +99,11 @@ class DiscordPresenter:
             live = self._live[turn_id] = _Live()
         return live
 
-    async def _retrying(self, call, attempts: int = 3):  # type: ignore[no-untyped-def]
-        """Run a Discord call, retrying 5xx failures (429s are retried by discord.py itself)."""
-        for attempt in range(1, attempts + 1):
-            try:
-                return await call()
-            except discord.DiscordServerError:
-                if attempt == attempts:
-                    raise
-                await asyncio.sleep(0.5 * attempt)
-        return None
-
     # ------------------------------------------------------------------ Presenter protocol
     async def show_queued(self, turn: Turn, position: int | None) -> int | None:
         if turn.variant_group is not None:
             return await self.variants.show_queued(turn)
-        channel = self._channel(turn)
+        channel = self.poster.channel(turn)
         reference = None
         if turn.source_message_id:
             reference = discord.MessageReference(
@@ -182,7 +112,7 @@ class DiscordPresenter:
             )
         content = progress_text(turn, Progress(Stage.queued, position=position), 0, turn.locale)
         try:
-            message = await self._retrying(lambda: channel.send(
+            message = await self.poster.retrying(lambda: channel.send(
                 content, view=cancel_view(turn.id, turn.locale), reference=reference,
                 allowed_mentions=NO_MENTIONS,
             ))
@@ -251,7 +181,7 @@ class DiscordPresenter:
 
     async def _edit_progress(self, turn: Turn, live: _Live, progress: Progress) -> None:
         assert turn.progress_message_id is not None
-        message = self._channel(turn).get_partial_message(turn.progress_message_id)
+        message = self.poster.channel(turn).get_partial_message(turn.progress_message_id)
         content = progress_text(turn, progress, time.monotonic() - live.started, turn.locale)
         try:
             if progress.partial_image_b64 is not None and self._previews_pending < PREVIEW_BACKLOG:
@@ -290,29 +220,15 @@ class DiscordPresenter:
     async def show_result(self, turn: Turn, result: TurnResult) -> Delivery:
         """One attempt at showing a result; a failure is a `DeliveryError` (the core retries
         the transient ones)."""
-        try:
-            if turn.variant_group is not None:
-                return await self.variants.show_result(turn, result)
-            return await self._show_in_progress(turn, result)
-        except CONNECTION_ERRORS as exc:
-            raise connection_error(exc) from exc
-
-    async def _show_in_progress(self, turn: Turn, result: TurnResult) -> Delivery:
+        if turn.variant_group is not None:
+            return await one_attempt(lambda: self.variants.show_result(turn, result))
         await self._close_live(turn.id)
-        limit = await self.upload_limit(turn.guild_id)
-        for _ in range(3):
-            try:
-                return await self._show_result(turn, result, limit)
-            except DeliveryError as error:
-                if error.detail != "too_large":
-                    raise
-                limit //= 2  # the server lost boosts since we last heard: fit a smaller one
-        return await self._show_result(turn, result, limit)
+        return await one_attempt(lambda: self.poster.fitting(
+            turn, lambda limit: self._show_result(turn, result, limit)))
 
     async def _show_result(self, turn: Turn, result: TurnResult, limit: int) -> Delivery:
         fitted: list[FittedImage] = [  # a GIF stays animated; an SVG comes with a PNG of it
-            file for image in result.images
-            for file in await asyncio.to_thread(fit_result, image.data, image.output_format, limit)
+            file for image in result.images for file in await fit_image(image, limit)
         ]
         revised = next((img.revised_prompt for img in result.images if img.revised_prompt), None)
         caption = result_caption(
@@ -324,63 +240,51 @@ class DiscordPresenter:
             has_images=bool(fitted),
             actual_size=next((img.size for img in result.images if img.size), None),
         )
-        files = [
-            discord.File(io.BytesIO(f.data), filename=f"imagine-{turn.id}-{n}.{f.extension}")
-            for n, f in enumerate(fitted, 1)
-        ]
+        files = result_files(turn, fitted)
         view = result_view(turn.id, turn.locale,
                            extra_actions(turn.options.model, turn.options.output_format))
-        first, rest = files[:MAX_FILES], files[MAX_FILES:]
         try:
-            placed = await self._replace_progress(turn, caption, first, view,
+            placed = await self._replace_progress(turn, caption, files[:MAX_FILES], view,
                                                   nonce=result_nonce(turn))
-            ids = [placed.message_id]
-            for start in range(0, len(rest), MAX_FILES):
-                extra = await self._retrying(
-                    lambda chunk=rest[start : start + MAX_FILES], n=start: placed.channel.send(
-                        files=chunk, nonce=result_nonce(turn, f"+{n}"))
-                )
-                ids.append(extra.id)
+            extra = await self.poster.send_more(placed.channel, turn, files[MAX_FILES:])
         except discord.HTTPException as exc:
-            if exc.code == 40005 or exc.status == 413:
-                raise DeliveryError(ErrorKind.upload_failed, detail="too_large") from exc
             raise delivery_error(exc, needs=UPLOAD_PERMISSION) from exc
-        return Delivery(tuple(ids), placed.note)
+        return Delivery((placed.message_id, *extra), placed.note)
 
     async def _replace_progress(
         self, turn: Turn, content: str, files: list[discord.File], view: discord.ui.View | None,
         *, nonce: str | None = None,
-    ) -> _Placed:
+    ) -> Placed:
         """Edit the progress message into `content`. If it is gone, or its thread was archived
         meanwhile (no edits there, but a new message unarchives it), post anew (with `nonce`);
         if the thread was locked (no messages at all), post in its parent channel, mentioning the
         author (Discord docs, Topics → Threads)."""
-        channel = self._channel(turn)
+        channel = self.poster.channel(turn)
         note = ""
         if turn.progress_message_id is not None:
             edited = await self._edit_into_result(turn, channel, content, files, view, nonce)
-            if isinstance(edited, _Placed):
+            if isinstance(edited, Placed):
                 return edited
             note = edited
         for file in files:
             file.reset()
         try:
-            sent = await self._retrying(lambda: channel.send(
+            sent = await self.poster.retrying(lambda: channel.send(
                 content=content, files=files, view=view, allowed_mentions=NO_MENTIONS,
                 nonce=nonce,
             ))
         except discord.HTTPException as exc:
             if exc.code != THREAD_LOCKED:
                 raise
-            return await self._post_in_parent(turn, content, files, nonce)
+            return await self.poster.post_in_parent(turn, content, files, nonce)
         if note and turn.progress_message_id is not None:
-            await self._delete_quietly(channel.get_partial_message(turn.progress_message_id))
-        return _Placed(sent.id, channel, note)
+            await self.poster.delete_quietly(channel.get_partial_message(turn.progress_message_id))
+        return Placed(sent.id, channel, note)
 
     async def _edit_into_result(
         self, turn: Turn, channel: discord.PartialMessageable, content: str, files: list[discord.File],
         view: discord.ui.View | None, nonce: str | None,
-    ) -> _Placed | str:
+    ) -> Placed | str:
         """Edit the progress message into `content`; where it must be posted anew instead, the
         note to record (empty when the message was simply gone)."""
         assert turn.progress_message_id is not None
@@ -388,10 +292,10 @@ class DiscordPresenter:
         try:
             for file in files:
                 file.reset()
-            await self._retrying(lambda: message.edit(
+            await self.poster.retrying(lambda: message.edit(
                 content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS
             ))
-            return _Placed(turn.progress_message_id, channel)
+            return Placed(turn.progress_message_id, channel)
         except discord.NotFound as exc:
             if exc.code == 10003:  # the thread itself is gone
                 raise
@@ -399,66 +303,19 @@ class DiscordPresenter:
             return ""
         except discord.HTTPException as exc:
             if exc.code == THREAD_LOCKED:
-                return await self._post_in_parent(turn, content, files, nonce)
+                return await self.poster.post_in_parent(turn, content, files, nonce)
             if exc.code != THREAD_ARCHIVED:
                 raise
             log.info("Thread of turn %s was archived; posting anew", turn.id)
             return "thread archived: shown in a new message (which unarchived it)"
 
-    async def _post_in_parent(
-        self, turn: Turn, content: str, files: list[discord.File], nonce: str | None = None
-    ) -> _Placed:
-        """The thread is locked: show the result in its parent channel, mentioning the author
-        (a `nonce` of its own: this message is not the one posted in the thread)."""
-        parent_id = await self._parent_of(turn.conversation_id)
-        if parent_id is None:
-            raise DeliveryError(ErrorKind.thread_locked, detail="thread locked, no parent channel")
-        log.info("Thread of turn %s is locked; posting in its parent channel %s", turn.id, parent_id)
-        parent = self.bot.get_partial_messageable(parent_id, guild_id=turn.guild_id)
-        for file in files:
-            file.reset()
-        sent = await self._retrying(lambda: parent.send(
-            content=self.locked_content(turn, content), files=files,
-            nonce=None if nonce is None else f"{nonce}^"[:25],
-            allowed_mentions=discord.AllowedMentions(
-                everyone=False, roles=False, users=[discord.Object(turn.author_id)]
-            ),
-        ))
-        return _Placed(sent.id, parent, f"thread locked: shown in parent channel {parent_id}")
-
-    @staticmethod
-    def locked_content(turn: Turn, content: str) -> str:
-        """`content` as shown in the parent channel of a locked thread: who it is for, and why."""
-        header = t("result.thread_locked", turn.locale, user=turn.author_id,
-                   thread=f"<#{turn.conversation_id}>")
-        return clip(f"{header}\n{content}", MAX_CONTENT)
-
-    async def _parent_of(self, thread_id: int) -> int | None:
-        channel = self.bot.get_channel(thread_id)
-        if channel is None:
-            try:
-                channel = await self.bot.fetch_channel(thread_id)
-            except discord.HTTPException:
-                return None
-        return getattr(channel, "parent_id", None)
-
-    @staticmethod
-    async def _delete_quietly(message: discord.PartialMessage) -> None:
-        try:
-            await message.delete()
-        except discord.HTTPException as exc:
-            log.info("Could not delete the stale progress message %s: %s", message.id, exc)
-
     async def show_failure(self, turn: Turn, error: UserFacingError) -> None:
         """One attempt at showing why a turn failed; a transient failure is a `DeliveryError`
         (the core may try again), any other is logged."""
-        try:
-            if turn.variant_group is not None:
-                await self.variants.show_failure(turn, error)
-                return
-            await self._show_failure(turn, error)
-        except CONNECTION_ERRORS as exc:
-            raise connection_error(exc) from exc
+        if turn.variant_group is not None:
+            await one_attempt(lambda: self.variants.show_failure(turn, error))
+            return
+        await one_attempt(lambda: self._show_failure(turn, error))
 
     async def _show_failure(self, turn: Turn, error: UserFacingError) -> None:
         await self._close_live(turn.id)
@@ -486,19 +343,17 @@ class DiscordPresenter:
             everyone=False, roles=False, replied_user=False,
             users=[discord.Object(turn.author_id)],
         )
-        channel = self._channel(turn)
+        channel = self.poster.channel(turn)
         try:
-            await self._retrying(lambda: channel.send(
+            await one_attempt(lambda: self.poster.retrying(lambda: channel.send(
                 ping_text(turn, done=done), reference=reference, allowed_mentions=only_them,
                 nonce=result_nonce(turn, "!" if done else "?"),
-            ))
+            )))
         except discord.HTTPException as exc:
             raise delivery_error(exc, needs=SEND_PERMISSION) from exc
-        except CONNECTION_ERRORS as exc:
-            raise connection_error(exc) from exc
 
     async def fetch_result_images(self, turn: Turn) -> list[InputImage]:
-        channel = self._channel(turn)
+        channel = self.poster.channel(turn)
         images: list[InputImage] = []
         for message_id in turn.message_ids:
             try:

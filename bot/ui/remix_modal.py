@@ -4,7 +4,7 @@ prompt when the image is a bot result)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import discord
 
@@ -26,8 +26,15 @@ class RemixSource:
     ours: bool = False  # a message of the bot's (a result is found when the form is submitted)
 
 
+class RemixForms(Protocol):
+    """Who receives a submitted Remix form (the cog that opened it)."""
+
+    async def on_remix_submit(self, interaction: discord.Interaction, source: RemixSource,
+                              instruction: str) -> None: ...
+
+
 class RemixModal(discord.ui.Modal):
-    def __init__(self, cog: Any, source: RemixSource, prefill: str, locale: str | None) -> None:
+    def __init__(self, cog: RemixForms, source: RemixSource, prefill: str, locale: str | None) -> None:
         super().__init__(title=t("remix.title", locale), timeout=FORM_TIMEOUT,
                          custom_id=form_id(f"remix:modal:{source.message_id}"))
         self.cog = cog

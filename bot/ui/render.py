@@ -157,3 +157,10 @@ def thread_name(prompt: str) -> str:
     if space >= 60:
         cut = cut[:space]
     return cut.rstrip(" ,.;:-") + "…"
+
+
+def locked_text(turn: Turn, content: str) -> str:
+    """`content` as shown in the parent channel of a locked thread: who it is for, and why."""
+    header = t("result.thread_locked", turn.locale, user=turn.author_id,
+               thread=f"<#{turn.conversation_id}>")
+    return clip(f"{header}\n{content}", MAX_CONTENT)

@@ -12,29 +12,35 @@ import asyncio
 import io
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from bot.core.errors import DeliveryError, UserFacingError
-from bot.core.imaging import FittedImage
 from bot.core.models import Delivery, Turn, TurnResult, TurnStatus
-from bot.core.result_files import fit_result
 from bot.ui.buttons import TurnButton
 from bot.ui.i18n import t
-from bot.ui.render import MAX_CONTENT, clip, error_text, quote
-
-if TYPE_CHECKING:
-    from bot.ui.presenter import DiscordPresenter
+from bot.ui.posting import (
+    NO_MENTIONS,
+    SEND_PERMISSION,
+    THREAD_ARCHIVED,
+    THREAD_LOCKED,
+    UPLOAD_PERMISSION,
+    Poster,
+    delivery_error,
+    fit_image,
+    result_files,
+)
+from bot.ui.render import MAX_CONTENT, clip, error_text, locked_text, quote
+from bot.ui.router import VARIANT_BUTTON, dispatch
 
 log = logging.getLogger(__name__)
 
 CELL = 512
 BG, PANEL, BADGE, FAILED, PENDING = "#2b2d31", "#1e1f22", "#f0b232", "#da373c", "#5865f2"
-NO_MENTIONS = discord.AllowedMentions.none()
-THREAD_ARCHIVED, THREAD_LOCKED = 50083, 160005  # see bot/ui/presenter.py
 _FULL = re.compile(r"^imagine-(?P<turn>\d+)-1\.\w+$")
 
 
@@ -115,9 +121,7 @@ class VariantButton(
         return cls(match["action"], int(match["turn"]), int(match["n"]), str(interaction.locale))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        cog = interaction.client.get_cog("Imagine")  # type: ignore[attr-defined]
-        if cog is not None:
-            await cog.on_variant_button(interaction, self.action, self.turn_id)
+        await dispatch(VARIANT_BUTTON, interaction, self.action, self.turn_id)
 
 
 def _state(turn: Turn) -> str:
@@ -127,10 +131,12 @@ def _state(turn: Turn) -> str:
 
 
 class VariantBoard:
-    """The presenter's handling of variant turns (see the module docstring)."""
+    """The presenter's handling of variant turns (see the module docstring): it posts through
+    `poster` and reads a set's siblings (in order, the turn itself included) with `siblings`."""
 
-    def __init__(self, presenter: DiscordPresenter) -> None:
-        self.presenter = presenter
+    def __init__(self, poster: Poster, siblings: Callable[[Turn], Awaitable[list[Turn]]]) -> None:
+        self.poster = poster
+        self._siblings = siblings
         self._boards: dict[int, _Board] = {}
 
     def _board(self, turn: Turn) -> _Board:
@@ -139,10 +145,6 @@ class VariantBoard:
         if board.message_id is None:  # after a restart: the siblings share their board
             board.message_id = turn.progress_message_id
         return board
-
-    async def _siblings(self, turn: Turn) -> list[Turn]:
-        service = getattr(self.presenter.bot, "service", None)
-        return await service.variant_set(turn) if service is not None else [turn]
 
     async def show_queued(self, turn: Turn) -> int | None:
         """The first sibling posts the board; the others share it."""
@@ -155,12 +157,10 @@ class VariantBoard:
             return board.message_id
 
     async def _post(self, turn: Turn) -> int:
-        from bot.ui.presenter import SEND_PERMISSION, delivery_error
-
-        channel = self.presenter._channel(turn)
+        channel = self.poster.channel(turn)
         content = self._content(turn, [turn], {})
         try:
-            message = await self.presenter._retrying(lambda: channel.send(
+            message = await self.poster.retrying(lambda: channel.send(
                 content, view=self._view(turn, [turn]), allowed_mentions=NO_MENTIONS,
             ))
         except discord.HTTPException as exc:
@@ -168,13 +168,13 @@ class VariantBoard:
         return message.id
 
     async def show_result(self, turn: Turn, result: TurnResult) -> Delivery:
+        return await self.poster.fitting(turn, lambda limit: self._show_result(turn, result, limit))
+
+    async def _show_result(self, turn: Turn, result: TurnResult, limit: int) -> Delivery:
         board = self._board(turn)
-        limit = await self.presenter.upload_limit(turn.guild_id)
         async with board.lock:
             fitted = [  # raster first: the board shows it (an SVG's PNG), the SVG follows
-                file for image in result.images
-                for file in reversed(await asyncio.to_thread(
-                    fit_result, image.data, image.output_format, limit))]
+                file for image in result.images for file in reversed(await fit_image(image, limit))]
             if fitted:
                 board.images[turn.id] = (fitted[0].data, fitted[0].extension)
             else:
@@ -182,28 +182,16 @@ class VariantBoard:
             await self._render(turn, board, state="done" if fitted else "failed")
             assert board.message_id is not None
             # the board shows one image per variant; any more this sibling made follow it
-            extra = await self._post_more(turn, board, fitted[1:]) if len(fitted) > 1 else []
+            extra: list[int] = []
+            if len(fitted) > 1:
+                try:
+                    extra = await self.poster.send_more(
+                        board.parent or self.poster.channel(turn), turn,
+                        result_files(turn, fitted[1:], first=2),
+                        t("variants.more", turn.locale, n=turn.variant_index or 1))
+                except discord.HTTPException as exc:
+                    raise delivery_error(exc, needs=UPLOAD_PERMISSION) from exc
             return Delivery((board.message_id, *extra), board.note)
-
-    async def _post_more(self, turn: Turn, board: _Board, fitted: list[FittedImage]) -> list[int]:
-        from bot.ui.presenter import MAX_FILES, UPLOAD_PERMISSION, delivery_error, result_nonce
-
-        channel = board.parent or self.presenter._channel(turn)
-        files = [discord.File(io.BytesIO(f.data), filename=f"imagine-{turn.id}-{n}.{f.extension}")
-                 for n, f in enumerate(fitted, 2)]
-        ids = []
-        try:
-            for start in range(0, len(files), MAX_FILES):
-                sent = await self.presenter._retrying(
-                    lambda chunk=files[start:start + MAX_FILES], n=start: channel.send(
-                        t("variants.more", turn.locale, n=turn.variant_index or 1), files=chunk,
-                        allowed_mentions=NO_MENTIONS, nonce=result_nonce(turn, f"+{n}"),
-                    )
-                )
-                ids.append(sent.id)
-        except discord.HTTPException as exc:
-            raise delivery_error(exc, needs=UPLOAD_PERMISSION) from exc
-        return ids
 
     async def show_failure(self, turn: Turn, error: UserFacingError) -> None:
         board = self._board(turn)
@@ -235,13 +223,11 @@ class VariantBoard:
         content = self._content(turn, siblings, states, board.errors)
         view: discord.ui.View | None = self._view(turn, siblings, states)
         if board.parent is not None:  # out of a locked thread: no buttons that act there
-            content, view = self.presenter.locked_content(turn, content), None
+            content, view = locked_text(turn, content), None
         try:
-            await self._show(board, board.parent or self.presenter._channel(turn), content, files,
+            await self._show(board, board.parent or self.poster.channel(turn), content, files,
                              view)
         except discord.HTTPException as exc:
-            from bot.ui.presenter import UPLOAD_PERMISSION, delivery_error
-
             if board.parent is not None or exc.code not in (THREAD_ARCHIVED, THREAD_LOCKED):
                 raise delivery_error(exc, needs=UPLOAD_PERMISSION) from exc
             try:
@@ -251,16 +237,16 @@ class VariantBoard:
 
     async def _show(self, board: _Board, channel: Any, content: str, files: list[discord.File],
                     view: discord.ui.View | None, nonce: str | None = None) -> None:
-        """Post the board (with `nonce`, see `presenter.result_nonce`), or edit it where it is."""
+        """Post the board (with `nonce`, see `posting.result_nonce`), or edit it where it is."""
         for file in files:
             file.reset()
         if board.message_id is None:
-            sent = await self.presenter._retrying(lambda: channel.send(
+            sent = await self.poster.retrying(lambda: channel.send(
                 content, files=files, view=view, allowed_mentions=NO_MENTIONS, nonce=nonce))
             board.message_id = sent.id
         else:
             message = channel.get_partial_message(board.message_id)
-            await self.presenter._retrying(lambda: message.edit(
+            await self.poster.retrying(lambda: message.edit(
                 content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS))
 
     async def _move(self, turn: Turn, board: _Board, content: str, files: list[discord.File],
@@ -271,7 +257,7 @@ class VariantBoard:
         stale, board.message_id = board.message_id, None
         nonce = f"B{stale or turn.variant_group}"  # one per move of a board (≤ 25 characters)
         if code == THREAD_ARCHIVED:
-            channel = self.presenter._channel(turn)
+            channel = self.poster.channel(turn)
             try:
                 await self._show(board, channel, content, files, view, nonce)
             except discord.HTTPException as exc:
@@ -280,9 +266,9 @@ class VariantBoard:
             else:
                 board.note = "thread archived: board shown in a new message (which unarchived it)"
                 if stale is not None:
-                    await self.presenter._delete_quietly(channel.get_partial_message(stale))
+                    await self.poster.delete_quietly(channel.get_partial_message(stale))
                 return
-        placed = await self.presenter._post_in_parent(turn, content, files, nonce)
+        placed = await self.poster.post_in_parent(turn, content, files, nonce)
         board.parent, board.message_id, board.note = placed.channel, placed.message_id, placed.note
 
     async def _recover_images(self, turn: Turn, board: _Board, done: list[Turn]) -> None:
@@ -290,7 +276,7 @@ class VariantBoard:
         if board.message_id is None or all(s.id in board.images for s in done):
             return
         try:
-            message = await self.presenter._channel(turn).fetch_message(board.message_id)
+            message = await self.poster.channel(turn).fetch_message(board.message_id)
         except discord.HTTPException:
             return
         for attachment in message.attachments:

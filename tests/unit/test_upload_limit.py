@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.ui.presenter import DiscordPresenter
+from bot.ui.posting import Poster
 from tests.fakes.discord_server import FakeDiscord
 
 MIB = 1024 * 1024
@@ -17,7 +17,7 @@ async def test_a_process_without_the_server_cached_reads_its_boost_tier() -> Non
     saved = discord.http.Route.BASE
     discord.http.Route.BASE = fake.api_base
     client = discord.Client(intents=discord.Intents.none())
-    presenter = DiscordPresenter(client)
+    presenter = Poster(client)
     try:
         await client.login("fleet-process-token")  # REST only: no gateway, no guild cache
         assert client.get_guild(fake.guild_id) is None
@@ -28,7 +28,6 @@ async def test_a_process_without_the_server_cached_reads_its_boost_tier() -> Non
         assert await presenter.upload_limit(None) == 10 * MIB  # a DM
         assert await presenter.upload_limit(fake.guild_id + 1) == 10 * MIB  # unreadable: the least
     finally:
-        await presenter.close()
         await client.close()
         discord.http.Route.BASE = saved
         await fake.stop()
