@@ -4,8 +4,6 @@ with a button that starts a conversation from it."""
 from __future__ import annotations
 
 import logging
-import re
-from typing import Any
 
 import discord
 from discord import app_commands
@@ -19,48 +17,11 @@ from bot.core.describe import WORST_CASE
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.policy import Actor
 from bot.exts._bot import BotServices
-from bot.ui.i18n import language, t
-from bot.ui.render import clip
+from bot.ui.describe_view import UseSuggestion, describe_answer
+from bot.ui.i18n import language
 from bot.ui.replies import send_error
-from bot.ui.router import START_PROMPT, dispatch
 
 log = logging.getLogger(__name__)
-
-_LINE = re.compile(r"^(\d)\. (.+)$", re.MULTILINE)
-
-
-def suggestions_in(content: str) -> dict[int, str]:
-    """The numbered suggestions of a /describe answer, read back from its text."""
-    return {int(m.group(1)): m.group(2) for m in _LINE.finditer(content)}
-
-
-class UseSuggestion(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"describe:use:(?P<n>[1-9])",
-):
-    """Starts /imagine with suggestion `n` of the message it is on (the text is the state)."""
-
-    def __init__(self, n: int, locale: str | None = None) -> None:
-        super().__init__(discord.ui.Button(
-            style=discord.ButtonStyle.primary, emoji="🎨",
-            label=t("describe.use", locale, n=n), custom_id=f"describe:use:{n}",
-        ))
-        self.n = n
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> UseSuggestion:
-        return cls(int(match["n"]), str(interaction.locale))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        message = interaction.message
-        prompt = suggestions_in(message.content if message else "").get(self.n)
-        if prompt is None:
-            await send_error(interaction, UserFacingError(ErrorKind.unknown_conversation))
-            return
-        await dispatch(START_PROMPT, interaction, prompt)
-
 
 class Describe(commands.Cog):
     def __init__(self, bot: BotServices) -> None:
@@ -134,15 +95,9 @@ class Describe(commands.Cog):
             return
         await self.bot.accounts.record_text_spend(actor, "describe", result.usage, result.cost_usd,
                                                   own_key=hold.own_key)
-        lines = [f"**{t('describe.title', locale)}**"]
-        lines += [f"{n}. {clip(' '.join(s.split()), 500)}"
-                  for n, s in enumerate(result.suggestions, 1)]
-        lines.append("-# " + t("describe.hint", locale))
-        view = discord.ui.View(timeout=None)
-        for n in range(1, len(result.suggestions) + 1):
-            view.add_item(UseSuggestion(n, locale))
+        text, view = describe_answer(result.suggestions, locale)
         await interaction.followup.send(
-            "\n".join(lines), view=view, ephemeral=True,
+            text, view=view, ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
         )
 

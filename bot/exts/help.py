@@ -12,9 +12,8 @@ from discord.ext import commands
 
 from bot.ack import acknowledge
 from bot.adapter import actor_of
-from bot.core.policy import EffectivePolicy
 from bot.exts._bot import BotServices
-from bot.ui.channel_rules import rule_phrases
+from bot.ui.help_text import channel_lines, limit_lines
 from bot.ui.i18n import t
 from bot.ui.render import MAX_CONTENT, clip
 
@@ -25,40 +24,6 @@ HELP_COMMANDS = (
     "imagine", "refine", "history", "describe", "usage", "imagine-prefs", "help", "imagine-settings",
 )
 WELCOMED_KEY = "welcomed:{guild}"
-
-
-def limit_lines(policy: EffectivePolicy, locale: str) -> list[str]:
-    """The server's limits as short phrases (empty when nothing is limited)."""
-    lines = []
-    if policy.user_daily_images():
-        lines.append(t("help.limit.images", locale, count=policy.user_daily_images()))
-    if policy.daily_spend():
-        lines.append(t("help.limit.daily_spend", locale, amount=f"{policy.daily_spend():.2f}"))
-    if policy.monthly_spend():
-        lines.append(t("help.limit.monthly_spend", locale,
-                       amount=f"{policy.monthly_spend():.2f}"))
-    if policy.max_size:
-        lines.append(t("help.limit.max_size", locale, size=policy.max_size))
-    if policy.max_quality != "high":
-        lines.append(t("help.limit.max_quality", locale,
-                       quality=t(f"label.quality.{policy.max_quality}", locale)))
-    if policy.policy.allowed_channels:
-        channels = ", ".join(f"<#{c}>" for c in policy.policy.allowed_channels)
-        lines.append(t("help.limit.channels", locale, channels=channels))
-    return lines
-
-
-def channel_lines(policy: EffectivePolicy, locale: str) -> list[str]:
-    """The rules of the channel /help is used in, and the server's showcase (if any)."""
-    lines = []
-    phrases = rule_phrases(policy.channel, locale)
-    if phrases:
-        lines.append(t("help.channel_rules", locale, rules=", ".join(phrases)))
-    if policy.policy.showcase_channel:
-        lines.append(t("help.showcase", locale, channel=f"<#{policy.policy.showcase_channel}>"))
-        if policy.policy.showcase_stars:
-            lines.append(t("help.showcase_stars", locale, stars=policy.policy.showcase_stars))
-    return lines
 
 
 class Help(commands.Cog):

@@ -39,6 +39,7 @@ from bot.ui.buttons import (
     upscale_confirm_view,
 )
 from bot.ui.choices import size_choices
+from bot.ui.details import details_embed
 from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t
 from bot.ui.render import error_text, jump_link, options_summary, quote, thread_name
@@ -624,7 +625,8 @@ class Imagine(commands.Cog):
         await interaction.followup.send(t("ack.continue", str(interaction.locale)), ephemeral=True)
 
     async def _details_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
-        embed = await self._details_embed(turn, str(interaction.locale))
+        embed = details_embed(turn, str(interaction.locale), await self.service.parent_of(turn),
+                              await self._remixed_from(turn))
         await interaction.followup.send(embed=embed, ephemeral=True)
 
     async def _delete_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
@@ -813,45 +815,6 @@ class Imagine(commands.Cog):
             return None
         return jump_link(conversation.guild_id, conversation.remixed_from_channel_id or 0,
                          conversation.remixed_from_message_id)
-
-    async def _details_embed(self, turn: Turn, locale: str) -> discord.Embed:
-        none = t("details.none", locale)
-        embed = discord.Embed(title=t("details.title", locale, turn=turn.number or turn.id))
-        embed.add_field(name=t("details.prompt", locale), value=turn.prompt[:1024], inline=False)
-        if turn.revised_prompt:
-            embed.add_field(name=t("details.revised", locale), value=turn.revised_prompt[:1024],
-                            inline=False)
-        actual = next((img.size for img in turn.images if img.size), None)
-        embed.add_field(name=t("details.settings", locale),
-                        value=options_summary(turn.options, locale, actual))
-        status = t(f"status.{turn.status.value}", locale)
-        if turn.deleted:
-            status += " " + t("details.deleted", locale)
-        if turn.rerooted:
-            status += f" · {t('result.rerooted', locale)}"
-        embed.add_field(name=t("details.status", locale), value=status)
-        if turn.error_kind:
-            embed.add_field(name=t("details.why", locale),
-                            value=t(f"errorkind.{turn.error_kind}", locale))
-        parent = await self.service.parent_of(turn)
-        embed.add_field(name=t("details.parent", locale),
-                        value=f"#{parent.number}" if parent else none)
-        remixed = await self._remixed_from(turn)
-        if remixed:
-            embed.add_field(name=t("details.remixed", locale), value=remixed, inline=False)
-        ids = [turn.response_id or none, *(img.call_id for img in turn.images)]
-        embed.add_field(name=t("details.ids", locale), value="\n".join(ids)[:1024], inline=False)
-        u = turn.usage
-        embed.add_field(
-            name=t("details.usage", locale),
-            value=f"{u.text_input + u.tool_text_input}/{u.text_output}, "
-                  f"{u.image_input}/{u.image_output}",
-        )
-        cost = f"${turn.cost_usd:.4f}"
-        if u.estimated:
-            cost += " " + t("details.cost_estimated", locale)
-        embed.add_field(name=t("details.cost", locale), value=cost)
-        return embed
 
 
 async def setup(bot: BotServices) -> None:

@@ -15,18 +15,8 @@ from bot.core.options import checked_size
 from bot.exts._bot import BotServices
 from bot.ui.choices import QUALITY_CHOICES, size_choices
 from bot.ui.i18n import t
+from bot.ui.member_text import prefs_text
 from bot.ui.replies import send_error
-
-
-def prefs_text(prefs: UserPrefs, locale: str) -> str:
-    unset = t("prefs.unset", locale)
-    return t(
-        "prefs.current", locale,
-        size=prefs.size or unset,
-        quality=t(f"label.quality.{prefs.quality}", locale) if prefs.quality else unset,
-        previews=unset if prefs.partial_images is None else prefs.partial_images,
-        ping=t("prefs.on" if prefs.ping else "prefs.off", locale),
-    )
 
 
 class Prefs(commands.Cog):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import discord
@@ -17,12 +16,13 @@ from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.image_models import spec_of
 from bot.core.options import parse_size
 from bot.exts._bot import BotServices
-from bot.ui.channel_rules import rules_text, stored_rules_text
+from bot.ui.channel_rules import rules_text
 from bot.ui.choices import COMPLEXITY_CHOICES, QUALITY_CHOICES
-from bot.ui.i18n import EN, t
+from bot.ui.i18n import t
 from bot.ui.key_modal import KeyModal
 from bot.ui.render import MAX_CONTENT, clip, permission_name
 from bot.ui.replies import reply_privately, send_error
+from bot.ui.settings_text import changes_text, format_settings
 
 log = logging.getLogger(__name__)
 
@@ -46,57 +46,6 @@ def _toggle(values: list[int], item: int, mode: str) -> list[int]:
     if mode == "remove":
         return [v for v in values if v != item]
     return values
-
-
-# Settings whose stored values are shown with a label: the catalogue prefix for each.
-_VALUE_LABELS = {"refine_mode": "label.refine", "moderation": "label.moderation_setting",
-                 "locale": "label.language"}
-
-
-_MENTIONS = {"allowed_channels": "<#{}>", "allowed_roles": "<@&{}>", "exempt_roles": "<@&{}>",
-             "blocked_users": "<@{}>"}
-MAX_LISTED = 12  # per list: four lists of mentions must fit one 2,000-character message
-
-
-def _mention_list(ids: list[int], template: str, locale: str) -> str:
-    """Mentions of the first MAX_LISTED ids, then how many more there are."""
-    shown = ", ".join(template.format(v) for v in ids[:MAX_LISTED])
-    if len(ids) > MAX_LISTED:
-        shown += " " + t("settings.more", locale, n=len(ids) - MAX_LISTED)
-    return shown
-
-
-def format_settings(data: dict[str, Any], locale: str) -> str:
-    if not data:
-        return t("settings.none", locale)
-    lines = []
-    for key, value in sorted(data.items()):
-        if key in _MENTIONS:
-            value = _mention_list(value, _MENTIONS[key], locale)
-        elif key == "channel_rules" and isinstance(value, dict):
-            value = stored_rules_text(value, locale)
-        elif key == "showcase_channel":
-            value = f"<#{value}>"
-        elif key == "blocked_until" and isinstance(value, dict):
-            value = ", ".join(f"<@{user}> → <t:{int(until)}:f>" for user, until in value.items()
-                              if until > time.time()) or "—"
-        elif key in ("default_quality", "max_quality") and f"label.quality.{value}" in EN:
-            value = t(f"label.quality.{value}", locale)
-        elif key in _VALUE_LABELS and f"{_VALUE_LABELS[key]}.{value}" in EN:
-            value = t(f"{_VALUE_LABELS[key]}.{value}", locale)
-        elif isinstance(value, bool):
-            value = t("label.yes" if value else "label.no", locale)
-        name = t(f"setting.{key}", locale) if f"setting.{key}" in EN else key
-        lines.append(f"• {name}: {value}")
-    return "\n".join(lines)
-
-
-def changes_text(data: dict[str, Any], changes: dict[str, Any], locale: str) -> str:
-    """The changed settings as they are now ("—" for one that was cleared)."""
-    shown = format_settings({k: data[k] for k in changes if k in data}, locale)
-    cleared = [f"• {t(f'setting.{k}', locale) if f'setting.{k}' in EN else k}: —"
-               for k in changes if k not in data]
-    return "\n".join([shown, *cleared] if any(k in data for k in changes) else cleared)
 
 
 @app_commands.guild_only()

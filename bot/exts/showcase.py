@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-from typing import Any
 
 import discord
 from discord import app_commands
@@ -46,7 +45,8 @@ from bot.ui.render import (
     thread_name,
 )
 from bot.ui.replies import reply_privately, send_error
-from bot.ui.router import UNPUBLISH, dispatch
+from bot.ui.router import UNPUBLISH
+from bot.ui.showcase_view import UnpublishButton
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +54,6 @@ NO_MENTIONS = discord.AllowedMentions.none()
 NEEDED = ("view_channel", "send_messages", "attach_files")  # to post with an image
 PICKER_SECONDS = 600.0
 TURN_BUTTON = re.compile(r"imagine:[a-z]+:([0-9]+)")  # the buttons under a result (ui/buttons.py)
-
-
-class UnpublishButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
-                      template=r"showcase:unpublish:(?P<turn>[0-9]+)"):
-    """Unpublish one result (its author or a moderator); works after a restart."""
-
-    def __init__(self, turn_id: int, locale: str | None = None) -> None:
-        super().__init__(discord.ui.Button(
-            style=discord.ButtonStyle.danger, label=t("button.unpublish", locale), emoji="🗑️",
-            custom_id=f"showcase:unpublish:{turn_id}"))
-        self.turn_id = turn_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
-                             match: re.Match[str]) -> UnpublishButton:
-        return cls(int(match["turn"]), str(interaction.locale))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await dispatch(UNPUBLISH, interaction, self.turn_id)
 
 
 class TagPicker(discord.ui.View):

@@ -14,49 +14,12 @@ from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.adapter import actor_of
-from bot.core.accounts import Allowance
-from bot.core.models import Turn
 from bot.core.policy import month_start
 from bot.exts._bot import BotServices
 from bot.ui.channel_rules import rule_phrases
 from bot.ui.chart import usage_chart
 from bot.ui.i18n import plural, t
-from bot.ui.render import clip
-
-
-def allowance_lines(left: Allowance, locale: str) -> list[str]:
-    """"Limits: 5 images per day, 3 left, resets <t:…:R>" and the server's budgets."""
-    if left.exempt:
-        return [t("usage.exempt", locale)]
-    lines = []
-    if left.images_per_day:
-        lines.append(t("usage.left_images", locale,
-                       images=plural("unit.image", left.images_per_day, locale),
-                       left=left.images_left, reset=left.day_resets))
-    if left.daily_spend:
-        lines.append(t("usage.left_daily_spend", locale, limit=f"{left.daily_spend:.2f}",
-                       left=f"{left.daily_spend_left:.2f}", reset=left.day_resets))
-    if left.monthly_spend:
-        lines.append(t("usage.left_monthly_spend", locale, limit=f"{left.monthly_spend:.2f}",
-                       left=f"{left.monthly_spend_left:.2f}", reset=left.month_resets))
-    return lines
-
-
-def progress_lines(turns: list[tuple[Turn, int | None]], locale: str) -> list[str]:
-    """The member's images in progress, with their place in the queue."""
-    if not turns:
-        return []
-    lines = [t("usage.in_progress", locale)]
-    for turn, position in turns:
-        prompt = clip(" ".join(turn.prompt.split()), 60).replace("@", "@\u200b")
-        if position is None and turn.status.value == "running":
-            state = t("usage.running", locale)
-        elif position is None:
-            state = t("progress.queued_now", locale).removeprefix("⏳ ")
-        else:
-            state = t("usage.position", locale, position=position)
-        lines.append(f"• <#{turn.conversation_id}> “{prompt}” — {state}")
-    return lines
+from bot.ui.member_text import allowance_lines, progress_lines
 
 
 class Usage(commands.Cog):

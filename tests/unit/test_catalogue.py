@@ -15,12 +15,10 @@ from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Progress, Stage, Turn, TurnKind, TurnStatus, UserPrefs
 from bot.core.options import ImageOptions
 from bot.core.policy import Ceilings, EffectivePolicy, GuildPolicy
-from bot.exts.help import limit_lines
-from bot.exts.prefs import prefs_text
-from bot.exts.settings import format_settings
-from bot.exts.usage import allowance_lines, progress_lines
 from bot.ui.channel_rules import stored_rules_text
+from bot.ui.help_text import limit_lines
 from bot.ui.i18n import EN, ZH, plural, t
+from bot.ui.member_text import allowance_lines, prefs_text, progress_lines
 from bot.ui.render import (
     error_text,
     failure_text,
@@ -30,6 +28,7 @@ from bot.ui.render import (
     progress_text,
     result_caption,
 )
+from bot.ui.settings_text import format_settings
 
 ZH_CN = "zh-CN"
 # What may stay ASCII inside a Chinese sentence: markup, mentions, timestamps, code, numbers,
