@@ -13,16 +13,12 @@ from discord.ext import commands
 from bot.ack import acknowledge
 from bot.adapter import actor_of
 from bot.exts._bot import BotServices
-from bot.ui.help_text import channel_lines, limit_lines
+from bot.ui.help_text import HELP_COMMANDS, help_page
 from bot.ui.i18n import t
 from bot.ui.render import MAX_CONTENT, clip
 
 log = logging.getLogger(__name__)
 
-# In the order /help lists them; a command that is not registered is left out.
-HELP_COMMANDS = (
-    "imagine", "refine", "history", "describe", "usage", "imagine-prefs", "help", "imagine-settings",
-)
 WELCOMED_KEY = "welcomed:{guild}"
 
 
@@ -35,24 +31,11 @@ class Help(commands.Cog):
     async def help_text(self, guild_id: int | None, locale: str,
                         channel_id: int | None = None) -> str:
         names = {c.name for c in self.bot.tree.get_commands()}
-        lines = ["**" + t("help.title", locale) + "**", t("help.commands", locale)]
-        for name in HELP_COMMANDS:
-            if name in names:
-                mention = await self.bot.command_mention(
-                    "imagine-settings show" if name == "imagine-settings" else name
-                )
-                lines.append("• " + t(f"help.cmd.{name}", locale, cmd=mention))
-        lines += ["", t("help.threads", locale), "", t("help.formats", locale)]
+        mentions = {name: await self.bot.command_mention(
+                        "imagine-settings show" if name == "imagine-settings" else name)
+                    for name in HELP_COMMANDS if name in names}
         policy = await self.bot.gate.policy_for(guild_id, channel_id)
-        lines.append(t("help.model", locale, model=policy.image_model))
-        if guild_id is not None:
-            lines += ["", t("help.moderation", locale)]
-            limits = limit_lines(policy, locale)
-            lines += ["", t("help.limits", locale)]
-            lines += [f"• {line}" for line in limits] or [t("help.no_limits", locale)]
-            here = channel_lines(policy, locale)
-            lines += ["", *here] if here else []
-        return clip("\n".join(lines), MAX_CONTENT)
+        return help_page(mentions, policy, locale, in_server=guild_id is not None)
 
     @app_commands.command(
         name=locale_str("help"),

@@ -18,8 +18,8 @@ from bot.core.policy import month_start
 from bot.exts._bot import BotServices
 from bot.ui.channel_rules import rule_phrases
 from bot.ui.chart import usage_chart
-from bot.ui.i18n import plural, t
-from bot.ui.member_text import allowance_lines, progress_lines
+from bot.ui.i18n import t
+from bot.ui.member_text import allowance_lines, progress_lines, totals_lines
 
 
 class Usage(commands.Cog):
@@ -32,13 +32,7 @@ class Usage(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         locale = str(interaction.locale)
         mine = await self.bot.accounts.usage_of(user_id=interaction.user.id)
-        lines = [t("usage.you", locale,
-                   images_today=plural("unit.image", mine.images_today, locale),
-                   cost_today=f"{mine.cost_today:.2f}",
-                   images_month=plural("unit.image", mine.images_month, locale),
-                   cost_month=f"{mine.cost_month:.2f}")]
-        if mine.estimated:
-            lines.append(t("usage.estimated", locale))
+        lines = totals_lines("usage.you", mine, locale)
         actor = actor_of(interaction.user, interaction.channel)
         policy = await self.bot.gate.policy_for(actor.guild_id, actor.channel_id)
         lines += allowance_lines(await self.bot.accounts.allowance(actor, policy), locale)
@@ -61,13 +55,7 @@ class Usage(commands.Cog):
     async def _server_report(self, guild_id: int, locale: str) -> tuple[list[str], discord.File]:
         """For managers: the server's totals, its top members this month, a 30-day chart."""
         server = await self.bot.accounts.usage_of(guild_id=guild_id)
-        lines = [t("usage.server", locale,
-                   images_today=plural("unit.image", server.images_today, locale),
-                   cost_today=f"{server.cost_today:.2f}",
-                   images_month=plural("unit.image", server.images_month, locale),
-                   cost_month=f"{server.cost_month:.2f}")]
-        if server.estimated:
-            lines.append(t("usage.estimated", locale))
+        lines = totals_lines("usage.server", server, locale)
         reserved = await self.bot.accounts.reserved_spend(guild_id)
         if reserved > 0:
             lines.append(t("usage.reserved", locale, amount=f"{reserved:.2f}"))

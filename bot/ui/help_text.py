@@ -6,6 +6,12 @@ from __future__ import annotations
 from bot.core.policy import EffectivePolicy
 from bot.ui.channel_rules import rule_phrases
 from bot.ui.i18n import t
+from bot.ui.render import MAX_CONTENT, clip
+
+# In the order /help lists them; a command that is not registered is left out.
+HELP_COMMANDS = (
+    "imagine", "refine", "history", "describe", "usage", "imagine-prefs", "help", "imagine-settings",
+)
 
 
 def limit_lines(policy: EffectivePolicy, locale: str) -> list[str]:
@@ -40,3 +46,22 @@ def channel_lines(policy: EffectivePolicy, locale: str) -> list[str]:
         if policy.policy.showcase_stars:
             lines.append(t("help.showcase_stars", locale, stars=policy.policy.showcase_stars))
     return lines
+
+
+def help_page(mentions: dict[str, str], policy: EffectivePolicy, locale: str, *,
+              in_server: bool) -> str:
+    """/help: the commands (`mentions`: name -> how to mention it, in HELP_COMMANDS order),
+    threads and formats, the image model, and in a server its moderation, limits and the rules
+    of the channel it is read in."""
+    lines = ["**" + t("help.title", locale) + "**", t("help.commands", locale)]
+    lines += ["• " + t(f"help.cmd.{name}", locale, cmd=mention) for name, mention in mentions.items()]
+    lines += ["", t("help.threads", locale), "", t("help.formats", locale)]
+    lines.append(t("help.model", locale, model=policy.image_model))
+    if in_server:
+        lines += ["", t("help.moderation", locale)]
+        limits = limit_lines(policy, locale)
+        lines += ["", t("help.limits", locale)]
+        lines += [f"• {line}" for line in limits] or [t("help.no_limits", locale)]
+        here = channel_lines(policy, locale)
+        lines += ["", *here] if here else []
+    return clip("\n".join(lines), MAX_CONTENT)

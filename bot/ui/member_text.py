@@ -3,10 +3,23 @@ in progress, and their own defaults (`/imagine-prefs`)."""
 
 from __future__ import annotations
 
-from bot.core.accounts import Allowance
+from bot.core.accounts import Allowance, UsageReport
 from bot.core.models import Turn, UserPrefs
 from bot.ui.i18n import plural, t
 from bot.ui.render import clip
+
+
+def totals_lines(key: str, usage: UsageReport, locale: str) -> list[str]:
+    """Images and spend today and this month (`key`: whose, `usage.you` or `usage.server`),
+    and whether some of it is estimated."""
+    lines = [t(key, locale,
+               images_today=plural("unit.image", usage.images_today, locale),
+               cost_today=f"{usage.cost_today:.2f}",
+               images_month=plural("unit.image", usage.images_month, locale),
+               cost_month=f"{usage.cost_month:.2f}")]
+    if usage.estimated:
+        lines.append(t("usage.estimated", locale))
+    return lines
 
 
 def allowance_lines(left: Allowance, locale: str) -> list[str]:
