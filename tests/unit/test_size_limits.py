@@ -17,7 +17,6 @@ MAX_CLASS_METHODS = 25
 BEING_SPLIT = {
     "bot/exts/imagine.py": "the Imagine cog: handlers moving to a typed router, text to ui/",
     "bot/ui/i18n.py": "the message catalogue: moving to gettext catalogues",
-    "bot/ui/presenter.py": "DiscordPresenter: one ui delivery module shared with the variants",
 }
 
 
