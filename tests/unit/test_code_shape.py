@@ -189,13 +189,27 @@ def test_the_fleet_queue_is_an_adapter_the_entry_alone_uses() -> None:
     assert outward == users == []
 
 # ---------------------------------------------------------------------------- the adapter's shape
+def _imported_modules(path: Path, modules: set[str]) -> set[str]:
+    """The `modules` that `path` imports, wherever the import is written. `from pkg import mod`
+    names the submodule `pkg.mod` (not the package: Python loads a package's submodule while the
+    package itself is still being initialised); `from mod import name` names `mod`."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            subs = {f"{node.module}.{alias.name}" for alias in node.names} & modules
+            found |= subs or {node.module}
+    return found & modules
+
+
 def _import_graph(root: Path, package: str) -> dict[str, set[str]]:
     """Module -> the modules of `package` (under `root`) it imports, wherever the import is
     written (module level, `if TYPE_CHECKING:`, inside a function)."""
     paths = sorted((root / package).rglob("*.py"))
     modules = {".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
                for p in paths}
-    return {name: {n for n in _imports(path) if n in modules and n != name}
+    return {name: _imported_modules(path, set(modules)) - {name}
             for name, path in modules.items()}
 
 
@@ -244,6 +258,9 @@ def test_the_cycle_check_sees_a_hidden_cycle(tmp_path: Path) -> None:
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.ui.a import A\n")
     (package / "c.py").write_text("def f():\n    from pkg import d\n")
     (package / "d.py").write_text("import pkg.c\nimport pkg.ui.a\n")
+    (package / "ui" / "__init__.py").write_text("from pkg.ui.e import E\n")
+    (package / "ui" / "e.py").write_text("from pkg.ui import f\n")  # a sibling, not a cycle
+    (package / "ui" / "f.py").write_text("")
     assert _cycles(_import_graph(tmp_path, "pkg")) == [["pkg.c", "pkg.d"], ["pkg.ui.a", "pkg.ui.b"]]
 
 
