@@ -103,13 +103,19 @@ def _calls(function: ast.AST) -> set[str]:
 
 def ui_handlers() -> set[str]:
     """The cog methods buttons, selects and forms (in `bot/ui`, some in `bot/exts`) hand their
-    interactions to (`cog.on_turn_button(...)`)."""
+    interactions to: forms call the cog that opened them (`cog.on_refine_submit(...)`),
+    persistent components reach the handler a cog registered with the router
+    (`router.add(TURN_BUTTON, self.on_turn_button)`)."""
     names = set()
     for path in sorted([*(BOT / "ui").glob("*.py"), *(BOT / "exts").glob("*.py")]):
         for node in ast.walk(_tree(path)):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and ast.unparse(node.func.value) in {"cog", "self.cog"}:
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            if ast.unparse(node.func.value) in {"cog", "self.cog"}:
                 names.add(node.func.attr)
+            elif node.func.attr == "add" and ast.unparse(node.func.value).endswith("router") \
+                    and len(node.args) == 2 and isinstance(node.args[1], ast.Attribute):
+                names.add(node.args[1].attr)
     return names
 
 
