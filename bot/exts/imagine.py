@@ -615,8 +615,7 @@ class Imagine(commands.Cog):
 
     async def _retry_button(self, interaction: discord.Interaction, turn: Turn, actor: Actor) -> None:
         """Retry: a result already paid for, that Discord did not take, is posted; anything else
-        is asked for anew."""
-        await interaction.response.defer()
+        is asked for anew. (The click was acknowledged before this handler ran.)"""
         if not await self.service.deliver_again(turn, actor):
             await self._submit_turn_action(interaction, turn, TurnKind.reroll, turn.prompt)
 
