@@ -1,5 +1,7 @@
-"""Both languages are complete: the same keys and placeholders in each catalogue, and every key the
-code can ask for (message keys, error kinds, problems, reasons, limits) exists."""
+"""Every language is complete: each catalogue (bot/locales, gettext, read with Babel) translates
+every message of the English source with the same placeholders and plural forms (Babel's own
+checks), and every key the code can ask for (message keys, error kinds, problems, reasons,
+limits) exists."""
 
 from __future__ import annotations
 
@@ -13,7 +15,17 @@ from discord import app_commands
 
 from bot.core.errors import ErrorKind
 from bot.ui.buttons import ACTIONS
-from bot.ui.i18n import COMMAND_ZH, EN, ZH, Translator, language, placeholders, t
+from bot.ui.i18n import (
+    EN,
+    LOCALES,
+    ZH,
+    Translator,
+    command_text,
+    language,
+    placeholders,
+    read_catalog,
+    t,
+)
 
 BOT = Path(__file__).resolve().parents[2] / "bot"
 SOURCES = {path: path.read_text(encoding="utf-8") for path in sorted(BOT.rglob("*.py"))}
@@ -44,29 +56,58 @@ def _t_calls() -> list[tuple[str, str, set[str] | None]]:
     return calls
 
 
-def test_both_catalogues_have_the_same_keys():
-    assert set(EN) - set(ZH) == set(), "missing in Chinese"
-    assert set(ZH) - set(EN) == set(), "missing in English"
+def _translations(domain: str) -> list[Path]:
+    found = sorted(LOCALES.glob(f"*/LC_MESSAGES/{domain}.po"))
+    assert found, f"no {domain} catalogues under {LOCALES}"
+    return found
 
 
-@pytest.mark.parametrize("key", sorted(EN))
-def test_placeholders_are_identical(key):
-    assert placeholders(EN[key]) == placeholders(ZH[key])
-    assert EN[key].strip() and ZH[key].strip()
+def _entries(path: Path) -> dict[tuple[object, object], object]:
+    """(context, msgid) → msgstr of every message in a catalogue, the header left out."""
+    return {(m.context, m.id if isinstance(m.id, str) else tuple(m.id)): m.string
+            for m in read_catalog(path) if m.id}
+
+
+@pytest.mark.parametrize("domain", ["messages", "commands"])
+def test_every_catalogue_translates_exactly_the_source_and_passes_babels_checks(domain):
+    """Babel's checkers (`Catalog.check`): a `python-format` message keeps its placeholders in
+    its translation, and a plural message has the language's number of forms. One report lists
+    every problem of every language."""
+    source = set(_entries(LOCALES / f"{domain}.pot"))
+    problems = []
+    for path in _translations(domain):
+        lang = path.parent.parent.name
+        entries = _entries(path)
+        problems += [f"{lang}: missing {key}" for key in sorted(source - set(entries), key=str)]
+        problems += [f"{lang}: not in the source {key}" for key in sorted(set(entries) - source, key=str)]
+        problems += [f"{lang}: untranslated {key}" for key, text in entries.items()
+                     if not (text if isinstance(text, str) else all(text))]
+        problems += [f"{lang}: {message.context or message.id}: {error}"
+                     for message, errors in read_catalog(path).check() for error in errors]
+    assert problems == []
+
+
+def test_placeholders_are_flagged_for_babel_and_identical_in_chinese():
+    """A message with placeholders carries the `python-format` flag (else Babel would not check
+    it), and the Chinese text of each message has exactly the English placeholders."""
+    unflagged = [m.context for m in read_catalog(LOCALES / "messages.pot")
+                 if m.id and "%(" in str(m.id) and "python-format" not in m.flags]
+    mismatched = [key for key in EN if placeholders(EN[key]) != placeholders(ZH[key])]
+    empty = [key for key in EN if not (EN[key].strip() and ZH[key].strip())]
+    assert (unflagged, mismatched, empty) == ([], [], [])
 
 
 def test_chinese_messages_are_translated():
     untranslated = []
     for key, text in EN.items():
-        words = re.sub(r"\{[^}]*\}|`[^`]*`", "", text)  # placeholders and code stay as they are
+        words = re.sub(r"%\([a-z_]+\)s|`[^`]*`", "", text)  # placeholders and code stay as they are
         if ZH[key] == text and re.search(r"[A-Za-z]{3,}", words):
             untranslated.append(key)
     assert untranslated == []
 
 
-@pytest.mark.parametrize("kind", list(ErrorKind))
-def test_every_error_kind_has_a_message(kind):
-    assert kind.value in EN and kind.value in ZH
+def test_every_error_kind_has_a_message():
+    assert [kind.value for kind in ErrorKind if kind.value not in EN] == []
 
 
 def test_every_error_kind_named_in_the_code_exists():
@@ -120,7 +161,7 @@ def test_language_selection_and_fallbacks():
     assert t("error.cancelled", "de") == "Cancelled."
     assert t("error.queue_full", "zh-CN", limit=3).startswith("你的队列已满（3 个")
     assert t("no.such.key", "zh-CN") == "no.such.key"
-    assert t("error.queue_full", "en-US").count("{limit}") == 1  # a missing parameter shows
+    assert t("error.queue_full", "en-US").count("%(limit)s") == 1  # a missing parameter shows
 
 
 # Discord: localized names are lower case, 1-32 letters/digits/-/_ (any script).
@@ -140,7 +181,18 @@ async def test_command_translations_only_for_chinese():
         app_commands.locale_str("imagine"), discord.Locale.french, context) is None
     assert await translator.translate(
         app_commands.locale_str("not a known string"), discord.Locale.chinese, context) is None
-    for source, text in COMMAND_ZH.items():
-        assert text.strip(), source
-        if _NAME.match(source) and source == source.lower():  # looks like a name: keep it valid
-            assert _NAME.match(text) and text == text.lower(), (source, text)
+    invalid = []
+    for message in read_catalog(LOCALES / "zh" / "LC_MESSAGES" / "commands.po"):
+        source, text = message.id, message.string
+        looks_like_a_name = bool(source and _NAME.match(source) and source == source.lower())
+        if looks_like_a_name and not (_NAME.match(text) and text == text.lower()):  # keep it valid
+            invalid.append((source, text))
+    assert invalid == []
+
+
+def test_a_command_string_takes_its_contexts_translation_before_the_general_one():
+    """The commands domain is read with the translation context: a context-specific entry wins,
+    the context-free one is the fallback (so "set" can differ as a subcommand and as a choice)."""
+    assert command_text("imagine", "zh", "command_name") == "画图"  # general entry
+    assert command_text("imagine", "en", "command_name") is None
+    assert command_text("not a known string", "zh", "choice_name") is None
