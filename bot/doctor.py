@@ -21,6 +21,7 @@ from typing import Any
 import discord
 from openai import AsyncOpenAI
 
+from bot.checklist import FAIL, PASS, Checklist
 from bot.config import Settings
 from bot.core.costs import estimate_cost
 from bot.core.errors import UserFacingError
@@ -28,7 +29,7 @@ from bot.core.image_client import GenerationRequest, ImageClient, RetryPolicy
 from bot.core.image_models import MODELS as IMAGE_MODELS
 from bot.core.image_models import spec_of
 from bot.core.models import Usage
-from bot.core.openai_check import Finding, check_openai, models_to_check
+from bot.core.openai_check import check_openai, models_to_check
 from bot.core.options import ImageOptions
 from bot.core.runner import render_test_image
 from bot.permissions import base_permissions, channel_permissions, invite_permissions, missing
@@ -48,7 +49,6 @@ permissions; the OpenAI key and models; the settings. Exit status 0 when nothing
   --yes        answer the --probe confirmation (for scripts)
   --out PATH   where --probe writes its JSON file (default: a new file in the temp directory)
   -h, --help   show this help"""
-PASS, FAIL, UNKNOWN = "✔", "✘", "?"
 MESSAGE_CONTENT_FLAGS = (1 << 18) | (1 << 19)  # GATEWAY_MESSAGE_CONTENT(_LIMITED)
 TEXT_CHANNEL_TYPES = (0, 5)  # text, announcement: where /imagine opens its threads
 MAX_GUILDS = 50
@@ -59,28 +59,6 @@ TEST_PROMPT = "A small red paper boat on calm blue water, simple flat illustrati
 TEST_OPTIONS = ImageOptions(action="generate", size="1024x1024", quality="low",
                             output_format="png", partial_images=0)
 TEST_USAGE = Usage(tool_text_input=30, image_output=272)
-
-
-class Checklist:
-    """Prints the findings as they come and counts the failures."""
-
-    def __init__(self) -> None:
-        self.failures = 0
-
-    def section(self, title: str) -> None:
-        print(f"\n{title}", flush=True)
-
-    def add(self, ok: bool | None, text: str, fix: str = "", indent: int = 1) -> None:
-        mark = PASS if ok else FAIL if ok is False else UNKNOWN
-        pad = "  " * indent
-        print(f"{pad}{mark} {text}", flush=True)
-        if fix and ok is not True:
-            print(f"{pad}    fix: {fix}", flush=True)
-        if ok is False:
-            self.failures += 1
-
-    def finding(self, finding: Finding, indent: int = 1) -> None:
-        self.add(finding.ok, finding.text, finding.fix, indent)
 
 
 # --------------------------------------------------------------------------------- Discord

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 from openai import AsyncOpenAI
 
+from bot.checklist import Checklist
 from bot.config import Settings
 from bot.core.costs import (
     MAINLINE_CONTEXT_TOKENS,
@@ -35,7 +36,6 @@ from bot.core.costs import (
 from bot.core.models import Usage
 from bot.core.openai_errors import SAFETY_CODES
 from bot.core.options import ImageOptions, takes_custom_sizes
-from bot.doctor import Checklist
 
 PROMPT = "A small red paper boat on calm blue water, simple flat illustration."
 # Written to be refused by OpenAI's safety system (graphic violence), and nothing more.

@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
-import unicodedata
 from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
@@ -46,17 +44,6 @@ log = logging.getLogger(__name__)
 # still answer within Discord's 3 s: Receiving and Responding → Responding to an Interaction)
 DELIVERY_WAIT_SECONDS = 2.0
 
-_INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
-
-
-def clean_prompt(text: str, *, max_chars: int) -> str:
-    """Strip invisible characters and whitespace; refuse empty or over-long prompts."""
-    cleaned = _INVISIBLE.sub("", unicodedata.normalize("NFC", text)).strip()
-    if not cleaned:
-        raise UserFacingError(ErrorKind.empty_prompt)
-    if len(cleaned) > max_chars:
-        raise UserFacingError(ErrorKind.prompt_too_long, limit=max_chars, length=len(cleaned))
-    return cleaned
 
 
 

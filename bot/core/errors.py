@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.core.models import Usage
+    from bot.core.usage import Usage
 
 
 class ErrorKind(StrEnum):

@@ -12,7 +12,6 @@ import secrets
 from collections.abc import Awaitable
 
 from bot.core.admission import Hold
-from bot.core.conversations import clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.gate import Gate
 from bot.core.generation import Generation, head_of
@@ -20,6 +19,7 @@ from bot.core.models import Conversation, InputImage, Turn, TurnKind, TurnReques
 from bot.core.options import ImageOptions
 from bot.core.policy import Actor, EffectivePolicy
 from bot.core.preferences import Preferences
+from bot.core.prompts import clean_prompt
 from bot.core.runner import Runner
 from bot.store.protocol import Store
 

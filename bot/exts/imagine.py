@@ -24,12 +24,13 @@ from bot.adapter import (
     place_of,
 )
 from bot.core.admission import Hold
-from bot.core.conversations import Ticket, clean_prompt
+from bot.core.conversations import Ticket
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Conversation, InputImage, Turn, TurnKind, TurnRequest
 from bot.core.options import ImageOptions
 from bot.core.plans import plan_for
 from bot.core.policy import Actor, OncePer
+from bot.core.prompts import clean_prompt
 from bot.exts._bot import BotServices
 from bot.ui.buttons import (
     PLANNED,

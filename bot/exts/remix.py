@@ -16,10 +16,10 @@ from discord.ext import commands
 from bot.ack import acknowledge, at_once, shed
 from bot.adapter import actor_of, declared
 from bot.core.admission import Hold
-from bot.core.conversations import clean_prompt
 from bot.core.errors import ErrorKind, UserFacingError
 from bot.core.models import Turn, TurnKind, TurnRequest, TurnStatus
 from bot.core.policy import Actor
+from bot.core.prompts import clean_prompt
 from bot.exts._bot import BotServices
 from bot.ui.forums import TAG_REQUIRED, forum_tags
 from bot.ui.i18n import t

@@ -232,19 +232,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(list(group) for group in groups)
 
 
-# Cycles left after the adapter's were removed: in the core (conversations.py names
-# `Submissions` under TYPE_CHECKING while submission.py imports `clean_prompt` from it; errors.py
-# names `Usage` under TYPE_CHECKING) and between the doctor and its probe (a function-local
-# import). The list only shrinks: a cycle not listed fails, and so does a listed one that is gone.
-KNOWN_CYCLES = [
-    ["bot.core.conversations", "bot.core.submission"],
-    ["bot.core.errors", "bot.core.models", "bot.core.options"],
-    ["bot.doctor", "bot.doctor_probe"],
-]
-
-
 def test_the_imports_of_bot_form_no_cycle() -> None:
-    assert _cycles(_import_graph(ROOT, "bot")) == KNOWN_CYCLES
+    assert _cycles(_import_graph(ROOT, "bot")) == []
 
 
 def test_the_cycle_check_sees_a_hidden_cycle(tmp_path: Path) -> None:
