@@ -23,6 +23,19 @@ from bot.core.image_models import DEFAULT_IMAGE_MODEL, MAX_FRAMES
 from bot.core.options import Complexity, Moderation, OutputFormat, Quality
 
 
+def listed(value: object) -> object:
+    """A list setting as written in the environment: commas or spaces between the items, or a
+    JSON list; anything else is left for pydantic to check."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part for part in text.replace(",", " ").split() if part]
+    return value
+
+
 class Settings(BaseSettings):
     """Every knob of the bot. Environment variables use the upper-case field names."""
 
@@ -147,14 +160,7 @@ class Settings(BaseSettings):
     @classmethod
     def _split_models(cls, value: object) -> object:
         """`IMAGE_MODELS=gpt-image-2,gpt-image-2.6-flare` (commas or spaces) or a JSON list."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                import json
-
-                return json.loads(text)
-            return [part for part in text.replace(",", " ").split() if part]
-        return value
+        return listed(value)
 
     @field_validator("image_models")
     @classmethod
@@ -215,14 +221,7 @@ class Settings(BaseSettings):
     @classmethod
     def _split_ids(cls, value: object) -> object:
         """`DM_ALLOWED_USERS=123,456` (commas or spaces) as well as a JSON list."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                import json
-
-                return json.loads(text)
-            return [part for part in text.replace(",", " ").split() if part]
-        return value
+        return listed(value)
 
     @field_validator("shard_ids", mode="before")
     @classmethod
