@@ -278,10 +278,12 @@ async def test_cancel_reaches_the_process_that_runs_the_turn(
         assert time.monotonic() < deadline, "the generation never started"
         await asyncio.sleep(0.02)
 
-    who = Actor(user_id=1, guild_id=GUILD, channel_id=CHANNEL)
-    assert await receiver.service.cancel(await receiver.service.turn(running_id), who)  # type: ignore[arg-type]
+    # the waiting turn first: cancelling the running one frees the slot, which the runner
+    # would fill with the waiting turn at once
     bob = Actor(user_id=2, guild_id=GUILD, channel_id=CHANNEL)
     assert await receiver.service.cancel(await receiver.service.turn(waiting_id), bob)  # type: ignore[arg-type]
+    who = Actor(user_id=1, guild_id=GUILD, channel_id=CHANNEL)
+    assert await receiver.service.cancel(await receiver.service.turn(running_id), who)  # type: ignore[arg-type]
 
     assert await until_finished(runner.store, 2) == [TurnStatus.cancelled, TurnStatus.cancelled]
     response_id = (await runner.store.turns.get(running_id)).response_id  # type: ignore[union-attr]
