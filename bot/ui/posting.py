@@ -11,7 +11,7 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -153,13 +153,21 @@ class Poster:
         return await attempt(limit)
 
     @staticmethod
-    async def retrying(call: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
-        """Run a Discord call, retrying 5xx failures (429s are retried by discord.py itself)."""
+    async def retrying(call: Callable[[], Awaitable[T]], attempts: int = 3, *,
+                       files: Sequence[discord.File] = ()) -> T:
+        """Run a Discord call, retrying 5xx failures (429s are retried by discord.py itself).
+        `files` the call uploads are rewound before each try: an upload reads them to the end,
+        and discord.py rewinds only between its own retries, so a second call would send empty
+        files (an image Discord keeps but nobody can open)."""
         for attempt in range(1, attempts):
+            for file in files:
+                file.reset()
             try:
                 return await call()
             except discord.DiscordServerError:
                 await asyncio.sleep(0.5 * attempt)
+        for file in files:
+            file.reset()
         return await call()
 
     async def send_more(self, channel: discord.abc.Messageable, turn: Turn,
@@ -167,10 +175,11 @@ class Poster:
         """Files beyond a message's ten, in further messages (each with its own nonce)."""
         ids = []
         for start in range(0, len(files), MAX_FILES):
+            chunk = files[start:start + MAX_FILES]
             sent = await self.retrying(
-                lambda chunk=files[start:start + MAX_FILES], n=start: channel.send(
+                lambda chunk=chunk, n=start: channel.send(
                     content, files=chunk, allowed_mentions=NO_MENTIONS,
-                    nonce=result_nonce(turn, f"+{n}")))
+                    nonce=result_nonce(turn, f"+{n}")), files=chunk)
             ids.append(sent.id)
         return ids
 
@@ -184,15 +193,13 @@ class Poster:
             raise DeliveryError(ErrorKind.thread_locked, detail="thread locked, no parent channel")
         log.info("Thread of turn %s is locked; posting in its parent channel %s", turn.id, parent_id)
         parent = self.client.get_partial_messageable(parent_id, guild_id=turn.guild_id)
-        for file in files:
-            file.reset()
         sent = await self.retrying(lambda: parent.send(
             content=locked_text(turn, content), files=files,
             nonce=None if nonce is None else f"{nonce}^"[:25],
             allowed_mentions=discord.AllowedMentions(
                 everyone=False, roles=False, users=[discord.Object(turn.author_id)]
             ),
-        ))
+        ), files=files)
         return Placed(sent.id, parent, f"thread locked: shown in parent channel {parent_id}")
 
     async def parent_of(self, thread_id: int) -> int | None:

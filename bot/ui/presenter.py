@@ -272,7 +272,7 @@ class DiscordPresenter:
             sent = await self.poster.retrying(lambda: channel.send(
                 content=content, files=files, view=view, allowed_mentions=NO_MENTIONS,
                 nonce=nonce,
-            ))
+            ), files=files)
         except discord.HTTPException as exc:
             if exc.code != THREAD_LOCKED:
                 raise
@@ -294,7 +294,7 @@ class DiscordPresenter:
                 file.reset()
             await self.poster.retrying(lambda: message.edit(
                 content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS
-            ))
+            ), files=files)
             return Placed(turn.progress_message_id, channel)
         except discord.NotFound as exc:
             if exc.code == 10003:  # the thread itself is gone

@@ -242,12 +242,14 @@ class VariantBoard:
             file.reset()
         if board.message_id is None:
             sent = await self.poster.retrying(lambda: channel.send(
-                content, files=files, view=view, allowed_mentions=NO_MENTIONS, nonce=nonce))
+                content, files=files, view=view, allowed_mentions=NO_MENTIONS, nonce=nonce),
+                files=files)
             board.message_id = sent.id
         else:
             message = channel.get_partial_message(board.message_id)
             await self.poster.retrying(lambda: message.edit(
-                content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS))
+                content=content, attachments=files, view=view, allowed_mentions=NO_MENTIONS),
+                files=files)
 
     async def _move(self, turn: Turn, board: _Board, content: str, files: list[discord.File],
                     view: discord.ui.View | None, code: int) -> None:

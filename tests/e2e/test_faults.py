@@ -1050,3 +1050,26 @@ async def test_reply_the_instant_the_thread_appears_is_not_lost(
     assert read_lineage(image_attachments(messages[1])[0].data) == [
         "a snail on a leaf", "make it purple",
     ]
+
+
+@pytest.mark.one_backend
+async def test_a_result_upload_retried_after_a_5xx_carries_the_whole_image(
+    discord_fake, openai_fake, make_settings
+):
+    """Discord answers the result's upload with a 503 once: the retried upload sends the image
+    again, whole (an upload reads its files to the end; a retry that did not rewind them sent
+    empty files, which Discord keeps as a broken image)."""
+    settings = make_settings(default_partial_images=0, progress_edit_interval=60)
+    openai_fake.latency = 1.0
+    alice = discord_fake.add_user("alice")
+    async with running(settings):
+        thread_id = await start_conversation(discord_fake, alice, "a lighthouse at noon")
+        await wait_response_recorded(discord_fake, settings)
+        await wait_progress_posted(discord_fake, settings)
+        discord_fake.fail_next("PATCH", r"/channels/\d+/messages/\d+$", 503)  # the result's edit
+        [shown] = await wait_results(discord_fake, thread_id, 1, timeout=20)
+    refused = [r for r in discord_fake.request_log
+               if r.method == "PATCH" and r.files and r.status == 503]
+    assert len(refused) == 1
+    assert read_lineage(image_attachments(shown)[0].data) == ["a lighthouse at noon"]
+    assert openai_fake.generations == 1
