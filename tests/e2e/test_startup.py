@@ -173,7 +173,7 @@ async def test_unreachable_openai_only_warns_and_the_bot_serves(discord_fake, op
 # ------------------------------------------------------------------ servers' own keys (issue 21)
 OLD_SECRET = "the operator's first secret, long enough: 0001"
 NEW_SECRET = "the operator's next secret, long enough too: 0002"
-SERVER_KEY = "sk-server-own-key-startup-0123456789"
+SERVER_KEY = "server-own-key-startup-0123456789"  # not a real key format on purpose
 
 
 async def stored_keys(db_path: Path, sealed: dict[int, str]) -> None:
